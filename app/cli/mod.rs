@@ -1,0 +1,109 @@
+//! The headless command line: the same library functions the app uses, so
+//! every result can be reproduced from a shell or a batch job.
+
+mod info;
+mod progress;
+mod render;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use render::{RenderOptions, RenderReport, render_scene};
+
+/// UniDiff Studio: land-cover mapping from hyperspectral and SAR rasters.
+#[derive(Debug, Parser)]
+#[command(name = "unidiff-studio", version, about)]
+pub struct Cli {
+    /// Run on the bundled demo scene (Sentinel-1/2, Sen1Floods11 Spain_7370579).
+    #[arg(long)]
+    pub demo: bool,
+    /// Where `--demo` writes its outputs.
+    #[arg(long, default_value = "out/demo")]
+    pub demo_out: PathBuf,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Describe a raster, `.mat`/`.npy` array or PolSARpro folder.
+    Info(InfoArgs),
+    /// Write the pRGB, PCA and Pauli renderings of a scene.
+    Render(RenderArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// The file or folder.
+    pub file: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Hyperspectral or multispectral cube.
+    #[arg(long)]
+    pub hsi: Option<PathBuf>,
+    /// SAR image (2 bands VV, VH; or a PolSARpro folder).
+    #[arg(long)]
+    pub sar: Option<PathBuf>,
+    /// pRGB bands, 0-based: r,g,b.
+    #[arg(long, value_delimiter = ',', num_args = 3, conflicts_with = "preset")]
+    pub rgb_bands: Option<Vec<usize>>,
+    /// pRGB preset: berlin, augsburg or sentinel2.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Read the SAR values as dB (default: detect).
+    #[arg(long, conflicts_with = "sar_linear")]
+    pub sar_db: bool,
+    /// Read the SAR values as linear intensity (default: detect).
+    #[arg(long)]
+    pub sar_linear: bool,
+    /// Gamma of the dual-pol Pauli rendering (0.8 Berlin, 0.7 Augsburg).
+    #[arg(long, default_value_t = 0.8)]
+    pub gamma: f64,
+    /// Output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// The bundled demo scene (Sentinel-2 as the optical cube, Sentinel-1 VV/VH).
+pub fn demo_paths() -> (PathBuf, PathBuf, PathBuf) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
+    (
+        root.join("Spain_7370579_S2Hand.tif"),
+        root.join("Spain_7370579_S1Hand.tif"),
+        root.join("Spain_7370579_LabelHand.tif"),
+    )
+}
+
+/// Runs the command line; the error is what the user reads.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::Info(args)) => info::run(&args),
+        Some(Command::Render(args)) => render::run(&args),
+        None if cli.demo => {
+            let (hsi, sar, _) = demo_paths();
+            let args = RenderArgs {
+                hsi: Some(hsi),
+                sar: Some(sar),
+                rgb_bands: None,
+                preset: None,
+                sar_db: false,
+                sar_linear: false,
+                gamma: 0.8,
+                out: cli.demo_out,
+            };
+            render::run(&args)
+        }
+        None => {
+            use clap::CommandFactory;
+            Cli::command().print_help()?;
+            println!();
+            Ok(())
+        }
+    }
+}

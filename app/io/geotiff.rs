@@ -1,0 +1,80 @@
+//! Writing georeferenced GeoTIFFs and PNGs of renderings (atomically).
+
+use std::path::Path;
+
+use gdal::DriverManager;
+use gdal::raster::{Buffer, ColorInterpretation, RasterCreationOptions};
+
+use super::atomic::write_atomically;
+use crate::products::Rgb8Image;
+use crate::scene::PixelGrid;
+
+/// Why an output could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("cannot write {path}: {message}")]
+    Failed { path: String, message: String },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+fn failed(path: &Path, e: impl std::fmt::Display) -> WriteError {
+    WriteError::Failed {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Writes an RGB rendering as a 3-band uint8 GeoTIFF with the grid's
+/// geotransform and CRS (deflate-compressed, tiled).
+pub fn write_rgb_geotiff(
+    path: &Path,
+    image: &Rgb8Image,
+    grid: &PixelGrid,
+) -> Result<(), WriteError> {
+    crate::io::raster::init_gdal();
+    write_atomically(path, |tmp| {
+        let driver = DriverManager::get_driver_by_name("GTiff").map_err(|e| failed(path, e))?;
+        let options =
+            RasterCreationOptions::from_iter(["COMPRESS=DEFLATE", "TILED=YES", "PHOTOMETRIC=RGB"]);
+        let (w, h) = (image.width, image.height);
+        let mut ds = driver
+            .create_with_band_type_with_options::<u8, _>(tmp, w, h, 3, &options)
+            .map_err(|e| failed(path, e))?;
+        if let Some(gt) = grid.geo_transform {
+            ds.set_geo_transform(&gt).map_err(|e| failed(path, e))?;
+        }
+        if let Some(wkt) = &grid.crs_wkt {
+            ds.set_projection(wkt).map_err(|e| failed(path, e))?;
+        }
+        let interp = [
+            ColorInterpretation::RedBand,
+            ColorInterpretation::GreenBand,
+            ColorInterpretation::BlueBand,
+        ];
+        for (c, ci) in interp.into_iter().enumerate() {
+            let mut band = ds.rasterband(c + 1).map_err(|e| failed(path, e))?;
+            let mut buf = Buffer::new((w, h), image.channel(c));
+            band.write((0, 0), (w, h), &mut buf)
+                .map_err(|e| failed(path, e))?;
+            band.set_color_interpretation(ci)
+                .map_err(|e| failed(path, e))?;
+        }
+        ds.close().map_err(|e| failed(path, e))
+    })
+}
+
+/// Writes an RGB rendering as a PNG.
+pub fn write_rgb_png(path: &Path, image: &Rgb8Image) -> Result<(), WriteError> {
+    write_atomically(path, |tmp| {
+        image::save_buffer_with_format(
+            tmp,
+            &image.data,
+            image.width as u32,
+            image.height as u32,
+            image::ExtendedColorType::Rgb8,
+            image::ImageFormat::Png,
+        )
+        .map_err(|e| failed(path, e))
+    })
+}

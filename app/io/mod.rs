@@ -1,0 +1,16 @@
+//! Reading and writing files: GDAL rasters (GeoTIFF, ENVI, HDF5/NetCDF
+//! subdatasets, PolSARpro folders), the benchmark's MATLAB `.mat` files and
+//! NumPy `.npy` label arrays, into scene layers on one pixel grid.
+
+pub mod atomic;
+pub mod error;
+pub mod geotiff;
+pub mod mat;
+pub mod npy;
+pub mod open;
+pub mod polsar;
+pub mod raster;
+pub mod wavelength;
+
+pub use error::ReadError;
+pub use open::{SarScaleChoice, open_hsi, open_labels, open_sar};

@@ -1,0 +1,284 @@
+//! Opening a file as a scene layer: picks the reader by what the path is
+//! (PolSARpro folder, `.mat`, `.npy`, anything else through GDAL) and turns
+//! its samples into an HSI cube, a SAR image or a label image.
+
+use std::path::Path;
+
+use super::error::ReadError;
+use super::mat::{self, GridArray};
+use super::{npy, polsar, raster};
+use crate::scene::{HsiCube, LabelImage, PixelGrid, PowerScale, SarImage, SarKind};
+
+/// MATLAB variable names of the benchmark, in the order they are tried.
+pub const MAT_HSI_VARS: &[&str] = &["data_HS_LR", "data_HS_HR", "data_HS", "HSI", "hsi"];
+pub const MAT_SAR_VARS: &[&str] = &["data_SAR_HR", "data_SAR", "SAR", "sar"];
+pub const MAT_LABEL_VARS: &[&str] = &["TrainImage", "TestImage", "label", "labels", "gt"];
+
+/// How to read SAR values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SarScaleChoice {
+    /// Decide from metadata, the file name and the data.
+    #[default]
+    Auto,
+    Linear,
+    Db,
+}
+
+fn extension(path: &Path) -> String {
+    path.extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+fn array_of(path: &Path, mat_vars: &[&str]) -> Result<Option<GridArray>, ReadError> {
+    match extension(path).as_str() {
+        "mat" => mat::read_variable(path, mat_vars).map(Some),
+        "npy" => npy::read_npy(path).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Opens an optical cube (hyperspectral or multispectral).
+pub fn open_hsi(path: &Path) -> Result<HsiCube, ReadError> {
+    let cube = match array_of(path, MAT_HSI_VARS)? {
+        Some(mut a) => {
+            raster::mask_invalid(&mut a.data, None);
+            HsiCube {
+                grid: PixelGrid::plain(a.width, a.height),
+                bands: a.bands,
+                data: a.data,
+                wavelengths_nm: None,
+                band_names: vec![String::new(); a.bands],
+            }
+        }
+        None => {
+            let (header, data) = raster::read_bands(path, None)?;
+            HsiCube {
+                grid: header.grid,
+                bands: header.band_count,
+                data,
+                wavelengths_nm: header.wavelengths_nm,
+                band_names: header.band_names,
+            }
+        }
+    };
+    if cube.data.iter().all(|v| v.is_nan()) {
+        return Err(ReadError::format(
+            path,
+            "every sample is nodata or NaN; nothing to show",
+        ));
+    }
+    Ok(cube)
+}
+
+fn looks_like_db_name(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    lower
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|token| token == "db" || token == "decibel" || token == "decibels")
+}
+
+/// Decides whether SAR values are dB, and says why.
+fn decide_scale(
+    choice: SarScaleChoice,
+    hints: &[String],
+    c11: &[f32],
+    c22: &[f32],
+) -> (PowerScale, String) {
+    match choice {
+        SarScaleChoice::Db => return (PowerScale::Db, "chosen by the user".to_string()),
+        SarScaleChoice::Linear => return (PowerScale::Linear, "chosen by the user".to_string()),
+        SarScaleChoice::Auto => {}
+    }
+    if let Some(h) = hints.iter().find(|h| looks_like_db_name(h)) {
+        return (
+            PowerScale::Db,
+            format!("metadata or file name says dB ('{h}')"),
+        );
+    }
+    let negatives = c11.iter().chain(c22).filter(|v| **v < 0.0).count();
+    if negatives > 0 {
+        return (
+            PowerScale::Db,
+            format!(
+                "{negatives} negative values: intensities cannot be negative, so the data is in dB"
+            ),
+        );
+    }
+    (
+        PowerScale::Linear,
+        "no dB hint and no negative values: read as linear intensity".to_string(),
+    )
+}
+
+fn to_linear(values: &[f32], scale: PowerScale) -> Vec<f64> {
+    values
+        .iter()
+        .map(|&v| {
+            let v = f64::from(v);
+            match scale {
+                PowerScale::Db => 10f64.powf(v / 10.0),
+                PowerScale::Linear => v,
+            }
+        })
+        .collect()
+}
+
+/// Picks (co-pol, cross-pol) band indices from band names, else (0, 1).
+fn dual_pol_bands(names: &[String]) -> (usize, usize, String) {
+    let find = |keys: &[&str]| {
+        names.iter().position(|n| {
+            let up = n.to_ascii_uppercase();
+            keys.iter().any(|k| {
+                up.split(|c: char| !c.is_ascii_alphanumeric())
+                    .any(|t| t == *k || t.starts_with(&format!("SIGMA0{k}")))
+            })
+        })
+    };
+    match (find(&["VV", "HH"]), find(&["VH", "HV"])) {
+        (Some(co), Some(cross)) if co != cross => (
+            co,
+            cross,
+            format!(
+                "bands {} (co-pol) and {} (cross-pol) by name",
+                co + 1,
+                cross + 1
+            ),
+        ),
+        _ => (
+            0,
+            1,
+            "bands 1 (co-pol, VV) and 2 (cross-pol, VH) by position".to_string(),
+        ),
+    }
+}
+
+/// Opens a SAR image: a PolSARpro folder, a benchmark `.mat` (bands 0 and 1),
+/// or a raster of at least two bands (VV, VH; linear or dB).
+pub fn open_sar(path: &Path, choice: SarScaleChoice) -> Result<SarImage, ReadError> {
+    if path.is_dir() {
+        return polsar::read_polsar_folder(path);
+    }
+    let mut hints = vec![
+        path.file_name()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default(),
+    ];
+    let (grid, data, bands, band_note) = match array_of(path, MAT_SAR_VARS)? {
+        Some(mut a) => {
+            raster::mask_invalid(&mut a.data, None);
+            (
+                PixelGrid::plain(a.width, a.height),
+                a.data,
+                a.bands,
+                "bands 1 and 2 of the array".to_string(),
+            )
+        }
+        None => {
+            let header = raster::read_header(path)?;
+            if header.band_count < 2 {
+                return Err(ReadError::format(
+                    path,
+                    format!(
+                        "SAR needs two polarisations (VV and VH, or HH and HV); the file has {} band(s)",
+                        header.band_count
+                    ),
+                ));
+            }
+            let (co, cross, note) = dual_pol_bands(&header.band_names);
+            let (header, data) = raster::read_bands(path, Some(&[co, cross]))?;
+            hints.extend(header.band_names.iter().cloned());
+            (header.grid, data, 2, note)
+        }
+    };
+    if bands < 2 {
+        return Err(ReadError::format(
+            path,
+            format!("SAR needs two polarisations; the array has {bands} band(s)"),
+        ));
+    }
+    let n = grid.len();
+    let (c11, c22) = (&data[..n], &data[n..2 * n]);
+    if c11.iter().all(|v| v.is_nan()) || c22.iter().all(|v| v.is_nan()) {
+        return Err(ReadError::format(
+            path,
+            "a SAR band has no valid samples (all nodata or NaN)",
+        ));
+    }
+    let (scale, reason) = decide_scale(choice, &hints, c11, c22);
+    let kind = SarKind::DualPol {
+        c11: to_linear(c11, scale),
+        c22: to_linear(c22, scale),
+    };
+    Ok(SarImage {
+        grid,
+        kind,
+        source_scale: scale,
+        scale_reason: format!("{reason}; {band_note}"),
+    })
+}
+
+/// Turns label samples into classes: nodata, NaN and negative values become 0
+/// (unlabelled); anything not an integer in 0..=255 is refused.
+fn classes_from(path: &Path, values: &[f32]) -> Result<Vec<u8>, ReadError> {
+    let mut out = Vec::with_capacity(values.len());
+    for &v in values {
+        if v.is_nan() || v < 0.0 {
+            out.push(0);
+        } else if v.fract() != 0.0 || v > 255.0 {
+            return Err(ReadError::format(
+                path,
+                format!("label value {v} is not a class number in 0..255"),
+            ));
+        } else {
+            out.push(v as u8);
+        }
+    }
+    Ok(out)
+}
+
+/// Opens a label image (GeoTIFF or any GDAL raster, `.mat`, `.npy`).
+pub fn open_labels(path: &Path) -> Result<LabelImage, ReadError> {
+    let (grid, values) = match array_of(path, MAT_LABEL_VARS)? {
+        Some(a) => (
+            PixelGrid::plain(a.width, a.height),
+            a.data[..a.width * a.height].to_vec(),
+        ),
+        None => {
+            let (header, data) = raster::read_bands(path, Some(&[0]))?;
+            (header.grid, data)
+        }
+    };
+    Ok(LabelImage {
+        data: classes_from(path, &values)?,
+        grid,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn db_is_detected_from_names_and_negative_values() {
+        let pos = [0.1f32, 0.2];
+        let (s, why) = decide_scale(SarScaleChoice::Auto, &["x_norm_db.tif".into()], &pos, &pos);
+        assert_eq!(s, PowerScale::Db, "{why}");
+        let (s, _) = decide_scale(SarScaleChoice::Auto, &["s1.tif".into()], &[-12.0], &pos);
+        assert_eq!(s, PowerScale::Db);
+        let (s, _) = decide_scale(SarScaleChoice::Auto, &["s1.tif".into()], &pos, &pos);
+        assert_eq!(s, PowerScale::Linear);
+        let (s, why) = decide_scale(SarScaleChoice::Linear, &["a_db.tif".into()], &[-1.0], &pos);
+        assert_eq!(s, PowerScale::Linear);
+        assert!(why.contains("user"));
+    }
+
+    #[test]
+    fn polarisations_are_found_by_name() {
+        let names = vec!["VH".to_string(), "VV".to_string()];
+        let (co, cross, _) = dual_pol_bands(&names);
+        assert_eq!((co, cross), (1, 0));
+        let (co, cross, _) = dual_pol_bands(&["".to_string(), "".to_string()]);
+        assert_eq!((co, cross), (0, 1));
+    }
+}

@@ -1,0 +1,296 @@
+//! Any raster GDAL opens, as a header (size, bands, type, georeference,
+//! wavelengths) and as band-sequential f32 samples with invalid values as NaN.
+
+use std::path::{Path, PathBuf};
+
+use gdal::Dataset;
+use gdal::Metadata;
+use gdal::raster::GdalDataType;
+
+use super::error::ReadError;
+use super::wavelength;
+use crate::scene::PixelGrid;
+
+/// What a raster file holds, read without its samples.
+#[derive(Debug, Clone)]
+pub struct RasterHeader {
+    pub path: PathBuf,
+    pub driver: String,
+    pub grid: PixelGrid,
+    pub band_count: usize,
+    /// GDAL type name of band 1 ("Float32", "Int16", ...).
+    pub dtype: String,
+    /// Nodata value of band 1, if any.
+    pub nodata: Option<f64>,
+    pub band_names: Vec<String>,
+    pub wavelengths_nm: Option<Vec<f64>>,
+    /// How the wavelength units were decided.
+    pub wavelength_source: Option<String>,
+    /// Scale factors GDAL reports per band (not applied to the samples).
+    pub scales: Vec<Option<f64>>,
+    /// (name, description) of subdatasets (HDF5, NetCDF containers).
+    pub subdatasets: Vec<(String, String)>,
+}
+
+/// Configures GDAL once: a bounded block cache (the cube is held by us, so
+/// GDAL's own cache need not be large) and errors returned rather than printed.
+pub fn init_gdal() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = gdal::config::set_config_option("GDAL_CACHEMAX", "128");
+        gdal::config::set_error_handler(|_class, _code, _msg| {});
+    });
+}
+
+fn open_dataset(path: &Path) -> Result<Dataset, ReadError> {
+    init_gdal();
+    let name = path.to_string_lossy();
+    let is_gdal_syntax = name.contains(':') && !path.exists();
+    if !is_gdal_syntax && !path.exists() {
+        return Err(ReadError::NotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    Dataset::open(path).map_err(|e| ReadError::NotARaster {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+fn subdatasets(ds: &Dataset) -> Vec<(String, String)> {
+    let items = ds.metadata_domain("SUBDATASETS").unwrap_or_default();
+    let mut names = Vec::new();
+    let mut descs = Vec::new();
+    for item in items {
+        if let Some((k, v)) = item.split_once('=') {
+            if k.ends_with("_NAME") {
+                names.push(v.to_string());
+            } else if k.ends_with("_DESC") {
+                descs.push(v.to_string());
+            }
+        }
+    }
+    names
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| (n, descs.get(i).cloned().unwrap_or_default()))
+        .collect()
+}
+
+fn read_wavelengths(ds: &Dataset, band_count: usize) -> (Option<Vec<f64>>, Option<String>) {
+    // Per-band metadata first.
+    let mut values = Vec::with_capacity(band_count);
+    let mut units: Option<String> = None;
+    for b in 1..=band_count {
+        let Ok(band) = ds.rasterband(b) else { break };
+        let w = band
+            .metadata_item("wavelength", "")
+            .or_else(|| band.metadata_item("WAVELENGTH", ""))
+            .and_then(|s| s.trim().parse::<f64>().ok());
+        match w {
+            Some(w) => values.push(w),
+            None => break,
+        }
+        if units.is_none() {
+            units = band
+                .metadata_item("wavelength_units", "")
+                .or_else(|| band.metadata_item("WAVELENGTH_UNITS", ""));
+        }
+    }
+    if values.len() == band_count && band_count > 0 {
+        let (nm, why) = wavelength::to_nm(&values, units.as_deref());
+        return (Some(nm), Some(format!("band metadata, {why}")));
+    }
+    // The ENVI header's list.
+    let list = ds
+        .metadata_item("wavelength", "ENVI")
+        .and_then(|s| wavelength::parse_envi_list(&s));
+    if let Some(list) = list.filter(|l| l.len() == band_count && band_count > 0) {
+        let units = ds.metadata_item("wavelength_units", "ENVI");
+        let (nm, why) = wavelength::to_nm(&list, units.as_deref());
+        return (Some(nm), Some(format!("ENVI header, {why}")));
+    }
+    (None, None)
+}
+
+fn crs_of(ds: &Dataset) -> (Option<String>, Option<String>) {
+    let wkt = ds.projection();
+    if wkt.trim().is_empty() {
+        return (None, None);
+    }
+    let name = ds
+        .spatial_ref()
+        .ok()
+        .and_then(|srs| match (srs.auth_name(), srs.auth_code()) {
+            (Some(a), Ok(c)) => Some(format!("{a}:{c}")),
+            _ => srs.name(),
+        });
+    (Some(wkt), name)
+}
+
+fn header_of(path: &Path, ds: &Dataset) -> RasterHeader {
+    let (width, height) = ds.raster_size();
+    let band_count = ds.raster_count();
+    let (crs_wkt, crs_name) = crs_of(ds);
+    // GDAL reports a unit transform for files without georeference (ENVI
+    // headers without `map info` give (0, 1, 0, 0, 0, -1)): not a georeference.
+    let geo_transform = ds.geo_transform().ok().filter(|gt| {
+        let unit = gt[0] == 0.0
+            && gt[1] == 1.0
+            && gt[2] == 0.0
+            && gt[3] == 0.0
+            && gt[4] == 0.0
+            && gt[5].abs() == 1.0;
+        !(unit && crs_wkt.is_none())
+    });
+    let mut band_names = Vec::with_capacity(band_count);
+    let mut scales = Vec::with_capacity(band_count);
+    let mut dtype = String::new();
+    let mut nodata = None;
+    for b in 1..=band_count {
+        if let Ok(band) = ds.rasterband(b) {
+            if b == 1 {
+                dtype = band.band_type().name();
+                nodata = band.no_data_value();
+            }
+            band_names.push(band.description().unwrap_or_default());
+            scales.push(band.scale());
+        }
+    }
+    let (wavelengths_nm, wavelength_source) = read_wavelengths(ds, band_count);
+    RasterHeader {
+        path: path.to_path_buf(),
+        driver: ds.driver().short_name(),
+        grid: PixelGrid {
+            width,
+            height,
+            geo_transform,
+            crs_wkt,
+            crs_name,
+        },
+        band_count,
+        dtype,
+        nodata,
+        band_names,
+        wavelengths_nm,
+        wavelength_source,
+        scales,
+        subdatasets: subdatasets(ds),
+    }
+}
+
+/// Reads the header of a raster without its samples.
+pub fn read_header(path: &Path) -> Result<RasterHeader, ReadError> {
+    let ds = open_dataset(path)?;
+    Ok(header_of(path, &ds))
+}
+
+/// ENVI rasters: refuse data files shorter than their header says (GDAL would
+/// otherwise read zeros past the end).
+fn check_envi_size(path: &Path, ds: &Dataset, header: &RasterHeader) -> Result<(), ReadError> {
+    if header.driver != "ENVI" {
+        return Ok(());
+    }
+    let data = ds
+        .rasterband(1)
+        .ok()
+        .map(|_| path.to_path_buf())
+        .unwrap_or_else(|| path.to_path_buf());
+    let offset = ds
+        .metadata_item("header_offset", "ENVI")
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let bytes = GdalDataType::from_name(&header.dtype)
+        .map(|t| t.bytes() as u64)
+        .unwrap_or(1);
+    let expected = offset + (header.grid.len() as u64) * (header.band_count as u64) * bytes;
+    let actual = std::fs::metadata(&data).map(|m| m.len()).unwrap_or(0);
+    if actual < expected {
+        return Err(ReadError::EnviSizeMismatch {
+            path: path.to_path_buf(),
+            data,
+            expected,
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// Reads the given 0-based bands (all when `bands` is None) as band-sequential
+/// f32, with each band's nodata value and non-finite samples set to NaN.
+pub fn read_bands(
+    path: &Path,
+    bands: Option<&[usize]>,
+) -> Result<(RasterHeader, Vec<f32>), ReadError> {
+    let ds = open_dataset(path)?;
+    let header = header_of(path, &ds);
+    if header.band_count == 0 {
+        if !header.subdatasets.is_empty() {
+            let list = header
+                .subdatasets
+                .iter()
+                .map(|(n, d)| format!("  {n}  ({d})"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            return Err(ReadError::Subdatasets {
+                path: path.to_path_buf(),
+                count: header.subdatasets.len(),
+                list,
+            });
+        }
+        return Err(ReadError::format(path, "the raster has no bands"));
+    }
+    check_envi_size(path, &ds, &header)?;
+    let all: Vec<usize> = (0..header.band_count).collect();
+    let wanted = bands.unwrap_or(&all);
+    if let Some(&bad) = wanted.iter().find(|&&b| b >= header.band_count) {
+        return Err(ReadError::format(
+            path,
+            format!(
+                "band {} requested, but the raster has {} bands",
+                bad + 1,
+                header.band_count
+            ),
+        ));
+    }
+    let n = header.grid.len();
+    let (w, h) = (header.grid.width, header.grid.height);
+    let mut data = vec![0f32; n * wanted.len()];
+    for (slot, &b) in wanted.iter().enumerate() {
+        let band_error = |message: String| ReadError::BandRead {
+            path: path.to_path_buf(),
+            band: b + 1,
+            message,
+        };
+        let band = ds
+            .rasterband(b + 1)
+            .map_err(|e| band_error(e.to_string()))?;
+        let out = &mut data[slot * n..(slot + 1) * n];
+        band.read_into_slice::<f32>((0, 0), (w, h), (w, h), out, None)
+            .map_err(|e| band_error(e.to_string()))?;
+        let nodata = band.no_data_value();
+        mask_invalid(out, nodata);
+    }
+    Ok((header, data))
+}
+
+/// Sets non-finite samples and those equal to `nodata` to NaN.
+pub fn mask_invalid(values: &mut [f32], nodata: Option<f64>) {
+    match nodata {
+        Some(nd) if nd.is_finite() => {
+            let nd = nd as f32;
+            for v in values.iter_mut() {
+                if *v == nd || !v.is_finite() {
+                    *v = f32::NAN;
+                }
+            }
+        }
+        _ => {
+            for v in values.iter_mut() {
+                if !v.is_finite() {
+                    *v = f32::NAN;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Land-cover accuracy figures of method.md section 8: the confusion matrix
+//! over test-labelled pixels and OA, AA, kappa, mF1, mIoU with per-class
+//! recall, precision, F1 and IoU, equal to scikit-learn's.
+
+pub mod confusion;
+pub mod summary;
+
+pub use confusion::ConfusionMatrix;
+pub use summary::{ClassScores, MetricsSummary};

@@ -1,0 +1,233 @@
+//! The PCA modality: 3 principal components of the spectra, fitted in f64
+//! over pixels whose spectrum is complete and not all zero, centred and not
+//! whitened, with scikit-learn's sign rule; each component stretched p2/p98
+//! over the fitted pixels. Unfitted pixels are 0.
+//!
+//! The covariance is accumulated chunk by chunk from mean-centred f64 copies
+//! (a few MB at a time), so memory stays near the cube's own size, and the
+//! centring before the product avoids the cancellation of X^T X - n m m^T.
+
+use faer::linalg::matmul::triangular::{BlockStructure, matmul};
+use faer::{Accum, Mat, MatRef, Par, Side};
+use serde::Serialize;
+
+use super::error::ProductError;
+use super::image::{ChannelStretch, Rgb8Image};
+use super::percentile::percentiles_in_place;
+use super::stretch::{quantize, unit_from_percentiles};
+use crate::scene::HsiCube;
+
+/// Pixels per covariance chunk.
+const CHUNK: usize = 8192;
+
+/// A fitted PCA, as scikit-learn reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PcaFit {
+    /// Cube bands the fit used (bands with no valid sample are left out).
+    pub bands_used: Vec<usize>,
+    /// Bands left out because they hold no valid sample.
+    pub bands_excluded: Vec<usize>,
+    /// Pixels the fit used.
+    pub n_fit_pixels: usize,
+    pub mean: Vec<f64>,
+    /// Rows = components, columns = `bands_used`.
+    pub components: Vec<Vec<f64>>,
+    pub explained_variance: Vec<f64>,
+    pub explained_variance_ratio: Vec<f64>,
+    pub singular_values: Vec<f64>,
+}
+
+/// Which pixels enter the fit: every used band valid, not all zero.
+fn fit_mask(cube: &HsiCube, bands: &[usize]) -> Vec<bool> {
+    let n = cube.grid.len();
+    let mut valid = vec![true; n];
+    let mut nonzero = vec![false; n];
+    for &b in bands {
+        for (i, &v) in cube.band(b).iter().enumerate() {
+            valid[i] &= !v.is_nan();
+            nonzero[i] |= v != 0.0;
+        }
+    }
+    valid
+        .iter()
+        .zip(&nonzero)
+        .map(|(v, nz)| *v && *nz)
+        .collect()
+}
+
+/// Fits `n_components` principal components.
+pub fn fit_pca(cube: &HsiCube, n_components: usize) -> Result<(PcaFit, Vec<bool>), ProductError> {
+    let (bands_used, bands_excluded): (Vec<usize>, Vec<usize>) =
+        (0..cube.bands).partition(|&b| !cube.band_is_empty(b));
+    let nb = bands_used.len();
+    if nb < 2 || nb < n_components {
+        return Err(ProductError::TooFewBands { usable: nb });
+    }
+    let mask = fit_mask(cube, &bands_used);
+    let n_fit = mask.iter().filter(|m| **m).count();
+    if n_fit < 2 {
+        return Err(ProductError::NoValidPixels);
+    }
+    let mean: Vec<f64> = bands_used
+        .iter()
+        .map(|&b| {
+            let s: f64 = cube
+                .band(b)
+                .iter()
+                .zip(&mask)
+                .filter(|(_, m)| **m)
+                .map(|(v, _)| f64::from(*v))
+                .sum();
+            s / n_fit as f64
+        })
+        .collect();
+
+    // Lower triangle of the scatter matrix of the centred data.
+    let mut scatter = Mat::<f64>::zeros(nb, nb);
+    let mut buf = vec![0f64; CHUNK * nb];
+    let mut rows: Vec<usize> = Vec::with_capacity(CHUNK);
+    let n = cube.grid.len();
+    let mut start = 0;
+    while start < n {
+        rows.clear();
+        let mut end = start;
+        while end < n && rows.len() < CHUNK {
+            if mask[end] {
+                rows.push(end);
+            }
+            end += 1;
+        }
+        let m = rows.len();
+        if m > 0 {
+            for (j, &b) in bands_used.iter().enumerate() {
+                let band = cube.band(b);
+                let col = &mut buf[j * CHUNK..j * CHUNK + m];
+                let mu = mean[j];
+                if m == end - start {
+                    for (dst, &v) in col.iter_mut().zip(&band[start..end]) {
+                        *dst = f64::from(v) - mu;
+                    }
+                } else {
+                    for (dst, &r) in col.iter_mut().zip(&rows) {
+                        *dst = f64::from(band[r]) - mu;
+                    }
+                }
+            }
+            let x = MatRef::from_column_major_slice_with_stride(&buf[..], m, nb, CHUNK);
+            matmul(
+                scatter.as_mut(),
+                BlockStructure::TriangularLower,
+                Accum::Add,
+                x.transpose(),
+                BlockStructure::Rectangular,
+                x,
+                BlockStructure::Rectangular,
+                1.0,
+                Par::rayon(0),
+            );
+        }
+        start = end;
+    }
+    let denom = (n_fit - 1) as f64;
+    let cov = Mat::<f64>::from_fn(nb, nb, |i, j| {
+        let (r, c) = if i >= j { (i, j) } else { (j, i) };
+        scatter[(r, c)] / denom
+    });
+    let eig = cov
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|e| ProductError::Invalid(format!("PCA eigendecomposition failed: {e:?}")))?;
+    let values = eig.S().column_vector();
+    let vectors = eig.U();
+    // Ascending from faer; sklearn reports descending, clipped at 0.
+    let all: Vec<f64> = (0..nb).rev().map(|k| values[k].max(0.0)).collect();
+    let total: f64 = all.iter().sum();
+    let mut components = Vec::with_capacity(n_components);
+    for k in 0..n_components {
+        let col = nb - 1 - k;
+        let mut v: Vec<f64> = (0..nb).map(|r| vectors[(r, col)]).collect();
+        // sklearn's svd_flip (u_based_decision=False): the entry of largest
+        // magnitude (first one on ties) is made positive.
+        let mut arg = 0;
+        for (i, x) in v.iter().enumerate() {
+            if x.abs() > v[arg].abs() {
+                arg = i;
+            }
+        }
+        if v[arg] < 0.0 {
+            v.iter_mut().for_each(|x| *x = -*x);
+        }
+        components.push(v);
+    }
+    let explained_variance: Vec<f64> = all[..n_components].to_vec();
+    let fit = PcaFit {
+        bands_used,
+        bands_excluded,
+        n_fit_pixels: n_fit,
+        mean,
+        explained_variance_ratio: explained_variance.iter().map(|v| v / total).collect(),
+        singular_values: explained_variance
+            .iter()
+            .map(|v| (v * denom).sqrt())
+            .collect(),
+        explained_variance,
+        components,
+    };
+    Ok((fit, mask))
+}
+
+/// Scores (x - mean) . component of every fitted pixel, per component.
+pub fn project(cube: &HsiCube, fit: &PcaFit, mask: &[bool]) -> Vec<Vec<f64>> {
+    let fitted: Vec<usize> = (0..mask.len()).filter(|&i| mask[i]).collect();
+    fit.components
+        .iter()
+        .map(|comp| {
+            let mut scores = vec![0f64; fitted.len()];
+            for (j, &b) in fit.bands_used.iter().enumerate() {
+                let (w, mu) = (comp[j], fit.mean[j]);
+                let band = cube.band(b);
+                for (s, &i) in scores.iter_mut().zip(&fitted) {
+                    *s += (f64::from(band[i]) - mu) * w;
+                }
+            }
+            scores
+        })
+        .collect()
+}
+
+/// Fits the PCA and renders PC1..PC3 as R, G, B.
+pub fn render_pca(cube: &HsiCube) -> Result<(Rgb8Image, PcaFit), ProductError> {
+    let (fit, mask) = fit_pca(cube, 3)?;
+    let scores = project(cube, &fit, &mask);
+    let n = cube.grid.len();
+    let mut data = vec![0u8; 3 * n];
+    let mut stretch = Vec::with_capacity(3);
+    for (c, s) in scores.iter().enumerate() {
+        let mut tmp = s.clone();
+        let p = percentiles_in_place(&mut tmp, &[2.0, 98.0]).ok_or(ProductError::NoValidPixels)?;
+        let (p2, p98) = (p[0], p[1]);
+        let mut k = 0;
+        for (i, m) in mask.iter().enumerate() {
+            if *m {
+                data[3 * i + c] = quantize(unit_from_percentiles(s[k], p2, p98));
+                k += 1;
+            }
+        }
+        stretch.push(ChannelStretch {
+            channel: ["R", "G", "B"][c],
+            source: format!("PC{}", c + 1),
+            p2,
+            p98,
+            samples: s.len(),
+            exact: true,
+        });
+    }
+    Ok((
+        Rgb8Image {
+            width: cube.grid.width,
+            height: cube.grid.height,
+            data,
+            stretch,
+        },
+        fit,
+    ))
+}

@@ -1,0 +1,14 @@
+//! The data of one study area: a pixel grid with its georeference, the HSI cube,
+//! the SAR image and label layers. Knows nothing of files or rendering.
+
+pub mod assemble;
+pub mod cube;
+pub mod grid;
+pub mod labels;
+pub mod sar;
+
+pub use assemble::Scene;
+pub use cube::HsiCube;
+pub use grid::{GridMismatch, PixelGrid};
+pub use labels::LabelImage;
+pub use sar::{PowerScale, SarImage, SarKind};

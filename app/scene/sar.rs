@@ -1,0 +1,52 @@
+//! The SAR layer of a scene as linear intensities: the dual-pol covariance
+//! diagonal (C11 = VV, C22 = VH) the method uses, or the quad-pol coherency
+//! diagonal (T11, T22, T33) for the classic Pauli rendering.
+
+use super::grid::PixelGrid;
+
+/// How the values of a SAR file were stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerScale {
+    /// Linear power / intensity.
+    Linear,
+    /// Decibels: linear = 10^(x/10).
+    Db,
+}
+
+/// The polarimetric content of a SAR layer; all values are linear intensities,
+/// row-major, NaN where invalid. Held in f64: the conversion from dB is done
+/// once, in double precision, as the reference rendering does.
+#[derive(Debug, Clone)]
+pub enum SarKind {
+    /// C11 (co-pol, VV or HH) and C22 (cross-pol, VH or HV).
+    DualPol { c11: Vec<f64>, c22: Vec<f64> },
+    /// Diagonal of the Pauli coherency matrix T3:
+    /// T11 = |HH+VV|^2/2, T22 = |HH-VV|^2/2, T33 = 2|HV|^2.
+    QuadPol {
+        t11: Vec<f64>,
+        t22: Vec<f64>,
+        t33: Vec<f64>,
+    },
+}
+
+/// A SAR image on a pixel grid.
+#[derive(Debug, Clone)]
+pub struct SarImage {
+    pub grid: PixelGrid,
+    pub kind: SarKind,
+    /// The scale the source file was in (the data held here is always linear).
+    pub source_scale: PowerScale,
+    /// Why that scale was chosen (metadata, data range, or the user's choice).
+    pub scale_reason: String,
+}
+
+impl SarImage {
+    /// "dual-pol" or "quad-pol".
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            SarKind::DualPol { .. } => "dual-pol",
+            SarKind::QuadPol { .. } => "quad-pol",
+        }
+    }
+}

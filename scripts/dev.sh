@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# One entry point for the README's two set-up commands, on Debian 12 as root
+# (or with sudo):
+#   bash scripts/dev.sh demo   install what is missing, run the app on its demo
+#   bash scripts/dev.sh test   install what is missing, run every check and test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages the build and the tests need.
+PACKAGES=(pkg-config libgdal-dev gdal-bin build-essential)
+
+need_install=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_install+=("$p")
+done
+if [ ${#need_install[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "installing: ${need_install[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_install[@]}"
+fi
+
+# The Rust toolchain (rustup) with rustfmt and clippy.
+if ! command -v cargo >/dev/null 2>&1; then
+  [ -x "$HOME/.cargo/bin/cargo" ] || curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+  # shellcheck disable=SC1091
+  . "$HOME/.cargo/env"
+fi
+if command -v rustup >/dev/null 2>&1; then
+  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+fi
+
+case "${1:-}" in
+  demo)
+    cargo run --release -- --demo
+    ;;
+  test)
+    cargo fmt --check
+    cargo clippy --all-targets -- -D warnings
+    cargo test
+    ;;
+  *)
+    echo "usage: bash scripts/dev.sh demo|test" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,168 @@
+//! Bad input gives a typed error with a readable message, never a panic; one
+//! test per case.
+
+mod common;
+
+use std::io::Write;
+
+use common::{demo, shared_data};
+use unidiff_studio::io::{ReadError, SarScaleChoice, open_hsi, open_labels, open_sar};
+use unidiff_studio::products::ProductError;
+use unidiff_studio::products::pca::render_pca;
+use unidiff_studio::products::prgb::render_prgb;
+use unidiff_studio::scene::{HsiCube, PixelGrid, Scene};
+
+#[test]
+fn missing_file() {
+    let err = open_hsi(std::path::Path::new("/nonexistent/cube.tif")).unwrap_err();
+    assert!(matches!(err, ReadError::NotFound { .. }), "{err:?}");
+    assert!(err.to_string().contains("no such file"), "{err}");
+}
+
+#[test]
+fn truncated_geotiff() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(demo("Spain_7370579_S2Hand.tif")).unwrap();
+    let cut = dir.path().join("cut.tif");
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    let err = open_hsi(&cut).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ReadError::BandRead { .. } | ReadError::NotARaster { .. }
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("cut.tif"), "{text}");
+}
+
+#[test]
+fn envi_header_larger_than_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("cube.bin");
+    std::fs::write(&bin, vec![0u8; 4 * 10 * 10]).unwrap(); // 10 x 10 x 1 float32
+    let mut hdr = std::fs::File::create(dir.path().join("cube.hdr")).unwrap();
+    writeln!(
+        hdr,
+        "ENVI\nsamples = 10\nlines = 20\nbands = 2\nheader offset = 0\nfile type = ENVI Standard\ndata type = 4\ninterleave = bsq\nbyte order = 0"
+    )
+    .unwrap();
+    drop(hdr);
+    let err = open_hsi(&bin).unwrap_err();
+    match &err {
+        ReadError::EnviSizeMismatch {
+            expected, actual, ..
+        } => {
+            assert_eq!((*expected, *actual), (1600, 400));
+        }
+        ReadError::NotARaster { .. } => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(err.to_string().contains("cube.bin"), "{err}");
+}
+
+#[test]
+fn hsi_and_sar_on_different_grids() {
+    let hsi = open_hsi(&shared_data(
+        "enmap_potsdam/images/enmap_potsdam_tile_64_0.tif",
+    ))
+    .unwrap();
+    let sar = open_sar(&demo("Spain_7370579_S1Hand.tif"), SarScaleChoice::Auto).unwrap();
+    let err = Scene::from_layers(Some(hsi), Some(sar), None, None).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("HSI: 32 rows x 32 cols"), "{text}");
+    assert!(text.contains("SAR: 512 rows x 512 cols"), "{text}");
+}
+
+#[test]
+fn same_size_but_shifted_grids() {
+    let a = open_hsi(&shared_data(
+        "enmap_potsdam/images/enmap_potsdam_tile_64_0.tif",
+    ))
+    .unwrap();
+    let b = open_labels(&shared_data(
+        "enmap_potsdam/labels/enmap_potsdam_tile_96_32.tif",
+    ))
+    .unwrap();
+    let err = Scene::from_layers(Some(a), None, Some(b), None).unwrap_err();
+    assert!(err.to_string().contains("different geotransforms"), "{err}");
+}
+
+#[test]
+fn one_band_cube_asked_for_pca() {
+    let cube = HsiCube {
+        grid: PixelGrid::plain(4, 4),
+        bands: 1,
+        data: (0..16).map(|v| v as f32).collect(),
+        wavelengths_nm: None,
+        band_names: vec![String::new()],
+    };
+    let err = render_pca(&cube).unwrap_err();
+    assert_eq!(err, ProductError::TooFewBands { usable: 1 });
+    assert!(err.to_string().contains("at least 2 bands"));
+}
+
+#[test]
+fn all_nan_band_asked_for_prgb() {
+    let mut data: Vec<f32> = (0..48).map(|v| v as f32).collect();
+    data[16..32].iter_mut().for_each(|v| *v = f32::NAN);
+    let cube = HsiCube {
+        grid: PixelGrid::plain(4, 4),
+        bands: 3,
+        data,
+        wavelengths_nm: None,
+        band_names: vec![String::new(); 3],
+    };
+    let err = render_prgb(&cube, [0, 1, 2]).unwrap_err();
+    assert_eq!(err, ProductError::EmptyBand { band: 1 });
+}
+
+#[test]
+fn all_nodata_raster() {
+    // A GeoTIFF whose every sample is its nodata value.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.tif");
+    let driver = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+    let ds = driver
+        .create_with_band_type::<f32, _>(&path, 8, 8, 2)
+        .unwrap();
+    for b in 1..=2 {
+        let mut band = ds.rasterband(b).unwrap();
+        band.set_no_data_value(Some(-9999.0)).unwrap();
+        let mut buf = gdal::raster::Buffer::new((8, 8), vec![-9999f32; 64]);
+        band.write((0, 0), (8, 8), &mut buf).unwrap();
+    }
+    drop(ds);
+    let err = open_hsi(&path).unwrap_err();
+    assert!(err.to_string().contains("every sample is nodata"), "{err}");
+}
+
+#[test]
+fn mat_without_the_expected_variable() {
+    let err = open_hsi(&shared_data("benchmark_labels/TrainImage.mat")).unwrap_err();
+    match &err {
+        ReadError::MissingVariable { found, .. } => assert_eq!(found, "TrainImage"),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(err.to_string().contains("data_HS_LR"), "{err}");
+}
+
+#[test]
+fn single_band_sar() {
+    let err = open_sar(
+        &shared_data("sentinel1_vv_pyrosar/S1A__IW___A_20150309T173017_VV_grd_mli_geo_norm_db.tif"),
+        SarScaleChoice::Auto,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("two polarisations"), "{err}");
+}
+
+#[test]
+fn file_that_is_not_a_raster() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.tif");
+    std::fs::write(&path, b"this is not a tiff").unwrap();
+    let err = open_hsi(&path).unwrap_err();
+    assert!(matches!(err, ReadError::NotARaster { .. }), "{err:?}");
+}

@@ -1,0 +1,77 @@
+//! Helpers shared by the integration tests: fixture paths and safetensors
+//! readers.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    repo().join("tests/fixtures").join(rel)
+}
+
+/// The shared data folder beside the checkout (CI has it).
+pub fn shared_data(rel: &str) -> PathBuf {
+    repo().join("../shared/data").join(rel)
+}
+
+pub fn demo(name: &str) -> PathBuf {
+    repo().join("assets/demo").join(name)
+}
+
+pub struct Tensors {
+    bytes: Vec<u8>,
+}
+
+impl Tensors {
+    pub fn open(rel: &str) -> Self {
+        let path = fixture(rel);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Self { bytes }
+    }
+
+    fn view(&self, name: &str) -> (safetensors::Dtype, Vec<usize>, Vec<u8>) {
+        let st = safetensors::SafeTensors::deserialize(&self.bytes).expect("safetensors");
+        let t = st.tensor(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        (t.dtype(), t.shape().to_vec(), t.data().to_vec())
+    }
+
+    pub fn u8(&self, name: &str) -> (Vec<usize>, Vec<u8>) {
+        let (dt, shape, data) = self.view(name);
+        assert_eq!(dt, safetensors::Dtype::U8, "{name}");
+        (shape, data)
+    }
+
+    pub fn f64(&self, name: &str) -> (Vec<usize>, Vec<f64>) {
+        let (dt, shape, data) = self.view(name);
+        assert_eq!(dt, safetensors::Dtype::F64, "{name}");
+        let v = data
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        (shape, v)
+    }
+
+    pub fn f32(&self, name: &str) -> (Vec<usize>, Vec<f32>) {
+        let (dt, shape, data) = self.view(name);
+        assert_eq!(dt, safetensors::Dtype::F32, "{name}");
+        let v = data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        (shape, v)
+    }
+}
+
+pub fn json(rel: &str) -> serde_json::Value {
+    let path = fixture(rel);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("json")
+}
+
+/// |a - b| <= tol * max(|b|, tiny)
+pub fn rel_close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol * b.abs().max(1e-300)
+}
