@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod io;
 pub mod metrics;
+pub mod model;
 pub mod pipeline;
 pub mod products;
 pub mod scene;

@@ -156,3 +156,111 @@ fn demo_runs_headless() {
     assert!(dir.path().join("pauli.png").exists());
     assert!(dir.path().join("render.json").exists());
 }
+
+#[test]
+fn model_inspect_counts_the_imagenet_backbone() {
+    let out = bin()
+        .args(["model", "inspect", "--config", "imagenet64"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("configuration tensors: 541"), "{text}");
+    assert!(
+        text.contains("15,237,504 of 295,904,454 (5.149 %)"),
+        "{text}"
+    );
+    let out = bin()
+        .args(["model", "inspect"])
+        .arg(common::fixture("adm_tiny/model.pt"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("tensors: 307"), "{text}");
+    assert!(text.contains("fits the configuration: yes"), "{text}");
+    assert!(text.contains("157,504 of 2,008,102"), "{text}");
+}
+
+#[test]
+fn model_forward_writes_the_reference_activations() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("acts.safetensors");
+    let out = bin()
+        .args(["model", "forward", "--config", "tiny", "--checkpoint"])
+        .arg(common::fixture("adm_tiny/model.pt"))
+        .arg("--input")
+        .arg(common::fixture("adm_tiny/io.safetensors"))
+        .arg("--output")
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = common::Tensors::open_path(&out_path);
+    let want = common::Tensors::open("adm_tiny/io.safetensors");
+    for name in ["out", "input_blocks.8", "middle_block", "output_blocks.8"] {
+        let (gs, g) = got.f32(name);
+        let (ws, w) = want.f32(name);
+        assert_eq!(gs, ws, "{name}");
+        assert!(common::max_abs_diff(&g, &w) < 1e-4, "{name}");
+    }
+}
+
+#[test]
+fn adapt_runs_on_the_demo_scene_and_writes_an_adapter() {
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = dir.path().join("adapter.safetensors");
+    let out = bin()
+        .args(["adapt", "--hsi"])
+        .arg(demo("Spain_7370579_S2Hand.tif"))
+        .arg("--sar")
+        .arg(demo("Spain_7370579_S1Hand.tif"))
+        .args([
+            "--backbone",
+            "tiny-random",
+            "--steps",
+            "2",
+            "--batch",
+            "2",
+            "--out",
+        ])
+        .arg(&adapter)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("training 157,504 (7.843 %)"), "{err}");
+    assert!(err.contains("768 patches of 3 modalities"), "{err}");
+    let meta = unidiff_studio::model::adapter::read_adapter_metadata(&adapter).unwrap();
+    assert_eq!(meta.steps, 2);
+    assert_eq!(meta.loss_curve.len(), 2);
+    assert_eq!(meta.modalities, vec!["prgb", "pca", "sar"]);
+    assert!(!meta.cancelled);
+}
+
+#[test]
+fn adapt_refuses_a_wrong_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["adapt", "--sar"])
+        .arg(demo("Spain_7370579_S1Hand.tif"))
+        .arg("--checkpoint")
+        .arg(common::fixture("adm_tiny/model.pt"))
+        .args(["--config", "imagenet64", "--steps", "1", "--out"])
+        .arg(dir.path().join("a.safetensors"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not fit the U-Net configuration"),
+        "{err}"
+    );
+}

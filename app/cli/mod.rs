@@ -1,7 +1,9 @@
 //! The headless command line: the same library functions the app uses, so
 //! every result can be reproduced from a shell or a batch job.
 
+mod adapt;
 mod info;
+pub mod model;
 mod progress;
 mod render;
 
@@ -31,6 +33,11 @@ pub enum Command {
     Info(InfoArgs),
     /// Write the pRGB, PCA and Pauli renderings of a scene.
     Render(RenderArgs),
+    /// Inspect a backbone or run one forward pass.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
+    /// Stage A: adapt the backbone's FiLM layers to a scene (unsupervised).
+    Adapt(adapt::AdaptArgs),
 }
 
 #[derive(Debug, Args)]
@@ -85,6 +92,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Info(args)) => info::run(&args),
         Some(Command::Render(args)) => render::run(&args),
+        Some(Command::Model(cmd)) => model::run(&cmd),
+        Some(Command::Adapt(args)) => adapt::run(&args),
         None if cli.demo => {
             let (hsi, sar, _) = demo_paths();
             let args = RenderArgs {

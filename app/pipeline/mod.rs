@@ -1,6 +1,10 @@
-//! The method end to end. For now: the patch grid of method.md section 3 that
-//! Stage A, Stage B and prediction share.
+//! The method end to end: the patch grid of method.md section 3, the
+//! modalities, the Stage A patch pool and the Stage A adaptation loop.
 
+pub mod modality;
 pub mod patch_grid;
+pub mod patches;
+pub mod stage_a;
 
+pub use modality::Modality;
 pub use patch_grid::PatchGrid;

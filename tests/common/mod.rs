@@ -32,6 +32,11 @@ impl Tensors {
         Self { bytes }
     }
 
+    pub fn open_path(path: &std::path::Path) -> Self {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Self { bytes }
+    }
+
     fn view(&self, name: &str) -> (safetensors::Dtype, Vec<usize>, Vec<u8>) {
         let st = safetensors::SafeTensors::deserialize(&self.bytes).expect("safetensors");
         let t = st.tensor(name).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -63,6 +68,32 @@ impl Tensors {
             .collect();
         (shape, v)
     }
+}
+
+impl Tensors {
+    pub fn i64(&self, name: &str) -> (Vec<usize>, Vec<i64>) {
+        let (dt, shape, data) = self.view(name);
+        assert_eq!(dt, safetensors::Dtype::I64, "{name}");
+        let v = data
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        (shape, v)
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        let st = safetensors::SafeTensors::deserialize(&self.bytes).expect("safetensors");
+        st.names().into_iter().map(String::from).collect()
+    }
+}
+
+/// Largest absolute difference.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 pub fn json(rel: &str) -> serde_json::Value {

@@ -1,0 +1,217 @@
+//! `unidiff-studio model inspect` and `model forward`: what a backbone
+//! holds, and one forward pass with every block's activation written out.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use burn::backend::NdArray;
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use clap::{Args, Subcommand};
+
+use crate::io::atomic::write_bytes;
+use crate::model::checkpoint::TensorFile;
+use crate::model::inspect::{expected_tensors, summarize};
+use crate::model::params::ParamSource;
+use crate::model::resblock::BlockContext;
+use crate::model::{CheckpointTensors, UNet, UNetConfig};
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Tensor count, parameters and the Stage A trainable share.
+    Inspect(InspectArgs),
+    /// One forward pass: reads x, t, y; writes out and every block activation.
+    Forward(ForwardArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A guided-diffusion checkpoint (.pt or .safetensors); optional with --config.
+    pub checkpoint: Option<PathBuf>,
+    /// Config JSON (guided-diffusion argument names), or `imagenet64` / `tiny`.
+    #[arg(long)]
+    pub config: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ForwardArgs {
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Config JSON, or `imagenet64` / `tiny`.
+    #[arg(long)]
+    pub config: String,
+    /// safetensors with `x` (N,3,H,W f32), `t` and `y` (N, i64).
+    #[arg(long)]
+    pub input: PathBuf,
+    #[arg(long)]
+    pub output: PathBuf,
+}
+
+/// Reads a config by name or from a JSON file.
+pub fn load_config(spec: &str) -> anyhow::Result<UNetConfig> {
+    match spec {
+        "imagenet64" => Ok(UNetConfig::imagenet64()),
+        "tiny" => Ok(UNetConfig::tiny()),
+        path => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the config {path}"))?;
+            Ok(UNetConfig::from_json(&text).with_context(|| format!("config {path}"))?)
+        }
+    }
+}
+
+/// 295904454 -> "295,904,454".
+pub fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.checkpoint {
+        let ckpt = CheckpointTensors::open(path)?;
+        println!("{}", path.display());
+        println!("  tensors: {}", ckpt.len());
+        println!("  parameters: {}", thousands(ckpt.parameter_count()));
+        let config = match &args.config {
+            Some(spec) => Some(load_config(spec)?),
+            None => [UNetConfig::imagenet64(), UNetConfig::tiny()]
+                .into_iter()
+                .find(|c| {
+                    expected_tensors(c)
+                        .map(|e| {
+                            e.len() == ckpt.len()
+                                && e.iter().all(|(n, s)| ckpt.shape(n) == Some(s.as_slice()))
+                        })
+                        .unwrap_or(false)
+                }),
+        };
+        let Some(config) = config else {
+            println!("  configuration: not one of the known ones (give --config)");
+            return Ok(());
+        };
+        let expected = expected_tensors(&config)?;
+        let missing: Vec<&String> = expected
+            .iter()
+            .filter(|(n, _)| ckpt.shape(n).is_none())
+            .map(|(n, _)| n)
+            .collect();
+        let misshaped: Vec<&String> = expected
+            .iter()
+            .filter(|(n, s)| ckpt.shape(n).is_some_and(|f| f != s.as_slice()))
+            .map(|(n, _)| n)
+            .collect();
+        let unexpected = ckpt
+            .names()
+            .filter(|n| !expected.iter().any(|(e, _)| e == *n))
+            .count();
+        println!(
+            "  fits the configuration: {} ({} missing, {} mis-shaped, {} unexpected)",
+            if missing.is_empty() && misshaped.is_empty() && unexpected == 0 {
+                "yes"
+            } else {
+                "no"
+            },
+            missing.len(),
+            misshaped.len(),
+            unexpected
+        );
+        print_summary(&config)
+    } else {
+        let spec = args
+            .config
+            .as_deref()
+            .context("give a checkpoint, --config, or both")?;
+        print_summary(&load_config(spec)?)
+    }
+}
+
+fn print_summary(config: &UNetConfig) -> anyhow::Result<()> {
+    let s = summarize(config)?;
+    println!("  configuration tensors: {}", s.tensors);
+    println!("  configuration parameters: {}", thousands(s.parameters));
+    println!(
+        "  Stage A trainable (label_emb + output-block emb_layers): {} of {} ({:.3} %) in {} tensors",
+        thousands(s.trainable_parameters),
+        thousands(s.parameters),
+        s.trainable_percent,
+        s.trainable_tensors
+    );
+    Ok(())
+}
+
+fn forward(args: &ForwardArgs) -> anyhow::Result<()> {
+    type B = NdArray<f32>;
+    let config = load_config(&args.config)?;
+    let ckpt = CheckpointTensors::open(&args.checkpoint)?;
+    let device = Default::default();
+    let model = UNet::<B>::build(&config, ParamSource::Checkpoint(&ckpt), &device)?;
+    let input = TensorFile::open(&args.input)?;
+    let (xs, x) = input.f32("x")?;
+    let t = input.i64("t")?;
+    let y = input.i64("y")?;
+    if xs.len() != 4 || xs[0] != t.len() || t.len() != y.len() {
+        bail!("x must be N x C x H x W with N = len(t) = len(y)");
+    }
+    let x = Tensor::<B, 4>::from_data(TensorData::new(x, xs), &device);
+    let emb = model.embedding(&t, &y);
+    let mut acts: Vec<(String, Tensor<B, 4>)> = Vec::new();
+    let out = model.forward_blocks(x, emb, BlockContext { train: false }, None, &mut |id, a| {
+        acts.push((id.name(), a.clone()));
+    });
+    acts.push(("out".to_string(), out));
+    write_tensors(&args.output, &acts)?;
+    eprintln!(
+        "[ok] wrote {} tensors to {}",
+        acts.len(),
+        args.output.display()
+    );
+    Ok(())
+}
+
+fn write_tensors<B: Backend>(
+    path: &Path,
+    tensors: &[(String, Tensor<B, 4>)],
+) -> anyhow::Result<()> {
+    let raw: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, t)| {
+            let shape = t.dims().to_vec();
+            let values = t
+                .clone()
+                .into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .unwrap_or_default();
+            (
+                n.clone(),
+                shape,
+                values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    let mut views = Vec::new();
+    for (n, s, b) in &raw {
+        views.push((
+            n.clone(),
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)?,
+        ));
+    }
+    let bytes = safetensors::serialize(views, None::<HashMap<String, String>>)?;
+    write_bytes(path, &bytes)?;
+    Ok(())
+}
+
+pub fn run(cmd: &ModelCommand) -> anyhow::Result<()> {
+    match cmd {
+        ModelCommand::Inspect(a) => inspect(a),
+        ModelCommand::Forward(a) => forward(a),
+    }
+}

@@ -1,0 +1,142 @@
+//! The U-Net's hyper-parameters, named as guided-diffusion's `UNetModel`
+//! keyword arguments so that its JSON configs read as they are.
+
+use serde::{Deserialize, Serialize};
+
+/// Configuration of an ADM U-Net.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UNetConfig {
+    pub image_size: usize,
+    pub in_channels: usize,
+    pub model_channels: usize,
+    pub out_channels: usize,
+    pub num_res_blocks: usize,
+    /// Downsample rates (1, 2, 4, ...) at which attention blocks sit.
+    pub attention_resolutions: Vec<usize>,
+    #[serde(default)]
+    pub dropout: f64,
+    pub channel_mult: Vec<usize>,
+    /// None for an unconditional model.
+    pub num_classes: Option<usize>,
+    #[serde(default = "default_heads")]
+    pub num_heads: usize,
+    /// Channels per attention head; -1 to use `num_heads` instead.
+    #[serde(default = "minus_one")]
+    pub num_head_channels: i64,
+    #[serde(default = "minus_one")]
+    pub num_heads_upsample: i64,
+    #[serde(default = "yes")]
+    pub use_scale_shift_norm: bool,
+    #[serde(default = "yes")]
+    pub resblock_updown: bool,
+    #[serde(default = "yes")]
+    pub use_new_attention_order: bool,
+}
+
+fn default_heads() -> usize {
+    4
+}
+fn minus_one() -> i64 {
+    -1
+}
+fn yes() -> bool {
+    true
+}
+
+/// A configuration this implementation does not support.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("unsupported U-Net configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl UNetConfig {
+    /// guided-diffusion's ImageNet 64x64 model (`64x64_diffusion.pt`).
+    pub fn imagenet64() -> Self {
+        Self {
+            image_size: 64,
+            in_channels: 3,
+            model_channels: 192,
+            out_channels: 6,
+            num_res_blocks: 3,
+            attention_resolutions: vec![2, 4, 8],
+            dropout: 0.1,
+            channel_mult: vec![1, 2, 3, 4],
+            num_classes: Some(1000),
+            num_heads: 4,
+            num_head_channels: 64,
+            num_heads_upsample: 4,
+            use_scale_shift_norm: true,
+            resblock_updown: true,
+            use_new_attention_order: true,
+        }
+    }
+
+    /// The tiny test configuration of the reference fixtures (`adm_tiny`).
+    pub fn tiny() -> Self {
+        Self {
+            image_size: 32,
+            in_channels: 3,
+            model_channels: 32,
+            out_channels: 6,
+            num_res_blocks: 2,
+            attention_resolutions: vec![2, 4],
+            dropout: 0.0,
+            channel_mult: vec![1, 2, 2],
+            num_classes: Some(5),
+            num_heads: 4,
+            num_head_channels: 16,
+            num_heads_upsample: -1,
+            use_scale_shift_norm: true,
+            resblock_updown: true,
+            use_new_attention_order: true,
+        }
+    }
+
+    /// Reads a guided-diffusion style JSON (extra keys are ignored).
+    pub fn from_json(text: &str) -> Result<Self, ConfigError> {
+        let cfg: Self = serde_json::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks what this implementation supports.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.use_scale_shift_norm || !self.resblock_updown || !self.use_new_attention_order {
+            return Err(ConfigError(
+                "only scale-shift norm, res-block up/down sampling and the new attention order are implemented".into(),
+            ));
+        }
+        if self.channel_mult.is_empty() || self.model_channels == 0 {
+            return Err(ConfigError("empty channel_mult or model_channels".into()));
+        }
+        for m in &self.channel_mult {
+            if !(m * self.model_channels).is_multiple_of(32) {
+                return Err(ConfigError(format!(
+                    "channels {} are not divisible by the 32 GroupNorm groups",
+                    m * self.model_channels
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Width of the timestep / class embedding.
+    pub fn time_embed_dim(&self) -> usize {
+        self.model_channels * 4
+    }
+
+    /// Attention heads for a block of `channels`.
+    pub fn heads(&self, channels: usize, upsample: bool) -> usize {
+        if self.num_head_channels > 0 {
+            channels / self.num_head_channels as usize
+        } else if upsample && self.num_heads_upsample > 0 {
+            self.num_heads_upsample as usize
+        } else {
+            self.num_heads
+        }
+    }
+
+    /// Number of output blocks.
+    pub fn output_block_count(&self) -> usize {
+        self.channel_mult.len() * (self.num_res_blocks + 1)
+    }
+}

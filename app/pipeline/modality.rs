@@ -1,0 +1,43 @@
+//! The three modalities of the method and the class-embedding row each uses
+//! (method.md section 5): pRGB = 1, PCA = 2, SAR = 3.
+
+use serde::{Deserialize, Serialize};
+
+/// One of the 3-channel renderings fed to the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Modality {
+    Prgb,
+    Pca,
+    Sar,
+}
+
+impl Modality {
+    pub const ALL: [Modality; 3] = [Modality::Prgb, Modality::Pca, Modality::Sar];
+
+    /// Row of the pretrained class embedding used as e_m.
+    pub fn label_row(self) -> i64 {
+        match self {
+            Modality::Prgb => 1,
+            Modality::Pca => 2,
+            Modality::Sar => 3,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Modality::Prgb => "prgb",
+            Modality::Pca => "pca",
+            Modality::Sar => "sar",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "prgb" | "rgb" => Some(Modality::Prgb),
+            "pca" => Some(Modality::Pca),
+            "sar" | "pauli" => Some(Modality::Sar),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Stage A: unsupervised joint adaptation (method.md section 6). Pooled,
+//! shuffled, augmented patches of all modalities; t uniform in 0..T per
+//! sample; the hybrid loss; Adam on the FiLM generators and the modality
+//! embedding only. Seeded, reports progress, and stops at any step when
+//! cancelled.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use burn::tensor::backend::AutodiffBackend;
+use serde::Serialize;
+
+use super::patches::{PatchPool, augment};
+use crate::model::loss::{LossKind, q_sample, training_losses};
+use crate::model::params::NormalRng;
+use crate::model::resblock::BlockContext;
+use crate::model::schedule::Schedule;
+use crate::model::unet::UNet;
+
+/// Settings of a Stage A run.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdaptConfig {
+    pub steps: usize,
+    pub lr: f64,
+    pub batch: usize,
+    pub seed: u64,
+    pub loss: LossKind,
+    /// Largest zoom s of the augmentation (64 = no zoom).
+    pub max_zoom: usize,
+}
+
+impl Default for AdaptConfig {
+    fn default() -> Self {
+        Self {
+            steps: 2000,
+            lr: 1e-4,
+            batch: 32,
+            seed: 0,
+            loss: LossKind::Hybrid,
+            max_zoom: 80,
+        }
+    }
+}
+
+/// A flag that stops a running job at its next step; cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct CancelFlag(Arc<AtomicBool>);
+
+impl CancelFlag {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Progress after one step.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdaptProgress {
+    /// Steps done (1-based).
+    pub step: usize,
+    pub steps: usize,
+    pub loss: f32,
+    pub mse: f32,
+    pub vb: f32,
+    pub steps_per_second: f64,
+    /// Seconds left; None during the warm-up steps.
+    pub eta_seconds: Option<f64>,
+}
+
+/// How a run ended.
+pub struct AdaptOutcome<B: AutodiffBackend> {
+    pub model: UNet<B>,
+    pub loss_curve: Vec<f32>,
+    pub steps_done: usize,
+    pub cancelled: bool,
+}
+
+/// Steps before an ETA is shown (the first steps include start-up costs).
+const WARMUP_STEPS: usize = 3;
+
+/// One augmented batch drawn from the pool: (x0, y, t, noise).
+pub struct Batch {
+    pub x0: Vec<f32>,
+    pub y: Vec<i64>,
+    pub t: Vec<i64>,
+    pub noise: Vec<f32>,
+}
+
+/// Draws batches: an epoch is a shuffled pass over the pool.
+pub struct BatchSampler {
+    rng: NormalRng,
+    order: Vec<usize>,
+    next: usize,
+    max_zoom: usize,
+    timesteps: usize,
+}
+
+impl BatchSampler {
+    pub fn new(seed: u64, max_zoom: usize, timesteps: usize) -> Self {
+        Self {
+            rng: NormalRng::new(seed),
+            order: Vec::new(),
+            next: 0,
+            max_zoom,
+            timesteps,
+        }
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        ((self.rng.uniform() * n as f64) as usize).min(n.saturating_sub(1))
+    }
+
+    fn next_index(&mut self, pool: &PatchPool) -> usize {
+        if self.next >= self.order.len() {
+            self.order = (0..pool.len()).collect();
+            for i in (1..self.order.len()).rev() {
+                let j = self.below(i + 1);
+                self.order.swap(i, j);
+            }
+            self.next = 0;
+        }
+        self.next += 1;
+        self.order[self.next - 1]
+    }
+
+    pub fn sample(&mut self, pool: &PatchPool, batch: usize) -> Batch {
+        let p = pool.grid.patch;
+        let mut b = Batch {
+            x0: Vec::with_capacity(batch * 3 * p * p),
+            y: Vec::with_capacity(batch),
+            t: Vec::with_capacity(batch),
+            noise: Vec::with_capacity(batch * 3 * p * p),
+        };
+        for _ in 0..batch {
+            let i = self.next_index(pool);
+            let zoom = p + self.below(self.max_zoom.max(p) - p + 1);
+            let crop = (self.below(zoom - p + 1), self.below(zoom - p + 1));
+            let flip = self.rng.uniform() < 0.5;
+            b.x0.extend(augment(&pool.data[i], p, zoom, crop, flip));
+            b.y.push(pool.entries[i].0.label_row());
+            b.t.push(self.below(self.timesteps) as i64);
+            for _ in 0..3 * p * p {
+                b.noise.push(self.rng.normal() as f32);
+            }
+        }
+        b
+    }
+}
+
+/// Adapts `model` on `pool`. `on_progress` hears every step; `cancel` stops
+/// the run before the next step (the model keeps the steps done so far).
+pub fn adapt<B: AutodiffBackend>(
+    mut model: UNet<B>,
+    pool: &PatchPool,
+    cfg: &AdaptConfig,
+    cancel: &CancelFlag,
+    mut on_progress: impl FnMut(&AdaptProgress),
+) -> AdaptOutcome<B> {
+    let device = model.out_conv.weight.device();
+    B::seed(&device, cfg.seed);
+    let schedule = Schedule::cosine(1000);
+    let mut optim = AdamConfig::new()
+        .with_beta_1(0.9)
+        .with_beta_2(0.999)
+        .with_epsilon(1e-8)
+        .init::<B, UNet<B>>();
+    let mut sampler = BatchSampler::new(cfg.seed, cfg.max_zoom, schedule.steps());
+    let p = pool.grid.patch;
+    let mut curve = Vec::with_capacity(cfg.steps);
+    let mut warm_start: Option<Instant> = None;
+    let mut cancelled = false;
+    for step in 0..cfg.steps {
+        if cancel.is_cancelled() {
+            cancelled = true;
+            break;
+        }
+        if step == WARMUP_STEPS.min(cfg.steps.saturating_sub(1)) {
+            warm_start = Some(Instant::now());
+        }
+        let b = sampler.sample(pool, cfg.batch);
+        let shape = [cfg.batch, 3, p, p];
+        let x0 = Tensor::<B, 4>::from_data(TensorData::new(b.x0, shape), &device);
+        let noise = Tensor::<B, 4>::from_data(TensorData::new(b.noise, shape), &device);
+        let x_t = q_sample(&schedule, x0.clone(), &b.t, noise.clone());
+        let emb = model.embedding(&b.t, &b.y);
+        let out = model.forward_blocks(
+            x_t.clone(),
+            emb,
+            BlockContext { train: true },
+            None,
+            &mut |_, _| {},
+        );
+        let terms = training_losses(&schedule, out, x0, x_t, &b.t, noise, cfg.loss);
+        let loss = terms.loss.mean();
+        let grads = loss.backward();
+        let values = |t: Tensor<B, 1>| t.mean().into_scalar().elem::<f32>();
+        let (mse, vb) = (values(terms.mse.detach()), values(terms.vb.detach()));
+        let loss_value = loss.detach().into_scalar().elem::<f32>();
+        let grads = GradientsParams::from_grads(grads, &model);
+        model = optim.step(cfg.lr, model, grads);
+        curve.push(loss_value);
+        let done = step + 1;
+        let (rate, eta) = match warm_start {
+            Some(t0) if done > WARMUP_STEPS => {
+                let rate = (done - WARMUP_STEPS) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+                (rate, Some((cfg.steps - done) as f64 / rate))
+            }
+            _ => (0.0, None),
+        };
+        on_progress(&AdaptProgress {
+            step: done,
+            steps: cfg.steps,
+            loss: loss_value,
+            mse,
+            vb,
+            steps_per_second: rate,
+            eta_seconds: eta,
+        });
+    }
+    AdaptOutcome {
+        steps_done: curve.len(),
+        model,
+        loss_curve: curve,
+        cancelled,
+    }
+}

@@ -1,0 +1,638 @@
+//! The diffusion backbone against the reference (guided-diffusion, PyTorch)
+//! on the tiny fixture model: checkpoint import from `.pt` and safetensors,
+//! forward activations, embeddings and FiLM pairs, the cosine schedule, one
+//! Stage A step (loss terms, gradients, Adam update), the ImageNet-64 tensor
+//! map and counts, clear errors for checkpoints that do not fit, and a tiny
+//! Stage A run on the real Sentinel-1/2 scene (loss, cancel, adapter reload).
+//!
+//! Tolerances: activations and `out` within 1e-4 max abs (the reference's own
+//! reorder noise is 1.1e-5); schedule within 1e-12 (f64); loss terms 1e-5
+//! relative; gradients 1e-4 relative (norm-wise); Adam update 1e-6.
+//! All in one test binary, so burn's generic kernels are compiled once.
+
+mod common;
+
+use burn::backend::{Autodiff, NdArray};
+use burn::module::AutodiffModule;
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use common::{Tensors, demo, fixture, max_abs_diff};
+use unidiff_studio::io::{SarScaleChoice, open_hsi, open_sar};
+use unidiff_studio::model::adapter::{AdapterMetadata, read_adapter_metadata, save_adapter};
+use unidiff_studio::model::inspect::{expected_tensors, summarize};
+use unidiff_studio::model::loss::{LossKind, q_sample, training_losses};
+use unidiff_studio::model::params::{NormalRng, ParamSource};
+use unidiff_studio::model::resblock::BlockContext;
+use unidiff_studio::model::schedule::Schedule;
+use unidiff_studio::model::trainable::TrainableParam;
+use unidiff_studio::model::{CheckpointError, CheckpointTensors, UNet, UNetConfig};
+use unidiff_studio::pipeline::patches::PatchPool;
+use unidiff_studio::pipeline::stage_a::{AdaptConfig, BatchSampler, CancelFlag, adapt};
+use unidiff_studio::pipeline::{Modality, PatchGrid};
+use unidiff_studio::products::renderings::{RenderSettings, render_all};
+use unidiff_studio::scene::Scene;
+
+type B = NdArray<f32>;
+type AB = Autodiff<NdArray<f32>>;
+
+fn tiny_from(file: &str) -> UNet<B> {
+    let ckpt = CheckpointTensors::open(&fixture(file)).unwrap();
+    UNet::<B>::build(
+        &UNetConfig::tiny(),
+        ParamSource::Checkpoint(&ckpt),
+        &Default::default(),
+    )
+    .unwrap()
+}
+
+fn values<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().to_vec::<f32>().unwrap()
+}
+
+#[test]
+fn forward_matches_the_reference_from_the_pytorch_checkpoint() {
+    let model = tiny_from("adm_tiny/model.pt");
+    let io = Tensors::open("adm_tiny/io.safetensors");
+    let (xs, x) = io.f32("x");
+    let (_, t) = io.i64("t");
+    let (_, y) = io.i64("y");
+    let device = Default::default();
+    let x = Tensor::<B, 4>::from_data(TensorData::new(x, xs.clone()), &device);
+
+    let temb = model.time_embedding(&t);
+    let (_, want) = io.f32("time_embed");
+    assert!(max_abs_diff(&values(temb), &want) < 1e-5, "time_embed");
+    let emb = model.embedding(&t, &y);
+    let (_, want) = io.f32("emb");
+    assert!(max_abs_diff(&values(emb.clone()), &want) < 1e-5, "emb");
+
+    let mut seen = Vec::new();
+    let out = model.forward_blocks(
+        x,
+        emb.clone(),
+        BlockContext { train: false },
+        None,
+        &mut |id, act| {
+            seen.push((id.name(), act.clone()));
+        },
+    );
+    assert_eq!(seen.len(), 9 + 1 + 9);
+    for (name, act) in seen {
+        let (shape, want) = io.f32(&name);
+        assert_eq!(act.dims().to_vec(), shape, "{name}");
+        let d = max_abs_diff(&values(act), &want);
+        assert!(d < 1e-4, "{name}: max abs diff {d}");
+    }
+    let (_, want) = io.f32("out");
+    let d = max_abs_diff(&values(out), &want);
+    assert!(d < 1e-4, "out: max abs diff {d}");
+
+    // Every ResBlock's FiLM pair (scale, shift).
+    let emb_silu = burn::tensor::activation::silu(emb);
+    let blocks = model.named_resblocks();
+    assert_eq!(blocks.len(), 21);
+    for (name, block) in blocks {
+        let (_, want) = io.f32(&format!("emb_out.{name}"));
+        let d = max_abs_diff(&values(block.film(emb_silu.clone())), &want);
+        assert!(d < 1e-5, "emb_out.{name}: {d}");
+    }
+}
+
+#[test]
+fn safetensors_and_pytorch_checkpoints_give_the_same_model() {
+    let a = tiny_from("adm_tiny/model.pt");
+    let b = tiny_from("adm_tiny/model.safetensors");
+    let io = Tensors::open("adm_tiny/io.safetensors");
+    let (xs, x) = io.f32("x");
+    let x = Tensor::<B, 4>::from_data(TensorData::new(x, xs), &Default::default());
+    let d = max_abs_diff(
+        &values(a.forward(x.clone(), &[0, 300], &[1, 3])),
+        &values(b.forward(x, &[0, 300], &[1, 3])),
+    );
+    assert_eq!(d, 0.0);
+    let ckpt = CheckpointTensors::open(&fixture("adm_tiny/model.pt")).unwrap();
+    assert_eq!(ckpt.len(), 307);
+    assert_eq!(ckpt.parameter_count(), 2_008_102);
+}
+
+#[test]
+fn stopping_after_a_block_returns_its_activation() {
+    let model = tiny_from("adm_tiny/model.pt");
+    let io = Tensors::open("adm_tiny/io.safetensors");
+    let (xs, x) = io.f32("x");
+    let x = Tensor::<B, 4>::from_data(TensorData::new(x, xs), &Default::default());
+    let emb = model.embedding(&[0, 300], &[1, 3]);
+    let mut last = String::new();
+    let act = model.forward_blocks(
+        x,
+        emb,
+        BlockContext { train: false },
+        Some(4),
+        &mut |id, _| last = id.name(),
+    );
+    assert_eq!(last, "output_blocks.4");
+    let (_, want) = io.f32("output_blocks.4");
+    assert!(max_abs_diff(&values(act), &want) < 1e-4);
+}
+
+#[test]
+fn schedule_equals_the_reference() {
+    let s = Schedule::cosine(1000);
+    let t = Tensors::open("adm_tiny/schedule.safetensors");
+    for (name, mine) in s.named() {
+        let (_, want) = t.f64(&format!("spaced.{name}"));
+        assert_eq!(mine.len(), want.len(), "{name}");
+        for (i, (a, b)) in mine.iter().zip(&want).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                "{name}[{i}]: {a} vs {b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_checkpoint_of_another_configuration_is_refused_with_the_list() {
+    let ckpt = CheckpointTensors::open(&fixture("adm_tiny/model.pt")).unwrap();
+    let err = UNet::<B>::build(
+        &UNetConfig::imagenet64(),
+        ParamSource::Checkpoint(&ckpt),
+        &Default::default(),
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, CheckpointError::Mismatch { .. }), "{text}");
+    assert!(
+        text.contains("mis-shaped: time_embed.0.weight is [128, 32], expected [768, 192]"),
+        "{text}"
+    );
+    assert!(text.contains("missing: input_blocks.9"), "{text}");
+}
+
+#[test]
+fn a_truncated_checkpoint_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(fixture("adm_tiny/model.pt")).unwrap();
+    let cut = dir.path().join("cut.pt");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let err = match CheckpointTensors::open(&cut) {
+        Err(e) => e,
+        Ok(ckpt) => UNet::<B>::build(
+            &UNetConfig::tiny(),
+            ParamSource::Checkpoint(&ckpt),
+            &Default::default(),
+        )
+        .expect_err("a truncated checkpoint must not load"),
+    };
+    assert!(err.to_string().contains("cut.pt"), "{err}");
+}
+
+#[test]
+fn a_file_that_is_not_a_state_dict_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.pt");
+    std::fs::write(&path, b"not a checkpoint").unwrap();
+    let err = CheckpointTensors::open(&path).err().expect("refused");
+    assert!(matches!(err, CheckpointError::Unreadable { .. }), "{err}");
+    // Tensors of the wrong kind: the forward-pass fixture is a safetensors
+    // file, but not a state dict of this model.
+    let err = match CheckpointTensors::open(&fixture("adm_tiny/io.safetensors")) {
+        Err(e) => e,
+        Ok(ckpt) => UNet::<B>::build(
+            &UNetConfig::tiny(),
+            ParamSource::Checkpoint(&ckpt),
+            &Default::default(),
+        )
+        .expect_err("refused"),
+    };
+    assert!(
+        matches!(
+            err,
+            CheckpointError::Mismatch { .. } | CheckpointError::BadTensor { .. }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("io.safetensors"), "{err}");
+}
+
+fn rel_norm_diff(a: &[f32], b: &[f32]) -> f64 {
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+        .sum();
+    let den: f64 = b.iter().map(|y| f64::from(*y).powi(2)).sum();
+    (num / den.max(1e-300)).sqrt()
+}
+
+#[test]
+fn one_stage_a_step_matches_the_reference() {
+    let ckpt = CheckpointTensors::open(&fixture("adm_tiny/model.safetensors")).unwrap();
+    let device = Default::default();
+    let mut model =
+        UNet::<AB>::build(&UNetConfig::tiny(), ParamSource::Checkpoint(&ckpt), &device).unwrap();
+    model.set_conv_im2col(true);
+    let st = Tensors::open("adm_tiny/stage_a_step.safetensors");
+    let (shape, x0) = st.f32("x0");
+    let (_, noise) = st.f32("noise");
+    let (_, t) = st.i64("t");
+    let (_, y) = st.i64("y");
+    let s = Schedule::cosine(1000);
+    let tensor =
+        |v: Vec<f32>| Tensor::<AB, 4>::from_data(TensorData::new(v, shape.clone()), &device);
+    let (x0, noise) = (tensor(x0), tensor(noise));
+    let x_t = q_sample(&s, x0.clone(), &t, noise.clone());
+    let (_, want) = st.f32("x_t");
+    assert!(
+        max_abs_diff(&x_t.clone().into_data().to_vec::<f32>().unwrap(), &want) < 1e-6,
+        "x_t"
+    );
+    let emb = model.embedding(&t, &y);
+    let out = model.forward_blocks(
+        x_t.clone(),
+        emb,
+        BlockContext { train: true },
+        None,
+        &mut |_, _| {},
+    );
+    let (_, want) = st.f32("model_out");
+    let d = max_abs_diff(&out.clone().into_data().to_vec::<f32>().unwrap(), &want);
+    assert!(d < 1e-4, "model_out {d}");
+    let terms = training_losses(&s, out, x0, x_t, &t, noise, LossKind::Hybrid);
+    for (name, got) in [
+        ("mse", &terms.mse),
+        ("vb", &terms.vb),
+        ("loss", &terms.loss),
+    ] {
+        let got = got.clone().into_data().to_vec::<f32>().unwrap();
+        let (_, want) = st.f32(name);
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g - w).abs() <= 1e-5 * w.abs(),
+                "{name}: {got:?} vs {want:?}"
+            );
+        }
+    }
+    let loss = terms.loss.mean();
+    let grads = loss.backward();
+    let params = model.trainable_params();
+    assert_eq!(params.len(), 23);
+    for (name, p) in &params {
+        let g = p
+            .grad_values(&grads)
+            .unwrap_or_else(|| panic!("no gradient for {name}"));
+        let (_, want) = st.f32(&format!("grad.{name}"));
+        let r = rel_norm_diff(&g, &want);
+        assert!(r <= 1e-4, "grad.{name}: relative difference {r}");
+    }
+    // Frozen tensors get no gradient at all.
+    assert!(model.out_conv.weight.val().grad(&grads).is_none());
+    assert!(model.time_embed_0.weight.val().grad(&grads).is_none());
+    let frozen_before = model
+        .out_conv
+        .weight
+        .val()
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    let adam = || {
+        AdamConfig::new()
+            .with_beta_1(0.9)
+            .with_beta_2(0.999)
+            .with_epsilon(1e-8)
+            .init::<AB, UNet<AB>>()
+    };
+
+    // The optimizer on the reference gradients: every updated value within 1e-6.
+    let mut reference = GradientsParams::new();
+    for (name, p) in model.trainable_params() {
+        let (shape, g) = st.f32(&format!("grad.{name}"));
+        match p {
+            TrainableParam::Matrix(p) => reference.register(
+                p.id,
+                Tensor::<B, 2>::from_data(TensorData::new(g, shape), &device),
+            ),
+            TrainableParam::Vector(p) => reference.register(
+                p.id,
+                Tensor::<B, 1>::from_data(TensorData::new(g, shape), &device),
+            ),
+        }
+    }
+    let stepped = adam().step(1e-4, model.clone(), reference);
+    for (name, p) in stepped.trainable_params() {
+        let (_, want) = st.f32(&format!("after.{name}"));
+        let d = max_abs_diff(&p.values(), &want);
+        assert!(d <= 1e-6, "after.{name} from the reference gradients: {d}");
+    }
+
+    // The optimizer on our own gradients. Adam's first step is
+    // lr * g / (|g| + 1e-8): for entries whose gradient is below ~1e-7 the
+    // update swings with the f32 summation noise of the gradient (the
+    // reference itself moves by 4e-8 absolute under reordering), so the 1e-6
+    // bound is checked where |g| >= 1e-6 and the update bounded by lr elsewhere.
+    let gp = GradientsParams::from_grads(grads, &model);
+    let model = adam().step(1e-4, model, gp);
+    for (name, p) in model.trainable_params() {
+        let (_, want) = st.f32(&format!("after.{name}"));
+        let (_, before) = Tensors::open("adm_tiny/model.safetensors").f32(&name);
+        let (_, g) = st.f32(&format!("grad.{name}"));
+        for (i, got) in p.values().iter().enumerate() {
+            if g[i].abs() >= 1e-6 {
+                assert!(
+                    (got - want[i]).abs() <= 1e-6,
+                    "after.{name}[{i}]: {got} vs {}",
+                    want[i]
+                );
+            } else {
+                assert!(
+                    (got - before[i]).abs() <= 1.0001e-4,
+                    "after.{name}[{i}] moved more than lr"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        model
+            .out_conv
+            .weight
+            .val()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap(),
+        frozen_before
+    );
+}
+
+#[test]
+fn loss_terms_at_the_edges_of_the_schedule_match() {
+    let model = tiny_from("adm_tiny/model.safetensors");
+    let st = Tensors::open("adm_tiny/stage_a_step.safetensors");
+    let (shape, x0) = st.f32("x0");
+    let (_, noise) = st.f32("noise");
+    let (_, y) = st.i64("y");
+    let (_, t) = st.i64("edge.t");
+    let n = 3 * 32 * 32 * 3;
+    let shape3 = [3, shape[1], shape[2], shape[3]];
+    let device = Default::default();
+    let x0 = Tensor::<B, 4>::from_data(TensorData::new(x0[..n].to_vec(), shape3), &device);
+    let noise = Tensor::<B, 4>::from_data(TensorData::new(noise[..n].to_vec(), shape3), &device);
+    let s = Schedule::cosine(1000);
+    let x_t = q_sample(&s, x0.clone(), &t, noise.clone());
+    let out = model.forward(x_t.clone(), &t, &y[..3]);
+    let terms = training_losses(&s, out, x0, x_t, &t, noise, LossKind::Hybrid);
+    for (name, got) in [
+        ("edge.mse", terms.mse),
+        ("edge.vb", terms.vb),
+        ("edge.loss", terms.loss),
+    ] {
+        let got = got.into_data().to_vec::<f32>().unwrap();
+        let (_, want) = st.f32(name);
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g - w).abs() <= 1e-5 * w.abs(),
+                "{name}: {got:?} vs {want:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn imagenet64_maps_all_541_tensors_and_counts_the_trainable_share() {
+    let text = std::fs::read_to_string(fixture("adm64_keys.txt")).unwrap();
+    let want: Vec<(String, Vec<usize>)> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (name, shape) = l.split_once('\t').unwrap();
+            let dims = shape
+                .trim_matches(|c| c == '(' || c == ')')
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| s.trim().parse().unwrap())
+                .collect();
+            (name.to_string(), dims)
+        })
+        .collect();
+    assert_eq!(want.len(), 541);
+    let got = expected_tensors(&UNetConfig::imagenet64()).unwrap();
+    assert_eq!(got, want, "names, shapes and state-dict order");
+    let s = summarize(&UNetConfig::imagenet64()).unwrap();
+    assert_eq!(s.parameters, 295_904_454);
+    assert_eq!(s.trainable_parameters, 15_237_504);
+    assert_eq!(s.trainable_tensors, 39);
+    assert!(
+        (s.trainable_percent - 5.1495).abs() < 1e-3,
+        "{}",
+        s.trainable_percent
+    );
+    let tiny = summarize(&UNetConfig::tiny()).unwrap();
+    assert_eq!(
+        (tiny.parameters, tiny.trainable_parameters),
+        (2_008_102, 157_504)
+    );
+    // The config JSON of the fixtures reads to the same configuration.
+    let cfg =
+        UNetConfig::from_json(&std::fs::read_to_string(fixture("adm64_config.json")).unwrap())
+            .unwrap();
+    assert_eq!(cfg, UNetConfig::imagenet64());
+    let cfg =
+        UNetConfig::from_json(&std::fs::read_to_string(fixture("adm_tiny/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(cfg, UNetConfig::tiny());
+}
+
+/// Small patch pool of the real Sentinel-1/2 scene (a 96 x 96 window, 32 x 32
+/// patches, the tiny model's size).
+fn demo_pool() -> PatchPool {
+    let mut hsi = open_hsi(&demo("Spain_7370579_S2Hand.tif")).unwrap();
+    let mut sar = open_sar(&demo("Spain_7370579_S1Hand.tif"), SarScaleChoice::Auto).unwrap();
+    let (r0, c0, n) = (200, 200, 96);
+    let crop = |v: &[f32]| -> Vec<f32> {
+        (0..n * n)
+            .map(|i| v[(r0 + i / n) * 512 + c0 + i % n])
+            .collect()
+    };
+    hsi.data = (0..hsi.bands).flat_map(|b| crop(hsi.band(b))).collect();
+    hsi.grid = unidiff_studio::scene::PixelGrid::plain(n, n);
+    if let unidiff_studio::scene::SarKind::DualPol { c11, c22 } = &mut sar.kind {
+        let crop64 = |v: &[f64]| -> Vec<f64> {
+            (0..n * n)
+                .map(|i| v[(r0 + i / n) * 512 + c0 + i % n])
+                .collect()
+        };
+        *c11 = crop64(c11);
+        *c22 = crop64(c22);
+    }
+    sar.grid = unidiff_studio::scene::PixelGrid::plain(n, n);
+    let scene = Scene::from_layers(Some(hsi), Some(sar), None, None).unwrap();
+    let r = render_all(&scene, RenderSettings::default(), |_| {}).unwrap();
+    let images = vec![
+        (Modality::Prgb, &r.prgb.as_ref().unwrap().0),
+        (Modality::Pca, &r.pca.as_ref().unwrap().0),
+        (Modality::Sar, r.pauli.as_ref().unwrap()),
+    ];
+    PatchPool::with_grid(&images, PatchGrid::new(n, n, 32, 16))
+}
+
+fn fixed_batch_loss(model: &UNet<B>, batch: &unidiff_studio::pipeline::stage_a::Batch) -> f32 {
+    let device = Default::default();
+    let shape = [batch.t.len(), 3, 32, 32];
+    let x0 = Tensor::<B, 4>::from_data(TensorData::new(batch.x0.clone(), shape), &device);
+    let noise = Tensor::<B, 4>::from_data(TensorData::new(batch.noise.clone(), shape), &device);
+    let s = Schedule::cosine(1000);
+    let x_t = q_sample(&s, x0.clone(), &batch.t, noise.clone());
+    let out = model.forward(x_t.clone(), &batch.t, &batch.y);
+    training_losses(&s, out, x0, x_t, &batch.t, noise, LossKind::Mse)
+        .loss
+        .mean()
+        .into_scalar()
+}
+
+#[test]
+fn tiny_stage_a_run_lowers_the_loss_cancels_and_reloads() {
+    let pool = demo_pool();
+    assert_eq!(pool.len(), 3 * 36);
+    let device = Default::default();
+    let mut base = UNet::<AB>::build(
+        &UNetConfig::tiny(),
+        ParamSource::Random(NormalRng::new(7)),
+        &device,
+    )
+    .unwrap();
+    base.set_conv_im2col(true);
+    // A fixed evaluation batch from the same pool, without augmentation.
+    let held = BatchSampler::new(99, 32, 1000).sample(&pool, 6);
+    let before = fixed_batch_loss(&base.valid(), &held);
+    let cfg = AdaptConfig {
+        steps: 12,
+        lr: 3e-3,
+        batch: 4,
+        seed: 1,
+        loss: LossKind::Mse,
+        max_zoom: 40,
+    };
+    let cancel = CancelFlag::new();
+    let mut seen = Vec::new();
+    let outcome = adapt(base, &pool, &cfg, &cancel, |p| {
+        seen.push((p.step, p.eta_seconds.is_some()))
+    });
+    assert_eq!(outcome.steps_done, 12);
+    assert!(!outcome.cancelled);
+    assert_eq!(seen.first(), Some(&(1, false)), "no ETA during warm-up");
+    assert!(seen.last().unwrap().1, "an ETA after warm-up");
+    let after = fixed_batch_loss(&outcome.model.valid(), &held);
+    assert!(after < before, "loss on a fixed batch: {before} -> {after}");
+
+    // The adapter holds only the trainable tensors and reloads to the same outputs.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("adapter.safetensors");
+    let meta = AdapterMetadata {
+        base: "tiny-random:7".into(),
+        base_sha256: None,
+        config: UNetConfig::tiny(),
+        modalities: vec!["prgb".into(), "pca".into(), "sar".into()],
+        steps: outcome.steps_done,
+        lr: cfg.lr,
+        batch: cfg.batch,
+        seed: cfg.seed,
+        loss: cfg.loss,
+        loss_curve: outcome.loss_curve.clone(),
+        trainable_parameters: 157_504,
+        trainable_percent: 7.84,
+        cancelled: false,
+        software: "test".into(),
+    };
+    save_adapter(&path, &outcome.model, &meta).unwrap();
+    assert_eq!(read_adapter_metadata(&path).unwrap(), meta);
+    let adapter = CheckpointTensors::open(&path).unwrap();
+    assert_eq!(adapter.len(), 23);
+    assert_eq!(adapter.parameter_count(), 157_504);
+    // The base as a checkpoint file, then base + adapter.
+    let base_path = dir.path().join("base.safetensors");
+    let base_model = UNet::<B>::build(
+        &UNetConfig::tiny(),
+        ParamSource::Random(NormalRng::new(7)),
+        &device,
+    )
+    .unwrap();
+    write_full_checkpoint(&base_path, &base_model);
+    let base_ckpt = CheckpointTensors::open(&base_path).unwrap();
+    let mut reloaded = UNet::<B>::build(
+        &UNetConfig::tiny(),
+        ParamSource::Adapted {
+            base: &base_ckpt,
+            adapter: &adapter,
+        },
+        &device,
+    )
+    .unwrap();
+    reloaded.set_conv_im2col(true);
+    let x = Tensor::<B, 4>::from_data(TensorData::new(held.x0.clone(), [6, 3, 32, 32]), &device);
+    let a = outcome
+        .model
+        .valid()
+        .forward(x.clone(), &held.t, &held.y)
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    let b = reloaded
+        .forward(x, &held.t, &held.y)
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    assert_eq!(max_abs_diff(&a, &b), 0.0);
+
+    // Cancelled from the progress callback after 2 steps.
+    let base = UNet::<AB>::build(
+        &UNetConfig::tiny(),
+        ParamSource::Random(NormalRng::new(7)),
+        &device,
+    )
+    .unwrap();
+    let cancel = CancelFlag::new();
+    let flag = cancel.clone();
+    let outcome = adapt(base, &pool, &cfg, &cancel, |p| {
+        if p.step == 2 {
+            flag.cancel();
+        }
+    });
+    assert!(outcome.cancelled);
+    assert_eq!(outcome.steps_done, 2);
+}
+
+/// Writes every parameter of a model as a safetensors checkpoint (names as
+/// in guided-diffusion), using the recorded state-dict names.
+fn write_full_checkpoint(path: &std::path::Path, model: &UNet<B>) {
+    use burn::module::Module;
+    let names = expected_tensors(&UNetConfig::tiny()).unwrap();
+    let mut values: Vec<Vec<f32>> = Vec::new();
+    struct Collect<'a>(&'a mut Vec<Vec<f32>>);
+    impl burn::module::ModuleVisitor<B> for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<B, D>>) {
+            self.0.push(p.val().into_data().to_vec::<f32>().unwrap());
+        }
+    }
+    model.visit(&mut Collect(&mut values));
+    assert_eq!(values.len(), names.len());
+    let bytes: Vec<Vec<u8>> = values
+        .iter()
+        .map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = names
+        .iter()
+        .zip(&bytes)
+        .map(|((n, s), b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(
+        path,
+        safetensors::serialize(views, None::<std::collections::HashMap<String, String>>).unwrap(),
+    )
+    .unwrap();
+}
