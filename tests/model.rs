@@ -27,6 +27,7 @@ use unidiff_studio::model::resblock::BlockContext;
 use unidiff_studio::model::schedule::Schedule;
 use unidiff_studio::model::trainable::TrainableParam;
 use unidiff_studio::model::{CheckpointError, CheckpointTensors, UNet, UNetConfig};
+use unidiff_studio::pipeline::features::{FeatureSpec, concat_features, modality_features};
 use unidiff_studio::pipeline::patches::PatchPool;
 use unidiff_studio::pipeline::stage_a::{AdaptConfig, BatchSampler, CancelFlag, adapt};
 use unidiff_studio::pipeline::{Modality, PatchGrid};
@@ -635,4 +636,56 @@ fn write_full_checkpoint(path: &std::path::Path, model: &UNet<B>) {
         safetensors::serialize(views, None::<std::collections::HashMap<String, String>>).unwrap(),
     )
     .unwrap();
+}
+
+#[test]
+fn stage_b_features_match_the_reference() {
+    let model = tiny_from("adm_tiny/model.pt");
+    let f = Tensors::open("adm_tiny/features.safetensors");
+    let device = Default::default();
+    let (xs, x0) = f.f32("x0");
+    let (ns, noise) = f.f32("noise");
+    let (_, t) = f.i64("t");
+    let x0 = Tensor::<B, 4>::from_data(TensorData::new(x0, xs), &device);
+    let noise = Tensor::<B, 4>::from_data(TensorData::new(noise, ns), &device);
+    let s = Schedule::cosine(1000);
+    let modalities = [Modality::Prgb, Modality::Pca, Modality::Sar];
+    // The noised inputs, one shared noise tensor.
+    let noisy = q_sample(
+        &s,
+        x0.clone(),
+        &[t[0]; 3],
+        noise.clone().expand([3, 3, 32, 32]),
+    );
+    let (_, want) = f.f32("noisy_x");
+    assert!(max_abs_diff(&values(noisy), &want) < 1e-6);
+    for block in [4usize, 7, 8] {
+        let spec = FeatureSpec {
+            t: t[0],
+            block,
+            size: 32,
+        };
+        let inputs = modalities
+            .iter()
+            .enumerate()
+            .map(|(m, &mo)| (mo, x0.clone().narrow(0, m, 1)))
+            .collect();
+        let feats = concat_features(&model, &s, inputs, noise.clone(), spec);
+        let (shape, want) = f.f32(&format!("concat.output_blocks.{block}"));
+        let dims = feats.dims();
+        assert_eq!(vec![dims[1], dims[2], dims[3]], shape, "block {block}");
+        let d = max_abs_diff(&values(feats), &want);
+        assert!(d < 1e-4, "concat.output_blocks.{block}: {d}");
+    }
+    // The raw 16 x 16 activation of block 4 before the bilinear resize.
+    let spec = FeatureSpec {
+        t: t[0],
+        block: 4,
+        size: 16,
+    };
+    let raw = modality_features(&model, &s, x0.clone(), Modality::Prgb, noise, spec);
+    let (_, want) = f.f32("raw.output_blocks.4");
+    // Only the pRGB row of the batch shares y = 1; compare it.
+    let got = values(raw.narrow(0, 0, 1));
+    assert!(max_abs_diff(&got, &want[..got.len()]) < 1e-4);
 }
