@@ -11,7 +11,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use unidiff_studio::products::pca::{fit_pca, project};
-use unidiff_studio::products::percentile::percentiles_of;
+use unidiff_studio::products::percentile::percentiles_f32;
 use unidiff_studio::scene::{HsiCube, PixelGrid};
 
 const H: usize = 1723;
@@ -127,7 +127,7 @@ fn main() -> std::io::Result<()> {
     let mut p = vec![];
     for _ in 0..7 {
         let t = Instant::now();
-        p = percentiles_of(cube.band(40), &[2.0, 98.0])
+        p = percentiles_f32(cube.band(40), &[2.0, 98.0])
             .map(|x| x.0)
             .unwrap_or_default();
         pct.push(t.elapsed().as_secs_f64());

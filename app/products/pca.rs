@@ -9,6 +9,7 @@
 
 use faer::linalg::matmul::triangular::{BlockStructure, matmul};
 use faer::{Accum, Mat, MatRef, Par, Side};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::error::ProductError;
@@ -38,21 +39,26 @@ pub struct PcaFit {
 }
 
 /// Which pixels enter the fit: every used band valid, not all zero.
+/// Computed in parallel over pixel chunks.
 fn fit_mask(cube: &HsiCube, bands: &[usize]) -> Vec<bool> {
     let n = cube.grid.len();
-    let mut valid = vec![true; n];
-    let mut nonzero = vec![false; n];
-    for &b in bands {
-        for (i, &v) in cube.band(b).iter().enumerate() {
-            valid[i] &= !v.is_nan();
-            nonzero[i] |= v != 0.0;
+    let mut mask = vec![false; n];
+    mask.par_chunks_mut(CHUNK).enumerate().for_each(|(k, out)| {
+        let start = k * CHUNK;
+        let mut valid = vec![true; out.len()];
+        let mut nonzero = vec![false; out.len()];
+        for &b in bands {
+            let band = &cube.band(b)[start..start + out.len()];
+            for ((v, nz), &x) in valid.iter_mut().zip(nonzero.iter_mut()).zip(band) {
+                *v &= !x.is_nan();
+                *nz |= x != 0.0;
+            }
         }
-    }
-    valid
-        .iter()
-        .zip(&nonzero)
-        .map(|(v, nz)| *v && *nz)
-        .collect()
+        for ((m, v), nz) in out.iter_mut().zip(&valid).zip(&nonzero) {
+            *m = *v && *nz;
+        }
+    });
+    mask
 }
 
 /// Fits `n_components` principal components.
@@ -69,7 +75,7 @@ pub fn fit_pca(cube: &HsiCube, n_components: usize) -> Result<(PcaFit, Vec<bool>
         return Err(ProductError::NoValidPixels);
     }
     let mean: Vec<f64> = bands_used
-        .iter()
+        .par_iter()
         .map(|&b| {
             let s: f64 = cube
                 .band(b)
@@ -175,21 +181,45 @@ pub fn fit_pca(cube: &HsiCube, n_components: usize) -> Result<(PcaFit, Vec<bool>
     Ok((fit, mask))
 }
 
-/// Scores (x - mean) . component of every fitted pixel, per component.
+/// Scores (x - mean) . component of every fitted pixel, per component, in
+/// the order of the fitted pixels. Parallel over pixel chunks; each chunk
+/// reads every band once and accumulates all components.
 pub fn project(cube: &HsiCube, fit: &PcaFit, mask: &[bool]) -> Vec<Vec<f64>> {
-    let fitted: Vec<usize> = (0..mask.len()).filter(|&i| mask[i]).collect();
-    fit.components
-        .iter()
-        .map(|comp| {
-            let mut scores = vec![0f64; fitted.len()];
+    let k = fit.components.len();
+    let n = mask.len();
+    let chunks: Vec<Vec<Vec<f64>>> = (0..n.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            let start = c * CHUNK;
+            let end = (start + CHUNK).min(n);
+            let rows: Vec<usize> = (start..end).filter(|&i| mask[i]).collect();
+            let mut acc = vec![vec![0f64; rows.len()]; k];
             for (j, &b) in fit.bands_used.iter().enumerate() {
-                let (w, mu) = (comp[j], fit.mean[j]);
                 let band = cube.band(b);
-                for (s, &i) in scores.iter_mut().zip(&fitted) {
-                    *s += (f64::from(band[i]) - mu) * w;
+                let mu = fit.mean[j];
+                let full = rows.len() == end - start;
+                for (comp, scores) in fit.components.iter().zip(acc.iter_mut()) {
+                    let w = comp[j];
+                    if full {
+                        for (s, &x) in scores.iter_mut().zip(&band[start..end]) {
+                            *s += (f64::from(x) - mu) * w;
+                        }
+                    } else {
+                        for (s, &i) in scores.iter_mut().zip(&rows) {
+                            *s += (f64::from(band[i]) - mu) * w;
+                        }
+                    }
                 }
             }
-            scores
+            acc
+        })
+        .collect();
+    (0..k)
+        .map(|comp| {
+            chunks
+                .iter()
+                .flat_map(|c| c[comp].iter().copied())
+                .collect()
         })
         .collect()
 }

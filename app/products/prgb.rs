@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::error::ProductError;
 use super::image::{ChannelStretch, Rgb8Image};
-use super::percentile::percentiles_of;
+use super::percentile::percentiles_f32;
 use super::stretch::{quantize, unit_from_percentiles};
 use crate::io::wavelength::nearest_band;
 use crate::scene::HsiCube;
@@ -166,7 +166,7 @@ pub fn render_prgb(cube: &HsiCube, bands: [usize; 3]) -> Result<Rgb8Image, Produ
         }
         let values = cube.band(b);
         let (p, samples) =
-            percentiles_of(values, &[2.0, 98.0]).ok_or(ProductError::EmptyBand { band: b })?;
+            percentiles_f32(values, &[2.0, 98.0]).ok_or(ProductError::EmptyBand { band: b })?;
         let (p2, p98) = (p[0], p[1]);
         for (i, &x) in values.iter().enumerate() {
             data[3 * i + c] = quantize(unit_from_percentiles(f64::from(x), p2, p98));
