@@ -5,6 +5,7 @@ pub mod features;
 pub mod modality;
 pub mod patch_grid;
 pub mod patches;
+pub mod predict;
 pub mod stage_a;
 
 pub use modality::Modality;

@@ -17,6 +17,26 @@ pub struct ChannelStretch {
     pub exact: bool,
 }
 
+impl ChannelStretch {
+    /// Limits from numpy-equal percentiles over all `samples` valid values.
+    pub fn exact(
+        channel: usize,
+        source: impl Into<String>,
+        p2: f64,
+        p98: f64,
+        samples: usize,
+    ) -> Self {
+        Self {
+            channel: ["R", "G", "B"][channel.min(2)],
+            source: source.into(),
+            p2,
+            p98,
+            samples,
+            exact: true,
+        }
+    }
+}
+
 /// An H x W x 3 image, row-major, channels interleaved (R, G, B).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rgb8Image {

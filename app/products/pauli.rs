@@ -77,14 +77,7 @@ fn dual_pol(
             let v = (v * s.gains[c]).clamp(0.0, 1.0).powf(s.gamma);
             data[3 * i + c] = quantize(v);
         }
-        stretch.push(ChannelStretch {
-            channel: name,
-            source: source.to_string(),
-            p2,
-            p98,
-            samples,
-            exact: true,
-        });
+        stretch.push(ChannelStretch::exact(c, *source, p2, p98, samples));
     }
     Ok(Rgb8Image {
         width: sar.grid.width,
@@ -121,14 +114,7 @@ fn quad_pol(
         for (i, &x) in values.iter().enumerate() {
             data[3 * i + c] = quantize(unit_from_percentiles(x, p[0], p[1]));
         }
-        stretch.push(ChannelStretch {
-            channel: name,
-            source: source.to_string(),
-            p2: p[0],
-            p98: p[1],
-            samples,
-            exact: true,
-        });
+        stretch.push(ChannelStretch::exact(c, *source, p[0], p[1], samples));
     }
     Ok(Rgb8Image {
         width: sar.grid.width,

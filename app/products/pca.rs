@@ -242,14 +242,13 @@ pub fn render_pca(cube: &HsiCube) -> Result<(Rgb8Image, PcaFit), ProductError> {
                 k += 1;
             }
         }
-        stretch.push(ChannelStretch {
-            channel: ["R", "G", "B"][c],
-            source: format!("PC{}", c + 1),
+        stretch.push(ChannelStretch::exact(
+            c,
+            format!("PC{}", c + 1),
             p2,
             p98,
-            samples: s.len(),
-            exact: true,
-        });
+            s.len(),
+        ));
     }
     Ok((
         Rgb8Image {

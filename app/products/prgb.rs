@@ -171,14 +171,13 @@ pub fn render_prgb(cube: &HsiCube, bands: [usize; 3]) -> Result<Rgb8Image, Produ
         for (i, &x) in values.iter().enumerate() {
             data[3 * i + c] = quantize(unit_from_percentiles(f64::from(x), p2, p98));
         }
-        stretch.push(ChannelStretch {
-            channel: ["R", "G", "B"][c],
-            source: band_label(cube, b),
+        stretch.push(ChannelStretch::exact(
+            c,
+            band_label(cube, b),
             p2,
             p98,
             samples,
-            exact: true,
-        });
+        ));
     }
     Ok(Rgb8Image {
         width: cube.grid.width,

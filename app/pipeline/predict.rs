@@ -1,0 +1,140 @@
+//! Prediction merging (method.md section 3): per-patch class probabilities
+//! are summed on the padded canvas, divided by the number of patches covering
+//! each pixel, and reduced to a class map (argmax), the maximum probability
+//! and the entropy of the merged distribution, with the padding cropped off.
+
+use super::patch_grid::PatchGrid;
+
+/// The merged result on the scene grid (row-major, H x W).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergedPrediction {
+    /// Classes 1..=K (0 never appears: every scene pixel is covered).
+    pub class_map: Vec<u8>,
+    /// Probability of the chosen class.
+    pub max_probability: Vec<f32>,
+    /// Entropy (nats) of the merged distribution.
+    pub entropy: Vec<f32>,
+}
+
+/// Sums of patch probabilities over the padded canvas.
+pub struct ProbabilityCanvas {
+    grid: PatchGrid,
+    classes: usize,
+    /// classes x padded_height x padded_width
+    sum: Vec<f32>,
+    coverage: Vec<u32>,
+}
+
+impl ProbabilityCanvas {
+    pub fn new(grid: PatchGrid, classes: usize) -> Self {
+        Self {
+            sum: vec![0.0; classes * grid.padded_height * grid.padded_width],
+            coverage: vec![0; grid.padded_height * grid.padded_width],
+            grid,
+            classes,
+        }
+    }
+
+    /// Adds patch `n`'s probabilities, laid out classes x P x P.
+    pub fn add_patch(&mut self, n: usize, probabilities: &[f32]) {
+        let p = self.grid.patch;
+        let (r0, c0) = self.grid.top_left(n);
+        let width = self.grid.padded_width;
+        let plane = self.grid.padded_height * width;
+        for y in 0..p {
+            for x in 0..p {
+                let at = (r0 + y) * width + c0 + x;
+                self.coverage[at] += 1;
+                for k in 0..self.classes {
+                    self.sum[k * plane + at] += probabilities[(k * p + y) * p + x];
+                }
+            }
+        }
+    }
+
+    /// Averages, crops the padding and reduces per pixel.
+    pub fn finish(&self) -> MergedPrediction {
+        let g = &self.grid;
+        let plane = g.padded_height * g.padded_width;
+        let n = g.height * g.width;
+        let mut out = MergedPrediction {
+            class_map: vec![0; n],
+            max_probability: vec![0.0; n],
+            entropy: vec![0.0; n],
+        };
+        for r in 0..g.height {
+            for c in 0..g.width {
+                let at = (r + g.pad_top) * g.padded_width + c + g.pad_left;
+                let cov = self.coverage[at].max(1) as f32;
+                let mut best = (0usize, f32::NEG_INFINITY);
+                let mut h = 0f32;
+                for k in 0..self.classes {
+                    let p = self.sum[k * plane + at] / cov;
+                    if p > best.1 {
+                        best = (k, p);
+                    }
+                    if p > 0.0 {
+                        h -= p * p.ln();
+                    }
+                }
+                let i = r * g.width + c;
+                out.class_map[i] = (best.0 + 1) as u8;
+                out.max_probability[i] = best.1;
+                out.entropy[i] = h;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlaps_of_one_two_and_four_patches_average_exactly() {
+        // 3 x 3 scene, 2 x 2 patches, stride 1: padded 4 x 4 with one row and
+        // column of padding; 9 patches. Scene pixel (0, 0) = padded (1, 1) is
+        // covered by 4 patches, padded corners by 1, padded edges by 2.
+        let g = PatchGrid::new(3, 3, 2, 1);
+        assert_eq!((g.padded_height, g.pad_top, g.len()), (4, 1, 9));
+        let classes = 2;
+        let mut canvas = ProbabilityCanvas::new(g, classes);
+        // Patch n predicts class 1 with probability q_n = n / 8 (exact in f32).
+        let q = |n: usize| n as f32 / 8.0;
+        for n in 0..g.len() {
+            let mut probs = vec![0f32; classes * 4];
+            probs[..4].iter_mut().for_each(|v| *v = q(n));
+            probs[4..].iter_mut().for_each(|v| *v = 1.0 - q(n));
+            canvas.add_patch(n, &probs);
+        }
+        let merged = canvas.finish();
+        // The patches covering padded (R, C) are those with top-left (R-1..=R, C-1..=C) in range.
+        for r in 0..3 {
+            for c in 0..3 {
+                let (pr, pc): (usize, usize) = (r + 1, c + 1);
+                let mut covering = Vec::new();
+                for tr in pr.saturating_sub(1)..=pr.min(2) {
+                    for tc in pc.saturating_sub(1)..=pc.min(2) {
+                        covering.push(tr * 3 + tc);
+                    }
+                }
+                let p1: f32 = covering.iter().map(|&n| q(n)).sum::<f32>() / covering.len() as f32;
+                let want_class = if p1 > 1.0 - p1 { 1 } else { 2 };
+                let i = r * 3 + c;
+                assert_eq!(merged.class_map[i], want_class, "({r},{c})");
+                assert_eq!(merged.max_probability[i], p1.max(1.0 - p1), "({r},{c})");
+            }
+        }
+        // Coverage 4 inside, 2 on the bottom/right edge, 1 at the bottom-right corner.
+        assert_eq!(canvas.coverage[5], 4);
+        assert_eq!(canvas.coverage[4 * 4 - 1], 1);
+        assert_eq!(canvas.coverage[3 * 4 + 1], 2);
+        // Entropy of a certain pixel is 0, of a 50/50 pixel ln 2.
+        let mut c2 = ProbabilityCanvas::new(PatchGrid::new(2, 2, 2, 1), 2);
+        c2.add_patch(3, &[1.0, 1.0, 1.0, 0.5, 0.0, 0.0, 0.0, 0.5]);
+        let m = c2.finish();
+        assert_eq!(m.entropy[0], 0.0);
+        assert!((m.entropy[3] - std::f32::consts::LN_2).abs() < 1e-7);
+    }
+}
