@@ -3,6 +3,7 @@
 //! NumPy `.npy` label arrays, into scene layers on one pixel grid.
 
 pub mod atomic;
+pub mod classmap;
 pub mod error;
 pub mod geotiff;
 pub mod mat;

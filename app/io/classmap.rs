@@ -1,0 +1,147 @@
+//! Writing a land-cover class map as a GeoTIFF that GIS tools show with its
+//! colours and class names: uint8, 0 = nodata, the scene's CRS and
+//! geotransform, a GDAL colour table, GDAL category names (kept in the
+//! `.aux.xml` beside the file) and a QGIS `.qml` paletted style.
+
+use std::path::Path;
+
+use gdal::DriverManager;
+use gdal::raster::{Buffer, ColorEntry, ColorTable, PaletteInterpretation, RasterCreationOptions};
+
+use super::atomic::{write_atomically, write_bytes};
+use super::geotiff::WriteError;
+use crate::scene::PixelGrid;
+
+/// One class: its value in the map (1..=255), name and colour.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClassInfo {
+    pub value: u8,
+    pub name: String,
+    pub color: [u8; 3],
+}
+
+/// A qualitative palette for classes without a colour of their own.
+pub const PALETTE: [[u8; 3]; 12] = [
+    [31, 119, 180],
+    [255, 127, 14],
+    [44, 160, 44],
+    [214, 39, 40],
+    [148, 103, 189],
+    [140, 86, 75],
+    [227, 119, 194],
+    [127, 127, 127],
+    [188, 189, 34],
+    [23, 190, 207],
+    [255, 221, 87],
+    [0, 0, 128],
+];
+
+/// Classes 1..=k named "class k" with palette colours.
+pub fn default_classes(k: u8) -> Vec<ClassInfo> {
+    (1..=k)
+        .map(|v| ClassInfo {
+            value: v,
+            name: format!("class {v}"),
+            color: PALETTE[(v as usize - 1) % PALETTE.len()],
+        })
+        .collect()
+}
+
+fn failed(path: &Path, e: impl std::fmt::Display) -> WriteError {
+    WriteError::Failed {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// The QGIS style of the map: a paletted renderer with names and colours.
+pub fn qgis_style(classes: &[ClassInfo]) -> String {
+    let mut entries = String::new();
+    for c in classes {
+        let name = c
+            .name
+            .replace('&', "&amp;")
+            .replace('"', "&quot;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        entries.push_str(&format!(
+            "        <paletteEntry value=\"{}\" label=\"{}\" color=\"#{:02x}{:02x}{:02x}\" alpha=\"255\"/>\n",
+            c.value, name, c.color[0], c.color[1], c.color[2]
+        ));
+    }
+    format!(
+        "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n<qgis version=\"3.28\" styleCategories=\"Symbology\">\n  <pipe>\n    <rasterrenderer type=\"paletted\" band=\"1\" opacity=\"1\" nodataColor=\"\">\n      <colorPalette>\n{entries}      </colorPalette>\n    </rasterrenderer>\n  </pipe>\n</qgis>\n"
+    )
+}
+
+/// Writes `classes_map` (row-major, 0 = nodata) with its colour table, class
+/// names and a `.qml` style beside it.
+pub fn write_class_map(
+    path: &Path,
+    class_map: &[u8],
+    grid: &PixelGrid,
+    classes: &[ClassInfo],
+) -> Result<(), WriteError> {
+    crate::io::raster::init_gdal();
+    let (w, h) = (grid.width, grid.height);
+    if class_map.len() != w * h {
+        return Err(failed(path, "class map size differs from its grid"));
+    }
+    let max = classes.iter().map(|c| c.value).max().unwrap_or(0) as usize;
+    write_atomically(path, |tmp| {
+        let driver = DriverManager::get_driver_by_name("GTiff").map_err(|e| failed(path, e))?;
+        let options = RasterCreationOptions::from_iter(["COMPRESS=DEFLATE", "TILED=YES"]);
+        let mut ds = driver
+            .create_with_band_type_with_options::<u8, _>(tmp, w, h, 1, &options)
+            .map_err(|e| failed(path, e))?;
+        if let Some(gt) = grid.geo_transform {
+            ds.set_geo_transform(&gt).map_err(|e| failed(path, e))?;
+        }
+        if let Some(wkt) = &grid.crs_wkt {
+            ds.set_projection(wkt).map_err(|e| failed(path, e))?;
+        }
+        let mut band = ds.rasterband(1).map_err(|e| failed(path, e))?;
+        band.write((0, 0), (w, h), &mut Buffer::new((w, h), class_map.to_vec()))
+            .map_err(|e| failed(path, e))?;
+        band.set_no_data_value(Some(0.0))
+            .map_err(|e| failed(path, e))?;
+        let mut table = ColorTable::new(PaletteInterpretation::Rgba);
+        table.set_color_entry(0, &ColorEntry::rgba(0, 0, 0, 0));
+        for c in classes {
+            let [r, g, b] = c.color;
+            table.set_color_entry(
+                c.value as u16,
+                &ColorEntry::rgba(r as i16, g as i16, b as i16, 255),
+            );
+        }
+        band.set_color_table(&table);
+        // Category names: index = class value; 0 is "nodata".
+        let mut names = vec![String::new(); max + 1];
+        names[0] = "nodata".to_string();
+        for c in classes {
+            names[c.value as usize] = c.name.clone();
+        }
+        let list: gdal::cpl::CslStringList = names.into_iter().collect();
+        // SAFETY: the band handle is valid while `ds` lives; GDAL copies the list.
+        let err =
+            unsafe { gdal_sys::GDALSetRasterCategoryNames(band.c_rasterband(), list.as_ptr()) };
+        if err != gdal_sys::CPLErr::CE_None {
+            return Err(failed(path, "cannot store the class names"));
+        }
+        ds.close().map_err(|e| failed(path, e))
+    })?;
+    // The category names live in GDAL's .aux.xml sidecar for GeoTIFF: move it
+    // along with the renamed file.
+    let tmp_aux = super::atomic::temp_path_for(path).with_extension("tmp.aux.xml");
+    let aux = path.with_file_name(format!(
+        "{}.aux.xml",
+        path.file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default()
+    ));
+    if tmp_aux.exists() {
+        std::fs::rename(&tmp_aux, &aux)?;
+    }
+    write_bytes(&path.with_extension("qml"), qgis_style(classes).as_bytes())?;
+    Ok(())
+}
