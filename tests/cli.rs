@@ -264,3 +264,19 @@ fn adapt_refuses_a_wrong_checkpoint() {
         "{err}"
     );
 }
+
+#[test]
+fn info_lists_a_matlab_v73_variable() {
+    let out = bin()
+        .args(["info", "--json"])
+        .arg(common::fixture("mat73/labels73.mat"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["arrays"][0]["name"], "TrainImage");
+    assert_eq!(v["arrays"][0]["rows"], 6);
+    assert_eq!(v["arrays"][0]["cols"], 5);
+    // (r * 5 + c) % 4 over 6 x 5: 30 values, classes 1..3 labelled = 30 - 8 zeros.
+    assert_eq!(v["arrays"][0]["classes"]["labelled_pixels"], 22);
+}

@@ -166,11 +166,7 @@ pub fn list_variables(path: &Path) -> Result<Vec<GridArray>, ReadError> {
         let names: Vec<String> = if header.subdatasets.is_empty() {
             // A single dataset: GDAL opened it directly; its name is in the
             // metadata only, so try the benchmark names.
-            [MAT_ALL_VARS]
-                .concat()
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
+            MAT_ALL_VARS.iter().map(|s| s.to_string()).collect()
         } else {
             header
                 .subdatasets

@@ -191,11 +191,7 @@ fn check_envi_size(path: &Path, ds: &Dataset, header: &RasterHeader) -> Result<(
     if header.driver != "ENVI" {
         return Ok(());
     }
-    let data = ds
-        .rasterband(1)
-        .ok()
-        .map(|_| path.to_path_buf())
-        .unwrap_or_else(|| path.to_path_buf());
+    let data = path.to_path_buf();
     let offset = ds
         .metadata_item("header_offset", "ENVI")
         .and_then(|s| s.trim().parse::<u64>().ok())
