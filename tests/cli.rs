@@ -272,7 +272,11 @@ fn info_lists_a_matlab_v73_variable() {
         .arg(common::fixture("mat73/labels73.mat"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["arrays"][0]["name"], "TrainImage");
     assert_eq!(v["arrays"][0]["rows"], 6);
