@@ -689,3 +689,122 @@ fn stage_b_features_match_the_reference() {
     let got = values(raw.narrow(0, 0, 1));
     assert!(max_abs_diff(&got, &want[..got.len()]) < 1e-4);
 }
+
+#[test]
+fn stage_b_maps_the_demo_window_deterministically() {
+    use unidiff_studio::metrics::MetricsSummary;
+    use unidiff_studio::pipeline::classifier::HeadTrainConfig;
+    use unidiff_studio::pipeline::stage_b::{StageBConfig, run_stage_b};
+    use unidiff_studio::scene::LabelImage;
+
+    let (r0, c0, n) = (200, 200, 64);
+    // LabelHand is -1 nodata, 0 dry, 1 water: read raw so that 0 stays a class.
+    let (_, raw) =
+        unidiff_studio::io::raster::read_bands(&demo("Spain_7370579_LabelHand.tif"), Some(&[0]))
+            .unwrap();
+    let truth: Vec<u8> = (0..n * n)
+        .map(|i| {
+            let v = raw[(r0 + i / n) * 512 + c0 + i % n];
+            if v.is_nan() || v < 0.0 {
+                0
+            } else {
+                v as u8 + 1
+            }
+        })
+        .collect();
+    // Sparse training set: every 13th labelled pixel; the rest is test.
+    let mut train = vec![0u8; n * n];
+    let mut test = truth.clone();
+    for (k, i) in (0..n * n).filter(|&i| truth[i] != 0).enumerate() {
+        if k % 13 == 0 {
+            train[i] = truth[i];
+            test[i] = 0;
+        }
+    }
+    let grid = unidiff_studio::scene::PixelGrid::plain(n, n);
+    let train = LabelImage { grid, data: train };
+    let pool_images = demo_window_renderings(r0, c0, n);
+    let images: Vec<(Modality, &unidiff_studio::products::Rgb8Image)> =
+        pool_images.iter().map(|(m, i)| (*m, i)).collect();
+    let device = Default::default();
+    let mut model = UNet::<B>::build(
+        &UNetConfig::tiny(),
+        ParamSource::Random(NormalRng::new(3)),
+        &device,
+    )
+    .unwrap();
+    model.set_conv_im2col(true);
+    let cfg = StageBConfig {
+        t: 0,
+        block: 7,
+        patch: 32,
+        stride: 16,
+        batch_patches: 12,
+        head: HeadTrainConfig {
+            max_epochs: 12,
+            patience: 4,
+            seed: 4,
+            ..HeadTrainConfig::default()
+        },
+        validation_block: 32,
+        ..StageBConfig::default()
+    };
+    let out = run_stage_b::<AB>(&model, &images, &train, &cfg, &device).unwrap();
+    eprintln!(
+        "features {:.1} s, training {:.1} s ({} vectors, {} epochs), prediction {:.1} s",
+        out.seconds_features,
+        out.seconds_training,
+        out.training_vectors,
+        out.head.epochs,
+        out.seconds_prediction
+    );
+    assert_eq!(out.classes, 2);
+    assert!(out.classes_without_training.is_empty());
+    assert!(
+        out.training_vectors > train.labelled(),
+        "overlapping patches repeat pixels"
+    );
+    assert!(out.prediction.class_map.iter().all(|&c| c == 1 || c == 2));
+    let m = MetricsSummary::from_labels(&test, &out.prediction.class_map, 2);
+    let majority = m.per_class.support.iter().copied().max().unwrap() as f64 / m.n_labelled as f64;
+    assert!(m.oa > majority, "OA {} vs majority {majority}", m.oa);
+    let again = run_stage_b::<AB>(&model, &images, &train, &cfg, &device).unwrap();
+    assert_eq!(
+        again.prediction.class_map, out.prediction.class_map,
+        "same seed, same map"
+    );
+}
+
+/// The three renderings of a window of the demo scene.
+fn demo_window_renderings(
+    r0: usize,
+    c0: usize,
+    n: usize,
+) -> Vec<(Modality, unidiff_studio::products::Rgb8Image)> {
+    let mut hsi = open_hsi(&demo("Spain_7370579_S2Hand.tif")).unwrap();
+    let mut sar = open_sar(&demo("Spain_7370579_S1Hand.tif"), SarScaleChoice::Auto).unwrap();
+    let crop = |v: &[f32]| -> Vec<f32> {
+        (0..n * n)
+            .map(|i| v[(r0 + i / n) * 512 + c0 + i % n])
+            .collect()
+    };
+    hsi.data = (0..hsi.bands).flat_map(|b| crop(hsi.band(b))).collect();
+    hsi.grid = unidiff_studio::scene::PixelGrid::plain(n, n);
+    if let unidiff_studio::scene::SarKind::DualPol { c11, c22 } = &mut sar.kind {
+        let crop64 = |v: &[f64]| -> Vec<f64> {
+            (0..n * n)
+                .map(|i| v[(r0 + i / n) * 512 + c0 + i % n])
+                .collect()
+        };
+        *c11 = crop64(c11);
+        *c22 = crop64(c22);
+    }
+    sar.grid = unidiff_studio::scene::PixelGrid::plain(n, n);
+    let scene = Scene::from_layers(Some(hsi), Some(sar), None, None).unwrap();
+    let r = render_all(&scene, RenderSettings::default(), |_| {}).unwrap();
+    vec![
+        (Modality::Prgb, r.prgb.unwrap().0),
+        (Modality::Pca, r.pca.unwrap().0),
+        (Modality::Sar, r.pauli.unwrap()),
+    ]
+}

@@ -8,6 +8,7 @@ pub mod patch_grid;
 pub mod patches;
 pub mod predict;
 pub mod stage_a;
+pub mod stage_b;
 
 pub use modality::Modality;
 pub use patch_grid::PatchGrid;

@@ -1,0 +1,257 @@
+//! Stage B end to end on a scene: features of the frozen backbone for the
+//! patches that hold training labels (gathered per labelled pixel, never the
+//! whole feature map), the MLP head, then features again batch by batch for
+//! every patch, merged into a class map. Memory stays at one batch of
+//! features plus the labelled vectors.
+
+use std::time::Instant;
+
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use burn::tensor::activation::softmax;
+use burn::tensor::backend::AutodiffBackend;
+use serde::Serialize;
+
+use super::classifier::{
+    HeadData, HeadTrainConfig, HeadTrainReport, MlpConfig, ValidationSplit, train_head,
+    validation_split,
+};
+use super::features::{FeatureSpec, concat_features};
+use super::modality::Modality;
+use super::patch_grid::PatchGrid;
+use super::predict::{MergedPrediction, ProbabilityCanvas};
+use crate::model::params::NormalRng;
+use crate::model::schedule::Schedule;
+use crate::model::unet::UNet;
+use crate::products::Rgb8Image;
+use crate::products::stretch::network_from_u8;
+use crate::scene::LabelImage;
+
+/// Settings of a Stage B run.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageBConfig {
+    pub t: i64,
+    pub block: usize,
+    pub mlp: MlpConfig,
+    pub head: HeadTrainConfig,
+    /// Patch side and stride (64 and 32 in the method; smaller for tiny models).
+    pub patch: usize,
+    pub stride: usize,
+    /// Patches per feature batch.
+    pub batch_patches: usize,
+    /// Seed of the one noise tensor shared by all patches and modalities.
+    pub noise_seed: u64,
+    pub validation_fraction: f64,
+    /// Side of the validation blocks, in pixels.
+    pub validation_block: usize,
+}
+
+impl Default for StageBConfig {
+    fn default() -> Self {
+        Self {
+            t: 300,
+            block: 11,
+            mlp: MlpConfig::berlin(),
+            head: HeadTrainConfig::default(),
+            patch: 64,
+            stride: 32,
+            batch_patches: 16,
+            noise_seed: 0,
+            validation_fraction: 0.2,
+            validation_block: 64,
+        }
+    }
+}
+
+/// Why Stage B cannot run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StageBError {
+    #[error("no training labels: paint or load some labelled pixels first")]
+    NoLabels,
+    #[error("no modality to take features from")]
+    NoModality,
+    #[error("the renderings are {found:?} pixels, the labels {labels:?}")]
+    SizeMismatch {
+        found: (usize, usize),
+        labels: (usize, usize),
+    },
+}
+
+/// The result and how it was reached.
+#[derive(Debug, Clone)]
+pub struct StageBOutput {
+    pub prediction: MergedPrediction,
+    pub classes: usize,
+    /// Classes 1..=K with no training pixel (the head can still predict them
+    /// only by chance; reported as a warning).
+    pub classes_without_training: Vec<u8>,
+    pub training_vectors: usize,
+    pub validation: ValidationSplit,
+    pub head: HeadTrainReport,
+    pub seconds_features: f64,
+    pub seconds_training: f64,
+    pub seconds_prediction: f64,
+}
+
+/// x0 of patches `ids` of one rendering, (N, 3, P, P) in network space.
+fn patch_batch<B: Backend>(
+    grid: &PatchGrid,
+    image: &Rgb8Image,
+    ids: &[usize],
+    device: &B::Device,
+) -> Tensor<B, 4> {
+    let p = grid.patch;
+    let mut values = Vec::with_capacity(ids.len() * 3 * p * p);
+    let mut buf = vec![0u8; 3 * p * p];
+    for &n in ids {
+        grid.extract_u8(&image.data, 3, n, &mut buf);
+        values.extend(buf.iter().map(|&v| network_from_u8(v)));
+    }
+    Tensor::from_data(TensorData::new(values, [ids.len(), 3, p, p]), device)
+}
+
+/// Runs Stage B: `images` in concatenation order (pRGB | PCA | SAR).
+pub fn run_stage_b<B: AutodiffBackend>(
+    model: &UNet<B::InnerBackend>,
+    images: &[(Modality, &Rgb8Image)],
+    train_labels: &LabelImage,
+    cfg: &StageBConfig,
+    device: &B::Device,
+) -> Result<StageBOutput, StageBError> {
+    let (h, w) = images
+        .first()
+        .map(|(_, i)| (i.height, i.width))
+        .ok_or(StageBError::NoModality)?;
+    if (h, w) != (train_labels.grid.height, train_labels.grid.width) {
+        return Err(StageBError::SizeMismatch {
+            found: (h, w),
+            labels: (train_labels.grid.height, train_labels.grid.width),
+        });
+    }
+    let classes = train_labels.max_class() as usize;
+    if classes == 0 {
+        return Err(StageBError::NoLabels);
+    }
+    let hist = train_labels.histogram();
+    let classes_without_training = (1..=classes)
+        .filter(|&k| hist[k] == 0)
+        .map(|k| k as u8)
+        .collect();
+    let grid = PatchGrid::new(h, w, cfg.patch, cfg.stride);
+    let p = grid.patch;
+    let schedule = Schedule::cosine(1000);
+    let mut rng = NormalRng::new(cfg.noise_seed);
+    let noise_values: Vec<f32> = (0..3 * p * p).map(|_| rng.normal() as f32).collect();
+    let noise = Tensor::<B::InnerBackend, 4>::from_data(
+        TensorData::new(noise_values, [1, 3, p, p]),
+        device,
+    );
+    let spec = FeatureSpec {
+        t: cfg.t,
+        block: cfg.block,
+        size: p,
+    };
+    let features = |ids: &[usize]| -> Tensor<B::InnerBackend, 4> {
+        let inputs = images
+            .iter()
+            .map(|(m, img)| (*m, patch_batch(&grid, img, ids, device)))
+            .collect();
+        concat_features(model, &schedule, inputs, noise.clone(), spec)
+    };
+
+    // Pass 1: labelled pixels of the patches that hold any.
+    let t0 = Instant::now();
+    let labelled_patches: Vec<usize> = (0..grid.len())
+        .filter(|&n| {
+            let (r0, c0) = grid.top_left(n);
+            (0..p * p).any(|i| {
+                grid.scene_pixel(r0 + i / p, c0 + i % p)
+                    .is_some_and(|(r, c)| train_labels.data[r * w + c] != 0)
+            })
+        })
+        .collect();
+    let mut vectors = Vec::new();
+    let mut labels = Vec::new();
+    let mut pixels = Vec::new();
+    let mut dim = 0;
+    for ids in labelled_patches.chunks(cfg.batch_patches.max(1)) {
+        let f = features(ids);
+        let [_, d, _, _] = f.dims();
+        dim = d;
+        let host = f
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .unwrap_or_default();
+        for (b, &n) in ids.iter().enumerate() {
+            let (r0, c0) = grid.top_left(n);
+            for y in 0..p {
+                for x in 0..p {
+                    let Some((r, c)) = grid.scene_pixel(r0 + y, c0 + x) else {
+                        continue;
+                    };
+                    let label = train_labels.data[r * w + c];
+                    if label == 0 {
+                        continue;
+                    }
+                    vectors.extend((0..d).map(|k| host[((b * d + k) * p + y) * p + x]));
+                    labels.push(i64::from(label) - 1);
+                    pixels.push((r, c));
+                }
+            }
+        }
+    }
+    let seconds_features = t0.elapsed().as_secs_f64();
+
+    let t1 = Instant::now();
+    let (validation_mask, validation) = validation_split(
+        &pixels,
+        &labels,
+        cfg.validation_fraction,
+        cfg.validation_block,
+        cfg.head.seed,
+    );
+    let data = HeadData {
+        features: &vectors,
+        dim,
+        labels: &labels,
+        classes,
+        validation: &validation_mask,
+    };
+    let (head, head_report) = train_head::<B>(&data, &cfg.mlp, &cfg.head, device);
+    let seconds_training = t1.elapsed().as_secs_f64();
+
+    // Pass 2: every patch, batch by batch, into the probability canvas.
+    let t2 = Instant::now();
+    let mut canvas = ProbabilityCanvas::new(grid, classes);
+    let all: Vec<usize> = (0..grid.len()).collect();
+    for ids in all.chunks(cfg.batch_patches.max(1)) {
+        let f = features(ids);
+        let [bs, d, _, _] = f.dims();
+        let rows = f.permute([0, 2, 3, 1]).reshape([bs * p * p, d]);
+        let probs = softmax(head.forward(rows), 1)
+            .reshape([bs, p, p, classes])
+            .permute([0, 3, 1, 2]);
+        let host = probs
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .unwrap_or_default();
+        let per = classes * p * p;
+        for (b, &n) in ids.iter().enumerate() {
+            canvas.add_patch(n, &host[b * per..(b + 1) * per]);
+        }
+    }
+    let prediction = canvas.finish();
+    Ok(StageBOutput {
+        prediction,
+        classes,
+        classes_without_training,
+        training_vectors: labels.len(),
+        validation,
+        head: head_report,
+        seconds_features,
+        seconds_training,
+        seconds_prediction: t2.elapsed().as_secs_f64(),
+    })
+}
