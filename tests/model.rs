@@ -446,34 +446,10 @@ fn imagenet64_maps_all_541_tensors_and_counts_the_trainable_share() {
 /// Small patch pool of the real Sentinel-1/2 scene (a 96 x 96 window, 32 x 32
 /// patches, the tiny model's size).
 fn demo_pool() -> PatchPool {
-    let mut hsi = open_hsi(&demo("Spain_7370579_S2Hand.tif")).unwrap();
-    let mut sar = open_sar(&demo("Spain_7370579_S1Hand.tif"), SarScaleChoice::Auto).unwrap();
-    let (r0, c0, n) = (200, 200, 96);
-    let crop = |v: &[f32]| -> Vec<f32> {
-        (0..n * n)
-            .map(|i| v[(r0 + i / n) * 512 + c0 + i % n])
-            .collect()
-    };
-    hsi.data = (0..hsi.bands).flat_map(|b| crop(hsi.band(b))).collect();
-    hsi.grid = unidiff_studio::scene::PixelGrid::plain(n, n);
-    if let unidiff_studio::scene::SarKind::DualPol { c11, c22 } = &mut sar.kind {
-        let crop64 = |v: &[f64]| -> Vec<f64> {
-            (0..n * n)
-                .map(|i| v[(r0 + i / n) * 512 + c0 + i % n])
-                .collect()
-        };
-        *c11 = crop64(c11);
-        *c22 = crop64(c22);
-    }
-    sar.grid = unidiff_studio::scene::PixelGrid::plain(n, n);
-    let scene = Scene::from_layers(Some(hsi), Some(sar), None, None).unwrap();
-    let r = render_all(&scene, RenderSettings::default(), |_| {}).unwrap();
-    let images = vec![
-        (Modality::Prgb, &r.prgb.as_ref().unwrap().0),
-        (Modality::Pca, &r.pca.as_ref().unwrap().0),
-        (Modality::Sar, r.pauli.as_ref().unwrap()),
-    ];
-    PatchPool::with_grid(&images, PatchGrid::new(n, n, 32, 16))
+    let images = demo_window_renderings(200, 200, 96);
+    let refs: Vec<(Modality, &unidiff_studio::products::Rgb8Image)> =
+        images.iter().map(|(m, i)| (*m, i)).collect();
+    PatchPool::with_grid(&refs, PatchGrid::new(96, 96, 32, 16))
 }
 
 fn fixed_batch_loss(model: &UNet<B>, batch: &unidiff_studio::pipeline::stage_a::Batch) -> f32 {
