@@ -55,3 +55,39 @@ fn metrics_equal_scikit_learn() {
         assert_eq!(m.per_class.support, support);
     }
 }
+
+#[test]
+fn metrics_files_hold_the_same_numbers() {
+    let t = Tensors::open("metrics/labels.safetensors");
+    let case = "case1_class7_absent_from_y_true";
+    let (_, truth) = t.u8(&format!("{case}.y_true"));
+    let (_, pred) = t.u8(&format!("{case}.y_pred"));
+    let m = MetricsSummary::from_labels(&truth, &pred, 8);
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (1..=8).map(|k| format!("land cover {k}")).collect();
+    unidiff_studio::metrics::export::write_metrics(dir.path(), &m, &names).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("metrics.json")).unwrap()).unwrap();
+    let expected = json("metrics/expected.json");
+    close(v["OA"].as_f64().unwrap(), &expected[case]["OA"], "OA");
+    close(
+        v["kappa"].as_f64().unwrap(),
+        &expected[case]["kappa"],
+        "kappa",
+    );
+    assert!(
+        v["per_class"][6]["recall"].is_null(),
+        "class 7 is absent from the truth"
+    );
+    assert_eq!(v["per_class"][6]["name"], "land cover 7");
+    assert_eq!(v["confusion_matrix"][0][0], 1765);
+    let csv = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 8 + 5);
+    assert!(
+        csv.lines()
+            .nth(7)
+            .unwrap()
+            .starts_with("7,\"land cover 7\",0,77,,0.000000,"),
+        "{csv}"
+    );
+}

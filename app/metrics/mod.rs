@@ -3,6 +3,7 @@
 //! recall, precision, F1 and IoU, equal to scikit-learn's.
 
 pub mod confusion;
+pub mod export;
 pub mod summary;
 
 pub use confusion::ConfusionMatrix;
