@@ -20,6 +20,7 @@ use burn::tensor::TensorData;
 use common::{Tensors, demo, fixture, max_abs_diff};
 use unidiff_studio::io::{SarScaleChoice, open_hsi, open_sar};
 use unidiff_studio::model::adapter::{AdapterMetadata, read_adapter_metadata, save_adapter};
+use unidiff_studio::model::checkpoint::write_f32_safetensors;
 use unidiff_studio::model::inspect::{expected_tensors, summarize};
 use unidiff_studio::model::loss::{LossKind, q_sample, training_losses};
 use unidiff_studio::model::params::{NormalRng, ParamSource};
@@ -592,26 +593,12 @@ fn write_full_checkpoint(path: &std::path::Path, model: &UNet<B>) {
     }
     model.visit(&mut Collect(&mut values));
     assert_eq!(values.len(), names.len());
-    let bytes: Vec<Vec<u8>> = values
-        .iter()
-        .map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = names
+        .into_iter()
+        .zip(values)
+        .map(|((n, s), v)| (n, s, v))
         .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = names
-        .iter()
-        .zip(&bytes)
-        .map(|((n, s), b)| {
-            (
-                n.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
-                    .unwrap(),
-            )
-        })
-        .collect();
-    std::fs::write(
-        path,
-        safetensors::serialize(views, None::<std::collections::HashMap<String, String>>).unwrap(),
-    )
-    .unwrap();
+    write_f32_safetensors(path, &tensors, None).unwrap();
 }
 
 #[test]

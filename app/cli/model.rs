@@ -1,7 +1,6 @@
 //! `unidiff-studio model inspect` and `model forward`: what a backbone
 //! holds, and one forward pass with every block's activation written out.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -10,8 +9,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use clap::{Args, Subcommand};
 
-use crate::io::atomic::write_bytes;
-use crate::model::checkpoint::TensorFile;
+use crate::model::checkpoint::{TensorFile, write_f32_safetensors};
 use crate::model::inspect::{expected_tensors, summarize};
 use crate::model::params::ParamSource;
 use crate::model::resblock::BlockContext;
@@ -180,32 +178,19 @@ fn write_tensors<B: Backend>(
     path: &Path,
     tensors: &[(String, Tensor<B, 4>)],
 ) -> anyhow::Result<()> {
-    let raw: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+    let raw: Vec<(String, Vec<usize>, Vec<f32>)> = tensors
         .iter()
         .map(|(n, t)| {
-            let shape = t.dims().to_vec();
             let values = t
                 .clone()
                 .into_data()
                 .convert::<f32>()
                 .to_vec::<f32>()
                 .unwrap_or_default();
-            (
-                n.clone(),
-                shape,
-                values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            )
+            (n.clone(), t.dims().to_vec(), values)
         })
         .collect();
-    let mut views = Vec::new();
-    for (n, s, b) in &raw {
-        views.push((
-            n.clone(),
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)?,
-        ));
-    }
-    let bytes = safetensors::serialize(views, None::<HashMap<String, String>>)?;
-    write_bytes(path, &bytes)?;
+    write_f32_safetensors(path, &raw, None)?;
     Ok(())
 }
 

@@ -5,11 +5,10 @@
 
 use std::path::Path;
 
-use gdal::DriverManager;
-use gdal::raster::{Buffer, ColorEntry, ColorTable, PaletteInterpretation, RasterCreationOptions};
+use gdal::raster::{Buffer, ColorEntry, ColorTable, PaletteInterpretation};
 
 use super::atomic::{write_atomically, write_bytes};
-use super::geotiff::WriteError;
+use super::geotiff::{WriteError, create_geotiff, failed};
 use crate::scene::PixelGrid;
 
 /// One class: its value in the map (1..=255), name and colour.
@@ -47,13 +46,6 @@ pub fn default_classes(k: u8) -> Vec<ClassInfo> {
         .collect()
 }
 
-fn failed(path: &Path, e: impl std::fmt::Display) -> WriteError {
-    WriteError::Failed {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
-}
-
 /// The QGIS style of the map: a paletted renderer with names and colours.
 pub fn qgis_style(classes: &[ClassInfo]) -> String {
     let mut entries = String::new();
@@ -89,17 +81,7 @@ pub fn write_class_map(
     }
     let max = classes.iter().map(|c| c.value).max().unwrap_or(0) as usize;
     write_atomically(path, |tmp| {
-        let driver = DriverManager::get_driver_by_name("GTiff").map_err(|e| failed(path, e))?;
-        let options = RasterCreationOptions::from_iter(["COMPRESS=DEFLATE", "TILED=YES"]);
-        let mut ds = driver
-            .create_with_band_type_with_options::<u8, _>(tmp, w, h, 1, &options)
-            .map_err(|e| failed(path, e))?;
-        if let Some(gt) = grid.geo_transform {
-            ds.set_geo_transform(&gt).map_err(|e| failed(path, e))?;
-        }
-        if let Some(wkt) = &grid.crs_wkt {
-            ds.set_projection(wkt).map_err(|e| failed(path, e))?;
-        }
+        let ds = create_geotiff(path, tmp, (w, h, 1), &[], grid)?;
         let mut band = ds.rasterband(1).map_err(|e| failed(path, e))?;
         band.write((0, 0), (w, h), &mut Buffer::new((w, h), class_map.to_vec()))
             .map_err(|e| failed(path, e))?;

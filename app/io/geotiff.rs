@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use gdal::DriverManager;
 use gdal::raster::{Buffer, ColorInterpretation, RasterCreationOptions};
+use gdal::{Dataset, DriverManager};
 
 use super::atomic::write_atomically;
 use crate::products::Rgb8Image;
@@ -18,11 +18,39 @@ pub enum WriteError {
     Io(#[from] std::io::Error),
 }
 
-fn failed(path: &Path, e: impl std::fmt::Display) -> WriteError {
+pub(crate) fn failed(path: &Path, e: impl std::fmt::Display) -> WriteError {
     WriteError::Failed {
         path: path.display().to_string(),
         message: e.to_string(),
     }
+}
+
+/// Creates a deflate-compressed, tiled uint8 GeoTIFF at `tmp` (reported as
+/// `path`) of (width, height, bands) with the grid's geotransform and CRS.
+pub(crate) fn create_geotiff(
+    path: &Path,
+    tmp: &Path,
+    (w, h, bands): (usize, usize, usize),
+    extra_options: &[&str],
+    grid: &PixelGrid,
+) -> Result<Dataset, WriteError> {
+    let driver = DriverManager::get_driver_by_name("GTiff").map_err(|e| failed(path, e))?;
+    let options = RasterCreationOptions::from_iter(
+        ["COMPRESS=DEFLATE", "TILED=YES"]
+            .iter()
+            .chain(extra_options)
+            .copied(),
+    );
+    let mut ds = driver
+        .create_with_band_type_with_options::<u8, _>(tmp, w, h, bands, &options)
+        .map_err(|e| failed(path, e))?;
+    if let Some(gt) = grid.geo_transform {
+        ds.set_geo_transform(&gt).map_err(|e| failed(path, e))?;
+    }
+    if let Some(wkt) = &grid.crs_wkt {
+        ds.set_projection(wkt).map_err(|e| failed(path, e))?;
+    }
+    Ok(ds)
 }
 
 /// Writes an RGB rendering as a 3-band uint8 GeoTIFF with the grid's
@@ -34,19 +62,8 @@ pub fn write_rgb_geotiff(
 ) -> Result<(), WriteError> {
     crate::io::raster::init_gdal();
     write_atomically(path, |tmp| {
-        let driver = DriverManager::get_driver_by_name("GTiff").map_err(|e| failed(path, e))?;
-        let options =
-            RasterCreationOptions::from_iter(["COMPRESS=DEFLATE", "TILED=YES", "PHOTOMETRIC=RGB"]);
         let (w, h) = (image.width, image.height);
-        let mut ds = driver
-            .create_with_band_type_with_options::<u8, _>(tmp, w, h, 3, &options)
-            .map_err(|e| failed(path, e))?;
-        if let Some(gt) = grid.geo_transform {
-            ds.set_geo_transform(&gt).map_err(|e| failed(path, e))?;
-        }
-        if let Some(wkt) = &grid.crs_wkt {
-            ds.set_projection(wkt).map_err(|e| failed(path, e))?;
-        }
+        let ds = create_geotiff(path, tmp, (w, h, 3), &["PHOTOMETRIC=RGB"], grid)?;
         let interp = [
             ColorInterpretation::RedBand,
             ColorInterpretation::GreenBand,

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::error::ReadError;
 use super::raster;
+use crate::scene::grid::is_unit_transform;
 use crate::scene::{PixelGrid, PowerScale, SarImage, SarKind};
 
 fn element(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
@@ -40,8 +41,7 @@ fn read_element(
 }
 
 fn has_real_transform(g: &PixelGrid) -> bool {
-    g.geo_transform
-        .is_some_and(|gt| !(gt[0] == 0.0 && gt[3] == 0.0 && gt[1] == 1.0 && gt[5].abs() == 1.0))
+    g.geo_transform.is_some_and(|gt| !is_unit_transform(&gt))
 }
 
 /// True when `dir` looks like a PolSARpro T3, C3 or C2 folder.

@@ -10,6 +10,7 @@ use gdal::raster::GdalDataType;
 use super::error::ReadError;
 use super::wavelength;
 use crate::scene::PixelGrid;
+use crate::scene::grid::is_unit_transform;
 
 /// What a raster file holds, read without its samples.
 #[derive(Debug, Clone)]
@@ -134,15 +135,10 @@ fn header_of(path: &Path, ds: &Dataset) -> RasterHeader {
     let (crs_wkt, crs_name) = crs_of(ds);
     // GDAL reports a unit transform for files without georeference (ENVI
     // headers without `map info` give (0, 1, 0, 0, 0, -1)): not a georeference.
-    let geo_transform = ds.geo_transform().ok().filter(|gt| {
-        let unit = gt[0] == 0.0
-            && gt[1] == 1.0
-            && gt[2] == 0.0
-            && gt[3] == 0.0
-            && gt[4] == 0.0
-            && gt[5].abs() == 1.0;
-        !(unit && crs_wkt.is_none())
-    });
+    let geo_transform = ds
+        .geo_transform()
+        .ok()
+        .filter(|gt| !(is_unit_transform(gt) && crs_wkt.is_none()));
     let mut band_names = Vec::with_capacity(band_count);
     let mut scales = Vec::with_capacity(band_count);
     let mut dtype = String::new();

@@ -8,11 +8,10 @@ use std::path::Path;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::CheckpointError;
+use super::checkpoint::{CheckpointError, write_f32_safetensors};
 use super::config::UNetConfig;
 use super::loss::LossKind;
 use super::unet::UNet;
-use crate::io::atomic::write_atomically;
 
 /// The safetensors metadata key holding [`AdapterMetadata`] as JSON.
 pub const METADATA_KEY: &str = "unidiff_adapter";
@@ -46,41 +45,17 @@ pub fn save_adapter<B: Backend>(
     model: &UNet<B>,
     meta: &AdapterMetadata,
 ) -> Result<(), CheckpointError> {
-    let params = model.trainable_params();
-    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = params
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = model
+        .trainable_params()
         .iter()
-        .map(|(name, p)| {
-            let bytes = p.values().iter().flat_map(|v| v.to_le_bytes()).collect();
-            (name.clone(), p.shape(), bytes)
-        })
+        .map(|(name, p)| (name.clone(), p.shape(), p.values()))
         .collect();
-    let mut views = Vec::with_capacity(tensors.len());
-    for (name, shape, bytes) in &tensors {
-        let view =
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
-                .map_err(|e| CheckpointError::BadTensor {
-                    path: path.display().to_string(),
-                    name: name.clone(),
-                    message: e.to_string(),
-                })?;
-        views.push((name.clone(), view));
-    }
     let json = serde_json::to_string(meta).map_err(|e| CheckpointError::Unreadable {
         path: path.display().to_string(),
         message: e.to_string(),
     })?;
     let info = HashMap::from([(METADATA_KEY.to_string(), json)]);
-    let bytes =
-        safetensors::serialize(views, Some(info)).map_err(|e| CheckpointError::Unreadable {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-    write_atomically(path, |tmp| std::fs::write(tmp, &bytes)).map_err(|e: std::io::Error| {
-        CheckpointError::Unreadable {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        }
-    })
+    write_f32_safetensors(path, &tensors, Some(info))
 }
 
 /// Reads the metadata of an adapter file.

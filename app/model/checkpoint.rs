@@ -222,3 +222,33 @@ impl TensorFile {
             .collect())
     }
 }
+
+/// Writes named f32 tensors (name, shape, row-major values) and optional
+/// string metadata as a safetensors file, atomically.
+pub fn write_f32_safetensors(
+    path: &Path,
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    metadata: Option<std::collections::HashMap<String, String>>,
+) -> Result<(), CheckpointError> {
+    let shown = path.display().to_string();
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .collect();
+    let mut views = Vec::with_capacity(tensors.len());
+    for ((name, shape, _), b) in tensors.iter().zip(&bytes) {
+        let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
+            .map_err(|e| CheckpointError::BadTensor {
+                path: shown.clone(),
+                name: name.clone(),
+                message: e.to_string(),
+            })?;
+        views.push((name.clone(), view));
+    }
+    let unwritable = |message: String| CheckpointError::Unreadable {
+        path: shown.clone(),
+        message,
+    };
+    let file = safetensors::serialize(views, metadata).map_err(|e| unwritable(e.to_string()))?;
+    crate::io::atomic::write_bytes(path, &file).map_err(|e| unwritable(e.to_string()))
+}

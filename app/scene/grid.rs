@@ -7,6 +7,17 @@ use std::fmt;
 /// y = gt[3] + col*gt[4] + row*gt[5].
 pub type GeoTransform = [f64; 6];
 
+/// True for the unit transform (0, 1, 0, 0, 0, +-1) that GDAL reports for
+/// files without georeference (and PolSARpro writes as a placeholder).
+pub fn is_unit_transform(gt: &GeoTransform) -> bool {
+    gt[0] == 0.0
+        && gt[1] == 1.0
+        && gt[2] == 0.0
+        && gt[3] == 0.0
+        && gt[4] == 0.0
+        && gt[5].abs() == 1.0
+}
+
 /// Size and georeference of a raster.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PixelGrid {
