@@ -6,6 +6,7 @@ mod info;
 pub mod model;
 mod progress;
 mod render;
+pub mod run;
 
 use std::path::PathBuf;
 
@@ -38,6 +39,8 @@ pub enum Command {
     Model(model::ModelCommand),
     /// Stage A: adapt the backbone's FiLM layers to a scene (unsupervised).
     Adapt(adapt::AdaptArgs),
+    /// Stage B and the random-forest baseline: class maps and metrics.
+    Run(run::RunArgs),
 }
 
 #[derive(Debug, Args)]
@@ -94,7 +97,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Render(args)) => render::run(&args),
         Some(Command::Model(cmd)) => model::run(&cmd),
         Some(Command::Adapt(args)) => adapt::run(&args),
+        Some(Command::Run(args)) => run::run(&args),
         None if cli.demo => {
+            // Until the desktop app exists, the demo runs the headless
+            // pipeline: renderings, then the classification run.
             let (hsi, sar, _) = demo_paths();
             let args = RenderArgs {
                 hsi: Some(hsi),
@@ -104,9 +110,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 sar_db: false,
                 sar_linear: false,
                 gamma: 0.8,
-                out: cli.demo_out,
+                out: cli.demo_out.join("renderings"),
             };
-            render::run(&args)
+            render::run(&args)?;
+            let matches = <run::RunArgs as clap::Args>::augment_args(clap::Command::new("run"))
+                .try_get_matches_from([
+                    std::ffi::OsString::from("run"),
+                    "--demo".into(),
+                    "--out".into(),
+                    cli.demo_out.join("run").into_os_string(),
+                ])?;
+            let run_args = <run::RunArgs as clap::FromArgMatches>::from_arg_matches(&matches)?;
+            run::run(&run_args)
         }
         None => {
             use clap::CommandFactory;

@@ -81,7 +81,7 @@ pub fn write_class_map(
     }
     let max = classes.iter().map(|c| c.value).max().unwrap_or(0) as usize;
     write_atomically(path, |tmp| {
-        let ds = create_geotiff(path, tmp, (w, h, 1), &[], grid)?;
+        let ds = create_geotiff::<u8>(path, tmp, (w, h, 1), &[], grid)?;
         let mut band = ds.rasterband(1).map_err(|e| failed(path, e))?;
         band.write((0, 0), (w, h), &mut Buffer::new((w, h), class_map.to_vec()))
             .map_err(|e| failed(path, e))?;

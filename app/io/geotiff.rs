@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use gdal::raster::{Buffer, ColorInterpretation, RasterCreationOptions};
-use gdal::{Dataset, DriverManager};
+use gdal::raster::{Buffer, ColorInterpretation, GdalType, RasterCreationOptions};
+use gdal::{Dataset, DriverManager, Metadata};
 
 use super::atomic::write_atomically;
 use crate::products::Rgb8Image;
@@ -25,9 +25,9 @@ pub(crate) fn failed(path: &Path, e: impl std::fmt::Display) -> WriteError {
     }
 }
 
-/// Creates a deflate-compressed, tiled uint8 GeoTIFF at `tmp` (reported as
+/// Creates a deflate-compressed, tiled GeoTIFF of `T` at `tmp` (reported as
 /// `path`) of (width, height, bands) with the grid's geotransform and CRS.
-pub(crate) fn create_geotiff(
+pub(crate) fn create_geotiff<T: GdalType>(
     path: &Path,
     tmp: &Path,
     (w, h, bands): (usize, usize, usize),
@@ -42,7 +42,7 @@ pub(crate) fn create_geotiff(
             .copied(),
     );
     let mut ds = driver
-        .create_with_band_type_with_options::<u8, _>(tmp, w, h, bands, &options)
+        .create_with_band_type_with_options::<T, _>(tmp, w, h, bands, &options)
         .map_err(|e| failed(path, e))?;
     if let Some(gt) = grid.geo_transform {
         ds.set_geo_transform(&gt).map_err(|e| failed(path, e))?;
@@ -63,7 +63,7 @@ pub fn write_rgb_geotiff(
     crate::io::raster::init_gdal();
     write_atomically(path, |tmp| {
         let (w, h) = (image.width, image.height);
-        let ds = create_geotiff(path, tmp, (w, h, 3), &["PHOTOMETRIC=RGB"], grid)?;
+        let ds = create_geotiff::<u8>(path, tmp, (w, h, 3), &["PHOTOMETRIC=RGB"], grid)?;
         let interp = [
             ColorInterpretation::RedBand,
             ColorInterpretation::GreenBand,
@@ -93,5 +93,31 @@ pub fn write_rgb_png(path: &Path, image: &Rgb8Image) -> Result<(), WriteError> {
             image::ImageFormat::Png,
         )
         .map_err(|e| failed(path, e))
+    })
+}
+
+/// Writes named f32 layers (probability, entropy) as one band each of a
+/// float32 GeoTIFF on the grid; NaN is its nodata value.
+pub fn write_f32_geotiff(
+    path: &Path,
+    layers: &[(&str, &[f32])],
+    grid: &PixelGrid,
+) -> Result<(), WriteError> {
+    crate::io::raster::init_gdal();
+    let (w, h) = (grid.width, grid.height);
+    if layers.iter().any(|(_, v)| v.len() != w * h) {
+        return Err(failed(path, "a layer's size differs from its grid"));
+    }
+    write_atomically(path, |tmp| {
+        let ds = create_geotiff::<f32>(path, tmp, (w, h, layers.len()), &["PREDICTOR=3"], grid)?;
+        for (i, (name, values)) in layers.iter().enumerate() {
+            let mut band = ds.rasterband(i + 1).map_err(|e| failed(path, e))?;
+            band.write((0, 0), (w, h), &mut Buffer::new((w, h), values.to_vec()))
+                .map_err(|e| failed(path, e))?;
+            band.set_description(name).map_err(|e| failed(path, e))?;
+            band.set_no_data_value(Some(f64::NAN))
+                .map_err(|e| failed(path, e))?;
+        }
+        ds.close().map_err(|e| failed(path, e))
     })
 }

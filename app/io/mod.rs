@@ -14,4 +14,4 @@ pub mod raster;
 pub mod wavelength;
 
 pub use error::ReadError;
-pub use open::{SarScaleChoice, open_hsi, open_labels, open_sar};
+pub use open::{SarScaleChoice, open_hsi, open_labels, open_labels_with_offset, open_sar};

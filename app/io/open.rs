@@ -218,12 +218,14 @@ pub fn open_sar(path: &Path, choice: SarScaleChoice) -> Result<SarImage, ReadErr
     })
 }
 
-/// Turns label samples into classes: nodata, NaN and negative values become 0
-/// (unlabelled); anything not an integer in 0..=255 is refused.
-fn classes_from(path: &Path, values: &[f32]) -> Result<Vec<u8>, ReadError> {
+/// Turns label samples into classes: each value plus `offset`; nodata, NaN
+/// and results below 1 become 0 (unlabelled); anything not an integer in
+/// 0..=255 is refused.
+fn classes_from(path: &Path, values: &[f32], offset: i32) -> Result<Vec<u8>, ReadError> {
     let mut out = Vec::with_capacity(values.len());
     for &v in values {
-        if v.is_nan() || v < 0.0 {
+        let v = v + offset as f32;
+        if v.is_nan() || v < 1.0 {
             out.push(0);
         } else if v.fract() != 0.0 || v > 255.0 {
             return Err(ReadError::format(
@@ -237,8 +239,16 @@ fn classes_from(path: &Path, values: &[f32]) -> Result<Vec<u8>, ReadError> {
     Ok(out)
 }
 
-/// Opens a label image (GeoTIFF or any GDAL raster, `.mat`, `.npy`).
+/// Opens a label image (GeoTIFF or any GDAL raster, `.mat`, `.npy`); 0,
+/// negative values and nodata are unlabelled.
 pub fn open_labels(path: &Path) -> Result<LabelImage, ReadError> {
+    open_labels_with_offset(path, 0)
+}
+
+/// [`open_labels`] for files whose classes start at 0 (such as water masks,
+/// 0 = dry, 1 = water, -1 = nodata): `offset` is added to every value first,
+/// so with 1 they become 1, 2 and unlabelled.
+pub fn open_labels_with_offset(path: &Path, offset: i32) -> Result<LabelImage, ReadError> {
     let (grid, values) = match array_of(path, MAT_LABEL_VARS)? {
         Some(a) => (
             PixelGrid::plain(a.width, a.height),
@@ -250,7 +260,7 @@ pub fn open_labels(path: &Path) -> Result<LabelImage, ReadError> {
         }
     };
     Ok(LabelImage {
-        data: classes_from(path, &values)?,
+        data: classes_from(path, &values, offset)?,
         grid,
     })
 }

@@ -5,7 +5,7 @@
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
-use super::layers::{GroupNorm32, PointwiseConv1d};
+use super::layers::{GroupNorm32, PointwiseConv1d, in_f32};
 use super::params::ParamLoader;
 
 /// Self-attention over the spatial positions of a feature map.
@@ -47,7 +47,7 @@ impl<B: Backend> AttentionBlock<B> {
             .reshape([bh, ch, t]);
         let v = qkv.narrow(1, 2 * c, c).reshape([bh, ch, t]);
         // weight[b, t, s] = sum_c q[b, c, t] k[b, c, s]
-        let weight = softmax(q.swap_dims(1, 2).matmul(k), 2);
+        let weight = in_f32(q.swap_dims(1, 2).matmul(k), |w| softmax(w, 2));
         // a[b, c, t] = sum_s weight[b, t, s] v[b, c, s]
         let a = v.matmul(weight.swap_dims(1, 2)).reshape([b, c, t]);
         let out = seq + self.proj_out.forward(a);

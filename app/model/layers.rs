@@ -4,9 +4,9 @@
 
 use burn::module::Param;
 use burn::prelude::*;
-use burn::tensor::TensorData;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, FloatDType, TensorData};
 
 use super::params::{Init, ParamLoader};
 
@@ -146,12 +146,15 @@ impl<B: Backend> GroupNorm32<B> {
         }
     }
 
-    /// Normalises (B, C, H, W).
+    /// Normalises (B, C, H, W); the statistics in f32 whatever the tensor's
+    /// precision, as the reference's `GroupNorm32` does.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [b, c, h, w] = x.dims();
-        let g = x.reshape([b, GROUPS, (c / GROUPS) * h * w]);
-        let (var, mean) = g.clone().var_mean_bias(2);
-        let normed = (g - mean).div((var + EPS).sqrt()).reshape([b, c, h, w]);
+        let normed = in_f32(x, |x| {
+            let g = x.reshape([b, GROUPS, (c / GROUPS) * h * w]);
+            let (var, mean) = g.clone().var_mean_bias(2);
+            (g - mean).div((var + EPS).sqrt()).reshape([b, c, h, w])
+        });
         normed * self.weight.val().reshape([1, c, 1, 1]) + self.bias.val().reshape([1, c, 1, 1])
     }
 
@@ -160,6 +163,20 @@ impl<B: Backend> GroupNorm32<B> {
         let [b, c, t] = x.dims();
         self.forward(x.reshape([b, c, t, 1])).reshape([b, c, t])
     }
+}
+
+/// Runs `f` on `x` in f32 and returns the result in `x`'s precision: the
+/// reference keeps normalisation statistics and softmax in f32 under half
+/// precision. A no-op cast in f32.
+pub fn in_f32<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    f: impl FnOnce(Tensor<B, D>) -> Tensor<B, D>,
+) -> Tensor<B, D> {
+    let dtype = x.dtype();
+    if dtype == DType::F32 {
+        return f(x);
+    }
+    f(x.cast(FloatDType::F32)).cast(FloatDType::from(dtype))
 }
 
 /// guided-diffusion's `timestep_embedding`: [cos(t f_k), sin(t f_k)] with

@@ -5,6 +5,7 @@
 
 pub mod adapter;
 pub mod attention;
+pub mod backbone;
 pub mod checkpoint;
 pub mod config;
 pub mod inspect;

@@ -64,6 +64,23 @@ impl NormalRng {
     }
 }
 
+/// Seeded random values for a parameter of the given kind.
+fn random_data(rng: &mut NormalRng, shape: &[usize], init: Init) -> TensorData {
+    let n: usize = shape.iter().product();
+    let values: Vec<f32> = (0..n)
+        .map(|_| {
+            let z = rng.normal();
+            (match init {
+                Init::NormWeight => 1.0 + 0.1 * z,
+                Init::Bias => 0.02 * z,
+                Init::Embedding => 0.5 * z,
+                Init::Weight => 0.05 * z,
+            }) as f32
+        })
+        .collect();
+    TensorData::new(values, shape.to_vec())
+}
+
 /// The source of parameter values.
 pub enum ParamSource<'a> {
     Checkpoint(&'a CheckpointTensors),
@@ -73,6 +90,12 @@ pub enum ParamSource<'a> {
         adapter: &'a CheckpointTensors,
     },
     Random(NormalRng),
+    /// Seeded random weights with an adapter's tensors replacing those it
+    /// holds (an adapter trained on a random backbone).
+    RandomAdapted {
+        rng: NormalRng,
+        adapter: &'a CheckpointTensors,
+    },
     /// Placeholder values (1 element per dimension): for listing names and
     /// shapes without allocating the network.
     ShapesOnly,
@@ -115,20 +138,24 @@ impl<'a, B: Backend> ParamLoader<'a, B> {
         self.requested.push((name.to_string(), shape.to_vec()));
         let data = match &mut self.source {
             ParamSource::ShapesOnly => TensorData::new(vec![0f32], [1; D].to_vec()),
-            ParamSource::Random(rng) => {
-                let n: usize = shape.iter().product();
-                let values: Vec<f32> = (0..n)
-                    .map(|_| {
-                        let z = rng.normal();
-                        (match init {
-                            Init::NormWeight => 1.0 + 0.1 * z,
-                            Init::Bias => 0.02 * z,
-                            Init::Embedding => 0.5 * z,
-                            Init::Weight => 0.05 * z,
-                        }) as f32
-                    })
-                    .collect();
-                TensorData::new(values, shape.to_vec())
+            ParamSource::Random(rng) => random_data(rng, &shape, init),
+            ParamSource::RandomAdapted { rng, adapter } => {
+                // Drawn whatever the adapter holds, so the other tensors equal
+                // those of the plain random backbone.
+                let random = random_data(rng, &shape, init);
+                let adapter: &CheckpointTensors = adapter;
+                if adapter.shape(name).is_some() {
+                    Self::from_checkpoint(
+                        adapter,
+                        name,
+                        &shape,
+                        &mut self.used,
+                        &mut self.missing,
+                        &mut self.misshaped,
+                    )
+                } else {
+                    random
+                }
             }
             ParamSource::Checkpoint(ckpt) => {
                 let ckpt: &CheckpointTensors = ckpt;
@@ -191,28 +218,37 @@ impl<'a, B: Backend> ParamLoader<'a, B> {
         }
     }
 
+    /// Every adapter tensor must be a trainable parameter of the model.
+    fn check_adapter(&self, adapter: &CheckpointTensors) -> Result<(), CheckpointError> {
+        let foreign: Vec<String> = adapter
+            .names()
+            .filter(|n| !self.used.contains(*n) || !(self.trainable)(n))
+            .map(|n| format!("  not an adaptable tensor: {n}"))
+            .collect();
+        if foreign.is_empty() {
+            return Ok(());
+        }
+        Err(CheckpointError::Mismatch {
+            path: adapter.path.clone(),
+            missing_count: 0,
+            unexpected_count: foreign.len(),
+            misshaped_count: 0,
+            details: foreign.join("\n"),
+        })
+    }
+
     /// Ends loading: every checkpoint tensor must have been used, and every
     /// parameter found with its shape.
     pub fn finish(self) -> Result<(), CheckpointError> {
         let ckpt: &CheckpointTensors = match self.source {
             ParamSource::Checkpoint(c) => c,
             ParamSource::Adapted { base, adapter } => {
-                // Every adapter tensor must be a trainable parameter of the model.
-                let foreign: Vec<String> = adapter
-                    .names()
-                    .filter(|n| !self.used.contains(*n) || !(self.trainable)(n))
-                    .map(|n| format!("  not an adaptable tensor: {n}"))
-                    .collect();
-                if !foreign.is_empty() {
-                    return Err(CheckpointError::Mismatch {
-                        path: adapter.path.clone(),
-                        missing_count: 0,
-                        unexpected_count: foreign.len(),
-                        misshaped_count: 0,
-                        details: foreign.join("\n"),
-                    });
-                }
+                self.check_adapter(adapter)?;
                 base
+            }
+            ParamSource::RandomAdapted { adapter, .. } => {
+                self.check_adapter(adapter)?;
+                adapter
             }
             _ => return Ok(()),
         };

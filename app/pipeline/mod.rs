@@ -1,12 +1,16 @@
 //! The method end to end: the patch grid of method.md section 3, the
 //! modalities, the Stage A patch pool and the Stage A adaptation loop.
 
+pub mod baseline;
 pub mod classifier;
+pub mod export;
 pub mod features;
 pub mod modality;
 pub mod patch_grid;
 pub mod patches;
 pub mod predict;
+pub mod run;
+pub mod split;
 pub mod stage_a;
 pub mod stage_b;
 

@@ -1,0 +1,454 @@
+//! `unidiff-studio run`: the whole pipeline headless on a co-registered HSI
+//! and/or SAR pair with training (and optional test) labels: renderings,
+//! Stage B features of the frozen backbone, the MLP head, the random-forest
+//! baseline beside it, maps, metrics and `run.json` with every setting,
+//! timing and input hash. `--demo` runs it on the bundled Sentinel-1/2 scene
+//! with a seeded sparse training set.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use burn::backend::{Autodiff, NdArray};
+use clap::Args;
+use serde_json::json;
+
+use super::demo_paths;
+use super::model::{load_config, thousands};
+use super::progress::Step;
+use crate::io::{SarScaleChoice, open_hsi, open_labels_with_offset, open_sar};
+use crate::metrics::export::metrics_json;
+use crate::metrics::summary::MetricsSummary;
+use crate::model::backbone::{BackboneInfo, BackboneSpec, load_backbone};
+use crate::model::checkpoint::file_sha256;
+use crate::pipeline::Modality;
+use crate::pipeline::baseline::ForestConfig;
+use crate::pipeline::classifier::{HeadTrainConfig, MlpConfig};
+use crate::pipeline::export::{class_infos, write_run_outputs, write_run_record};
+use crate::pipeline::run::{ClassifierChoice, RunOutcome, RunSettings, run_classification};
+use crate::pipeline::split::{SparseSplit, sparse_split};
+use crate::pipeline::stage_b::StageBConfig;
+use crate::products::renderings::{RenderSettings, Renderings, render_all};
+use crate::scene::Scene;
+
+/// The CPU backend every build has.
+pub type Cpu = Autodiff<NdArray<f32>>;
+
+/// Inputs, backbone and Stage B settings shared by `run` and `sweep`.
+#[derive(Debug, Args, Clone)]
+pub struct RunInputs {
+    /// Run on the bundled demo scene (Sentinel-1/2 Spain_7370579, water
+    /// mask as reference, a seeded 0.5 % of it for training, the tiny
+    /// random backbone unless one is given).
+    #[arg(long)]
+    pub demo: bool,
+    /// Hyperspectral or multispectral cube.
+    #[arg(long)]
+    pub hsi: Option<PathBuf>,
+    /// SAR image (VV, VH bands; or a PolSARpro folder).
+    #[arg(long)]
+    pub sar: Option<PathBuf>,
+    /// Training labels (0 = unlabelled, classes 1..K).
+    #[arg(long)]
+    pub train_labels: Option<PathBuf>,
+    /// Test labels, scored and never trained on.
+    #[arg(long)]
+    pub test_labels: Option<PathBuf>,
+    /// Added to every label value first (1 for masks with classes from 0).
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    pub label_offset: i32,
+    /// Take a seeded sparse training set of this fraction of each class
+    /// from --train-labels and test on the rest (e.g. 0.005).
+    #[arg(long)]
+    pub split_fraction: Option<f64>,
+    /// Names of classes 1..K, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub class_names: Vec<String>,
+    /// guided-diffusion checkpoint (.pt or .safetensors).
+    #[arg(long, conflicts_with = "backbone")]
+    pub checkpoint: Option<PathBuf>,
+    /// Config of the checkpoint: JSON, `imagenet64` (default) or `tiny`.
+    #[arg(long)]
+    pub config: Option<String>,
+    /// Stage A adapter made for this backbone.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// A backbone without a checkpoint: `random` (ImageNet-64 layout) or
+    /// `tiny-random`; seeded random weights, not the paper's.
+    #[arg(long)]
+    pub backbone: Option<String>,
+    /// Modalities, in concatenation order.
+    #[arg(long, value_delimiter = ',', default_value = "prgb,pca,sar")]
+    pub modalities: Vec<String>,
+    /// Output block L (default 11, or the last block of a smaller backbone).
+    #[arg(long)]
+    pub block: Option<usize>,
+    /// MLP hidden layers: `berlin` (128,32), `augsburg` (128) or sizes.
+    #[arg(long, default_value = "berlin")]
+    pub mlp: String,
+    /// Patches per feature batch.
+    #[arg(long, default_value_t = 16)]
+    pub batch_patches: usize,
+    /// Seed of the backbone (random), the noise, the split and the heads.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Largest number of head-training epochs.
+    #[arg(long, default_value_t = 200)]
+    pub max_epochs: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub inputs: RunInputs,
+    /// Diffusion timestep t of the features.
+    #[arg(long, default_value_t = 300)]
+    pub t: i64,
+    /// mlp (diffusion features; the random forest runs beside it) or rf.
+    #[arg(long, default_value = "mlp")]
+    pub classifier: String,
+    /// Do not run the random-forest baseline beside the MLP.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Trees of the random forest.
+    #[arg(long, default_value_t = 100)]
+    pub trees: u16,
+    /// Output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// A scene ready for Stage B, with how long getting there took.
+pub struct Prepared {
+    pub scene: Scene,
+    pub renderings: Renderings,
+    pub spec: BackboneSpec,
+    pub modalities: Vec<Modality>,
+    pub class_names: Vec<String>,
+    pub inputs: serde_json::Value,
+    pub split: Option<SparseSplit>,
+    pub seconds_load: f64,
+    pub seconds_products: f64,
+}
+
+fn hashed(path: &Path) -> anyhow::Result<serde_json::Value> {
+    let sha = file_sha256(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(json!({ "path": path.display().to_string(), "sha256": sha }))
+}
+
+/// Opens the inputs, checks their grids and renders the modalities.
+pub fn prepare(args: &RunInputs) -> anyhow::Result<Prepared> {
+    let mut args = args.clone();
+    if args.demo {
+        let (hsi, sar, labels) = demo_paths();
+        args.hsi.get_or_insert(hsi);
+        args.sar.get_or_insert(sar);
+        if args.train_labels.is_none() {
+            args.train_labels = Some(labels);
+            args.label_offset = 1;
+            args.split_fraction.get_or_insert(0.005);
+            if args.class_names.is_empty() {
+                args.class_names = vec!["dry".into(), "water".into()];
+            }
+        }
+        if args.checkpoint.is_none() && args.backbone.is_none() {
+            args.backbone = Some("tiny-random".into());
+        }
+    }
+    let modalities: Vec<Modality> = args
+        .modalities
+        .iter()
+        .map(|m| {
+            Modality::parse(m).with_context(|| format!("unknown modality '{m}' (prgb, pca, sar)"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let spec = match (&args.checkpoint, &args.backbone) {
+        (Some(path), _) => BackboneSpec::Checkpoint {
+            path: path.clone(),
+            config: load_config(args.config.as_deref().unwrap_or("imagenet64"))?,
+            adapter: args.adapter.clone(),
+        },
+        (None, Some(name)) => BackboneSpec::Random {
+            name: name.clone(),
+            seed: args.seed,
+            adapter: args.adapter.clone(),
+        },
+        (None, None) => bail!(
+            "give --checkpoint CKPT (the paper's 64x64_diffusion.pt) or --backbone tiny-random|random"
+        ),
+    };
+    spec.config()?;
+    let train_path = args
+        .train_labels
+        .as_ref()
+        .context("give --train-labels (or --demo)")?;
+    if args.hsi.is_none() && args.sar.is_none() {
+        bail!("give --hsi and/or --sar");
+    }
+    if let Some(f) = args.split_fraction
+        && !(f > 0.0 && f < 1.0)
+    {
+        bail!("--split-fraction must be between 0 and 1");
+    }
+
+    let step = Step::start("reading the inputs");
+    let mut inputs = serde_json::Map::new();
+    let hsi = match &args.hsi {
+        Some(p) => {
+            inputs.insert("hsi".into(), hashed(p)?);
+            Some(open_hsi(p)?)
+        }
+        None => None,
+    };
+    let sar = match &args.sar {
+        Some(p) => {
+            inputs.insert("sar".into(), hashed(p)?);
+            Some(open_sar(p, SarScaleChoice::Auto)?)
+        }
+        None => None,
+    };
+    inputs.insert("train_labels".into(), hashed(train_path)?);
+    let reference = open_labels_with_offset(train_path, args.label_offset)?;
+    let test = match &args.test_labels {
+        Some(p) => {
+            inputs.insert("test_labels".into(), hashed(p)?);
+            Some(open_labels_with_offset(p, args.label_offset)?)
+        }
+        None => None,
+    };
+    inputs.insert("label_offset".into(), json!(args.label_offset));
+    let split = args.split_fraction.map(|fraction| SparseSplit {
+        fraction,
+        seed: args.seed,
+        ..SparseSplit::default()
+    });
+    let (train, test) = match (split, test) {
+        (Some(_), Some(_)) => bail!("give either --test-labels or --split-fraction, not both"),
+        (Some(s), None) => {
+            let (train, test) = sparse_split(&reference, &s);
+            (train, Some(test))
+        }
+        (None, test) => (reference, test),
+    };
+    let scene = Scene::from_layers(hsi, sar, Some(train), test)
+        .context("the inputs are not on one pixel grid")?;
+    let seconds_load = step.done();
+
+    let step = Step::start("rendering the modalities");
+    let renderings = render_all(&scene, RenderSettings::default(), |_| {})?;
+    let seconds_products = step.done();
+    Ok(Prepared {
+        scene,
+        renderings,
+        spec,
+        modalities,
+        class_names: args.class_names.clone(),
+        inputs: serde_json::Value::Object(inputs),
+        split,
+        seconds_load,
+        seconds_products,
+    })
+}
+
+/// Stage B settings for the backbone: the method's patch 64 / stride 32 and
+/// block 11, or the backbone's own patch size and last block when smaller.
+pub fn stage_b_config(
+    args: &RunInputs,
+    info: &BackboneInfo,
+    t: i64,
+) -> anyhow::Result<StageBConfig> {
+    let blocks = info.config.output_block_count();
+    let block = args.block.unwrap_or(11.min(blocks - 1));
+    if block >= blocks {
+        bail!(
+            "--block {block}: this backbone has output blocks 0..{}",
+            blocks - 1
+        );
+    }
+    if !(0..1000).contains(&t) {
+        bail!("--t {t}: the timestep must be in 0..999");
+    }
+    let mlp = match args.mlp.as_str() {
+        "berlin" => MlpConfig::berlin(),
+        "augsburg" => MlpConfig::augsburg(),
+        sizes => MlpConfig {
+            hidden: sizes
+                .split(',')
+                .map(|s| s.trim().parse::<usize>())
+                .collect::<Result<_, _>>()
+                .with_context(|| {
+                    format!("--mlp '{sizes}': berlin, augsburg or sizes like 128,32")
+                })?,
+        },
+    };
+    let patch = info.config.image_size;
+    Ok(StageBConfig {
+        t,
+        block,
+        mlp,
+        head: HeadTrainConfig {
+            seed: args.seed,
+            max_epochs: args.max_epochs,
+            ..HeadTrainConfig::default()
+        },
+        patch,
+        stride: patch / 2,
+        batch_patches: args.batch_patches.max(1),
+        noise_seed: args.seed,
+        ..StageBConfig::default()
+    })
+}
+
+/// Builds the backbone on the CPU and says what it is.
+pub fn backbone_on_cpu(
+    spec: &BackboneSpec,
+) -> anyhow::Result<(crate::model::UNet<NdArray<f32>>, BackboneInfo)> {
+    let step = Step::start("building the backbone");
+    let (model, info) = load_backbone::<NdArray<f32>>(spec, &Default::default())?;
+    step.done();
+    eprintln!(
+        "[..] backbone: {} ({} parameters); device: CPU (burn-ndarray)",
+        info.description,
+        thousands(info.parameters)
+    );
+    Ok((model, info))
+}
+
+fn short_metrics(m: &Option<MetricsSummary>) -> serde_json::Value {
+    match m {
+        Some(m) => {
+            json!({ "oa": m.oa, "aa": m.aa, "kappa": m.kappa, "mf1": m.mf1, "miou": m.miou })
+        }
+        None => serde_json::Value::Null,
+    }
+}
+
+/// Peak resident memory of this process, in MiB (Linux).
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn print_summary(outcome: &RunOutcome, names: &[String]) {
+    let line = |what: &str, m: &Option<MetricsSummary>| {
+        if let Some(m) = m {
+            eprintln!(
+                "[ok] {what}: OA {:.4}  AA {:.4}  kappa {:.4}  mF1 {:.4}  mIoU {:.4}",
+                m.oa, m.aa, m.kappa, m.mf1, m.miou
+            );
+        }
+    };
+    if let Some((r, _)) = &outcome.mlp {
+        line("diffusion features + MLP", &r.metrics);
+    }
+    if let Some(r) = &outcome.forest {
+        line("random forest (raw pixels)", &r.metrics);
+    }
+    let _ = names;
+}
+
+pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let classifier = match args.classifier.as_str() {
+        "mlp" => ClassifierChoice::Mlp,
+        "rf" => ClassifierChoice::Rf,
+        other => bail!("unknown classifier '{other}' (mlp, rf)"),
+    };
+    let prepared = prepare(&args.inputs)?;
+    let (model, info) = backbone_on_cpu(&prepared.spec)?;
+    let settings = RunSettings {
+        modalities: prepared.modalities.clone(),
+        classifier,
+        baseline: !args.no_baseline,
+        stage_b: stage_b_config(&args.inputs, &info, args.t)?,
+        forest: ForestConfig {
+            trees: args.trees,
+            seed: args.inputs.seed,
+            ..ForestConfig::default()
+        },
+    };
+    let train = prepared
+        .scene
+        .train_labels
+        .as_ref()
+        .map_or(0, |l| l.labelled());
+    let test = prepared
+        .scene
+        .test_labels
+        .as_ref()
+        .map_or(0, |l| l.labelled());
+    eprintln!(
+        "[..] {train} training pixels, {test} test pixels; Stage B at t = {}, block {}",
+        args.t, settings.stage_b.block
+    );
+    let step = Step::start("classifying");
+    let outcome = run_classification::<Cpu>(
+        &model,
+        &prepared.scene,
+        &prepared.renderings,
+        &settings,
+        &Default::default(),
+    )?;
+    step.done();
+    for w in &outcome.warnings {
+        eprintln!("[!!] {w}");
+    }
+    print_summary(&outcome, &prepared.class_names);
+
+    let step = Step::start(format!("writing {}", args.out.display()));
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let grid = prepared.scene.grid().context("the scene has no layer")?;
+    let written = write_run_outputs(&args.out, &outcome, grid, &prepared.class_names)?;
+    let seconds_export = step.done();
+
+    let names: Vec<String> = class_infos(outcome.classes, &prepared.class_names)
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    let stage_b = outcome.mlp.as_ref().map(|(r, out)| {
+        json!({
+            "training_vectors": out.training_vectors,
+            "classes_without_training": out.classes_without_training,
+            "validation": out.validation,
+            "head": out.head,
+            "seconds": r.seconds,
+            "metrics": short_metrics(&r.metrics),
+        })
+    });
+    let record = json!({
+        "software": format!("unidiff-studio {}", env!("CARGO_PKG_VERSION")),
+        "command": std::env::args().collect::<Vec<_>>(),
+        "backend": "cpu (burn-ndarray, f32)",
+        "backbone": info,
+        "inputs": prepared.inputs,
+        "split": prepared.split,
+        "classes": names,
+        "modalities": outcome.modalities.iter().map(|m| m.name()).collect::<Vec<_>>(),
+        "settings": settings,
+        "warnings": outcome.warnings,
+        "stage_b": stage_b,
+        "random_forest": outcome.forest.as_ref().map(|r| json!({
+            "seconds": r.seconds,
+            "metrics": short_metrics(&r.metrics),
+        })),
+        "metrics": outcome.mlp.as_ref().map(|(r, _)| &r.metrics).or(outcome.forest.as_ref().map(|r| &r.metrics)).and_then(|m| m.as_ref()).map(|m| metrics_json(m, &names)),
+        "outputs": written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        "seconds": {
+            "load": prepared.seconds_load,
+            "products": prepared.seconds_products,
+            "features": outcome.mlp.as_ref().map(|(_, o)| o.seconds_features),
+            "training": outcome.mlp.as_ref().map(|(_, o)| o.seconds_training),
+            "prediction": outcome.mlp.as_ref().map(|(_, o)| o.seconds_prediction),
+            "random_forest": outcome.forest.as_ref().map(|r| r.seconds),
+            "export": seconds_export,
+            "total": started.elapsed().as_secs_f64(),
+        },
+        "peak_rss_mib": peak_rss_mib(),
+    });
+    let path = write_run_record(&args.out, &record)?;
+    eprintln!("[ok] wrote {}", path.display());
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! The classical baseline users know from ilastik and EnMAP-Box: a random
+//! forest on each pixel's raw values (HSI bands, then SAR intensities in
+//! dB), trained on the same labels and scored with the same metrics as the
+//! diffusion-feature classifier. smartcore's forest; prediction in parallel.
+
+use rayon::prelude::*;
+use serde::Serialize;
+use smartcore::ensemble::random_forest_classifier::{
+    RandomForestClassifier, RandomForestClassifierParameters,
+};
+use smartcore::linalg::basic::matrix::DenseMatrix;
+
+use crate::scene::{LabelImage, SarKind, Scene};
+
+/// Settings of the forest.
+#[derive(Debug, Clone, Serialize)]
+pub struct ForestConfig {
+    pub trees: u16,
+    /// Deepest tree (None = grow until pure).
+    pub max_depth: Option<u16>,
+    pub min_samples_leaf: usize,
+    pub seed: u64,
+}
+
+impl Default for ForestConfig {
+    fn default() -> Self {
+        Self {
+            trees: 100,
+            max_depth: None,
+            min_samples_leaf: 1,
+            seed: 0,
+        }
+    }
+}
+
+/// Per-pixel feature vectors of a scene, row-major pixels x `dim`.
+#[derive(Debug, Clone)]
+pub struct PixelFeatures {
+    pub values: Vec<f32>,
+    pub dim: usize,
+    /// Names of the columns ("band 3", "C11 dB").
+    pub names: Vec<String>,
+    /// Pixels whose every value was missing (nodata): left unclassified.
+    pub empty: Vec<bool>,
+}
+
+/// Why the baseline cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    #[error("the scene has no HSI or SAR values to classify")]
+    NoInput,
+    #[error("no training labels")]
+    NoLabels,
+    #[error("the random forest failed: {0}")]
+    Forest(String),
+}
+
+/// The raw values of every pixel; missing values (NaN) are replaced by
+/// their column's mean so that one missing band does not drop a pixel.
+pub fn pixel_features(scene: &Scene) -> Result<PixelFeatures, BaselineError> {
+    let mut columns: Vec<(String, Vec<f32>)> = Vec::new();
+    if let Some(hsi) = &scene.hsi {
+        for b in 0..hsi.bands {
+            if !hsi.band_is_empty(b) {
+                columns.push((format!("band {}", b + 1), hsi.band(b).to_vec()));
+            }
+        }
+    }
+    if let Some(sar) = &scene.sar {
+        let db = |v: &[f64]| -> Vec<f32> {
+            v.iter()
+                .map(|&x| {
+                    if x > 0.0 {
+                        (10.0 * x.log10()) as f32
+                    } else {
+                        f32::NAN
+                    }
+                })
+                .collect()
+        };
+        match &sar.kind {
+            SarKind::DualPol { c11, c22 } => {
+                columns.push(("C11 dB".into(), db(c11)));
+                columns.push(("C22 dB".into(), db(c22)));
+            }
+            SarKind::QuadPol { t11, t22, t33 } => {
+                columns.push(("T11 dB".into(), db(t11)));
+                columns.push(("T22 dB".into(), db(t22)));
+                columns.push(("T33 dB".into(), db(t33)));
+            }
+        }
+    }
+    let n = columns
+        .first()
+        .map(|(_, c)| c.len())
+        .ok_or(BaselineError::NoInput)?;
+    let dim = columns.len();
+    let mut empty = vec![true; n];
+    for (_, col) in &columns {
+        for (e, v) in empty.iter_mut().zip(col) {
+            if v.is_finite() {
+                *e = false;
+            }
+        }
+    }
+    let mut values = vec![0f32; n * dim];
+    for (k, (_, col)) in columns.iter().enumerate() {
+        let (sum, count) = col
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold((0f64, 0usize), |(s, c), &v| (s + v as f64, c + 1));
+        let mean = if count > 0 {
+            (sum / count as f64) as f32
+        } else {
+            0.0
+        };
+        for (i, &v) in col.iter().enumerate() {
+            values[i * dim + k] = if v.is_finite() { v } else { mean };
+        }
+    }
+    Ok(PixelFeatures {
+        values,
+        dim,
+        names: columns.into_iter().map(|(n, _)| n).collect(),
+        empty,
+    })
+}
+
+type Forest = RandomForestClassifier<f32, u8, DenseMatrix<f32>, Vec<u8>>;
+
+/// Trains on the labelled pixels of `train` and classifies every pixel
+/// (0 where the pixel has no values at all).
+pub fn random_forest_map(
+    features: &PixelFeatures,
+    train: &LabelImage,
+    cfg: &ForestConfig,
+) -> Result<Vec<u8>, BaselineError> {
+    let dim = features.dim;
+    let rows: Vec<usize> = (0..train.data.len())
+        .filter(|&i| train.data[i] != 0 && !features.empty[i])
+        .collect();
+    if rows.is_empty() {
+        return Err(BaselineError::NoLabels);
+    }
+    let mut x = Vec::with_capacity(rows.len() * dim);
+    for &i in &rows {
+        x.extend_from_slice(&features.values[i * dim..(i + 1) * dim]);
+    }
+    let y: Vec<u8> = rows.iter().map(|&i| train.data[i]).collect();
+    let x = DenseMatrix::new(rows.len(), dim, x, false)
+        .map_err(|e| BaselineError::Forest(e.to_string()))?;
+    let params = RandomForestClassifierParameters {
+        n_trees: cfg.trees,
+        max_depth: cfg.max_depth,
+        min_samples_leaf: cfg.min_samples_leaf,
+        seed: cfg.seed,
+        m: Some(((dim as f64).sqrt().round() as usize).max(1)),
+        ..Default::default()
+    };
+    let forest: Forest = RandomForestClassifier::fit(&x, &y, params)
+        .map_err(|e| BaselineError::Forest(e.to_string()))?;
+    const CHUNK: usize = 8192;
+    let n = features.empty.len();
+    let parts: Result<Vec<Vec<u8>>, BaselineError> = (0..n.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            let (a, b) = (c * CHUNK, ((c + 1) * CHUNK).min(n));
+            let m = DenseMatrix::new(
+                b - a,
+                dim,
+                features.values[a * dim..b * dim].to_vec(),
+                false,
+            )
+            .map_err(|e| BaselineError::Forest(e.to_string()))?;
+            let mut pred = forest
+                .predict(&m)
+                .map_err(|e| BaselineError::Forest(e.to_string()))?;
+            for (p, &e) in pred.iter_mut().zip(&features.empty[a..b]) {
+                if e {
+                    *p = 0;
+                }
+            }
+            Ok(pred)
+        })
+        .collect();
+    Ok(parts?.concat())
+}

@@ -1,0 +1,114 @@
+//! The files of a finished run: the class map GeoTIFF (colour table, class
+//! names, `.qml`), the probability / entropy GeoTIFF, `map.png`, metrics
+//! and, for the random-forest baseline, the same under `baseline_rf/`.
+//! Every file is written atomically; `run.json` is written last by the
+//! caller, so a folder with a `run.json` is a complete run.
+
+use std::path::{Path, PathBuf};
+
+use super::run::{ClassifierResult, RunOutcome};
+use crate::io::atomic::write_bytes;
+use crate::io::classmap::{ClassInfo, PALETTE, write_class_map};
+use crate::io::geotiff::{WriteError, write_f32_geotiff, write_rgb_png};
+use crate::metrics::export::write_metrics;
+use crate::products::Rgb8Image;
+use crate::scene::PixelGrid;
+
+/// Classes 1..=K with the user's names where given, palette colours.
+pub fn class_infos(classes: usize, names: &[String]) -> Vec<ClassInfo> {
+    (1..=classes.min(255))
+        .map(|v| ClassInfo {
+            value: v as u8,
+            name: names
+                .get(v - 1)
+                .cloned()
+                .unwrap_or_else(|| format!("class {v}")),
+            color: PALETTE[(v - 1) % PALETTE.len()],
+        })
+        .collect()
+}
+
+/// The class map in its palette colours (0 = black).
+pub fn class_map_image(map: &[u8], grid: &PixelGrid, classes: &[ClassInfo]) -> Rgb8Image {
+    let mut data = Vec::with_capacity(map.len() * 3);
+    for &v in map {
+        let c = classes
+            .iter()
+            .find(|c| c.value == v)
+            .map_or([0, 0, 0], |c| c.color);
+        data.extend_from_slice(&c);
+    }
+    Rgb8Image {
+        width: grid.width,
+        height: grid.height,
+        data,
+        stretch: Vec::new(),
+    }
+}
+
+/// Writes one classifier's files into `dir`; returns the paths written.
+fn write_result(
+    dir: &Path,
+    result: &ClassifierResult,
+    grid: &PixelGrid,
+    classes: &[ClassInfo],
+) -> Result<Vec<PathBuf>, WriteError> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    let map_tif = dir.join("classmap.tif");
+    write_class_map(&map_tif, &result.class_map, grid, classes)?;
+    written.push(map_tif);
+    let png = dir.join("map.png");
+    write_rgb_png(&png, &class_map_image(&result.class_map, grid, classes))?;
+    written.push(png);
+    if let Some(u) = &result.uncertainty {
+        let tif = dir.join("probability.tif");
+        write_f32_geotiff(
+            &tif,
+            &[
+                ("max probability", &u.max_probability),
+                ("entropy (nats)", &u.entropy),
+            ],
+            grid,
+        )?;
+        written.push(tif);
+    }
+    if let Some(m) = &result.metrics {
+        let names: Vec<String> = classes.iter().map(|c| c.name.clone()).collect();
+        write_metrics(dir, m, &names)?;
+        written.push(dir.join("metrics.json"));
+        written.push(dir.join("metrics.csv"));
+    }
+    Ok(written)
+}
+
+/// Writes the run's maps and metrics: the main classifier's into `dir`, the
+/// random-forest baseline's into `dir/baseline_rf` when it ran beside the MLP.
+pub fn write_run_outputs(
+    dir: &Path,
+    outcome: &RunOutcome,
+    grid: &PixelGrid,
+    class_names: &[String],
+) -> Result<Vec<PathBuf>, WriteError> {
+    let classes = class_infos(outcome.classes, class_names);
+    let mut written = Vec::new();
+    match (&outcome.mlp, &outcome.forest) {
+        (Some((mlp, _)), forest) => {
+            written.extend(write_result(dir, mlp, grid, &classes)?);
+            if let Some(rf) = forest {
+                written.extend(write_result(&dir.join("baseline_rf"), rf, grid, &classes)?);
+            }
+        }
+        (None, Some(rf)) => written.extend(write_result(dir, rf, grid, &classes)?),
+        (None, None) => {}
+    }
+    Ok(written)
+}
+
+/// Writes `run.json` (last, atomically).
+pub fn write_run_record(dir: &Path, record: &serde_json::Value) -> std::io::Result<PathBuf> {
+    let path = dir.join("run.json");
+    let text = serde_json::to_string_pretty(record).map_err(std::io::Error::other)?;
+    write_bytes(&path, format!("{text}\n").as_bytes())?;
+    Ok(path)
+}

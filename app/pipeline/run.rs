@@ -1,0 +1,192 @@
+//! A whole classification run on a loaded scene: Stage B with the diffusion
+//! features (or the random forest alone), the random-forest baseline beside
+//! it, and the metrics of both on the test labels. The command line and the
+//! app call this same function, so every app result can be reproduced
+//! headless.
+
+use std::time::Instant;
+
+use burn::tensor::backend::AutodiffBackend;
+use serde::Serialize;
+
+use super::baseline::{BaselineError, ForestConfig, pixel_features, random_forest_map};
+use super::modality::Modality;
+use super::predict::MergedPrediction;
+use super::stage_b::{StageBConfig, StageBError, StageBOutput, run_stage_b};
+use crate::metrics::summary::MetricsSummary;
+use crate::model::unet::UNet;
+use crate::products::Rgb8Image;
+use crate::products::renderings::Renderings;
+use crate::scene::{LabelImage, Scene};
+
+/// The classifier whose map is the run's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassifierChoice {
+    /// Frozen diffusion features + the MLP head (the method).
+    Mlp,
+    /// The random forest on raw pixel values only.
+    Rf,
+}
+
+/// What to run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSettings {
+    /// Requested modalities, in concatenation order; those whose input is
+    /// missing are left out with a note.
+    pub modalities: Vec<Modality>,
+    pub classifier: ClassifierChoice,
+    /// Also run the random forest beside the MLP.
+    pub baseline: bool,
+    pub stage_b: StageBConfig,
+    pub forest: ForestConfig,
+}
+
+/// One classifier's result.
+#[derive(Debug, Clone)]
+pub struct ClassifierResult {
+    pub class_map: Vec<u8>,
+    /// Max probability and entropy per pixel (the MLP only).
+    pub uncertainty: Option<MergedPrediction>,
+    pub metrics: Option<MetricsSummary>,
+    pub seconds: f64,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// Classes 1..=K scored (K = the largest class in training or test labels).
+    pub classes: usize,
+    pub modalities: Vec<Modality>,
+    /// Warnings the user must read (left-out modalities, classes without
+    /// training pixels, test classes the classifier cannot predict).
+    pub warnings: Vec<String>,
+    pub mlp: Option<(ClassifierResult, StageBOutput)>,
+    pub forest: Option<ClassifierResult>,
+}
+
+/// Why a run cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("no training labels: give a training label raster or paint some labels")]
+    NoTrainingLabels,
+    #[error("{0}")]
+    StageB(#[from] StageBError),
+    #[error("{0}")]
+    Baseline(#[from] BaselineError),
+    #[error(
+        "none of the requested modalities ({requested}) has its input: pRGB and PCA need an HSI cube, SAR a SAR image"
+    )]
+    NoModality { requested: String },
+}
+
+/// The renderings of the requested modalities that exist, in order, and a
+/// note for each one left out.
+pub fn available_modalities<'a>(
+    renderings: &'a Renderings,
+    requested: &[Modality],
+) -> (Vec<(Modality, &'a Rgb8Image)>, Vec<String>) {
+    let mut images = Vec::new();
+    let mut notes = Vec::new();
+    for &m in requested {
+        let image = match m {
+            Modality::Prgb => renderings.prgb.as_ref().map(|(i, _)| i),
+            Modality::Pca => renderings.pca.as_ref().map(|(i, _)| i),
+            Modality::Sar => renderings.pauli.as_ref(),
+        };
+        match image {
+            Some(i) => images.push((m, i)),
+            None => notes.push(format!(
+                "modality {} left out: it needs {} input",
+                m.name(),
+                if m == Modality::Sar {
+                    "a SAR"
+                } else {
+                    "an HSI"
+                }
+            )),
+        }
+    }
+    (images, notes)
+}
+
+fn score(test: Option<&LabelImage>, map: &[u8], classes: usize) -> Option<MetricsSummary> {
+    test.map(|t| MetricsSummary::from_labels(&t.data, map, classes))
+}
+
+/// Runs the classification of `scene` (its training and optional test
+/// labels) with `model` as the frozen backbone.
+pub fn run_classification<B: AutodiffBackend>(
+    model: &UNet<B::InnerBackend>,
+    scene: &Scene,
+    renderings: &Renderings,
+    settings: &RunSettings,
+    device: &B::Device,
+) -> Result<RunOutcome, RunError> {
+    let train = scene
+        .train_labels
+        .as_ref()
+        .filter(|l| l.labelled() > 0)
+        .ok_or(RunError::NoTrainingLabels)?;
+    let test = scene.test_labels.as_ref();
+    let train_k = train.max_class() as usize;
+    let classes = train_k.max(test.map_or(0, |t| t.max_class() as usize));
+    let mut warnings = Vec::new();
+    let hist = train.histogram();
+    for k in 1..=classes {
+        if hist[k] == 0 {
+            let in_test = test.map_or(0, |t| t.histogram()[k]);
+            warnings.push(if in_test > 0 {
+                format!(
+                    "class {k} has no training pixels but {in_test} test pixels: no classifier can predict it, its recall is 0"
+                )
+            } else {
+                format!("class {k} has no training pixels")
+            });
+        }
+    }
+
+    let mut outcome = RunOutcome {
+        classes,
+        modalities: Vec::new(),
+        warnings,
+        mlp: None,
+        forest: None,
+    };
+    if settings.classifier == ClassifierChoice::Mlp {
+        let (images, notes) = available_modalities(renderings, &settings.modalities);
+        outcome.warnings.extend(notes);
+        if images.is_empty() {
+            return Err(RunError::NoModality {
+                requested: settings
+                    .modalities
+                    .iter()
+                    .map(|m| m.name())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            });
+        }
+        outcome.modalities = images.iter().map(|(m, _)| *m).collect();
+        let t0 = Instant::now();
+        let out = run_stage_b::<B>(model, &images, train, &settings.stage_b, device)?;
+        let result = ClassifierResult {
+            metrics: score(test, &out.prediction.class_map, classes),
+            class_map: out.prediction.class_map.clone(),
+            uncertainty: Some(out.prediction.clone()),
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        outcome.mlp = Some((result, out));
+    }
+    if settings.classifier == ClassifierChoice::Rf || settings.baseline {
+        let t0 = Instant::now();
+        let features = pixel_features(scene)?;
+        let map = random_forest_map(&features, train, &settings.forest)?;
+        outcome.forest = Some(ClassifierResult {
+            metrics: score(test, &map, classes),
+            class_map: map,
+            uncertainty: None,
+            seconds: t0.elapsed().as_secs_f64(),
+        });
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,246 @@
+//! `unidiff-studio run` end to end on the real Sentinel-1/2 demo scene, as a
+//! user runs it: a seeded sparse training set (< 1 % of the labelled
+//! pixels), the rest as test; the written class map is read back with GDAL
+//! and `gdalinfo`, its metrics recomputed and compared with metrics.json,
+//! both classifiers compared with the majority class; and the bad inputs a
+//! run must refuse or warn about.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{demo, shared_data};
+use unidiff_studio::io::classmap::{default_classes, write_class_map};
+use unidiff_studio::io::{open_labels, open_labels_with_offset};
+use unidiff_studio::metrics::summary::MetricsSummary;
+use unidiff_studio::pipeline::split::{SparseSplit, sparse_split};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_unidiff-studio"))
+}
+
+fn ok(out: Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{err}");
+    err
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The demo's reference split, recomputed here as the run does it.
+fn demo_test_labels() -> Vec<u8> {
+    let reference = open_labels_with_offset(&demo("Spain_7370579_LabelHand.tif"), 1).unwrap();
+    let split = SparseSplit {
+        fraction: 0.005,
+        ..SparseSplit::default()
+    };
+    sparse_split(&reference, &split).1.data
+}
+
+fn majority_accuracy(test: &[u8]) -> f64 {
+    let mut counts = [0usize; 256];
+    for &c in test.iter().filter(|&&c| c != 0) {
+        counts[c as usize] += 1;
+    }
+    let total: usize = counts.iter().sum();
+    *counts.iter().max().unwrap() as f64 / total as f64
+}
+
+#[test]
+fn demo_run_writes_a_checked_map_and_beats_the_majority_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let log = ok(bin()
+        .args(["run", "--demo", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap());
+    assert!(log.contains("NOT the paper's"), "{log}");
+
+    // The class map GeoTIFF: CRS, colour table and class names for QGIS.
+    let info = Command::new("gdalinfo")
+        .arg(out.join("classmap.tif"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(text.contains("EPSG\",\"4326\""), "{text}");
+    assert!(text.contains("Color Table"), "{text}");
+    assert!(text.contains("dry") && text.contains("water"), "{text}");
+    assert!(out.join("classmap.qml").exists());
+    assert!(out.join("probability.tif").exists());
+    assert!(out.join("map.png").exists());
+
+    // Metrics recomputed from the written map equal metrics.json.
+    let test = demo_test_labels();
+    let labelled = test.iter().filter(|&&c| c != 0).count();
+    let written = open_labels(&out.join("classmap.tif")).unwrap().data;
+    let mine = MetricsSummary::from_labels(&test, &written, 2);
+    let json = read_json(&out.join("metrics.json"));
+    assert_eq!(json["n_labelled"], labelled as u64);
+    assert!((json["oa"].as_f64().unwrap() - mine.oa).abs() < 1e-12);
+    assert!((json["mf1"].as_f64().unwrap() - mine.mf1).abs() < 1e-12);
+
+    // The training set is sparse: under 1 % of the labelled pixels.
+    let run = read_json(&out.join("run.json"));
+    let train = run["stage_b"]["training_vectors"].as_u64().unwrap() as f64;
+    assert!(train / (train + labelled as f64) < 0.01, "{train}");
+    assert_eq!(run["backbone"]["pretrained"], false);
+    assert!(run["inputs"]["hsi"]["sha256"].as_str().unwrap().len() == 64);
+    for stage in [
+        "load",
+        "products",
+        "features",
+        "training",
+        "prediction",
+        "export",
+    ] {
+        assert!(run["seconds"][stage].as_f64().is_some(), "{stage}");
+    }
+
+    // Both classifiers beat always answering the majority class.
+    let majority = majority_accuracy(&test);
+    let mlp = json["oa"].as_f64().unwrap();
+    let rf = read_json(&out.join("baseline_rf/metrics.json"))["oa"]
+        .as_f64()
+        .unwrap();
+    assert!(mlp > majority, "MLP OA {mlp} vs majority {majority}");
+    assert!(rf > majority, "RF OA {rf} vs majority {majority}");
+}
+
+#[test]
+fn the_same_command_twice_gives_the_same_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let maps: Vec<Vec<u8>> = ["a", "b"]
+        .iter()
+        .map(|name| {
+            let out = dir.path().join(name);
+            ok(bin()
+                .args([
+                    "run",
+                    "--demo",
+                    "--modalities",
+                    "sar",
+                    "--no-baseline",
+                    "--seed",
+                    "5",
+                ])
+                .arg("--out")
+                .arg(&out)
+                .output()
+                .unwrap());
+            std::fs::read(out.join("classmap.tif")).unwrap();
+            open_labels(&out.join("classmap.tif")).unwrap().data
+        })
+        .collect();
+    assert_eq!(maps[0], maps[1]);
+}
+
+#[test]
+fn a_labels_raster_on_another_grid_is_refused_with_both_grids() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["run", "--backbone", "tiny-random", "--sar"])
+        .arg(demo("Spain_7370579_S1Hand.tif"))
+        .arg("--train-labels")
+        .arg(shared_data(
+            "enmap_potsdam/labels/enmap_potsdam_tile_128_32.tif",
+        ))
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not on one pixel grid"), "{err}");
+}
+
+#[test]
+fn an_adapter_for_another_backbone_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // An adapter of the tiny random backbone with seed 1 ...
+    let adapter = dir.path().join("seed1.safetensors");
+    ok(bin()
+        .args([
+            "adapt",
+            "--backbone",
+            "tiny-random",
+            "--seed",
+            "1",
+            "--steps",
+            "1",
+            "--batch",
+            "2",
+            "--modalities",
+            "sar",
+            "--sar",
+        ])
+        .arg(demo("Spain_7370579_S1Hand.tif"))
+        .arg("--out")
+        .arg(&adapter)
+        .output()
+        .unwrap());
+    // ... offered to the one with seed 0.
+    let out = bin()
+        .args(["run", "--demo", "--seed", "0", "--adapter"])
+        .arg(&adapter)
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("was made for the backbone tiny-random:1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_test_class_without_training_pixels_is_warned_about_and_scored_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    // Training labels hold only "dry" (1); the test labels also "water" (2).
+    let reference = open_labels_with_offset(&demo("Spain_7370579_LabelHand.tif"), 1).unwrap();
+    let split = SparseSplit {
+        fraction: 0.005,
+        ..SparseSplit::default()
+    };
+    let (train, test) = sparse_split(&reference, &split);
+    let dry_only: Vec<u8> = train
+        .data
+        .iter()
+        .map(|&c| if c == 2 { 0 } else { c })
+        .collect();
+    let classes = default_classes(2);
+    let (train_tif, test_tif) = (dir.path().join("train.tif"), dir.path().join("test.tif"));
+    write_class_map(&train_tif, &dry_only, &reference.grid, &classes).unwrap();
+    write_class_map(&test_tif, &test.data, &reference.grid, &classes).unwrap();
+    let out = dir.path().join("run");
+    let log = ok(bin()
+        .args([
+            "run",
+            "--backbone",
+            "tiny-random",
+            "--classifier",
+            "rf",
+            "--sar",
+        ])
+        .arg(demo("Spain_7370579_S1Hand.tif"))
+        .arg("--train-labels")
+        .arg(&train_tif)
+        .arg("--test-labels")
+        .arg(&test_tif)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap());
+    let water = test.data.iter().filter(|&&c| c == 2).count();
+    let warning = format!("class 2 has no training pixels but {water} test pixels");
+    assert!(log.contains(&warning), "{log}");
+    let run = read_json(&out.join("run.json"));
+    assert!(run["warnings"].to_string().contains(&warning));
+    let metrics = read_json(&out.join("metrics.json"));
+    assert_eq!(metrics["per_class"][1]["recall"].as_f64(), Some(0.0));
+}
