@@ -34,6 +34,7 @@ const BERLIN_SAMPLES: usize = 742 * 3;
 #[serde(rename_all = "lowercase")]
 enum BackendChoice {
     Cpu,
+    Flex,
     Cuda,
     Wgpu,
 }
@@ -102,6 +103,9 @@ struct Args {
     /// The adm_tiny fixture folder (config.json, model.safetensors, io.safetensors).
     #[arg(long, default_value = "tests/fixtures/adm_tiny")]
     fixtures: PathBuf,
+    /// Convolutions as shifted copies + one matrix product (CPU backend).
+    #[arg(long)]
+    im2col: bool,
     /// Also write the report here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -200,6 +204,13 @@ fn run(args: &Args) -> Result<Report> {
             type B = burn::backend::NdArray<f32>;
             bench::<burn::backend::Autodiff<B>>(args, &Default::default(), true)?
         }
+        BackendChoice::Flex => {
+            if args.precision != Precision::F32 {
+                bail!("the benchmark runs burn-flex in f32 only");
+            }
+            type B = burn::backend::Flex;
+            bench::<burn::backend::Autodiff<B>>(args, &Default::default(), false)?
+        }
         BackendChoice::Cuda => cuda(args)?,
         BackendChoice::Wgpu => wgpu(args)?,
     };
@@ -293,11 +304,12 @@ fn bench<AB: AutodiffBackend>(args: &Args, device: &AB::Device, cpu: bool) -> Re
     }
     if args.what.contains(&Part::StageB) {
         let t0 = Instant::now();
-        let model = UNet::<AB::InnerBackend>::build(
+        let mut model = UNet::<AB::InnerBackend>::build(
             &config,
             ParamSource::Random(NormalRng::new(0)),
             device,
         )?;
+        model.set_conv_im2col(args.im2col);
         report.parameters = model.num_params();
         let build_seconds = t0.elapsed().as_secs_f64();
         eprintln!("stage B model built in {build_seconds:.1} s");

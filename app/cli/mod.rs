@@ -7,6 +7,7 @@ pub mod model;
 mod progress;
 mod render;
 pub mod run;
+mod sweep;
 
 use std::path::PathBuf;
 
@@ -41,6 +42,8 @@ pub enum Command {
     Adapt(adapt::AdaptArgs),
     /// Stage B and the random-forest baseline: class maps and metrics.
     Run(run::RunArgs),
+    /// Stage B over several timesteps: OA and mF1 per t (JSON and PNG).
+    Sweep(sweep::SweepArgs),
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +101,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Model(cmd)) => model::run(&cmd),
         Some(Command::Adapt(args)) => adapt::run(&args),
         Some(Command::Run(args)) => run::run(&args),
+        Some(Command::Sweep(args)) => sweep::run(&args),
         None if cli.demo => {
             // Until the desktop app exists, the demo runs the headless
             // pipeline: renderings, then the classification run.

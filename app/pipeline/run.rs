@@ -12,7 +12,10 @@ use serde::Serialize;
 use super::baseline::{BaselineError, ForestConfig, pixel_features, random_forest_map};
 use super::modality::Modality;
 use super::predict::MergedPrediction;
-use super::stage_b::{StageBConfig, StageBError, StageBOutput, run_stage_b};
+use super::stage_a::CancelFlag;
+use super::stage_b::{
+    StageBConfig, StageBError, StageBOutput, StageBProgress, run_stage_b_watched,
+};
 use crate::metrics::summary::MetricsSummary;
 use crate::model::unet::UNet;
 use crate::products::Rgb8Image;
@@ -115,13 +118,16 @@ fn score(test: Option<&LabelImage>, map: &[u8], classes: usize) -> Option<Metric
 }
 
 /// Runs the classification of `scene` (its training and optional test
-/// labels) with `model` as the frozen backbone.
+/// labels) with `model` as the frozen backbone; `progress` hears every Stage B
+/// batch, `cancel` stops the run at the next one.
 pub fn run_classification<B: AutodiffBackend>(
     model: &UNet<B::InnerBackend>,
     scene: &Scene,
     renderings: &Renderings,
     settings: &RunSettings,
     device: &B::Device,
+    cancel: &CancelFlag,
+    progress: &mut dyn FnMut(&StageBProgress),
 ) -> Result<RunOutcome, RunError> {
     let train = scene
         .train_labels
@@ -168,7 +174,15 @@ pub fn run_classification<B: AutodiffBackend>(
         }
         outcome.modalities = images.iter().map(|(m, _)| *m).collect();
         let t0 = Instant::now();
-        let out = run_stage_b::<B>(model, &images, train, &settings.stage_b, device)?;
+        let out = run_stage_b_watched::<B>(
+            model,
+            &images,
+            train,
+            &settings.stage_b,
+            device,
+            cancel,
+            progress,
+        )?;
         let result = ClassifierResult {
             metrics: score(test, &out.prediction.class_map, classes),
             class_map: out.prediction.class_map.clone(),
@@ -178,6 +192,9 @@ pub fn run_classification<B: AutodiffBackend>(
         outcome.mlp = Some((result, out));
     }
     if settings.classifier == ClassifierChoice::Rf || settings.baseline {
+        if cancel.is_cancelled() {
+            return Err(RunError::StageB(StageBError::Cancelled));
+        }
         let t0 = Instant::now();
         let features = pixel_features(scene)?;
         let map = random_forest_map(&features, train, &settings.forest)?;

@@ -7,9 +7,9 @@
 use std::time::Instant;
 
 use burn::prelude::*;
-use burn::tensor::TensorData;
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{TensorData, f16};
 use serde::Serialize;
 
 use super::classifier::{
@@ -20,6 +20,7 @@ use super::features::{FeatureSpec, concat_features};
 use super::modality::Modality;
 use super::patch_grid::PatchGrid;
 use super::predict::{MergedPrediction, ProbabilityCanvas};
+use super::stage_a::CancelFlag;
 use crate::model::params::NormalRng;
 use crate::model::schedule::Schedule;
 use crate::model::unet::UNet;
@@ -44,6 +45,9 @@ pub struct StageBConfig {
     pub validation_fraction: f64,
     /// Side of the validation blocks, in pixels.
     pub validation_block: usize,
+    /// Host memory the features of the labelled patches may keep (f16) so
+    /// that the prediction pass does not compute them again; 0 = recompute.
+    pub feature_cache_bytes: usize,
 }
 
 impl Default for StageBConfig {
@@ -59,6 +63,7 @@ impl Default for StageBConfig {
             noise_seed: 0,
             validation_fraction: 0.2,
             validation_block: 64,
+            feature_cache_bytes: 1 << 30,
         }
     }
 }
@@ -70,6 +75,8 @@ pub enum StageBError {
     NoLabels,
     #[error("no modality to take features from")]
     NoModality,
+    #[error("cancelled")]
+    Cancelled,
     #[error("the renderings are {found:?} pixels, the labels {labels:?}")]
     SizeMismatch {
         found: (usize, usize),
@@ -86,6 +93,8 @@ pub struct StageBOutput {
     /// only by chance; reported as a warning).
     pub classes_without_training: Vec<u8>,
     pub training_vectors: usize,
+    /// Patches whose features were kept from the training pass.
+    pub cached_patches: usize,
     pub validation: ValidationSplit,
     pub head: HeadTrainReport,
     pub seconds_features: f64,
@@ -110,6 +119,27 @@ fn patch_batch<B: Backend>(
     Tensor::from_data(TensorData::new(values, [ids.len(), 3, p, p]), device)
 }
 
+/// Where a Stage B run is.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StageBProgress {
+    /// "features" (labelled patches), "training" or "prediction".
+    pub phase: &'static str,
+    pub done: usize,
+    pub total: usize,
+    /// Seconds left in this phase, once one batch has been timed.
+    pub eta_seconds: Option<f64>,
+}
+
+fn progress_of(phase: &'static str, done: usize, total: usize, t0: Instant) -> StageBProgress {
+    let elapsed = t0.elapsed().as_secs_f64();
+    StageBProgress {
+        phase,
+        done,
+        total,
+        eta_seconds: (done > 0).then(|| elapsed / done as f64 * (total - done) as f64),
+    }
+}
+
 /// Runs Stage B: `images` in concatenation order (pRGB | PCA | SAR).
 pub fn run_stage_b<B: AutodiffBackend>(
     model: &UNet<B::InnerBackend>,
@@ -117,6 +147,28 @@ pub fn run_stage_b<B: AutodiffBackend>(
     train_labels: &LabelImage,
     cfg: &StageBConfig,
     device: &B::Device,
+) -> Result<StageBOutput, StageBError> {
+    run_stage_b_watched::<B>(
+        model,
+        images,
+        train_labels,
+        cfg,
+        device,
+        &CancelFlag::new(),
+        &mut |_| {},
+    )
+}
+
+/// [`run_stage_b`] reporting progress after every batch and stopping at the
+/// next batch once `cancel` is set.
+pub fn run_stage_b_watched<B: AutodiffBackend>(
+    model: &UNet<B::InnerBackend>,
+    images: &[(Modality, &Rgb8Image)],
+    train_labels: &LabelImage,
+    cfg: &StageBConfig,
+    device: &B::Device,
+    cancel: &CancelFlag,
+    progress: &mut dyn FnMut(&StageBProgress),
 ) -> Result<StageBOutput, StageBError> {
     let (h, w) = images
         .first()
@@ -174,7 +226,15 @@ pub fn run_stage_b<B: AutodiffBackend>(
     let mut labels = Vec::new();
     let mut pixels = Vec::new();
     let mut dim = 0;
+    // Features of labelled patches kept for the prediction pass, in f16,
+    // while they fit the budget.
+    let mut cache: Vec<Option<Vec<f16>>> = vec![None; grid.len()];
+    let mut cached_bytes = 0usize;
+    let mut done = 0;
     for ids in labelled_patches.chunks(cfg.batch_patches.max(1)) {
+        if cancel.is_cancelled() {
+            return Err(StageBError::Cancelled);
+        }
         let f = features(ids);
         let [_, d, _, _] = f.dims();
         dim = d;
@@ -183,7 +243,17 @@ pub fn run_stage_b<B: AutodiffBackend>(
             .convert::<f32>()
             .to_vec::<f32>()
             .unwrap_or_default();
+        let per = d * p * p;
         for (b, &n) in ids.iter().enumerate() {
+            if cached_bytes + 2 * per <= cfg.feature_cache_bytes {
+                cache[n] = Some(
+                    host[b * per..(b + 1) * per]
+                        .iter()
+                        .map(|&v| f16::from_f32(v))
+                        .collect(),
+                );
+                cached_bytes += 2 * per;
+            }
             let (r0, c0) = grid.top_left(n);
             for y in 0..p {
                 for x in 0..p {
@@ -200,8 +270,13 @@ pub fn run_stage_b<B: AutodiffBackend>(
                 }
             }
         }
+        done += ids.len();
+        progress(&progress_of("features", done, labelled_patches.len(), t0));
     }
     let seconds_features = t0.elapsed().as_secs_f64();
+    if cancel.is_cancelled() {
+        return Err(StageBError::Cancelled);
+    }
 
     let t1 = Instant::now();
     let (validation_mask, validation) = validation_split(
@@ -218,15 +293,45 @@ pub fn run_stage_b<B: AutodiffBackend>(
         classes,
         validation: &validation_mask,
     };
+    progress(&StageBProgress {
+        phase: "training",
+        done: 0,
+        total: 1,
+        eta_seconds: None,
+    });
     let (head, head_report) = train_head::<B>(&data, &cfg.mlp, &cfg.head, device);
     let seconds_training = t1.elapsed().as_secs_f64();
 
     // Pass 2: every patch, batch by batch, into the probability canvas.
     let t2 = Instant::now();
     let mut canvas = ProbabilityCanvas::new(grid, classes);
-    let all: Vec<usize> = (0..grid.len()).collect();
-    for ids in all.chunks(cfg.batch_patches.max(1)) {
-        let f = features(ids);
+    let (kept, fresh): (Vec<usize>, Vec<usize>) =
+        (0..grid.len()).partition(|&n| cache[n].is_some());
+    let batches = kept
+        .chunks(cfg.batch_patches.max(1))
+        .map(|ids| (ids, true))
+        .chain(
+            fresh
+                .chunks(cfg.batch_patches.max(1))
+                .map(|ids| (ids, false)),
+        );
+    let mut predicted = 0;
+    for (ids, from_cache) in batches {
+        if cancel.is_cancelled() {
+            return Err(StageBError::Cancelled);
+        }
+        let f = if from_cache {
+            let values: Vec<f32> = ids
+                .iter()
+                .flat_map(|&n| cache[n].iter().flatten().map(|v| v.to_f32()))
+                .collect();
+            Tensor::<B::InnerBackend, 4>::from_data(
+                TensorData::new(values, [ids.len(), dim, p, p]),
+                device,
+            )
+        } else {
+            features(ids)
+        };
         let [bs, d, _, _] = f.dims();
         let rows = f.permute([0, 2, 3, 1]).reshape([bs * p * p, d]);
         let probs = softmax(head.forward(rows), 1)
@@ -241,6 +346,8 @@ pub fn run_stage_b<B: AutodiffBackend>(
         for (b, &n) in ids.iter().enumerate() {
             canvas.add_patch(n, &host[b * per..(b + 1) * per]);
         }
+        predicted += ids.len();
+        progress(&progress_of("prediction", predicted, grid.len(), t2));
     }
     let prediction = canvas.finish();
     Ok(StageBOutput {
@@ -248,6 +355,7 @@ pub fn run_stage_b<B: AutodiffBackend>(
         classes,
         classes_without_training,
         training_vectors: labels.len(),
+        cached_patches: kept.len(),
         validation,
         head: head_report,
         seconds_features,

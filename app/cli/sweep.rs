@@ -1,0 +1,204 @@
+//! `unidiff-studio sweep`: Stage B over several diffusion timesteps on the
+//! same inputs, labels, backbone and seed, writing OA and mF1 per t (the
+//! paper's Fig. 2) as `sweep.json` and a `sweep.png` plot.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde_json::json;
+
+use super::progress::Step;
+use super::run::{Cpu, RunInputs, backbone_on_cpu, prepare, print_progress, stage_b_config};
+use crate::io::atomic::write_bytes;
+use crate::io::geotiff::write_rgb_png;
+use crate::pipeline::baseline::ForestConfig;
+use crate::pipeline::run::{ClassifierChoice, RunSettings, run_classification};
+use crate::pipeline::stage_a::CancelFlag;
+use crate::products::Rgb8Image;
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub inputs: RunInputs,
+    /// Timesteps, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0,100,200,300,400,500,600,700"
+    )]
+    pub t: Vec<i64>,
+    /// Output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
+    if args.t.is_empty() {
+        bail!("give at least one timestep with --t");
+    }
+    let prepared = prepare(&args.inputs)?;
+    if prepared.scene.test_labels.is_none() {
+        bail!("a sweep scores each timestep: give --test-labels or --split-fraction");
+    }
+    let (model, info) = backbone_on_cpu(&prepared.spec)?;
+    let cancel = CancelFlag::new();
+    let handler_flag = cancel.clone();
+    let _ = ctrlc::set_handler(move || handler_flag.cancel());
+    let mut rows = Vec::new();
+    for &t in &args.t {
+        let settings = RunSettings {
+            modalities: prepared.modalities.clone(),
+            classifier: ClassifierChoice::Mlp,
+            baseline: false,
+            stage_b: stage_b_config(&args.inputs, &info, t)?,
+            forest: ForestConfig::default(),
+        };
+        let step = Step::start(format!("t = {t}"));
+        let outcome = run_classification::<Cpu>(
+            &model,
+            &prepared.scene,
+            &prepared.renderings,
+            &settings,
+            &Default::default(),
+            &cancel,
+            &mut print_progress,
+        );
+        eprintln!();
+        let outcome = outcome?;
+        let seconds = step.done();
+        let metrics = outcome
+            .mlp
+            .as_ref()
+            .and_then(|(r, _)| r.metrics.as_ref())
+            .context("no metrics for this timestep")?;
+        eprintln!("[ok] t = {t}: OA {:.4}, mF1 {:.4}", metrics.oa, metrics.mf1);
+        rows.push(json!({
+            "t": t,
+            "oa": metrics.oa,
+            "mf1": metrics.mf1,
+            "kappa": metrics.kappa,
+            "miou": metrics.miou,
+            "seconds": seconds,
+        }));
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let points: Vec<(f64, f64, f64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["t"].as_f64().unwrap_or(0.0),
+                r["oa"].as_f64().unwrap_or(f64::NAN),
+                r["mf1"].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .collect();
+    let png = args.out.join("sweep.png");
+    write_rgb_png(&png, &sweep_plot(&points))?;
+    let record = json!({
+        "software": format!("unidiff-studio {}", env!("CARGO_PKG_VERSION")),
+        "backbone": info,
+        "inputs": prepared.inputs,
+        "split": prepared.split,
+        "modalities": prepared.modalities.iter().map(|m| m.name()).collect::<Vec<_>>(),
+        "block": stage_b_config(&args.inputs, &info, args.t[0])?.block,
+        "seed": args.inputs.seed,
+        "results": rows,
+        "plot": {
+            "file": png.display().to_string(),
+            "x": "timestep t (0 .. 1000)",
+            "y": "score (0 .. 1, grid every 0.1)",
+            "blue": "mF1",
+            "orange": "OA",
+        },
+    });
+    let path = args.out.join("sweep.json");
+    write_bytes(
+        &path,
+        format!("{}\n", serde_json::to_string_pretty(&record)?).as_bytes(),
+    )?;
+    eprintln!("[ok] wrote {} and {}", path.display(), png.display());
+    Ok(())
+}
+
+const PLOT_W: usize = 640;
+const PLOT_H: usize = 400;
+const MARGIN: usize = 40;
+const BLUE: [u8; 3] = [31, 119, 180];
+const ORANGE: [u8; 3] = [255, 127, 14];
+
+/// The sweep as a line plot: x = t over 0..1000, y = score over 0..1 with a
+/// grid line every 0.1 (t every 100); mF1 blue, OA orange.
+pub fn sweep_plot(points: &[(f64, f64, f64)]) -> Rgb8Image {
+    let mut img = Rgb8Image {
+        width: PLOT_W,
+        height: PLOT_H,
+        data: vec![255; PLOT_W * PLOT_H * 3],
+        stretch: Vec::new(),
+    };
+    let (x0, x1) = (MARGIN as f64, (PLOT_W - MARGIN / 2) as f64);
+    let (y0, y1) = ((PLOT_H - MARGIN) as f64, (MARGIN / 2) as f64);
+    let sx = |t: f64| x0 + (x1 - x0) * t / 1000.0;
+    let sy = |v: f64| y0 + (y1 - y0) * v.clamp(0.0, 1.0);
+    for k in 0..=10 {
+        let grey = if k == 0 { [0, 0, 0] } else { [225, 225, 225] };
+        let y = sy(k as f64 / 10.0);
+        line(&mut img, (x0, y), (x1, y), grey);
+        let x = sx(k as f64 * 100.0);
+        line(&mut img, (x, y0), (x, y1), grey);
+    }
+    line(&mut img, (x0, y0), (x0, y1), [0, 0, 0]);
+    for (pick, colour) in [(2usize, BLUE), (1, ORANGE)] {
+        let xy: Vec<(f64, f64)> = points
+            .iter()
+            .filter(|p| if pick == 1 { p.1 } else { p.2 }.is_finite())
+            .map(|p| (sx(p.0), sy(if pick == 1 { p.1 } else { p.2 })))
+            .collect();
+        for w in xy.windows(2) {
+            line(&mut img, w[0], w[1], colour);
+        }
+        for &(x, y) in &xy {
+            for dy in -3i64..=3 {
+                for dx in -3i64..=3 {
+                    put(&mut img, x as i64 + dx, y as i64 + dy, colour);
+                }
+            }
+        }
+    }
+    img
+}
+
+fn put(img: &mut Rgb8Image, x: i64, y: i64, c: [u8; 3]) {
+    if x >= 0 && y >= 0 && (x as usize) < img.width && (y as usize) < img.height {
+        let i = 3 * (y as usize * img.width + x as usize);
+        img.data[i..i + 3].copy_from_slice(&c);
+    }
+}
+
+/// A 2-pixel-wide straight line.
+fn line(img: &mut Rgb8Image, a: (f64, f64), b: (f64, f64), c: [u8; 3]) {
+    let steps = ((b.0 - a.0).abs().max((b.1 - a.1).abs()).ceil() as usize).max(1);
+    for s in 0..=steps {
+        let f = s as f64 / steps as f64;
+        let (x, y) = (a.0 + (b.0 - a.0) * f, a.1 + (b.1 - a.1) * f);
+        put(img, x as i64, y as i64, c);
+        put(img, x as i64 + 1, y as i64, c);
+        put(img, x as i64, y as i64 + 1, c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plot_puts_each_score_at_its_place() {
+        let img = sweep_plot(&[(0.0, 0.5, 0.25), (1000.0, 0.5, 0.25)]);
+        // OA = 0.5 at t = 0: orange at x0, y0 + (y1 - y0) * 0.5.
+        let y = (PLOT_H - MARGIN) as f64 + ((MARGIN / 2) as f64 - (PLOT_H - MARGIN) as f64) * 0.5;
+        assert_eq!(img.pixel(y as usize, MARGIN), ORANGE);
+        let y = (PLOT_H - MARGIN) as f64 + ((MARGIN / 2) as f64 - (PLOT_H - MARGIN) as f64) * 0.25;
+        assert_eq!(img.pixel(y as usize, MARGIN + 100), BLUE);
+    }
+}
