@@ -73,6 +73,10 @@ pub struct RunOutcome {
 pub enum RunError {
     #[error("no training labels: give a training label raster or paint some labels")]
     NoTrainingLabels,
+    #[error(
+        "the training labels hold only class {0}: a classifier needs at least two classes with labelled pixels"
+    )]
+    OneClass(u8),
     #[error("{0}")]
     StageB(#[from] StageBError),
     #[error("{0}")]
@@ -135,12 +139,15 @@ pub fn run_classification<B: AutodiffBackend>(
         .filter(|l| l.labelled() > 0)
         .ok_or(RunError::NoTrainingLabels)?;
     let test = scene.test_labels.as_ref();
+    if let [(only, _)] = train.class_counts()[..] {
+        return Err(RunError::OneClass(only));
+    }
     let train_k = train.max_class() as usize;
     let classes = train_k.max(test.map_or(0, |t| t.max_class() as usize));
     let mut warnings = Vec::new();
     let hist = train.histogram();
-    for k in 1..=classes {
-        if hist[k] == 0 {
+    for (k, &count) in hist.iter().enumerate().take(classes + 1).skip(1) {
+        if count == 0 {
             let in_test = test.map_or(0, |t| t.histogram()[k]);
             warnings.push(if in_test > 0 {
                 format!(
