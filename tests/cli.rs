@@ -143,8 +143,7 @@ fn render_refuses_mismatched_grids() {
 fn demo_runs_headless() {
     let dir = tempfile::tempdir().unwrap();
     let out = bin()
-        .arg("--demo")
-        .arg("--demo-out")
+        .args(["--demo", "--demo-stride", "32", "--demo-out"])
         .arg(dir.path())
         .output()
         .unwrap();
@@ -153,8 +152,13 @@ fn demo_runs_headless() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(dir.path().join("pauli.png").exists());
-    assert!(dir.path().join("render.json").exists());
+    let renderings = dir.path().join("renderings");
+    assert!(renderings.join("pauli.png").exists());
+    assert!(renderings.join("render.json").exists());
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run/run.json")).unwrap()).unwrap();
+    assert_eq!(run["classes"], serde_json::json!(["dry", "water"]));
+    assert!(dir.path().join("run/baseline_rf/classmap.tif").exists());
 }
 
 #[test]

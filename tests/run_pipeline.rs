@@ -113,26 +113,38 @@ fn demo_run_writes_a_checked_map_and_beats_the_majority_class() {
 }
 
 #[test]
-fn the_same_command_twice_gives_the_same_map() {
+fn a_sar_only_run_twice_gives_the_same_map() {
+    // No HSI: the run falls back to the SAR modality alone; the same
+    // command twice gives the same map.
     let dir = tempfile::tempdir().unwrap();
     let maps: Vec<Vec<u8>> = ["a", "b"]
         .iter()
         .map(|name| {
             let out = dir.path().join(name);
             ok(bin()
+                .args(["run", "--backbone", "tiny-random", "--sar"])
+                .arg(demo("Spain_7370579_S1Hand.tif"))
+                .arg("--train-labels")
+                .arg(demo("Spain_7370579_LabelHand.tif"))
                 .args([
-                    "run",
-                    "--demo",
-                    "--modalities",
-                    "sar",
-                    "--no-baseline",
-                    "--seed",
-                    "5",
+                    "--label-offset",
+                    "1",
+                    "--split-fraction",
+                    "0.005",
+                    "--stride",
+                    "32",
                 ])
-                .arg("--out")
+                .args(["--no-baseline", "--seed", "5", "--out"])
                 .arg(&out)
                 .output()
                 .unwrap());
+            let run = read_json(&out.join("run.json"));
+            assert_eq!(run["modalities"], serde_json::json!(["sar"]));
+            assert!(
+                run["warnings"]
+                    .to_string()
+                    .contains("modality prgb left out")
+            );
             open_labels(&out.join("classmap.tif")).unwrap().data
         })
         .collect();
