@@ -8,14 +8,12 @@ use anyhow::{Context, bail};
 use burn::backend::{Autodiff, NdArray};
 use clap::Args;
 
-use super::model::{load_config, thousands};
+use super::model::{BackboneArgs, thousands};
 use crate::io::{SarScaleChoice, open_hsi, open_sar};
 use crate::model::adapter::{AdapterMetadata, save_adapter};
-use crate::model::checkpoint::file_sha256;
+use crate::model::backbone::load_backbone;
 use crate::model::inspect::summarize;
 use crate::model::loss::LossKind;
-use crate::model::params::{NormalRng, ParamSource};
-use crate::model::{CheckpointTensors, UNet, UNetConfig};
 use crate::pipeline::Modality;
 use crate::pipeline::patches::PatchPool;
 use crate::pipeline::stage_a::{AdaptConfig, CancelFlag, adapt};
@@ -28,16 +26,8 @@ pub struct AdaptArgs {
     pub hsi: Option<PathBuf>,
     #[arg(long)]
     pub sar: Option<PathBuf>,
-    /// guided-diffusion checkpoint (.pt or .safetensors).
-    #[arg(long, conflicts_with = "backbone")]
-    pub checkpoint: Option<PathBuf>,
-    /// Config of the checkpoint: JSON, `imagenet64` (default) or `tiny`.
-    #[arg(long)]
-    pub config: Option<String>,
-    /// A backbone without a checkpoint: `random` (ImageNet 64 layout) or
-    /// `tiny-random`, seeded random weights (for teaching and tests).
-    #[arg(long)]
-    pub backbone: Option<String>,
+    #[command(flatten)]
+    pub backbone: BackboneArgs,
     #[arg(long, default_value_t = 2000)]
     pub steps: usize,
     #[arg(long, default_value_t = 1e-4)]
@@ -111,39 +101,15 @@ pub fn run(args: &AdaptArgs) -> anyhow::Result<()> {
     let pool = PatchPool::from_renderings(&images);
 
     let device = Default::default();
-    let (config, model, base, base_sha) = match (&args.checkpoint, args.backbone.as_deref()) {
-        (Some(path), _) => {
-            let config = load_config(args.config.as_deref().unwrap_or("imagenet64"))?;
-            let ckpt = CheckpointTensors::open(path)?;
-            let model = UNet::<Cpu>::build(&config, ParamSource::Checkpoint(&ckpt), &device)?;
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            (config, model, name, Some(file_sha256(path)?))
-        }
-        (None, Some(name @ ("random" | "tiny-random"))) => {
-            let config = if name == "random" {
-                UNetConfig::imagenet64()
-            } else {
-                UNetConfig::tiny()
-            };
-            let model = UNet::<Cpu>::build(
-                &config,
-                ParamSource::Random(NormalRng::new(args.seed)),
-                &device,
-            )?;
-            (config, model, format!("{name}:{}", args.seed), None)
-        }
-        (None, Some(other)) => bail!("unknown backbone '{other}' (random, tiny-random)"),
-        (None, None) => bail!("give --checkpoint CKPT or --backbone NAME"),
-    };
+    let (model, info) = load_backbone::<Cpu>(&args.backbone.spec(args.seed)?, &device)?;
+    let config = info.config.clone();
     let mut model = model;
     // CPU backend: convolutions as matrix products (fast backward pass).
     model.set_conv_im2col(true);
     let summary = summarize(&config)?;
     eprintln!(
-        "[..] backbone {base}: {} parameters, training {} ({:.3} %); device: CPU (burn-ndarray; this build has no GPU backend)",
+        "[..] backbone {}: {} parameters, training {} ({:.3} %); device: CPU (burn-ndarray; this build has no GPU backend)",
+        info.description,
         thousands(summary.parameters),
         thousands(summary.trainable_parameters),
         summary.trainable_percent
@@ -177,8 +143,8 @@ pub fn run(args: &AdaptArgs) -> anyhow::Result<()> {
     });
     eprintln!();
     let meta = AdapterMetadata {
-        base,
-        base_sha256: base_sha,
+        base: info.name.clone(),
+        base_sha256: info.checkpoint_sha256.clone(),
         config,
         modalities: images.iter().map(|(m, _)| m.name().to_string()).collect(),
         steps: outcome.steps_done,

@@ -59,6 +59,48 @@ pub fn load_config(spec: &str) -> anyhow::Result<UNetConfig> {
     }
 }
 
+/// The backbone options shared by `adapt`, `run` and `sweep`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackboneArgs {
+    /// guided-diffusion checkpoint (.pt or .safetensors).
+    #[arg(long, conflicts_with = "backbone")]
+    pub checkpoint: Option<std::path::PathBuf>,
+    /// Config of the checkpoint: JSON, `imagenet64` (default) or `tiny`.
+    #[arg(long)]
+    pub config: Option<String>,
+    /// Stage A adapter made for this backbone.
+    #[arg(long)]
+    pub adapter: Option<std::path::PathBuf>,
+    /// A backbone without a checkpoint: `random` (ImageNet-64 layout) or
+    /// `tiny-random`; seeded random weights, not the paper's.
+    #[arg(long)]
+    pub backbone: Option<String>,
+}
+
+impl BackboneArgs {
+    /// What the options ask for; `seed` seeds a random backbone.
+    pub fn spec(&self, seed: u64) -> anyhow::Result<crate::model::backbone::BackboneSpec> {
+        use crate::model::backbone::BackboneSpec;
+        let spec = match (&self.checkpoint, &self.backbone) {
+            (Some(path), _) => BackboneSpec::Checkpoint {
+                path: path.clone(),
+                config: load_config(self.config.as_deref().unwrap_or("imagenet64"))?,
+                adapter: self.adapter.clone(),
+            },
+            (None, Some(name)) => BackboneSpec::Random {
+                name: name.clone(),
+                seed,
+                adapter: self.adapter.clone(),
+            },
+            (None, None) => anyhow::bail!(
+                "give --checkpoint CKPT (the paper's 64x64_diffusion.pt) or --backbone tiny-random|random"
+            ),
+        };
+        spec.config()?;
+        Ok(spec)
+    }
+}
+
 /// 295904454 -> "295,904,454".
 pub fn thousands(n: usize) -> String {
     let s = n.to_string();

@@ -14,7 +14,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::demo_paths;
-use super::model::{load_config, thousands};
+use super::model::{BackboneArgs, thousands};
 use super::progress::Step;
 use crate::io::{SarScaleChoice, open_hsi, open_labels_with_offset, open_sar};
 use crate::metrics::export::metrics_json;
@@ -66,19 +66,8 @@ pub struct RunInputs {
     /// Names of classes 1..K, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub class_names: Vec<String>,
-    /// guided-diffusion checkpoint (.pt or .safetensors).
-    #[arg(long, conflicts_with = "backbone")]
-    pub checkpoint: Option<PathBuf>,
-    /// Config of the checkpoint: JSON, `imagenet64` (default) or `tiny`.
-    #[arg(long)]
-    pub config: Option<String>,
-    /// Stage A adapter made for this backbone.
-    #[arg(long)]
-    pub adapter: Option<PathBuf>,
-    /// A backbone without a checkpoint: `random` (ImageNet-64 layout) or
-    /// `tiny-random`; seeded random weights, not the paper's.
-    #[arg(long)]
-    pub backbone: Option<String>,
+    #[command(flatten)]
+    pub backbone: BackboneArgs,
     /// Modalities, in concatenation order.
     #[arg(long, value_delimiter = ',', default_value = "prgb,pca,sar")]
     pub modalities: Vec<String>,
@@ -156,8 +145,8 @@ pub fn prepare(args: &RunInputs) -> anyhow::Result<Prepared> {
                 args.class_names = vec!["dry".into(), "water".into()];
             }
         }
-        if args.checkpoint.is_none() && args.backbone.is_none() {
-            args.backbone = Some("tiny-random".into());
+        if args.backbone.checkpoint.is_none() && args.backbone.backbone.is_none() {
+            args.backbone.backbone = Some("tiny-random".into());
         }
     }
     let modalities: Vec<Modality> = args
@@ -167,22 +156,7 @@ pub fn prepare(args: &RunInputs) -> anyhow::Result<Prepared> {
             Modality::parse(m).with_context(|| format!("unknown modality '{m}' (prgb, pca, sar)"))
         })
         .collect::<anyhow::Result<_>>()?;
-    let spec = match (&args.checkpoint, &args.backbone) {
-        (Some(path), _) => BackboneSpec::Checkpoint {
-            path: path.clone(),
-            config: load_config(args.config.as_deref().unwrap_or("imagenet64"))?,
-            adapter: args.adapter.clone(),
-        },
-        (None, Some(name)) => BackboneSpec::Random {
-            name: name.clone(),
-            seed: args.seed,
-            adapter: args.adapter.clone(),
-        },
-        (None, None) => bail!(
-            "give --checkpoint CKPT (the paper's 64x64_diffusion.pt) or --backbone tiny-random|random"
-        ),
-    };
-    spec.config()?;
+    let spec = args.backbone.spec(args.seed)?;
     let train_path = args
         .train_labels
         .as_ref()
@@ -332,6 +306,34 @@ fn short_metrics(m: &Option<MetricsSummary>) -> serde_json::Value {
     }
 }
 
+/// A cancel flag that Ctrl-C sets.
+pub fn cancel_on_ctrl_c() -> CancelFlag {
+    let cancel = CancelFlag::new();
+    let handler_flag = cancel.clone();
+    let _ = ctrlc::set_handler(move || handler_flag.cancel());
+    cancel
+}
+
+/// Runs the classification on the CPU with a progress line.
+pub fn classify(
+    model: &crate::model::UNet<Flex>,
+    prepared: &Prepared,
+    settings: &RunSettings,
+    cancel: &CancelFlag,
+) -> anyhow::Result<RunOutcome> {
+    let outcome = run_classification::<Cpu>(
+        model,
+        &prepared.scene,
+        &prepared.renderings,
+        settings,
+        &Default::default(),
+        cancel,
+        &mut print_progress,
+    );
+    eprintln!();
+    Ok(outcome?)
+}
+
 /// One progress line, rewritten in place: phase, batches done, ETA.
 pub fn print_progress(p: &StageBProgress) {
     use std::io::Write;
@@ -412,20 +414,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         args.t, settings.stage_b.block
     );
     let step = Step::start("classifying (Ctrl-C cancels)");
-    let cancel = CancelFlag::new();
-    let handler_flag = cancel.clone();
-    let _ = ctrlc::set_handler(move || handler_flag.cancel());
-    let outcome = run_classification::<Cpu>(
-        &model,
-        &prepared.scene,
-        &prepared.renderings,
-        &settings,
-        &Default::default(),
-        &cancel,
-        &mut print_progress,
-    );
-    eprintln!();
-    let outcome = outcome?;
+    let outcome = classify(&model, &prepared, &settings, &cancel_on_ctrl_c())?;
     step.done();
     for w in &outcome.warnings {
         eprintln!("[!!] {w}");

@@ -9,12 +9,11 @@ use clap::Args;
 use serde_json::json;
 
 use super::progress::Step;
-use super::run::{Cpu, RunInputs, backbone_on_cpu, prepare, print_progress, stage_b_config};
+use super::run::{RunInputs, backbone_on_cpu, cancel_on_ctrl_c, classify, prepare, stage_b_config};
 use crate::io::atomic::write_bytes;
 use crate::io::geotiff::write_rgb_png;
 use crate::pipeline::baseline::ForestConfig;
-use crate::pipeline::run::{ClassifierChoice, RunSettings, run_classification};
-use crate::pipeline::stage_a::CancelFlag;
+use crate::pipeline::run::{ClassifierChoice, RunSettings};
 use crate::products::Rgb8Image;
 
 #[derive(Debug, Args)]
@@ -42,9 +41,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
         bail!("a sweep scores each timestep: give --test-labels or --split-fraction");
     }
     let (model, info) = backbone_on_cpu(&prepared.spec)?;
-    let cancel = CancelFlag::new();
-    let handler_flag = cancel.clone();
-    let _ = ctrlc::set_handler(move || handler_flag.cancel());
+    let cancel = cancel_on_ctrl_c();
     let mut rows = Vec::new();
     for &t in &args.t {
         let settings = RunSettings {
@@ -55,17 +52,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
             forest: ForestConfig::default(),
         };
         let step = Step::start(format!("t = {t}"));
-        let outcome = run_classification::<Cpu>(
-            &model,
-            &prepared.scene,
-            &prepared.renderings,
-            &settings,
-            &Default::default(),
-            &cancel,
-            &mut print_progress,
-        );
-        eprintln!();
-        let outcome = outcome?;
+        let outcome = classify(&model, &prepared, &settings, &cancel)?;
         let seconds = step.done();
         let metrics = outcome
             .mlp
