@@ -15,6 +15,7 @@ use burn::tensor::{FloatDType, TensorData};
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
 
+use unidiff_studio::cli::model::load_config;
 use unidiff_studio::model::checkpoint::TensorFile;
 use unidiff_studio::model::params::{NormalRng, ParamSource};
 use unidiff_studio::model::resblock::BlockContext;
@@ -269,17 +270,6 @@ fn wgpu(_args: &Args) -> Result<Report> {
     bail!("this build has no wgpu backend: rebuild with `--features wgpu`")
 }
 
-fn load_config(name: &str) -> Result<UNetConfig> {
-    Ok(match name {
-        "imagenet64" => UNetConfig::imagenet64(),
-        "tiny" => UNetConfig::tiny(),
-        path => UNetConfig::from_json(
-            &std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
-        )
-        .map_err(|e| anyhow::anyhow!("{path}: {}", e.0))?,
-    })
-}
-
 fn bench<AB: AutodiffBackend>(args: &Args, device: &AB::Device, cpu: bool) -> Result<Report> {
     let config = load_config(&args.config)?;
     let mut report = Report {
@@ -477,9 +467,7 @@ fn parity<B: Backend>(
     precision: Precision,
     device: &B::Device,
 ) -> Result<ParityReport> {
-    let config_text = std::fs::read_to_string(dir.join("config.json"))
-        .with_context(|| format!("reading {}", dir.join("config.json").display()))?;
-    let config = UNetConfig::from_json(&config_text).map_err(|e| anyhow::anyhow!("{}", e.0))?;
+    let config = load_config(&dir.join("config.json").to_string_lossy())?;
     let ckpt = CheckpointTensors::open(&dir.join("model.safetensors"))?;
     let model = UNet::<B>::build(&config, ParamSource::Checkpoint(&ckpt), device)?;
     let io = TensorFile::open(&dir.join("io.safetensors"))?;

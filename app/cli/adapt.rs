@@ -4,18 +4,19 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use burn::backend::{Autodiff, NdArray};
 use clap::Args;
 
 use super::model::{BackboneArgs, thousands};
+use super::parse_modalities;
 use crate::io::{SarScaleChoice, open_hsi, open_sar};
 use crate::model::adapter::{AdapterMetadata, save_adapter};
 use crate::model::backbone::load_backbone;
 use crate::model::inspect::summarize;
 use crate::model::loss::LossKind;
-use crate::pipeline::Modality;
 use crate::pipeline::patches::PatchPool;
+use crate::pipeline::run::available_modalities;
 use crate::pipeline::stage_a::{AdaptConfig, CancelFlag, adapt};
 use crate::products::renderings::{RenderSettings, render_all};
 use crate::scene::Scene;
@@ -55,13 +56,7 @@ pub fn run(args: &AdaptArgs) -> anyhow::Result<()> {
         "mse" => LossKind::Mse,
         other => bail!("unknown loss '{other}' (hybrid, mse)"),
     };
-    let modalities: Vec<Modality> = args
-        .modalities
-        .iter()
-        .map(|m| {
-            Modality::parse(m).with_context(|| format!("unknown modality '{m}' (prgb, pca, sar)"))
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let modalities = parse_modalities(&args.modalities)?;
     if args.steps == 0 || args.batch == 0 {
         bail!("--steps and --batch must be at least 1");
     }
@@ -75,25 +70,9 @@ pub fn run(args: &AdaptArgs) -> anyhow::Result<()> {
     let renderings = render_all(&scene, RenderSettings::default(), |name| {
         eprintln!("[..] rendering {name}")
     })?;
-    let mut images = Vec::new();
-    for m in &modalities {
-        let image = match m {
-            Modality::Prgb => renderings.prgb.as_ref().map(|(i, _)| i),
-            Modality::Pca => renderings.pca.as_ref().map(|(i, _)| i),
-            Modality::Sar => renderings.pauli.as_ref(),
-        };
-        match image {
-            Some(i) => images.push((*m, i)),
-            None => eprintln!(
-                "[--] {} needs {} input; left out",
-                m.name(),
-                if *m == Modality::Sar {
-                    "a SAR"
-                } else {
-                    "an HSI"
-                }
-            ),
-        }
+    let (images, notes) = available_modalities(&renderings, &modalities);
+    for note in notes {
+        eprintln!("[--] {note}");
     }
     if images.is_empty() {
         bail!("no modality to adapt on: give --hsi and/or --sar");

@@ -98,6 +98,18 @@ pub fn demo_paths() -> (PathBuf, PathBuf, PathBuf) {
     )
 }
 
+/// `--modalities` values as modalities, in the order given.
+pub fn parse_modalities(names: &[String]) -> anyhow::Result<Vec<crate::pipeline::Modality>> {
+    use anyhow::Context;
+    names
+        .iter()
+        .map(|m| {
+            crate::pipeline::Modality::parse(m)
+                .with_context(|| format!("unknown modality '{m}' (prgb, pca, sar)"))
+        })
+        .collect()
+}
+
 /// Runs the command line; the error is what the user reads.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {

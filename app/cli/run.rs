@@ -13,9 +13,10 @@ use burn::backend::{Autodiff, Flex};
 use clap::Args;
 use serde_json::json;
 
-use super::demo_paths;
 use super::model::{BackboneArgs, thousands};
 use super::progress::Step;
+use super::{demo_paths, parse_modalities};
+use crate::io::classmap::named_classes;
 use crate::io::{SarScaleChoice, open_hsi, open_labels_with_offset, open_sar};
 use crate::metrics::export::metrics_json;
 use crate::metrics::summary::MetricsSummary;
@@ -24,7 +25,7 @@ use crate::model::checkpoint::file_sha256;
 use crate::pipeline::Modality;
 use crate::pipeline::baseline::ForestConfig;
 use crate::pipeline::classifier::{HeadTrainConfig, MlpConfig};
-use crate::pipeline::export::{class_infos, write_run_outputs, write_run_record};
+use crate::pipeline::export::{write_run_outputs, write_run_record};
 use crate::pipeline::run::{ClassifierChoice, RunOutcome, RunSettings, run_classification};
 use crate::pipeline::split::{SparseSplit, sparse_split};
 use crate::pipeline::stage_a::CancelFlag;
@@ -149,13 +150,7 @@ pub fn prepare(args: &RunInputs) -> anyhow::Result<Prepared> {
             args.backbone.backbone = Some("tiny-random".into());
         }
     }
-    let modalities: Vec<Modality> = args
-        .modalities
-        .iter()
-        .map(|m| {
-            Modality::parse(m).with_context(|| format!("unknown modality '{m}' (prgb, pca, sar)"))
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let modalities = parse_modalities(&args.modalities)?;
     let spec = args.backbone.spec(args.seed)?;
     let train_path = args
         .train_labels
@@ -361,7 +356,7 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-fn print_summary(outcome: &RunOutcome, names: &[String]) {
+fn print_summary(outcome: &RunOutcome) {
     let line = |what: &str, m: &Option<MetricsSummary>| {
         if let Some(m) = m {
             eprintln!(
@@ -376,7 +371,6 @@ fn print_summary(outcome: &RunOutcome, names: &[String]) {
     if let Some(r) = &outcome.forest {
         line("random forest (raw pixels)", &r.metrics);
     }
-    let _ = names;
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
@@ -419,7 +413,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     for w in &outcome.warnings {
         eprintln!("[!!] {w}");
     }
-    print_summary(&outcome, &prepared.class_names);
+    print_summary(&outcome);
 
     let step = Step::start(format!("writing {}", args.out.display()));
     std::fs::create_dir_all(&args.out)
@@ -428,7 +422,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let written = write_run_outputs(&args.out, &outcome, grid, &prepared.class_names)?;
     let seconds_export = step.done();
 
-    let names: Vec<String> = class_infos(outcome.classes, &prepared.class_names)
+    let names: Vec<String> = named_classes(outcome.classes, &prepared.class_names)
         .into_iter()
         .map(|c| c.name)
         .collect();

@@ -37,11 +37,20 @@ pub const PALETTE: [[u8; 3]; 12] = [
 
 /// Classes 1..=k named "class k" with palette colours.
 pub fn default_classes(k: u8) -> Vec<ClassInfo> {
-    (1..=k)
+    named_classes(k as usize, &[])
+}
+
+/// Classes 1..=k (at most 255) with palette colours, class v named
+/// `names[v - 1]` where given and "class v" otherwise.
+pub fn named_classes(k: usize, names: &[String]) -> Vec<ClassInfo> {
+    (1..=k.min(255))
         .map(|v| ClassInfo {
-            value: v,
-            name: format!("class {v}"),
-            color: PALETTE[(v as usize - 1) % PALETTE.len()],
+            value: v as u8,
+            name: names
+                .get(v - 1)
+                .cloned()
+                .unwrap_or_else(|| format!("class {v}")),
+            color: PALETTE[(v - 1) % PALETTE.len()],
         })
         .collect()
 }

@@ -8,25 +8,11 @@ use std::path::{Path, PathBuf};
 
 use super::run::{ClassifierResult, RunOutcome};
 use crate::io::atomic::write_bytes;
-use crate::io::classmap::{ClassInfo, PALETTE, write_class_map};
+use crate::io::classmap::{ClassInfo, named_classes, write_class_map};
 use crate::io::geotiff::{WriteError, write_f32_geotiff, write_rgb_png};
 use crate::metrics::export::write_metrics;
 use crate::products::Rgb8Image;
 use crate::scene::PixelGrid;
-
-/// Classes 1..=K with the user's names where given, palette colours.
-pub fn class_infos(classes: usize, names: &[String]) -> Vec<ClassInfo> {
-    (1..=classes.min(255))
-        .map(|v| ClassInfo {
-            value: v as u8,
-            name: names
-                .get(v - 1)
-                .cloned()
-                .unwrap_or_else(|| format!("class {v}")),
-            color: PALETTE[(v - 1) % PALETTE.len()],
-        })
-        .collect()
-}
 
 /// The class map in its palette colours (0 = black).
 pub fn class_map_image(map: &[u8], grid: &PixelGrid, classes: &[ClassInfo]) -> Rgb8Image {
@@ -90,7 +76,7 @@ pub fn write_run_outputs(
     grid: &PixelGrid,
     class_names: &[String],
 ) -> Result<Vec<PathBuf>, WriteError> {
-    let classes = class_infos(outcome.classes, class_names);
+    let classes = named_classes(outcome.classes, class_names);
     let mut written = Vec::new();
     match (&outcome.mlp, &outcome.forest) {
         (Some((mlp, _)), forest) => {
