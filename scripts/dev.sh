@@ -6,8 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the build and the tests need.
-PACKAGES=(pkg-config libgdal-dev gdal-bin build-essential)
+# System packages the build and the tests need: GDAL; for the app's tests a
+# virtual X server, Vulkan on the CPU (lavapipe) and OpenGL (llvmpipe),
+# xdotool to drive the window and ImageMagick's import for screenshots.
+PACKAGES=(pkg-config libgdal-dev gdal-bin build-essential
+  xvfb libvulkan1 mesa-vulkan-drivers libgl1-mesa-dri libegl1 libxkbcommon-x11-0
+  libxcursor1 libxrandr2 libxi6 xdotool imagemagick)
 
 need_install=()
 for p in "${PACKAGES[@]}"; do

@@ -143,7 +143,7 @@ fn render_refuses_mismatched_grids() {
 fn demo_runs_headless() {
     let dir = tempfile::tempdir().unwrap();
     let out = bin()
-        .args(["--demo", "--demo-out"])
+        .args(["--demo", "--headless", "--demo-out"])
         .arg(dir.path())
         .output()
         .unwrap();

@@ -17,11 +17,23 @@ pub use render::{RenderOptions, RenderReport, render_scene};
 
 /// UniDiff Studio: land-cover mapping from hyperspectral and SAR rasters.
 #[derive(Debug, Parser)]
-#[command(name = "unidiff-studio", version, about)]
+#[command(
+    name = "unidiff-studio",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
-    /// Run on the bundled demo scene (Sentinel-1/2, Sen1Floods11 Spain_7370579).
+    /// Open the bundled demo scene (Sentinel-1/2, Sen1Floods11 Spain_7370579)
+    /// in the app; with `--headless`, run the pipeline on it instead.
     #[arg(long)]
     pub demo: bool,
+    /// With `--demo`: no window; write the renderings and a classification
+    /// run under `--demo-out`.
+    #[arg(long)]
+    pub headless: bool,
+    /// Rasters to open in the app (HSI cube, SAR image, label files).
+    pub files: Vec<PathBuf>,
     /// Where `--demo` writes its outputs.
     #[arg(long, default_value = "out/demo")]
     pub demo_out: PathBuf,
@@ -88,15 +100,7 @@ pub struct RenderArgs {
     pub out: PathBuf,
 }
 
-/// The bundled demo scene (Sentinel-2 as the optical cube, Sentinel-1 VV/VH).
-pub fn demo_paths() -> (PathBuf, PathBuf, PathBuf) {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
-    (
-        root.join("Spain_7370579_S2Hand.tif"),
-        root.join("Spain_7370579_S1Hand.tif"),
-        root.join("Spain_7370579_LabelHand.tif"),
-    )
-}
+pub use crate::demo::demo_paths;
 
 /// `--modalities` values as modalities, in the order given.
 pub fn parse_modalities(names: &[String]) -> anyhow::Result<Vec<crate::pipeline::Modality>> {
@@ -119,9 +123,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Adapt(args)) => adapt::run(&args),
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::Sweep(args)) => sweep::run(&args),
-        None if cli.demo => {
-            // Until the desktop app exists, the demo runs the headless
-            // pipeline: renderings, then the classification run.
+        None if cli.demo && cli.headless => {
+            // The headless demo: renderings, then the classification run.
             let (hsi, sar, _) = demo_paths();
             let args = RenderArgs {
                 hsi: Some(hsi),
@@ -146,11 +149,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let run_args = <run::RunArgs as clap::FromArgMatches>::from_arg_matches(&matches)?;
             run::run(&run_args)
         }
-        None => {
-            use clap::CommandFactory;
-            Cli::command().print_help()?;
-            println!();
-            Ok(())
-        }
+        None => crate::ui::run_app(crate::ui::AppOptions {
+            demo: cli.demo,
+            files: cli.files,
+            data_dir: None,
+        }),
     }
 }

@@ -136,3 +136,54 @@ pub fn write_class_map(
     write_bytes(&path.with_extension("qml"), qgis_style(classes).as_bytes())?;
     Ok(())
 }
+
+/// The classes a class-map or label GeoTIFF names: from its colour table and
+/// GDAL category names, for the values 1..=255 that have either. Empty for
+/// files without them (`.mat`, `.npy`, plain rasters) or unreadable ones.
+pub fn read_class_table(path: &Path) -> Vec<ClassInfo> {
+    crate::io::raster::init_gdal();
+    let Ok(ds) = gdal::Dataset::open(path) else {
+        return Vec::new();
+    };
+    let Ok(band) = ds.rasterband(1) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = Vec::new();
+    // SAFETY: the band handle is valid while `ds` lives; GDAL owns the list
+    // and it is copied out before the dataset is dropped.
+    unsafe {
+        let list = gdal_sys::GDALGetRasterCategoryNames(band.c_rasterband());
+        if !list.is_null() {
+            let mut i = 0;
+            loop {
+                let p = *list.add(i);
+                if p.is_null() {
+                    break;
+                }
+                names.push(std::ffi::CStr::from_ptr(p).to_string_lossy().to_string());
+                i += 1;
+            }
+        }
+    }
+    let table = band.color_table();
+    let mut out = Vec::new();
+    for v in 1..=255usize {
+        let name = names.get(v).filter(|n| !n.is_empty()).cloned();
+        let color = table
+            .as_ref()
+            .and_then(|t| t.entry_as_rgb(v))
+            .and_then(|e| {
+                let c = [e.r, e.g, e.b];
+                (c != [0, 0, 0] || name.is_some()).then(|| c.map(|x| x.clamp(0, 255) as u8))
+            });
+        if name.is_none() && color.is_none() {
+            continue;
+        }
+        out.push(ClassInfo {
+            value: v as u8,
+            name: name.unwrap_or_else(|| format!("class {v}")),
+            color: color.unwrap_or(PALETTE[(v - 1) % PALETTE.len()]),
+        });
+    }
+    out
+}

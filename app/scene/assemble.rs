@@ -43,6 +43,22 @@ impl Scene {
         out
     }
 
+    /// The label layer `layer`, if the scene has it.
+    pub fn labels(&self, layer: super::edit::LabelLayer) -> Option<&LabelImage> {
+        match layer {
+            super::edit::LabelLayer::Train => self.train_labels.as_ref(),
+            super::edit::LabelLayer::Test => self.test_labels.as_ref(),
+        }
+    }
+
+    /// The label layer `layer` for editing.
+    pub fn labels_mut(&mut self, layer: super::edit::LabelLayer) -> Option<&mut LabelImage> {
+        match layer {
+            super::edit::LabelLayer::Train => self.train_labels.as_mut(),
+            super::edit::LabelLayer::Test => self.test_labels.as_mut(),
+        }
+    }
+
     /// Checks that every layer lies on the same grid; the error names the two
     /// layers that differ and shows both grids.
     pub fn check_grids(&self) -> Result<(), GridMismatch> {

@@ -3,12 +3,14 @@
 
 pub mod assemble;
 pub mod cube;
+pub mod edit;
 pub mod grid;
 pub mod labels;
 pub mod sar;
 
 pub use assemble::Scene;
 pub use cube::HsiCube;
+pub use edit::{Brush, Edit, LabelLayer, PixelRect, Stroke, UndoHistory};
 pub use grid::{GridMismatch, PixelGrid};
 pub use labels::LabelImage;
 pub use sar::{PowerScale, SarImage, SarKind};

@@ -1,0 +1,228 @@
+//! The load job: opens an HSI cube, a SAR image and label files, checks that
+//! they share one grid, and renders pRGB, PCA and Pauli, off the UI thread.
+
+use std::path::PathBuf;
+
+use super::{CancelFlag, JobEvent, JobKind};
+use crate::io::classmap::{ClassInfo, named_classes, read_class_table};
+use crate::io::{SarScaleChoice, open_hsi, open_labels_with_offset, open_sar};
+use crate::products::renderings::{RenderSettings, Renderings, render_all};
+use crate::scene::Scene;
+use crate::session::SceneSources;
+
+/// What to open.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadRequest {
+    pub hsi: Option<PathBuf>,
+    pub sar: Option<PathBuf>,
+    pub train_labels: Option<PathBuf>,
+    pub test_labels: Option<PathBuf>,
+    /// Added to label values (1 for 0-based masks such as the demo's).
+    pub label_offset: i32,
+    /// Class names for values 1.. where the label files have none.
+    pub class_names: Vec<String>,
+    pub title: String,
+}
+
+impl LoadRequest {
+    /// The bundled demo: Sentinel-2 as the optical cube, Sentinel-1 VV/VH,
+    /// the hand-labelled water mask as test labels (dry = 1, water = 2) and an
+    /// empty training layer to paint.
+    pub fn demo() -> Self {
+        let (hsi, sar, labels) = crate::demo::demo_paths();
+        Self {
+            hsi: Some(hsi),
+            sar: Some(sar),
+            train_labels: None,
+            test_labels: Some(labels),
+            label_offset: 1,
+            class_names: vec!["dry".into(), "water".into()],
+            title: "demo: Sen1Floods11 Spain_7370579 (Sentinel-1/2)".into(),
+        }
+    }
+
+    /// A request for the given files, sorted by what they look like: a file
+    /// with "label" or "gt" in its name is labels, one with "s1", "sar", "vv"
+    /// or a PolSARpro folder is SAR, anything else the cube.
+    pub fn from_files(files: &[PathBuf]) -> Self {
+        let mut req = Self::default();
+        for f in files {
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().to_lowercase())
+                .unwrap_or_default();
+            let is_labels = ["label", "_gt", "gt_", "truth", "mask"]
+                .iter()
+                .any(|k| name.contains(k));
+            let is_sar = f.is_dir()
+                || ["s1", "sar", "_vv", "vv_", "vh", "polsar"]
+                    .iter()
+                    .any(|k| name.contains(k));
+            if is_labels {
+                if req.train_labels.is_none() {
+                    req.train_labels = Some(f.clone());
+                } else {
+                    req.test_labels = Some(f.clone());
+                }
+            } else if is_sar && req.sar.is_none() {
+                req.sar = Some(f.clone());
+            } else if req.hsi.is_none() {
+                req.hsi = Some(f.clone());
+            } else {
+                req.sar.get_or_insert(f.clone());
+            }
+        }
+        req.title = files
+            .iter()
+            .filter_map(|f| f.file_name())
+            .map(|n| n.to_string_lossy().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        req
+    }
+}
+
+/// A scene ready for a session.
+#[derive(Debug)]
+pub struct LoadedScene {
+    pub scene: Scene,
+    pub renderings: Renderings,
+    pub sources: SceneSources,
+    pub classes: Vec<ClassInfo>,
+    pub warnings: Vec<String>,
+    pub seconds: f64,
+}
+
+/// Loads, reporting each step; sends Loaded, Failed or Cancelled last.
+pub fn run(generation: u64, req: &LoadRequest, cancel: &CancelFlag, send: &dyn Fn(JobEvent)) {
+    let progress = |step: &str, fraction: f32| {
+        send(JobEvent::Progress {
+            kind: JobKind::Load,
+            generation,
+            step: step.to_string(),
+            fraction,
+        })
+    };
+    match load(req, cancel, &progress) {
+        Ok(Some(scene)) => send(JobEvent::Loaded {
+            generation,
+            scene: Box::new(scene),
+        }),
+        Ok(None) => send(JobEvent::Cancelled {
+            kind: JobKind::Load,
+            generation,
+        }),
+        Err(e) => send(JobEvent::Failed {
+            kind: JobKind::Load,
+            generation,
+            message: format!("{e:#}"),
+        }),
+    }
+}
+
+/// The load itself; None when cancelled.
+pub fn load(
+    req: &LoadRequest,
+    cancel: &CancelFlag,
+    progress: &dyn Fn(&str, f32),
+) -> anyhow::Result<Option<LoadedScene>> {
+    let t0 = std::time::Instant::now();
+    if req.hsi.is_none() && req.sar.is_none() {
+        anyhow::bail!("open an HSI cube or a SAR image first (labels alone have no image to show)");
+    }
+    let mut warnings = Vec::new();
+    let hsi = match &req.hsi {
+        Some(p) => {
+            progress(&format!("reading {}", p.display()), 0.0);
+            Some(open_hsi(p)?)
+        }
+        None => None,
+    };
+    if cancel.is_cancelled() {
+        return Ok(None);
+    }
+    let sar = match &req.sar {
+        Some(p) => {
+            progress(&format!("reading {}", p.display()), 0.2);
+            Some(open_sar(p, SarScaleChoice::Auto)?)
+        }
+        None => None,
+    };
+    if cancel.is_cancelled() {
+        return Ok(None);
+    }
+    let read_labels = |p: &PathBuf| {
+        progress(&format!("reading {}", p.display()), 0.3);
+        open_labels_with_offset(p, req.label_offset)
+    };
+    let train = req.train_labels.as_ref().map(read_labels).transpose()?;
+    let test = req.test_labels.as_ref().map(read_labels).transpose()?;
+    let mut scene = Scene::from_layers(hsi, sar, train, test)?;
+    // Label files without georeference lie on the scene's grid.
+    if let Some(grid) = scene.grid().cloned() {
+        for labels in [&mut scene.train_labels, &mut scene.test_labels]
+            .into_iter()
+            .flatten()
+        {
+            if labels.grid.geo_transform.is_none() {
+                labels.grid = grid.clone();
+            }
+        }
+    }
+    if cancel.is_cancelled() {
+        return Ok(None);
+    }
+    let step = std::cell::Cell::new(0.4f32);
+    let renderings = render_all(&scene, RenderSettings::default(), |name| {
+        progress(&format!("rendering {name}"), step.get());
+        step.set(step.get() + 0.2);
+    })?;
+    if cancel.is_cancelled() {
+        return Ok(None);
+    }
+    let max_class = [&scene.train_labels, &scene.test_labels]
+        .into_iter()
+        .flatten()
+        .map(|l| l.max_class())
+        .max()
+        .unwrap_or(0) as usize;
+    let mut classes = named_classes(
+        max_class.max(req.class_names.len()).max(2),
+        &req.class_names,
+    );
+    // Names and colours stored in a label GeoTIFF win (offset 0 only: with an
+    // offset the file's values are not our classes).
+    if req.label_offset == 0 {
+        for p in [&req.train_labels, &req.test_labels].into_iter().flatten() {
+            for c in read_class_table(p) {
+                if let Some(ours) = classes.iter_mut().find(|o| o.value == c.value) {
+                    *ours = c;
+                }
+            }
+        }
+    }
+    if scene
+        .hsi
+        .as_ref()
+        .is_some_and(|h| h.wavelengths_nm.is_none())
+    {
+        warnings.push("the cube has no wavelengths: bands are shown by index".to_string());
+    }
+    let sources = SceneSources {
+        hsi: req.hsi.clone(),
+        sar: req.sar.clone(),
+        // Labels read with an offset are not ours to overwrite.
+        train_labels: req.train_labels.clone().filter(|_| req.label_offset == 0),
+        test_labels: req.test_labels.clone().filter(|_| req.label_offset == 0),
+        title: req.title.clone(),
+    };
+    progress("done", 1.0);
+    Ok(Some(LoadedScene {
+        scene,
+        renderings,
+        sources,
+        classes,
+        warnings,
+        seconds: t0.elapsed().as_secs_f64(),
+    }))
+}

@@ -1,0 +1,133 @@
+//! Background work for the app: one worker thread per kind of job, fed over
+//! crossbeam channels. Workers send [`JobEvent`]s and call the waker (the UI's
+//! `request_repaint`), so the UI never blocks and never polls. Every request
+//! carries a generation; the UI drops events of superseded requests.
+
+pub mod load;
+
+use std::sync::Arc;
+use std::thread;
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+
+pub use crate::pipeline::stage_a::CancelFlag;
+pub use load::{LoadRequest, LoadedScene};
+
+/// Wakes the UI when an event arrives.
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// Kinds of background jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    Load,
+}
+
+/// What a worker reports.
+#[derive(Debug)]
+pub enum JobEvent {
+    /// A step started; `fraction` of the job done so far.
+    Progress {
+        kind: JobKind,
+        generation: u64,
+        step: String,
+        fraction: f32,
+    },
+    Loaded {
+        generation: u64,
+        scene: Box<LoadedScene>,
+    },
+    Failed {
+        kind: JobKind,
+        generation: u64,
+        message: String,
+    },
+    Cancelled {
+        kind: JobKind,
+        generation: u64,
+    },
+}
+
+impl JobEvent {
+    pub fn generation(&self) -> u64 {
+        match self {
+            JobEvent::Progress { generation, .. }
+            | JobEvent::Loaded { generation, .. }
+            | JobEvent::Failed { generation, .. }
+            | JobEvent::Cancelled { generation, .. } => *generation,
+        }
+    }
+}
+
+/// The workers and the channel their events come back on.
+pub struct Jobs {
+    load_tx: Sender<(u64, LoadRequest, CancelFlag)>,
+    events: Receiver<JobEvent>,
+    generation: u64,
+    load_cancel: Option<CancelFlag>,
+}
+
+impl Jobs {
+    /// Starts the workers; `waker` is called after every event.
+    pub fn start(waker: Waker) -> Self {
+        let (events_tx, events) = unbounded::<JobEvent>();
+        let (load_tx, load_rx) = unbounded::<(u64, LoadRequest, CancelFlag)>();
+        let send = move |e: JobEvent| {
+            let _ = events_tx.send(e);
+            waker();
+        };
+        let spawned = thread::Builder::new()
+            .name("unidiff-load".into())
+            .spawn(move || {
+                for (generation, request, cancel) in load_rx {
+                    if cancel.is_cancelled() {
+                        continue;
+                    }
+                    load::run(generation, &request, &cancel, &send);
+                }
+            });
+        if let Err(e) = spawned {
+            eprintln!("cannot start the loading worker: {e}");
+        }
+        Self {
+            load_tx,
+            events,
+            generation: 0,
+            load_cancel: None,
+        }
+    }
+
+    /// Queues a load; a load still running is cancelled (its result would be
+    /// superseded). Returns the request's generation.
+    pub fn load(&mut self, request: LoadRequest) -> u64 {
+        if let Some(c) = self.load_cancel.take() {
+            c.cancel();
+        }
+        self.generation += 1;
+        let cancel = CancelFlag::new();
+        self.load_cancel = Some(cancel.clone());
+        let _ = self.load_tx.send((self.generation, request, cancel));
+        self.generation
+    }
+
+    /// Cancels the running load, if any.
+    pub fn cancel_load(&mut self) {
+        if let Some(c) = self.load_cancel.take() {
+            c.cancel();
+        }
+    }
+
+    /// The latest generation handed out.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Events that arrived since the last call.
+    pub fn poll(&self) -> Vec<JobEvent> {
+        self.events.try_iter().collect()
+    }
+
+    /// Waits for the next event (tests and headless use).
+    pub fn wait(&self, timeout: std::time::Duration) -> Option<JobEvent> {
+        self.events.recv_timeout(timeout).ok()
+    }
+}

@@ -1,0 +1,504 @@
+//! The open session the app shows: one scene with its renderings, the class
+//! list, the label layers being painted and their undo history, and where
+//! each came from. The UI reads it and changes it only through [`Command`]s
+//! (`apply`), so every change is one place, testable without a window.
+
+pub mod autosave;
+pub mod label_files;
+
+use std::path::PathBuf;
+
+use crate::io::classmap::{ClassInfo, PALETTE};
+use crate::products::renderings::Renderings;
+use crate::scene::edit::{Edit, LayerChange, relabel};
+use crate::scene::{Brush, LabelImage, LabelLayer, PixelRect, Scene, Stroke, UndoHistory};
+
+/// The files a session was opened from.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SceneSources {
+    pub hsi: Option<PathBuf>,
+    pub sar: Option<PathBuf>,
+    /// Where each label layer was last loaded from or saved to.
+    pub train_labels: Option<PathBuf>,
+    pub test_labels: Option<PathBuf>,
+    /// Shown in the title bar ("demo: Sen1Floods11 Spain_7370579").
+    pub title: String,
+}
+
+impl SceneSources {
+    pub fn labels_path(&self, layer: LabelLayer) -> Option<&PathBuf> {
+        match layer {
+            LabelLayer::Train => self.train_labels.as_ref(),
+            LabelLayer::Test => self.test_labels.as_ref(),
+        }
+    }
+
+    pub fn set_labels_path(&mut self, layer: LabelLayer, path: Option<PathBuf>) {
+        match layer {
+            LabelLayer::Train => self.train_labels = path,
+            LabelLayer::Test => self.test_labels = path,
+        }
+    }
+}
+
+/// A change the UI asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Starts a stroke at image position (x, y) (pixel units, y down).
+    BeginStroke {
+        layer: LabelLayer,
+        brush: Brush,
+        x: f32,
+        y: f32,
+    },
+    /// Continues the current stroke to (x, y).
+    ContinueStroke {
+        x: f32,
+        y: f32,
+    },
+    /// Ends the current stroke: one undo step.
+    EndStroke,
+    Undo,
+    Redo,
+    AddClass,
+    RenameClass {
+        value: u8,
+        name: String,
+    },
+    RecolorClass {
+        value: u8,
+        color: [u8; 3],
+    },
+    /// Every pixel of `from` becomes `into`; `from` leaves the class list and
+    /// the classes above it move down by one.
+    MergeClass {
+        from: u8,
+        into: u8,
+    },
+    /// Every pixel of `value` is erased; the classes above it move down.
+    RemoveClass {
+        value: u8,
+    },
+}
+
+/// What the view must refresh after a command.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changed {
+    pub labels: Vec<(LabelLayer, PixelRect)>,
+    pub classes: bool,
+}
+
+/// The session: data only, no UI.
+#[derive(Debug, Default)]
+pub struct Session {
+    pub scene: Scene,
+    pub renderings: Renderings,
+    pub sources: SceneSources,
+    pub classes: Vec<ClassInfo>,
+    history: UndoHistory<ClassInfo>,
+    stroke: Option<Stroke>,
+    /// Bumped by every change of a label layer (autosave and retraining
+    /// compare it).
+    pub labels_revision: u64,
+    /// The revision last written to the user's label files.
+    pub saved_revision: u64,
+}
+
+/// A fresh class with the next value and a palette colour.
+pub fn next_class(classes: &[ClassInfo]) -> Option<ClassInfo> {
+    let value = classes
+        .iter()
+        .map(|c| c.value)
+        .max()
+        .unwrap_or(0)
+        .checked_add(1)?;
+    Some(ClassInfo {
+        value,
+        name: format!("class {value}"),
+        color: PALETTE[(value as usize - 1) % PALETTE.len()],
+    })
+}
+
+impl Session {
+    /// A session over a loaded scene; missing label layers start empty.
+    pub fn new(
+        mut scene: Scene,
+        renderings: Renderings,
+        sources: SceneSources,
+        classes: Vec<ClassInfo>,
+    ) -> Self {
+        if let Some(grid) = scene.grid().cloned() {
+            let empty = || LabelImage {
+                data: vec![0; grid.len()],
+                grid: grid.clone(),
+            };
+            scene.train_labels.get_or_insert_with(empty);
+            scene.test_labels.get_or_insert_with(empty);
+        }
+        Self {
+            scene,
+            renderings,
+            sources,
+            classes,
+            ..Self::default()
+        }
+    }
+
+    pub fn has_unsaved_labels(&self) -> bool {
+        self.labels_revision != self.saved_revision
+    }
+
+    pub fn can_undo(&self) -> bool {
+        self.history.can_undo()
+    }
+
+    pub fn can_redo(&self) -> bool {
+        self.history.can_redo()
+    }
+
+    pub fn undo_description(&self) -> Option<&str> {
+        self.history.undo_description()
+    }
+
+    pub fn redo_description(&self) -> Option<&str> {
+        self.history.redo_description()
+    }
+
+    pub fn is_painting(&self) -> bool {
+        self.stroke.is_some()
+    }
+
+    /// Pixels per class value 0..=255 in `layer`.
+    pub fn class_counts(&self, layer: LabelLayer) -> [usize; 256] {
+        self.scene
+            .labels(layer)
+            .map(LabelImage::histogram)
+            .unwrap_or([0; 256])
+    }
+
+    /// Replaces a label layer (loaded from a file) as one undo step.
+    pub fn replace_labels(&mut self, layer: LabelLayer, labels: LabelImage, description: String) {
+        let Some(current) = self.scene.labels_mut(layer) else {
+            return;
+        };
+        let change = relabel_to(current, layer, &labels.data);
+        let rect = change.rect;
+        self.history.push(Edit {
+            description,
+            changes: vec![change],
+            classes: None,
+        });
+        if rect.is_some() {
+            self.labels_revision += 1;
+        }
+    }
+
+    /// Adds classes for label values the class list lacks; returns them.
+    pub fn add_missing_classes(&mut self, values: &[u8]) -> Vec<u8> {
+        let mut added = Vec::new();
+        for &v in values {
+            if v == 0 || self.classes.iter().any(|c| c.value == v) {
+                continue;
+            }
+            self.classes.push(ClassInfo {
+                value: v,
+                name: format!("class {v}"),
+                color: PALETTE[(v as usize - 1) % PALETTE.len()],
+            });
+            added.push(v);
+        }
+        self.classes.sort_by_key(|c| c.value);
+        added
+    }
+
+    /// Applies a command; says what the view must refresh.
+    pub fn apply(&mut self, command: Command) -> Changed {
+        let mut changed = Changed::default();
+        match command {
+            Command::BeginStroke { layer, brush, x, y } => {
+                self.end_stroke();
+                let mut stroke = Stroke::new(layer, brush);
+                if let Some(labels) = self.scene.labels_mut(layer)
+                    && let Some(r) = stroke.move_to(labels, x, y)
+                {
+                    changed.labels.push((layer, r));
+                    self.labels_revision += 1;
+                }
+                self.stroke = Some(stroke);
+            }
+            Command::ContinueStroke { x, y } => {
+                if let Some(stroke) = &mut self.stroke {
+                    let layer = stroke.layer();
+                    if let Some(labels) = self.scene.labels_mut(layer)
+                        && let Some(r) = stroke.move_to(labels, x, y)
+                    {
+                        changed.labels.push((layer, r));
+                        self.labels_revision += 1;
+                    }
+                }
+            }
+            Command::EndStroke => self.end_stroke(),
+            Command::Undo | Command::Redo => {
+                self.end_stroke();
+                let applied = if command == Command::Undo {
+                    self.history.undo(&mut self.scene)
+                } else {
+                    self.history.redo(&mut self.scene)
+                };
+                if let Some(applied) = applied {
+                    if !applied.touched.is_empty() {
+                        self.labels_revision += 1;
+                    }
+                    changed.labels = applied.touched;
+                    if let Some(classes) = applied.classes {
+                        self.classes = classes;
+                        changed.classes = true;
+                    }
+                }
+            }
+            Command::AddClass => {
+                if let Some(c) = next_class(&self.classes) {
+                    self.classes.push(c);
+                    changed.classes = true;
+                }
+            }
+            Command::RenameClass { value, name } => {
+                if let Some(c) = self.classes.iter_mut().find(|c| c.value == value) {
+                    c.name = name;
+                    changed.classes = true;
+                }
+            }
+            Command::RecolorClass { value, color } => {
+                if let Some(c) = self.classes.iter_mut().find(|c| c.value == value) {
+                    c.color = color;
+                    changed.classes = true;
+                }
+            }
+            Command::MergeClass { from, into } => {
+                if from != into && from != 0 && into != 0 {
+                    let target = if into > from { into - 1 } else { into };
+                    let description = format!("merge class {from} into {into}");
+                    changed = self.renumber(description, from, Some(target));
+                }
+            }
+            Command::RemoveClass { value } => {
+                if value != 0 {
+                    changed = self.renumber(format!("remove class {value}"), value, None);
+                }
+            }
+        }
+        changed
+    }
+
+    fn end_stroke(&mut self) {
+        let Some(stroke) = self.stroke.take() else {
+            return;
+        };
+        let layer = stroke.layer();
+        if let Some(labels) = self.scene.labels(layer)
+            && let Some(change) = stroke.finish(labels)
+        {
+            let n = change.pixels.len();
+            self.history.push(Edit {
+                description: format!("paint {n} pixels of {}", layer.name()),
+                changes: vec![change],
+                classes: None,
+            });
+        }
+    }
+
+    /// Class `gone` leaves the list (its pixels become `target`, or 0), every
+    /// class above it moves down by one: one undo step for both layers and
+    /// the class list.
+    fn renumber(&mut self, description: String, gone: u8, target: Option<u8>) -> Changed {
+        if !self.classes.iter().any(|c| c.value == gone) {
+            return Changed::default();
+        }
+        self.end_stroke();
+        let before = self.classes.clone();
+        let map = |v: u8| -> u8 {
+            if v == gone {
+                target.unwrap_or(0)
+            } else if v > gone {
+                v - 1
+            } else {
+                v
+            }
+        };
+        let mut changes = Vec::new();
+        for layer in LabelLayer::ALL {
+            if let Some(labels) = self.scene.labels_mut(layer) {
+                changes.push(relabel(labels, layer, map));
+            }
+        }
+        let mut after: Vec<ClassInfo> =
+            before.iter().filter(|c| c.value != gone).cloned().collect();
+        for c in &mut after {
+            c.value = map(c.value);
+        }
+        self.classes = after.clone();
+        let touched = changes
+            .iter()
+            .filter_map(|c| c.rect.map(|r| (c.layer, r)))
+            .collect::<Vec<_>>();
+        if !touched.is_empty() {
+            self.labels_revision += 1;
+        }
+        self.history.push(Edit {
+            description,
+            changes,
+            classes: Some((before, after)),
+        });
+        Changed {
+            labels: touched,
+            classes: true,
+        }
+    }
+}
+
+/// The change that makes `labels` equal `target` (same size), applied.
+fn relabel_to(labels: &mut LabelImage, layer: LabelLayer, target: &[u8]) -> LayerChange {
+    let w = labels.grid.width.max(1);
+    let mut pixels = Vec::new();
+    let mut rect: Option<PixelRect> = None;
+    for (i, (v, &t)) in labels.data.iter_mut().zip(target).enumerate() {
+        if *v != t {
+            pixels.push((i as u32, *v, t));
+            *v = t;
+            let (y, x) = (i / w, i % w);
+            let p = PixelRect {
+                x0: x,
+                y0: y,
+                x1: x + 1,
+                y1: y + 1,
+            };
+            rect = Some(rect.map_or(p, |r| r.union(p)));
+        }
+    }
+    LayerChange {
+        layer,
+        pixels,
+        rect,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::classmap::named_classes;
+    use crate::scene::PixelGrid;
+
+    fn session(w: usize, h: usize) -> Session {
+        let grid = PixelGrid::plain(w, h);
+        let scene = Scene {
+            train_labels: Some(LabelImage {
+                data: vec![0; w * h],
+                grid,
+            }),
+            ..Scene::default()
+        };
+        Session::new(
+            scene,
+            Renderings::default(),
+            SceneSources::default(),
+            named_classes(3, &[]),
+        )
+    }
+
+    fn paint(s: &mut Session, value: u8, size: f32, points: &[(f32, f32)]) {
+        let brush = Brush { value, size };
+        let (x, y) = points[0];
+        s.apply(Command::BeginStroke {
+            layer: LabelLayer::Train,
+            brush,
+            x,
+            y,
+        });
+        for &(x, y) in &points[1..] {
+            s.apply(Command::ContinueStroke { x, y });
+        }
+        s.apply(Command::EndStroke);
+    }
+
+    #[test]
+    fn a_stroke_is_one_undo_step_and_redo_repeats_it() {
+        let mut s = session(20, 10);
+        paint(&mut s, 2, 3.0, &[(2.5, 5.5), (10.5, 5.5), (15.5, 5.5)]);
+        let painted = s.class_counts(LabelLayer::Train)[2];
+        // A 3-pixel brush along a horizontal line from x 2.5 to 15.5: 3 rows
+        // of 14 pixels, plus the discs' caps.
+        assert!((3 * 14..=3 * 14 + 6).contains(&painted), "{painted}");
+        let after = s.scene.train_labels.clone();
+        let undone = s.apply(Command::Undo);
+        assert_eq!(s.class_counts(LabelLayer::Train)[2], 0);
+        assert_eq!(undone.labels.len(), 1);
+        assert!(!s.can_undo() && s.can_redo());
+        s.apply(Command::Redo);
+        assert_eq!(s.scene.train_labels, after);
+    }
+
+    #[test]
+    fn erasing_restores_unlabelled_and_only_touches_the_rectangle() {
+        let mut s = session(30, 30);
+        paint(&mut s, 1, 5.0, &[(10.5, 10.5)]);
+        assert_eq!(s.class_counts(LabelLayer::Train)[1], 21, "a 5-pixel disc");
+        let change = s.apply(Command::BeginStroke {
+            layer: LabelLayer::Train,
+            brush: Brush {
+                value: 0,
+                size: 1.0,
+            },
+            x: 10.5,
+            y: 10.5,
+        });
+        s.apply(Command::EndStroke);
+        assert_eq!(
+            change.labels,
+            vec![(
+                LabelLayer::Train,
+                PixelRect {
+                    x0: 10,
+                    y0: 10,
+                    x1: 11,
+                    y1: 11
+                }
+            )]
+        );
+        assert_eq!(s.class_counts(LabelLayer::Train)[1], 20);
+        s.apply(Command::Undo);
+        assert_eq!(s.class_counts(LabelLayer::Train)[1], 21);
+    }
+
+    #[test]
+    fn merge_and_remove_renumber_classes_and_undo_restores_the_list() {
+        let mut s = session(10, 1);
+        paint(&mut s, 1, 1.0, &[(0.5, 0.5)]);
+        paint(&mut s, 2, 1.0, &[(1.5, 0.5)]);
+        paint(&mut s, 3, 1.0, &[(2.5, 0.5)]);
+        let before = s.classes.clone();
+        s.apply(Command::MergeClass { from: 1, into: 3 });
+        let data = &s.scene.train_labels.as_ref().map(|l| l.data[..3].to_vec());
+        // 1 -> 3 -> renumbered 2; 2 -> 1; 3 -> 2.
+        assert_eq!(data.as_deref(), Some(&[2u8, 1, 2][..]));
+        assert_eq!(s.classes.len(), 2);
+        assert_eq!(s.classes[1].name, "class 3");
+        s.apply(Command::Undo);
+        assert_eq!(s.classes, before);
+        s.apply(Command::RemoveClass { value: 2 });
+        let data = s.scene.train_labels.as_ref().map(|l| l.data[..3].to_vec());
+        assert_eq!(data, Some(vec![1, 0, 2]));
+        s.apply(Command::Undo);
+        let data = s.scene.train_labels.as_ref().map(|l| l.data[..3].to_vec());
+        assert_eq!(data, Some(vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn revisions_track_unsaved_changes() {
+        let mut s = session(4, 4);
+        assert!(!s.has_unsaved_labels());
+        paint(&mut s, 1, 1.0, &[(0.5, 0.5)]);
+        assert!(s.has_unsaved_labels());
+        s.saved_revision = s.labels_revision;
+        assert!(!s.has_unsaved_labels());
+    }
+}

@@ -1,0 +1,684 @@
+//! The eframe app: the session (data), the jobs (background work) and the
+//! view state, glued together once per frame. Widgets never change the
+//! session directly: they queue [`Command`]s that `apply_command` runs, which
+//! also marks what the map must re-upload.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use eframe::egui;
+
+use super::layers::{LayerId, LayerStack};
+use super::prefs::{PREFS_KEY, Prefs, RecentScene};
+use super::view_transform::ViewTransform;
+use crate::jobs::{JobEvent, JobKind, Jobs, LoadRequest, LoadedScene};
+use crate::scene::{LabelLayer, PixelRect};
+use crate::session::autosave::{
+    AutosaveSnapshot, Recovery, autosave_dir, autosave_interval, data_dir, discard, find_recovery,
+    write_autosave,
+};
+use crate::session::label_files::{load_labels, save_labels};
+use crate::session::{Command, Session};
+
+/// How the app was started.
+#[derive(Debug, Clone, Default)]
+pub struct AppOptions {
+    /// Open the bundled demo scene.
+    pub demo: bool,
+    /// Rasters to open (cube, SAR, labels: sorted by name).
+    pub files: Vec<PathBuf>,
+    /// Where autosaves go (default: the app's data folder).
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The painting tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    /// Click shows the pixel in the inspector.
+    Inspect,
+    Brush,
+    Eraser,
+}
+
+/// A message shown in the window until closed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub error: bool,
+    pub text: String,
+}
+
+/// A load in progress.
+#[derive(Debug, Clone)]
+pub struct Loading {
+    pub generation: u64,
+    pub step: String,
+    pub fraction: f32,
+    pub started: Instant,
+    pub request: LoadRequest,
+}
+
+/// What part of a layer's texture must be uploaded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Dirty {
+    All,
+    Rect(PixelRect),
+}
+
+/// A file picked in a native dialog, and what it is for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FileAction {
+    OpenHsi,
+    OpenSar,
+    OpenLabels(LabelLayer),
+    SaveLabels(LabelLayer),
+}
+
+/// The application.
+pub struct StudioApp {
+    pub session: Option<Session>,
+    pub jobs: Jobs,
+    pub loading: Option<Loading>,
+    pub view: ViewTransform,
+    pub fit_pending: bool,
+    pub layers: LayerStack,
+    pub tool: Tool,
+    pub brush_size: f32,
+    pub active_class: u8,
+    pub paint_layer: LabelLayer,
+    pub selected_layer: LayerId,
+    pub messages: Vec<Message>,
+    pub inspected: Option<(usize, usize)>,
+    pub hovered: Option<(usize, usize)>,
+    pub recovery: Option<Recovery>,
+    pub prefs: Prefs,
+    pub show_shortcuts: bool,
+    /// The wgpu map pipeline is installed (false on the glow fallback).
+    pub gpu_map: bool,
+    pub(crate) dirty: HashMap<LayerId, Dirty>,
+    pub(crate) palette_dirty: bool,
+    pub(crate) commands: Vec<Command>,
+    pub(crate) last_autosave: Instant,
+    pub(crate) autosaved_revision: u64,
+    autosave_busy: Arc<AtomicBool>,
+    pub(crate) dialog_tx: crossbeam_channel::Sender<(FileAction, Option<PathBuf>)>,
+    dialog_rx: crossbeam_channel::Receiver<(FileAction, Option<PathBuf>)>,
+    /// Seconds of CPU-side work of the last frames (the benchmark reads it).
+    pub frame_seconds: Vec<f64>,
+    /// GPU uploads not yet applied, with their sequence numbers.
+    pub(crate) gpu_uploads: Vec<(u64, Arc<super::gpu_map::GpuUpload>)>,
+    pub(crate) gpu_seq: u64,
+    pub(crate) gpu_applied: Arc<std::sync::atomic::AtomicU64>,
+    /// The map's screen rectangle in the last frame.
+    pub map_rect: Option<egui::Rect>,
+    /// Root of the autosave folders.
+    pub data_dir: PathBuf,
+}
+
+impl StudioApp {
+    /// Sets up the app (from eframe, or a test harness).
+    pub fn new(cc: &eframe::CreationContext<'_>, options: AppOptions) -> Self {
+        let prefs: Prefs = cc
+            .storage
+            .and_then(|s| eframe::get_value(s, PREFS_KEY))
+            .unwrap_or_default();
+        cc.egui_ctx.set_theme(if prefs.dark {
+            egui::Theme::Dark
+        } else {
+            egui::Theme::Light
+        });
+        let gpu_map = match &cc.wgpu_render_state {
+            Some(rs) => {
+                super::gpu_map::install(rs);
+                true
+            }
+            None => false,
+        };
+        let ctx = cc.egui_ctx.clone();
+        let jobs = Jobs::start(Arc::new(move || ctx.request_repaint()));
+        let (dialog_tx, dialog_rx) = crossbeam_channel::unbounded();
+        let mut app = Self {
+            session: None,
+            jobs,
+            loading: None,
+            view: ViewTransform::default(),
+            fit_pending: true,
+            layers: LayerStack::default(),
+            tool: Tool::Inspect,
+            brush_size: prefs.brush_size,
+            active_class: 1,
+            paint_layer: LabelLayer::Train,
+            selected_layer: LayerId::Prgb,
+            messages: Vec::new(),
+            inspected: None,
+            hovered: None,
+            recovery: None,
+            prefs,
+            show_shortcuts: false,
+            gpu_map,
+            dirty: HashMap::new(),
+            palette_dirty: true,
+            commands: Vec::new(),
+            last_autosave: Instant::now(),
+            autosaved_revision: 0,
+            autosave_busy: Arc::new(AtomicBool::new(false)),
+            dialog_tx,
+            dialog_rx,
+            frame_seconds: Vec::new(),
+            map_rect: None,
+            gpu_uploads: Vec::new(),
+            gpu_seq: 0,
+            gpu_applied: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            data_dir: options.data_dir.clone().unwrap_or_else(data_dir),
+        };
+        if options.demo {
+            app.open(LoadRequest::demo());
+        } else if !options.files.is_empty() {
+            app.open(LoadRequest::from_files(&options.files));
+        }
+        app
+    }
+
+    /// Starts loading a scene in the background.
+    pub fn open(&mut self, request: LoadRequest) {
+        let generation = self.jobs.load(request.clone());
+        self.loading = Some(Loading {
+            generation,
+            step: "starting".into(),
+            fraction: 0.0,
+            started: Instant::now(),
+            request,
+        });
+    }
+
+    /// Adds a file to the open scene (or opens it alone).
+    pub fn open_with(&mut self, action: &FileAction, path: PathBuf) {
+        let mut request = match &self.session {
+            Some(s) => LoadRequest {
+                hsi: s.sources.hsi.clone(),
+                sar: s.sources.sar.clone(),
+                title: s.sources.title.clone(),
+                ..LoadRequest::default()
+            },
+            None => LoadRequest::default(),
+        };
+        match action {
+            FileAction::OpenHsi => request.hsi = Some(path),
+            FileAction::OpenSar => request.sar = Some(path),
+            FileAction::OpenLabels(layer) => {
+                self.load_label_file(*layer, &path);
+                return;
+            }
+            FileAction::SaveLabels(layer) => {
+                self.save_label_file(*layer, path);
+                return;
+            }
+        }
+        request.title = [&request.hsi, &request.sar]
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.file_name())
+            .map(|n| n.to_string_lossy().to_string())
+            .collect::<Vec<_>>()
+            .join(" + ");
+        self.open(request);
+    }
+
+    pub fn error(&mut self, text: impl Into<String>) {
+        let text = text.into();
+        eprintln!("error: {text}");
+        self.messages.push(Message { error: true, text });
+    }
+
+    pub fn info(&mut self, text: impl Into<String>) {
+        self.messages.push(Message {
+            error: false,
+            text: text.into(),
+        });
+    }
+
+    /// Queues a command for the end of this frame.
+    pub fn command(&mut self, c: Command) {
+        self.commands.push(c);
+    }
+
+    /// Runs a command now and marks what changed.
+    pub fn apply_command(&mut self, c: Command) {
+        let Some(session) = &mut self.session else {
+            return;
+        };
+        let changed = session.apply(c);
+        let max = session.classes.iter().map(|c| c.value).max().unwrap_or(1);
+        for (layer, rect) in changed.labels {
+            self.mark_labels_dirty(layer, Dirty::Rect(rect));
+        }
+        if changed.classes {
+            self.palette_dirty = true;
+            self.active_class = self.active_class.clamp(1, max.max(1));
+        }
+    }
+
+    pub(crate) fn mark_labels_dirty(&mut self, layer: LabelLayer, d: Dirty) {
+        let id = match layer {
+            LabelLayer::Train => LayerId::TrainLabels,
+            LabelLayer::Test => LayerId::TestLabels,
+        };
+        let merged = match (self.dirty.get(&id), d) {
+            (Some(Dirty::All), _) | (_, Dirty::All) => Dirty::All,
+            (Some(Dirty::Rect(a)), Dirty::Rect(b)) => Dirty::Rect(a.union(b)),
+            (None, d) => d,
+        };
+        self.dirty.insert(id, merged);
+    }
+
+    fn install_session(&mut self, loaded: LoadedScene) {
+        let LoadedScene {
+            scene,
+            renderings,
+            sources,
+            classes,
+            warnings,
+            seconds,
+        } = loaded;
+        let same_grid = self
+            .session
+            .as_ref()
+            .and_then(|s| s.scene.grid())
+            .zip(scene.grid())
+            .is_some_and(|(a, b)| a == b);
+        let mut session = Session::new(scene, renderings, sources, classes);
+        // A layer added to the open scene keeps the labels painted so far.
+        if same_grid && let Some(old) = self.session.take() {
+            session.scene.train_labels = old.scene.train_labels;
+            session.scene.test_labels = old.scene.test_labels;
+            session.classes = old.classes;
+            session.sources.train_labels = old.sources.train_labels;
+            session.sources.test_labels = old.sources.test_labels;
+            session.labels_revision = old.labels_revision;
+            session.saved_revision = old.saved_revision;
+        } else {
+            self.fit_pending = true;
+            self.inspected = None;
+        }
+        for w in warnings {
+            self.info(w);
+        }
+        let demo = session.sources.title.starts_with("demo");
+        self.prefs.remember(RecentScene {
+            title: session.sources.title.clone(),
+            hsi: session.sources.hsi.clone(),
+            sar: session.sources.sar.clone(),
+            demo,
+        });
+        if session.renderings.prgb.is_none() && session.renderings.pauli.is_some() {
+            for id in [LayerId::Prgb, LayerId::Pauli] {
+                if let Some(l) = self.layers.get_mut(id) {
+                    l.visible = id == LayerId::Pauli;
+                }
+            }
+        }
+        eprintln!(
+            "opened {} ({:.1} s)",
+            if session.sources.title.is_empty() {
+                "scene"
+            } else {
+                &session.sources.title
+            },
+            seconds
+        );
+        self.autosaved_revision = session.labels_revision;
+        self.recovery = session
+            .scene
+            .grid()
+            .and_then(|g| find_recovery(&autosave_dir(&self.data_dir, &session.sources), g))
+            .filter(|r| {
+                LabelLayer::ALL.iter().any(|&l| {
+                    r.labels(l)
+                        .zip(session.scene.labels(l))
+                        .is_some_and(|(a, b)| a.data != b.data)
+                })
+            });
+        if let Some(r) = &self.recovery {
+            eprintln!("autosave found: {} ({})", r.dir.display(), r.age());
+        }
+        self.session = Some(session);
+        for id in [
+            LayerId::Prgb,
+            LayerId::Pca,
+            LayerId::Pauli,
+            LayerId::TrainLabels,
+            LayerId::TestLabels,
+        ] {
+            self.dirty.insert(id, Dirty::All);
+        }
+        self.palette_dirty = true;
+        self.last_autosave = Instant::now();
+    }
+
+    /// Takes the autosaved labels (one undo step per layer).
+    pub fn recover(&mut self) {
+        let (Some(rec), Some(session)) = (self.recovery.take(), self.session.as_mut()) else {
+            return;
+        };
+        for layer in LabelLayer::ALL {
+            if let Some(l) = rec.labels(layer) {
+                session.replace_labels(
+                    layer,
+                    l.clone(),
+                    format!("recover autosaved {}", layer.name()),
+                );
+            }
+        }
+        for c in &rec.manifest.classes {
+            match session.classes.iter_mut().find(|o| o.value == c.value) {
+                Some(o) => *o = c.clone(),
+                None => session.classes.push(c.clone()),
+            }
+        }
+        session.classes.sort_by_key(|c| c.value);
+        for layer in LabelLayer::ALL {
+            self.mark_labels_dirty(layer, Dirty::All);
+        }
+        self.palette_dirty = true;
+        self.info(format!("recovered the labels autosaved {}", rec.age()));
+    }
+
+    /// Forgets the offered autosave.
+    pub fn discard_recovery(&mut self) {
+        if let Some(rec) = self.recovery.take() {
+            discard(&rec.dir);
+        }
+    }
+
+    /// Reads a label file into a layer (one undo step); unknown classes are
+    /// added to the class list with a message.
+    pub fn load_label_file(&mut self, layer: LabelLayer, path: &std::path::Path) {
+        let Some(session) = &mut self.session else {
+            self.error("open a scene before its labels");
+            return;
+        };
+        let Some(grid) = session.scene.grid().cloned() else {
+            return;
+        };
+        match load_labels(path, &grid) {
+            Ok(loaded) => {
+                for c in &loaded.classes {
+                    if let Some(o) = session.classes.iter_mut().find(|o| o.value == c.value) {
+                        *o = c.clone();
+                    }
+                }
+                let added = session.add_missing_classes(&loaded.values);
+                session.replace_labels(
+                    layer,
+                    loaded.labels,
+                    format!("load {} from {}", layer.name(), path.display()),
+                );
+                session
+                    .sources
+                    .set_labels_path(layer, Some(path.to_path_buf()));
+                self.mark_labels_dirty(layer, Dirty::All);
+                self.palette_dirty = true;
+                if !added.is_empty() {
+                    let list = added
+                        .iter()
+                        .map(|v| v.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    self.info(format!(
+                        "{} holds classes the list did not have ({list}): added as \"class N\"; rename them in the class editor",
+                        path.display()
+                    ));
+                }
+            }
+            Err(e) => self.error(format!("cannot load labels from {}: {e:#}", path.display())),
+        }
+    }
+
+    /// Writes a label layer as a class GeoTIFF.
+    pub fn save_label_file(&mut self, layer: LabelLayer, path: PathBuf) {
+        let Some(session) = &mut self.session else {
+            return;
+        };
+        let Some(labels) = session.scene.labels(layer) else {
+            return;
+        };
+        match save_labels(&path, labels, &session.classes) {
+            Ok(()) => {
+                session.sources.set_labels_path(layer, Some(path.clone()));
+                if layer == LabelLayer::Train {
+                    session.saved_revision = session.labels_revision;
+                }
+                self.info(format!("saved {} to {}", layer.name(), path.display()));
+            }
+            Err(e) => self.error(format!("{e:#}")),
+        }
+    }
+
+    /// Opens a native file dialog off the UI thread.
+    pub fn pick_file(&self, ctx: &egui::Context, action: FileAction) {
+        let tx = self.dialog_tx.clone();
+        let ctx = ctx.clone();
+        let start_dir = self
+            .session
+            .as_ref()
+            .and_then(|s| s.sources.hsi.as_ref().or(s.sources.sar.as_ref()))
+            .and_then(|p| p.parent().map(|p| p.to_path_buf()));
+        let _ = std::thread::Builder::new()
+            .name("file dialog".into())
+            .spawn(move || {
+                let mut dialog = rfd::FileDialog::new();
+                if let Some(d) = start_dir {
+                    dialog = dialog.set_directory(d);
+                }
+                let picked = match &action {
+                    FileAction::SaveLabels(_) => dialog
+                        .add_filter("GeoTIFF", &["tif", "tiff"])
+                        .set_file_name("labels.tif")
+                        .save_file(),
+                    FileAction::OpenLabels(_) => dialog
+                        .add_filter("label rasters", &["tif", "tiff", "mat", "npy", "img"])
+                        .add_filter("all files", &["*"])
+                        .pick_file(),
+                    _ => dialog.pick_file(),
+                };
+                let _ = tx.send((action, picked));
+                ctx.request_repaint();
+            });
+    }
+
+    fn handle_events(&mut self) {
+        for event in self.jobs.poll() {
+            let current = self.loading.as_ref().map(|l| l.generation);
+            if Some(event.generation()) != current {
+                continue;
+            }
+            match event {
+                JobEvent::Progress { step, fraction, .. } => {
+                    if let Some(l) = &mut self.loading {
+                        l.step = step;
+                        l.fraction = fraction;
+                    }
+                }
+                JobEvent::Loaded { scene, .. } => {
+                    self.loading = None;
+                    self.install_session(*scene);
+                }
+                JobEvent::Failed { kind, message, .. } => {
+                    self.loading = None;
+                    let what = match kind {
+                        JobKind::Load => "cannot open the scene",
+                    };
+                    self.error(format!("{what}: {message}"));
+                }
+                JobEvent::Cancelled { .. } => {
+                    self.loading = None;
+                    self.info("loading cancelled");
+                }
+            }
+        }
+        while let Ok((action, picked)) = self.dialog_rx.try_recv() {
+            if let Some(path) = picked {
+                self.open_with(&action, path);
+            }
+        }
+    }
+
+    fn handle_dropped_files(&mut self, ctx: &egui::Context) {
+        let dropped: Vec<PathBuf> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .filter_map(|f| f.path.clone())
+                .collect()
+        });
+        if dropped.is_empty() {
+            return;
+        }
+        let request = LoadRequest::from_files(&dropped);
+        let labels_only = request.hsi.is_none() && request.sar.is_none();
+        if labels_only && self.session.is_some() {
+            if let Some(p) = &request.train_labels {
+                self.load_label_file(LabelLayer::Train, &p.clone());
+            }
+            if let Some(p) = &request.test_labels {
+                self.load_label_file(LabelLayer::Test, &p.clone());
+            }
+        } else {
+            self.open(request);
+        }
+    }
+
+    /// Writes the labels in the background when they changed and the
+    /// interval has passed.
+    fn maybe_autosave(&mut self, ctx: &egui::Context) {
+        let Some(session) = &self.session else {
+            return;
+        };
+        if session.labels_revision == self.autosaved_revision || session.is_painting() {
+            return;
+        }
+        let interval = autosave_interval();
+        let due = self.last_autosave + interval;
+        if Instant::now() < due {
+            ctx.request_repaint_after(due - Instant::now());
+            return;
+        }
+        if self.autosave_busy.swap(true, Ordering::SeqCst) {
+            ctx.request_repaint_after(Duration::from_millis(200));
+            return;
+        }
+        let snap = self.snapshot();
+        let dir = autosave_dir(&self.data_dir, &snap.sources);
+        self.autosaved_revision = snap.labels_revision;
+        self.last_autosave = Instant::now();
+        let busy = self.autosave_busy.clone();
+        let spawned = std::thread::Builder::new()
+            .name("autosave".into())
+            .spawn(move || {
+                if let Err(e) = write_autosave(&dir, &snap) {
+                    eprintln!("autosave failed: {e:#}");
+                } else {
+                    eprintln!(
+                        "autosaved labels (revision {}) to {}",
+                        snap.labels_revision,
+                        dir.display()
+                    );
+                }
+                busy.store(false, Ordering::SeqCst);
+            });
+        if spawned.is_err() {
+            self.autosave_busy.store(false, Ordering::SeqCst);
+        }
+    }
+
+    fn snapshot(&self) -> AutosaveSnapshot {
+        let s = self.session.as_ref();
+        AutosaveSnapshot {
+            sources: s.map(|s| s.sources.clone()).unwrap_or_default(),
+            classes: s.map(|s| s.classes.clone()).unwrap_or_default(),
+            train: s.and_then(|s| s.scene.train_labels.clone()),
+            test: s.and_then(|s| s.scene.test_labels.clone()),
+            labels_revision: s.map(|s| s.labels_revision).unwrap_or(0),
+        }
+    }
+
+    /// Writes the autosave now (on exit), waiting for a write in flight.
+    pub fn autosave_now(&mut self) {
+        let Some(session) = &self.session else {
+            return;
+        };
+        if session.labels_revision == self.autosaved_revision {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.autosave_busy.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let snap = self.snapshot();
+        let dir = autosave_dir(&self.data_dir, &snap.sources);
+        match write_autosave(&dir, &snap) {
+            Ok(()) => self.autosaved_revision = snap.labels_revision,
+            Err(e) => eprintln!("autosave failed: {e:#}"),
+        }
+    }
+
+    /// One frame's logic and layout (eframe calls this through `App::ui`).
+    pub fn frame(&mut self, ui: &mut egui::Ui) {
+        let t0 = Instant::now();
+        let ctx = ui.ctx().clone();
+        self.handle_events();
+        self.handle_dropped_files(&ctx);
+        self.handle_keys(&ctx);
+        egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
+        egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
+        if self.session.is_some() {
+            egui::Panel::left("layers")
+                .default_size(260.0)
+                .show(ui, |ui| {
+                    egui::ScrollArea::vertical().show(ui, |ui| self.layers_panel(ui));
+                });
+            egui::Panel::right("labels")
+                .default_size(300.0)
+                .show(ui, |ui| {
+                    egui::ScrollArea::vertical().show(ui, |ui| {
+                        self.labels_panel(ui);
+                        ui.separator();
+                        self.inspector_panel(ui);
+                    });
+                });
+        }
+        egui::CentralPanel::default().show(ui, |ui| {
+            if self.session.is_some() {
+                self.map_view(ui);
+            } else {
+                self.start_page(ui);
+            }
+        });
+        self.windows(&ctx);
+        for c in std::mem::take(&mut self.commands) {
+            self.apply_command(c);
+        }
+        self.maybe_autosave(&ctx);
+        self.frame_seconds.push(t0.elapsed().as_secs_f64());
+        if self.frame_seconds.len() > 1000 {
+            self.frame_seconds.drain(..500);
+        }
+    }
+}
+
+impl eframe::App for StudioApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.frame(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        self.prefs.brush_size = self.brush_size;
+        eframe::set_value(storage, PREFS_KEY, &self.prefs);
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.autosave_now();
+    }
+}

@@ -1,0 +1,146 @@
+//! The layer list: which renderings and label layers the map shows, in what
+//! order, with what opacity and stretch. View state only: the pixels live in
+//! the session.
+
+use crate::products::ChannelStretch;
+
+/// A layer of the map view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum LayerId {
+    Prgb,
+    Pca,
+    Pauli,
+    TestLabels,
+    TrainLabels,
+}
+
+impl LayerId {
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerId::Prgb => "pRGB",
+            LayerId::Pca => "PCA",
+            LayerId::Pauli => "Pauli (SAR)",
+            LayerId::TestLabels => "Test labels",
+            LayerId::TrainLabels => "Training labels",
+        }
+    }
+
+    pub fn is_labels(self) -> bool {
+        matches!(self, LayerId::TestLabels | LayerId::TrainLabels)
+    }
+}
+
+/// One entry of the layer list.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LayerState {
+    pub id: LayerId,
+    pub visible: bool,
+    pub opacity: f32,
+    /// Display stretch per channel, as fractions of the rendering's 8-bit
+    /// range (0 and 1 = the rendering's own 2-98 % limits).
+    pub lo: [f32; 3],
+    pub hi: [f32; 3],
+}
+
+impl LayerState {
+    fn new(id: LayerId, visible: bool, opacity: f32) -> Self {
+        Self {
+            id,
+            visible,
+            opacity,
+            lo: [0.0; 3],
+            hi: [1.0; 3],
+        }
+    }
+
+    /// Back to the rendering's 2-98 % limits.
+    pub fn reset_stretch(&mut self) {
+        self.lo = [0.0; 3];
+        self.hi = [1.0; 3];
+    }
+
+    pub fn is_default_stretch(&self) -> bool {
+        self.lo == [0.0; 3] && self.hi == [1.0; 3]
+    }
+}
+
+/// The source value a display fraction stands for, given the 2-98 % limits
+/// the rendering was made with.
+pub fn source_value(stretch: &ChannelStretch, fraction: f32) -> f64 {
+    stretch.p2 + fraction as f64 * (stretch.p98 - stretch.p2)
+}
+
+/// The layers, bottom first.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LayerStack {
+    pub layers: Vec<LayerState>,
+}
+
+impl Default for LayerStack {
+    fn default() -> Self {
+        Self {
+            layers: vec![
+                LayerState::new(LayerId::Pauli, false, 1.0),
+                LayerState::new(LayerId::Pca, false, 1.0),
+                LayerState::new(LayerId::Prgb, true, 1.0),
+                LayerState::new(LayerId::TestLabels, false, 0.6),
+                LayerState::new(LayerId::TrainLabels, true, 0.85),
+            ],
+        }
+    }
+}
+
+impl LayerStack {
+    pub fn get(&self, id: LayerId) -> Option<&LayerState> {
+        self.layers.iter().find(|l| l.id == id)
+    }
+
+    pub fn get_mut(&mut self, id: LayerId) -> Option<&mut LayerState> {
+        self.layers.iter_mut().find(|l| l.id == id)
+    }
+
+    pub fn position(&self, id: LayerId) -> Option<usize> {
+        self.layers.iter().position(|l| l.id == id)
+    }
+
+    /// Moves a layer one step towards the top (drawn later).
+    pub fn raise(&mut self, id: LayerId) {
+        if let Some(i) = self.position(id)
+            && i + 1 < self.layers.len()
+        {
+            self.layers.swap(i, i + 1);
+        }
+    }
+
+    /// Moves a layer one step towards the bottom.
+    pub fn lower(&mut self, id: LayerId) {
+        if let Some(i) = self.position(id)
+            && i > 0
+        {
+            self.layers.swap(i, i - 1);
+        }
+    }
+
+    pub fn toggle(&mut self, id: LayerId) {
+        if let Some(l) = self.get_mut(id) {
+            l.visible = !l.visible;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raise_and_lower_move_one_step_and_stop_at_the_ends() {
+        let mut s = LayerStack::default();
+        s.raise(LayerId::TrainLabels);
+        assert_eq!(s.position(LayerId::TrainLabels), Some(4));
+        s.lower(LayerId::TrainLabels);
+        assert_eq!(s.position(LayerId::TrainLabels), Some(3));
+        assert_eq!(s.position(LayerId::TestLabels), Some(4));
+        s.lower(LayerId::Pauli);
+        assert_eq!(s.position(LayerId::Pauli), Some(0));
+    }
+}

@@ -1,0 +1,396 @@
+//! The map view: pan and zoom (a transform, no re-upload), painting strokes
+//! as session commands, hover and click for the status bar and inspector,
+//! and the frame handed to the GPU compositor (`gpu_map`).
+
+use std::sync::Arc;
+
+use eframe::egui::{
+    self, Color32, Key, Modifiers, PointerButton, Pos2, Rect, Sense, Stroke, Vec2, vec2,
+};
+use eframe::egui_wgpu;
+
+use super::app::{Dirty, StudioApp, Tool};
+use super::gpu_map::{GpuUpload, LayerDraw, MapFrame, MapPaint, TexturePixels, TextureUpload};
+use super::layers::LayerId;
+use super::view_transform::ViewTransform;
+use crate::scene::{Brush, LabelLayer, PixelRect};
+use crate::session::Command;
+
+/// Screen points one arrow key press pans.
+const ARROW_PAN: f32 = 64.0;
+/// Zoom factor of one PgUp / PgDn.
+const KEY_ZOOM: f32 = 1.25;
+
+impl StudioApp {
+    /// The scene's size in pixels (width, height).
+    pub fn image_size(&self) -> Vec2 {
+        self.session
+            .as_ref()
+            .and_then(|s| s.scene.grid())
+            .map(|g| vec2(g.width as f32, g.height as f32))
+            .unwrap_or(Vec2::ZERO)
+    }
+
+    /// Keyboard shortcuts (ux.md), unless a text field has focus.
+    pub(crate) fn handle_keys(&mut self, ctx: &egui::Context) {
+        if ctx.egui_wants_keyboard_input() {
+            return;
+        }
+        let pressed = |k: Key| ctx.input_mut(|i| i.consume_key(Modifiers::NONE, k));
+        // Redo first: `consume_key` ignores Shift, so Ctrl+Z would also take
+        // Ctrl+Shift+Z.
+        let redo = ctx.input_mut(|i| {
+            i.consume_key(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z)
+                || i.consume_key(Modifiers::COMMAND, Key::Y)
+        });
+        let undo = ctx.input_mut(|i| i.consume_key(Modifiers::COMMAND, Key::Z));
+        if redo {
+            self.command(Command::Redo);
+        } else if undo {
+            self.command(Command::Undo);
+        }
+        if pressed(Key::B) {
+            self.tool = Tool::Brush;
+        }
+        if pressed(Key::E) {
+            self.tool = Tool::Eraser;
+        }
+        if pressed(Key::I) {
+            self.tool = Tool::Inspect;
+        }
+        if pressed(Key::OpenBracket) {
+            self.brush_size = (self.brush_size / 1.25).max(1.0).round();
+        }
+        if pressed(Key::CloseBracket) {
+            self.brush_size = (self.brush_size * 1.25)
+                .min(256.0)
+                .round()
+                .max(self.brush_size + 1.0);
+        }
+        let n_classes = self.session.as_ref().map_or(0, |s| s.classes.len());
+        let digits = [
+            Key::Num1,
+            Key::Num2,
+            Key::Num3,
+            Key::Num4,
+            Key::Num5,
+            Key::Num6,
+            Key::Num7,
+            Key::Num8,
+            Key::Num9,
+        ];
+        for (i, k) in digits.into_iter().enumerate() {
+            if pressed(k) && i < n_classes {
+                self.active_class = (i + 1) as u8;
+                if self.tool == Tool::Inspect {
+                    self.tool = Tool::Brush;
+                }
+            }
+        }
+        if pressed(Key::L) {
+            self.layers.toggle(LayerId::TrainLabels);
+        }
+        if ctx.input_mut(|i| i.consume_key(Modifiers::SHIFT, Key::Slash))
+            || ctx.input(|i| {
+                i.events
+                    .iter()
+                    .any(|e| matches!(e, egui::Event::Text(t) if t == "?"))
+            })
+        {
+            self.show_shortcuts = !self.show_shortcuts;
+        }
+        if self.session.is_none() {
+            return;
+        }
+        if pressed(Key::F) {
+            self.fit_pending = true;
+        }
+        let mut pan = Vec2::ZERO;
+        if pressed(Key::ArrowLeft) {
+            pan.x += ARROW_PAN;
+        }
+        if pressed(Key::ArrowRight) {
+            pan.x -= ARROW_PAN;
+        }
+        if pressed(Key::ArrowUp) {
+            pan.y += ARROW_PAN;
+        }
+        if pressed(Key::ArrowDown) {
+            pan.y -= ARROW_PAN;
+        }
+        if pan != Vec2::ZERO {
+            self.view.pan(pan);
+        }
+        if pressed(Key::PageUp) {
+            self.view.zoom = (self.view.zoom * KEY_ZOOM).min(super::view_transform::MAX_ZOOM);
+        }
+        if pressed(Key::PageDown) {
+            self.view.zoom = (self.view.zoom / KEY_ZOOM).max(super::view_transform::MIN_ZOOM);
+        }
+    }
+
+    /// The map: input, then the GPU paint callback and the brush cursor.
+    pub(crate) fn map_view(&mut self, ui: &mut egui::Ui) {
+        let rect = ui.available_rect_before_wrap();
+        let response = ui.allocate_rect(rect, Sense::click_and_drag());
+        self.map_rect = Some(rect);
+        let size = self.image_size();
+        if self.fit_pending && rect.width() > 1.0 {
+            self.view = ViewTransform::fit(size, rect);
+            self.fit_pending = false;
+        }
+        self.map_input(ui, rect, &response, size);
+        self.view.clamp_to(size);
+        if self.gpu_map {
+            let frame = self.map_frame(rect, size);
+            ui.painter().add(egui_wgpu::Callback::new_paint_callback(
+                rect,
+                MapPaint(frame),
+            ));
+        } else {
+            ui.painter().text(
+                rect.center(),
+                egui::Align2::CENTER_CENTER,
+                "the map view needs the wgpu renderer (started without it)",
+                egui::FontId::proportional(16.0),
+                ui.visuals().warn_fg_color,
+            );
+        }
+        // Outline of the scene, and the inspected pixel.
+        let painter = ui.painter_at(rect);
+        let tl = self.view.screen_from_image(rect, Pos2::ZERO);
+        let br = self.view.screen_from_image(rect, size.to_pos2());
+        painter.rect_stroke(
+            Rect::from_min_max(tl, br),
+            0.0,
+            Stroke::new(1.0, Color32::from_gray(90)),
+            egui::StrokeKind::Outside,
+        );
+        if let Some((row, col)) = self.inspected {
+            let a = self
+                .view
+                .screen_from_image(rect, Pos2::new(col as f32, row as f32));
+            let b = self
+                .view
+                .screen_from_image(rect, Pos2::new(col as f32 + 1.0, row as f32 + 1.0));
+            let r = Rect::from_min_max(a, b).expand(2.0);
+            painter.rect_stroke(
+                r,
+                0.0,
+                Stroke::new(2.0, Color32::YELLOW),
+                egui::StrokeKind::Outside,
+            );
+        }
+        if matches!(self.tool, Tool::Brush | Tool::Eraser)
+            && let Some(p) = response.hover_pos()
+        {
+            let radius = (self.brush_size * self.view.zoom / 2.0).max(2.0);
+            let color = match self.tool {
+                Tool::Eraser => Color32::WHITE,
+                _ => self.class_color(self.active_class),
+            };
+            painter.circle_stroke(p, radius + 1.0, Stroke::new(1.0, Color32::BLACK));
+            painter.circle_stroke(p, radius, Stroke::new(1.5, color));
+            ui.ctx().set_cursor_icon(egui::CursorIcon::Crosshair);
+        }
+    }
+
+    /// The colour of a class value.
+    pub fn class_color(&self, value: u8) -> Color32 {
+        self.session
+            .as_ref()
+            .and_then(|s| s.classes.iter().find(|c| c.value == value))
+            .map(|c| Color32::from_rgb(c.color[0], c.color[1], c.color[2]))
+            .unwrap_or(Color32::GRAY)
+    }
+
+    fn map_input(&mut self, ui: &egui::Ui, rect: Rect, response: &egui::Response, size: Vec2) {
+        let (pointer, primary_pressed, primary_down, primary_released, space, scroll, zoom_delta) =
+            ui.input(|i| {
+                (
+                    i.pointer.hover_pos(),
+                    i.pointer.primary_pressed(),
+                    i.pointer.primary_down(),
+                    i.pointer.primary_released(),
+                    i.key_down(Key::Space),
+                    i.smooth_scroll_delta.y,
+                    i.zoom_delta(),
+                )
+            });
+        let inside = pointer.filter(|p| rect.contains(*p));
+        self.hovered = inside.and_then(|p| self.view.pixel_at(rect, p, size));
+        // Zoom at the cursor: wheel, or pinch / Ctrl+wheel.
+        if let Some(p) = inside {
+            if scroll != 0.0 {
+                self.view.zoom_at(rect, p, (scroll / 200.0).exp());
+            }
+            if zoom_delta != 1.0 {
+                self.view.zoom_at(rect, p, zoom_delta);
+            }
+        }
+        // Pan: middle drag, or Space + drag.
+        if response.dragged_by(PointerButton::Middle)
+            || (space && response.dragged_by(PointerButton::Primary))
+        {
+            self.view.pan(response.drag_delta());
+            return;
+        }
+        let painting = self.session.as_ref().is_some_and(|s| s.is_painting());
+        match self.tool {
+            Tool::Brush | Tool::Eraser => {
+                let image_pos = |p: Pos2| self.view.image_from_screen(rect, p);
+                if primary_pressed
+                    && !space
+                    && let Some(p) = inside
+                {
+                    let q = image_pos(p);
+                    let value = if self.tool == Tool::Eraser {
+                        0
+                    } else {
+                        self.active_class
+                    };
+                    self.apply_command(Command::BeginStroke {
+                        layer: self.paint_layer,
+                        brush: Brush {
+                            value,
+                            size: self.brush_size,
+                        },
+                        x: q.x,
+                        y: q.y,
+                    });
+                } else if painting && primary_down {
+                    if let Some(p) = pointer {
+                        let q = image_pos(p);
+                        self.apply_command(Command::ContinueStroke { x: q.x, y: q.y });
+                    }
+                } else if painting && (primary_released || !primary_down) {
+                    self.apply_command(Command::EndStroke);
+                }
+            }
+            Tool::Inspect => {
+                if response.clicked()
+                    && let Some(px) = self.hovered
+                {
+                    self.inspected = Some(px);
+                }
+            }
+        }
+        if response.secondary_clicked()
+            && let Some(px) = self.hovered
+        {
+            self.inspected = Some(px);
+        }
+    }
+
+    /// The palette of the label layers: class colours, 0 transparent.
+    fn palette(&self) -> [[u8; 4]; 256] {
+        let mut p = [[0u8; 4]; 256];
+        if let Some(s) = &self.session {
+            for c in &s.classes {
+                p[c.value as usize] = [c.color[0], c.color[1], c.color[2], 255];
+            }
+        }
+        p
+    }
+
+    /// The frame for the GPU: visible layers bottom first, and the texture
+    /// uploads pending (whole images once, label rectangles after edits).
+    fn map_frame(&mut self, rect: Rect, size: Vec2) -> MapFrame {
+        let (origin, span) = self.view.image_window(rect);
+        let mut uploads = Vec::new();
+        if let Some(s) = &self.session {
+            let (w, h) = (size.x as u32, size.y as u32);
+            for (id, dirty) in self.dirty.drain() {
+                let pixels = match id {
+                    LayerId::Prgb => s.renderings.prgb.as_ref().map(|(i, _)| &i.data),
+                    LayerId::Pca => s.renderings.pca.as_ref().map(|(i, _)| &i.data),
+                    LayerId::Pauli => s.renderings.pauli.as_ref().map(|i| &i.data),
+                    _ => None,
+                }
+                .map(|d| TexturePixels::Rgb(Arc::new(d.clone())));
+                let pixels = pixels.or_else(|| {
+                    let layer = match id {
+                        LayerId::TrainLabels => LabelLayer::Train,
+                        LayerId::TestLabels => LabelLayer::Test,
+                        _ => return None,
+                    };
+                    let labels = s.scene.labels(layer)?;
+                    let full = PixelRect {
+                        x0: 0,
+                        y0: 0,
+                        x1: w as usize,
+                        y1: h as usize,
+                    };
+                    let rect = match dirty {
+                        Dirty::All => full,
+                        Dirty::Rect(r) => r,
+                    };
+                    Some(TexturePixels::Labels {
+                        bytes: crop(&labels.data, w as usize, rect),
+                        rect,
+                    })
+                });
+                if let Some(pixels) = pixels {
+                    uploads.push(GpuUpload::Texture(TextureUpload {
+                        layer: id,
+                        width: w,
+                        height: h,
+                        pixels,
+                    }));
+                }
+            }
+        }
+        if std::mem::take(&mut self.palette_dirty) {
+            uploads.push(GpuUpload::Palette(Box::new(self.palette())));
+        }
+        let applied = self.gpu_applied.load(std::sync::atomic::Ordering::SeqCst);
+        self.gpu_uploads.retain(|(seq, _)| *seq > applied);
+        for u in uploads {
+            self.gpu_seq += 1;
+            self.gpu_uploads.push((self.gpu_seq, Arc::new(u)));
+        }
+        let available = |id: LayerId| {
+            self.session.as_ref().is_some_and(|s| match id {
+                LayerId::Prgb => s.renderings.prgb.is_some(),
+                LayerId::Pca => s.renderings.pca.is_some(),
+                LayerId::Pauli => s.renderings.pauli.is_some(),
+                LayerId::TrainLabels => s.scene.train_labels.is_some(),
+                LayerId::TestLabels => s.scene.test_labels.is_some(),
+            })
+        };
+        let layers = self
+            .layers
+            .layers
+            .iter()
+            .filter(|l| l.visible && l.opacity > 0.0 && available(l.id))
+            .map(|l| LayerDraw {
+                layer: l.id,
+                opacity: l.opacity,
+                is_labels: l.id.is_labels(),
+                stretch_lo: l.lo,
+                stretch_hi: l.hi,
+            })
+            .collect();
+        MapFrame {
+            origin,
+            span,
+            image_size: [size.x, size.y],
+            smooth: self.view.zoom < 1.0,
+            layers,
+            uploads: self.gpu_uploads.clone(),
+            applied: self.gpu_applied.clone(),
+        }
+    }
+}
+
+/// The bytes of `rect` of a row-major single-byte image of width `w`.
+pub fn crop(data: &[u8], w: usize, rect: PixelRect) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rect.width() * rect.height());
+    for y in rect.y0..rect.y1 {
+        let row = y * w;
+        if let Some(s) = data.get(row + rect.x0..row + rect.x1) {
+            out.extend_from_slice(s);
+        }
+    }
+    out
+}

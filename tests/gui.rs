@@ -1,0 +1,433 @@
+//! The desktop app driven through egui_kittest with the real wgpu renderer
+//! (lavapipe / llvmpipe in CI): the demo opened through the real loading
+//! job, layers toggled and reordered, a stroke painted with pointer events,
+//! undo / redo and brush keys, labels saved and reloaded, bad input shown in
+//! the window, and the map view's pixels checked against the renderings.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::demo;
+use eframe::egui::{self, Key, Modifiers, PointerButton, Pos2, pos2, vec2};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use unidiff_studio::jobs::LoadRequest;
+use unidiff_studio::scene::LabelLayer;
+use unidiff_studio::ui::layers::LayerId;
+use unidiff_studio::ui::{AppOptions, StudioApp, Tool};
+
+fn harness(data_dir: &Path, demo: bool) -> Harness<'static, StudioApp> {
+    let options = AppOptions {
+        demo,
+        files: Vec::new(),
+        data_dir: Some(data_dir.to_path_buf()),
+    };
+    Harness::builder()
+        .with_size(vec2(1280.0, 800.0))
+        .wgpu()
+        .build_eframe(move |cc| StudioApp::new(cc, options))
+}
+
+/// Steps the app until the load in flight has ended.
+fn wait_loaded(h: &mut Harness<'_, StudioApp>) {
+    let start = Instant::now();
+    h.step();
+    while h.state().loading.is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "loading took over 2 min"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        h.step();
+    }
+    h.run_steps(3);
+}
+
+fn with_demo(dir: &Path) -> Harness<'static, StudioApp> {
+    let mut h = harness(dir, true);
+    wait_loaded(&mut h);
+    assert!(
+        h.state().session.is_some(),
+        "messages: {:?}",
+        h.state().messages
+    );
+    h
+}
+
+/// The screen position of image position (x, y) in the last frame.
+fn screen(h: &Harness<'_, StudioApp>, x: f32, y: f32) -> Pos2 {
+    let app = h.state();
+    let rect = app.map_rect.expect("the map was shown");
+    app.view.screen_from_image(rect, pos2(x, y))
+}
+
+fn pointer(h: &Harness<'_, StudioApp>, pos: Pos2, pressed: Option<bool>) {
+    h.event(egui::Event::PointerMoved(pos));
+    if let Some(pressed) = pressed {
+        h.event(egui::Event::PointerButton {
+            pos,
+            button: PointerButton::Primary,
+            pressed,
+            modifiers: Modifiers::NONE,
+        });
+    }
+}
+
+/// Paints a stroke through image positions with the pointer.
+fn stroke(h: &mut Harness<'_, StudioApp>, points: &[(f32, f32)]) {
+    let screen_points: Vec<Pos2> = points.iter().map(|&(x, y)| screen(h, x, y)).collect();
+    pointer(h, screen_points[0], Some(true));
+    h.step();
+    for p in &screen_points[1..] {
+        pointer(h, *p, None);
+        h.step();
+    }
+    pointer(h, *screen_points.last().unwrap_or(&Pos2::ZERO), Some(false));
+    h.step();
+    h.step();
+}
+
+fn train_count(h: &Harness<'_, StudioApp>, class: u8) -> usize {
+    h.state()
+        .session
+        .as_ref()
+        .unwrap()
+        .class_counts(LabelLayer::Train)[class as usize]
+}
+
+/// Asserts two label images are equal, naming how many pixels differ.
+fn assert_same(a: &[u8], b: &[u8], what: &str) {
+    let differ = a.iter().zip(b).filter(|(x, y)| x != y).count();
+    assert!(
+        a.len() == b.len() && differ == 0,
+        "{what}: {differ} pixels differ"
+    );
+}
+
+fn train_data(h: &Harness<'_, StudioApp>) -> Vec<u8> {
+    let s = h.state().session.as_ref().unwrap();
+    s.scene.train_labels.as_ref().unwrap().data.clone()
+}
+
+/// Distance from pixel centre (x+0.5, y+0.5) to the segment a-b.
+fn distance_to_segment(x: usize, y: usize, a: (f32, f32), b: (f32, f32)) -> f32 {
+    let (px, py) = (x as f32 + 0.5, y as f32 + 0.5);
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let t = (((px - a.0) * dx + (py - a.1) * dy) / (dx * dx + dy * dy)).clamp(0.0, 1.0);
+    let (cx, cy) = (a.0 + t * dx, a.1 + t * dy);
+    ((px - cx).powi(2) + (py - cy).powi(2)).sqrt()
+}
+
+#[test]
+fn demo_opens_layers_toggle_and_reorder() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = with_demo(dir.path());
+    {
+        let s = h.state().session.as_ref().unwrap();
+        assert!(s.renderings.prgb.is_some() && s.renderings.pca.is_some());
+        assert!(s.renderings.pauli.is_some());
+        assert_eq!(s.classes[1].name, "water");
+        // The demo's reference mask is the test layer (dry = 1, water = 2).
+        let test = s.class_counts(LabelLayer::Test);
+        assert_eq!(test[1] + test[2], 262_045);
+    }
+    assert!(!h.state().layers.get(LayerId::Pca).unwrap().visible);
+    h.get_by_label("PCA").click();
+    h.run_steps(2);
+    assert!(h.state().layers.get(LayerId::Pca).unwrap().visible);
+    // The list shows the top layer first; the second row's "raise" lifts
+    // the test labels above the training labels.
+    let before = h.state().layers.position(LayerId::TestLabels).unwrap();
+    h.get_all_by_label("⏶").nth(1).unwrap().click();
+    h.run_steps(2);
+    assert_eq!(
+        h.state().layers.position(LayerId::TestLabels),
+        Some(before + 1)
+    );
+    assert_eq!(
+        h.state().layers.position(LayerId::TrainLabels),
+        Some(before)
+    );
+}
+
+#[test]
+fn a_painted_stroke_counts_undoes_and_redoes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = with_demo(dir.path());
+    h.key_press(Key::B);
+    h.key_press(Key::Num2);
+    h.run_steps(2);
+    assert_eq!(h.state().tool, Tool::Brush);
+    assert_eq!(h.state().active_class, 2);
+    // Brush size keys: ] grows, [ shrinks.
+    let size = h.state().brush_size;
+    h.key_press(Key::CloseBracket);
+    h.step();
+    assert!(h.state().brush_size > size);
+    h.key_press(Key::OpenBracket);
+    h.step();
+    assert_eq!(h.state().brush_size, size);
+    assert_eq!(size, 5.0);
+
+    let (a, b) = ((100.5, 200.5), (160.5, 230.5));
+    let points: Vec<(f32, f32)> = (0..=12)
+        .map(|i| {
+            let f = i as f32 / 12.0;
+            (a.0 + f * (b.0 - a.0), a.1 + f * (b.1 - a.1))
+        })
+        .collect();
+    stroke(&mut h, &points);
+    let data = train_data(&h);
+    let w = 512;
+    let radius = size / 2.0;
+    let mut painted = 0;
+    for (i, &v) in data.iter().enumerate() {
+        let d = distance_to_segment(i % w, i / w, a, b);
+        // Pointer positions go through screen coordinates at the fit zoom:
+        // allow a quarter pixel either way at the brush's edge.
+        if v == 2 {
+            painted += 1;
+            assert!(
+                d <= radius + 0.25,
+                "pixel {i} painted {d} px from the stroke"
+            );
+        } else if d <= radius - 0.25 {
+            panic!("pixel {i} {d} px from the stroke was not painted");
+        }
+    }
+    assert_eq!(train_count(&h, 2), painted);
+    assert!(painted > 300, "{painted}");
+    let state = h.state();
+    let counts_shown = state
+        .session
+        .as_ref()
+        .unwrap()
+        .class_counts(LabelLayer::Train);
+    assert_eq!(counts_shown[2], painted);
+    // The class table shows the count.
+    h.get_by_label(&painted.to_string());
+
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    h.run_steps(2);
+    assert_eq!(train_count(&h, 2), 0, "undo removes the whole stroke");
+    h.key_press_modifiers(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z);
+    h.run_steps(2);
+    assert_same(&train_data(&h), &data, "redo puts it back pixel for pixel");
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    h.run_steps(2);
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Y);
+    h.run_steps(2);
+    assert_same(&train_data(&h), &data, "Ctrl+Y redoes too");
+
+    // The eraser removes what it passes over, as one more step.
+    h.key_press(Key::E);
+    h.step();
+    stroke(&mut h, &[(130.5, 215.5), (131.5, 215.5)]);
+    assert!(train_count(&h, 2) < painted);
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    h.run_steps(2);
+    assert_eq!(train_count(&h, 2), painted);
+}
+
+#[test]
+fn labels_save_and_reload_pixel_for_pixel() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = with_demo(dir.path());
+    h.key_press(Key::B);
+    h.key_press(Key::Num1);
+    h.step();
+    stroke(&mut h, &[(20.5, 20.5), (60.5, 25.5)]);
+    h.key_press(Key::Num2);
+    h.step();
+    stroke(&mut h, &[(300.5, 400.5), (310.5, 420.5)]);
+    let painted = train_data(&h);
+    let path = dir.path().join("my labels.tif");
+    h.state_mut()
+        .save_label_file(LabelLayer::Train, path.clone());
+    h.step();
+    assert!(!h.state().session.as_ref().unwrap().has_unsaved_labels());
+    // Change the layer, then load the file back.
+    h.key_press(Key::E);
+    h.step();
+    stroke(&mut h, &[(20.5, 20.5), (60.5, 25.5)]);
+    assert!(train_data(&h) != painted, "the eraser changed the layer");
+    h.state_mut().load_label_file(LabelLayer::Train, &path);
+    h.run_steps(2);
+    assert_same(&train_data(&h), &painted, "reloaded labels");
+    assert!(
+        h.state().messages.iter().all(|m| !m.error),
+        "{:?}",
+        h.state().messages
+    );
+}
+
+#[test]
+fn bad_input_is_reported_in_the_window_and_the_session_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = with_demo(dir.path());
+    h.key_press(Key::B);
+    h.step();
+    stroke(&mut h, &[(50.5, 50.5), (70.5, 50.5)]);
+    let painted = train_data(&h);
+
+    // A corrupt file.
+    let corrupt = dir.path().join("corrupt.tif");
+    std::fs::write(&corrupt, b"II*\0 this is not a GeoTIFF").unwrap();
+    h.state_mut().open(LoadRequest {
+        hsi: Some(corrupt.clone()),
+        ..LoadRequest::default()
+    });
+    wait_loaded(&mut h);
+    let last = h.state().messages.last().cloned().expect("a message");
+    assert!(last.error && last.text.contains("corrupt.tif"), "{last:?}");
+    h.get_by_label_contains("corrupt.tif");
+    assert_same(&train_data(&h), &painted, "the session is intact");
+
+    // A SAR image on another grid.
+    let cropped = dir.path().join("s1_cropped.tif");
+    let status = std::process::Command::new("gdal_translate")
+        .args(["-q", "-srcwin", "0", "0", "256", "256"])
+        .arg(demo("Spain_7370579_S1Hand.tif"))
+        .arg(&cropped)
+        .status()
+        .expect("gdal_translate runs");
+    assert!(status.success());
+    h.state_mut().open(LoadRequest {
+        hsi: Some(demo("Spain_7370579_S2Hand.tif")),
+        sar: Some(cropped),
+        ..LoadRequest::default()
+    });
+    wait_loaded(&mut h);
+    let last = h.state().messages.last().cloned().expect("a message");
+    assert!(last.error && last.text.contains("differ"), "{last:?}");
+    assert!(
+        last.text.contains("256 x 256"),
+        "both grids shown: {last:?}"
+    );
+    assert_same(&train_data(&h), &painted, "labels after the bad input");
+
+    // A label file with classes the list does not have.
+    let labels = dir.path().join("labels_with_7.tif");
+    let mut data = vec![0u8; 512 * 512];
+    data[0] = 7;
+    data[1] = 1;
+    let grid = h
+        .state()
+        .session
+        .as_ref()
+        .unwrap()
+        .scene
+        .grid()
+        .unwrap()
+        .clone();
+    unidiff_studio::io::classmap::write_class_map(&labels, &data, &grid, &[]).unwrap();
+    h.state_mut().load_label_file(LabelLayer::Test, &labels);
+    h.run_steps(2);
+    let last = h.state().messages.last().cloned().expect("a message");
+    assert!(!last.error && last.text.contains("(7)"), "{last:?}");
+    let s = h.state().session.as_ref().unwrap();
+    assert!(
+        s.classes
+            .iter()
+            .any(|c| c.value == 7 && c.name == "class 7")
+    );
+    assert_eq!(s.class_counts(LabelLayer::Test)[7], 1);
+    assert_same(&train_data(&h), &painted, "labels after the bad input");
+}
+
+fn pixel(img: &image::RgbaImage, p: Pos2, ppp: f32) -> [u8; 4] {
+    img.get_pixel((p.x * ppp) as u32, (p.y * ppp) as u32).0
+}
+
+#[test]
+fn the_map_view_composites_renderings_and_labels_on_the_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = with_demo(dir.path());
+    // Zoom in so each image pixel covers several screen pixels.
+    for _ in 0..6 {
+        h.key_press(Key::PageUp);
+    }
+    h.run_steps(2);
+    let zoom = h.state().view.zoom;
+    assert!(zoom > 3.0, "{zoom}");
+    let center = h.state().view.center;
+    let (cx, cy) = (center[0].floor(), center[1].floor());
+    h.key_press(Key::B);
+    h.key_press(Key::Num2);
+    h.step();
+    stroke(&mut h, &[(cx + 0.5, cy + 0.5)]);
+    // No pointer (nor brush circle) over the pixels checked.
+    h.remove_cursor();
+    h.run_steps(2);
+    let img = h.render().expect("wgpu renders");
+    let ppp = 1.0;
+    let app = h.state();
+    let s = app.session.as_ref().unwrap();
+    let (prgb, _) = s.renderings.prgb.as_ref().unwrap();
+    // A pixel left of the painted disc shows the pRGB rendering as it is.
+    let (ox, oy) = (cx as usize - 10, cy as usize);
+    let at = screen(&h, ox as f32 + 0.5, oy as f32 + 0.5);
+    let got = pixel(&img, at, ppp);
+    let want = prgb.pixel(oy, ox);
+    for c in 0..3 {
+        assert!(
+            (got[c] as i32 - want[c] as i32).abs() <= 1,
+            "pRGB {got:?} vs {want:?}"
+        );
+    }
+    // The painted pixel: class colour over pRGB at the layer's opacity.
+    let layer = app.layers.get(LayerId::TrainLabels).unwrap();
+    let color = s.classes[1].color;
+    let under = prgb.pixel(cy as usize, cx as usize);
+    let got = pixel(&img, screen(&h, cx + 0.5, cy + 0.5), ppp);
+    let value = s.scene.train_labels.as_ref().unwrap().data[cy as usize * 512 + cx as usize];
+    assert_eq!(value, 2, "the stroke painted the pixel");
+    for c in 0..3 {
+        let want = layer.opacity * color[c] as f32 + (1.0 - layer.opacity) * under[c] as f32;
+        assert!(
+            (got[c] as f32 - want).abs() <= 2.0,
+            "overlay {got:?} vs {want}"
+        );
+    }
+    // Hiding the labels (L) shows the rendering again there.
+    drop(img);
+    h.key_press(Key::L);
+    h.run_steps(2);
+    let img = h.render().expect("wgpu renders");
+    let got = pixel(&img, screen(&h, cx + 0.5, cy + 0.5), ppp);
+    for c in 0..3 {
+        assert!(
+            (got[c] as i32 - under[c] as i32).abs() <= 1,
+            "{got:?} vs {under:?}"
+        );
+    }
+    img.save(dir.path().join("map.png")).unwrap();
+    if let Ok(out) = std::env::var("UNIDIFF_SCREENSHOT_DIR") {
+        let _ = std::fs::create_dir_all(&out);
+        let _ = img.save(PathBuf::from(out).join("kittest_map.png"));
+    }
+}
+
+#[test]
+fn an_autosave_is_offered_and_recovered_on_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let painted = {
+        let mut h = with_demo(dir.path());
+        h.key_press(Key::B);
+        h.step();
+        stroke(&mut h, &[(200.5, 100.5), (240.5, 140.5)]);
+        h.state_mut().autosave_now();
+        train_data(&h)
+    };
+    let mut h = with_demo(dir.path());
+    assert!(h.state().recovery.is_some(), "the autosave is offered");
+    h.get_by_label("Recover").click();
+    h.run_steps(2);
+    assert_same(&train_data(&h), &painted, "labels after the bad input");
+    // Recovering is one undo step.
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    h.run_steps(2);
+    assert_eq!(train_count(&h, 1), 0);
+}
