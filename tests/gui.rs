@@ -431,3 +431,64 @@ fn an_autosave_is_offered_and_recovered_on_the_next_start() {
     h.run_steps(2);
     assert_eq!(train_count(&h, 1), 0);
 }
+
+#[test]
+fn without_wgpu_the_map_is_composited_on_the_cpu_with_the_same_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = AppOptions {
+        demo: true,
+        files: Vec::new(),
+        data_dir: Some(dir.path().to_path_buf()),
+    };
+    // No renderer: the app falls back to the CPU compositor.
+    let mut h = Harness::builder()
+        .with_size(vec2(1280.0, 800.0))
+        .build_eframe(move |cc| StudioApp::new(cc, options));
+    wait_loaded(&mut h);
+    assert!(!h.state().gpu_map);
+    h.key_press(Key::B);
+    h.step();
+    stroke(&mut h, &[(300.5, 300.5)]);
+    let app = h.state();
+    let s = app.session.as_ref().unwrap();
+    let image = unidiff_studio::ui::cpu_map::composite(s, &app.layers);
+    let (prgb, _) = s.renderings.prgb.as_ref().unwrap();
+    let at = |x: usize, y: usize| image.pixels[y * 512 + x].to_array();
+    let plain = at(290, 300);
+    let want = prgb.pixel(300, 290);
+    assert_eq!(&plain[..3], &want[..]);
+    let layer = app.layers.get(LayerId::TrainLabels).unwrap();
+    let color = s.classes[0].color;
+    let under = prgb.pixel(300, 300);
+    let got = at(300, 300);
+    for c in 0..3 {
+        let want = layer.opacity * color[c] as f32 + (1.0 - layer.opacity) * under[c] as f32;
+        assert!((got[c] as f32 - want).abs() <= 1.0, "{got:?} vs {want}");
+    }
+}
+
+#[test]
+fn prgb_bands_picked_in_the_panel_re_render_and_reach_the_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = with_demo(dir.path());
+    h.state_mut().set_prgb_bands([7, 3, 1]);
+    h.remove_cursor();
+    h.run_steps(2);
+    let img = h.render().expect("wgpu renders");
+    let app = h.state();
+    let s = app.session.as_ref().unwrap();
+    let (prgb, bands) = s.renderings.prgb.as_ref().unwrap();
+    assert_eq!(bands.bands, [7, 3, 1]);
+    let direct =
+        unidiff_studio::products::prgb::render_prgb(s.scene.hsi.as_ref().unwrap(), [7, 3, 1])
+            .unwrap();
+    assert_eq!(prgb.data, direct.data);
+    let got = pixel(&img, screen(&h, 100.5, 400.5), 1.0);
+    let want = direct.pixel(400, 100);
+    for c in 0..3 {
+        assert!(
+            (got[c] as i32 - want[c] as i32).abs() <= 1,
+            "{got:?} vs {want:?}"
+        );
+    }
+}

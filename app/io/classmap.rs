@@ -165,6 +165,11 @@ pub fn read_class_table(path: &Path) -> Vec<ClassInfo> {
             }
         }
     }
+    if names.is_empty() {
+        // GDAL 3.6's GeoTIFF driver does not hand out category names kept in
+        // the `.aux.xml` sidecar; read them from it.
+        names = aux_category_names(path);
+    }
     let table = band.color_table();
     let mut out = Vec::new();
     for v in 1..=255usize {
@@ -184,6 +189,51 @@ pub fn read_class_table(path: &Path) -> Vec<ClassInfo> {
             name: name.unwrap_or_else(|| format!("class {v}")),
             color: color.unwrap_or(PALETTE[(v - 1) % PALETTE.len()]),
         });
+    }
+    out
+}
+
+/// The `<Category>` entries of a GDAL `.aux.xml` sidecar, in order.
+fn aux_category_names(path: &Path) -> Vec<String> {
+    let aux = path.with_file_name(format!(
+        "{}.aux.xml",
+        path.file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default()
+    ));
+    let Ok(xml) = std::fs::read_to_string(aux) else {
+        return Vec::new();
+    };
+    let Some(start) = xml.find("<CategoryNames>") else {
+        return Vec::new();
+    };
+    let end = xml[start..]
+        .find("</CategoryNames>")
+        .map_or(xml.len(), |e| start + e);
+    let mut out = Vec::new();
+    let mut rest = &xml[start + "<CategoryNames>".len()..end];
+    while let Some(i) = rest.find("<Category") {
+        rest = &rest[i + "<Category".len()..];
+        if rest.trim_start().starts_with("/>") {
+            out.push(String::new());
+            rest = &rest[rest.find("/>").map_or(0, |j| j + 2)..];
+            continue;
+        }
+        let Some(open_end) = rest.find('>') else {
+            break;
+        };
+        rest = &rest[open_end + 1..];
+        let Some(close) = rest.find("</Category>") else {
+            break;
+        };
+        let text = rest[..close]
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&");
+        out.push(text);
+        rest = &rest[close..];
     }
     out
 }

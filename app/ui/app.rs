@@ -115,6 +115,9 @@ pub struct StudioApp {
     pub map_rect: Option<egui::Rect>,
     /// Root of the autosave folders.
     pub data_dir: PathBuf,
+    /// The map without wgpu, and the version of the renderings it shows.
+    pub(crate) cpu_map: super::cpu_map::CpuMap,
+    pub(crate) renderings_version: u64,
 }
 
 impl StudioApp {
@@ -172,6 +175,8 @@ impl StudioApp {
             gpu_seq: 0,
             gpu_applied: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             data_dir: options.data_dir.clone().unwrap_or_else(data_dir),
+            cpu_map: Default::default(),
+            renderings_version: 0,
         };
         if options.demo {
             app.open(LoadRequest::demo());
@@ -354,6 +359,7 @@ impl StudioApp {
             self.dirty.insert(id, Dirty::All);
         }
         self.palette_dirty = true;
+        self.renderings_version += 1;
         self.last_autosave = Instant::now();
     }
 

@@ -147,14 +147,23 @@ impl StudioApp {
                 rect,
                 MapPaint(frame),
             ));
-        } else {
-            ui.painter().text(
-                rect.center(),
-                egui::Align2::CENTER_CENTER,
-                "the map view needs the wgpu renderer (started without it)",
-                egui::FontId::proportional(16.0),
-                ui.visuals().warn_fg_color,
-            );
+        } else if let Some(session) = &self.session {
+            // The glow fallback: one CPU-composited texture.
+            let nearest = self.view.zoom >= 1.0;
+            let version = self.renderings_version;
+            if let Some(t) = self
+                .cpu_map
+                .texture(ui.ctx(), session, &self.layers, version, nearest)
+            {
+                let tl = self.view.screen_from_image(rect, Pos2::ZERO);
+                let br = self.view.screen_from_image(rect, size.to_pos2());
+                ui.painter_at(rect).image(
+                    t.id(),
+                    Rect::from_min_max(tl, br),
+                    Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
+                    Color32::WHITE,
+                );
+            }
         }
         // Outline of the scene, and the inspected pixel.
         let painter = ui.painter_at(rect);

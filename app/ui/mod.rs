@@ -3,6 +3,7 @@
 //! `jobs`.
 
 pub mod app;
+pub mod cpu_map;
 pub mod gpu_map;
 mod inspector;
 pub mod layers;

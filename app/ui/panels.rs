@@ -304,8 +304,34 @@ impl StudioApp {
         ui.strong(format!("{} stretch", id.name()));
         if let Some((_, bands)) = &session.renderings.prgb
             && id == LayerId::Prgb
+            && let Some(cube) = &session.scene.hsi
         {
-            ui.label(RichText::new(format!("bands {:?}: {}", bands.bands, bands.reason)).small());
+            ui.label(RichText::new(bands.reason.clone()).small().weak());
+            let name = |b: usize| match &cube.wavelengths_nm {
+                Some(wl) => format!(
+                    "{:.0} nm (band {b})",
+                    wl.get(b).copied().unwrap_or(f64::NAN)
+                ),
+                None => match cube.band_names.get(b).filter(|n| !n.is_empty()) {
+                    Some(n) => format!("band {b} ({n})"),
+                    None => format!("band {b}"),
+                },
+            };
+            let mut chosen = bands.bands;
+            for (c, channel) in ["R", "G", "B"].iter().enumerate() {
+                egui::ComboBox::from_label(*channel)
+                    .selected_text(name(chosen[c]))
+                    .height(300.0)
+                    .show_ui(ui, |ui| {
+                        for b in 0..cube.bands {
+                            ui.selectable_value(&mut chosen[c], b, name(b));
+                        }
+                    });
+            }
+            if chosen != bands.bands {
+                self.set_prgb_bands(chosen);
+                return;
+            }
         }
         let mut hist = [[0u32; 256]; 3];
         for p in image.data.chunks_exact(3) {
@@ -383,6 +409,30 @@ impl StudioApp {
             .clicked()
         {
             layer.reset_stretch();
+        }
+    }
+
+    /// Renders pRGB from other bands (the 2-98 % stretch of each) and
+    /// uploads it.
+    pub fn set_prgb_bands(&mut self, bands: [usize; 3]) {
+        let Some(session) = &mut self.session else {
+            return;
+        };
+        let Some(cube) = &session.scene.hsi else {
+            return;
+        };
+        match crate::products::prgb::render_prgb(cube, bands) {
+            Ok(image) => {
+                let reason = format!("bands {bands:?}, chosen by the user");
+                session.renderings.prgb =
+                    Some((image, crate::products::prgb::RgbBands { bands, reason }));
+                self.dirty.insert(LayerId::Prgb, super::app::Dirty::All);
+                self.renderings_version += 1;
+                if let Some(l) = self.layers.get_mut(LayerId::Prgb) {
+                    l.reset_stretch();
+                }
+            }
+            Err(e) => self.error(format!("pRGB from bands {bands:?}: {e}")),
         }
     }
 

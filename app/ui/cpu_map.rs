@@ -1,0 +1,116 @@
+//! The map view without wgpu (the glow fallback): the visible layers are
+//! composited on the CPU with the same stretch, palette and opacity rules as
+//! `shaders/map.wgsl`, into one egui texture that is rebuilt only when a
+//! layer, its settings or the labels change.
+
+use eframe::egui::{self, Color32, ColorImage, TextureHandle, TextureOptions};
+
+use super::layers::{LayerId, LayerStack};
+use crate::io::classmap::ClassInfo;
+use crate::session::Session;
+
+/// The composited texture and what it was made from.
+#[derive(Default)]
+pub struct CpuMap {
+    texture: Option<TextureHandle>,
+    made_from: Option<(LayerStack, u64, u64, Vec<ClassInfo>, bool)>,
+}
+
+/// One output pixel of the RGB layers and label overlays, as the shader does.
+pub fn composite(session: &Session, layers: &LayerStack) -> ColorImage {
+    let (w, h) = session
+        .scene
+        .grid()
+        .map(|g| (g.width, g.height))
+        .unwrap_or((0, 0));
+    let mut rgb = vec![[0f32; 3]; w * h];
+    let mut palette = [[0f32; 4]; 256];
+    for c in &session.classes {
+        palette[c.value as usize] = [
+            c.color[0] as f32 / 255.0,
+            c.color[1] as f32 / 255.0,
+            c.color[2] as f32 / 255.0,
+            1.0,
+        ];
+    }
+    for l in layers
+        .layers
+        .iter()
+        .filter(|l| l.visible && l.opacity > 0.0)
+    {
+        let image = match l.id {
+            LayerId::Prgb => session.renderings.prgb.as_ref().map(|(i, _)| i),
+            LayerId::Pca => session.renderings.pca.as_ref().map(|(i, _)| i),
+            LayerId::Pauli => session.renderings.pauli.as_ref(),
+            _ => None,
+        };
+        if let Some(image) = image {
+            for (out, p) in rgb.iter_mut().zip(image.data.chunks_exact(3)) {
+                for c in 0..3 {
+                    let range = (l.hi[c] - l.lo[c]).max(1e-6);
+                    let v = ((p[c] as f32 / 255.0 - l.lo[c]) / range).clamp(0.0, 1.0);
+                    out[c] = v * l.opacity + out[c] * (1.0 - l.opacity);
+                }
+            }
+            continue;
+        }
+        let labels = match l.id {
+            LayerId::TrainLabels => session.scene.train_labels.as_ref(),
+            LayerId::TestLabels => session.scene.test_labels.as_ref(),
+            _ => None,
+        };
+        if let Some(labels) = labels {
+            for (out, &v) in rgb.iter_mut().zip(&labels.data) {
+                let e = palette[v as usize];
+                let a = e[3] * l.opacity;
+                if a > 0.0 {
+                    for c in 0..3 {
+                        out[c] = e[c] * a + out[c] * (1.0 - a);
+                    }
+                }
+            }
+        }
+    }
+    let pixels = rgb
+        .iter()
+        .map(|p| {
+            let q = |v: f32| (v * 255.0).round().clamp(0.0, 255.0) as u8;
+            Color32::from_rgb(q(p[0]), q(p[1]), q(p[2]))
+        })
+        .collect();
+    ColorImage::new([w, h], pixels)
+}
+
+impl CpuMap {
+    /// The texture for this frame, rebuilt when the inputs changed.
+    pub fn texture(
+        &mut self,
+        ctx: &egui::Context,
+        session: &Session,
+        layers: &LayerStack,
+        renderings_version: u64,
+        nearest: bool,
+    ) -> Option<&TextureHandle> {
+        let key = (
+            layers.clone(),
+            session.labels_revision,
+            renderings_version,
+            session.classes.clone(),
+            nearest,
+        );
+        let options = if nearest {
+            TextureOptions::NEAREST
+        } else {
+            TextureOptions::LINEAR
+        };
+        if self.made_from.as_ref() != Some(&key) || self.texture.is_none() {
+            let image = composite(session, layers);
+            match &mut self.texture {
+                Some(t) => t.set(image, options),
+                None => self.texture = Some(ctx.load_texture("map (CPU)", image, options)),
+            }
+            self.made_from = Some(key);
+        }
+        self.texture.as_ref()
+    }
+}
