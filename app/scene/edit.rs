@@ -130,7 +130,14 @@ impl Stroke {
 
     /// Paints from the previous pointer position (if any) to `(x, y)` in
     /// image coordinates (pixel centres at +0.5); returns the pixels touched.
-    pub fn move_to(&mut self, labels: &mut LabelImage, x: f32, y: f32) -> Option<PixelRect> {
+    /// `counts` (pixels per class value of the layer) is kept up to date.
+    pub fn move_to(
+        &mut self,
+        labels: &mut LabelImage,
+        counts: &mut [usize; 256],
+        x: f32,
+        y: f32,
+    ) -> Option<PixelRect> {
         let from = self.last.unwrap_or((x, y));
         self.last = Some((x, y));
         let radius = (self.brush.size.max(1.0)) / 2.0;
@@ -145,7 +152,7 @@ impl Stroke {
         for s in 0..=steps {
             let f = s as f32 / steps as f32;
             let (cx, cy) = (from.0 + dx * f, from.1 + dy * f);
-            if let Some(r) = self.stamp(labels, cx, cy, radius) {
+            if let Some(r) = self.stamp(labels, counts, cx, cy, radius) {
                 touched = Some(touched.map_or(r, |t| t.union(r)));
             }
         }
@@ -158,6 +165,7 @@ impl Stroke {
     fn stamp(
         &mut self,
         labels: &mut LabelImage,
+        counts: &mut [usize; 256],
         cx: f32,
         cy: f32,
         radius: f32,
@@ -184,6 +192,8 @@ impl Stroke {
                 }
                 self.before.entry(i as u32).or_insert(old);
                 labels.data[i] = self.brush.value;
+                counts[old as usize] = counts[old as usize].saturating_sub(1);
+                counts[self.brush.value as usize] += 1;
                 let p = PixelRect::of_pixel(i, w as usize);
                 rect = Some(rect.map_or(p, |r| r.union(p)));
             }

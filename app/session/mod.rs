@@ -102,6 +102,16 @@ pub struct Session {
     pub labels_revision: u64,
     /// The revision last written to the user's label files.
     pub saved_revision: u64,
+    /// Pixels per class value of the training and test layers, kept up to
+    /// date by every edit (the class table reads them every frame).
+    counts: Vec<[usize; 256]>,
+}
+
+fn slot(layer: LabelLayer) -> usize {
+    match layer {
+        LabelLayer::Train => 0,
+        LabelLayer::Test => 1,
+    }
 }
 
 /// A fresh class with the next value and a palette colour.
@@ -135,13 +145,28 @@ impl Session {
             scene.train_labels.get_or_insert_with(empty);
             scene.test_labels.get_or_insert_with(empty);
         }
-        Self {
+        let mut session = Self {
             scene,
             renderings,
             sources,
             classes,
             ..Self::default()
-        }
+        };
+        session.recount();
+        session
+    }
+
+    /// Counts every layer's classes again (after edits other than strokes).
+    pub fn recount(&mut self) {
+        self.counts = LabelLayer::ALL
+            .iter()
+            .map(|&layer| {
+                self.scene
+                    .labels(layer)
+                    .map(LabelImage::histogram)
+                    .unwrap_or([0; 256])
+            })
+            .collect();
     }
 
     pub fn has_unsaved_labels(&self) -> bool {
@@ -170,10 +195,7 @@ impl Session {
 
     /// Pixels per class value 0..=255 in `layer`.
     pub fn class_counts(&self, layer: LabelLayer) -> [usize; 256] {
-        self.scene
-            .labels(layer)
-            .map(LabelImage::histogram)
-            .unwrap_or([0; 256])
+        self.counts.get(slot(layer)).copied().unwrap_or([0; 256])
     }
 
     /// Replaces a label layer (loaded from a file) as one undo step.
@@ -191,6 +213,7 @@ impl Session {
         if rect.is_some() {
             self.labels_revision += 1;
         }
+        self.recount();
     }
 
     /// Adds classes for label values the class list lacks; returns them.
@@ -218,8 +241,10 @@ impl Session {
             Command::BeginStroke { layer, brush, x, y } => {
                 self.end_stroke();
                 let mut stroke = Stroke::new(layer, brush);
+                let mut scratch = [0; 256];
+                let counts = self.counts.get_mut(slot(layer)).unwrap_or(&mut scratch);
                 if let Some(labels) = self.scene.labels_mut(layer)
-                    && let Some(r) = stroke.move_to(labels, x, y)
+                    && let Some(r) = stroke.move_to(labels, counts, x, y)
                 {
                     changed.labels.push((layer, r));
                     self.labels_revision += 1;
@@ -229,8 +254,10 @@ impl Session {
             Command::ContinueStroke { x, y } => {
                 if let Some(stroke) = &mut self.stroke {
                     let layer = stroke.layer();
+                    let mut scratch = [0; 256];
+                    let counts = self.counts.get_mut(slot(layer)).unwrap_or(&mut scratch);
                     if let Some(labels) = self.scene.labels_mut(layer)
-                        && let Some(r) = stroke.move_to(labels, x, y)
+                        && let Some(r) = stroke.move_to(labels, counts, x, y)
                     {
                         changed.labels.push((layer, r));
                         self.labels_revision += 1;
@@ -248,6 +275,7 @@ impl Session {
                 if let Some(applied) = applied {
                     if !applied.touched.is_empty() {
                         self.labels_revision += 1;
+                        self.recount();
                     }
                     changed.labels = applied.touched;
                     if let Some(classes) = applied.classes {
@@ -343,6 +371,7 @@ impl Session {
             .collect::<Vec<_>>();
         if !touched.is_empty() {
             self.labels_revision += 1;
+            self.recount();
         }
         self.history.push(Edit {
             description,
@@ -429,6 +458,8 @@ mod tests {
         // of 14 pixels, plus the discs' caps.
         assert!((3 * 14..=3 * 14 + 6).contains(&painted), "{painted}");
         let after = s.scene.train_labels.clone();
+        let hist = after.as_ref().map(LabelImage::histogram);
+        assert_eq!(Some(s.class_counts(LabelLayer::Train)), hist, "kept counts");
         let undone = s.apply(Command::Undo);
         assert_eq!(s.class_counts(LabelLayer::Train)[2], 0);
         assert_eq!(undone.labels.len(), 1);

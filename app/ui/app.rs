@@ -118,6 +118,9 @@ pub struct StudioApp {
     /// The map without wgpu, and the version of the renderings it shows.
     pub(crate) cpu_map: super::cpu_map::CpuMap,
     pub(crate) renderings_version: u64,
+    /// Per-channel histograms of the rendering in the stretch editor, for
+    /// (layer, renderings version).
+    pub(crate) histogram_cache: Option<(LayerId, u64, Box<[[u32; 256]; 3]>)>,
 }
 
 impl StudioApp {
@@ -177,6 +180,7 @@ impl StudioApp {
             data_dir: options.data_dir.clone().unwrap_or_else(data_dir),
             cpu_map: Default::default(),
             renderings_version: 0,
+            histogram_cache: None,
         };
         if options.demo {
             app.open(LoadRequest::demo());
@@ -303,6 +307,7 @@ impl StudioApp {
             session.sources.test_labels = old.sources.test_labels;
             session.labels_revision = old.labels_revision;
             session.saved_revision = old.saved_revision;
+            session.recount();
         } else {
             self.fit_pending = true;
             self.inspected = None;

@@ -2,7 +2,7 @@
 //! histograms, class editor with brush settings, and the start page.
 
 use eframe::egui::{self, Color32, RichText};
-use egui_plot::{Bar, BarChart, Plot, VLine};
+use egui_plot::{Line, Plot, PlotPoints, VLine};
 
 use super::app::{FileAction, StudioApp, Tool};
 use super::layers::{LayerId, source_value};
@@ -333,12 +333,21 @@ impl StudioApp {
                 return;
             }
         }
-        let mut hist = [[0u32; 256]; 3];
-        for p in image.data.chunks_exact(3) {
-            for c in 0..3 {
-                hist[c][p[c] as usize] += 1;
+        let version = self.renderings_version;
+        let cached = matches!(&self.histogram_cache, Some((l, v, _)) if *l == id && *v == version);
+        if !cached {
+            let mut hist = Box::new([[0u32; 256]; 3]);
+            for p in image.data.chunks_exact(3) {
+                for c in 0..3 {
+                    hist[c][p[c] as usize] += 1;
+                }
             }
+            self.histogram_cache = Some((id, version, hist));
         }
+        let Some((_, _, hist)) = &self.histogram_cache else {
+            return;
+        };
+        let hist = hist.clone();
         let colors = [
             Color32::from_rgb(220, 60, 60),
             Color32::from_rgb(60, 180, 60),
@@ -353,10 +362,10 @@ impl StudioApp {
                 .map(|s| format!("{}: {}", s.channel, s.source))
                 .unwrap_or_else(|| format!("channel {c}"));
             ui.label(RichText::new(title).small());
-            let bars: Vec<Bar> = hist[c]
+            let points: Vec<[f64; 2]> = hist[c]
                 .iter()
                 .enumerate()
-                .map(|(v, n)| Bar::new(v as f64 / 255.0, (*n as f64 + 1.0).ln()).width(1.0 / 255.0))
+                .map(|(v, n)| [v as f64 / 255.0, (*n as f64 + 1.0).ln()])
                 .collect();
             let (lo, hi) = (layer.lo[c], layer.hi[c]);
             Plot::new(format!("hist {id:?} {c}"))
@@ -367,7 +376,11 @@ impl StudioApp {
                 .allow_zoom(false)
                 .allow_scroll(false)
                 .show(ui, |plot| {
-                    plot.bar_chart(BarChart::new("count (log)", bars).color(colors[c]));
+                    plot.line(
+                        Line::new("count (log)", PlotPoints::new(points))
+                            .color(colors[c])
+                            .fill(0.0),
+                    );
                     plot.vline(VLine::new("low", lo as f64).color(Color32::WHITE));
                     plot.vline(VLine::new("high", hi as f64).color(Color32::WHITE));
                 });
