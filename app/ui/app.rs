@@ -76,6 +76,9 @@ pub enum FileAction {
     SaveLabels(LabelLayer),
 }
 
+/// Counts of the 256 values of each of a rendering's three channels.
+pub type ChannelHistograms = [[u32; 256]; 3];
+
 /// The application.
 pub struct StudioApp {
     pub session: Option<Session>,
@@ -120,7 +123,7 @@ pub struct StudioApp {
     pub(crate) renderings_version: u64,
     /// Per-channel histograms of the rendering in the stretch editor, for
     /// (layer, renderings version).
-    pub(crate) histogram_cache: Option<(LayerId, u64, Box<[[u32; 256]; 3]>)>,
+    pub(crate) histogram_cache: Option<(LayerId, u64, Box<ChannelHistograms>)>,
 }
 
 impl StudioApp {
