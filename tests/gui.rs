@@ -137,10 +137,11 @@ fn demo_opens_layers_toggle_and_reorder() {
     h.get_by_label("PCA").click();
     h.run_steps(2);
     assert!(h.state().layers.get(LayerId::Pca).unwrap().visible);
-    // The list shows the top layer first; the second row's "raise" lifts
-    // the test labels above the training labels.
+    // The list shows the top layer first (class map, training labels, test
+    // labels, ...): the third row's "raise" lifts the test labels above the
+    // training labels.
     let before = h.state().layers.position(LayerId::TestLabels).unwrap();
-    h.get_all_by_label("⏶").nth(1).unwrap().click();
+    h.get_all_by_label("⏶").nth(2).unwrap().click();
     h.run_steps(2);
     assert_eq!(
         h.state().layers.position(LayerId::TestLabels),

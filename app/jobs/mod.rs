@@ -3,6 +3,7 @@
 //! `request_repaint`), so the UI never blocks and never polls. Every request
 //! carries a generation; the UI drops events of superseded requests.
 
+pub mod classify;
 pub mod load;
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::thread;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
 pub use crate::pipeline::stage_a::CancelFlag;
+pub use classify::{Classified, ClassifyRequest, ClassifySettings};
 pub use load::{LoadRequest, LoadedScene};
 
 /// Wakes the UI when an event arrives.
@@ -20,6 +22,7 @@ pub type Waker = Arc<dyn Fn() + Send + Sync>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
     Load,
+    Classify,
 }
 
 /// What a worker reports.
@@ -35,6 +38,10 @@ pub enum JobEvent {
     Loaded {
         generation: u64,
         scene: Box<LoadedScene>,
+    },
+    Classified {
+        generation: u64,
+        result: Box<Classified>,
     },
     Failed {
         kind: JobKind,
@@ -52,6 +59,7 @@ impl JobEvent {
         match self {
             JobEvent::Progress { generation, .. }
             | JobEvent::Loaded { generation, .. }
+            | JobEvent::Classified { generation, .. }
             | JobEvent::Failed { generation, .. }
             | JobEvent::Cancelled { generation, .. } => *generation,
         }
@@ -61,9 +69,11 @@ impl JobEvent {
 /// The workers and the channel their events come back on.
 pub struct Jobs {
     load_tx: Sender<(u64, LoadRequest, CancelFlag)>,
+    classify_tx: Sender<(u64, Box<ClassifyRequest>, CancelFlag)>,
     events: Receiver<JobEvent>,
     generation: u64,
     load_cancel: Option<CancelFlag>,
+    classify_cancel: Option<CancelFlag>,
 }
 
 impl Jobs {
@@ -75,6 +85,21 @@ impl Jobs {
             let _ = events_tx.send(e);
             waker();
         };
+        let (classify_tx, classify_rx) = unbounded::<(u64, Box<ClassifyRequest>, CancelFlag)>();
+        let send_classify = send.clone();
+        let spawned = thread::Builder::new()
+            .name("unidiff-classify".into())
+            .spawn(move || {
+                for (generation, request, cancel) in classify_rx {
+                    if cancel.is_cancelled() {
+                        continue;
+                    }
+                    classify::run(generation, &request, &cancel, &send_classify);
+                }
+            });
+        if let Err(e) = spawned {
+            eprintln!("cannot start the classification worker: {e}");
+        }
         let spawned = thread::Builder::new()
             .name("unidiff-load".into())
             .spawn(move || {
@@ -90,9 +115,11 @@ impl Jobs {
         }
         Self {
             load_tx,
+            classify_tx,
             events,
             generation: 0,
             load_cancel: None,
+            classify_cancel: None,
         }
     }
 
@@ -107,6 +134,27 @@ impl Jobs {
         self.load_cancel = Some(cancel.clone());
         let _ = self.load_tx.send((self.generation, request, cancel));
         self.generation
+    }
+
+    /// Queues a classification, cancelling one still running (superseded).
+    pub fn classify(&mut self, request: ClassifyRequest) -> u64 {
+        if let Some(c) = self.classify_cancel.take() {
+            c.cancel();
+        }
+        self.generation += 1;
+        let cancel = CancelFlag::new();
+        self.classify_cancel = Some(cancel.clone());
+        let _ = self
+            .classify_tx
+            .send((self.generation, Box::new(request), cancel));
+        self.generation
+    }
+
+    /// Cancels the running classification, if any.
+    pub fn cancel_classify(&mut self) {
+        if let Some(c) = self.classify_cancel.take() {
+            c.cancel();
+        }
     }
 
     /// Cancels the running load, if any.

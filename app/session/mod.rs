@@ -41,6 +41,28 @@ impl SceneSources {
     }
 }
 
+/// A classification of this scene and what it was made from.
+#[derive(Debug, Clone)]
+pub struct ClassificationResult {
+    pub outcome: crate::pipeline::run::RunOutcome,
+    /// The backbone, in words.
+    pub backbone: String,
+    /// The label revision the training labels were taken at.
+    pub labels_revision: u64,
+    pub seconds: f64,
+}
+
+impl ClassificationResult {
+    /// The map shown: the MLP's, else the forest's.
+    pub fn class_map(&self) -> Option<&[u8]> {
+        self.outcome
+            .mlp
+            .as_ref()
+            .map(|(r, _)| r.class_map.as_slice())
+            .or(self.outcome.forest.as_ref().map(|r| r.class_map.as_slice()))
+    }
+}
+
 /// A change the UI asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
@@ -102,6 +124,8 @@ pub struct Session {
     pub labels_revision: u64,
     /// The revision last written to the user's label files.
     pub saved_revision: u64,
+    /// The last classification (Stage B and the forest).
+    pub result: Option<ClassificationResult>,
     /// Pixels per class value of the training and test layers, kept up to
     /// date by every edit (the class table reads them every frame).
     counts: Vec<[usize; 256]>,

@@ -14,14 +14,16 @@ use eframe::egui;
 use super::layers::{LayerId, LayerStack};
 use super::prefs::{PREFS_KEY, Prefs, RecentScene};
 use super::view_transform::ViewTransform;
-use crate::jobs::{JobEvent, JobKind, Jobs, LoadRequest, LoadedScene};
+use crate::jobs::{
+    ClassifyRequest, ClassifySettings, JobEvent, JobKind, Jobs, LoadRequest, LoadedScene,
+};
 use crate::scene::{LabelLayer, PixelRect};
 use crate::session::autosave::{
     AutosaveSnapshot, Recovery, autosave_dir, autosave_interval, data_dir, discard, find_recovery,
     write_autosave,
 };
 use crate::session::label_files::{load_labels, save_labels};
-use crate::session::{Command, Session};
+use crate::session::{ClassificationResult, Command, Session};
 
 /// How the app was started.
 #[derive(Debug, Clone, Default)]
@@ -124,6 +126,10 @@ pub struct StudioApp {
     /// Per-channel histograms of the rendering in the stretch editor, for
     /// (layer, renderings version).
     pub(crate) histogram_cache: Option<(LayerId, u64, Box<ChannelHistograms>)>,
+    /// Settings of the next classification, and the one running.
+    pub classify_settings: ClassifySettings,
+    pub classifying: Option<Loading>,
+    pub show_results: bool,
 }
 
 impl StudioApp {
@@ -184,6 +190,9 @@ impl StudioApp {
             cpu_map: Default::default(),
             renderings_version: 0,
             histogram_cache: None,
+            classify_settings: ClassifySettings::default(),
+            classifying: None,
+            show_results: false,
         };
         if options.demo {
             app.open(LoadRequest::demo());
@@ -502,34 +511,99 @@ impl StudioApp {
             });
     }
 
+    /// Starts a classification of the labels as they are now; one still
+    /// running is cancelled (its result would be stale). The map keeps
+    /// showing the last result meanwhile.
+    pub fn classify(&mut self) {
+        let Some(s) = &self.session else {
+            return;
+        };
+        let request = ClassifyRequest {
+            scene: s.scene.clone(),
+            renderings: s.renderings.clone(),
+            settings: self.classify_settings.clone(),
+            labels_revision: s.labels_revision,
+        };
+        let generation = self.jobs.classify(request);
+        self.classifying = Some(Loading {
+            generation,
+            step: "starting".into(),
+            fraction: 0.0,
+            started: Instant::now(),
+            request: LoadRequest::default(),
+        });
+    }
+
     fn handle_events(&mut self) {
         for event in self.jobs.poll() {
-            let current = self.loading.as_ref().map(|l| l.generation);
-            if Some(event.generation()) != current {
+            let loading = self.loading.as_ref().map(|l| l.generation);
+            let classifying = self.classifying.as_ref().map(|l| l.generation);
+            let g = Some(event.generation());
+            if g != loading && g != classifying {
                 continue;
             }
             match event {
-                JobEvent::Progress { step, fraction, .. } => {
-                    if let Some(l) = &mut self.loading {
+                JobEvent::Progress {
+                    kind,
+                    step,
+                    fraction,
+                    ..
+                } => {
+                    let slot = match kind {
+                        JobKind::Load => &mut self.loading,
+                        JobKind::Classify => &mut self.classifying,
+                    };
+                    if let Some(l) = slot {
                         l.step = step;
                         l.fraction = fraction;
                     }
+                }
+                JobEvent::Classified { result, .. } => {
+                    self.classifying = None;
+                    let result = *result;
+                    for w in &result.outcome.warnings {
+                        self.info(w.clone());
+                    }
+                    eprintln!("classified in {:.1} s", result.seconds);
+                    if let Some(s) = &mut self.session {
+                        s.result = Some(ClassificationResult {
+                            outcome: result.outcome,
+                            backbone: result.backbone,
+                            labels_revision: result.labels_revision,
+                            seconds: result.seconds,
+                        });
+                    }
+                    self.dirty.insert(LayerId::ClassMap, Dirty::All);
+                    self.renderings_version += 1;
+                    self.show_results = true;
                 }
                 JobEvent::Loaded { scene, .. } => {
                     self.loading = None;
                     self.install_session(*scene);
                 }
                 JobEvent::Failed { kind, message, .. } => {
-                    self.loading = None;
                     let what = match kind {
-                        JobKind::Load => "cannot open the scene",
+                        JobKind::Load => {
+                            self.loading = None;
+                            "cannot open the scene"
+                        }
+                        JobKind::Classify => {
+                            self.classifying = None;
+                            "cannot classify"
+                        }
                     };
                     self.error(format!("{what}: {message}"));
                 }
-                JobEvent::Cancelled { .. } => {
-                    self.loading = None;
-                    self.info("loading cancelled");
-                }
+                JobEvent::Cancelled { kind, .. } => match kind {
+                    JobKind::Load => {
+                        self.loading = None;
+                        self.info("loading cancelled");
+                    }
+                    JobKind::Classify => {
+                        self.classifying = None;
+                        self.info("classification cancelled; the map shows the last result");
+                    }
+                },
             }
         }
         while let Ok((action, picked)) = self.dialog_rx.try_recv() {
@@ -659,6 +733,8 @@ impl StudioApp {
                     egui::ScrollArea::vertical().show(ui, |ui| {
                         self.labels_panel(ui);
                         ui.separator();
+                        self.classify_panel(ui);
+                        ui.separator();
                         self.inspector_panel(ui);
                     });
                 });
@@ -671,6 +747,7 @@ impl StudioApp {
             }
         });
         self.windows(&ctx);
+        self.results_window(&ctx);
         for c in std::mem::take(&mut self.commands) {
             self.apply_command(c);
         }

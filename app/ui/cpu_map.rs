@@ -55,12 +55,21 @@ pub fn composite(session: &Session, layers: &LayerStack) -> ColorImage {
             continue;
         }
         let labels = match l.id {
-            LayerId::TrainLabels => session.scene.train_labels.as_ref(),
-            LayerId::TestLabels => session.scene.test_labels.as_ref(),
+            LayerId::TrainLabels => session
+                .scene
+                .train_labels
+                .as_ref()
+                .map(|l| l.data.as_slice()),
+            LayerId::TestLabels => session
+                .scene
+                .test_labels
+                .as_ref()
+                .map(|l| l.data.as_slice()),
+            LayerId::ClassMap => session.result.as_ref().and_then(|r| r.class_map()),
             _ => None,
         };
         if let Some(labels) = labels {
-            for (out, &v) in rgb.iter_mut().zip(&labels.data) {
+            for (out, &v) in rgb.iter_mut().zip(labels) {
                 let e = palette[v as usize];
                 let a = e[3] * l.opacity;
                 if a > 0.0 {

@@ -12,6 +12,8 @@ pub enum LayerId {
     Pauli,
     TestLabels,
     TrainLabels,
+    /// The land-cover map of the last classification.
+    ClassMap,
 }
 
 impl LayerId {
@@ -22,11 +24,15 @@ impl LayerId {
             LayerId::Pauli => "Pauli (SAR)",
             LayerId::TestLabels => "Test labels",
             LayerId::TrainLabels => "Training labels",
+            LayerId::ClassMap => "Class map",
         }
     }
 
     pub fn is_labels(self) -> bool {
-        matches!(self, LayerId::TestLabels | LayerId::TrainLabels)
+        matches!(
+            self,
+            LayerId::TestLabels | LayerId::TrainLabels | LayerId::ClassMap
+        )
     }
 }
 
@@ -85,6 +91,7 @@ impl Default for LayerStack {
                 LayerState::new(LayerId::Prgb, true, 1.0),
                 LayerState::new(LayerId::TestLabels, false, 0.6),
                 LayerState::new(LayerId::TrainLabels, true, 0.85),
+                LayerState::new(LayerId::ClassMap, true, 0.6),
             ],
         }
     }
@@ -135,8 +142,8 @@ mod tests {
     #[test]
     fn raise_and_lower_move_one_step_and_stop_at_the_ends() {
         let mut s = LayerStack::default();
-        s.raise(LayerId::TrainLabels);
-        assert_eq!(s.position(LayerId::TrainLabels), Some(4));
+        s.raise(LayerId::ClassMap);
+        assert_eq!(s.position(LayerId::ClassMap), Some(5));
         s.lower(LayerId::TrainLabels);
         assert_eq!(s.position(LayerId::TrainLabels), Some(3));
         assert_eq!(s.position(LayerId::TestLabels), Some(4));

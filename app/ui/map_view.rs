@@ -318,12 +318,12 @@ impl StudioApp {
                 }
                 .map(|d| TexturePixels::Rgb(Arc::new(d.clone())));
                 let pixels = pixels.or_else(|| {
-                    let layer = match id {
-                        LayerId::TrainLabels => LabelLayer::Train,
-                        LayerId::TestLabels => LabelLayer::Test,
+                    let data = match id {
+                        LayerId::TrainLabels => &s.scene.labels(LabelLayer::Train)?.data,
+                        LayerId::TestLabels => &s.scene.labels(LabelLayer::Test)?.data,
+                        LayerId::ClassMap => s.result.as_ref()?.class_map()?,
                         _ => return None,
                     };
-                    let labels = s.scene.labels(layer)?;
                     let full = PixelRect {
                         x0: 0,
                         y0: 0,
@@ -335,7 +335,7 @@ impl StudioApp {
                         Dirty::Rect(r) => r,
                     };
                     Some(TexturePixels::Labels {
-                        bytes: crop(&labels.data, w as usize, rect),
+                        bytes: crop(data, w as usize, rect),
                         rect,
                     })
                 });
@@ -365,6 +365,7 @@ impl StudioApp {
                 LayerId::Pauli => s.renderings.pauli.is_some(),
                 LayerId::TrainLabels => s.scene.train_labels.is_some(),
                 LayerId::TestLabels => s.scene.test_labels.is_some(),
+                LayerId::ClassMap => s.result.as_ref().and_then(|r| r.class_map()).is_some(),
             })
         };
         let layers = self

@@ -10,6 +10,7 @@ pub mod layers;
 pub mod map_view;
 mod panels;
 pub mod prefs;
+mod results;
 pub mod view_transform;
 
 pub use app::{AppOptions, StudioApp, Tool};

@@ -235,6 +235,11 @@ impl StudioApp {
             LayerId::Pauli => session.renderings.pauli.is_some(),
             LayerId::TrainLabels => session.scene.train_labels.is_some(),
             LayerId::TestLabels => session.scene.test_labels.is_some(),
+            LayerId::ClassMap => session
+                .result
+                .as_ref()
+                .and_then(|r| r.class_map())
+                .is_some(),
         };
         let mut raise = None;
         let mut lower = None;

@@ -1,0 +1,165 @@
+//! The classification job (Stage B and the random-forest baseline) for the
+//! app: the same `run_classification` the CLI's `run` calls, with the same
+//! defaults, on the labels painted so far, off the UI thread.
+
+use burn::backend::{Autodiff, Flex};
+
+use super::{CancelFlag, JobEvent, JobKind};
+use crate::model::backbone::{BackboneSpec, load_backbone};
+use crate::pipeline::Modality;
+use crate::pipeline::baseline::ForestConfig;
+use crate::pipeline::classifier::{HeadTrainConfig, MlpConfig};
+use crate::pipeline::run::{ClassifierChoice, RunOutcome, RunSettings, run_classification};
+use crate::pipeline::stage_b::StageBConfig;
+use crate::products::renderings::Renderings;
+use crate::scene::Scene;
+
+/// What the training panel sets (defaults as `unidiff-studio run`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassifySettings {
+    pub t: i64,
+    /// Output block L (None: 11, or the last block of a smaller backbone).
+    pub block: Option<usize>,
+    pub modalities: Vec<Modality>,
+    pub classifier: ClassifierChoice,
+    pub baseline: bool,
+    /// Patch stride (None: half the patch, as the method).
+    pub stride: Option<usize>,
+    pub seed: u64,
+    pub backbone: BackboneSpec,
+}
+
+impl Default for ClassifySettings {
+    fn default() -> Self {
+        Self {
+            t: 300,
+            block: None,
+            modalities: Modality::ALL.to_vec(),
+            classifier: ClassifierChoice::Mlp,
+            baseline: true,
+            stride: None,
+            seed: 0,
+            backbone: BackboneSpec::Random {
+                name: "tiny-random".into(),
+                seed: 0,
+                adapter: None,
+            },
+        }
+    }
+}
+
+/// A classification to run: a copy of the scene with the labels as they
+/// were when it was asked for.
+#[derive(Debug, Clone)]
+pub struct ClassifyRequest {
+    pub scene: Scene,
+    pub renderings: Renderings,
+    pub settings: ClassifySettings,
+    /// The session's label revision it was made from.
+    pub labels_revision: u64,
+}
+
+/// What the job hands back.
+#[derive(Debug)]
+pub struct Classified {
+    pub outcome: RunOutcome,
+    pub backbone: String,
+    pub labels_revision: u64,
+    pub seconds: f64,
+}
+
+/// Runs the classification; sends progress, then Classified, Failed or
+/// Cancelled.
+pub fn run(generation: u64, req: &ClassifyRequest, cancel: &CancelFlag, send: &dyn Fn(JobEvent)) {
+    let t0 = std::time::Instant::now();
+    let s = &req.settings;
+    send(JobEvent::Progress {
+        kind: JobKind::Classify,
+        generation,
+        step: "building the backbone".into(),
+        fraction: 0.0,
+    });
+    let result = (|| -> anyhow::Result<Classified> {
+        let (model, info) = load_backbone::<Flex>(&s.backbone, &Default::default())?;
+        let blocks = info.config.output_block_count();
+        let block = s.block.unwrap_or(11.min(blocks - 1));
+        anyhow::ensure!(
+            block < blocks,
+            "block {block}: this backbone has output blocks 0..{}",
+            blocks - 1
+        );
+        anyhow::ensure!(
+            (0..1000).contains(&s.t),
+            "t {}: the timestep must be in 0..999",
+            s.t
+        );
+        let patch = info.config.image_size;
+        let stride = s.stride.unwrap_or(patch / 2).clamp(1, patch);
+        let settings = RunSettings {
+            modalities: s.modalities.clone(),
+            classifier: s.classifier,
+            baseline: s.baseline,
+            stage_b: StageBConfig {
+                t: s.t,
+                block,
+                mlp: MlpConfig::berlin(),
+                head: HeadTrainConfig {
+                    seed: s.seed,
+                    max_epochs: 200,
+                    ..HeadTrainConfig::default()
+                },
+                patch,
+                stride,
+                batch_patches: 16,
+                noise_seed: s.seed,
+                ..StageBConfig::default()
+            },
+            forest: ForestConfig {
+                trees: 100,
+                seed: s.seed,
+                ..ForestConfig::default()
+            },
+        };
+        let mut progress = |p: &crate::pipeline::stage_b::StageBProgress| {
+            let eta = p
+                .eta_seconds
+                .map_or(String::new(), |e| format!(", ETA {e:.0} s"));
+            send(JobEvent::Progress {
+                kind: JobKind::Classify,
+                generation,
+                step: format!("{} {}/{}{eta}", p.phase, p.done, p.total),
+                fraction: p.done as f32 / p.total.max(1) as f32,
+            });
+        };
+        let outcome = run_classification::<Autodiff<Flex>>(
+            &model,
+            &req.scene,
+            &req.renderings,
+            &settings,
+            &Default::default(),
+            cancel,
+            &mut progress,
+        )?;
+        Ok(Classified {
+            outcome,
+            backbone: info.description,
+            labels_revision: req.labels_revision,
+            seconds: t0.elapsed().as_secs_f64(),
+        })
+    })();
+    match result {
+        _ if cancel.is_cancelled() => send(JobEvent::Cancelled {
+            kind: JobKind::Classify,
+            generation,
+        }),
+        Ok(c) => send(JobEvent::Classified {
+            generation,
+            result: Box::new(c),
+        }),
+        Err(e) => send(JobEvent::Failed {
+            kind: JobKind::Classify,
+            generation,
+            message: format!("{e:#}"),
+        }),
+    }
+}

@@ -1,0 +1,231 @@
+//! The classification panel (Stage B settings, Run / Cancel, progress with
+//! ETA) and the results window: OA / AA / kappa / mF1 / mIoU of the MLP and
+//! the random forest side by side, per-class recall / precision / F1 / IoU
+//! as bar plots, and the confusion matrix as a heat map with counts.
+
+use eframe::egui::{self, Color32, RichText};
+use egui_plot::{Bar, BarChart, Legend, Plot};
+
+use super::app::StudioApp;
+use crate::metrics::summary::MetricsSummary;
+use crate::pipeline::Modality;
+use crate::pipeline::run::ClassifierChoice;
+
+impl StudioApp {
+    pub(crate) fn classify_panel(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Classification");
+        let s = &mut self.classify_settings;
+        ui.add(egui::Slider::new(&mut s.t, 0..=999).text("timestep t"));
+        ui.horizontal(|ui| {
+            ui.label("modalities");
+            for m in Modality::ALL {
+                let mut on = s.modalities.contains(&m);
+                if ui.checkbox(&mut on, m.name()).changed() {
+                    if on {
+                        s.modalities.push(m);
+                        s.modalities
+                            .sort_by_key(|x| Modality::ALL.iter().position(|y| y == x));
+                    } else {
+                        s.modalities.retain(|x| *x != m);
+                    }
+                }
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.selectable_value(
+                &mut s.classifier,
+                ClassifierChoice::Mlp,
+                "diffusion features + MLP",
+            );
+            ui.selectable_value(
+                &mut s.classifier,
+                ClassifierChoice::Rf,
+                "random forest only",
+            );
+        });
+        if s.classifier == ClassifierChoice::Mlp {
+            ui.checkbox(&mut s.baseline, "random forest beside it");
+        }
+        ui.horizontal(|ui| {
+            let mut stride = s.stride.unwrap_or(0);
+            ui.label("patch stride");
+            if ui
+                .add(egui::DragValue::new(&mut stride).range(0..=64))
+                .on_hover_text("0 = half the patch (the method)")
+                .changed()
+            {
+                s.stride = (stride > 0).then_some(stride);
+            }
+            ui.label("seed");
+            ui.add(egui::DragValue::new(&mut s.seed));
+        });
+        ui.label(
+            RichText::new("backbone: tiny random U-Net (not the paper's pretrained model)")
+                .small()
+                .weak(),
+        );
+        match &self.classifying {
+            Some(c) => {
+                let text = format!("{} ({:.0} s)", c.step, c.started.elapsed().as_secs_f32());
+                ui.add(egui::ProgressBar::new(c.fraction).text(text));
+                if ui.button("Cancel").clicked() {
+                    self.jobs.cancel_classify();
+                }
+            }
+            None => {
+                if ui.button("Classify").clicked() {
+                    self.classify();
+                }
+            }
+        }
+        if let Some(r) = self.session.as_ref().and_then(|s| s.result.as_ref()) {
+            let stale = self
+                .session
+                .as_ref()
+                .is_some_and(|s| s.labels_revision != r.labels_revision);
+            let oa = r
+                .outcome
+                .mlp
+                .as_ref()
+                .and_then(|(m, _)| m.metrics.as_ref())
+                .or(r.outcome.forest.as_ref().and_then(|f| f.metrics.as_ref()))
+                .map(|m| format!("OA {:.3}", m.oa))
+                .unwrap_or_else(|| "no test labels to score".into());
+            ui.label(format!(
+                "last map: {oa}, {:.0} s{}",
+                r.seconds,
+                if stale { " (labels changed since)" } else { "" }
+            ));
+            if ui.button("Results…").clicked() {
+                self.show_results = true;
+            }
+        }
+    }
+
+    pub(crate) fn results_window(&mut self, ctx: &egui::Context) {
+        if !self.show_results {
+            return;
+        }
+        let Some(r) = self.session.as_ref().and_then(|s| s.result.clone()) else {
+            return;
+        };
+        let names: Vec<String> = self
+            .session
+            .as_ref()
+            .map(|s| s.classes.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default();
+        let mut open = true;
+        egui::Window::new("Results")
+            .open(&mut open)
+            .default_width(520.0)
+            .show(ctx, |ui| {
+                ui.label(RichText::new(&r.backbone).small().weak());
+                let mlp = r.outcome.mlp.as_ref().and_then(|(m, _)| m.metrics.as_ref());
+                let forest = r.outcome.forest.as_ref().and_then(|f| f.metrics.as_ref());
+                egui::Grid::new("summary").striped(true).show(ui, |ui| {
+                    ui.strong("");
+                    for h in ["OA", "AA", "kappa", "mF1", "mIoU", "pixels"] {
+                        ui.strong(h);
+                    }
+                    ui.end_row();
+                    for (name, m) in [("diffusion + MLP", mlp), ("random forest", forest)] {
+                        let Some(m) = m else { continue };
+                        ui.label(name);
+                        for v in [m.oa, m.aa, m.kappa, m.mf1, m.miou] {
+                            ui.label(format!("{v:.4}"));
+                        }
+                        ui.label(m.n_labelled.to_string());
+                        ui.end_row();
+                    }
+                });
+                let Some(m) = mlp.or(forest) else {
+                    ui.label("no test labels: nothing to score");
+                    return;
+                };
+                per_class_plot(ui, m, &names);
+                confusion_grid(ui, m, &names);
+            });
+        self.show_results = open;
+    }
+}
+
+fn class_name(names: &[String], k: usize) -> String {
+    names
+        .get(k)
+        .cloned()
+        .unwrap_or_else(|| format!("class {}", k + 1))
+}
+
+/// Recall, precision, F1 and IoU per class, grouped.
+fn per_class_plot(ui: &mut egui::Ui, m: &MetricsSummary, names: &[String]) {
+    let pc = &m.per_class;
+    let series = [
+        ("recall", &pc.recall, Color32::from_rgb(31, 119, 180)),
+        ("precision", &pc.precision, Color32::from_rgb(255, 127, 14)),
+        ("F1", &pc.f1, Color32::from_rgb(44, 160, 44)),
+        ("IoU", &pc.iou, Color32::from_rgb(214, 39, 40)),
+    ];
+    let charts: Vec<BarChart> = series
+        .iter()
+        .enumerate()
+        .map(|(i, (name, values, color))| {
+            let bars = values
+                .iter()
+                .enumerate()
+                .map(|(k, v)| {
+                    Bar::new(
+                        k as f64 + (i as f64 - 1.5) * 0.2,
+                        if v.is_nan() { 0.0 } else { *v },
+                    )
+                    .width(0.18)
+                    .name(class_name(names, k))
+                })
+                .collect();
+            BarChart::new(*name, bars).color(*color)
+        })
+        .collect();
+    Plot::new("per class")
+        .height(180.0)
+        .legend(Legend::default())
+        .include_y(0.0)
+        .include_y(1.0)
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            for c in charts {
+                plot.bar_chart(c);
+            }
+        });
+}
+
+/// Rows = truth, columns = prediction; colour by row share.
+fn confusion_grid(ui: &mut egui::Ui, m: &MetricsSummary, names: &[String]) {
+    let k = m.confusion.classes;
+    ui.strong("confusion matrix (rows: truth, columns: prediction)");
+    egui::Grid::new("confusion").show(ui, |ui| {
+        ui.label("");
+        for j in 0..k {
+            ui.label(RichText::new(class_name(names, j)).small());
+        }
+        ui.end_row();
+        for i in 0..k {
+            ui.label(RichText::new(class_name(names, i)).small());
+            let row: u64 = (0..k).map(|j| m.confusion.counts[i * k + j]).sum();
+            for j in 0..k {
+                let n = m.confusion.counts[i * k + j];
+                let share = if row > 0 { n as f32 / row as f32 } else { 0.0 };
+                let fill = Color32::from_rgb(
+                    (255.0 * (1.0 - share * 0.8)) as u8,
+                    (255.0 * (1.0 - share * 0.6)) as u8,
+                    255,
+                );
+                egui::Frame::new()
+                    .fill(fill)
+                    .inner_margin(4.0)
+                    .show(ui, |ui| {
+                        ui.label(RichText::new(n.to_string()).color(Color32::BLACK));
+                    });
+            }
+            ui.end_row();
+        }
+    });
+}

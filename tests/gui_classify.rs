@@ -1,0 +1,232 @@
+//! Classification from the app (egui_kittest, CPU, the tiny random backbone):
+//! labels painted on the demo scene, "Classify" clicked, progress seen,
+//! the run cancelled and started again, the class map shown, and the
+//! numbers in the results equal to `metrics.json` of the headless `run` on
+//! the same labels, settings and seed.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::demo;
+use eframe::egui::vec2;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use unidiff_studio::scene::{Brush, LabelLayer};
+use unidiff_studio::session::Command as SessionCommand;
+use unidiff_studio::ui::layers::LayerId;
+use unidiff_studio::ui::{AppOptions, StudioApp};
+
+fn harness(data_dir: &Path) -> Harness<'static, StudioApp> {
+    let options = AppOptions {
+        demo: true,
+        files: Vec::new(),
+        data_dir: Some(data_dir.to_path_buf()),
+    };
+    Harness::builder()
+        .with_size(vec2(1400.0, 1000.0))
+        .wgpu()
+        .build_eframe(move |cc| StudioApp::new(cc, options))
+}
+
+/// Centres of `n` 5 x 5 blocks of the test layer that hold only `class`.
+fn blocks_of(test: &[u8], class: u8, n: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let w = 512;
+    'search: for y in (10..500).step_by(37) {
+        for x in (10..500).step_by(41) {
+            let pure =
+                (y - 2..=y + 2).all(|yy| (x - 2..=x + 2).all(|xx| test[yy * w + xx] == class));
+            if pure {
+                out.push((x, y));
+                if out.len() == n {
+                    break 'search;
+                }
+            }
+        }
+    }
+    out
+}
+
+fn paint(h: &mut Harness<'_, StudioApp>, class: u8, at: &[(usize, usize)]) {
+    for &(x, y) in at {
+        let app = h.state_mut();
+        app.apply_command(SessionCommand::BeginStroke {
+            layer: LabelLayer::Train,
+            brush: Brush {
+                value: class,
+                size: 3.0,
+            },
+            x: x as f32 + 0.5,
+            y: y as f32 + 0.5,
+        });
+        app.apply_command(SessionCommand::EndStroke);
+    }
+}
+
+/// Keeps a picture of the window where UNIDIFF_SCREENSHOT_DIR says.
+fn save_render(h: &mut Harness<'_, StudioApp>, name: &str) {
+    if let Some(dir) = std::env::var_os("UNIDIFF_SCREENSHOT_DIR") {
+        let img = h.render().expect("wgpu renders");
+        let _ = std::fs::create_dir_all(&dir);
+        img.save(Path::new(&dir).join(name)).unwrap();
+    }
+}
+
+#[test]
+fn classify_from_the_app_matches_the_headless_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(dir.path());
+    let start = Instant::now();
+    h.step();
+    while h.state().loading.is_some() {
+        assert!(start.elapsed() < Duration::from_secs(120));
+        std::thread::sleep(Duration::from_millis(20));
+        h.step();
+    }
+    let test = h
+        .state()
+        .session
+        .as_ref()
+        .unwrap()
+        .scene
+        .test_labels
+        .clone()
+        .unwrap();
+    let dry = blocks_of(&test.data, 1, 12);
+    let water = blocks_of(&test.data, 2, 12);
+    assert!(
+        dry.len() == 12 && water.len() >= 6,
+        "{} {}",
+        dry.len(),
+        water.len()
+    );
+    paint(&mut h, 1, &dry);
+    paint(&mut h, 2, &water);
+    {
+        let s = &mut h.state_mut().classify_settings;
+        s.t = 0;
+        s.stride = Some(32);
+        s.seed = 0;
+    }
+    h.run_steps(2);
+
+    // Start, see progress, cancel.
+    h.get_by_label("Classify").click();
+    h.run_steps(2);
+    assert!(h.state().classifying.is_some());
+    let t0 = Instant::now();
+    while h
+        .state()
+        .classifying
+        .as_ref()
+        .is_some_and(|c| c.fraction == 0.0)
+    {
+        assert!(t0.elapsed() < Duration::from_secs(300), "no progress");
+        std::thread::sleep(Duration::from_millis(50));
+        h.step();
+    }
+    save_render(&mut h, "classify_mid_run.png");
+    h.get_by_label("Cancel").click();
+    let t0 = Instant::now();
+    while h.state().classifying.is_some() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "cancel took over a minute"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        h.step();
+    }
+    assert!(h.state().session.as_ref().unwrap().result.is_none());
+    assert!(
+        h.state()
+            .messages
+            .iter()
+            .any(|m| m.text.contains("cancelled"))
+    );
+
+    // Again, to the end.
+    h.get_by_label("Classify").click();
+    h.run_steps(2);
+    let t0 = Instant::now();
+    while h.state().classifying.is_some() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(900),
+            "classification took over 15 min"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        h.step();
+    }
+    h.run_steps(3);
+    let app = h.state();
+    let s = app.session.as_ref().unwrap();
+    let result = s
+        .result
+        .as_ref()
+        .unwrap_or_else(|| panic!("{:?}", app.messages));
+    let (mlp, _) = result.outcome.mlp.as_ref().unwrap();
+    let m = mlp.metrics.as_ref().unwrap();
+    assert!(app.show_results);
+    assert!(app.layers.get(LayerId::ClassMap).unwrap().visible);
+    let oa_text = format!("{:.4}", m.oa);
+    let (oa, kappa, mf1) = (m.oa, m.kappa, m.mf1);
+    let class_map = mlp.class_map.clone();
+    let train = s.scene.train_labels.clone().unwrap();
+    let classes = s.classes.clone();
+    // The results window shows the numbers.
+    h.get_all_by_label(&oa_text)
+        .next()
+        .expect("OA shown in the results");
+    save_render(&mut h, "classify_results.png");
+
+    // The same labels through the headless run.
+    let train_path = dir.path().join("train.tif");
+    let test_path = dir.path().join("test.tif");
+    unidiff_studio::session::label_files::save_labels(&train_path, &train, &classes).unwrap();
+    unidiff_studio::session::label_files::save_labels(&test_path, &test, &classes).unwrap();
+    let out = dir.path().join("run");
+    let status = Command::new(env!("CARGO_BIN_EXE_unidiff-studio"))
+        .arg("run")
+        .arg("--hsi")
+        .arg(demo("Spain_7370579_S2Hand.tif"))
+        .arg("--sar")
+        .arg(demo("Spain_7370579_S1Hand.tif"))
+        .arg("--train-labels")
+        .arg(&train_path)
+        .arg("--test-labels")
+        .arg(&test_path)
+        .args([
+            "--backbone",
+            "tiny-random",
+            "--t",
+            "0",
+            "--stride",
+            "32",
+            "--seed",
+            "0",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    for (key, ours) in [("OA", oa), ("kappa", kappa), ("mF1", mf1)] {
+        let theirs = json[key].as_f64().unwrap();
+        assert!(
+            (theirs - ours).abs() < 1e-12,
+            "{key}: app {ours} vs run {theirs}"
+        );
+    }
+    let written = unidiff_studio::io::open_labels(&out.join("classmap.tif")).unwrap();
+    let differ = written
+        .data
+        .iter()
+        .zip(&class_map)
+        .filter(|(a, b)| a != b)
+        .count();
+    assert_eq!(differ, 0, "class maps differ in {differ} pixels");
+}
