@@ -493,3 +493,38 @@ fn prgb_bands_picked_in_the_panel_re_render_and_reach_the_gpu() {
         );
     }
 }
+
+#[test]
+fn the_timestep_explorer_shows_x_t_for_the_slider_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = with_demo(dir.path());
+    h.get_by_label("Timestep explorer…").click();
+    h.run_steps(2);
+    assert!(h.state().explorer.open);
+    let at_zero = h.state().explorer.image.clone().expect("x_0 shown");
+    h.state_mut().explorer.t = 600;
+    h.run_steps(2);
+    let app = h.state();
+    let at_600 = app.explorer.image.clone().expect("x_600 shown");
+    let (prgb, _) = app
+        .session
+        .as_ref()
+        .unwrap()
+        .renderings
+        .prgb
+        .as_ref()
+        .unwrap();
+    let want = unidiff_studio::pipeline::noised::noised_rendering(
+        prgb,
+        600,
+        unidiff_studio::ui::explorer::EXPLORER_SEED,
+    );
+    assert_eq!(at_600.data, want.data);
+    let differ = at_zero
+        .data
+        .iter()
+        .zip(&at_600.data)
+        .filter(|(a, b)| a != b)
+        .count();
+    assert!(differ > at_zero.data.len() / 2, "{differ}");
+}

@@ -229,4 +229,95 @@ fn classify_from_the_app_matches_the_headless_run() {
         .filter(|(a, b)| a != b)
         .count();
     assert_eq!(differ, 0, "class maps differ in {differ} pixels");
+
+    // Export from the app writes the same map.
+    let exported = dir.path().join("exported");
+    h.state_mut().export_results(&exported);
+    let from_app = unidiff_studio::io::open_labels(&exported.join("classmap.tif")).unwrap();
+    assert_eq!(from_app.data, written.data);
+    assert!(exported.join("metrics.json").exists() && exported.join("baseline_rf").exists());
+}
+
+fn wait_for_result(h: &mut Harness<'_, StudioApp>, revision: u64) {
+    let t0 = Instant::now();
+    loop {
+        h.step();
+        let done = h
+            .state()
+            .session
+            .as_ref()
+            .unwrap()
+            .result
+            .as_ref()
+            .map(|r| r.labels_revision);
+        if done == Some(revision) && h.state().classifying.is_none() {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "no result for revision {revision}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn with_auto_classify_a_stroke_replaces_the_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(dir.path());
+    let start = Instant::now();
+    h.step();
+    while h.state().loading.is_some() {
+        assert!(start.elapsed() < Duration::from_secs(120));
+        std::thread::sleep(Duration::from_millis(20));
+        h.step();
+    }
+    let test = h
+        .state()
+        .session
+        .as_ref()
+        .unwrap()
+        .scene
+        .test_labels
+        .clone()
+        .unwrap();
+    let dry = blocks_of(&test.data, 1, 8);
+    let water = blocks_of(&test.data, 2, 8);
+    {
+        let app = h.state_mut();
+        // The random forest alone: seconds per run on this CPU.
+        app.classify_settings.classifier = unidiff_studio::pipeline::run::ClassifierChoice::Rf;
+        app.auto_classify = true;
+    }
+    paint(&mut h, 1, &dry[..4]);
+    paint(&mut h, 2, &water[..4]);
+    let first = h.state().session.as_ref().unwrap().labels_revision;
+    wait_for_result(&mut h, first);
+    let map_before = h
+        .state()
+        .session
+        .as_ref()
+        .unwrap()
+        .result
+        .as_ref()
+        .unwrap()
+        .class_map()
+        .unwrap()
+        .to_vec();
+    // More strokes: a new run, whose map replaces the old one.
+    paint(&mut h, 2, &water[4..]);
+    paint(&mut h, 1, &dry[4..]);
+    let second = h.state().session.as_ref().unwrap().labels_revision;
+    assert!(second > first);
+    wait_for_result(&mut h, second);
+    let app = h.state();
+    let r = app.session.as_ref().unwrap().result.as_ref().unwrap();
+    assert_eq!(r.labels_revision, second);
+    let map_after = r.class_map().unwrap();
+    let differ = map_before
+        .iter()
+        .zip(map_after)
+        .filter(|(a, b)| a != b)
+        .count();
+    assert!(differ > 0, "the new labels changed the map");
 }

@@ -6,6 +6,7 @@ pub mod classifier;
 pub mod export;
 pub mod features;
 pub mod modality;
+pub mod noised;
 pub mod patch_grid;
 pub mod patches;
 pub mod predict;

@@ -76,6 +76,8 @@ pub enum FileAction {
     OpenSar,
     OpenLabels(LabelLayer),
     SaveLabels(LabelLayer),
+    /// A folder for the class map, probabilities and metrics.
+    ExportResults,
 }
 
 /// Counts of the 256 values of each of a rendering's three channels.
@@ -130,6 +132,11 @@ pub struct StudioApp {
     pub classify_settings: ClassifySettings,
     pub classifying: Option<Loading>,
     pub show_results: bool,
+    pub explorer: super::explorer::Explorer,
+    /// Classify again after each finished stroke (debounced).
+    pub auto_classify: bool,
+    pub(crate) auto_classify_due: Option<(Instant, u64)>,
+    pub(crate) classifying_revision: u64,
 }
 
 impl StudioApp {
@@ -193,6 +200,10 @@ impl StudioApp {
             classify_settings: ClassifySettings::default(),
             classifying: None,
             show_results: false,
+            explorer: Default::default(),
+            auto_classify: false,
+            auto_classify_due: None,
+            classifying_revision: 0,
         };
         if options.demo {
             app.open(LoadRequest::demo());
@@ -234,6 +245,10 @@ impl StudioApp {
             }
             FileAction::SaveLabels(layer) => {
                 self.save_label_file(*layer, path);
+                return;
+            }
+            FileAction::ExportResults => {
+                self.export_results(&path);
                 return;
             }
         }
@@ -479,6 +494,39 @@ impl StudioApp {
         }
     }
 
+    /// Asks for a folder, then exports the last result into it.
+    pub fn pick_folder_for_export(&self, ctx: &egui::Context) {
+        self.pick_file(ctx, FileAction::ExportResults);
+    }
+
+    /// Writes the last classification as `unidiff-studio run` does: class
+    /// map GeoTIFF (+ .qml, colour table, names), probability.tif, map.png,
+    /// metrics.json / .csv, the forest's under `baseline_rf/`.
+    pub fn export_results(&mut self, dir: &std::path::Path) {
+        let Some(s) = &self.session else {
+            return;
+        };
+        let (Some(r), Some(grid)) = (&s.result, s.scene.grid()) else {
+            self.error("nothing to export: classify first");
+            return;
+        };
+        let names: Vec<String> = s.classes.iter().map(|c| c.name.clone()).collect();
+        let written = std::fs::create_dir_all(dir)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                crate::pipeline::export::write_run_outputs(dir, &r.outcome, grid, &names)
+                    .map_err(|e| e.to_string())
+            });
+        match written {
+            Ok(files) => self.info(format!(
+                "exported {} files to {}",
+                files.len(),
+                dir.display()
+            )),
+            Err(e) => self.error(format!("cannot export to {}: {e}", dir.display())),
+        }
+    }
+
     /// Opens a native file dialog off the UI thread.
     pub fn pick_file(&self, ctx: &egui::Context, action: FileAction) {
         let tx = self.dialog_tx.clone();
@@ -504,6 +552,7 @@ impl StudioApp {
                         .add_filter("label rasters", &["tif", "tiff", "mat", "npy", "img"])
                         .add_filter("all files", &["*"])
                         .pick_file(),
+                    FileAction::ExportResults => dialog.pick_folder(),
                     _ => dialog.pick_file(),
                 };
                 let _ = tx.send((action, picked));
@@ -524,6 +573,7 @@ impl StudioApp {
             settings: self.classify_settings.clone(),
             labels_revision: s.labels_revision,
         };
+        self.classifying_revision = s.labels_revision;
         let generation = self.jobs.classify(request);
         self.classifying = Some(Loading {
             generation,
@@ -532,6 +582,40 @@ impl StudioApp {
             started: Instant::now(),
             request: LoadRequest::default(),
         });
+    }
+
+    /// With auto-classify on, a finished edit schedules a classification
+    /// after a short pause; further edits push it back (debounce), and a run
+    /// still going is superseded.
+    fn maybe_auto_classify(&mut self, ctx: &egui::Context) {
+        const PAUSE: Duration = Duration::from_millis(800);
+        let Some(s) = &self.session else {
+            return;
+        };
+        if !self.auto_classify || s.is_painting() {
+            return;
+        }
+        let revision = s.labels_revision;
+        let done_for = s.result.as_ref().map(|r| r.labels_revision);
+        let running_for = self.classifying.as_ref().map(|_| self.classifying_revision);
+        if done_for == Some(revision) || running_for == Some(revision) {
+            self.auto_classify_due = None;
+            return;
+        }
+        match self.auto_classify_due {
+            Some((at, rev)) if rev == revision => {
+                if Instant::now() >= at {
+                    self.auto_classify_due = None;
+                    self.classify();
+                } else {
+                    ctx.request_repaint_after(at - Instant::now());
+                }
+            }
+            _ => {
+                self.auto_classify_due = Some((Instant::now() + PAUSE, revision));
+                ctx.request_repaint_after(PAUSE);
+            }
+        }
     }
 
     fn handle_events(&mut self) {
@@ -748,6 +832,8 @@ impl StudioApp {
         });
         self.windows(&ctx);
         self.results_window(&ctx);
+        self.explorer_window(&ctx);
+        self.maybe_auto_classify(&ctx);
         for c in std::mem::take(&mut self.commands) {
             self.apply_command(c);
         }

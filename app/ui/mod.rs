@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod cpu_map;
+pub mod explorer;
 pub mod gpu_map;
 mod inspector;
 pub mod layers;

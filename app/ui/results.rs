@@ -64,6 +64,11 @@ impl StudioApp {
                 .small()
                 .weak(),
         );
+        ui.checkbox(&mut self.auto_classify, "classify again after each stroke")
+            .on_hover_text("re-runs the classification a moment after the labels change; a run still going is dropped");
+        if ui.button("Timestep explorer…").clicked() {
+            self.explorer.open = true;
+        }
         match &self.classifying {
             Some(c) => {
                 let text = format!("{} ({:.0} s)", c.step, c.started.elapsed().as_secs_f32());
@@ -138,6 +143,9 @@ impl StudioApp {
                         ui.end_row();
                     }
                 });
+                if ui.button("Export results…").clicked() {
+                    self.pick_folder_for_export(ui.ctx());
+                }
                 let Some(m) = mlp.or(forest) else {
                     ui.label("no test labels: nothing to score");
                     return;
