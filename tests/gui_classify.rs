@@ -19,16 +19,25 @@ use unidiff_studio::session::Command as SessionCommand;
 use unidiff_studio::ui::layers::LayerId;
 use unidiff_studio::ui::{AppOptions, StudioApp};
 
+/// The app with the demo scene loaded.
 fn harness(data_dir: &Path) -> Harness<'static, StudioApp> {
     let options = AppOptions {
         demo: true,
         files: Vec::new(),
         data_dir: Some(data_dir.to_path_buf()),
     };
-    Harness::builder()
+    let mut h = Harness::builder()
         .with_size(vec2(1400.0, 1000.0))
         .wgpu()
-        .build_eframe(move |cc| StudioApp::new(cc, options))
+        .build_eframe(move |cc| StudioApp::new(cc, options));
+    let start = Instant::now();
+    h.step();
+    while h.state().loading.is_some() {
+        assert!(start.elapsed() < Duration::from_secs(120));
+        std::thread::sleep(Duration::from_millis(20));
+        h.step();
+    }
+    h
 }
 
 /// Centres of `n` 5 x 5 blocks of the test layer that hold only `class`.
@@ -79,13 +88,6 @@ fn save_render(h: &mut Harness<'_, StudioApp>, name: &str) {
 fn classify_from_the_app_matches_the_headless_run() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = harness(dir.path());
-    let start = Instant::now();
-    h.step();
-    while h.state().loading.is_some() {
-        assert!(start.elapsed() < Duration::from_secs(120));
-        std::thread::sleep(Duration::from_millis(20));
-        h.step();
-    }
     let test = h
         .state()
         .session
@@ -265,13 +267,6 @@ fn wait_for_result(h: &mut Harness<'_, StudioApp>, revision: u64) {
 fn with_auto_classify_a_stroke_replaces_the_map() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = harness(dir.path());
-    let start = Instant::now();
-    h.step();
-    while h.state().loading.is_some() {
-        assert!(start.elapsed() < Duration::from_secs(120));
-        std::thread::sleep(Duration::from_millis(20));
-        h.step();
-    }
     let test = h
         .state()
         .session

@@ -66,6 +66,24 @@ impl JobEvent {
     }
 }
 
+/// A thread running `work` on each request of `rx` not cancelled while queued.
+fn spawn_worker<R: Send + 'static>(
+    name: &str,
+    rx: Receiver<(u64, R, CancelFlag)>,
+    work: impl Fn(u64, &R, &CancelFlag) + Send + 'static,
+) {
+    let spawned = thread::Builder::new().name(name.into()).spawn(move || {
+        for (generation, request, cancel) in rx {
+            if !cancel.is_cancelled() {
+                work(generation, &request, &cancel);
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        eprintln!("cannot start the worker {name}: {e}");
+    }
+}
+
 /// The workers and the channel their events come back on.
 pub struct Jobs {
     load_tx: Sender<(u64, LoadRequest, CancelFlag)>,
@@ -87,32 +105,12 @@ impl Jobs {
         };
         let (classify_tx, classify_rx) = unbounded::<(u64, Box<ClassifyRequest>, CancelFlag)>();
         let send_classify = send.clone();
-        let spawned = thread::Builder::new()
-            .name("unidiff-classify".into())
-            .spawn(move || {
-                for (generation, request, cancel) in classify_rx {
-                    if cancel.is_cancelled() {
-                        continue;
-                    }
-                    classify::run(generation, &request, &cancel, &send_classify);
-                }
-            });
-        if let Err(e) = spawned {
-            eprintln!("cannot start the classification worker: {e}");
-        }
-        let spawned = thread::Builder::new()
-            .name("unidiff-load".into())
-            .spawn(move || {
-                for (generation, request, cancel) in load_rx {
-                    if cancel.is_cancelled() {
-                        continue;
-                    }
-                    load::run(generation, &request, &cancel, &send);
-                }
-            });
-        if let Err(e) = spawned {
-            eprintln!("cannot start the loading worker: {e}");
-        }
+        spawn_worker("unidiff-classify", classify_rx, move |g, r, c| {
+            classify::run(g, r, c, &send_classify)
+        });
+        spawn_worker("unidiff-load", load_rx, move |g, r, c| {
+            load::run(g, r, c, &send)
+        });
         Self {
             load_tx,
             classify_tx,

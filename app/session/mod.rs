@@ -264,29 +264,11 @@ impl Session {
         match command {
             Command::BeginStroke { layer, brush, x, y } => {
                 self.end_stroke();
-                let mut stroke = Stroke::new(layer, brush);
-                let mut scratch = [0; 256];
-                let counts = self.counts.get_mut(slot(layer)).unwrap_or(&mut scratch);
-                if let Some(labels) = self.scene.labels_mut(layer)
-                    && let Some(r) = stroke.move_to(labels, counts, x, y)
-                {
-                    changed.labels.push((layer, r));
-                    self.labels_revision += 1;
-                }
-                self.stroke = Some(stroke);
+                self.stroke = Some(Stroke::new(layer, brush));
+                changed.labels.extend(self.continue_stroke(x, y));
             }
             Command::ContinueStroke { x, y } => {
-                if let Some(stroke) = &mut self.stroke {
-                    let layer = stroke.layer();
-                    let mut scratch = [0; 256];
-                    let counts = self.counts.get_mut(slot(layer)).unwrap_or(&mut scratch);
-                    if let Some(labels) = self.scene.labels_mut(layer)
-                        && let Some(r) = stroke.move_to(labels, counts, x, y)
-                    {
-                        changed.labels.push((layer, r));
-                        self.labels_revision += 1;
-                    }
-                }
+                changed.labels.extend(self.continue_stroke(x, y));
             }
             Command::EndStroke => self.end_stroke(),
             Command::Undo | Command::Redo => {
@@ -340,6 +322,18 @@ impl Session {
             }
         }
         changed
+    }
+
+    /// Paints the current stroke to (x, y); the rectangle it touched.
+    fn continue_stroke(&mut self, x: f32, y: f32) -> Option<(LabelLayer, PixelRect)> {
+        let stroke = self.stroke.as_mut()?;
+        let layer = stroke.layer();
+        let mut scratch = [0; 256];
+        let counts = self.counts.get_mut(slot(layer)).unwrap_or(&mut scratch);
+        let labels = self.scene.labels_mut(layer)?;
+        let r = stroke.move_to(labels, counts, x, y)?;
+        self.labels_revision += 1;
+        Some((layer, r))
     }
 
     fn end_stroke(&mut self) {
