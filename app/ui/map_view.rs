@@ -214,18 +214,15 @@ impl StudioApp {
     }
 
     fn map_input(&mut self, ui: &egui::Ui, rect: Rect, response: &egui::Response, size: Vec2) {
-        let (pointer, primary_pressed, primary_down, primary_released, space, scroll, zoom_delta) =
-            ui.input(|i| {
-                (
-                    i.pointer.hover_pos(),
-                    i.pointer.primary_pressed(),
-                    i.pointer.primary_down(),
-                    i.pointer.primary_released(),
-                    i.key_down(Key::Space),
-                    i.smooth_scroll_delta.y,
-                    i.zoom_delta(),
-                )
-            });
+        let (pointer, primary_down, space, scroll, zoom_delta) = ui.input(|i| {
+            (
+                i.pointer.hover_pos(),
+                i.pointer.primary_down(),
+                i.key_down(Key::Space),
+                i.smooth_scroll_delta.y,
+                i.zoom_delta(),
+            )
+        });
         let inside = pointer.filter(|p| rect.contains(*p));
         self.hovered = inside.and_then(|p| self.view.pixel_at(rect, p, size));
         // Zoom at the cursor: wheel, or pinch / Ctrl+wheel.
@@ -247,32 +244,56 @@ impl StudioApp {
         let painting = self.session.as_ref().is_some_and(|s| s.is_painting());
         match self.tool {
             Tool::Brush | Tool::Eraser => {
-                let image_pos = |p: Pos2| self.view.image_from_screen(rect, p);
-                if primary_pressed
-                    && !space
-                    && let Some(p) = inside
-                {
-                    let q = image_pos(p);
-                    let value = if self.tool == Tool::Eraser {
-                        0
-                    } else {
-                        self.active_class
-                    };
-                    self.apply_command(Command::BeginStroke {
-                        layer: self.paint_layer,
-                        brush: Brush {
-                            value,
-                            size: self.brush_size,
-                        },
-                        x: q.x,
-                        y: q.y,
-                    });
-                } else if painting && primary_down {
-                    if let Some(p) = pointer {
-                        let q = image_pos(p);
-                        self.apply_command(Command::ContinueStroke { x: q.x, y: q.y });
+                // Walk the pointer events in order: a fast stroke can bring
+                // press, moves and release in one frame, and every position
+                // between them must be painted.
+                let events: Vec<egui::Event> = ui.input(|i| i.events.clone());
+                let mut painting = painting;
+                for event in events {
+                    match event {
+                        egui::Event::PointerButton {
+                            pos,
+                            button: PointerButton::Primary,
+                            pressed: true,
+                            ..
+                        } if !space && rect.contains(pos) => {
+                            let q = self.view.image_from_screen(rect, pos);
+                            let value = if self.tool == Tool::Eraser {
+                                0
+                            } else {
+                                self.active_class
+                            };
+                            self.apply_command(Command::BeginStroke {
+                                layer: self.paint_layer,
+                                brush: Brush {
+                                    value,
+                                    size: self.brush_size,
+                                },
+                                x: q.x,
+                                y: q.y,
+                            });
+                            painting = true;
+                        }
+                        egui::Event::PointerMoved(pos) if painting => {
+                            let q = self.view.image_from_screen(rect, pos);
+                            self.apply_command(Command::ContinueStroke { x: q.x, y: q.y });
+                        }
+                        egui::Event::PointerButton {
+                            pos,
+                            button: PointerButton::Primary,
+                            pressed: false,
+                            ..
+                        } if painting => {
+                            let q = self.view.image_from_screen(rect, pos);
+                            self.apply_command(Command::ContinueStroke { x: q.x, y: q.y });
+                            self.apply_command(Command::EndStroke);
+                            painting = false;
+                        }
+                        _ => {}
                     }
-                } else if painting && (primary_released || !primary_down) {
+                }
+                // The button went up outside the window: end the stroke.
+                if painting && !primary_down {
                     self.apply_command(Command::EndStroke);
                 }
             }
