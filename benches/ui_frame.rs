@@ -180,9 +180,47 @@ fn main() {
     let px = img.get_pixel(target.x as u32, target.y as u32).0;
     let colour = h.state().session.as_ref().map(|s| s.classes[1].color);
     let on_screen = colour.is_some_and(|c| (0..3).all(|i| (px[i] as i32 - c[i] as i32).abs() <= 2));
+    // Frames while a classification (Stage B on the CPU) runs in the
+    // background on both cores, panning with the arrow keys; then cancel.
+    h.event(egui::Event::PointerButton {
+        pos: target,
+        button: PointerButton::Primary,
+        pressed: false,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    {
+        let app = h.state_mut();
+        app.classify_settings.t = 0;
+        app.classify_settings.stride = Some(32);
+        app.classify();
+    }
+    let mut under_load = Vec::new();
+    let mut phases = std::collections::BTreeSet::new();
+    let load_start = Instant::now();
+    while under_load.len() < 900 && h.state().classifying.is_some() {
+        let key = if under_load.len() % 2 == 0 {
+            egui::Key::ArrowLeft
+        } else {
+            egui::Key::ArrowRight
+        };
+        h.key_press(key);
+        let t = Instant::now();
+        h.step();
+        under_load.push(t.elapsed().as_secs_f64());
+        if let Some(c) = &h.state().classifying {
+            phases.insert(c.step.split(' ').next().unwrap_or("").to_string());
+        }
+        std::thread::sleep(Duration::from_millis(16));
+    }
+    let loaded_seconds = load_start.elapsed().as_secs_f64();
+    h.state_mut().jobs.cancel_classify();
     println!(
         "{}",
         serde_json::json!({
+            "frames_while_classifying": stats(under_load),
+            "classifying_phases_seen": phases,
+            "classifying_seconds_observed": loaded_seconds,
             "scene": format!("{ROWS} x {COLS}, 3 renderings + 2 label layers"),
             "painting": stats(painting),
             "panning": stats(panning),
