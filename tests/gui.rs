@@ -137,20 +137,21 @@ fn demo_opens_layers_toggle_and_reorder() {
     h.get_by_label("PCA").click();
     h.run_steps(2);
     assert!(h.state().layers.get(LayerId::Pca).unwrap().visible);
-    // The list shows the top layer first (class map, training labels, test
-    // labels, ...): the third row's "raise" lifts the test labels above the
-    // training labels.
+    // The list shows the top layer first: the test labels' row is
+    // (layers - 1 - position); its "raise" swaps it with the layer above.
+    let layers = h.state().layers.layers.len();
     let before = h.state().layers.position(LayerId::TestLabels).unwrap();
-    h.get_all_by_label("⏶").nth(2).unwrap().click();
+    let above = h.state().layers.layers[before + 1].id;
+    h.get_all_by_label("⏶")
+        .nth(layers - 1 - before)
+        .unwrap()
+        .click();
     h.run_steps(2);
     assert_eq!(
         h.state().layers.position(LayerId::TestLabels),
         Some(before + 1)
     );
-    assert_eq!(
-        h.state().layers.position(LayerId::TrainLabels),
-        Some(before)
-    );
+    assert_eq!(h.state().layers.position(above), Some(before));
 }
 
 #[test]

@@ -232,6 +232,39 @@ fn classify_from_the_app_matches_the_headless_run() {
         .count();
     assert_eq!(differ, 0, "class maps differ in {differ} pixels");
 
+    // Uncertainty and where to label next.
+    {
+        let app = h.state();
+        let s = app.session.as_ref().unwrap();
+        assert!(unidiff_studio::ui::layers::available(
+            s,
+            LayerId::Uncertainty
+        ));
+        let sug = &app.suggestions;
+        assert_eq!(sug.len(), 5);
+        assert!(sug.windows(2).all(|w| w[0].uncertainty >= w[1].uncertainty));
+        let train = s.scene.train_labels.as_ref().unwrap();
+        for r in sug {
+            for y in r.y..(r.y + r.side).min(512) {
+                for x in r.x..(r.x + r.side).min(512) {
+                    assert_eq!(train.data[y * 512 + x], 0, "a suggestion holds labels");
+                }
+            }
+        }
+    }
+    h.key_press(eframe::egui::Key::N);
+    h.run_steps(2);
+    {
+        let app = h.state();
+        let first = app.suggestions[0];
+        let c = app.view.center;
+        assert_eq!(app.suggestion_index, Some(0));
+        assert!(
+            (c[0] - (first.x as f32 + 16.0)).abs() < 1.0
+                && (c[1] - (first.y as f32 + 16.0)).abs() < 1.0
+        );
+    }
+
     // Export from the app writes the same map.
     let exported = dir.path().join("exported");
     h.state_mut().export_results(&exported);

@@ -63,6 +63,96 @@ impl ClassificationResult {
     }
 }
 
+/// A square of the scene where the classifier is least sure.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UncertainRegion {
+    /// Top-left pixel (x = column, y = row) and side.
+    pub x: usize,
+    pub y: usize,
+    pub side: usize,
+    /// Mean entropy over the square, as a fraction of ln(K).
+    pub uncertainty: f64,
+}
+
+impl ClassificationResult {
+    /// Entropy per pixel as a fraction of its largest value ln(K) (the MLP's
+    /// merged prediction; None for the forest alone).
+    pub fn normalised_entropy(&self) -> Option<Vec<f32>> {
+        let (mlp, _) = self.outcome.mlp.as_ref()?;
+        let u = mlp.uncertainty.as_ref()?;
+        let max = (self.outcome.classes.max(2) as f32).ln();
+        Some(
+            u.entropy
+                .iter()
+                .map(|e| (e / max).clamp(0.0, 1.0))
+                .collect(),
+        )
+    }
+
+    /// The entropy as an RGB image (dark = sure, bright yellow = unsure).
+    pub fn uncertainty_rgb(&self) -> Option<Vec<u8>> {
+        let e = self.normalised_entropy()?;
+        let mut out = Vec::with_capacity(e.len() * 3);
+        for v in e {
+            out.extend_from_slice(&[
+                (255.0 * v.sqrt()) as u8,
+                (230.0 * v) as u8,
+                (60.0 * (1.0 - v)) as u8,
+            ]);
+        }
+        Some(out)
+    }
+
+    /// The `n` squares of side `side` with the highest mean entropy that hold
+    /// no training label yet, most uncertain first.
+    pub fn uncertain_regions(
+        &self,
+        width: usize,
+        train: Option<&LabelImage>,
+        n: usize,
+        side: usize,
+    ) -> Vec<UncertainRegion> {
+        let Some(e) = self.normalised_entropy() else {
+            return Vec::new();
+        };
+        let side = side.max(1);
+        let height = e.len() / width.max(1);
+        let mut regions = Vec::new();
+        for y in (0..height).step_by(side) {
+            for x in (0..width).step_by(side) {
+                let (x1, y1) = ((x + side).min(width), (y + side).min(height));
+                let labelled = train.is_some_and(|t| {
+                    (y..y1).any(|r| {
+                        t.data[r * width + x..r * width + x1]
+                            .iter()
+                            .any(|&v| v != 0)
+                    })
+                });
+                if labelled {
+                    continue;
+                }
+                let mut sum = 0.0f64;
+                for r in y..y1 {
+                    sum += e[r * width + x..r * width + x1]
+                        .iter()
+                        .map(|&v| v as f64)
+                        .sum::<f64>();
+                }
+                let mean = sum / ((x1 - x) * (y1 - y)) as f64;
+                regions.push(UncertainRegion {
+                    x,
+                    y,
+                    side,
+                    uncertainty: mean,
+                });
+            }
+        }
+        regions.sort_by(|a, b| b.uncertainty.total_cmp(&a.uncertainty));
+        regions.truncate(n);
+        regions
+    }
+}
+
 /// A change the UI asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {

@@ -137,6 +137,12 @@ pub struct StudioApp {
     pub auto_classify: bool,
     pub(crate) auto_classify_due: Option<(Instant, u64)>,
     pub(crate) classifying_revision: u64,
+    /// "Where to label next": the most uncertain unlabelled squares of the
+    /// last result, and the one the N key went to last.
+    pub suggestions: Vec<crate::session::UncertainRegion>,
+    pub suggestion_index: Option<usize>,
+    /// The largest texture side of the GPU (wgpu only).
+    pub max_texture_side: Option<u32>,
 }
 
 impl StudioApp {
@@ -158,6 +164,10 @@ impl StudioApp {
             }
             None => false,
         };
+        let max_texture_side = cc
+            .wgpu_render_state
+            .as_ref()
+            .and_then(super::gpu_map::max_texture_side);
         let ctx = cc.egui_ctx.clone();
         let jobs = Jobs::start(Arc::new(move || ctx.request_repaint()));
         let (dialog_tx, dialog_rx) = crossbeam_channel::unbounded();
@@ -204,6 +214,9 @@ impl StudioApp {
             auto_classify: false,
             auto_classify_due: None,
             classifying_revision: 0,
+            max_texture_side,
+            suggestions: Vec::new(),
+            suggestion_index: None,
         };
         if options.demo {
             app.open(LoadRequest::demo());
@@ -341,6 +354,14 @@ impl StudioApp {
         }
         for w in warnings {
             self.info(w);
+        }
+        if let (Some(max), Some(g)) = (self.max_texture_side, session.scene.grid())
+            && (g.width as u32 > max || g.height as u32 > max)
+        {
+            self.error(format!(
+                "the scene ({} x {} pixels) is larger than this GPU's largest texture ({max} pixels a side): the map cannot show it yet (tiling is not implemented); labels, inspector and classification work",
+                g.height, g.width
+            ));
         }
         let demo = session.sources.title.starts_with("demo");
         self.prefs.remember(RecentScene {
@@ -618,6 +639,37 @@ impl StudioApp {
         }
     }
 
+    /// Recomputes the most uncertain unlabelled squares (32 px) of the last
+    /// result.
+    pub fn update_suggestions(&mut self) {
+        self.suggestions = self
+            .session
+            .as_ref()
+            .and_then(|s| {
+                let r = s.result.as_ref()?;
+                let width = s.scene.grid()?.width;
+                Some(r.uncertain_regions(width, s.scene.train_labels.as_ref(), 5, 32))
+            })
+            .unwrap_or_default();
+        self.suggestion_index = None;
+    }
+
+    /// Centres the view on the next suggestion (N).
+    pub fn next_suggestion(&mut self) {
+        if self.suggestions.is_empty() {
+            return;
+        }
+        let i = self
+            .suggestion_index
+            .map_or(0, |i| (i + 1) % self.suggestions.len());
+        let r = self.suggestions[i];
+        self.view.center = [
+            r.x as f32 + r.side as f32 / 2.0,
+            r.y as f32 + r.side as f32 / 2.0,
+        ];
+        self.suggestion_index = Some(i);
+    }
+
     fn handle_events(&mut self) {
         for event in self.jobs.poll() {
             let loading = self.loading.as_ref().map(|l| l.generation);
@@ -658,6 +710,8 @@ impl StudioApp {
                         });
                     }
                     self.dirty.insert(LayerId::ClassMap, Dirty::All);
+                    self.dirty.insert(LayerId::Uncertainty, Dirty::All);
+                    self.update_suggestions();
                     self.renderings_version += 1;
                     self.show_results = true;
                 }

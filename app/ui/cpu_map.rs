@@ -44,6 +44,17 @@ pub fn composite(session: &Session, layers: &LayerStack) -> ColorImage {
             LayerId::Pauli => session.renderings.pauli.as_ref(),
             _ => None,
         };
+        let uncertainty = (l.id == LayerId::Uncertainty)
+            .then(|| session.result.as_ref()?.uncertainty_rgb())
+            .flatten();
+        if let Some(u) = uncertainty {
+            for (out, p) in rgb.iter_mut().zip(u.chunks_exact(3)) {
+                for c in 0..3 {
+                    out[c] = p[c] as f32 / 255.0 * l.opacity + out[c] * (1.0 - l.opacity);
+                }
+            }
+            continue;
+        }
         if let Some(image) = image {
             for (out, p) in rgb.iter_mut().zip(image.data.chunks_exact(3)) {
                 for c in 0..3 {

@@ -14,6 +14,8 @@ pub enum LayerId {
     TrainLabels,
     /// The land-cover map of the last classification.
     ClassMap,
+    /// Its per-pixel entropy.
+    Uncertainty,
 }
 
 impl LayerId {
@@ -25,6 +27,7 @@ impl LayerId {
             LayerId::TestLabels => "Test labels",
             LayerId::TrainLabels => "Training labels",
             LayerId::ClassMap => "Class map",
+            LayerId::Uncertainty => "Uncertainty (entropy)",
         }
     }
 
@@ -70,6 +73,23 @@ impl LayerState {
     }
 }
 
+/// Whether the session has the data of layer `id`.
+pub fn available(s: &crate::session::Session, id: LayerId) -> bool {
+    match id {
+        LayerId::Prgb => s.renderings.prgb.is_some(),
+        LayerId::Pca => s.renderings.pca.is_some(),
+        LayerId::Pauli => s.renderings.pauli.is_some(),
+        LayerId::TrainLabels => s.scene.train_labels.is_some(),
+        LayerId::TestLabels => s.scene.test_labels.is_some(),
+        LayerId::ClassMap => s.result.as_ref().and_then(|r| r.class_map()).is_some(),
+        LayerId::Uncertainty => s
+            .result
+            .as_ref()
+            .and_then(|r| r.outcome.mlp.as_ref())
+            .is_some_and(|(m, _)| m.uncertainty.is_some()),
+    }
+}
+
 /// The source value a display fraction stands for, given the 2-98 % limits
 /// the rendering was made with.
 pub fn source_value(stretch: &ChannelStretch, fraction: f32) -> f64 {
@@ -90,6 +110,7 @@ impl Default for LayerStack {
                 LayerState::new(LayerId::Pca, false, 1.0),
                 LayerState::new(LayerId::Prgb, true, 1.0),
                 LayerState::new(LayerId::TestLabels, false, 0.6),
+                LayerState::new(LayerId::Uncertainty, false, 0.8),
                 LayerState::new(LayerId::TrainLabels, true, 0.85),
                 LayerState::new(LayerId::ClassMap, true, 0.6),
             ],
@@ -143,10 +164,10 @@ mod tests {
     fn raise_and_lower_move_one_step_and_stop_at_the_ends() {
         let mut s = LayerStack::default();
         s.raise(LayerId::ClassMap);
-        assert_eq!(s.position(LayerId::ClassMap), Some(5));
+        assert_eq!(s.position(LayerId::ClassMap), Some(6));
         s.lower(LayerId::TrainLabels);
-        assert_eq!(s.position(LayerId::TrainLabels), Some(3));
-        assert_eq!(s.position(LayerId::TestLabels), Some(4));
+        assert_eq!(s.position(LayerId::TrainLabels), Some(4));
+        assert_eq!(s.position(LayerId::Uncertainty), Some(5));
         s.lower(LayerId::Pauli);
         assert_eq!(s.position(LayerId::Pauli), Some(0));
     }

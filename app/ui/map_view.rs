@@ -90,6 +90,12 @@ impl StudioApp {
         if pressed(Key::L) {
             self.layers.toggle(LayerId::TrainLabels);
         }
+        if pressed(Key::M) {
+            self.layers.toggle(LayerId::ClassMap);
+        }
+        if pressed(Key::N) {
+            self.next_suggestion();
+        }
         if ctx.input_mut(|i| i.consume_key(Modifiers::SHIFT, Key::Slash))
             || ctx.input(|i| {
                 i.events
@@ -175,6 +181,34 @@ impl StudioApp {
             Stroke::new(1.0, Color32::from_gray(90)),
             egui::StrokeKind::Outside,
         );
+        for (i, r) in self.suggestions.iter().enumerate() {
+            let a = self
+                .view
+                .screen_from_image(rect, Pos2::new(r.x as f32, r.y as f32));
+            let b = self.view.screen_from_image(
+                rect,
+                Pos2::new((r.x + r.side) as f32, (r.y + r.side) as f32),
+            );
+            let current = self.suggestion_index == Some(i);
+            let color = if current {
+                Color32::from_rgb(255, 80, 200)
+            } else {
+                Color32::from_rgb(200, 60, 160)
+            };
+            painter.rect_stroke(
+                Rect::from_min_max(a, b),
+                0.0,
+                Stroke::new(if current { 3.0 } else { 1.5 }, color),
+                egui::StrokeKind::Outside,
+            );
+            painter.text(
+                a,
+                egui::Align2::LEFT_BOTTOM,
+                format!("{}", i + 1),
+                egui::FontId::proportional(12.0),
+                color,
+            );
+        }
         if let Some((row, col)) = self.inspected {
             let a = self
                 .view
@@ -337,7 +371,13 @@ impl StudioApp {
                     LayerId::Pauli => s.renderings.pauli.as_ref().map(|i| &i.data),
                     _ => None,
                 }
-                .map(|d| TexturePixels::Rgb(Arc::new(d.clone())));
+                .map(|d| TexturePixels::Rgb(Arc::new(d.clone())))
+                .or_else(|| {
+                    (id == LayerId::Uncertainty)
+                        .then(|| s.result.as_ref()?.uncertainty_rgb())
+                        .flatten()
+                        .map(|rgb| TexturePixels::Rgb(Arc::new(rgb)))
+                });
                 let pixels = pixels.or_else(|| {
                     let data = match id {
                         LayerId::TrainLabels => &s.scene.labels(LabelLayer::Train)?.data,
@@ -380,14 +420,9 @@ impl StudioApp {
             self.gpu_uploads.push((self.gpu_seq, Arc::new(u)));
         }
         let available = |id: LayerId| {
-            self.session.as_ref().is_some_and(|s| match id {
-                LayerId::Prgb => s.renderings.prgb.is_some(),
-                LayerId::Pca => s.renderings.pca.is_some(),
-                LayerId::Pauli => s.renderings.pauli.is_some(),
-                LayerId::TrainLabels => s.scene.train_labels.is_some(),
-                LayerId::TestLabels => s.scene.test_labels.is_some(),
-                LayerId::ClassMap => s.result.as_ref().and_then(|r| r.class_map()).is_some(),
-            })
+            self.session
+                .as_ref()
+                .is_some_and(|s| super::layers::available(s, id))
         };
         let layers = self
             .layers

@@ -229,18 +229,7 @@ impl StudioApp {
         let Some(session) = &self.session else {
             return;
         };
-        let available = |id: LayerId| match id {
-            LayerId::Prgb => session.renderings.prgb.is_some(),
-            LayerId::Pca => session.renderings.pca.is_some(),
-            LayerId::Pauli => session.renderings.pauli.is_some(),
-            LayerId::TrainLabels => session.scene.train_labels.is_some(),
-            LayerId::TestLabels => session.scene.test_labels.is_some(),
-            LayerId::ClassMap => session
-                .result
-                .as_ref()
-                .and_then(|r| r.class_map())
-                .is_some(),
-        };
+        let available = |id: LayerId| super::layers::available(session, id);
         let mut raise = None;
         let mut lower = None;
         let n = self.layers.layers.len();
@@ -631,6 +620,8 @@ impl StudioApp {
                             ("middle drag, Space + drag, arrows", "pan"),
                             ("F", "fit the scene"),
                             ("L", "toggle training labels"),
+                            ("M", "toggle the class map"),
+                            ("N", "next place to label (after a classification)"),
                             ("right click", "inspect a pixel"),
                             ("?", "this sheet"),
                         ] {

@@ -104,6 +104,30 @@ impl StudioApp {
             if ui.button("Results…").clicked() {
                 self.show_results = true;
             }
+            if !self.suggestions.is_empty() {
+                ui.label("where to label next (N jumps to the next):");
+                let mut go = None;
+                for (i, r) in self.suggestions.iter().enumerate() {
+                    if ui
+                        .small_button(format!(
+                            "{}: rows {}..{}, cols {}..{} (uncertainty {:.2})",
+                            i + 1,
+                            r.y,
+                            r.y + r.side,
+                            r.x,
+                            r.x + r.side,
+                            r.uncertainty
+                        ))
+                        .clicked()
+                    {
+                        go = Some(i);
+                    }
+                }
+                if let Some(i) = go {
+                    self.suggestion_index = i.checked_sub(1).or(Some(self.suggestions.len() - 1));
+                    self.next_suggestion();
+                }
+            }
         }
     }
 
