@@ -42,10 +42,14 @@ fn harness(data_dir: &Path) -> Harness<'static, StudioApp> {
 
 /// Centres of `n` 5 x 5 blocks of the test layer that hold only `class`.
 fn blocks_of(test: &[u8], class: u8, n: usize) -> Vec<(usize, usize)> {
+    blocks_of_in(test, 512, class, n, 37)
+}
+
+fn blocks_of_in(test: &[u8], w: usize, class: u8, n: usize, step: usize) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
-    let w = 512;
-    'search: for y in (10..500).step_by(37) {
-        for x in (10..500).step_by(41) {
+    let h = test.len() / w;
+    'search: for y in (10..h - 10).step_by(step) {
+        for x in (10..w - 10).step_by(step + 4) {
             let pure =
                 (y - 2..=y + 2).all(|yy| (x - 2..=x + 2).all(|xx| test[yy * w + xx] == class));
             if pure {
@@ -348,4 +352,110 @@ fn with_auto_classify_a_stroke_replaces_the_map() {
         .filter(|(a, b)| a != b)
         .count();
     assert!(differ > 0, "the new labels changed the map");
+}
+
+#[test]
+fn the_modality_ablation_runs_all_seven_subsets() {
+    let dir = tempfile::tempdir().unwrap();
+    // A 128 x 128 corner of the demo keeps seven Stage B runs short.
+    let crop = |name: &str| {
+        let out = dir.path().join(name);
+        let status = Command::new("gdal_translate")
+            .args(["-q", "-srcwin", "0", "0", "128", "128"])
+            .arg(demo(name))
+            .arg(&out)
+            .status()
+            .expect("gdal_translate runs");
+        assert!(status.success());
+        out
+    };
+    let (s2, s1, labels) = (
+        crop("Spain_7370579_S2Hand.tif"),
+        crop("Spain_7370579_S1Hand.tif"),
+        crop("Spain_7370579_LabelHand.tif"),
+    );
+    let options = AppOptions {
+        demo: false,
+        files: Vec::new(),
+        data_dir: Some(dir.path().join("data")),
+    };
+    let mut h = Harness::builder()
+        .with_size(vec2(1400.0, 1000.0))
+        .wgpu()
+        .build_eframe(move |cc| StudioApp::new(cc, options));
+    h.state_mut().open(unidiff_studio::jobs::LoadRequest {
+        hsi: Some(s2),
+        sar: Some(s1),
+        test_labels: Some(labels),
+        label_offset: 1,
+        class_names: vec!["dry".into(), "water".into()],
+        ..Default::default()
+    });
+    let start = Instant::now();
+    h.step();
+    while h.state().loading.is_some() {
+        assert!(start.elapsed() < Duration::from_secs(120));
+        std::thread::sleep(Duration::from_millis(20));
+        h.step();
+    }
+    let test = h
+        .state()
+        .session
+        .as_ref()
+        .unwrap()
+        .scene
+        .test_labels
+        .clone()
+        .unwrap();
+    let dry = blocks_of_in(&test.data, 128, 1, 4, 11);
+    let water = blocks_of_in(&test.data, 128, 2, 4, 11);
+    assert!(!dry.is_empty() && !water.is_empty(), "{dry:?} {water:?}");
+    paint(&mut h, 1, &dry);
+    paint(&mut h, 2, &water);
+    {
+        let s = &mut h.state_mut().classify_settings;
+        s.t = 0;
+        s.stride = Some(32);
+    }
+    h.get_by_label("Modality ablation (7 runs)").click();
+    h.run_steps(2);
+    let t0 = Instant::now();
+    while h.state().classifying.is_some() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(900),
+            "ablation took over 15 min"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        h.step();
+    }
+    h.run_steps(2);
+    let app = h.state();
+    let r = app
+        .session
+        .as_ref()
+        .unwrap()
+        .result
+        .as_ref()
+        .unwrap_or_else(|| panic!("{:?}", app.messages));
+    assert_eq!(r.ablation.len(), 7);
+    let subsets: Vec<usize> = r.ablation.iter().map(|(m, _)| m.len()).collect();
+    assert_eq!(subsets, vec![1, 1, 1, 2, 2, 2, 3]);
+    assert!(r.ablation.iter().all(|(_, m)| m.is_some()));
+    // The map shown is the run with all three modalities.
+    let all = r.ablation[6].1.as_ref().unwrap().oa;
+    let shown = r
+        .outcome
+        .mlp
+        .as_ref()
+        .unwrap()
+        .0
+        .metrics
+        .as_ref()
+        .unwrap()
+        .oa;
+    assert_eq!(all, shown);
+    let table = format!("{:.4}", r.ablation[0].1.as_ref().unwrap().mf1);
+    h.get_all_by_label(&table)
+        .next()
+        .expect("the table is shown");
 }

@@ -57,12 +57,40 @@ pub struct ClassifyRequest {
     pub settings: ClassifySettings,
     /// The session's label revision it was made from.
     pub labels_revision: u64,
+    /// Modality subsets to run one after the other (the ablation); empty:
+    /// one run with the settings' modalities.
+    pub subsets: Vec<Vec<Modality>>,
+}
+
+/// The seven non-empty subsets of pRGB, PCA and SAR: singles, pairs, all.
+pub fn all_subsets() -> Vec<Vec<Modality>> {
+    let mut out: Vec<Vec<Modality>> = (1u8..8)
+        .map(|mask| {
+            Modality::ALL
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, m)| *m)
+                .collect()
+        })
+        .collect();
+    out.sort_by_key(|s| s.len());
+    out
+}
+
+/// One row of the ablation table.
+#[derive(Debug, Clone)]
+pub struct AblationRow {
+    pub modalities: Vec<Modality>,
+    pub metrics: Option<crate::metrics::summary::MetricsSummary>,
 }
 
 /// What the job hands back.
 #[derive(Debug)]
 pub struct Classified {
     pub outcome: RunOutcome,
+    /// Filled by an ablation request, one row per subset.
+    pub ablation: Vec<AblationRow>,
     pub backbone: String,
     pub labels_revision: u64,
     pub seconds: f64,
@@ -120,28 +148,59 @@ pub fn run(generation: u64, req: &ClassifyRequest, cancel: &CancelFlag, send: &d
                 ..ForestConfig::default()
             },
         };
-        let mut progress = |p: &crate::pipeline::stage_b::StageBProgress| {
-            let eta = p
-                .eta_seconds
-                .map_or(String::new(), |e| format!(", ETA {e:.0} s"));
-            send(JobEvent::Progress {
-                kind: JobKind::Classify,
-                generation,
-                step: format!("{} {}/{}{eta}", p.phase, p.done, p.total),
-                fraction: p.done as f32 / p.total.max(1) as f32,
-            });
+        let runs: Vec<Option<Vec<Modality>>> = if req.subsets.is_empty() {
+            vec![None]
+        } else {
+            req.subsets.iter().cloned().map(Some).collect()
         };
-        let outcome = run_classification::<Autodiff<Flex>>(
-            &model,
-            &req.scene,
-            &req.renderings,
-            &settings,
-            &Default::default(),
-            cancel,
-            &mut progress,
-        )?;
+        let n_runs = runs.len();
+        let mut ablation = Vec::new();
+        let mut last = None;
+        for (i, subset) in runs.into_iter().enumerate() {
+            let mut settings = settings.clone();
+            let prefix = match &subset {
+                Some(mods) => {
+                    settings.modalities = mods.clone();
+                    settings.classifier = ClassifierChoice::Mlp;
+                    settings.baseline = false;
+                    let names: Vec<&str> = mods.iter().map(|m| m.name()).collect();
+                    format!("{}/{n_runs} {}: ", i + 1, names.join("+"))
+                }
+                None => String::new(),
+            };
+            let mut progress = |p: &crate::pipeline::stage_b::StageBProgress| {
+                let eta = p
+                    .eta_seconds
+                    .map_or(String::new(), |e| format!(", ETA {e:.0} s"));
+                let within = p.done as f32 / p.total.max(1) as f32;
+                send(JobEvent::Progress {
+                    kind: JobKind::Classify,
+                    generation,
+                    step: format!("{prefix}{} {}/{}{eta}", p.phase, p.done, p.total),
+                    fraction: (i as f32 + within) / n_runs as f32,
+                });
+            };
+            let outcome = run_classification::<Autodiff<Flex>>(
+                &model,
+                &req.scene,
+                &req.renderings,
+                &settings,
+                &Default::default(),
+                cancel,
+                &mut progress,
+            )?;
+            if let Some(mods) = subset {
+                ablation.push(AblationRow {
+                    modalities: mods,
+                    metrics: outcome.mlp.as_ref().and_then(|(r, _)| r.metrics.clone()),
+                });
+            }
+            last = Some(outcome);
+        }
+        let outcome = last.ok_or_else(|| anyhow::anyhow!("nothing to run"))?;
         Ok(Classified {
             outcome,
+            ablation,
             backbone: info.description,
             labels_revision: req.labels_revision,
             seconds: t0.elapsed().as_secs_f64(),

@@ -45,6 +45,11 @@ impl SceneSources {
 #[derive(Debug, Clone)]
 pub struct ClassificationResult {
     pub outcome: crate::pipeline::run::RunOutcome,
+    /// Per modality subset, when the run was an ablation.
+    pub ablation: Vec<(
+        Vec<crate::pipeline::Modality>,
+        Option<crate::metrics::summary::MetricsSummary>,
+    )>,
     /// The backbone, in words.
     pub backbone: String,
     /// The label revision the training labels were taken at.

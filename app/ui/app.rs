@@ -585,6 +585,16 @@ impl StudioApp {
     /// running is cancelled (its result would be stale). The map keeps
     /// showing the last result meanwhile.
     pub fn classify(&mut self) {
+        self.start_classification(Vec::new());
+    }
+
+    /// Stage B for each of the seven modality subsets (the paper's Table 5);
+    /// the map shown is the last (all three).
+    pub fn classify_ablation(&mut self) {
+        self.start_classification(crate::jobs::classify::all_subsets());
+    }
+
+    fn start_classification(&mut self, subsets: Vec<Vec<crate::pipeline::Modality>>) {
         let Some(s) = &self.session else {
             return;
         };
@@ -593,6 +603,7 @@ impl StudioApp {
             renderings: s.renderings.clone(),
             settings: self.classify_settings.clone(),
             labels_revision: s.labels_revision,
+            subsets,
         };
         self.classifying_revision = s.labels_revision;
         let generation = self.jobs.classify(request);
@@ -703,6 +714,11 @@ impl StudioApp {
                     eprintln!("classified in {:.1} s", result.seconds);
                     if let Some(s) = &mut self.session {
                         s.result = Some(ClassificationResult {
+                            ablation: result
+                                .ablation
+                                .into_iter()
+                                .map(|r| (r.modalities, r.metrics))
+                                .collect(),
                             outcome: result.outcome,
                             backbone: result.backbone,
                             labels_revision: result.labels_revision,

@@ -78,9 +78,18 @@ impl StudioApp {
                 }
             }
             None => {
-                if ui.button("Classify").clicked() {
-                    self.classify();
-                }
+                ui.horizontal(|ui| {
+                    if ui.button("Classify").clicked() {
+                        self.classify();
+                    }
+                    if ui
+                        .button("Modality ablation (7 runs)")
+                        .on_hover_text("Stage B with each subset of pRGB, PCA and SAR")
+                        .clicked()
+                    {
+                        self.classify_ablation();
+                    }
+                });
             }
         }
         if let Some(r) = self.session.as_ref().and_then(|s| s.result.as_ref()) {
@@ -167,6 +176,30 @@ impl StudioApp {
                         ui.end_row();
                     }
                 });
+                if !r.ablation.is_empty() {
+                    ui.strong("modality ablation (diffusion features + MLP)");
+                    egui::Grid::new("ablation").striped(true).show(ui, |ui| {
+                        for h in ["modalities", "OA", "kappa", "mF1", "mIoU"] {
+                            ui.strong(h);
+                        }
+                        ui.end_row();
+                        for (mods, m) in &r.ablation {
+                            let names: Vec<&str> = mods.iter().map(|m| m.name()).collect();
+                            ui.label(names.join(" + "));
+                            match m {
+                                Some(m) => {
+                                    for v in [m.oa, m.kappa, m.mf1, m.miou] {
+                                        ui.label(format!("{v:.4}"));
+                                    }
+                                }
+                                None => {
+                                    ui.label("no test labels");
+                                }
+                            }
+                            ui.end_row();
+                        }
+                    });
+                }
                 if ui.button("Export results…").clicked() {
                     self.pick_folder_for_export(ui.ctx());
                 }
