@@ -7,9 +7,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use common::demo;
+use common::{demo, wait_loaded};
 use eframe::egui::{self, Key, Modifiers, PointerButton, Pos2, pos2, vec2};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -28,21 +27,6 @@ fn harness(data_dir: &Path, demo: bool) -> Harness<'static, StudioApp> {
         .with_size(vec2(1280.0, 800.0))
         .wgpu()
         .build_eframe(move |cc| StudioApp::new(cc, options))
-}
-
-/// Steps the app until the load in flight has ended.
-fn wait_loaded(h: &mut Harness<'_, StudioApp>) {
-    let start = Instant::now();
-    h.step();
-    while h.state().loading.is_some() {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "loading took over 2 min"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-        h.step();
-    }
-    h.run_steps(3);
 }
 
 fn with_demo(dir: &Path) -> Harness<'static, StudioApp> {

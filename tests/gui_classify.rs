@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::demo;
+use common::{demo, wait_loaded};
 use eframe::egui::vec2;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -30,13 +30,7 @@ fn harness(data_dir: &Path) -> Harness<'static, StudioApp> {
         .with_size(vec2(1400.0, 1000.0))
         .wgpu()
         .build_eframe(move |cc| StudioApp::new(cc, options));
-    let start = Instant::now();
-    h.step();
-    while h.state().loading.is_some() {
-        assert!(start.elapsed() < Duration::from_secs(120));
-        std::thread::sleep(Duration::from_millis(20));
-        h.step();
-    }
+    wait_loaded(&mut h);
     h
 }
 
@@ -391,13 +385,7 @@ fn the_modality_ablation_runs_all_seven_subsets() {
         class_names: vec!["dry".into(), "water".into()],
         ..Default::default()
     });
-    let start = Instant::now();
-    h.step();
-    while h.state().loading.is_some() {
-        assert!(start.elapsed() < Duration::from_secs(120));
-        std::thread::sleep(Duration::from_millis(20));
-        h.step();
-    }
+    wait_loaded(&mut h);
     let test = h
         .state()
         .session

@@ -40,17 +40,28 @@ pub fn default_classes(k: u8) -> Vec<ClassInfo> {
     named_classes(k as usize, &[])
 }
 
+impl ClassInfo {
+    /// Class `value` (1..=255) named "class value", with its palette colour.
+    pub fn unnamed(value: u8) -> Self {
+        let v = value.max(1) as usize;
+        Self {
+            value,
+            name: format!("class {value}"),
+            color: PALETTE[(v - 1) % PALETTE.len()],
+        }
+    }
+}
+
 /// Classes 1..=k (at most 255) with palette colours, class v named
 /// `names[v - 1]` where given and "class v" otherwise.
 pub fn named_classes(k: usize, names: &[String]) -> Vec<ClassInfo> {
     (1..=k.min(255))
-        .map(|v| ClassInfo {
-            value: v as u8,
-            name: names
-                .get(v - 1)
-                .cloned()
-                .unwrap_or_else(|| format!("class {v}")),
-            color: PALETTE[(v - 1) % PALETTE.len()],
+        .map(|v| {
+            let mut class = ClassInfo::unnamed(v as u8);
+            if let Some(name) = names.get(v - 1) {
+                class.name = name.clone();
+            }
+            class
         })
         .collect()
 }
@@ -124,12 +135,7 @@ pub fn write_class_map(
     // The category names live in GDAL's .aux.xml sidecar for GeoTIFF: move it
     // along with the renamed file.
     let tmp_aux = super::atomic::temp_path_for(path).with_extension("tmp.aux.xml");
-    let aux = path.with_file_name(format!(
-        "{}.aux.xml",
-        path.file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default()
-    ));
+    let aux = aux_path(path);
     if tmp_aux.exists() {
         std::fs::rename(&tmp_aux, &aux)?;
     }
@@ -184,23 +190,31 @@ pub fn read_class_table(path: &Path) -> Vec<ClassInfo> {
         if name.is_none() && color.is_none() {
             continue;
         }
-        out.push(ClassInfo {
-            value: v as u8,
-            name: name.unwrap_or_else(|| format!("class {v}")),
-            color: color.unwrap_or(PALETTE[(v - 1) % PALETTE.len()]),
-        });
+        let mut class = ClassInfo::unnamed(v as u8);
+        if let Some(name) = name {
+            class.name = name;
+        }
+        if let Some(color) = color {
+            class.color = color;
+        }
+        out.push(class);
     }
     out
 }
 
-/// The `<Category>` entries of a GDAL `.aux.xml` sidecar, in order.
-fn aux_category_names(path: &Path) -> Vec<String> {
-    let aux = path.with_file_name(format!(
+/// GDAL's `.aux.xml` sidecar of `path` (`map.tif` -> `map.tif.aux.xml`).
+fn aux_path(path: &Path) -> std::path::PathBuf {
+    path.with_file_name(format!(
         "{}.aux.xml",
         path.file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default()
-    ));
+    ))
+}
+
+/// The `<Category>` entries of a GDAL `.aux.xml` sidecar, in order.
+fn aux_category_names(path: &Path) -> Vec<String> {
+    let aux = aux_path(path);
     let Ok(xml) = std::fs::read_to_string(aux) else {
         return Vec::new();
     };

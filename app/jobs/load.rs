@@ -22,6 +22,8 @@ pub struct LoadRequest {
     /// Class names for values 1.. where the label files have none.
     pub class_names: Vec<String>,
     pub title: String,
+    /// The bundled demo scene (remembered as such in recent scenes).
+    pub demo: bool,
 }
 
 impl LoadRequest {
@@ -38,6 +40,7 @@ impl LoadRequest {
             label_offset: 1,
             class_names: vec!["dry".into(), "water".into()],
             title: "demo: Sen1Floods11 Spain_7370579 (Sentinel-1/2)".into(),
+            demo: true,
         }
     }
 
@@ -215,6 +218,7 @@ pub fn load(
         train_labels: req.train_labels.clone().filter(|_| req.label_offset == 0),
         test_labels: req.test_labels.clone().filter(|_| req.label_offset == 0),
         title: req.title.clone(),
+        demo: req.demo,
     };
     progress("done", 1.0);
     Ok(Some(LoadedScene {

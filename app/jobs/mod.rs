@@ -84,6 +84,18 @@ fn spawn_worker<R: Send + 'static>(
     }
 }
 
+/// Cancels the request of this kind still running, and hands out the next
+/// generation with the new request's cancel flag.
+fn supersede(generation: &mut u64, running: &mut Option<CancelFlag>) -> (u64, CancelFlag) {
+    if let Some(c) = running.take() {
+        c.cancel();
+    }
+    *generation += 1;
+    let cancel = CancelFlag::new();
+    *running = Some(cancel.clone());
+    (*generation, cancel)
+}
+
 /// The workers and the channel their events come back on.
 pub struct Jobs {
     load_tx: Sender<(u64, LoadRequest, CancelFlag)>,
@@ -124,28 +136,18 @@ impl Jobs {
     /// Queues a load; a load still running is cancelled (its result would be
     /// superseded). Returns the request's generation.
     pub fn load(&mut self, request: LoadRequest) -> u64 {
-        if let Some(c) = self.load_cancel.take() {
-            c.cancel();
-        }
-        self.generation += 1;
-        let cancel = CancelFlag::new();
-        self.load_cancel = Some(cancel.clone());
-        let _ = self.load_tx.send((self.generation, request, cancel));
-        self.generation
+        let (generation, cancel) = supersede(&mut self.generation, &mut self.load_cancel);
+        let _ = self.load_tx.send((generation, request, cancel));
+        generation
     }
 
     /// Queues a classification, cancelling one still running (superseded).
     pub fn classify(&mut self, request: ClassifyRequest) -> u64 {
-        if let Some(c) = self.classify_cancel.take() {
-            c.cancel();
-        }
-        self.generation += 1;
-        let cancel = CancelFlag::new();
-        self.classify_cancel = Some(cancel.clone());
+        let (generation, cancel) = supersede(&mut self.generation, &mut self.classify_cancel);
         let _ = self
             .classify_tx
-            .send((self.generation, Box::new(request), cancel));
-        self.generation
+            .send((generation, Box::new(request), cancel));
+        generation
     }
 
     /// Cancels the running classification, if any.

@@ -221,13 +221,18 @@ impl Stroke {
     }
 }
 
-/// Every pixel of `labels` mapped through `map`, as a change.
-pub fn relabel(labels: &mut LabelImage, layer: LabelLayer, map: impl Fn(u8) -> u8) -> LayerChange {
+/// Every pixel of `labels` mapped through `map(index, value)`, applied, as a
+/// change.
+pub fn relabel(
+    labels: &mut LabelImage,
+    layer: LabelLayer,
+    map: impl Fn(usize, u8) -> u8,
+) -> LayerChange {
     let w = labels.grid.width.max(1);
     let mut pixels = Vec::new();
     let mut rect: Option<PixelRect> = None;
     for (i, v) in labels.data.iter_mut().enumerate() {
-        let new = map(*v);
+        let new = map(i, *v);
         if new != *v {
             pixels.push((i as u32, *v, new));
             *v = new;

@@ -8,9 +8,9 @@ pub mod label_files;
 
 use std::path::PathBuf;
 
-use crate::io::classmap::{ClassInfo, PALETTE};
+use crate::io::classmap::ClassInfo;
 use crate::products::renderings::Renderings;
-use crate::scene::edit::{Edit, LayerChange, relabel};
+use crate::scene::edit::{Edit, relabel};
 use crate::scene::{Brush, LabelImage, LabelLayer, PixelRect, Scene, Stroke, UndoHistory};
 
 /// The files a session was opened from.
@@ -23,6 +23,9 @@ pub struct SceneSources {
     pub test_labels: Option<PathBuf>,
     /// Shown in the title bar ("demo: Sen1Floods11 Spain_7370579").
     pub title: String,
+    /// The bundled demo scene.
+    #[serde(default)]
+    pub demo: bool,
 }
 
 impl SceneSources {
@@ -241,11 +244,7 @@ pub fn next_class(classes: &[ClassInfo]) -> Option<ClassInfo> {
         .max()
         .unwrap_or(0)
         .checked_add(1)?;
-    Some(ClassInfo {
-        value,
-        name: format!("class {value}"),
-        color: PALETTE[(value as usize - 1) % PALETTE.len()],
-    })
+    Some(ClassInfo::unnamed(value))
 }
 
 impl Session {
@@ -322,7 +321,8 @@ impl Session {
         let Some(current) = self.scene.labels_mut(layer) else {
             return;
         };
-        let change = relabel_to(current, layer, &labels.data);
+        let target = &labels.data;
+        let change = relabel(current, layer, |i, v| target.get(i).copied().unwrap_or(v));
         let rect = change.rect;
         self.history.push(Edit {
             description,
@@ -342,11 +342,7 @@ impl Session {
             if v == 0 || self.classes.iter().any(|c| c.value == v) {
                 continue;
             }
-            self.classes.push(ClassInfo {
-                value: v,
-                name: format!("class {v}"),
-                color: PALETTE[(v as usize - 1) % PALETTE.len()],
-            });
+            self.classes.push(ClassInfo::unnamed(v));
             added.push(v);
         }
         self.classes.sort_by_key(|c| c.value);
@@ -469,7 +465,7 @@ impl Session {
         let mut changes = Vec::new();
         for layer in LabelLayer::ALL {
             if let Some(labels) = self.scene.labels_mut(layer) {
-                changes.push(relabel(labels, layer, map));
+                changes.push(relabel(labels, layer, |_, v| map(v)));
             }
         }
         let mut after: Vec<ClassInfo> =
@@ -495,32 +491,6 @@ impl Session {
             labels: touched,
             classes: true,
         }
-    }
-}
-
-/// The change that makes `labels` equal `target` (same size), applied.
-fn relabel_to(labels: &mut LabelImage, layer: LabelLayer, target: &[u8]) -> LayerChange {
-    let w = labels.grid.width.max(1);
-    let mut pixels = Vec::new();
-    let mut rect: Option<PixelRect> = None;
-    for (i, (v, &t)) in labels.data.iter_mut().zip(target).enumerate() {
-        if *v != t {
-            pixels.push((i as u32, *v, t));
-            *v = t;
-            let (y, x) = (i / w, i % w);
-            let p = PixelRect {
-                x0: x,
-                y0: y,
-                x1: x + 1,
-                y1: y + 1,
-            };
-            rect = Some(rect.map_or(p, |r| r.union(p)));
-        }
-    }
-    LayerChange {
-        layer,
-        pixels,
-        rect,
     }
 }
 

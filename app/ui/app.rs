@@ -52,14 +52,24 @@ pub struct Message {
     pub text: String,
 }
 
-/// A load in progress.
+/// A load or classification in progress.
 #[derive(Debug, Clone)]
 pub struct Loading {
     pub generation: u64,
     pub step: String,
     pub fraction: f32,
     pub started: Instant,
-    pub request: LoadRequest,
+}
+
+impl Loading {
+    fn started(generation: u64) -> Self {
+        Self {
+            generation,
+            step: "starting".into(),
+            fraction: 0.0,
+            started: Instant::now(),
+        }
+    }
 }
 
 /// What part of a layer's texture must be uploaded.
@@ -228,14 +238,8 @@ impl StudioApp {
 
     /// Starts loading a scene in the background.
     pub fn open(&mut self, request: LoadRequest) {
-        let generation = self.jobs.load(request.clone());
-        self.loading = Some(Loading {
-            generation,
-            step: "starting".into(),
-            fraction: 0.0,
-            started: Instant::now(),
-            request,
-        });
+        let generation = self.jobs.load(request);
+        self.loading = Some(Loading::started(generation));
     }
 
     /// Adds a file to the open scene (or opens it alone).
@@ -244,7 +248,6 @@ impl StudioApp {
             Some(s) => LoadRequest {
                 hsi: s.sources.hsi.clone(),
                 sar: s.sources.sar.clone(),
-                title: s.sources.title.clone(),
                 ..LoadRequest::default()
             },
             None => LoadRequest::default(),
@@ -363,12 +366,11 @@ impl StudioApp {
                 g.height, g.width
             ));
         }
-        let demo = session.sources.title.starts_with("demo");
         self.prefs.remember(RecentScene {
             title: session.sources.title.clone(),
             hsi: session.sources.hsi.clone(),
             sar: session.sources.sar.clone(),
-            demo,
+            demo: session.sources.demo,
         });
         if session.renderings.prgb.is_none() && session.renderings.pauli.is_some() {
             for id in [LayerId::Prgb, LayerId::Pauli] {
@@ -515,11 +517,6 @@ impl StudioApp {
         }
     }
 
-    /// Asks for a folder, then exports the last result into it.
-    pub fn pick_folder_for_export(&self, ctx: &egui::Context) {
-        self.pick_file(ctx, FileAction::ExportResults);
-    }
-
     /// Writes the last classification as `unidiff-studio run` does: class
     /// map GeoTIFF (+ .qml, colour table, names), probability.tif, map.png,
     /// metrics.json / .csv, the forest's under `baseline_rf/`.
@@ -607,13 +604,7 @@ impl StudioApp {
         };
         self.classifying_revision = s.labels_revision;
         let generation = self.jobs.classify(request);
-        self.classifying = Some(Loading {
-            generation,
-            step: "starting".into(),
-            fraction: 0.0,
-            started: Instant::now(),
-            request: LoadRequest::default(),
-        });
+        self.classifying = Some(Loading::started(generation));
     }
 
     /// With auto-classify on, a finished edit schedules a classification

@@ -95,8 +95,8 @@ pub struct MapResources {
     applied: u64,
 }
 
-/// Creates the map pipeline and registers it with the renderer; false when
-/// there is no wgpu renderer (the glow fallback).
+/// Creates the map pipeline and registers it with the renderer's callback
+/// resources (wgpu only; the glow fallback composites on the CPU).
 pub fn install(render_state: &egui_wgpu::RenderState) {
     let device = &render_state.device;
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {

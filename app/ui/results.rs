@@ -144,14 +144,14 @@ impl StudioApp {
         if !self.show_results {
             return;
         }
-        let Some(r) = self.session.as_ref().and_then(|s| s.result.clone()) else {
+        // Borrowed, not cloned: the result holds the whole scene's maps.
+        let Some(session) = &self.session else {
             return;
         };
-        let names: Vec<String> = self
-            .session
-            .as_ref()
-            .map(|s| s.classes.iter().map(|c| c.name.clone()).collect())
-            .unwrap_or_default();
+        let Some(r) = &session.result else {
+            return;
+        };
+        let names: Vec<String> = session.classes.iter().map(|c| c.name.clone()).collect();
         let mut open = true;
         egui::Window::new("Results")
             .open(&mut open)
@@ -201,7 +201,7 @@ impl StudioApp {
                     });
                 }
                 if ui.button("Export results…").clicked() {
-                    self.pick_folder_for_export(ui.ctx());
+                    self.pick_file(ui.ctx(), super::app::FileAction::ExportResults);
                 }
                 let Some(m) = mlp.or(forest) else {
                     ui.label("no test labels: nothing to score");

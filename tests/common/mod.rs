@@ -17,6 +17,21 @@ pub fn shared_data(rel: &str) -> PathBuf {
     repo().join("../shared/data").join(rel)
 }
 
+/// Steps the app until the load in flight has ended.
+pub fn wait_loaded(h: &mut egui_kittest::Harness<'_, unidiff_studio::ui::StudioApp>) {
+    let start = std::time::Instant::now();
+    h.step();
+    while h.state().loading.is_some() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "loading took over 2 min"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        h.step();
+    }
+    h.run_steps(3);
+}
+
 pub fn demo(name: &str) -> PathBuf {
     repo().join("assets/demo").join(name)
 }
