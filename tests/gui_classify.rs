@@ -348,12 +348,11 @@ fn with_auto_classify_a_stroke_replaces_the_map() {
     assert!(differ > 0, "the new labels changed the map");
 }
 
-#[test]
-fn the_modality_ablation_runs_all_seven_subsets() {
-    let dir = tempfile::tempdir().unwrap();
-    // A 128 x 128 corner of the demo keeps seven Stage B runs short.
+/// The app with a 128 x 128 corner of the demo loaded (short Stage B runs),
+/// and that corner's test labels.
+fn corner_harness(dir: &Path) -> (Harness<'static, StudioApp>, Vec<u8>) {
     let crop = |name: &str| {
-        let out = dir.path().join(name);
+        let out = dir.join(name);
         let status = Command::new("gdal_translate")
             .args(["-q", "-srcwin", "0", "0", "128", "128"])
             .arg(demo(name))
@@ -371,7 +370,7 @@ fn the_modality_ablation_runs_all_seven_subsets() {
     let options = AppOptions {
         demo: false,
         files: Vec::new(),
-        data_dir: Some(dir.path().join("data")),
+        data_dir: Some(dir.join("data")),
     };
     let mut h = Harness::builder()
         .with_size(vec2(1400.0, 1000.0))
@@ -395,8 +394,71 @@ fn the_modality_ablation_runs_all_seven_subsets() {
         .test_labels
         .clone()
         .unwrap();
-    let dry = blocks_of_in(&test.data, 128, 1, 4, 11);
-    let water = blocks_of_in(&test.data, 128, 2, 4, 11);
+    (h, test.data)
+}
+
+#[test]
+fn live_retraining_reuses_the_features_of_the_last_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, test) = corner_harness(dir.path());
+    let dry = blocks_of_in(&test, 128, 1, 4, 11);
+    let water = blocks_of_in(&test, 128, 2, 4, 11);
+    assert!(dry.len() >= 2 && water.len() >= 2, "{dry:?} {water:?}");
+    {
+        let app = h.state_mut();
+        let s = &mut app.classify_settings;
+        s.t = 0;
+        s.stride = Some(32);
+        s.baseline = false;
+        app.auto_classify = true;
+    }
+    paint(&mut h, 1, &dry[..1]);
+    paint(&mut h, 2, &water[..1]);
+    let first = h.state().session.as_ref().unwrap().labels_revision;
+    let t0 = Instant::now();
+    wait_for_result(&mut h, first);
+    let first_seconds = t0.elapsed().as_secs_f64();
+    let mlp = |h: &Harness<'_, StudioApp>| {
+        let r = h.state().session.as_ref().unwrap().result.as_ref().unwrap();
+        let (c, out) = r.outcome.mlp.as_ref().unwrap();
+        (
+            c.class_map.clone(),
+            out.cached_patches,
+            out.training_vectors,
+        )
+    };
+    let (map_before, _, vectors_before) = mlp(&h);
+    // One more stroke: the head is retrained on features already computed.
+    paint(&mut h, 1, &dry[1..]);
+    paint(&mut h, 2, &water[1..]);
+    let second = h.state().session.as_ref().unwrap().labels_revision;
+    let t1 = Instant::now();
+    wait_for_result(&mut h, second);
+    let second_seconds = t1.elapsed().as_secs_f64();
+    let (map_after, cached, vectors_after) = mlp(&h);
+    let patches = unidiff_studio::pipeline::PatchGrid::new(128, 128, 32, 32).len();
+    assert_eq!(
+        cached, patches,
+        "every patch's features came from the store"
+    );
+    assert!(vectors_after > vectors_before);
+    let differ = map_before
+        .iter()
+        .zip(&map_after)
+        .filter(|(a, b)| a != b)
+        .count();
+    assert!(differ > 0, "the new labels changed the map");
+    eprintln!(
+        "live retraining, 128 x 128, stride 32, {patches} patches: first run {first_seconds:.1} s, after a stroke {second_seconds:.1} s"
+    );
+}
+
+#[test]
+fn the_modality_ablation_runs_all_seven_subsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, test) = corner_harness(dir.path());
+    let dry = blocks_of_in(&test, 128, 1, 4, 11);
+    let water = blocks_of_in(&test, 128, 2, 4, 11);
     assert!(!dry.is_empty() && !water.is_empty(), "{dry:?} {water:?}");
     paint(&mut h, 1, &dry);
     paint(&mut h, 2, &water);
@@ -446,4 +508,100 @@ fn the_modality_ablation_runs_all_seven_subsets() {
     h.get_all_by_label(&table)
         .next()
         .expect("the table is shown");
+}
+
+/// Steps the app until `done` holds (at most `limit`).
+fn step_until(
+    h: &mut Harness<'_, StudioApp>,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&StudioApp) -> bool,
+) {
+    let t0 = Instant::now();
+    while !done(h.state()) {
+        assert!(
+            t0.elapsed() < limit,
+            "{what}: not within {limit:?}; messages {:?}",
+            h.state().messages
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        h.step();
+    }
+}
+
+#[test]
+fn stage_a_from_the_panel_runs_cancels_runs_again_and_feeds_stage_b() {
+    use unidiff_studio::model::backbone::BackboneSpec;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, test) = corner_harness(dir.path());
+    let adapter_of = |app: &StudioApp| match &app.classify_settings.backbone {
+        BackboneSpec::Random { adapter, .. } | BackboneSpec::Checkpoint { adapter, .. } => {
+            adapter.clone()
+        }
+    };
+    // The panel names the backbone and its trainable fraction.
+    h.get_by_label("Stage A trains 157504 of 2008102 parameters (7.84 %)");
+    // A long run: progress moves, then Cancel stops it and keeps the backbone.
+    {
+        let s = &mut h.state_mut().adapt_settings;
+        s.steps = 500;
+        s.batch = 2;
+    }
+    h.get_by_label("Run Stage A").click();
+    step_until(&mut h, Duration::from_secs(120), "three steps", |a| {
+        a.adapt_curve.len() >= 3
+    });
+    let step = h.state().adapting.as_ref().unwrap().step.clone();
+    assert!(
+        step.starts_with("step ") && step.contains("/500, loss "),
+        "{step}"
+    );
+    save_render(&mut h, "training_panel_mid_run.png");
+    h.get_by_label("Cancel Stage A").click();
+    step_until(&mut h, Duration::from_secs(60), "cancelled", |a| {
+        a.adapting.is_none()
+    });
+    assert!(adapter_of(h.state()).is_none());
+    assert!(
+        h.state()
+            .messages
+            .iter()
+            .any(|m| m.text.contains("Stage A cancelled")),
+        "{:?}",
+        h.state().messages
+    );
+    // Again, to the end: the adapter is written and used by Stage B.
+    h.state_mut().adapt_settings.steps = 3;
+    h.get_by_label("Run Stage A").click();
+    h.step();
+    assert!(h.state().adapting.is_some());
+    step_until(&mut h, Duration::from_secs(180), "Stage A done", |a| {
+        a.adapting.is_none()
+    });
+    let adapter = adapter_of(h.state()).expect("the new adapter is in use");
+    let meta = unidiff_studio::model::adapter::read_adapter_metadata(&adapter).unwrap();
+    assert_eq!((meta.steps, meta.batch), (3, 2));
+    assert_eq!(meta.loss_curve, h.state().adapt_curve);
+    assert!(meta.loss_curve.iter().all(|l| l.is_finite()));
+    // Stage B on the adapted backbone.
+    let dry = blocks_of_in(&test, 128, 1, 2, 11);
+    let water = blocks_of_in(&test, 128, 2, 2, 11);
+    paint(&mut h, 1, &dry);
+    paint(&mut h, 2, &water);
+    {
+        let s = &mut h.state_mut().classify_settings;
+        s.t = 0;
+        s.stride = Some(32);
+        s.baseline = false;
+    }
+    h.get_by_label("Classify").click();
+    let revision = h.state().session.as_ref().unwrap().labels_revision;
+    wait_for_result(&mut h, revision);
+    let r = h.state().session.as_ref().unwrap().result.as_ref().unwrap();
+    assert!(
+        r.backbone.contains("adapted by") && r.backbone.contains("3 Stage A steps"),
+        "{}",
+        r.backbone
+    );
+    assert!(r.class_map().is_some());
 }

@@ -9,7 +9,8 @@ use crate::model::backbone::{BackboneSpec, load_backbone};
 use crate::pipeline::Modality;
 use crate::pipeline::baseline::ForestConfig;
 use crate::pipeline::classifier::{HeadTrainConfig, MlpConfig};
-use crate::pipeline::run::{ClassifierChoice, RunOutcome, RunSettings, run_classification};
+use crate::pipeline::feature_store::FeatureStore;
+use crate::pipeline::run::{ClassifierChoice, RunOutcome, RunSettings, run_classification_stored};
 use crate::pipeline::stage_b::StageBConfig;
 use crate::products::renderings::Renderings;
 use crate::scene::Scene;
@@ -98,7 +99,15 @@ pub struct Classified {
 
 /// Runs the classification; sends progress, then Classified, Failed or
 /// Cancelled.
-pub fn run(generation: u64, req: &ClassifyRequest, cancel: &CancelFlag, send: &dyn Fn(JobEvent)) {
+/// `store` keeps the backbone's features between runs: a run with the same
+/// backbone, t, block, grid and images only retrains the head.
+pub fn run(
+    generation: u64,
+    req: &ClassifyRequest,
+    cancel: &CancelFlag,
+    send: &dyn Fn(JobEvent),
+    store: &mut FeatureStore,
+) {
     let t0 = std::time::Instant::now();
     let s = &req.settings;
     send(JobEvent::Progress {
@@ -120,6 +129,10 @@ pub fn run(generation: u64, req: &ClassifyRequest, cancel: &CancelFlag, send: &d
             (0..1000).contains(&s.t),
             "t {}: the timestep must be in 0..999",
             s.t
+        );
+        let backbone_id = format!(
+            "{} {:?} {:?}",
+            info.name, info.checkpoint_sha256, info.adapter
         );
         let patch = info.config.image_size;
         let stride = s.stride.unwrap_or(patch / 2).clamp(1, patch);
@@ -180,14 +193,15 @@ pub fn run(generation: u64, req: &ClassifyRequest, cancel: &CancelFlag, send: &d
                     fraction: (i as f32 + within) / n_runs as f32,
                 });
             };
-            let outcome = run_classification::<Autodiff<Flex>>(
-                &model,
+            let outcome = run_classification_stored::<Autodiff<Flex>>(
+                (&model, &backbone_id),
                 &req.scene,
                 &req.renderings,
                 &settings,
                 &Default::default(),
                 cancel,
                 &mut progress,
+                store,
             )?;
             if let Some(mods) = subset {
                 ablation.push(AblationRow {

@@ -3,6 +3,7 @@
 //! `request_repaint`), so the UI never blocks and never polls. Every request
 //! carries a generation; the UI drops events of superseded requests.
 
+pub mod adapt;
 pub mod classify;
 pub mod load;
 
@@ -11,7 +12,10 @@ use std::thread;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
+use crate::pipeline::feature_store::FeatureStore;
 pub use crate::pipeline::stage_a::CancelFlag;
+use crate::pipeline::stage_b::StageBConfig;
+pub use adapt::{AdaptRequest, AdaptSettings, AdaptStep, Adapted};
 pub use classify::{Classified, ClassifyRequest, ClassifySettings};
 pub use load::{LoadRequest, LoadedScene};
 
@@ -22,6 +26,7 @@ pub type Waker = Arc<dyn Fn() + Send + Sync>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
     Load,
+    Adapt,
     Classify,
 }
 
@@ -43,6 +48,15 @@ pub enum JobEvent {
         generation: u64,
         result: Box<Classified>,
     },
+    /// One Stage A step (its loss feeds the live plot).
+    AdaptStep {
+        generation: u64,
+        step: AdaptStep,
+    },
+    Adapted {
+        generation: u64,
+        result: Box<Adapted>,
+    },
     Failed {
         kind: JobKind,
         generation: u64,
@@ -60,6 +74,8 @@ impl JobEvent {
             JobEvent::Progress { generation, .. }
             | JobEvent::Loaded { generation, .. }
             | JobEvent::Classified { generation, .. }
+            | JobEvent::AdaptStep { generation, .. }
+            | JobEvent::Adapted { generation, .. }
             | JobEvent::Failed { generation, .. }
             | JobEvent::Cancelled { generation, .. } => *generation,
         }
@@ -70,7 +86,7 @@ impl JobEvent {
 fn spawn_worker<R: Send + 'static>(
     name: &str,
     rx: Receiver<(u64, R, CancelFlag)>,
-    work: impl Fn(u64, &R, &CancelFlag) + Send + 'static,
+    mut work: impl FnMut(u64, &R, &CancelFlag) + Send + 'static,
 ) {
     let spawned = thread::Builder::new().name(name.into()).spawn(move || {
         for (generation, request, cancel) in rx {
@@ -100,10 +116,12 @@ fn supersede(generation: &mut u64, running: &mut Option<CancelFlag>) -> (u64, Ca
 pub struct Jobs {
     load_tx: Sender<(u64, LoadRequest, CancelFlag)>,
     classify_tx: Sender<(u64, Box<ClassifyRequest>, CancelFlag)>,
+    adapt_tx: Sender<(u64, Box<AdaptRequest>, CancelFlag)>,
     events: Receiver<JobEvent>,
     generation: u64,
     load_cancel: Option<CancelFlag>,
     classify_cancel: Option<CancelFlag>,
+    adapt_cancel: Option<CancelFlag>,
 }
 
 impl Jobs {
@@ -117,8 +135,16 @@ impl Jobs {
         };
         let (classify_tx, classify_rx) = unbounded::<(u64, Box<ClassifyRequest>, CancelFlag)>();
         let send_classify = send.clone();
+        // Features stay in the worker between runs (1 GiB at most), so that
+        // a label stroke only retrains the head.
+        let mut store = FeatureStore::across_runs(StageBConfig::default().feature_cache_bytes);
         spawn_worker("unidiff-classify", classify_rx, move |g, r, c| {
-            classify::run(g, r, c, &send_classify)
+            classify::run(g, r, c, &send_classify, &mut store)
+        });
+        let (adapt_tx, adapt_rx) = unbounded::<(u64, Box<AdaptRequest>, CancelFlag)>();
+        let send_adapt = send.clone();
+        spawn_worker("unidiff-adapt", adapt_rx, move |g, r, c| {
+            adapt::run(g, r, c, &send_adapt)
         });
         spawn_worker("unidiff-load", load_rx, move |g, r, c| {
             load::run(g, r, c, &send)
@@ -126,10 +152,12 @@ impl Jobs {
         Self {
             load_tx,
             classify_tx,
+            adapt_tx,
             events,
             generation: 0,
             load_cancel: None,
             classify_cancel: None,
+            adapt_cancel: None,
         }
     }
 
@@ -148,6 +176,20 @@ impl Jobs {
             .classify_tx
             .send((generation, Box::new(request), cancel));
         generation
+    }
+
+    /// Queues a Stage A run, cancelling one still running.
+    pub fn adapt(&mut self, request: AdaptRequest) -> u64 {
+        let (generation, cancel) = supersede(&mut self.generation, &mut self.adapt_cancel);
+        let _ = self.adapt_tx.send((generation, Box::new(request), cancel));
+        generation
+    }
+
+    /// Cancels the running Stage A run, if any.
+    pub fn cancel_adapt(&mut self) {
+        if let Some(c) = self.adapt_cancel.take() {
+            c.cancel();
+        }
     }
 
     /// Cancels the running classification, if any.

@@ -127,6 +127,34 @@ fn check_adapter(
     })
 }
 
+/// A quick check, without reading the weights, that the adapter at `path`
+/// was made for `spec` (same layout, same base name); the full check of
+/// the checkpoint's SHA-256 happens when the backbone is built.
+pub fn adapter_fits(spec: &BackboneSpec, path: &Path) -> Result<AdapterMetadata, BackboneError> {
+    let meta = read_adapter_metadata(path)?;
+    let config = spec.config()?;
+    let base = match spec {
+        BackboneSpec::Checkpoint { path, .. } => file_name(path),
+        BackboneSpec::Random { name, seed, .. } => format!("{name}:{seed}"),
+    };
+    if meta.base == base && meta.config == config {
+        return Ok(meta);
+    }
+    Err(BackboneError::AdapterMismatch {
+        adapter: path.display().to_string(),
+        made_for: meta.base.clone(),
+        made_sha: meta
+            .base_sha256
+            .clone()
+            .unwrap_or_else(|| "random weights".to_string()),
+        base,
+        base_sha: match spec {
+            BackboneSpec::Checkpoint { .. } => "its checkpoint".to_string(),
+            BackboneSpec::Random { .. } => "random weights".to_string(),
+        },
+    })
+}
+
 /// Builds the backbone on `device`.
 pub fn load_backbone<B: Backend>(
     spec: &BackboneSpec,

@@ -10,11 +10,12 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::Serialize;
 
 use super::baseline::{BaselineError, ForestConfig, pixel_features, random_forest_map};
+use super::feature_store::FeatureStore;
 use super::modality::Modality;
 use super::predict::MergedPrediction;
 use super::stage_a::CancelFlag;
 use super::stage_b::{
-    StageBConfig, StageBError, StageBOutput, StageBProgress, run_stage_b_watched,
+    StageBConfig, StageBError, StageBOutput, StageBProgress, StageBRun, run_stage_b_stored,
 };
 use crate::metrics::summary::MetricsSummary;
 use crate::model::unet::UNet;
@@ -133,6 +134,33 @@ pub fn run_classification<B: AutodiffBackend>(
     cancel: &CancelFlag,
     progress: &mut dyn FnMut(&StageBProgress),
 ) -> Result<RunOutcome, RunError> {
+    let mut store = FeatureStore::for_one_run(settings.stage_b.feature_cache_bytes);
+    run_classification_stored::<B>(
+        (model, ""),
+        scene,
+        renderings,
+        settings,
+        device,
+        cancel,
+        progress,
+        &mut store,
+    )
+}
+
+/// [`run_classification`] with the features kept in `store` (the app keeps
+/// one between runs); `backbone` = (the network, the name that identifies
+/// its weights).
+#[allow(clippy::too_many_arguments)]
+pub fn run_classification_stored<B: AutodiffBackend>(
+    backbone: (&UNet<B::InnerBackend>, &str),
+    scene: &Scene,
+    renderings: &Renderings,
+    settings: &RunSettings,
+    device: &B::Device,
+    cancel: &CancelFlag,
+    progress: &mut dyn FnMut(&StageBProgress),
+    store: &mut FeatureStore,
+) -> Result<RunOutcome, RunError> {
     let train = scene
         .train_labels
         .as_ref()
@@ -181,15 +209,14 @@ pub fn run_classification<B: AutodiffBackend>(
         }
         outcome.modalities = images.iter().map(|(m, _)| *m).collect();
         let t0 = Instant::now();
-        let out = run_stage_b_watched::<B>(
-            model,
-            &images,
-            train,
-            &settings.stage_b,
-            device,
-            cancel,
-            progress,
-        )?;
+        let run = StageBRun {
+            model: backbone.0,
+            backbone: backbone.1,
+            images: &images,
+            train_labels: train,
+            cfg: &settings.stage_b,
+        };
+        let out = run_stage_b_stored::<B>(&run, device, cancel, progress, store)?;
         let result = ClassifierResult {
             metrics: score(test, &out.prediction.class_map, classes),
             class_map: out.prediction.class_map.clone(),

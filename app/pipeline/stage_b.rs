@@ -7,15 +7,16 @@
 use std::time::Instant;
 
 use burn::prelude::*;
+use burn::tensor::TensorData;
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{TensorData, f16};
 use serde::Serialize;
 
 use super::classifier::{
     HeadData, HeadTrainConfig, HeadTrainReport, MlpConfig, ValidationSplit, train_head,
     validation_split,
 };
+use super::feature_store::{FeatureKey, FeatureStore, images_fingerprint};
 use super::features::{FeatureSpec, concat_features};
 use super::modality::Modality;
 use super::patch_grid::PatchGrid;
@@ -170,6 +171,45 @@ pub fn run_stage_b_watched<B: AutodiffBackend>(
     cancel: &CancelFlag,
     progress: &mut dyn FnMut(&StageBProgress),
 ) -> Result<StageBOutput, StageBError> {
+    let mut store = FeatureStore::for_one_run(cfg.feature_cache_bytes);
+    let run = StageBRun {
+        model,
+        backbone: "",
+        images,
+        train_labels,
+        cfg,
+    };
+    run_stage_b_stored::<B>(&run, device, cancel, progress, &mut store)
+}
+
+/// The inputs of one Stage B run.
+pub struct StageBRun<'a, B: Backend> {
+    pub model: &'a UNet<B>,
+    /// Names the backbone (weights and adapter) in the feature store's key.
+    pub backbone: &'a str,
+    /// In concatenation order (pRGB | PCA | SAR).
+    pub images: &'a [(Modality, &'a Rgb8Image)],
+    pub train_labels: &'a LabelImage,
+    pub cfg: &'a StageBConfig,
+}
+
+/// [`run_stage_b_watched`] taking features from `store` where it has them
+/// and keeping there those it computes (all of them, or the labelled
+/// patches', as the store says).
+pub fn run_stage_b_stored<B: AutodiffBackend>(
+    run: &StageBRun<'_, B::InnerBackend>,
+    device: &B::Device,
+    cancel: &CancelFlag,
+    progress: &mut dyn FnMut(&StageBProgress),
+    store: &mut FeatureStore,
+) -> Result<StageBOutput, StageBError> {
+    let StageBRun {
+        model,
+        backbone,
+        images,
+        train_labels,
+        cfg,
+    } = *run;
     let (h, w) = images
         .first()
         .map(|(_, i)| (i.height, i.width))
@@ -222,38 +262,60 @@ pub fn run_stage_b_watched<B: AutodiffBackend>(
             })
         })
         .collect();
+    store.prepare(
+        FeatureKey {
+            backbone: backbone.to_string(),
+            t: cfg.t,
+            block: cfg.block,
+            patch: p,
+            stride: grid.stride,
+            noise_seed: cfg.noise_seed,
+            modalities: images.iter().map(|(m, _)| *m).collect(),
+            images: images_fingerprint(images),
+        },
+        grid.len(),
+    );
     let mut vectors = Vec::new();
     let mut labels = Vec::new();
     let mut pixels = Vec::new();
-    let mut dim = 0;
-    // Features of labelled patches kept for the prediction pass, in f16,
-    // while they fit the budget.
-    let mut cache: Vec<Option<Vec<f16>>> = vec![None; grid.len()];
-    let mut cached_bytes = 0usize;
+    let mut dim = store.dim();
     let mut done = 0;
     for ids in labelled_patches.chunks(cfg.batch_patches.max(1)) {
         if cancel.is_cancelled() {
             return Err(StageBError::Cancelled);
         }
-        let f = features(ids);
-        let [_, d, _, _] = f.dims();
-        dim = d;
-        let host = f
-            .into_data()
-            .convert::<f32>()
-            .to_vec::<f32>()
-            .unwrap_or_default();
+        // Features of this chunk: from the store, or computed (and kept
+        // there while they fit).
+        let fresh: Vec<usize> = ids
+            .iter()
+            .copied()
+            .filter(|&n| !store.contains(n))
+            .collect();
+        let mut host = Vec::new();
+        let mut fresh_host = Vec::new();
+        if !fresh.is_empty() {
+            let f = features(&fresh);
+            dim = f.dims()[1];
+            fresh_host = f
+                .into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .unwrap_or_default();
+        }
+        let d = dim;
         let per = d * p * p;
-        for (b, &n) in ids.iter().enumerate() {
-            if cached_bytes + 2 * per <= cfg.feature_cache_bytes {
-                cache[n] = Some(
-                    host[b * per..(b + 1) * per]
-                        .iter()
-                        .map(|&v| f16::from_f32(v))
-                        .collect(),
-                );
-                cached_bytes += 2 * per;
+        let mut next_fresh = 0;
+        for &n in ids {
+            if store.contains(n) {
+                store.read_into(n, &mut host);
+            } else {
+                let values = &fresh_host[next_fresh * per..(next_fresh + 1) * per];
+                store.put(n, d, values);
+                host.extend_from_slice(values);
+                next_fresh += 1;
             }
+        }
+        for (b, &n) in ids.iter().enumerate() {
             let (r0, c0) = grid.top_left(n);
             for y in 0..p {
                 for x in 0..p {
@@ -305,8 +367,7 @@ pub fn run_stage_b_watched<B: AutodiffBackend>(
     // Pass 2: every patch, batch by batch, into the probability canvas.
     let t2 = Instant::now();
     let mut canvas = ProbabilityCanvas::new(grid, classes);
-    let (kept, fresh): (Vec<usize>, Vec<usize>) =
-        (0..grid.len()).partition(|&n| cache[n].is_some());
+    let (kept, fresh): (Vec<usize>, Vec<usize>) = (0..grid.len()).partition(|&n| store.contains(n));
     let batches = kept
         .chunks(cfg.batch_patches.max(1))
         .map(|ids| (ids, true))
@@ -321,16 +382,30 @@ pub fn run_stage_b_watched<B: AutodiffBackend>(
             return Err(StageBError::Cancelled);
         }
         let f = if from_cache {
-            let values: Vec<f32> = ids
-                .iter()
-                .flat_map(|&n| cache[n].iter().flatten().map(|v| v.to_f32()))
-                .collect();
+            let mut values = Vec::with_capacity(ids.len() * dim * p * p);
+            for &n in ids {
+                store.read_into(n, &mut values);
+            }
             Tensor::<B::InnerBackend, 4>::from_data(
                 TensorData::new(values, [ids.len(), dim, p, p]),
                 device,
             )
         } else {
-            features(ids)
+            let f = features(ids);
+            if store.keeps_all() {
+                let d = f.dims()[1];
+                let per = d * p * p;
+                let host = f
+                    .clone()
+                    .into_data()
+                    .convert::<f32>()
+                    .to_vec::<f32>()
+                    .unwrap_or_default();
+                for (b, &n) in ids.iter().enumerate() {
+                    store.put(n, d, &host[b * per..(b + 1) * per]);
+                }
+            }
+            f
         };
         let [bs, d, _, _] = f.dims();
         let rows = f.permute([0, 2, 3, 1]).reshape([bs * p * p, d]);

@@ -88,6 +88,10 @@ pub enum FileAction {
     SaveLabels(LabelLayer),
     /// A folder for the class map, probabilities and metrics.
     ExportResults,
+    /// A guided-diffusion checkpoint (.pt / .safetensors) as the backbone.
+    ImportCheckpoint,
+    /// A Stage A adapter for the backbone.
+    LoadAdapter,
 }
 
 /// Counts of the 256 values of each of a rendering's three channels.
@@ -141,6 +145,12 @@ pub struct StudioApp {
     /// Settings of the next classification, and the one running.
     pub classify_settings: ClassifySettings,
     pub classifying: Option<Loading>,
+    /// Settings of the next Stage A run, the one running, and the loss of
+    /// every step of the current (or last) run.
+    pub adapt_settings: crate::jobs::AdaptSettings,
+    pub adapting: Option<Loading>,
+    pub adapt_curve: Vec<f32>,
+    pub adapt_last_step: Option<crate::jobs::AdaptStep>,
     pub show_results: bool,
     pub explorer: super::explorer::Explorer,
     /// Classify again after each finished stroke (debounced).
@@ -219,6 +229,10 @@ impl StudioApp {
             histogram_cache: None,
             classify_settings: ClassifySettings::default(),
             classifying: None,
+            adapt_settings: Default::default(),
+            adapting: None,
+            adapt_curve: Vec::new(),
+            adapt_last_step: None,
             show_results: false,
             explorer: Default::default(),
             auto_classify: false,
@@ -265,6 +279,14 @@ impl StudioApp {
             }
             FileAction::ExportResults => {
                 self.export_results(&path);
+                return;
+            }
+            FileAction::ImportCheckpoint => {
+                self.use_checkpoint(path);
+                return;
+            }
+            FileAction::LoadAdapter => {
+                self.use_adapter(Some(path));
                 return;
             }
         }
@@ -571,6 +593,12 @@ impl StudioApp {
                         .add_filter("all files", &["*"])
                         .pick_file(),
                     FileAction::ExportResults => dialog.pick_folder(),
+                    FileAction::ImportCheckpoint => dialog
+                        .add_filter("guided-diffusion checkpoints", &["pt", "safetensors"])
+                        .pick_file(),
+                    FileAction::LoadAdapter => dialog
+                        .add_filter("Stage A adapters", &["safetensors"])
+                        .pick_file(),
                     _ => dialog.pick_file(),
                 };
                 let _ = tx.send((action, picked));
@@ -583,6 +611,99 @@ impl StudioApp {
     /// showing the last result meanwhile.
     pub fn classify(&mut self) {
         self.start_classification(Vec::new());
+    }
+
+    /// Starts Stage A on the open scene with the panel's settings; the
+    /// adapter goes to the data folder.
+    pub fn adapt(&mut self) {
+        let Some(s) = &self.session else {
+            return;
+        };
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let slug: String = s
+            .sources
+            .title
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .take(48)
+            .collect();
+        let request = crate::jobs::AdaptRequest {
+            renderings: s.renderings.clone(),
+            settings: self.adapt_settings.clone(),
+            backbone: self.classify_settings.backbone.clone(),
+            out: self
+                .data_dir
+                .join("adapters")
+                .join(format!("{slug}-{stamp}.safetensors")),
+        };
+        self.adapt_curve.clear();
+        self.adapt_last_step = None;
+        let generation = self.jobs.adapt(request);
+        self.adapting = Some(Loading::started(generation));
+    }
+
+    /// Uses the guided-diffusion checkpoint at `path` as the backbone (the
+    /// ImageNet-64 layout unless its name says tiny); the adapter is dropped.
+    pub fn use_checkpoint(&mut self, path: PathBuf) {
+        use crate::model::backbone::BackboneSpec;
+        use crate::model::checkpoint::CheckpointTensors;
+        use crate::model::config::UNetConfig;
+        let tensors = match CheckpointTensors::open(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                self.error(format!(
+                    "cannot use {} as the backbone: {e}",
+                    path.display()
+                ));
+                return;
+            }
+        };
+        // The layout whose tensor count and size the checkpoint has.
+        let config = [UNetConfig::imagenet64(), UNetConfig::tiny()]
+            .into_iter()
+            .find(|c| {
+                crate::model::inspect::summarize(c)
+                    .is_ok_and(|s| s.parameters == tensors.parameter_count())
+            });
+        match config {
+            Some(config) => {
+                self.info(format!(
+                    "backbone: {} ({} parameters)",
+                    path.display(),
+                    tensors.parameter_count()
+                ));
+                self.classify_settings.backbone = BackboneSpec::Checkpoint {
+                    path,
+                    config,
+                    adapter: None,
+                };
+            }
+            None => self.error(format!(
+                "{}: {} parameters fit neither the ImageNet-64 nor the tiny U-Net layout",
+                path.display(),
+                tensors.parameter_count()
+            )),
+        }
+    }
+
+    /// Puts `adapter` on the current backbone (None: the base weights),
+    /// after checking that it was made for it.
+    pub fn use_adapter(&mut self, adapter: Option<PathBuf>) {
+        use crate::model::backbone::BackboneSpec;
+        let mut spec = self.classify_settings.backbone.clone();
+        match &mut spec {
+            BackboneSpec::Checkpoint { adapter: a, .. }
+            | BackboneSpec::Random { adapter: a, .. } => a.clone_from(&adapter),
+        }
+        if let Some(path) = &adapter
+            && let Err(e) = crate::model::backbone::adapter_fits(&spec, path)
+        {
+            self.error(format!("cannot use the adapter: {e}"));
+            return;
+        }
+        self.classify_settings.backbone = spec;
     }
 
     /// Stage B for each of the seven modality subsets (the paper's Table 5);
@@ -676,8 +797,9 @@ impl StudioApp {
         for event in self.jobs.poll() {
             let loading = self.loading.as_ref().map(|l| l.generation);
             let classifying = self.classifying.as_ref().map(|l| l.generation);
+            let adapting = self.adapting.as_ref().map(|l| l.generation);
             let g = Some(event.generation());
-            if g != loading && g != classifying {
+            if g != loading && g != classifying && g != adapting {
                 continue;
             }
             match event {
@@ -690,6 +812,7 @@ impl StudioApp {
                     let slot = match kind {
                         JobKind::Load => &mut self.loading,
                         JobKind::Classify => &mut self.classifying,
+                        JobKind::Adapt => &mut self.adapting,
                     };
                     if let Some(l) = slot {
                         l.step = step;
@@ -722,6 +845,31 @@ impl StudioApp {
                     self.renderings_version += 1;
                     self.show_results = true;
                 }
+                JobEvent::AdaptStep { step, .. } => {
+                    if let Some(l) = &mut self.adapting {
+                        let eta = step
+                            .eta_seconds
+                            .map_or(String::new(), |e| format!(", ETA {e:.0} s"));
+                        l.step = format!(
+                            "step {}/{}, loss {:.4}{eta}",
+                            step.step, step.steps, step.loss
+                        );
+                        l.fraction = step.step as f32 / step.steps.max(1) as f32;
+                    }
+                    self.adapt_curve.push(step.loss);
+                    self.adapt_last_step = Some(step);
+                }
+                JobEvent::Adapted { result, .. } => {
+                    self.adapting = None;
+                    self.adapt_curve.clone_from(&result.loss_curve);
+                    self.info(format!(
+                        "Stage A done: {} steps in {:.0} s, adapter written to {}; classifications now use it",
+                        result.steps_done,
+                        result.seconds,
+                        result.adapter.display()
+                    ));
+                    self.use_adapter(Some(result.adapter));
+                }
                 JobEvent::Loaded { scene, .. } => {
                     self.loading = None;
                     self.install_session(*scene);
@@ -736,6 +884,10 @@ impl StudioApp {
                             self.classifying = None;
                             "cannot classify"
                         }
+                        JobKind::Adapt => {
+                            self.adapting = None;
+                            "Stage A failed"
+                        }
                     };
                     self.error(format!("{what}: {message}"));
                 }
@@ -747,6 +899,10 @@ impl StudioApp {
                     JobKind::Classify => {
                         self.classifying = None;
                         self.info("classification cancelled; the map shows the last result");
+                    }
+                    JobKind::Adapt => {
+                        self.adapting = None;
+                        self.info("Stage A cancelled; the backbone is unchanged");
                     }
                 },
             }
@@ -877,6 +1033,8 @@ impl StudioApp {
                 .show(ui, |ui| {
                     egui::ScrollArea::vertical().show(ui, |ui| {
                         self.labels_panel(ui);
+                        ui.separator();
+                        self.training_panel(ui);
                         ui.separator();
                         self.classify_panel(ui);
                         ui.separator();

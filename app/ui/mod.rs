@@ -12,6 +12,7 @@ pub mod map_view;
 mod panels;
 pub mod prefs;
 mod results;
+mod training;
 pub mod view_transform;
 
 pub use app::{AppOptions, StudioApp, Tool};

@@ -59,11 +59,6 @@ impl StudioApp {
             ui.label("seed");
             ui.add(egui::DragValue::new(&mut s.seed));
         });
-        ui.label(
-            RichText::new("backbone: tiny random U-Net (not the paper's pretrained model)")
-                .small()
-                .weak(),
-        );
         ui.checkbox(&mut self.auto_classify, "classify again after each stroke")
             .on_hover_text("re-runs the classification a moment after the labels change; a run still going is dropped");
         if ui.button("Timestep explorer…").clicked() {

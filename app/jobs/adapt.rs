@@ -1,0 +1,211 @@
+//! The Stage A job for the app: the same `adapt` loop the CLI's `adapt`
+//! runs, on the open scene's renderings, off the UI thread. Every step's loss
+//! goes to the UI (the live loss plot); the adapter is written atomically to
+//! the data folder when the run ends, and the next classification uses it.
+//! A cancelled run writes nothing: the backbone stays as it was.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::backend::{Autodiff, NdArray};
+
+use super::{CancelFlag, JobEvent, JobKind};
+use crate::model::adapter::{AdapterMetadata, save_adapter};
+use crate::model::backbone::{BackboneSpec, load_backbone};
+use crate::model::inspect::summarize;
+use crate::model::loss::LossKind;
+use crate::pipeline::Modality;
+use crate::pipeline::patches::PatchPool;
+use crate::pipeline::run::available_modalities;
+use crate::pipeline::stage_a::{AdaptConfig, adapt};
+use crate::products::renderings::Renderings;
+
+/// What the Stage A part of the training panel sets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdaptSettings {
+    pub steps: usize,
+    pub lr: f64,
+    pub batch: usize,
+    pub seed: u64,
+    pub modalities: Vec<Modality>,
+}
+
+impl AdaptSettings {
+    /// The paper's run: 2000 steps of batch 32 at lr 1e-4.
+    pub fn paper() -> Self {
+        Self {
+            steps: 2000,
+            lr: 1e-4,
+            batch: 32,
+            seed: 0,
+            modalities: Modality::ALL.to_vec(),
+        }
+    }
+
+    /// A short run to watch the loss move (teaching, the CPU).
+    pub fn quick() -> Self {
+        Self {
+            steps: 40,
+            batch: 4,
+            ..Self::paper()
+        }
+    }
+}
+
+impl Default for AdaptSettings {
+    fn default() -> Self {
+        Self::quick()
+    }
+}
+
+/// A Stage A run to do.
+#[derive(Debug, Clone)]
+pub struct AdaptRequest {
+    pub renderings: Renderings,
+    pub settings: AdaptSettings,
+    /// The backbone to adapt (an adapter it names is not used: Stage A starts
+    /// from the base weights).
+    pub backbone: BackboneSpec,
+    /// Where the adapter goes (.safetensors).
+    pub out: PathBuf,
+}
+
+/// One step of the run, for the progress bar and the loss plot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdaptStep {
+    pub step: usize,
+    pub steps: usize,
+    pub loss: f32,
+    pub eta_seconds: Option<f64>,
+    pub steps_per_second: f64,
+}
+
+/// What a finished run hands back.
+#[derive(Debug, Clone)]
+pub struct Adapted {
+    pub adapter: PathBuf,
+    pub steps_done: usize,
+    pub loss_curve: Vec<f32>,
+    pub trainable_percent: f64,
+    pub seconds: f64,
+}
+
+fn without_adapter(spec: &BackboneSpec) -> BackboneSpec {
+    match spec.clone() {
+        BackboneSpec::Checkpoint { path, config, .. } => BackboneSpec::Checkpoint {
+            path,
+            config,
+            adapter: None,
+        },
+        BackboneSpec::Random { name, seed, .. } => BackboneSpec::Random {
+            name,
+            seed,
+            adapter: None,
+        },
+    }
+}
+
+/// Runs Stage A; sends a step event per step, then Adapted, Failed or
+/// Cancelled.
+pub fn run(generation: u64, req: &AdaptRequest, cancel: &CancelFlag, send: &dyn Fn(JobEvent)) {
+    let t0 = Instant::now();
+    let progress = |step: &str| {
+        send(JobEvent::Progress {
+            kind: JobKind::Adapt,
+            generation,
+            step: step.into(),
+            fraction: 0.0,
+        })
+    };
+    let result = (|| -> anyhow::Result<Option<Adapted>> {
+        let s = &req.settings;
+        anyhow::ensure!(
+            s.steps > 0 && s.batch > 0,
+            "steps and batch must be at least 1"
+        );
+        let (images, _) = available_modalities(&req.renderings, &s.modalities);
+        anyhow::ensure!(
+            !images.is_empty(),
+            "no modality to adapt on: pick one whose input is open"
+        );
+        progress("cutting patches");
+        let pool = PatchPool::from_renderings(&images);
+        progress("building the backbone");
+        let spec = without_adapter(&req.backbone);
+        let (mut model, info) =
+            load_backbone::<Autodiff<NdArray<f32>>>(&spec, &Default::default())?;
+        // CPU backend: convolutions as matrix products (fast backward pass).
+        model.set_conv_im2col(true);
+        let summary = summarize(&info.config)?;
+        let cfg = AdaptConfig {
+            steps: s.steps,
+            lr: s.lr,
+            batch: s.batch,
+            seed: s.seed,
+            loss: LossKind::Hybrid,
+            ..AdaptConfig::default()
+        };
+        let outcome = adapt(model, &pool, &cfg, cancel, |p| {
+            send(JobEvent::AdaptStep {
+                generation,
+                step: AdaptStep {
+                    step: p.step,
+                    steps: p.steps,
+                    loss: p.loss,
+                    eta_seconds: p.eta_seconds,
+                    steps_per_second: p.steps_per_second,
+                },
+            })
+        });
+        if outcome.cancelled {
+            return Ok(None);
+        }
+        let meta = AdapterMetadata {
+            base: info.name.clone(),
+            base_sha256: info.checkpoint_sha256.clone(),
+            config: info.config.clone(),
+            modalities: images.iter().map(|(m, _)| m.name().to_string()).collect(),
+            steps: outcome.steps_done,
+            lr: cfg.lr,
+            batch: cfg.batch,
+            seed: cfg.seed,
+            loss: cfg.loss,
+            loss_curve: outcome.loss_curve.clone(),
+            trainable_parameters: summary.trainable_parameters,
+            trainable_percent: summary.trainable_percent,
+            cancelled: false,
+            software: format!("unidiff-studio {}", env!("CARGO_PKG_VERSION")),
+        };
+        if let Some(dir) = req.out.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        }
+        save_adapter(&req.out, &outcome.model, &meta)?;
+        Ok(Some(Adapted {
+            adapter: req.out.clone(),
+            steps_done: outcome.steps_done,
+            loss_curve: outcome.loss_curve,
+            trainable_percent: summary.trainable_percent,
+            seconds: t0.elapsed().as_secs_f64(),
+        }))
+    })();
+    match result {
+        Ok(None) => send(JobEvent::Cancelled {
+            kind: JobKind::Adapt,
+            generation,
+        }),
+        _ if cancel.is_cancelled() => send(JobEvent::Cancelled {
+            kind: JobKind::Adapt,
+            generation,
+        }),
+        Ok(Some(a)) => send(JobEvent::Adapted {
+            generation,
+            result: Box::new(a),
+        }),
+        Err(e) => send(JobEvent::Failed {
+            kind: JobKind::Adapt,
+            generation,
+            message: format!("{e:#}"),
+        }),
+    }
+}

@@ -1,0 +1,199 @@
+//! Features of the frozen backbone kept in host memory (f16) per patch, so
+//! that they are computed once: within a Stage B run (the labelled patches'
+//! features serve the prediction pass too) and, in the app, across runs — a
+//! label stroke then only retrains the head and re-applies it, which is what
+//! makes live retraining fast. A store forgets everything the moment the
+//! backbone, the timestep, the block, the patch grid, the noise or the input
+//! images differ from what its features were computed with.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use burn::tensor::f16;
+
+use super::modality::Modality;
+use crate::products::Rgb8Image;
+
+/// What the stored features depend on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FeatureKey {
+    pub backbone: String,
+    pub t: i64,
+    pub block: usize,
+    pub patch: usize,
+    pub stride: usize,
+    pub noise_seed: u64,
+    pub modalities: Vec<Modality>,
+    /// Hash of the images' pixels and sizes.
+    pub images: u64,
+}
+
+/// A hash of the input images (their sizes and every byte).
+pub fn images_fingerprint(images: &[(Modality, &Rgb8Image)]) -> u64 {
+    let mut h = DefaultHasher::new();
+    for (m, image) in images {
+        m.hash(&mut h);
+        (image.width, image.height).hash(&mut h);
+        image.data.hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Per-patch feature maps (D x P x P, f16) within a memory budget.
+#[derive(Debug, Default)]
+pub struct FeatureStore {
+    key: Option<FeatureKey>,
+    patches: Vec<Option<Vec<f16>>>,
+    dim: usize,
+    bytes: usize,
+    budget: usize,
+    /// Keep the prediction pass's features too (across runs), not only the
+    /// labelled patches' (within one run).
+    keep_all: bool,
+}
+
+impl FeatureStore {
+    /// A store for one run: keeps the labelled patches' features for the
+    /// prediction pass, up to `budget` bytes.
+    pub fn for_one_run(budget: usize) -> Self {
+        Self {
+            budget,
+            ..Self::default()
+        }
+    }
+
+    /// A store kept between runs: keeps every patch's features up to
+    /// `budget` bytes.
+    pub fn across_runs(budget: usize) -> Self {
+        Self {
+            budget,
+            keep_all: true,
+            ..Self::default()
+        }
+    }
+
+    /// Makes the store hold features for `key` on a grid of `patches`
+    /// patches: kept if the key is the same, dropped otherwise.
+    pub fn prepare(&mut self, key: FeatureKey, patches: usize) {
+        if self.key.as_ref() != Some(&key) || self.patches.len() != patches {
+            self.key = Some(key);
+            self.patches = vec![None; patches];
+            self.dim = 0;
+            self.bytes = 0;
+        }
+    }
+
+    /// Drops every stored feature.
+    pub fn clear(&mut self) {
+        self.key = None;
+        self.patches.clear();
+        self.dim = 0;
+        self.bytes = 0;
+    }
+
+    pub fn keeps_all(&self) -> bool {
+        self.keep_all
+    }
+
+    pub fn contains(&self, patch: usize) -> bool {
+        self.patches.get(patch).is_some_and(Option::is_some)
+    }
+
+    /// Feature channels of the stored maps (0 while empty).
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Patches stored.
+    pub fn stored(&self) -> usize {
+        self.patches.iter().filter(|p| p.is_some()).count()
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The features of `patch` as f32, appended to `out`; false when absent.
+    pub fn read_into(&self, patch: usize, out: &mut Vec<f32>) -> bool {
+        match self.patches.get(patch).and_then(Option::as_ref) {
+            Some(values) => {
+                out.extend(values.iter().map(|v| v.to_f32()));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Keeps the features of `patch` (D x P x P values of `dim` channels)
+    /// if they fit the budget; true when kept.
+    pub fn put(&mut self, patch: usize, dim: usize, values: &[f32]) -> bool {
+        let size = 2 * values.len();
+        if patch >= self.patches.len()
+            || self.bytes + size > self.budget
+            || (self.dim != 0 && self.dim != dim)
+        {
+            return false;
+        }
+        if let Some(old) = &self.patches[patch] {
+            self.bytes -= 2 * old.len();
+        }
+        self.patches[patch] = Some(values.iter().map(|&v| f16::from_f32(v)).collect());
+        self.bytes += size;
+        self.dim = dim;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(t: i64) -> FeatureKey {
+        FeatureKey {
+            backbone: "tiny-random:0".into(),
+            t,
+            block: 8,
+            patch: 2,
+            stride: 1,
+            noise_seed: 0,
+            modalities: vec![Modality::Prgb],
+            images: 7,
+        }
+    }
+
+    #[test]
+    fn keeps_features_within_the_budget_and_forgets_them_for_another_key() {
+        let mut store = FeatureStore::across_runs(2 * 8);
+        store.prepare(key(300), 3);
+        assert!(store.put(0, 2, &[1.0, 2.0, 3.0, 4.0]));
+        assert!(store.put(1, 2, &[0.5, -1.0, 0.25, 8.0]));
+        // A third patch does not fit the 16 bytes.
+        assert!(!store.put(2, 2, &[0.0; 4]));
+        assert_eq!((store.stored(), store.bytes(), store.dim()), (2, 16, 2));
+        let mut out = Vec::new();
+        assert!(store.read_into(1, &mut out));
+        assert!(!store.read_into(2, &mut out));
+        assert_eq!(out, vec![0.5, -1.0, 0.25, 8.0]);
+        // The same key keeps them; another timestep drops them.
+        store.prepare(key(300), 3);
+        assert_eq!(store.stored(), 2);
+        store.prepare(key(200), 3);
+        assert_eq!((store.stored(), store.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn the_fingerprint_sees_one_changed_pixel() {
+        let a = Rgb8Image {
+            width: 2,
+            height: 1,
+            data: vec![1, 2, 3, 4, 5, 6],
+            stretch: Vec::new(),
+        };
+        let mut b = a.clone();
+        let fa = images_fingerprint(&[(Modality::Prgb, &a)]);
+        assert_eq!(fa, images_fingerprint(&[(Modality::Prgb, &b)]));
+        b.data[4] = 0;
+        assert_ne!(fa, images_fingerprint(&[(Modality::Prgb, &b)]));
+        assert_ne!(fa, images_fingerprint(&[(Modality::Pca, &a)]));
+    }
+}

@@ -1,0 +1,218 @@
+//! The training panel's first half: which backbone the runs use (with its
+//! trainable fraction and the device, and why that device), and Stage A —
+//! presets, settings, Run / Cancel, progress with ETA and the loss of every
+//! step as a live plot. Stage B's settings follow in the classification
+//! panel.
+
+use eframe::egui::{self, RichText};
+use egui_plot::{Line, Plot, PlotPoints};
+
+use super::app::{FileAction, StudioApp};
+use crate::jobs::AdaptSettings;
+use crate::model::backbone::BackboneSpec;
+use crate::pipeline::Modality;
+
+/// The device the jobs run on, and why.
+pub fn device_in_use() -> &'static str {
+    "CPU (burn-ndarray for Stage A, burn-flex for Stage B): this build has no GPU backend in its jobs"
+}
+
+/// The backbone in plain words.
+pub fn backbone_words(spec: &BackboneSpec) -> String {
+    let adapter = |a: &Option<std::path::PathBuf>| match a {
+        Some(p) => format!(
+            " + adapter {}",
+            p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().to_string()
+            )
+        ),
+        None => String::new(),
+    };
+    match spec {
+        BackboneSpec::Checkpoint {
+            path, adapter: a, ..
+        } => format!(
+            "checkpoint {}{}",
+            path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().to_string()
+            ),
+            adapter(a)
+        ),
+        BackboneSpec::Random {
+            name,
+            seed,
+            adapter: a,
+        } => format!(
+            "{name} (seed {seed}; random weights, not the paper's pretrained model){}",
+            adapter(a)
+        ),
+    }
+}
+
+impl StudioApp {
+    pub(crate) fn training_panel(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Backbone");
+        let spec = self.classify_settings.backbone.clone();
+        ui.label(backbone_words(&spec));
+        if let Ok(summary) = spec
+            .config()
+            .map_err(|e| e.to_string())
+            .and_then(|c| crate::model::inspect::summarize(&c).map_err(|e| e.to_string()))
+        {
+            ui.label(
+                RichText::new(format!(
+                    "Stage A trains {} of {} parameters ({:.2} %)",
+                    summary.trainable_parameters, summary.parameters, summary.trainable_percent
+                ))
+                .small(),
+            );
+        }
+        ui.label(
+            RichText::new(format!("device: {}", device_in_use()))
+                .small()
+                .weak(),
+        );
+        let busy = self.adapting.is_some();
+        ui.add_enabled_ui(!busy, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                if ui
+                    .small_button("tiny random")
+                    .on_hover_text("a small random U-Net: fast, for teaching and tests")
+                    .clicked()
+                {
+                    self.classify_settings.backbone = BackboneSpec::Random {
+                        name: "tiny-random".into(),
+                        seed: 0,
+                        adapter: None,
+                    };
+                }
+                if ui
+                    .small_button("random ImageNet-64")
+                    .on_hover_text("the paper's layout with random weights")
+                    .clicked()
+                {
+                    self.classify_settings.backbone = BackboneSpec::Random {
+                        name: "random".into(),
+                        seed: 0,
+                        adapter: None,
+                    };
+                }
+                if ui
+                    .small_button("Import checkpoint…")
+                    .on_hover_text("guided-diffusion .pt (the paper's 64x64_diffusion.pt)")
+                    .clicked()
+                {
+                    self.pick_file(ui.ctx(), FileAction::ImportCheckpoint);
+                }
+                if ui.small_button("Load adapter…").clicked() {
+                    self.pick_file(ui.ctx(), FileAction::LoadAdapter);
+                }
+                let has_adapter = matches!(
+                    &spec,
+                    BackboneSpec::Checkpoint {
+                        adapter: Some(_),
+                        ..
+                    } | BackboneSpec::Random {
+                        adapter: Some(_),
+                        ..
+                    }
+                );
+                if has_adapter && ui.small_button("Base weights").clicked() {
+                    self.use_adapter(None);
+                }
+            });
+        });
+        ui.separator();
+        ui.heading("Stage A: adaptation");
+        let s = &mut self.adapt_settings;
+        ui.add_enabled_ui(!busy, |ui| {
+            ui.horizontal(|ui| {
+                if ui
+                    .selectable_label(*s == AdaptSettings::paper(), "paper")
+                    .on_hover_text("2000 steps of 32 patches, lr 1e-4 (hours on a CPU)")
+                    .clicked()
+                {
+                    *s = AdaptSettings::paper();
+                }
+                if ui
+                    .selectable_label(*s == AdaptSettings::quick(), "quick look")
+                    .on_hover_text("40 steps of 4 patches: watch the loss move")
+                    .clicked()
+                {
+                    *s = AdaptSettings::quick();
+                }
+            });
+            ui.horizontal(|ui| {
+                ui.label("steps");
+                ui.add(egui::DragValue::new(&mut s.steps).range(1..=100_000));
+                ui.label("batch");
+                ui.add(egui::DragValue::new(&mut s.batch).range(1..=256));
+            });
+            ui.horizontal(|ui| {
+                ui.label("lr");
+                ui.add(
+                    egui::DragValue::new(&mut s.lr)
+                        .range(1e-6..=1e-2)
+                        .speed(1e-5)
+                        .max_decimals(6),
+                );
+                ui.label("seed");
+                ui.add(egui::DragValue::new(&mut s.seed));
+            });
+            ui.horizontal(|ui| {
+                ui.label("modalities");
+                for m in Modality::ALL {
+                    let mut on = s.modalities.contains(&m);
+                    if ui.checkbox(&mut on, m.name()).changed() {
+                        if on {
+                            s.modalities.push(m);
+                            s.modalities
+                                .sort_by_key(|x| Modality::ALL.iter().position(|y| y == x));
+                        } else {
+                            s.modalities.retain(|x| *x != m);
+                        }
+                    }
+                }
+            });
+        });
+        match &self.adapting {
+            Some(a) => {
+                let text = format!("{} ({:.0} s)", a.step, a.started.elapsed().as_secs_f32());
+                ui.add(egui::ProgressBar::new(a.fraction).text(text));
+                if ui.button("Cancel Stage A").clicked() {
+                    self.jobs.cancel_adapt();
+                }
+            }
+            None => {
+                let ready = self.session.is_some() && !self.adapt_settings.modalities.is_empty();
+                if ui
+                    .add_enabled(ready, egui::Button::new("Run Stage A"))
+                    .on_hover_text(
+                        "adapts the FiLM generators and the modality embedding on this scene's patches",
+                    )
+                    .clicked()
+                {
+                    self.adapt();
+                }
+            }
+        }
+        if !self.adapt_curve.is_empty() {
+            let points: Vec<[f64; 2]> = self
+                .adapt_curve
+                .iter()
+                .enumerate()
+                .map(|(i, &l)| [(i + 1) as f64, f64::from(l)])
+                .collect();
+            Plot::new("stage_a_loss")
+                .height(110.0)
+                .x_axis_label("step")
+                .y_axis_label("loss")
+                .allow_scroll(false)
+                .show(ui, |plot| {
+                    plot.line(Line::new("loss", PlotPoints::new(points)))
+                });
+        }
+    }
+}
