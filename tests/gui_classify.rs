@@ -540,7 +540,7 @@ fn stage_a_from_the_panel_runs_cancels_runs_again_and_feeds_stage_b() {
         }
     };
     // The panel names the backbone and its trainable fraction.
-    h.get_by_label("Stage A trains 157504 of 2008102 parameters (7.84 %)");
+    h.get_by_label("Stage A trains 157,504 of 2,008,102 parameters (7.84 %)");
     // A long run: progress moves, then Cancel stops it and keeps the backbone.
     {
         let s = &mut h.state_mut().adapt_settings;
@@ -604,4 +604,50 @@ fn stage_a_from_the_panel_runs_cancels_runs_again_and_feeds_stage_b() {
         r.backbone
     );
     assert!(r.class_map().is_some());
+}
+
+#[test]
+fn the_timestep_sweep_plots_scores_against_t_and_marks_the_best() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, test) = corner_harness(dir.path());
+    paint(&mut h, 1, &blocks_of_in(&test, 128, 1, 3, 11));
+    paint(&mut h, 2, &blocks_of_in(&test, 128, 2, 3, 11));
+    {
+        let app = h.state_mut();
+        app.classify_settings.stride = Some(32);
+        app.explorer.open = true;
+        app.explorer.sweep_step = 500;
+    }
+    h.run_steps(2);
+    h.get_by_label("Sweep (2 runs)").click();
+    h.step();
+    let revision = h.state().session.as_ref().unwrap().labels_revision;
+    wait_for_result(&mut h, revision);
+    let app = h.state();
+    let sweep = &app.explorer.sweep;
+    let ts: Vec<i64> = sweep.iter().map(|p| p.t).collect();
+    assert_eq!(ts, vec![0, 500]);
+    assert!(sweep.iter().all(|p| p.metrics.is_some()));
+    let best = unidiff_studio::jobs::classify::best_of(sweep).unwrap();
+    let best_mf1 = best.metrics.as_ref().unwrap().mf1;
+    assert!(
+        sweep
+            .iter()
+            .all(|p| p.metrics.as_ref().unwrap().mf1 <= best_mf1)
+    );
+    // The map shown is the best timestep's.
+    let shown = app.session.as_ref().unwrap().result.as_ref().unwrap();
+    assert_eq!(shown.class_map().unwrap(), best.class_map.as_slice());
+    let label = format!("best t = {} (mF1 {best_mf1:.3})", best.t);
+    let best_t = best.t;
+    h.get_by_label(&label);
+    // The class map beside x_t follows the slider to the nearest swept t.
+    h.state_mut().explorer.t = 420;
+    h.run_steps(2);
+    assert_eq!(h.state().explorer.class_map_from, Some(500));
+    h.get_by_label("class map at t = 500 (nearest swept)");
+    save_render(&mut h, "timestep_sweep.png");
+    h.get_by_label("Use this t").click();
+    h.run_steps(1);
+    assert_eq!(h.state().classify_settings.t, best_t);
 }

@@ -61,6 +61,30 @@ pub struct ClassifyRequest {
     /// Modality subsets to run one after the other (the ablation); empty:
     /// one run with the settings' modalities.
     pub subsets: Vec<Vec<Modality>>,
+    /// Timesteps to run one after the other (the sweep); empty: the
+    /// settings' t. Not combined with `subsets`.
+    pub timesteps: Vec<i64>,
+}
+
+/// The timesteps 0, step, 2 step, ... up to 999.
+pub fn sweep_timesteps(step: i64) -> Vec<i64> {
+    (0..1000).step_by(step.clamp(1, 999) as usize).collect()
+}
+
+/// One timestep of a sweep.
+#[derive(Debug, Clone)]
+pub struct SweepPoint {
+    pub t: i64,
+    pub metrics: Option<crate::metrics::summary::MetricsSummary>,
+    pub class_map: Vec<u8>,
+}
+
+/// The sweep point with the best mF1 (None without scores).
+pub fn best_of(sweep: &[SweepPoint]) -> Option<&SweepPoint> {
+    sweep.iter().filter(|p| p.metrics.is_some()).max_by(|a, b| {
+        let f = |p: &SweepPoint| p.metrics.as_ref().map_or(0.0, |m| m.mf1);
+        f(a).total_cmp(&f(b))
+    })
 }
 
 /// The seven non-empty subsets of pRGB, PCA and SAR: singles, pairs, all.
@@ -92,6 +116,9 @@ pub struct Classified {
     pub outcome: RunOutcome,
     /// Filled by an ablation request, one row per subset.
     pub ablation: Vec<AblationRow>,
+    /// Filled by a sweep, one point per timestep; the outcome is then the
+    /// best timestep's.
+    pub sweep: Vec<SweepPoint>,
     pub backbone: String,
     pub labels_revision: u64,
     pub seconds: f64,
@@ -161,26 +188,43 @@ pub fn run(
                 ..ForestConfig::default()
             },
         };
-        let runs: Vec<Option<Vec<Modality>>> = if req.subsets.is_empty() {
-            vec![None]
+        // One run, or one per modality subset (ablation) or per timestep
+        // (sweep).
+        let runs: Vec<(Option<Vec<Modality>>, Option<i64>)> = if !req.subsets.is_empty() {
+            req.subsets
+                .iter()
+                .map(|m| (Some(m.clone()), None))
+                .collect()
+        } else if !req.timesteps.is_empty() {
+            req.timesteps.iter().map(|&t| (None, Some(t))).collect()
         } else {
-            req.subsets.iter().cloned().map(Some).collect()
+            vec![(None, None)]
         };
         let n_runs = runs.len();
         let mut ablation = Vec::new();
-        let mut last = None;
-        for (i, subset) in runs.into_iter().enumerate() {
+        let mut sweep = Vec::new();
+        let mut outcomes = Vec::new();
+        for (i, (subset, t)) in runs.into_iter().enumerate() {
             let mut settings = settings.clone();
-            let prefix = match &subset {
-                Some(mods) => {
-                    settings.modalities = mods.clone();
-                    settings.classifier = ClassifierChoice::Mlp;
-                    settings.baseline = false;
-                    let names: Vec<&str> = mods.iter().map(|m| m.name()).collect();
-                    format!("{}/{n_runs} {}: ", i + 1, names.join("+"))
-                }
-                None => String::new(),
-            };
+            let mut prefix = String::new();
+            if let Some(mods) = &subset {
+                settings.modalities = mods.clone();
+                settings.classifier = ClassifierChoice::Mlp;
+                settings.baseline = false;
+                let names: Vec<&str> = mods.iter().map(|m| m.name()).collect();
+                prefix = format!("{}/{n_runs} {}: ", i + 1, names.join("+"));
+            }
+            if let Some(t) = t {
+                anyhow::ensure!(
+                    (0..1000).contains(&t),
+                    "t {t}: the timestep must be in 0..999"
+                );
+                settings.stage_b.t = t;
+                settings.stage_b.noise_seed = s.seed;
+                settings.classifier = ClassifierChoice::Mlp;
+                settings.baseline = false;
+                prefix = format!("{}/{n_runs} t = {t}: ", i + 1);
+            }
             let mut progress = |p: &crate::pipeline::stage_b::StageBProgress| {
                 let eta = p
                     .eta_seconds
@@ -203,18 +247,34 @@ pub fn run(
                 &mut progress,
                 store,
             )?;
+            let mlp = outcome.mlp.as_ref().map(|(r, _)| r);
             if let Some(mods) = subset {
                 ablation.push(AblationRow {
                     modalities: mods,
-                    metrics: outcome.mlp.as_ref().and_then(|(r, _)| r.metrics.clone()),
+                    metrics: mlp.and_then(|r| r.metrics.clone()),
                 });
             }
-            last = Some(outcome);
+            if let (Some(t), Some(r)) = (t, mlp) {
+                sweep.push(SweepPoint {
+                    t,
+                    metrics: r.metrics.clone(),
+                    class_map: r.class_map.clone(),
+                });
+            }
+            outcomes.push(outcome);
         }
-        let outcome = last.ok_or_else(|| anyhow::anyhow!("nothing to run"))?;
+        // The map shown: the best timestep of a sweep, else the last run.
+        let keep = best_of(&sweep)
+            .and_then(|b| sweep.iter().position(|p| p.t == b.t))
+            .unwrap_or(outcomes.len().saturating_sub(1));
+        let outcome = outcomes
+            .into_iter()
+            .nth(keep)
+            .ok_or_else(|| anyhow::anyhow!("nothing to run"))?;
         Ok(Classified {
             outcome,
             ablation,
+            sweep,
             backbone: info.description,
             labels_revision: req.labels_revision,
             seconds: t0.elapsed().as_secs_f64(),

@@ -610,7 +610,13 @@ impl StudioApp {
     /// running is cancelled (its result would be stale). The map keeps
     /// showing the last result meanwhile.
     pub fn classify(&mut self) {
-        self.start_classification(Vec::new());
+        self.start_classification(Vec::new(), Vec::new());
+    }
+
+    /// Stage B at each of `timesteps` (the explorer's sweep); the map shown
+    /// is the best timestep's by mF1, the explorer plots them all.
+    pub fn classify_sweep(&mut self, timesteps: Vec<i64>) {
+        self.start_classification(Vec::new(), timesteps);
     }
 
     /// Starts Stage A on the open scene with the panel's settings; the
@@ -709,10 +715,14 @@ impl StudioApp {
     /// Stage B for each of the seven modality subsets (the paper's Table 5);
     /// the map shown is the last (all three).
     pub fn classify_ablation(&mut self) {
-        self.start_classification(crate::jobs::classify::all_subsets());
+        self.start_classification(crate::jobs::classify::all_subsets(), Vec::new());
     }
 
-    fn start_classification(&mut self, subsets: Vec<Vec<crate::pipeline::Modality>>) {
+    fn start_classification(
+        &mut self,
+        subsets: Vec<Vec<crate::pipeline::Modality>>,
+        timesteps: Vec<i64>,
+    ) {
         let Some(s) = &self.session else {
             return;
         };
@@ -722,6 +732,7 @@ impl StudioApp {
             settings: self.classify_settings.clone(),
             labels_revision: s.labels_revision,
             subsets,
+            timesteps,
         };
         self.classifying_revision = s.labels_revision;
         let generation = self.jobs.classify(request);
@@ -826,6 +837,12 @@ impl StudioApp {
                         self.info(w.clone());
                     }
                     eprintln!("classified in {:.1} s", result.seconds);
+                    let was_sweep = !result.sweep.is_empty();
+                    if was_sweep {
+                        self.explorer.sweep = result.sweep;
+                        self.explorer.sweep_revision = Some(result.labels_revision);
+                        self.explorer.class_map_from = None;
+                    }
                     if let Some(s) = &mut self.session {
                         s.result = Some(ClassificationResult {
                             ablation: result
@@ -843,7 +860,7 @@ impl StudioApp {
                     self.dirty.insert(LayerId::Uncertainty, Dirty::All);
                     self.update_suggestions();
                     self.renderings_version += 1;
-                    self.show_results = true;
+                    self.show_results = !was_sweep;
                 }
                 JobEvent::AdaptStep { step, .. } => {
                     if let Some(l) = &mut self.adapting {

@@ -1,10 +1,15 @@
 //! The timestep explorer (for teaching): a slider over t showing the
-//! noised input x_t of a rendering, as Stage B sees it at that timestep.
+//! noised input x_t of a rendering, as Stage B sees it at that timestep;
+//! a sweep (Stage B at every step of t, in the background) plotting OA and
+//! mF1 against t like the paper's Fig. 2 with the best t marked, and the
+//! class map of the swept t nearest to the slider.
 
-use eframe::egui::{self, ColorImage, RichText, TextureOptions};
+use eframe::egui::{self, Color32, ColorImage, RichText, TextureOptions};
+use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
 
 use super::app::StudioApp;
 use super::layers::LayerId;
+use crate::jobs::classify::{SweepPoint, best_of, sweep_timesteps};
 use crate::pipeline::noised::noised_rendering;
 use crate::products::Rgb8Image;
 
@@ -12,7 +17,6 @@ use crate::products::Rgb8Image;
 pub const EXPLORER_SEED: u64 = 0;
 
 /// The explorer's state: what it shows and the image it made.
-#[derive(Default)]
 pub struct Explorer {
     pub open: bool,
     pub t: usize,
@@ -21,6 +25,51 @@ pub struct Explorer {
     pub made_from: Option<(usize, LayerId, u64)>,
     pub image: Option<Rgb8Image>,
     texture: Option<egui::TextureHandle>,
+    /// The last sweep's points and the label revision they were made from.
+    pub sweep: Vec<SweepPoint>,
+    pub sweep_revision: Option<u64>,
+    /// Spacing of the swept timesteps.
+    pub sweep_step: i64,
+    /// The t of the class map in `class_map_texture`.
+    pub class_map_from: Option<i64>,
+    class_map_texture: Option<egui::TextureHandle>,
+}
+
+impl Default for Explorer {
+    fn default() -> Self {
+        Self {
+            open: false,
+            t: 0,
+            layer: None,
+            made_from: None,
+            image: None,
+            texture: None,
+            sweep: Vec::new(),
+            sweep_revision: None,
+            sweep_step: 100,
+            class_map_from: None,
+            class_map_texture: None,
+        }
+    }
+}
+
+impl Explorer {
+    /// The swept point nearest to `t`.
+    pub fn nearest_swept(&self, t: usize) -> Option<&SweepPoint> {
+        self.sweep
+            .iter()
+            .min_by_key(|p| (p.t - t as i64).unsigned_abs())
+    }
+}
+
+/// A class map in the classes' colours (0 and unknown classes black).
+fn class_map_image(map: &[u8], width: usize, palette: &[[u8; 3]; 256]) -> ColorImage {
+    let height = map.len() / width.max(1);
+    let mut rgb = Vec::with_capacity(map.len() * 3);
+    for &v in map {
+        rgb.extend_from_slice(&palette[v as usize]);
+    }
+    ColorImage::from_rgb([width, height], &rgb)
 }
 
 impl StudioApp {
@@ -53,6 +102,33 @@ impl StudioApp {
             self.explorer.image = Some(noised);
             self.explorer.made_from = Some(key);
         }
+        let width = session.scene.grid().map_or(0, |g| g.width);
+        let nearest = self.explorer.nearest_swept(self.explorer.t).map(|p| p.t);
+        if nearest.is_some() && nearest != self.explorer.class_map_from {
+            let mut palette = [[0u8; 3]; 256];
+            for c in &session.classes {
+                palette[c.value as usize] = c.color;
+            }
+            if let Some(p) = self.explorer.nearest_swept(self.explorer.t)
+                && width > 0
+            {
+                let color = class_map_image(&p.class_map, width, &palette);
+                match &mut self.explorer.class_map_texture {
+                    Some(t) => t.set(color, TextureOptions::NEAREST),
+                    None => {
+                        self.explorer.class_map_texture =
+                            Some(ctx.load_texture("class map at t", color, TextureOptions::NEAREST))
+                    }
+                }
+                self.explorer.class_map_from = nearest;
+            }
+        }
+        let sweep_stale = self.explorer.sweep_revision.is_some()
+            && self.explorer.sweep_revision != Some(session.labels_revision);
+        let has_test = session.scene.test_labels.is_some();
+        let running = self.classifying.is_some();
+        let mut start_sweep = None;
+        let mut use_t = None;
         let mut open = true;
         let mut t = self.explorer.t;
         let mut chosen = layer;
@@ -73,12 +149,90 @@ impl StudioApp {
                     .small()
                     .weak(),
                 );
-                if let Some(tex) = &self.explorer.texture {
-                    let size = tex.size_vec2();
-                    let scale = (ui.available_width() / size.x).min(1.0);
-                    ui.image((tex.id(), size * scale));
+                let half = (ui.available_width() / 2.0 - 4.0).max(64.0);
+                ui.horizontal(|ui| {
+                    if let Some(tex) = &self.explorer.texture {
+                        let size = tex.size_vec2();
+                        ui.vertical(|ui| {
+                            ui.label(format!("x_t at t = {t}"));
+                            ui.image((tex.id(), size * (half / size.x).min(1.0)));
+                        });
+                    }
+                    if let (Some(tex), Some(at)) =
+                        (&self.explorer.class_map_texture, self.explorer.class_map_from)
+                    {
+                        let size = tex.size_vec2();
+                        ui.vertical(|ui| {
+                            ui.label(format!("class map at t = {at} (nearest swept)"));
+                            ui.image((tex.id(), size * (half / size.x).min(1.0)));
+                        });
+                    }
+                });
+                ui.separator();
+                ui.horizontal(|ui| {
+                    ui.label("sweep t every");
+                    ui.add(egui::DragValue::new(&mut self.explorer.sweep_step).range(1..=999));
+                    let n = sweep_timesteps(self.explorer.sweep_step).len();
+                    if ui
+                        .add_enabled(!running, egui::Button::new(format!("Sweep ({n} runs)")))
+                        .on_hover_text("Stage B at each t with the panel's settings, in the background")
+                        .clicked()
+                    {
+                        start_sweep = Some(sweep_timesteps(self.explorer.sweep_step));
+                    }
+                });
+                if !has_test {
+                    ui.label(RichText::new("the sweep scores with test labels: open some to plot OA and mF1").small());
+                }
+                if sweep_stale {
+                    ui.label(RichText::new("labels changed since this sweep").small().weak());
+                }
+                let sweep = &self.explorer.sweep;
+                if sweep.iter().any(|p| p.metrics.is_some()) {
+                    let series = |f: fn(&crate::metrics::summary::MetricsSummary) -> f64| {
+                        sweep
+                            .iter()
+                            .filter_map(|p| p.metrics.as_ref().map(|m| [p.t as f64, f(m)]))
+                            .collect::<Vec<_>>()
+                    };
+                    let (oa, mf1) = (series(|m| m.oa), series(|m| m.mf1));
+                    let best = best_of(sweep);
+                    Plot::new("sweep")
+                        .height(160.0)
+                        .legend(Legend::default())
+                        .x_axis_label("t")
+                        .include_y(0.0)
+                        .include_y(1.0)
+                        .allow_scroll(false)
+                        .show(ui, |plot| {
+                            plot.line(Line::new("OA", PlotPoints::new(oa.clone())));
+                            plot.points(Points::new("OA", PlotPoints::new(oa)).radius(3.0));
+                            plot.line(Line::new("mF1", PlotPoints::new(mf1.clone())));
+                            plot.points(Points::new("mF1", PlotPoints::new(mf1)).radius(3.0));
+                            if let Some(b) = best {
+                                plot.vline(
+                                    VLine::new("best t", b.t as f64).color(Color32::LIGHT_GREEN),
+                                );
+                            }
+                            plot.vline(VLine::new("slider", t as f64).color(Color32::GRAY));
+                        });
+                    if let Some(b) = best {
+                        let m = b.metrics.as_ref().map_or(0.0, |m| m.mf1);
+                        ui.horizontal(|ui| {
+                            ui.label(format!("best t = {} (mF1 {m:.3})", b.t));
+                            if ui.small_button("Use this t").clicked() {
+                                use_t = Some(b.t);
+                            }
+                        });
+                    }
                 }
             });
+        if let Some(ts) = start_sweep {
+            self.classify_sweep(ts);
+        }
+        if let Some(best) = use_t {
+            self.classify_settings.t = best;
+        }
         self.explorer.open = open;
         self.explorer.t = t;
         self.explorer.layer = Some(chosen);

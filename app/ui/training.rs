@@ -8,6 +8,7 @@ use eframe::egui::{self, RichText};
 use egui_plot::{Line, Plot, PlotPoints};
 
 use super::app::{FileAction, StudioApp};
+use crate::cli::model::thousands;
 use crate::jobs::AdaptSettings;
 use crate::model::backbone::BackboneSpec;
 use crate::pipeline::Modality;
@@ -64,7 +65,9 @@ impl StudioApp {
             ui.label(
                 RichText::new(format!(
                     "Stage A trains {} of {} parameters ({:.2} %)",
-                    summary.trainable_parameters, summary.parameters, summary.trainable_percent
+                    thousands(summary.trainable_parameters),
+                    thousands(summary.parameters),
+                    summary.trainable_percent
                 ))
                 .small(),
             );
