@@ -651,3 +651,40 @@ fn the_timestep_sweep_plots_scores_against_t_and_marks_the_best() {
     h.run_steps(1);
     assert_eq!(h.state().classify_settings.t, best_t);
 }
+
+#[test]
+fn the_explorer_projects_the_features_at_the_slider_timestep() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, _) = corner_harness(dir.path());
+    {
+        let app = h.state_mut();
+        app.explorer.open = true;
+        app.explorer.t = 200;
+    }
+    h.run_steps(2);
+    h.get_by_label("Features at t = 200").click();
+    h.step();
+    assert!(h.state().explorer.projecting.is_some());
+    step_until(&mut h, Duration::from_secs(120), "pRGB projection", |a| {
+        a.explorer.projection.is_some()
+    });
+    h.run_steps(2);
+    let prgb = h.state().explorer.projection.clone().unwrap();
+    assert_eq!((prgb.t, prgb.block), (200, 8));
+    assert_eq!((prgb.image.width, prgb.image.height), (128, 128));
+    h.get_by_label("prgb features at t = 200, block 8 (3 PCs)");
+    // Another modality, another picture.
+    h.state_mut().explorer.layer = Some(LayerId::Pauli);
+    h.run_steps(2);
+    h.get_by_label("Features at t = 200").click();
+    h.step();
+    step_until(&mut h, Duration::from_secs(120), "SAR projection", |a| {
+        a.explorer.projecting.is_none()
+    });
+    h.run_steps(2);
+    let sar = h.state().explorer.projection.clone().unwrap();
+    assert_eq!(sar.modality, unidiff_studio::pipeline::Modality::Sar);
+    assert_ne!(sar.image.data, prgb.image.data);
+    h.get_by_label("sar features at t = 200, block 8 (3 PCs)");
+    save_render(&mut h, "explorer_features.png");
+}

@@ -5,6 +5,7 @@
 
 pub mod adapt;
 pub mod classify;
+pub mod features;
 pub mod load;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ pub use crate::pipeline::stage_a::CancelFlag;
 use crate::pipeline::stage_b::StageBConfig;
 pub use adapt::{AdaptRequest, AdaptSettings, AdaptStep, Adapted};
 pub use classify::{Classified, ClassifyRequest, ClassifySettings};
+pub use features::{ProjectRequest, Projection};
 pub use load::{LoadRequest, LoadedScene};
 
 /// Wakes the UI when an event arrives.
@@ -28,6 +30,7 @@ pub enum JobKind {
     Load,
     Adapt,
     Classify,
+    Features,
 }
 
 /// What a worker reports.
@@ -57,6 +60,10 @@ pub enum JobEvent {
         generation: u64,
         result: Box<Adapted>,
     },
+    Projected {
+        generation: u64,
+        result: Box<Projection>,
+    },
     Failed {
         kind: JobKind,
         generation: u64,
@@ -76,6 +83,7 @@ impl JobEvent {
             | JobEvent::Classified { generation, .. }
             | JobEvent::AdaptStep { generation, .. }
             | JobEvent::Adapted { generation, .. }
+            | JobEvent::Projected { generation, .. }
             | JobEvent::Failed { generation, .. }
             | JobEvent::Cancelled { generation, .. } => *generation,
         }
@@ -117,11 +125,13 @@ pub struct Jobs {
     load_tx: Sender<(u64, LoadRequest, CancelFlag)>,
     classify_tx: Sender<(u64, Box<ClassifyRequest>, CancelFlag)>,
     adapt_tx: Sender<(u64, Box<AdaptRequest>, CancelFlag)>,
+    features_tx: Sender<(u64, Box<ProjectRequest>, CancelFlag)>,
     events: Receiver<JobEvent>,
     generation: u64,
     load_cancel: Option<CancelFlag>,
     classify_cancel: Option<CancelFlag>,
     adapt_cancel: Option<CancelFlag>,
+    features_cancel: Option<CancelFlag>,
 }
 
 impl Jobs {
@@ -146,6 +156,11 @@ impl Jobs {
         spawn_worker("unidiff-adapt", adapt_rx, move |g, r, c| {
             adapt::run(g, r, c, &send_adapt)
         });
+        let (features_tx, features_rx) = unbounded::<(u64, Box<ProjectRequest>, CancelFlag)>();
+        let send_features = send.clone();
+        spawn_worker("unidiff-features", features_rx, move |g, r, c| {
+            features::run(g, r, c, &send_features)
+        });
         spawn_worker("unidiff-load", load_rx, move |g, r, c| {
             load::run(g, r, c, &send)
         });
@@ -153,11 +168,13 @@ impl Jobs {
             load_tx,
             classify_tx,
             adapt_tx,
+            features_tx,
             events,
             generation: 0,
             load_cancel: None,
             classify_cancel: None,
             adapt_cancel: None,
+            features_cancel: None,
         }
     }
 
@@ -183,6 +200,22 @@ impl Jobs {
         let (generation, cancel) = supersede(&mut self.generation, &mut self.adapt_cancel);
         let _ = self.adapt_tx.send((generation, Box::new(request), cancel));
         generation
+    }
+
+    /// Queues a feature projection, cancelling one still running.
+    pub fn project(&mut self, request: ProjectRequest) -> u64 {
+        let (generation, cancel) = supersede(&mut self.generation, &mut self.features_cancel);
+        let _ = self
+            .features_tx
+            .send((generation, Box::new(request), cancel));
+        generation
+    }
+
+    /// Cancels the running feature projection, if any.
+    pub fn cancel_features(&mut self) {
+        if let Some(c) = self.features_cancel.take() {
+            c.cancel();
+        }
     }
 
     /// Cancels the running Stage A run, if any.

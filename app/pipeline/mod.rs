@@ -4,6 +4,7 @@
 pub mod baseline;
 pub mod classifier;
 pub mod export;
+pub mod feature_projection;
 pub mod feature_store;
 pub mod features;
 pub mod modality;

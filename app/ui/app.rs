@@ -62,7 +62,7 @@ pub struct Loading {
 }
 
 impl Loading {
-    fn started(generation: u64) -> Self {
+    pub(crate) fn started(generation: u64) -> Self {
         Self {
             generation,
             step: "starting".into(),
@@ -809,8 +809,9 @@ impl StudioApp {
             let loading = self.loading.as_ref().map(|l| l.generation);
             let classifying = self.classifying.as_ref().map(|l| l.generation);
             let adapting = self.adapting.as_ref().map(|l| l.generation);
+            let projecting = self.explorer.projecting.as_ref().map(|l| l.generation);
             let g = Some(event.generation());
-            if g != loading && g != classifying && g != adapting {
+            if ![loading, classifying, adapting, projecting].contains(&g) {
                 continue;
             }
             match event {
@@ -824,6 +825,7 @@ impl StudioApp {
                         JobKind::Load => &mut self.loading,
                         JobKind::Classify => &mut self.classifying,
                         JobKind::Adapt => &mut self.adapting,
+                        JobKind::Features => &mut self.explorer.projecting,
                     };
                     if let Some(l) = slot {
                         l.step = step;
@@ -887,6 +889,10 @@ impl StudioApp {
                     ));
                     self.use_adapter(Some(result.adapter));
                 }
+                JobEvent::Projected { result, .. } => {
+                    self.explorer.projecting = None;
+                    self.explorer.set_projection(*result);
+                }
                 JobEvent::Loaded { scene, .. } => {
                     self.loading = None;
                     self.install_session(*scene);
@@ -905,6 +911,10 @@ impl StudioApp {
                             self.adapting = None;
                             "Stage A failed"
                         }
+                        JobKind::Features => {
+                            self.explorer.projecting = None;
+                            "cannot project the features"
+                        }
                     };
                     self.error(format!("{what}: {message}"));
                 }
@@ -921,6 +931,7 @@ impl StudioApp {
                         self.adapting = None;
                         self.info("Stage A cancelled; the backbone is unchanged");
                     }
+                    JobKind::Features => self.explorer.projecting = None,
                 },
             }
         }

@@ -7,9 +7,11 @@
 use eframe::egui::{self, Color32, ColorImage, RichText, TextureOptions};
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
 
-use super::app::StudioApp;
+use super::app::{Loading, StudioApp};
 use super::layers::LayerId;
 use crate::jobs::classify::{SweepPoint, best_of, sweep_timesteps};
+use crate::jobs::{ProjectRequest, Projection};
+use crate::pipeline::Modality;
 use crate::pipeline::noised::noised_rendering;
 use crate::products::Rgb8Image;
 
@@ -33,6 +35,12 @@ pub struct Explorer {
     /// The t of the class map in `class_map_texture`.
     pub class_map_from: Option<i64>,
     class_map_texture: Option<egui::TextureHandle>,
+    /// The feature projection being made, the last one made, and whether
+    /// its texture must be refreshed.
+    pub projecting: Option<Loading>,
+    pub projection: Option<Projection>,
+    projection_texture: Option<egui::TextureHandle>,
+    projection_dirty: bool,
 }
 
 impl Default for Explorer {
@@ -49,11 +57,21 @@ impl Default for Explorer {
             sweep_step: 100,
             class_map_from: None,
             class_map_texture: None,
+            projecting: None,
+            projection: None,
+            projection_texture: None,
+            projection_dirty: false,
         }
     }
 }
 
 impl Explorer {
+    /// Shows `p` as the feature projection.
+    pub fn set_projection(&mut self, p: Projection) {
+        self.projection = Some(p);
+        self.projection_dirty = true;
+    }
+
     /// The swept point nearest to `t`.
     pub fn nearest_swept(&self, t: usize) -> Option<&SweepPoint> {
         self.sweep
@@ -123,6 +141,27 @@ impl StudioApp {
                 self.explorer.class_map_from = nearest;
             }
         }
+        if self.explorer.projection_dirty
+            && let Some(p) = &self.explorer.projection
+        {
+            let color = ColorImage::from_rgb([p.image.width, p.image.height], &p.image.data);
+            match &mut self.explorer.projection_texture {
+                Some(t) => t.set(color, TextureOptions::NEAREST),
+                None => {
+                    self.explorer.projection_texture =
+                        Some(ctx.load_texture("features at t", color, TextureOptions::NEAREST))
+                }
+            }
+            self.explorer.projection_dirty = false;
+        }
+        let modality = match layer {
+            LayerId::Pca => Modality::Pca,
+            LayerId::Pauli => Modality::Sar,
+            _ => Modality::Prgb,
+        };
+        let can_project = source.is_some();
+        let mut start_projection = false;
+        let mut cancel_projection = false;
         let sweep_stale = self.explorer.sweep_revision.is_some()
             && self.explorer.sweep_revision != Some(session.labels_revision);
         let has_test = session.scene.test_labels.is_some();
@@ -158,6 +197,20 @@ impl StudioApp {
                             ui.image((tex.id(), size * (half / size.x).min(1.0)));
                         });
                     }
+                    if let (Some(tex), Some(p)) =
+                        (&self.explorer.projection_texture, &self.explorer.projection)
+                    {
+                        let size = tex.size_vec2();
+                        ui.vertical(|ui| {
+                            ui.label(format!(
+                                "{} features at t = {}, block {} (3 PCs)",
+                                p.modality.name(),
+                                p.t,
+                                p.block
+                            ));
+                            ui.image((tex.id(), size * (half / size.x).min(1.0)));
+                        });
+                    }
                     if let (Some(tex), Some(at)) =
                         (&self.explorer.class_map_texture, self.explorer.class_map_from)
                     {
@@ -168,6 +221,28 @@ impl StudioApp {
                         });
                     }
                 });
+                match &self.explorer.projecting {
+                    Some(l) => {
+                        ui.horizontal(|ui| {
+                            ui.add(egui::ProgressBar::new(l.fraction).text(l.step.clone()).desired_width(half));
+                            if ui.button("Cancel").clicked() {
+                                cancel_projection = true;
+                            }
+                        });
+                    }
+                    None => {
+                        if ui
+                            .add_enabled(
+                                can_project,
+                                egui::Button::new(format!("Features at t = {t}")),
+                            )
+                            .on_hover_text("the backbone's block-L features of this modality, first three principal components as RGB")
+                            .clicked()
+                        {
+                            start_projection = true;
+                        }
+                    }
+                }
                 ui.separator();
                 ui.horizontal(|ui| {
                     ui.label("sweep t every");
@@ -227,6 +302,28 @@ impl StudioApp {
                     }
                 }
             });
+        if start_projection {
+            let session = self.session.as_ref();
+            let image = session.and_then(|s| match modality {
+                Modality::Pca => s.renderings.pca.as_ref().map(|(i, _)| i.clone()),
+                Modality::Sar => s.renderings.pauli.clone(),
+                Modality::Prgb => s.renderings.prgb.as_ref().map(|(i, _)| i.clone()),
+            });
+            if let Some(image) = image {
+                let generation = self.jobs.project(ProjectRequest {
+                    image,
+                    modality,
+                    t: t as i64,
+                    block: self.classify_settings.block,
+                    backbone: self.classify_settings.backbone.clone(),
+                    seed: self.classify_settings.seed,
+                });
+                self.explorer.projecting = Some(Loading::started(generation));
+            }
+        }
+        if cancel_projection {
+            self.jobs.cancel_features();
+        }
         if let Some(ts) = start_sweep {
             self.classify_sweep(ts);
         }

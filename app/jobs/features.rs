@@ -1,0 +1,99 @@
+//! The features job: the 3-component projection of one modality's block-L
+//! features at a timestep (`pipeline::feature_projection`), for the timestep
+//! explorer, off the UI thread.
+
+use burn::backend::Flex;
+
+use super::{CancelFlag, JobEvent, JobKind};
+use crate::model::backbone::{BackboneSpec, load_backbone};
+use crate::pipeline::Modality;
+use crate::pipeline::feature_projection::{ProjectionSpec, project_features};
+use crate::products::Rgb8Image;
+
+/// A projection to make.
+#[derive(Debug, Clone)]
+pub struct ProjectRequest {
+    pub image: Rgb8Image,
+    pub modality: Modality,
+    pub t: i64,
+    /// Output block L (None: as the classification, 11 or the last).
+    pub block: Option<usize>,
+    pub backbone: BackboneSpec,
+    pub seed: u64,
+}
+
+/// What the job hands back.
+#[derive(Debug, Clone)]
+pub struct Projection {
+    pub modality: Modality,
+    pub t: i64,
+    pub block: usize,
+    pub image: Rgb8Image,
+}
+
+/// Makes the projection; sends progress, then Projected, Failed or
+/// Cancelled.
+pub fn run(generation: u64, req: &ProjectRequest, cancel: &CancelFlag, send: &dyn Fn(JobEvent)) {
+    let progress = |step: String, fraction: f32| {
+        send(JobEvent::Progress {
+            kind: JobKind::Features,
+            generation,
+            step,
+            fraction,
+        })
+    };
+    progress("building the backbone".into(), 0.0);
+    let result = (|| -> anyhow::Result<Projection> {
+        let device = Default::default();
+        let (model, info) = load_backbone::<Flex>(&req.backbone, &device)?;
+        let blocks = info.config.output_block_count();
+        let block = req.block.unwrap_or(11.min(blocks - 1));
+        anyhow::ensure!(
+            block < blocks,
+            "block {block}: this backbone has output blocks 0..{}",
+            blocks - 1
+        );
+        let spec = ProjectionSpec {
+            t: req.t.clamp(0, 999),
+            block,
+            patch: info.config.image_size,
+            noise_seed: req.seed,
+            batch: 8,
+        };
+        let image = project_features(
+            &model,
+            &req.image,
+            req.modality,
+            spec,
+            &device,
+            cancel,
+            &mut |done, total| {
+                progress(
+                    format!("features {done}/{total} patches"),
+                    done as f32 / total.max(1) as f32,
+                )
+            },
+        )?;
+        Ok(Projection {
+            modality: req.modality,
+            t: spec.t,
+            block,
+            image,
+        })
+    })();
+    match result {
+        _ if cancel.is_cancelled() => send(JobEvent::Cancelled {
+            kind: JobKind::Features,
+            generation,
+        }),
+        Ok(p) => send(JobEvent::Projected {
+            generation,
+            result: Box::new(p),
+        }),
+        Err(e) => send(JobEvent::Failed {
+            kind: JobKind::Features,
+            generation,
+            message: format!("{e:#}"),
+        }),
+    }
+}
