@@ -513,3 +513,64 @@ fn the_timestep_explorer_shows_x_t_for_the_slider_value() {
         .count();
     assert!(differ > at_zero.data.len() / 2, "{differ}");
 }
+
+#[test]
+fn export_view_as_png_writes_the_map_as_shown_with_its_legend() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = with_demo(dir.path());
+    let center = h.state().view.center;
+    h.key_press(Key::B);
+    h.key_press(Key::Num2);
+    h.step();
+    stroke(
+        &mut h,
+        &[(center[0], center[1]), (center[0] + 20.0, center[1])],
+    );
+    h.remove_cursor();
+    h.run_steps(2);
+    let out = dir.path().join("view.png");
+    h.state_mut().export_view_png(out.clone());
+    h.run_steps(4);
+    assert!(h.state().pending_view_png.is_none());
+    let png = image::open(&out).expect("the PNG is written").to_rgba8();
+    let app = h.state();
+    let rect = app.map_rect.unwrap();
+    assert_eq!(
+        (png.width(), png.height()),
+        (rect.width().round() as u32, rect.height().round() as u32)
+    );
+    assert!(
+        app.messages
+            .iter()
+            .any(|m| m.text.contains("view written to")),
+        "{:?}",
+        app.messages
+    );
+    // The PNG is the map's part of the frame on screen.
+    let classes = app.session.as_ref().unwrap().classes.clone();
+    let frame = h.render().expect("wgpu renders");
+    for (x, y) in [
+        (center[0] - 30.0, center[1] + 0.5),
+        (center[0] + 10.0, center[1] + 0.5),
+    ] {
+        let p = screen(&h, x, y);
+        let inside = [(p.x - rect.left()) as u32, (p.y - rect.top()) as u32];
+        let a = png.get_pixel(inside[0], inside[1]).0;
+        let b = pixel(&frame, p, 1.0);
+        for c in 0..3 {
+            assert!((a[c] as i32 - b[c] as i32).abs() <= 1, "{a:?} vs {b:?}");
+        }
+    }
+    // The legend: the first swatch in the bottom-left corner has class 1's colour.
+    let legend_h = 10.0 + 18.0 * (1 + classes.len()) as f32;
+    let swatch = (
+        8.0 + 8.0 + 6.0,
+        rect.height() - 8.0 - legend_h + 5.0 + 18.0 + 8.0,
+    );
+    let got = png.get_pixel(swatch.0 as u32, swatch.1 as u32).0;
+    assert_eq!(&got[..3], &classes[0].color[..], "legend swatch");
+    if let Ok(shots) = std::env::var("UNIDIFF_SCREENSHOT_DIR") {
+        let _ = std::fs::create_dir_all(&shots);
+        let _ = std::fs::copy(&out, PathBuf::from(shots).join("view_export.png"));
+    }
+}

@@ -92,6 +92,8 @@ pub enum FileAction {
     ImportCheckpoint,
     /// A Stage A adapter for the backbone.
     LoadAdapter,
+    /// A PNG of the map as shown, with its legend.
+    ExportViewPng,
 }
 
 /// Counts of the 256 values of each of a rendering's three channels.
@@ -152,6 +154,9 @@ pub struct StudioApp {
     pub adapt_curve: Vec<f32>,
     pub adapt_last_step: Option<crate::jobs::AdaptStep>,
     pub show_results: bool,
+    /// Where the next captured frame's map goes (Export view as PNG).
+    /// and whether the capture was asked for.
+    pub pending_view_png: Option<(PathBuf, bool)>,
     pub explorer: super::explorer::Explorer,
     /// Classify again after each finished stroke (debounced).
     pub auto_classify: bool,
@@ -234,6 +239,7 @@ impl StudioApp {
             adapt_curve: Vec::new(),
             adapt_last_step: None,
             show_results: false,
+            pending_view_png: None,
             explorer: Default::default(),
             auto_classify: false,
             auto_classify_due: None,
@@ -287,6 +293,10 @@ impl StudioApp {
             }
             FileAction::LoadAdapter => {
                 self.use_adapter(Some(path));
+                return;
+            }
+            FileAction::ExportViewPng => {
+                self.export_view_png(path);
                 return;
             }
         }
@@ -596,6 +606,10 @@ impl StudioApp {
                     FileAction::ImportCheckpoint => dialog
                         .add_filter("guided-diffusion checkpoints", &["pt", "safetensors"])
                         .pick_file(),
+                    FileAction::ExportViewPng => dialog
+                        .add_filter("PNG", &["png"])
+                        .set_file_name("view.png")
+                        .save_file(),
                     FileAction::LoadAdapter => dialog
                         .add_filter("Stage A adapters", &["safetensors"])
                         .pick_file(),
@@ -1046,6 +1060,7 @@ impl StudioApp {
         let t0 = Instant::now();
         let ctx = ui.ctx().clone();
         self.handle_events();
+        self.handle_screenshots(&ctx);
         self.handle_dropped_files(&ctx);
         self.handle_keys(&ctx);
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));

@@ -224,6 +224,7 @@ impl StudioApp {
                 egui::StrokeKind::Outside,
             );
         }
+        self.map_legend(&painter, rect);
         if matches!(self.tool, Tool::Brush | Tool::Eraser)
             && let Some(p) = response.hover_pos()
         {

@@ -13,6 +13,7 @@ mod panels;
 pub mod prefs;
 mod results;
 mod training;
+mod view_export;
 pub mod view_transform;
 
 pub use app::{AppOptions, StudioApp, Tool};

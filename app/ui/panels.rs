@@ -94,6 +94,15 @@ impl StudioApp {
                 if ui.button("Fit scene (F)").clicked() {
                     self.fit_pending = true;
                 }
+                if ui
+                    .add_enabled(
+                        self.session.is_some(),
+                        egui::Button::new("Export view as PNG…"),
+                    )
+                    .clicked()
+                {
+                    self.pick_file(&ctx, FileAction::ExportViewPng);
+                }
                 let mut dark = self.prefs.dark;
                 if ui.checkbox(&mut dark, "Dark theme").changed() {
                     self.prefs.dark = dark;
@@ -633,7 +642,8 @@ impl StudioApp {
                 });
             self.show_shortcuts = open;
         }
-        if !self.messages.is_empty() {
+        // Not over a frame being captured for "Export view as PNG".
+        if !self.messages.is_empty() && self.pending_view_png.is_none() {
             let mut close = None;
             egui::Area::new(egui::Id::new("messages"))
                 .anchor(egui::Align2::RIGHT_BOTTOM, [-12.0, -36.0])

@@ -195,9 +195,22 @@ impl StudioApp {
                         }
                     });
                 }
-                if ui.button("Export results…").clicked() {
-                    self.pick_file(ui.ctx(), super::app::FileAction::ExportResults);
-                }
+                ui.horizontal(|ui| {
+                    if ui
+                        .button("Export results…")
+                        .on_hover_text("class map GeoTIFF, probabilities, metrics JSON and CSV")
+                        .clicked()
+                    {
+                        self.pick_file(ui.ctx(), super::app::FileAction::ExportResults);
+                    }
+                    if ui
+                        .button("Export view as PNG…")
+                        .on_hover_text("the map as shown, with its legend")
+                        .clicked()
+                    {
+                        self.pick_file(ui.ctx(), super::app::FileAction::ExportViewPng);
+                    }
+                });
                 let Some(m) = mlp.or(forest) else {
                     ui.label("no test labels: nothing to score");
                     return;

@@ -1,0 +1,149 @@
+//! The map's legend (class colours and names, drawn over the map whenever a
+//! class layer shows) and "Export view as PNG": the next frame is captured
+//! as rendered — layers, outlines, legend — and the map's rectangle of it is
+//! written atomically as a PNG.
+
+use std::path::{Path, PathBuf};
+
+use eframe::egui::{self, Color32, Pos2, Rect, Stroke, Vec2};
+
+use super::app::StudioApp;
+use super::layers::{LayerId, available};
+
+impl StudioApp {
+    /// The class layers on screen, top first, by name.
+    fn legend_title(&self) -> Option<&'static str> {
+        let s = self.session.as_ref()?;
+        let shown = |id: LayerId| {
+            self.layers
+                .get(id)
+                .is_some_and(|l| l.visible && l.opacity > 0.0)
+                && available(s, id)
+        };
+        [
+            (LayerId::ClassMap, "class map"),
+            (LayerId::TrainLabels, "training labels"),
+            (LayerId::TestLabels, "test labels"),
+        ]
+        .into_iter()
+        .find(|(id, _)| shown(*id))
+        .map(|(_, name)| name)
+    }
+
+    /// Draws the legend in the map's bottom-left corner.
+    pub(crate) fn map_legend(&self, painter: &egui::Painter, rect: Rect) {
+        let (Some(title), Some(s)) = (self.legend_title(), &self.session) else {
+            return;
+        };
+        if s.classes.is_empty() {
+            return;
+        }
+        let font = egui::FontId::proportional(13.0);
+        let row = 18.0;
+        let widest = s
+            .classes
+            .iter()
+            .map(|c| c.name.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(title.len());
+        let size = Vec2::new(
+            36.0 + 7.5 * widest as f32,
+            10.0 + row * (1 + s.classes.len()) as f32,
+        );
+        let min = Pos2::new(rect.left() + 8.0, rect.bottom() - 8.0 - size.y);
+        let frame = Rect::from_min_size(min, size);
+        painter.rect_filled(frame, 4.0, Color32::from_black_alpha(190));
+        painter.text(
+            min + Vec2::new(8.0, 5.0),
+            egui::Align2::LEFT_TOP,
+            title,
+            font.clone(),
+            Color32::WHITE,
+        );
+        for (i, c) in s.classes.iter().enumerate() {
+            let y = min.y + 5.0 + row * (i + 1) as f32;
+            let swatch = Rect::from_min_size(Pos2::new(min.x + 8.0, y + 2.0), Vec2::splat(12.0));
+            painter.rect_filled(
+                swatch,
+                2.0,
+                Color32::from_rgb(c.color[0], c.color[1], c.color[2]),
+            );
+            painter.rect_stroke(
+                swatch,
+                2.0,
+                Stroke::new(1.0, Color32::from_gray(200)),
+                egui::StrokeKind::Outside,
+            );
+            painter.text(
+                Pos2::new(min.x + 28.0, y),
+                egui::Align2::LEFT_TOP,
+                &c.name,
+                font.clone(),
+                Color32::WHITE,
+            );
+        }
+    }
+
+    /// Asks for a capture of the next frame; `path` gets the map's part.
+    pub fn export_view_png(&mut self, path: PathBuf) {
+        self.pending_view_png = Some((path, false));
+    }
+
+    /// Sends the capture request of a pending export, and writes the
+    /// captured frame's map rectangle when the capture arrives.
+    pub(crate) fn handle_screenshots(&mut self, ctx: &egui::Context) {
+        if let Some((_, requested @ false)) = &mut self.pending_view_png {
+            *requested = true;
+            ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(egui::UserData::default()));
+            ctx.request_repaint();
+        }
+        let shots: Vec<std::sync::Arc<egui::ColorImage>> = ctx.input(|i| {
+            i.raw
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    egui::Event::Screenshot { image, .. } => Some(image.clone()),
+                    _ => None,
+                })
+                .collect()
+        });
+        let Some(image) = shots.last() else {
+            return;
+        };
+        let (Some((path, _)), Some(rect)) = (self.pending_view_png.take(), self.map_rect) else {
+            return;
+        };
+        match write_png_region(image, rect, ctx.pixels_per_point(), &path) {
+            Ok((w, h)) => self.info(format!("view written to {} ({w} x {h})", path.display())),
+            Err(e) => self.error(format!("cannot write {}: {e}", path.display())),
+        }
+    }
+}
+
+/// Writes `rect` (points) of a captured frame as a PNG, atomically.
+fn write_png_region(
+    image: &egui::ColorImage,
+    rect: Rect,
+    pixels_per_point: f32,
+    path: &Path,
+) -> anyhow::Result<(u32, u32)> {
+    let [iw, ih] = image.size;
+    let x0 = ((rect.left() * pixels_per_point).round().max(0.0) as usize).min(iw);
+    let y0 = ((rect.top() * pixels_per_point).round().max(0.0) as usize).min(ih);
+    let x1 = ((rect.right() * pixels_per_point).round().max(0.0) as usize).min(iw);
+    let y1 = ((rect.bottom() * pixels_per_point).round().max(0.0) as usize).min(ih);
+    anyhow::ensure!(x1 > x0 && y1 > y0, "the map is not on screen");
+    let (w, h) = ((x1 - x0) as u32, (y1 - y0) as u32);
+    let mut out = image::RgbaImage::new(w, h);
+    for y in y0..y1 {
+        for x in x0..x1 {
+            let p = image.pixels[y * iw + x];
+            out.put_pixel((x - x0) as u32, (y - y0) as u32, image::Rgba(p.to_array()));
+        }
+    }
+    let tmp = path.with_extension("png.partial");
+    out.save_with_format(&tmp, image::ImageFormat::Png)?;
+    std::fs::rename(&tmp, path)?;
+    Ok((w, h))
+}
