@@ -1,8 +1,10 @@
 //! The real `unidiff-studio` binary in a window under Xvfb, driven with
 //! xdotool: the demo scene opens, a stroke is painted and autosaved, the app
 //! is killed (SIGKILL) in the middle of the next stroke, and on restart it
-//! offers the autosave, which holds the first stroke. Screenshots of the
-//! window are kept (UNIDIFF_SCREENSHOT_DIR, else the temp folder).
+//! offers the autosave, which holds the first stroke; on a corner of the
+//! demo, Stage A is started and cancelled from the keyboard and a
+//! classification shows the results window. Screenshots of the window are
+//! kept (UNIDIFF_SCREENSHOT_DIR, else the temp folder).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -45,10 +47,14 @@ fn xvfb() -> (Killed, String) {
 }
 
 fn app(display: &str, data: &Path, log: &Path) -> Killed {
+    app_with(display, data, log, &["--demo".as_ref()])
+}
+
+fn app_with(display: &str, data: &Path, log: &Path, args: &[&std::ffi::OsStr]) -> Killed {
     let log_file = std::fs::File::create(log).unwrap();
     Killed(
         Command::new(env!("CARGO_BIN_EXE_unidiff-studio"))
-            .arg("--demo")
+            .args(args)
             .env("DISPLAY", display)
             .env_remove("WAYLAND_DISPLAY")
             .env("UNIDIFF_STUDIO_DATA_DIR", data)
@@ -199,4 +205,84 @@ fn killed_while_painting_the_app_offers_the_last_autosave() {
         "the screenshot shows the scene: {} colours",
         colours.len()
     );
+}
+
+fn focus(display: &str) {
+    // Keys go to the focused window (there is no window manager).
+    xdotool(
+        display,
+        &[
+            "search",
+            "--sync",
+            "--name",
+            "UniDiff Studio",
+            "windowfocus",
+            "--sync",
+            "%1",
+        ],
+    );
+}
+
+#[test]
+fn stage_a_and_a_classification_from_the_keyboard_show_their_panels() {
+    use unidiff_studio::io::classmap::named_classes;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let shots = shots_dir(tmp.path());
+    // A 128 x 128 corner of the demo; sparse training labels (every 8th
+    // pixel of the reference) and the reference as test labels.
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
+    let crop = |name: &str, out: &str| {
+        let out = tmp.path().join(out);
+        let status = Command::new("gdal_translate")
+            .args(["-q", "-srcwin", "0", "0", "128", "128"])
+            .arg(demo.join(name))
+            .arg(&out)
+            .status()
+            .expect("gdal_translate runs");
+        assert!(status.success());
+        out
+    };
+    let s2 = crop("Spain_7370579_S2Hand.tif", "corner_S2.tif");
+    let s1 = crop("Spain_7370579_S1Hand.tif", "corner_S1.tif");
+    let reference = crop("Spain_7370579_LabelHand.tif", "reference.tif");
+    let test = unidiff_studio::io::open_labels_with_offset(&reference, 1).unwrap();
+    let mut train = test.clone();
+    for (i, v) in train.data.iter_mut().enumerate() {
+        if (i / 128) % 8 != 0 || (i % 128) % 8 != 0 {
+            *v = 0;
+        }
+    }
+    let classes = named_classes(2, &["dry".into(), "water".into()]);
+    let train_path = tmp.path().join("corner_labels_train.tif");
+    let test_path = tmp.path().join("corner_labels_test.tif");
+    unidiff_studio::session::label_files::save_labels(&train_path, &train, &classes).unwrap();
+    unidiff_studio::session::label_files::save_labels(&test_path, &test, &classes).unwrap();
+
+    let (_x, display) = xvfb();
+    let log = tmp.path().join("app.log");
+    let files = [&s2, &s1, &train_path, &test_path];
+    let args: Vec<&std::ffi::OsStr> = files.iter().map(|p| p.as_os_str()).collect();
+    let _app = app_with(&display, &data, &log, &args);
+    let pos = wait_for(&log, "opened corner_S2.tif", 0, Duration::from_secs(120));
+    std::thread::sleep(Duration::from_secs(1));
+    focus(&display);
+    xdotool(&display, &["mousemove", "700", "450"]);
+    // Stage A (the quick preset): the panel mid-run, then Esc cancels it.
+    xdotool(&display, &["key", "ctrl+shift+Return"]);
+    let pos = wait_for(&log, "Stage A step 1/40", pos, Duration::from_secs(120));
+    std::thread::sleep(Duration::from_millis(1500));
+    screenshot(&display, &shots.join("training_panel_mid_run_xvfb.png"));
+    xdotool(&display, &["key", "Escape"]);
+    let pos = wait_for(&log, "Stage A cancelled", pos, Duration::from_secs(120));
+    // Stage B (MLP and the forest beside it): the results window opens.
+    xdotool(&display, &["key", "ctrl+Return"]);
+    wait_for(&log, "classified in", pos, Duration::from_secs(600));
+    std::thread::sleep(Duration::from_secs(2));
+    let shot = shots.join("results_panel_xvfb.png");
+    screenshot(&display, &shot);
+    let img = image::open(&shot).unwrap().to_rgb8();
+    assert_eq!((img.width(), img.height()), (1400, 900));
+    let colours: std::collections::HashSet<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+    assert!(colours.len() > 500, "{} colours", colours.len());
 }

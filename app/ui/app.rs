@@ -317,10 +317,9 @@ impl StudioApp {
     }
 
     pub fn info(&mut self, text: impl Into<String>) {
-        self.messages.push(Message {
-            error: false,
-            text: text.into(),
-        });
+        let text = text.into();
+        eprintln!("{text}");
+        self.messages.push(Message { error: false, text });
     }
 
     /// Queues a command for the end of this frame.
@@ -664,6 +663,20 @@ impl StudioApp {
         self.adapting = Some(Loading::started(generation));
     }
 
+    /// Cancels Stage A, the classification and the feature projection, where
+    /// running (Esc); loading has its own Cancel.
+    pub fn cancel_running_jobs(&mut self) {
+        if self.adapting.is_some() {
+            self.jobs.cancel_adapt();
+        }
+        if self.classifying.is_some() {
+            self.jobs.cancel_classify();
+        }
+        if self.explorer.projecting.is_some() {
+            self.jobs.cancel_features();
+        }
+    }
+
     /// Uses the guided-diffusion checkpoint at `path` as the backbone (the
     /// ImageNet-64 layout unless its name says tiny); the adapter is dropped.
     pub fn use_checkpoint(&mut self, path: PathBuf) {
@@ -888,6 +901,12 @@ impl StudioApp {
                             step.step, step.steps, step.loss
                         );
                         l.fraction = step.step as f32 / step.steps.max(1) as f32;
+                    }
+                    if step.step == 1 || step.step % 10 == 0 || step.step == step.steps {
+                        eprintln!(
+                            "Stage A step {}/{}, loss {:.4}",
+                            step.step, step.steps, step.loss
+                        );
                     }
                     self.adapt_curve.push(step.loss);
                     self.adapt_last_step = Some(step);

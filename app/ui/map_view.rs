@@ -111,6 +111,19 @@ impl StudioApp {
         if pressed(Key::F) {
             self.fit_pending = true;
         }
+        // Run keys: Ctrl+Shift+Enter before Ctrl+Enter (`consume_key`
+        // ignores Shift).
+        let run_adapt =
+            ctx.input_mut(|i| i.consume_key(Modifiers::COMMAND | Modifiers::SHIFT, Key::Enter));
+        let run_classify = ctx.input_mut(|i| i.consume_key(Modifiers::COMMAND, Key::Enter));
+        if run_adapt && self.adapting.is_none() {
+            self.adapt();
+        } else if run_classify {
+            self.classify();
+        }
+        if pressed(Key::Escape) {
+            self.cancel_running_jobs();
+        }
         let mut pan = Vec2::ZERO;
         if pressed(Key::ArrowLeft) {
             pan.x += ARROW_PAN;

@@ -631,6 +631,12 @@ impl StudioApp {
                             ("L", "toggle training labels"),
                             ("M", "toggle the class map"),
                             ("N", "next place to label (after a classification)"),
+                            ("Ctrl+Enter", "classify"),
+                            ("Ctrl+Shift+Enter", "run Stage A"),
+                            (
+                                "Esc",
+                                "cancel the running Stage A, classification, projection",
+                            ),
                             ("right click", "inspect a pixel"),
                             ("?", "this sheet"),
                         ] {
