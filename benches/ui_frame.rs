@@ -4,7 +4,8 @@
 //! Measures the CPU time of one egui frame (our logic, layout and
 //! tessellation; the GPU work is not included) while painting a long stroke
 //! and while panning with the middle button, then checks that a stroke's
-//! pixels are on screen in the frame after it.
+//! pixels are on screen in the frame after it; then frames while Stage B
+//! and while Stage A run in the background.
 //!
 //! Run: `cargo bench --bench ui_frame` (prints one JSON line).
 
@@ -215,12 +216,31 @@ fn main() {
     }
     let loaded_seconds = load_start.elapsed().as_secs_f64();
     h.state_mut().jobs.cancel_classify();
+    // Frames while Stage A runs (the quick preset), the loss plot growing.
+    h.state_mut().adapt();
+    let mut while_adapting = Vec::new();
+    while while_adapting.len() < 600 && h.state().adapting.is_some() {
+        let key = if while_adapting.len() % 2 == 0 {
+            egui::Key::ArrowLeft
+        } else {
+            egui::Key::ArrowRight
+        };
+        h.key_press(key);
+        let t = Instant::now();
+        h.step();
+        while_adapting.push(t.elapsed().as_secs_f64());
+        std::thread::sleep(Duration::from_millis(16));
+    }
+    let adapt_steps_seen = h.state().adapt_curve.len();
+    h.state_mut().jobs.cancel_adapt();
     println!(
         "{}",
         serde_json::json!({
             "frames_while_classifying": stats(under_load),
             "classifying_phases_seen": phases,
             "classifying_seconds_observed": loaded_seconds,
+            "frames_while_adapting": stats(while_adapting),
+            "stage_a_steps_seen": adapt_steps_seen,
             "scene": format!("{ROWS} x {COLS}, 3 renderings + 2 label layers"),
             "painting": stats(painting),
             "panning": stats(panning),

@@ -1,5 +1,7 @@
 //! A scene: the layers a user opened, checked to lie on one pixel grid.
 
+use std::sync::Arc;
+
 use super::cube::HsiCube;
 use super::grid::{GridMismatch, PixelGrid};
 use super::labels::LabelImage;
@@ -8,8 +10,9 @@ use super::sar::SarImage;
 /// The layers of one study area on one grid.
 #[derive(Debug, Clone, Default)]
 pub struct Scene {
-    pub hsi: Option<HsiCube>,
-    pub sar: Option<SarImage>,
+    /// Shared, not copied: a classification request holds the same cube.
+    pub hsi: Option<Arc<HsiCube>>,
+    pub sar: Option<Arc<SarImage>>,
     pub train_labels: Option<LabelImage>,
     pub test_labels: Option<LabelImage>,
 }
@@ -79,8 +82,8 @@ impl Scene {
         test_labels: Option<LabelImage>,
     ) -> Result<Self, GridMismatch> {
         let scene = Self {
-            hsi,
-            sar,
+            hsi: hsi.map(Arc::new),
+            sar: sar.map(Arc::new),
             train_labels,
             test_labels,
         };

@@ -770,7 +770,7 @@ impl StudioApp {
     /// after a short pause; further edits push it back (debounce), and a run
     /// still going is superseded.
     fn maybe_auto_classify(&mut self, ctx: &egui::Context) {
-        const PAUSE: Duration = Duration::from_millis(800);
+        const PAUSE: Duration = Duration::from_millis(300);
         let Some(s) = &self.session else {
             return;
         };

@@ -1,0 +1,153 @@
+//! Live retraining on the demo scene (512 x 512, tiny random backbone, the
+//! CPU): with "classify again after each stroke" on, the first classification
+//! computes the backbone's features of every patch; after one more stroke the
+//! features come from the store and only the MLP head is retrained and
+//! applied. Prints one JSON line: seconds of the first run and of the run
+//! after the stroke (job time, and stroke to new map including the 0.8 s
+//! pause that waits for the user to stop painting).
+//!
+//! Run: `cargo bench --bench live_retrain` (add `--profile test` to share
+//! the test build); `STRIDE=16` for the method's overlap (default 32).
+
+use std::time::{Duration, Instant};
+
+use eframe::egui::vec2;
+use egui_kittest::Harness;
+use unidiff_studio::scene::{Brush, LabelLayer};
+use unidiff_studio::session::Command as SessionCommand;
+use unidiff_studio::ui::{AppOptions, StudioApp};
+
+/// Centres of up to `n` 5 x 5 blocks of the test layer that hold only `class`.
+fn spots(test: &[u8], w: usize, class: u8, n: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let h = test.len() / w;
+    for y in (10..h - 10).step_by(37) {
+        for x in (10..w - 10).step_by(41) {
+            if (y - 2..=y + 2).all(|yy| (x - 2..=x + 2).all(|xx| test[yy * w + xx] == class)) {
+                out.push((x, y));
+            }
+            if out.len() == n {
+                return out;
+            }
+        }
+    }
+    out
+}
+
+fn paint(h: &mut Harness<'_, StudioApp>, class: u8, at: &[(usize, usize)]) {
+    for &(x, y) in at {
+        let app = h.state_mut();
+        app.apply_command(SessionCommand::BeginStroke {
+            layer: LabelLayer::Train,
+            brush: Brush {
+                value: class,
+                size: 3.0,
+            },
+            x: x as f32 + 0.5,
+            y: y as f32 + 0.5,
+        });
+        app.apply_command(SessionCommand::EndStroke);
+    }
+}
+
+/// Steps until the result for the current labels is in; seconds waited.
+fn wait_for_map(h: &mut Harness<'_, StudioApp>) -> f64 {
+    let t0 = Instant::now();
+    let revision = h.state().session.as_ref().map_or(0, |s| s.labels_revision);
+    loop {
+        h.step();
+        let done = h
+            .state()
+            .session
+            .as_ref()
+            .and_then(|s| s.result.as_ref())
+            .map(|r| r.labels_revision);
+        if done == Some(revision) && h.state().classifying.is_none() {
+            return t0.elapsed().as_secs_f64();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(3600),
+            "{:?}",
+            h.state().messages
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn main() {
+    let stride: usize = std::env::var("STRIDE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(32);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = AppOptions {
+        demo: true,
+        files: Vec::new(),
+        data_dir: Some(dir.path().join("data")),
+    };
+    let mut h = Harness::builder()
+        .with_size(vec2(1400.0, 1000.0))
+        .wgpu()
+        .build_eframe(move |cc| StudioApp::new(cc, options));
+    let t0 = Instant::now();
+    while h.state().session.is_none() || h.state().loading.is_some() {
+        h.step();
+        assert!(t0.elapsed() < Duration::from_secs(120), "the demo loads");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let test = h
+        .state()
+        .session
+        .as_ref()
+        .and_then(|s| s.scene.test_labels.clone())
+        .expect("the demo has test labels");
+    let (dry, water) = (spots(&test.data, 512, 1, 16), spots(&test.data, 512, 2, 16));
+    {
+        let app = h.state_mut();
+        app.classify_settings.t = 0;
+        app.classify_settings.stride = Some(stride);
+        app.classify_settings.baseline = false;
+        app.auto_classify = true;
+    }
+    paint(&mut h, 1, &dry[..12.min(dry.len())]);
+    paint(&mut h, 2, &water[..12.min(water.len())]);
+    let first = wait_for_map(&mut h);
+    let first_job = h
+        .state()
+        .session
+        .as_ref()
+        .and_then(|s| s.result.as_ref())
+        .map_or(0.0, |r| r.seconds);
+    let mut retrains = Vec::new();
+    for k in 0..3 {
+        let extra = [dry.get(12 + k).copied(), water.get(12 + k).copied()];
+        for (class, at) in [(1u8, extra[0]), (2u8, extra[1])] {
+            if let Some(at) = at {
+                paint(&mut h, class, &[at]);
+            }
+        }
+        let to_map = wait_for_map(&mut h);
+        let r = h
+            .state()
+            .session
+            .as_ref()
+            .and_then(|s| s.result.as_ref())
+            .expect("a result");
+        let cached = r.outcome.mlp.as_ref().map_or(0, |(_, o)| o.cached_patches);
+        retrains.push(serde_json::json!({
+            "stroke_to_map_s": to_map,
+            "job_s": r.seconds,
+            "patches_from_store": cached,
+        }));
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "scene": "demo 512 x 512, tiny-random, t = 0, pRGB|PCA|SAR, MLP only",
+            "stride": stride,
+            "first_run_s": first,
+            "first_job_s": first_job,
+            "after_a_stroke": retrains,
+        })
+    );
+}
