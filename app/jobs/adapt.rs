@@ -8,10 +8,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::backend::{Autodiff, NdArray};
+use burn::tensor::backend::AutodiffBackend;
 
 use super::{CancelFlag, JobEvent, JobKind};
 use crate::model::adapter::{AdapterMetadata, save_adapter};
 use crate::model::backbone::{BackboneSpec, load_backbone};
+use crate::model::device::{DeviceChoice, Resolved, resolve};
 use crate::model::inspect::summarize;
 use crate::model::loss::LossKind;
 use crate::pipeline::Modality;
@@ -68,6 +70,7 @@ pub struct AdaptRequest {
     pub backbone: BackboneSpec,
     /// Where the adapter goes (.safetensors).
     pub out: PathBuf,
+    pub device: DeviceChoice,
 }
 
 /// One step of the run, for the progress bar and the loss plot.
@@ -88,6 +91,8 @@ pub struct Adapted {
     pub loss_curve: Vec<f32>,
     pub trainable_percent: f64,
     pub seconds: f64,
+    /// The device used, and why.
+    pub device: String,
 }
 
 fn without_adapter(spec: &BackboneSpec) -> BackboneSpec {
@@ -108,7 +113,6 @@ fn without_adapter(spec: &BackboneSpec) -> BackboneSpec {
 /// Runs Stage A; sends a step event per step, then Adapted, Failed or
 /// Cancelled.
 pub fn run(generation: u64, req: &AdaptRequest, cancel: &CancelFlag, send: &dyn Fn(JobEvent)) {
-    let t0 = Instant::now();
     let progress = |step: &str| {
         send(JobEvent::Progress {
             kind: JobKind::Adapt,
@@ -117,78 +121,42 @@ pub fn run(generation: u64, req: &AdaptRequest, cancel: &CancelFlag, send: &dyn 
             fraction: 0.0,
         })
     };
-    let result = (|| -> anyhow::Result<Option<Adapted>> {
-        let s = &req.settings;
-        anyhow::ensure!(
-            s.steps > 0 && s.batch > 0,
-            "steps and batch must be at least 1"
-        );
-        let (images, _) = available_modalities(&req.renderings, &s.modalities);
-        anyhow::ensure!(
-            !images.is_empty(),
-            "no modality to adapt on: pick one whose input is open"
-        );
-        progress("cutting patches");
-        let pool = PatchPool::from_renderings(&images);
-        progress("building the backbone");
-        let spec = without_adapter(&req.backbone);
-        let (mut model, info) =
-            load_backbone::<Autodiff<NdArray<f32>>>(&spec, &Default::default())?;
-        // CPU backend: convolutions as matrix products (fast backward pass).
-        model.set_conv_im2col(true);
-        let summary = summarize(&info.config)?;
-        let cfg = AdaptConfig {
-            steps: s.steps,
-            lr: s.lr,
-            batch: s.batch,
-            seed: s.seed,
-            loss: LossKind::Hybrid,
-            ..AdaptConfig::default()
-        };
-        let outcome = adapt(model, &pool, &cfg, cancel, |p| {
-            send(JobEvent::AdaptStep {
-                generation,
-                step: AdaptStep {
-                    step: p.step,
-                    steps: p.steps,
-                    loss: p.loss,
-                    eta_seconds: p.eta_seconds,
-                    steps_per_second: p.steps_per_second,
-                },
-            })
-        });
-        if outcome.cancelled {
-            return Ok(None);
-        }
-        let meta = AdapterMetadata {
-            base: info.name.clone(),
-            base_sha256: info.checkpoint_sha256.clone(),
-            config: info.config.clone(),
-            modalities: images.iter().map(|(m, _)| m.name().to_string()).collect(),
-            steps: outcome.steps_done,
-            lr: cfg.lr,
-            batch: cfg.batch,
-            seed: cfg.seed,
-            loss: cfg.loss,
-            loss_curve: outcome.loss_curve.clone(),
-            trainable_parameters: summary.trainable_parameters,
-            trainable_percent: summary.trainable_percent,
-            cancelled: false,
-            software: format!("unidiff-studio {}", env!("CARGO_PKG_VERSION")),
-        };
-        if let Some(dir) = req.out.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-        }
-        save_adapter(&req.out, &outcome.model, &meta)?;
-        Ok(Some(Adapted {
-            adapter: req.out.clone(),
-            steps_done: outcome.steps_done,
-            loss_curve: outcome.loss_curve,
-            trainable_percent: summary.trainable_percent,
-            seconds: t0.elapsed().as_secs_f64(),
-        }))
-    })();
+    let device = resolve(req.device);
+    progress(&format!("device: {}", device.why));
+    let result = match device.resolved {
+        Resolved::Cpu => adapt_on::<Autodiff<NdArray<f32>>>(
+            generation,
+            req,
+            cancel,
+            send,
+            &Default::default(),
+            true,
+        ),
+        #[cfg(feature = "cuda")]
+        Resolved::Cuda => adapt_on::<Autodiff<burn::backend::Cuda>>(
+            generation,
+            req,
+            cancel,
+            send,
+            &Default::default(),
+            false,
+        ),
+        #[cfg(feature = "wgpu")]
+        Resolved::Wgpu => adapt_on::<Autodiff<burn::backend::Wgpu>>(
+            generation,
+            req,
+            cancel,
+            send,
+            &Default::default(),
+            false,
+        ),
+    }
+    .map(|a| {
+        a.map(|mut a| {
+            a.device = device.why.clone();
+            a
+        })
+    });
     match result {
         Ok(None) => send(JobEvent::Cancelled {
             kind: JobKind::Adapt,
@@ -208,4 +176,94 @@ pub fn run(generation: u64, req: &AdaptRequest, cancel: &CancelFlag, send: &dyn 
             message: format!("{e:#}"),
         }),
     }
+}
+
+/// Stage A on backend `B`; `im2col` for the CPU backend (convolutions as
+/// matrix products: a fast backward pass there). None when cancelled.
+fn adapt_on<B: AutodiffBackend>(
+    generation: u64,
+    req: &AdaptRequest,
+    cancel: &CancelFlag,
+    send: &dyn Fn(JobEvent),
+    device: &B::Device,
+    im2col: bool,
+) -> anyhow::Result<Option<Adapted>> {
+    let t0 = Instant::now();
+    let progress = |step: &str| {
+        send(JobEvent::Progress {
+            kind: JobKind::Adapt,
+            generation,
+            step: step.into(),
+            fraction: 0.0,
+        })
+    };
+    let s = &req.settings;
+    anyhow::ensure!(
+        s.steps > 0 && s.batch > 0,
+        "steps and batch must be at least 1"
+    );
+    let (images, _) = available_modalities(&req.renderings, &s.modalities);
+    anyhow::ensure!(
+        !images.is_empty(),
+        "no modality to adapt on: pick one whose input is open"
+    );
+    progress("cutting patches");
+    let pool = PatchPool::from_renderings(&images);
+    progress("building the backbone");
+    let spec = without_adapter(&req.backbone);
+    let (mut model, info) = load_backbone::<B>(&spec, device)?;
+    model.set_conv_im2col(im2col);
+    let summary = summarize(&info.config)?;
+    let cfg = AdaptConfig {
+        steps: s.steps,
+        lr: s.lr,
+        batch: s.batch,
+        seed: s.seed,
+        loss: LossKind::Hybrid,
+        ..AdaptConfig::default()
+    };
+    let outcome = adapt(model, &pool, &cfg, cancel, |p| {
+        send(JobEvent::AdaptStep {
+            generation,
+            step: AdaptStep {
+                step: p.step,
+                steps: p.steps,
+                loss: p.loss,
+                eta_seconds: p.eta_seconds,
+                steps_per_second: p.steps_per_second,
+            },
+        })
+    });
+    if outcome.cancelled {
+        return Ok(None);
+    }
+    let meta = AdapterMetadata {
+        base: info.name.clone(),
+        base_sha256: info.checkpoint_sha256.clone(),
+        config: info.config.clone(),
+        modalities: images.iter().map(|(m, _)| m.name().to_string()).collect(),
+        steps: outcome.steps_done,
+        lr: cfg.lr,
+        batch: cfg.batch,
+        seed: cfg.seed,
+        loss: cfg.loss,
+        loss_curve: outcome.loss_curve.clone(),
+        trainable_parameters: summary.trainable_parameters,
+        trainable_percent: summary.trainable_percent,
+        cancelled: false,
+        software: format!("unidiff-studio {}", env!("CARGO_PKG_VERSION")),
+    };
+    if let Some(dir) = req.out.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    }
+    save_adapter(&req.out, &outcome.model, &meta)?;
+    Ok(Some(Adapted {
+        adapter: req.out.clone(),
+        steps_done: outcome.steps_done,
+        loss_curve: outcome.loss_curve,
+        trainable_percent: summary.trainable_percent,
+        seconds: t0.elapsed().as_secs_f64(),
+        device: String::new(),
+    }))
 }

@@ -3,9 +3,11 @@
 //! defaults, on the labels painted so far, off the UI thread.
 
 use burn::backend::{Autodiff, Flex};
+use burn::tensor::backend::AutodiffBackend;
 
 use super::{CancelFlag, JobEvent, JobKind};
 use crate::model::backbone::{BackboneSpec, load_backbone};
+use crate::model::device::{DeviceChoice, DeviceReport, Resolved, resolve};
 use crate::pipeline::Modality;
 use crate::pipeline::baseline::ForestConfig;
 use crate::pipeline::classifier::{HeadTrainConfig, MlpConfig};
@@ -28,6 +30,8 @@ pub struct ClassifySettings {
     pub stride: Option<usize>,
     pub seed: u64,
     pub backbone: BackboneSpec,
+    /// Where the model runs (all jobs use it).
+    pub device: DeviceChoice,
 }
 
 impl Default for ClassifySettings {
@@ -45,6 +49,7 @@ impl Default for ClassifySettings {
                 seed: 0,
                 adapter: None,
             },
+            device: DeviceChoice::Auto,
         }
     }
 }
@@ -120,6 +125,8 @@ pub struct Classified {
     /// best timestep's.
     pub sweep: Vec<SweepPoint>,
     pub backbone: String,
+    /// The device used, and why.
+    pub device: String,
     pub labels_revision: u64,
     pub seconds: f64,
 }
@@ -127,7 +134,7 @@ pub struct Classified {
 /// Runs the classification; sends progress, then Classified, Failed or
 /// Cancelled.
 /// `store` keeps the backbone's features between runs: a run with the same
-/// backbone, t, block, grid and images only retrains the head.
+/// backbone, device, t, block, grid and images only retrains the head.
 pub fn run(
     generation: u64,
     req: &ClassifyRequest,
@@ -135,151 +142,30 @@ pub fn run(
     send: &dyn Fn(JobEvent),
     store: &mut FeatureStore,
 ) {
-    let t0 = std::time::Instant::now();
-    let s = &req.settings;
     send(JobEvent::Progress {
         kind: JobKind::Classify,
         generation,
         step: "building the backbone".into(),
         fraction: 0.0,
     });
-    let result = (|| -> anyhow::Result<Classified> {
-        let (model, info) = load_backbone::<Flex>(&s.backbone, &Default::default())?;
-        let blocks = info.config.output_block_count();
-        let block = s.block.unwrap_or(11.min(blocks - 1));
-        anyhow::ensure!(
-            block < blocks,
-            "block {block}: this backbone has output blocks 0..{}",
-            blocks - 1
-        );
-        anyhow::ensure!(
-            (0..1000).contains(&s.t),
-            "t {}: the timestep must be in 0..999",
-            s.t
-        );
-        let backbone_id = format!(
-            "{} {:?} {:?}",
-            info.name, info.checkpoint_sha256, info.adapter
-        );
-        let patch = info.config.image_size;
-        let stride = s.stride.unwrap_or(patch / 2).clamp(1, patch);
-        let settings = RunSettings {
-            modalities: s.modalities.clone(),
-            classifier: s.classifier,
-            baseline: s.baseline,
-            stage_b: StageBConfig {
-                t: s.t,
-                block,
-                mlp: MlpConfig::berlin(),
-                head: HeadTrainConfig {
-                    seed: s.seed,
-                    max_epochs: 200,
-                    ..HeadTrainConfig::default()
-                },
-                patch,
-                stride,
-                batch_patches: 16,
-                noise_seed: s.seed,
-                ..StageBConfig::default()
-            },
-            forest: ForestConfig {
-                trees: 100,
-                seed: s.seed,
-                ..ForestConfig::default()
-            },
-        };
-        // One run, or one per modality subset (ablation) or per timestep
-        // (sweep).
-        let runs: Vec<(Option<Vec<Modality>>, Option<i64>)> = if !req.subsets.is_empty() {
-            req.subsets
-                .iter()
-                .map(|m| (Some(m.clone()), None))
-                .collect()
-        } else if !req.timesteps.is_empty() {
-            req.timesteps.iter().map(|&t| (None, Some(t))).collect()
-        } else {
-            vec![(None, None)]
-        };
-        let n_runs = runs.len();
-        let mut ablation = Vec::new();
-        let mut sweep = Vec::new();
-        let mut outcomes = Vec::new();
-        for (i, (subset, t)) in runs.into_iter().enumerate() {
-            let mut settings = settings.clone();
-            let mut prefix = String::new();
-            if let Some(mods) = &subset {
-                settings.modalities = mods.clone();
-                settings.classifier = ClassifierChoice::Mlp;
-                settings.baseline = false;
-                let names: Vec<&str> = mods.iter().map(|m| m.name()).collect();
-                prefix = format!("{}/{n_runs} {}: ", i + 1, names.join("+"));
-            }
-            if let Some(t) = t {
-                anyhow::ensure!(
-                    (0..1000).contains(&t),
-                    "t {t}: the timestep must be in 0..999"
-                );
-                settings.stage_b.t = t;
-                settings.stage_b.noise_seed = s.seed;
-                settings.classifier = ClassifierChoice::Mlp;
-                settings.baseline = false;
-                prefix = format!("{}/{n_runs} t = {t}: ", i + 1);
-            }
-            let mut progress = |p: &crate::pipeline::stage_b::StageBProgress| {
-                let eta = p
-                    .eta_seconds
-                    .map_or(String::new(), |e| format!(", ETA {e:.0} s"));
-                let within = p.done as f32 / p.total.max(1) as f32;
-                send(JobEvent::Progress {
-                    kind: JobKind::Classify,
-                    generation,
-                    step: format!("{prefix}{} {}/{}{eta}", p.phase, p.done, p.total),
-                    fraction: (i as f32 + within) / n_runs as f32,
-                });
-            };
-            let outcome = run_classification_stored::<Autodiff<Flex>>(
-                (&model, &backbone_id),
-                &req.scene,
-                &req.renderings,
-                &settings,
-                &Default::default(),
-                cancel,
-                &mut progress,
-                store,
-            )?;
-            let mlp = outcome.mlp.as_ref().map(|(r, _)| r);
-            if let Some(mods) = subset {
-                ablation.push(AblationRow {
-                    modalities: mods,
-                    metrics: mlp.and_then(|r| r.metrics.clone()),
-                });
-            }
-            if let (Some(t), Some(r)) = (t, mlp) {
-                sweep.push(SweepPoint {
-                    t,
-                    metrics: r.metrics.clone(),
-                    class_map: r.class_map.clone(),
-                });
-            }
-            outcomes.push(outcome);
+    let device = resolve(req.settings.device);
+    let job = Job {
+        generation,
+        req,
+        cancel,
+        send,
+    };
+    let result = match device.resolved {
+        Resolved::Cpu => classify_on::<Autodiff<Flex>>(&job, &Default::default(), &device, store),
+        #[cfg(feature = "cuda")]
+        Resolved::Cuda => {
+            classify_on::<Autodiff<burn::backend::Cuda>>(&job, &Default::default(), &device, store)
         }
-        // The map shown: the best timestep of a sweep, else the last run.
-        let keep = best_of(&sweep)
-            .and_then(|b| sweep.iter().position(|p| p.t == b.t))
-            .unwrap_or(outcomes.len().saturating_sub(1));
-        let outcome = outcomes
-            .into_iter()
-            .nth(keep)
-            .ok_or_else(|| anyhow::anyhow!("nothing to run"))?;
-        Ok(Classified {
-            outcome,
-            ablation,
-            sweep,
-            backbone: info.description,
-            labels_revision: req.labels_revision,
-            seconds: t0.elapsed().as_secs_f64(),
-        })
-    })();
+        #[cfg(feature = "wgpu")]
+        Resolved::Wgpu => {
+            classify_on::<Autodiff<burn::backend::Wgpu>>(&job, &Default::default(), &device, store)
+        }
+    };
     match result {
         _ if cancel.is_cancelled() => send(JobEvent::Cancelled {
             kind: JobKind::Classify,
@@ -295,4 +181,167 @@ pub fn run(
             message: format!("{e:#}"),
         }),
     }
+}
+
+/// What the generic part of the job needs.
+struct Job<'a> {
+    generation: u64,
+    req: &'a ClassifyRequest,
+    cancel: &'a CancelFlag,
+    send: &'a dyn Fn(JobEvent),
+}
+
+fn classify_on<B: AutodiffBackend>(
+    job: &Job<'_>,
+    device_handle: &B::Device,
+    device: &DeviceReport,
+    store: &mut FeatureStore,
+) -> anyhow::Result<Classified> {
+    let Job {
+        generation,
+        req,
+        cancel,
+        send,
+    } = *job;
+    let t0 = std::time::Instant::now();
+    let s = &req.settings;
+    let (model, info) = load_backbone::<B::InnerBackend>(&s.backbone, device_handle)?;
+    let blocks = info.config.output_block_count();
+    let block = s.block.unwrap_or(11.min(blocks - 1));
+    anyhow::ensure!(
+        block < blocks,
+        "block {block}: this backbone has output blocks 0..{}",
+        blocks - 1
+    );
+    anyhow::ensure!(
+        (0..1000).contains(&s.t),
+        "t {}: the timestep must be in 0..999",
+        s.t
+    );
+    let backbone_id = format!(
+        "{} {:?} {:?} on {}",
+        info.name,
+        info.checkpoint_sha256,
+        info.adapter,
+        device.resolved.name()
+    );
+    let patch = info.config.image_size;
+    let stride = s.stride.unwrap_or(patch / 2).clamp(1, patch);
+    let settings = RunSettings {
+        modalities: s.modalities.clone(),
+        classifier: s.classifier,
+        baseline: s.baseline,
+        stage_b: StageBConfig {
+            t: s.t,
+            block,
+            mlp: MlpConfig::berlin(),
+            head: HeadTrainConfig {
+                seed: s.seed,
+                max_epochs: 200,
+                ..HeadTrainConfig::default()
+            },
+            patch,
+            stride,
+            batch_patches: 16,
+            noise_seed: s.seed,
+            ..StageBConfig::default()
+        },
+        forest: ForestConfig {
+            trees: 100,
+            seed: s.seed,
+            ..ForestConfig::default()
+        },
+    };
+    // One run, or one per modality subset (ablation) or per timestep
+    // (sweep).
+    let runs: Vec<(Option<Vec<Modality>>, Option<i64>)> = if !req.subsets.is_empty() {
+        req.subsets
+            .iter()
+            .map(|m| (Some(m.clone()), None))
+            .collect()
+    } else if !req.timesteps.is_empty() {
+        req.timesteps.iter().map(|&t| (None, Some(t))).collect()
+    } else {
+        vec![(None, None)]
+    };
+    let n_runs = runs.len();
+    let mut ablation = Vec::new();
+    let mut sweep = Vec::new();
+    let mut outcomes = Vec::new();
+    for (i, (subset, t)) in runs.into_iter().enumerate() {
+        let mut settings = settings.clone();
+        let mut prefix = String::new();
+        if let Some(mods) = &subset {
+            settings.modalities = mods.clone();
+            settings.classifier = ClassifierChoice::Mlp;
+            settings.baseline = false;
+            let names: Vec<&str> = mods.iter().map(|m| m.name()).collect();
+            prefix = format!("{}/{n_runs} {}: ", i + 1, names.join("+"));
+        }
+        if let Some(t) = t {
+            anyhow::ensure!(
+                (0..1000).contains(&t),
+                "t {t}: the timestep must be in 0..999"
+            );
+            settings.stage_b.t = t;
+            settings.stage_b.noise_seed = s.seed;
+            settings.classifier = ClassifierChoice::Mlp;
+            settings.baseline = false;
+            prefix = format!("{}/{n_runs} t = {t}: ", i + 1);
+        }
+        let mut progress = |p: &crate::pipeline::stage_b::StageBProgress| {
+            let eta = p
+                .eta_seconds
+                .map_or(String::new(), |e| format!(", ETA {e:.0} s"));
+            let within = p.done as f32 / p.total.max(1) as f32;
+            send(JobEvent::Progress {
+                kind: JobKind::Classify,
+                generation,
+                step: format!("{prefix}{} {}/{}{eta}", p.phase, p.done, p.total),
+                fraction: (i as f32 + within) / n_runs as f32,
+            });
+        };
+        let outcome = run_classification_stored::<B>(
+            (&model, &backbone_id),
+            &req.scene,
+            &req.renderings,
+            &settings,
+            device_handle,
+            cancel,
+            &mut progress,
+            store,
+        )?;
+        let mlp = outcome.mlp.as_ref().map(|(r, _)| r);
+        if let Some(mods) = subset {
+            ablation.push(AblationRow {
+                modalities: mods,
+                metrics: mlp.and_then(|r| r.metrics.clone()),
+            });
+        }
+        if let (Some(t), Some(r)) = (t, mlp) {
+            sweep.push(SweepPoint {
+                t,
+                metrics: r.metrics.clone(),
+                class_map: r.class_map.clone(),
+            });
+        }
+        outcomes.push(outcome);
+    }
+    // The map shown: the best timestep of a sweep, else the last run.
+    let keep = best_of(&sweep)
+        .and_then(|b| sweep.iter().position(|p| p.t == b.t))
+        .unwrap_or(outcomes.len().saturating_sub(1));
+    let outcome = outcomes
+        .into_iter()
+        .nth(keep)
+        .ok_or_else(|| anyhow::anyhow!("nothing to run"))?;
+    Ok(Classified {
+        device: device.why.clone(),
+        outcome,
+        ablation,
+        sweep,
+        backbone: info.description,
+        labels_revision: req.labels_revision,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
 }

@@ -3,9 +3,11 @@
 //! explorer, off the UI thread.
 
 use burn::backend::Flex;
+use burn::tensor::backend::Backend;
 
 use super::{CancelFlag, JobEvent, JobKind};
 use crate::model::backbone::{BackboneSpec, load_backbone};
+use crate::model::device::{DeviceChoice, Resolved, resolve};
 use crate::pipeline::Modality;
 use crate::pipeline::feature_projection::{ProjectionSpec, project_features};
 use crate::products::Rgb8Image;
@@ -20,6 +22,7 @@ pub struct ProjectRequest {
     pub block: Option<usize>,
     pub backbone: BackboneSpec,
     pub seed: u64,
+    pub device: DeviceChoice,
 }
 
 /// What the job hands back.
@@ -43,44 +46,18 @@ pub fn run(generation: u64, req: &ProjectRequest, cancel: &CancelFlag, send: &dy
         })
     };
     progress("building the backbone".into(), 0.0);
-    let result = (|| -> anyhow::Result<Projection> {
-        let device = Default::default();
-        let (model, info) = load_backbone::<Flex>(&req.backbone, &device)?;
-        let blocks = info.config.output_block_count();
-        let block = req.block.unwrap_or(11.min(blocks - 1));
-        anyhow::ensure!(
-            block < blocks,
-            "block {block}: this backbone has output blocks 0..{}",
-            blocks - 1
-        );
-        let spec = ProjectionSpec {
-            t: req.t.clamp(0, 999),
-            block,
-            patch: info.config.image_size,
-            noise_seed: req.seed,
-            batch: 8,
-        };
-        let image = project_features(
-            &model,
-            &req.image,
-            req.modality,
-            spec,
-            &device,
-            cancel,
-            &mut |done, total| {
-                progress(
-                    format!("features {done}/{total} patches"),
-                    done as f32 / total.max(1) as f32,
-                )
-            },
-        )?;
-        Ok(Projection {
-            modality: req.modality,
-            t: spec.t,
-            block,
-            image,
-        })
-    })();
+    let device = resolve(req.device);
+    let result = match device.resolved {
+        Resolved::Cpu => project_on::<Flex>(req, cancel, &progress, &Default::default()),
+        #[cfg(feature = "cuda")]
+        Resolved::Cuda => {
+            project_on::<burn::backend::Cuda>(req, cancel, &progress, &Default::default())
+        }
+        #[cfg(feature = "wgpu")]
+        Resolved::Wgpu => {
+            project_on::<burn::backend::Wgpu>(req, cancel, &progress, &Default::default())
+        }
+    };
     match result {
         _ if cancel.is_cancelled() => send(JobEvent::Cancelled {
             kind: JobKind::Features,
@@ -96,4 +73,47 @@ pub fn run(generation: u64, req: &ProjectRequest, cancel: &CancelFlag, send: &dy
             message: format!("{e:#}"),
         }),
     }
+}
+
+fn project_on<B: Backend>(
+    req: &ProjectRequest,
+    cancel: &CancelFlag,
+    progress: &dyn Fn(String, f32),
+    device: &B::Device,
+) -> anyhow::Result<Projection> {
+    let (model, info) = load_backbone::<B>(&req.backbone, device)?;
+    let blocks = info.config.output_block_count();
+    let block = req.block.unwrap_or(11.min(blocks - 1));
+    anyhow::ensure!(
+        block < blocks,
+        "block {block}: this backbone has output blocks 0..{}",
+        blocks - 1
+    );
+    let spec = ProjectionSpec {
+        t: req.t.clamp(0, 999),
+        block,
+        patch: info.config.image_size,
+        noise_seed: req.seed,
+        batch: 8,
+    };
+    let image = project_features(
+        &model,
+        &req.image,
+        req.modality,
+        spec,
+        device,
+        cancel,
+        &mut |done, total| {
+            progress(
+                format!("features {done}/{total} patches"),
+                done as f32 / total.max(1) as f32,
+            )
+        },
+    )?;
+    Ok(Projection {
+        modality: req.modality,
+        t: spec.t,
+        block,
+        image,
+    })
 }

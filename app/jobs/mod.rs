@@ -13,6 +13,7 @@ use std::thread;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
+use crate::model::device::panic_message;
 use crate::pipeline::feature_store::FeatureStore;
 pub use crate::pipeline::stage_a::CancelFlag;
 use crate::pipeline::stage_b::StageBConfig;
@@ -91,20 +92,46 @@ impl JobEvent {
 }
 
 /// A thread running `work` on each request of `rx` not cancelled while queued.
+/// A job that panics (a GPU runtime out of memory, a bug) is reported as
+/// failed, and the worker goes on with the next request.
 fn spawn_worker<R: Send + 'static>(
     name: &str,
+    kind: JobKind,
     rx: Receiver<(u64, R, CancelFlag)>,
+    failed: impl Fn(JobEvent) + Send + 'static,
     mut work: impl FnMut(u64, &R, &CancelFlag) + Send + 'static,
 ) {
     let spawned = thread::Builder::new().name(name.into()).spawn(move || {
         for (generation, request, cancel) in rx {
-            if !cancel.is_cancelled() {
-                work(generation, &request, &cancel);
+            if cancel.is_cancelled() {
+                continue;
+            }
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                work(generation, &request, &cancel)
+            }));
+            if let Err(payload) = run {
+                failed(JobEvent::Failed {
+                    kind,
+                    generation,
+                    message: panic_words(&panic_message(payload.as_ref())),
+                });
             }
         }
     });
     if let Err(e) = spawned {
         eprintln!("cannot start the worker {name}: {e}");
+    }
+}
+
+/// A panic message in the user's words.
+fn panic_words(message: &str) -> String {
+    let lower = message.to_lowercase();
+    if lower.contains("out of memory") || lower.contains("oom") {
+        format!(
+            "the device ran out of memory ({message}): use a smaller batch or patch stride, or the CPU"
+        )
+    } else {
+        format!("the job stopped on an internal error: {message}")
     }
 }
 
@@ -148,22 +175,38 @@ impl Jobs {
         // Features stay in the worker between runs (1 GiB at most), so that
         // a label stroke only retrains the head.
         let mut store = FeatureStore::across_runs(StageBConfig::default().feature_cache_bytes);
-        spawn_worker("unidiff-classify", classify_rx, move |g, r, c| {
-            classify::run(g, r, c, &send_classify, &mut store)
-        });
+        spawn_worker(
+            "unidiff-classify",
+            JobKind::Classify,
+            classify_rx,
+            send.clone(),
+            move |g, r, c| classify::run(g, r, c, &send_classify, &mut store),
+        );
         let (adapt_tx, adapt_rx) = unbounded::<(u64, Box<AdaptRequest>, CancelFlag)>();
         let send_adapt = send.clone();
-        spawn_worker("unidiff-adapt", adapt_rx, move |g, r, c| {
-            adapt::run(g, r, c, &send_adapt)
-        });
+        spawn_worker(
+            "unidiff-adapt",
+            JobKind::Adapt,
+            adapt_rx,
+            send.clone(),
+            move |g, r, c| adapt::run(g, r, c, &send_adapt),
+        );
         let (features_tx, features_rx) = unbounded::<(u64, Box<ProjectRequest>, CancelFlag)>();
         let send_features = send.clone();
-        spawn_worker("unidiff-features", features_rx, move |g, r, c| {
-            features::run(g, r, c, &send_features)
-        });
-        spawn_worker("unidiff-load", load_rx, move |g, r, c| {
-            load::run(g, r, c, &send)
-        });
+        spawn_worker(
+            "unidiff-features",
+            JobKind::Features,
+            features_rx,
+            send.clone(),
+            move |g, r, c| features::run(g, r, c, &send_features),
+        );
+        spawn_worker(
+            "unidiff-load",
+            JobKind::Load,
+            load_rx,
+            send.clone(),
+            move |g, r, c| load::run(g, r, c, &send),
+        );
         Self {
             load_tx,
             classify_tx,
@@ -252,5 +295,50 @@ impl Jobs {
     /// Waits for the next event (tests and headless use).
     pub fn wait(&self, timeout: std::time::Duration) -> Option<JobEvent> {
         self.events.recv_timeout(timeout).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_that_panics_is_reported_and_the_worker_goes_on() {
+        let (tx, rx) = unbounded::<(u64, u32, CancelFlag)>();
+        let (events_tx, events) = unbounded::<JobEvent>();
+        let failed_tx = events_tx.clone();
+        spawn_worker(
+            "test-worker",
+            JobKind::Adapt,
+            rx,
+            move |e| {
+                let _ = failed_tx.send(e);
+            },
+            move |g, r: &u32, _| {
+                assert!(*r != 1, "CUDA_ERROR_OUT_OF_MEMORY: out of memory");
+                let _ = events_tx.send(JobEvent::Cancelled {
+                    kind: JobKind::Adapt,
+                    generation: g,
+                });
+            },
+        );
+        tx.send((1, 1, CancelFlag::new())).unwrap();
+        tx.send((2, 2, CancelFlag::new())).unwrap();
+        let timeout = std::time::Duration::from_secs(10);
+        match events.recv_timeout(timeout).unwrap() {
+            JobEvent::Failed {
+                kind,
+                generation,
+                message,
+            } => {
+                assert_eq!((kind, generation), (JobKind::Adapt, 1));
+                assert!(
+                    message.starts_with("the device ran out of memory"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(events.recv_timeout(timeout).unwrap().generation(), 2);
     }
 }

@@ -8,6 +8,7 @@ pub mod attention;
 pub mod backbone;
 pub mod checkpoint;
 pub mod config;
+pub mod device;
 pub mod inspect;
 pub mod layers;
 pub mod loss;

@@ -153,6 +153,8 @@ pub struct StudioApp {
     pub adapting: Option<Loading>,
     pub adapt_curve: Vec<f32>,
     pub adapt_last_step: Option<crate::jobs::AdaptStep>,
+    /// The device the last Stage A or Stage B job ran on, and why.
+    pub last_device: Option<String>,
     pub show_results: bool,
     /// Where the next captured frame's map goes (Export view as PNG).
     /// and whether the capture was asked for.
@@ -238,6 +240,7 @@ impl StudioApp {
             adapting: None,
             adapt_curve: Vec::new(),
             adapt_last_step: None,
+            last_device: None,
             show_results: false,
             pending_view_png: None,
             explorer: Default::default(),
@@ -656,6 +659,7 @@ impl StudioApp {
                 .data_dir
                 .join("adapters")
                 .join(format!("{slug}-{stamp}.safetensors")),
+            device: self.classify_settings.device,
         };
         self.adapt_curve.clear();
         self.adapt_last_step = None;
@@ -865,7 +869,8 @@ impl StudioApp {
                     for w in &result.outcome.warnings {
                         self.info(w.clone());
                     }
-                    eprintln!("classified in {:.1} s", result.seconds);
+                    eprintln!("classified in {:.1} s on {}", result.seconds, result.device);
+                    self.last_device = Some(result.device.clone());
                     let was_sweep = !result.sweep.is_empty();
                     if was_sweep {
                         self.explorer.sweep = result.sweep;
@@ -914,6 +919,7 @@ impl StudioApp {
                 JobEvent::Adapted { result, .. } => {
                     self.adapting = None;
                     self.adapt_curve.clone_from(&result.loss_curve);
+                    self.last_device = Some(result.device.clone());
                     self.info(format!(
                         "Stage A done: {} steps in {:.0} s, adapter written to {}; classifications now use it",
                         result.steps_done,

@@ -317,6 +317,7 @@ impl StudioApp {
                     block: self.classify_settings.block,
                     backbone: self.classify_settings.backbone.clone(),
                     seed: self.classify_settings.seed,
+                    device: self.classify_settings.device,
                 });
                 self.explorer.projecting = Some(Loading::started(generation));
             }

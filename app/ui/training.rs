@@ -11,12 +11,8 @@ use super::app::{FileAction, StudioApp};
 use crate::cli::model::thousands;
 use crate::jobs::AdaptSettings;
 use crate::model::backbone::BackboneSpec;
+use crate::model::device::DeviceChoice;
 use crate::pipeline::Modality;
-
-/// The device the jobs run on, and why.
-pub fn device_in_use() -> &'static str {
-    "CPU (burn-ndarray for Stage A, burn-flex for Stage B): this build has no GPU backend in its jobs"
-}
 
 /// The backbone in plain words.
 pub fn backbone_words(spec: &BackboneSpec) -> String {
@@ -72,12 +68,34 @@ impl StudioApp {
                 .small(),
             );
         }
-        ui.label(
-            RichText::new(format!("device: {}", device_in_use()))
-                .small()
-                .weak(),
-        );
         let busy = self.adapting.is_some();
+        ui.horizontal(|ui| {
+            ui.label("device");
+            for choice in DeviceChoice::ALL {
+                let compiled = choice.compiled();
+                let r = ui
+                    .add_enabled(
+                        compiled,
+                        egui::Button::selectable(
+                            self.classify_settings.device == choice,
+                            choice.name(),
+                        ),
+                    )
+                    .on_disabled_hover_text(format!(
+                        "this build has no {} backend (build with --features {})",
+                        choice.name(),
+                        choice.name().to_lowercase()
+                    ));
+                if r.clicked() {
+                    self.classify_settings.device = choice;
+                }
+            }
+        });
+        let in_use = match &self.last_device {
+            Some(d) => format!("last job ran on {d}"),
+            None => "resolved when a job starts (auto: CUDA, else wgpu, else the CPU)".into(),
+        };
+        ui.label(RichText::new(in_use).small().weak());
         ui.add_enabled_ui(!busy, |ui| {
             ui.horizontal_wrapped(|ui| {
                 if ui
