@@ -233,6 +233,49 @@ fn main() {
     }
     let adapt_steps_seen = h.state().adapt_curve.len();
     h.state_mut().jobs.cancel_adapt();
+    // Frames while the explorer's feature projection runs, the explorer open.
+    h.state_mut().explorer.open = true;
+    h.state_mut().explorer.t = 300;
+    h.step();
+    {
+        let app = h.state_mut();
+        let image = app
+            .session
+            .as_ref()
+            .and_then(|s| s.renderings.prgb.as_ref())
+            .map(|(i, _)| i.clone())
+            .expect("a pRGB rendering");
+        let request = unidiff_studio::jobs::ProjectRequest {
+            image,
+            modality: unidiff_studio::pipeline::Modality::Prgb,
+            t: 300,
+            block: None,
+            backbone: app.classify_settings.backbone.clone(),
+            seed: 0,
+            device: app.classify_settings.device,
+        };
+        let generation = app.jobs.project(request);
+        app.explorer.projecting = Some(unidiff_studio::ui::app::Loading {
+            generation,
+            step: "starting".into(),
+            fraction: 0.0,
+            started: Instant::now(),
+        });
+    }
+    let mut while_projecting = Vec::new();
+    while while_projecting.len() < 600 && h.state().explorer.projecting.is_some() {
+        let key = if while_projecting.len() % 2 == 0 {
+            egui::Key::ArrowLeft
+        } else {
+            egui::Key::ArrowRight
+        };
+        h.key_press(key);
+        let t = Instant::now();
+        h.step();
+        while_projecting.push(t.elapsed().as_secs_f64());
+        std::thread::sleep(Duration::from_millis(16));
+    }
+    h.state_mut().jobs.cancel_features();
     println!(
         "{}",
         serde_json::json!({
@@ -241,6 +284,7 @@ fn main() {
             "classifying_seconds_observed": loaded_seconds,
             "frames_while_adapting": stats(while_adapting),
             "stage_a_steps_seen": adapt_steps_seen,
+            "frames_while_projecting_features": stats(while_projecting),
             "scene": format!("{ROWS} x {COLS}, 3 renderings + 2 label layers"),
             "painting": stats(painting),
             "panning": stats(panning),

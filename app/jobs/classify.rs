@@ -24,6 +24,9 @@ pub struct ClassifySettings {
     /// Output block L (None: 11, or the last block of a smaller backbone).
     pub block: Option<usize>,
     pub modalities: Vec<Modality>,
+    /// Hidden layers of the MLP head (the paper: 128, 32 for Berlin; 128
+    /// for Augsburg).
+    pub mlp_hidden: Vec<usize>,
     pub classifier: ClassifierChoice,
     pub baseline: bool,
     /// Patch stride (None: half the patch, as the method).
@@ -40,6 +43,7 @@ impl Default for ClassifySettings {
             t: 300,
             block: None,
             modalities: Modality::ALL.to_vec(),
+            mlp_hidden: MlpConfig::berlin().hidden,
             classifier: ClassifierChoice::Mlp,
             baseline: true,
             stride: None,
@@ -234,7 +238,9 @@ fn classify_on<B: AutodiffBackend>(
         stage_b: StageBConfig {
             t: s.t,
             block,
-            mlp: MlpConfig::berlin(),
+            mlp: MlpConfig {
+                hidden: s.mlp_hidden.clone(),
+            },
             head: HeadTrainConfig {
                 seed: s.seed,
                 max_epochs: 200,

@@ -1,14 +1,14 @@
-//! Features of the frozen backbone kept in host memory (f16) per patch, so
-//! that they are computed once: within a Stage B run (the labelled patches'
+//! Features of the frozen backbone kept in host memory per patch, so that
+//! they are computed once: within a Stage B run (the labelled patches'
 //! features serve the prediction pass too) and, in the app, across runs — a
 //! label stroke then only retrains the head and re-applies it, which is what
 //! makes live retraining fast. A store forgets everything the moment the
 //! backbone, the timestep, the block, the patch grid, the noise or the input
-//! images differ from what its features were computed with.
+//! images differ from what its features were computed with. Kept in f32,
+//! exactly as computed: a result never depends on which runs came before it
+//! (the app's numbers equal the headless run's).
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-
-use burn::tensor::f16;
 
 use super::modality::Modality;
 use crate::products::Rgb8Image;
@@ -38,11 +38,11 @@ pub fn images_fingerprint(images: &[(Modality, &Rgb8Image)]) -> u64 {
     h.finish()
 }
 
-/// Per-patch feature maps (D x P x P, f16) within a memory budget.
+/// Per-patch feature maps (D x P x P, f32) within a memory budget.
 #[derive(Debug, Default)]
 pub struct FeatureStore {
     key: Option<FeatureKey>,
-    patches: Vec<Option<Vec<f16>>>,
+    patches: Vec<Option<Vec<f32>>>,
     dim: usize,
     bytes: usize,
     budget: usize,
@@ -117,7 +117,7 @@ impl FeatureStore {
     pub fn read_into(&self, patch: usize, out: &mut Vec<f32>) -> bool {
         match self.patches.get(patch).and_then(Option::as_ref) {
             Some(values) => {
-                out.extend(values.iter().map(|v| v.to_f32()));
+                out.extend_from_slice(values);
                 true
             }
             None => false,
@@ -127,7 +127,7 @@ impl FeatureStore {
     /// Keeps the features of `patch` (D x P x P values of `dim` channels)
     /// if they fit the budget; true when kept.
     pub fn put(&mut self, patch: usize, dim: usize, values: &[f32]) -> bool {
-        let size = 2 * values.len();
+        let size = 4 * values.len();
         if patch >= self.patches.len()
             || self.bytes + size > self.budget
             || (self.dim != 0 && self.dim != dim)
@@ -135,9 +135,9 @@ impl FeatureStore {
             return false;
         }
         if let Some(old) = &self.patches[patch] {
-            self.bytes -= 2 * old.len();
+            self.bytes -= 4 * old.len();
         }
-        self.patches[patch] = Some(values.iter().map(|&v| f16::from_f32(v)).collect());
+        self.patches[patch] = Some(values.to_vec());
         self.bytes += size;
         self.dim = dim;
         true
@@ -163,13 +163,13 @@ mod tests {
 
     #[test]
     fn keeps_features_within_the_budget_and_forgets_them_for_another_key() {
-        let mut store = FeatureStore::across_runs(2 * 8);
+        let mut store = FeatureStore::across_runs(4 * 8);
         store.prepare(key(300), 3);
         assert!(store.put(0, 2, &[1.0, 2.0, 3.0, 4.0]));
         assert!(store.put(1, 2, &[0.5, -1.0, 0.25, 8.0]));
-        // A third patch does not fit the 16 bytes.
+        // A third patch does not fit the 32 bytes.
         assert!(!store.put(2, 2, &[0.0; 4]));
-        assert_eq!((store.stored(), store.bytes(), store.dim()), (2, 16, 2));
+        assert_eq!((store.stored(), store.bytes(), store.dim()), (2, 32, 2));
         let mut out = Vec::new();
         assert!(store.read_into(1, &mut out));
         assert!(!store.read_into(2, &mut out));

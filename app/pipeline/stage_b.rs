@@ -46,7 +46,7 @@ pub struct StageBConfig {
     pub validation_fraction: f64,
     /// Side of the validation blocks, in pixels.
     pub validation_block: usize,
-    /// Host memory the features of the labelled patches may keep (f16) so
+    /// Host memory the features of the labelled patches may keep (f32) so
     /// that the prediction pass does not compute them again; 0 = recompute.
     pub feature_cache_bytes: usize,
 }

@@ -45,6 +45,23 @@ impl StudioApp {
         });
         if s.classifier == ClassifierChoice::Mlp {
             ui.checkbox(&mut s.baseline, "random forest beside it");
+            ui.horizontal(|ui| {
+                ui.label("block L");
+                let mut block = s.block.map_or(-1, |b| b as i64);
+                if ui
+                    .add(egui::DragValue::new(&mut block).range(-1..=17))
+                    .on_hover_text("output block whose features are taken; -1 = 11, or the last block of a smaller backbone")
+                    .changed()
+                {
+                    s.block = usize::try_from(block).ok();
+                }
+                ui.label("head");
+                for (name, hidden) in [("128-32 (Berlin)", vec![128, 32]), ("128 (Augsburg)", vec![128])] {
+                    if ui.selectable_label(s.mlp_hidden == hidden, name).clicked() {
+                        s.mlp_hidden = hidden;
+                    }
+                }
+            });
         }
         ui.horizontal(|ui| {
             let mut stride = s.stride.unwrap_or(0);
