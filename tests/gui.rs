@@ -574,3 +574,42 @@ fn export_view_as_png_writes_the_map_as_shown_with_its_legend() {
         let _ = std::fs::copy(&out, PathBuf::from(shots).join("view_export.png"));
     }
 }
+
+#[test]
+fn an_imported_checkpoint_becomes_the_backbone_and_a_wrong_file_is_refused() {
+    use unidiff_studio::model::backbone::BackboneSpec;
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = with_demo(dir.path());
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/adm_tiny");
+    let wait_messages = |h: &mut Harness<'_, StudioApp>, n: usize| {
+        let t0 = std::time::Instant::now();
+        while h.state().messages.len() < n {
+            assert!(t0.elapsed().as_secs() < 60, "{:?}", h.state().messages);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            h.step();
+        }
+    };
+    let before = h.state().messages.len();
+    h.state_mut().use_checkpoint(fixtures.join("model.pt"));
+    // "reading …", then the result.
+    wait_messages(&mut h, before + 2);
+    h.run_steps(2);
+    match &h.state().classify_settings.backbone {
+        BackboneSpec::Checkpoint { path, adapter, .. } => {
+            assert!(path.ends_with("model.pt") && adapter.is_none())
+        }
+        other => panic!("{other:?}"),
+    }
+    h.get_by_label("checkpoint model.pt");
+    h.get_by_label("Stage A trains 157,504 of 2,008,102 parameters (7.84 %)");
+    // Not a checkpoint: an error, the backbone stays.
+    let before = h.state().messages.len();
+    h.state_mut().use_checkpoint(fixtures.join("config.json"));
+    wait_messages(&mut h, before + 2);
+    let last = h.state().messages.last().unwrap().clone();
+    assert!(last.error && last.text.contains("config.json"), "{last:?}");
+    assert!(matches!(
+        h.state().classify_settings.backbone,
+        BackboneSpec::Checkpoint { .. }
+    ));
+}

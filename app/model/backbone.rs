@@ -127,6 +127,31 @@ fn check_adapter(
     })
 }
 
+/// The backbone a guided-diffusion checkpoint file makes: its layout
+/// (ImageNet-64 or tiny) recognised by its parameter count; the count too.
+/// Reads the whole file: call it off the UI thread.
+pub fn spec_for_checkpoint(path: &Path) -> Result<(BackboneSpec, usize), BackboneError> {
+    let tensors = CheckpointTensors::open(path)?;
+    let count = tensors.parameter_count();
+    let config = [UNetConfig::imagenet64(), UNetConfig::tiny()]
+        .into_iter()
+        .find(|c| super::inspect::summarize(c).is_ok_and(|s| s.parameters == count))
+        .ok_or_else(|| BackboneError::Io {
+            path: path.display().to_string(),
+            message: format!(
+                "{count} parameters fit neither the ImageNet-64 nor the tiny U-Net layout"
+            ),
+        })?;
+    Ok((
+        BackboneSpec::Checkpoint {
+            path: path.to_path_buf(),
+            config,
+            adapter: None,
+        },
+        count,
+    ))
+}
+
 /// A quick check, without reading the weights, that the adapter at `path`
 /// was made for `spec` (same layout, same base name); the full check of
 /// the checkpoint's SHA-256 happens when the backbone is built.
@@ -234,4 +259,24 @@ pub fn load_backbone<B: Backend>(
         config,
     };
     Ok((model, info))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_file_is_recognised_by_its_layout() {
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/adm_tiny/model.pt");
+        let (spec, count) = spec_for_checkpoint(&fixture).unwrap();
+        assert_eq!(count, 2_008_102);
+        assert_eq!(spec.config().unwrap(), UNetConfig::tiny());
+        let not_a_checkpoint =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/adm_tiny/config.json");
+        let e = spec_for_checkpoint(&not_a_checkpoint)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("config.json"), "{e}");
+    }
 }

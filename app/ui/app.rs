@@ -96,6 +96,9 @@ pub enum FileAction {
     ExportViewPng,
 }
 
+/// A checkpoint checked on a thread: the backbone and its parameter count.
+type CheckedBackbone = Result<(crate::model::backbone::BackboneSpec, usize), String>;
+
 /// Counts of the 256 values of each of a rendering's three channels.
 pub type ChannelHistograms = [[u32; 256]; 3];
 
@@ -127,6 +130,11 @@ pub struct StudioApp {
     pub(crate) autosaved_revision: u64,
     autosave_busy: Arc<AtomicBool>,
     pub(crate) dialog_tx: crossbeam_channel::Sender<(FileAction, Option<PathBuf>)>,
+    /// Checked checkpoints (or why not) from the checking thread.
+    backbone_tx: crossbeam_channel::Sender<CheckedBackbone>,
+    backbone_rx: crossbeam_channel::Receiver<CheckedBackbone>,
+    /// Wakes the UI (threads other than the job workers).
+    waker: crate::jobs::Waker,
     dialog_rx: crossbeam_channel::Receiver<(FileAction, Option<PathBuf>)>,
     /// Seconds of CPU-side work of the last frames (the benchmark reads it).
     pub frame_seconds: Vec<f64>,
@@ -196,8 +204,10 @@ impl StudioApp {
             .as_ref()
             .and_then(super::gpu_map::max_texture_side);
         let ctx = cc.egui_ctx.clone();
-        let jobs = Jobs::start(Arc::new(move || ctx.request_repaint()));
+        let waker: crate::jobs::Waker = Arc::new(move || ctx.request_repaint());
+        let jobs = Jobs::start(waker.clone());
         let (dialog_tx, dialog_rx) = crossbeam_channel::unbounded();
+        let (backbone_tx, backbone_rx) = crossbeam_channel::unbounded();
         let mut app = Self {
             session: None,
             jobs,
@@ -225,6 +235,9 @@ impl StudioApp {
             autosave_busy: Arc::new(AtomicBool::new(false)),
             dialog_tx,
             dialog_rx,
+            backbone_tx,
+            backbone_rx,
+            waker,
             frame_seconds: Vec::new(),
             map_rect: None,
             gpu_uploads: Vec::new(),
@@ -681,47 +694,23 @@ impl StudioApp {
         }
     }
 
-    /// Uses the guided-diffusion checkpoint at `path` as the backbone (the
-    /// ImageNet-64 layout unless its name says tiny); the adapter is dropped.
+    /// Uses the guided-diffusion checkpoint at `path` as the backbone (its
+    /// layout recognised by its parameter count); the file is read on a
+    /// thread, the backbone changes when it has been checked.
     pub fn use_checkpoint(&mut self, path: PathBuf) {
-        use crate::model::backbone::BackboneSpec;
-        use crate::model::checkpoint::CheckpointTensors;
-        use crate::model::config::UNetConfig;
-        let tensors = match CheckpointTensors::open(&path) {
-            Ok(t) => t,
-            Err(e) => {
-                self.error(format!(
-                    "cannot use {} as the backbone: {e}",
-                    path.display()
-                ));
-                return;
-            }
-        };
-        // The layout whose tensor count and size the checkpoint has.
-        let config = [UNetConfig::imagenet64(), UNetConfig::tiny()]
-            .into_iter()
-            .find(|c| {
-                crate::model::inspect::summarize(c)
-                    .is_ok_and(|s| s.parameters == tensors.parameter_count())
+        let tx = self.backbone_tx.clone();
+        let wake = self.waker.clone();
+        self.info(format!("reading {} …", path.display()));
+        let spawned = std::thread::Builder::new()
+            .name("checkpoint check".into())
+            .spawn(move || {
+                let checked = crate::model::backbone::spec_for_checkpoint(&path)
+                    .map_err(|e| format!("cannot use {} as the backbone: {e}", path.display()));
+                let _ = tx.send(checked);
+                wake();
             });
-        match config {
-            Some(config) => {
-                self.info(format!(
-                    "backbone: {} ({} parameters)",
-                    path.display(),
-                    tensors.parameter_count()
-                ));
-                self.classify_settings.backbone = BackboneSpec::Checkpoint {
-                    path,
-                    config,
-                    adapter: None,
-                };
-            }
-            None => self.error(format!(
-                "{}: {} parameters fit neither the ImageNet-64 nor the tiny U-Net layout",
-                path.display(),
-                tensors.parameter_count()
-            )),
+        if let Err(e) = spawned {
+            self.error(format!("cannot start the checkpoint check: {e}"));
         }
     }
 
@@ -972,6 +961,18 @@ impl StudioApp {
                     }
                     JobKind::Features => self.explorer.projecting = None,
                 },
+            }
+        }
+        while let Ok(checked) = self.backbone_rx.try_recv() {
+            match checked {
+                Ok((spec, count)) => {
+                    self.info(format!(
+                        "backbone: {} ({count} parameters)",
+                        super::training::backbone_words(&spec)
+                    ));
+                    self.classify_settings.backbone = spec;
+                }
+                Err(e) => self.error(e),
             }
         }
         while let Ok((action, picked)) = self.dialog_rx.try_recv() {
