@@ -163,6 +163,8 @@ pub struct StudioApp {
     pub adapt_last_step: Option<crate::jobs::AdaptStep>,
     /// The device the last Stage A or Stage B job ran on, and why.
     pub last_device: Option<String>,
+    /// The backbone layout and its "Stage A trains ..." line.
+    pub(crate) backbone_counts: Option<(crate::model::config::UNetConfig, String)>,
     pub show_results: bool,
     /// Where the next captured frame's map goes (Export view as PNG).
     /// and whether the capture was asked for.
@@ -254,6 +256,7 @@ impl StudioApp {
             adapt_curve: Vec::new(),
             adapt_last_step: None,
             last_device: None,
+            backbone_counts: None,
             show_results: false,
             pending_view_png: None,
             explorer: Default::default(),

@@ -53,20 +53,25 @@ impl StudioApp {
         ui.heading("Backbone");
         let spec = self.classify_settings.backbone.clone();
         ui.label(backbone_words(&spec));
-        if let Ok(summary) = spec
-            .config()
-            .map_err(|e| e.to_string())
-            .and_then(|c| crate::model::inspect::summarize(&c).map_err(|e| e.to_string()))
-        {
-            ui.label(
-                RichText::new(format!(
-                    "Stage A trains {} of {} parameters ({:.2} %)",
-                    thousands(summary.trainable_parameters),
-                    thousands(summary.parameters),
-                    summary.trainable_percent
-                ))
-                .small(),
-            );
+        // The parameter counts of the layout, worked out once per backbone.
+        let config = spec.config().ok();
+        if self.backbone_counts.as_ref().map(|(c, _)| c) != config.as_ref() {
+            self.backbone_counts = config.map(|c| {
+                let line = crate::model::inspect::summarize(&c)
+                    .map(|s| {
+                        format!(
+                            "Stage A trains {} of {} parameters ({:.2} %)",
+                            thousands(s.trainable_parameters),
+                            thousands(s.parameters),
+                            s.trainable_percent
+                        )
+                    })
+                    .unwrap_or_default();
+                (c, line)
+            });
+        }
+        if let Some((_, line)) = &self.backbone_counts {
+            ui.label(RichText::new(line).small());
         }
         let busy = self.adapting.is_some();
         ui.horizontal(|ui| {
