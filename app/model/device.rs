@@ -88,10 +88,10 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 fn probe<B: burn::tensor::backend::Backend>(device: &B::Device) -> Result<(), String> {
     use burn::tensor::Tensor;
     let device = device.clone();
-    std::panic::catch_unwind(move || {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
         let t = Tensor::<B, 1>::ones([4], &device);
         t.sum().into_scalar();
-    })
+    }))
     .map_err(|p| panic_message(p.as_ref()))
 }
 
