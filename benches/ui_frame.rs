@@ -46,6 +46,30 @@ fn stats(mut v: Vec<f64>) -> serde_json::Value {
     })
 }
 
+/// Seconds of each frame while panning with the arrow keys (one press per
+/// frame, about 60 frames a second), for at most `frames` frames and as long
+/// as `running` says the job still runs.
+fn pan_while(
+    h: &mut Harness<'_, StudioApp>,
+    frames: usize,
+    mut running: impl FnMut(&StudioApp) -> Option<()>,
+) -> Vec<f64> {
+    let mut times = Vec::new();
+    while times.len() < frames && running(h.state()).is_some() {
+        let key = if times.len() % 2 == 0 {
+            egui::Key::ArrowLeft
+        } else {
+            egui::Key::ArrowRight
+        };
+        h.key_press(key);
+        let t = Instant::now();
+        h.step();
+        times.push(t.elapsed().as_secs_f64());
+        std::thread::sleep(Duration::from_millis(16));
+    }
+    times
+}
+
 fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (s2, s1, _) = unidiff_studio::demo::demo_paths();
@@ -196,41 +220,18 @@ fn main() {
         app.classify_settings.stride = Some(32);
         app.classify();
     }
-    let mut under_load = Vec::new();
     let mut phases = std::collections::BTreeSet::new();
     let load_start = Instant::now();
-    while under_load.len() < 900 && h.state().classifying.is_some() {
-        let key = if under_load.len() % 2 == 0 {
-            egui::Key::ArrowLeft
-        } else {
-            egui::Key::ArrowRight
-        };
-        h.key_press(key);
-        let t = Instant::now();
-        h.step();
-        under_load.push(t.elapsed().as_secs_f64());
-        if let Some(c) = &h.state().classifying {
-            phases.insert(c.step.split(' ').next().unwrap_or("").to_string());
-        }
-        std::thread::sleep(Duration::from_millis(16));
-    }
+    let under_load = pan_while(&mut h, 900, |app| {
+        let c = app.classifying.as_ref()?;
+        phases.insert(c.step.split(' ').next().unwrap_or("").to_string());
+        Some(())
+    });
     let loaded_seconds = load_start.elapsed().as_secs_f64();
     h.state_mut().jobs.cancel_classify();
     // Frames while Stage A runs (the quick preset), the loss plot growing.
     h.state_mut().adapt();
-    let mut while_adapting = Vec::new();
-    while while_adapting.len() < 600 && h.state().adapting.is_some() {
-        let key = if while_adapting.len() % 2 == 0 {
-            egui::Key::ArrowLeft
-        } else {
-            egui::Key::ArrowRight
-        };
-        h.key_press(key);
-        let t = Instant::now();
-        h.step();
-        while_adapting.push(t.elapsed().as_secs_f64());
-        std::thread::sleep(Duration::from_millis(16));
-    }
+    let while_adapting = pan_while(&mut h, 600, |app| app.adapting.as_ref().map(|_| ()));
     let adapt_steps_seen = h.state().adapt_curve.len();
     h.state_mut().jobs.cancel_adapt();
     // Frames while the explorer's feature projection runs, the explorer open.
@@ -262,19 +263,9 @@ fn main() {
             started: Instant::now(),
         });
     }
-    let mut while_projecting = Vec::new();
-    while while_projecting.len() < 600 && h.state().explorer.projecting.is_some() {
-        let key = if while_projecting.len() % 2 == 0 {
-            egui::Key::ArrowLeft
-        } else {
-            egui::Key::ArrowRight
-        };
-        h.key_press(key);
-        let t = Instant::now();
-        h.step();
-        while_projecting.push(t.elapsed().as_secs_f64());
-        std::thread::sleep(Duration::from_millis(16));
-    }
+    let while_projecting = pan_while(&mut h, 600, |app| {
+        app.explorer.projecting.as_ref().map(|_| ())
+    });
     h.state_mut().jobs.cancel_features();
     println!(
         "{}",

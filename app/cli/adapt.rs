@@ -11,7 +11,7 @@ use clap::Args;
 use super::model::{BackboneArgs, thousands};
 use super::parse_modalities;
 use crate::io::{SarScaleChoice, open_hsi, open_sar};
-use crate::model::adapter::{AdapterMetadata, save_adapter};
+use crate::model::adapter::save_adapter;
 use crate::model::backbone::load_backbone;
 use crate::model::inspect::summarize;
 use crate::model::loss::LossKind;
@@ -121,22 +121,8 @@ pub fn run(args: &AdaptArgs) -> anyhow::Result<()> {
         let _ = std::io::stderr().flush();
     });
     eprintln!();
-    let meta = AdapterMetadata {
-        base: info.name.clone(),
-        base_sha256: info.checkpoint_sha256.clone(),
-        config,
-        modalities: images.iter().map(|(m, _)| m.name().to_string()).collect(),
-        steps: outcome.steps_done,
-        lr: cfg.lr,
-        batch: cfg.batch,
-        seed: cfg.seed,
-        loss,
-        loss_curve: outcome.loss_curve.clone(),
-        trainable_parameters: summary.trainable_parameters,
-        trainable_percent: summary.trainable_percent,
-        cancelled: outcome.cancelled,
-        software: format!("unidiff-studio {}", env!("CARGO_PKG_VERSION")),
-    };
+    let modalities: Vec<_> = images.iter().map(|(m, _)| *m).collect();
+    let meta = outcome.metadata(&info, &modalities, &cfg, &summary);
     save_adapter(&args.out, &outcome.model, &meta)?;
     eprintln!(
         "[ok] {} after {} steps; adapter written to {}",

@@ -11,7 +11,7 @@ use burn::backend::{Autodiff, NdArray};
 use burn::tensor::backend::AutodiffBackend;
 
 use super::{CancelFlag, JobEvent, JobKind};
-use crate::model::adapter::{AdapterMetadata, save_adapter};
+use crate::model::adapter::save_adapter;
 use crate::model::backbone::{BackboneSpec, load_backbone};
 use crate::model::device::{DeviceChoice, Resolved, resolve};
 use crate::model::inspect::summarize;
@@ -237,22 +237,8 @@ fn adapt_on<B: AutodiffBackend>(
     if outcome.cancelled {
         return Ok(None);
     }
-    let meta = AdapterMetadata {
-        base: info.name.clone(),
-        base_sha256: info.checkpoint_sha256.clone(),
-        config: info.config.clone(),
-        modalities: images.iter().map(|(m, _)| m.name().to_string()).collect(),
-        steps: outcome.steps_done,
-        lr: cfg.lr,
-        batch: cfg.batch,
-        seed: cfg.seed,
-        loss: cfg.loss,
-        loss_curve: outcome.loss_curve.clone(),
-        trainable_parameters: summary.trainable_parameters,
-        trainable_percent: summary.trainable_percent,
-        cancelled: false,
-        software: format!("unidiff-studio {}", env!("CARGO_PKG_VERSION")),
-    };
+    let modalities: Vec<Modality> = images.iter().map(|(m, _)| *m).collect();
+    let meta = outcome.metadata(&info, &modalities, &cfg, &summary);
     if let Some(dir) = req.out.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;

@@ -99,6 +99,20 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
+/// The error for an adapter made for another backbone.
+fn mismatch(path: &Path, meta: &AdapterMetadata, base: String, base_sha: String) -> BackboneError {
+    BackboneError::AdapterMismatch {
+        adapter: path.display().to_string(),
+        made_for: meta.base.clone(),
+        made_sha: meta
+            .base_sha256
+            .clone()
+            .unwrap_or_else(|| "random weights".to_string()),
+        base,
+        base_sha,
+    }
+}
+
 /// Refuses an adapter whose recorded base is not this backbone.
 fn check_adapter(
     path: &Path,
@@ -115,16 +129,12 @@ fn check_adapter(
     if same && meta.config == *config {
         return Ok(());
     }
-    Err(BackboneError::AdapterMismatch {
-        adapter: path.display().to_string(),
-        made_for: meta.base.clone(),
-        made_sha: meta
-            .base_sha256
-            .clone()
-            .unwrap_or_else(|| "random weights".to_string()),
-        base: base.to_string(),
-        base_sha: base_sha.unwrap_or("random weights").to_string(),
-    })
+    Err(mismatch(
+        path,
+        meta,
+        base.to_string(),
+        base_sha.unwrap_or("random weights").to_string(),
+    ))
 }
 
 /// The backbone a guided-diffusion checkpoint file makes: its layout
@@ -165,19 +175,11 @@ pub fn adapter_fits(spec: &BackboneSpec, path: &Path) -> Result<AdapterMetadata,
     if meta.base == base && meta.config == config {
         return Ok(meta);
     }
-    Err(BackboneError::AdapterMismatch {
-        adapter: path.display().to_string(),
-        made_for: meta.base.clone(),
-        made_sha: meta
-            .base_sha256
-            .clone()
-            .unwrap_or_else(|| "random weights".to_string()),
-        base,
-        base_sha: match spec {
-            BackboneSpec::Checkpoint { .. } => "its checkpoint".to_string(),
-            BackboneSpec::Random { .. } => "random weights".to_string(),
-        },
-    })
+    let base_sha = match spec {
+        BackboneSpec::Checkpoint { .. } => "its checkpoint",
+        BackboneSpec::Random { .. } => "random weights",
+    };
+    Err(mismatch(path, &meta, base, base_sha.to_string()))
 }
 
 /// Builds the backbone on `device`.

@@ -86,6 +86,34 @@ pub struct AdaptOutcome<B: AutodiffBackend> {
     pub cancelled: bool,
 }
 
+impl<B: AutodiffBackend> AdaptOutcome<B> {
+    /// What the adapter file says about this run on backbone `info`.
+    pub fn metadata(
+        &self,
+        info: &crate::model::backbone::BackboneInfo,
+        modalities: &[super::Modality],
+        cfg: &AdaptConfig,
+        summary: &crate::model::inspect::ModelSummary,
+    ) -> crate::model::adapter::AdapterMetadata {
+        crate::model::adapter::AdapterMetadata {
+            base: info.name.clone(),
+            base_sha256: info.checkpoint_sha256.clone(),
+            config: info.config.clone(),
+            modalities: modalities.iter().map(|m| m.name().to_string()).collect(),
+            steps: self.steps_done,
+            lr: cfg.lr,
+            batch: cfg.batch,
+            seed: cfg.seed,
+            loss: cfg.loss,
+            loss_curve: self.loss_curve.clone(),
+            trainable_parameters: summary.trainable_parameters,
+            trainable_percent: summary.trainable_percent,
+            cancelled: self.cancelled,
+            software: format!("unidiff-studio {}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
 /// Steps before an ETA is shown (the first steps include start-up costs).
 const WARMUP_STEPS: usize = 3;
 

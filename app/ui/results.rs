@@ -8,7 +8,6 @@ use egui_plot::{Bar, BarChart, Legend, Plot};
 
 use super::app::StudioApp;
 use crate::metrics::summary::MetricsSummary;
-use crate::pipeline::Modality;
 use crate::pipeline::run::ClassifierChoice;
 
 impl StudioApp {
@@ -16,21 +15,7 @@ impl StudioApp {
         ui.heading("Classification");
         let s = &mut self.classify_settings;
         ui.add(egui::Slider::new(&mut s.t, 0..=999).text("timestep t"));
-        ui.horizontal(|ui| {
-            ui.label("modalities");
-            for m in Modality::ALL {
-                let mut on = s.modalities.contains(&m);
-                if ui.checkbox(&mut on, m.name()).changed() {
-                    if on {
-                        s.modalities.push(m);
-                        s.modalities
-                            .sort_by_key(|x| Modality::ALL.iter().position(|y| y == x));
-                    } else {
-                        s.modalities.retain(|x| *x != m);
-                    }
-                }
-            }
-        });
+        super::training::modality_checkboxes(ui, &mut s.modalities);
         ui.horizontal(|ui| {
             ui.selectable_value(
                 &mut s.classifier,

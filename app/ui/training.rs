@@ -48,6 +48,24 @@ pub fn backbone_words(spec: &BackboneSpec) -> String {
     }
 }
 
+/// One checkbox per modality; the list stays in pRGB, PCA, SAR order.
+pub(crate) fn modality_checkboxes(ui: &mut egui::Ui, modalities: &mut Vec<Modality>) {
+    ui.horizontal(|ui| {
+        ui.label("modalities");
+        for m in Modality::ALL {
+            let mut on = modalities.contains(&m);
+            if ui.checkbox(&mut on, m.name()).changed() {
+                if on {
+                    modalities.push(m);
+                    modalities.sort_by_key(|x| Modality::ALL.iter().position(|y| y == x));
+                } else {
+                    modalities.retain(|x| *x != m);
+                }
+            }
+        }
+    });
+}
+
 impl StudioApp {
     pub(crate) fn training_panel(&mut self, ui: &mut egui::Ui) {
         ui.heading("Backbone");
@@ -187,21 +205,7 @@ impl StudioApp {
                 ui.label("seed");
                 ui.add(egui::DragValue::new(&mut s.seed));
             });
-            ui.horizontal(|ui| {
-                ui.label("modalities");
-                for m in Modality::ALL {
-                    let mut on = s.modalities.contains(&m);
-                    if ui.checkbox(&mut on, m.name()).changed() {
-                        if on {
-                            s.modalities.push(m);
-                            s.modalities
-                                .sort_by_key(|x| Modality::ALL.iter().position(|y| y == x));
-                        } else {
-                            s.modalities.retain(|x| *x != m);
-                        }
-                    }
-                }
-            });
+            modality_checkboxes(ui, &mut s.modalities);
         });
         match &self.adapting {
             Some(a) => {
