@@ -149,19 +149,7 @@ fn killed_while_painting_the_app_offers_the_last_autosave() {
     std::thread::sleep(Duration::from_secs(2));
     screenshot(&display, &shots.join("demo_scene.png"));
 
-    // Keys go to the focused window (there is no window manager).
-    xdotool(
-        &display,
-        &[
-            "search",
-            "--sync",
-            "--name",
-            "UniDiff Studio",
-            "windowfocus",
-            "--sync",
-            "%1",
-        ],
-    );
+    focus(&display);
     // First stroke: brush (B), class 2, a drag across the map's middle.
     xdotool(&display, &["mousemove", "700", "450"]);
     xdotool(&display, &["key", "b", "key", "2"]);

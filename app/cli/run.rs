@@ -231,14 +231,10 @@ pub fn stage_b_config(
     info: &BackboneInfo,
     t: i64,
 ) -> anyhow::Result<StageBConfig> {
-    let blocks = info.config.output_block_count();
-    let block = args.block.unwrap_or(11.min(blocks - 1));
-    if block >= blocks {
-        bail!(
-            "--block {block}: this backbone has output blocks 0..{}",
-            blocks - 1
-        );
-    }
+    let block = info
+        .config
+        .feature_block(args.block)
+        .map_err(|e| anyhow::anyhow!("--{e}"))?;
     if !(0..1000).contains(&t) {
         bail!("--t {t}: the timestep must be in 0..999");
     }

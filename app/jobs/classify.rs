@@ -210,13 +210,10 @@ fn classify_on<B: AutodiffBackend>(
     let t0 = std::time::Instant::now();
     let s = &req.settings;
     let (model, info) = load_backbone::<B::InnerBackend>(&s.backbone, device_handle)?;
-    let blocks = info.config.output_block_count();
-    let block = s.block.unwrap_or(11.min(blocks - 1));
-    anyhow::ensure!(
-        block < blocks,
-        "block {block}: this backbone has output blocks 0..{}",
-        blocks - 1
-    );
+    let block = info
+        .config
+        .feature_block(s.block)
+        .map_err(anyhow::Error::msg)?;
     anyhow::ensure!(
         (0..1000).contains(&s.t),
         "t {}: the timestep must be in 0..999",

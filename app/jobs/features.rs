@@ -82,13 +82,10 @@ fn project_on<B: Backend>(
     device: &B::Device,
 ) -> anyhow::Result<Projection> {
     let (model, info) = load_backbone::<B>(&req.backbone, device)?;
-    let blocks = info.config.output_block_count();
-    let block = req.block.unwrap_or(11.min(blocks - 1));
-    anyhow::ensure!(
-        block < blocks,
-        "block {block}: this backbone has output blocks 0..{}",
-        blocks - 1
-    );
+    let block = info
+        .config
+        .feature_block(req.block)
+        .map_err(anyhow::Error::msg)?;
     let spec = ProjectionSpec {
         t: req.t.clamp(0, 999),
         block,

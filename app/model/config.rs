@@ -139,4 +139,20 @@ impl UNetConfig {
     pub fn output_block_count(&self) -> usize {
         self.channel_mult.len() * (self.num_res_blocks + 1)
     }
+
+    /// The output block L features are taken from: `requested`, else the
+    /// method's 11 (or the last block of a smaller network); an error names
+    /// the blocks there are.
+    pub fn feature_block(&self, requested: Option<usize>) -> Result<usize, String> {
+        let blocks = self.output_block_count();
+        let block = requested.unwrap_or(11.min(blocks.saturating_sub(1)));
+        if block < blocks {
+            Ok(block)
+        } else {
+            Err(format!(
+                "block {block}: this backbone has output blocks 0..{}",
+                blocks.saturating_sub(1)
+            ))
+        }
+    }
 }
