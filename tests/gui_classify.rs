@@ -650,6 +650,15 @@ fn the_timestep_sweep_plots_scores_against_t_and_marks_the_best() {
     h.get_by_label("Use this t").click();
     h.run_steps(1);
     assert_eq!(h.state().classify_settings.t, best_t);
+    // The class map at the slider's own t: one more point joins the sweep.
+    h.get_by_label("Class map at t = 420").click();
+    h.step();
+    wait_for_result(&mut h, revision);
+    h.run_steps(2);
+    let ts: Vec<i64> = h.state().explorer.sweep.iter().map(|p| p.t).collect();
+    assert_eq!(ts, vec![0, 420, 500]);
+    assert_eq!(h.state().explorer.class_map_from, Some(420));
+    h.get_by_label("class map at t = 420 (nearest swept)");
 }
 
 #[test]

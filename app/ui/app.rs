@@ -865,9 +865,8 @@ impl StudioApp {
                     self.last_device = Some(result.device.clone());
                     let was_sweep = !result.sweep.is_empty();
                     if was_sweep {
-                        self.explorer.sweep = result.sweep;
-                        self.explorer.sweep_revision = Some(result.labels_revision);
-                        self.explorer.class_map_from = None;
+                        self.explorer
+                            .merge_sweep(result.sweep, result.labels_revision);
                     }
                     if let Some(s) = &mut self.session {
                         s.result = Some(ClassificationResult {

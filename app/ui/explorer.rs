@@ -72,6 +72,22 @@ impl Explorer {
         self.projection_dirty = true;
     }
 
+    /// Adds the points of a sweep made from label revision `revision`:
+    /// they join the points of the same revision (a t swept again is
+    /// replaced) and replace those of another.
+    pub fn merge_sweep(&mut self, points: Vec<SweepPoint>, revision: u64) {
+        if self.sweep_revision != Some(revision) {
+            self.sweep.clear();
+        }
+        for p in points {
+            self.sweep.retain(|q| q.t != p.t);
+            self.sweep.push(p);
+        }
+        self.sweep.sort_by_key(|p| p.t);
+        self.sweep_revision = Some(revision);
+        self.class_map_from = None;
+    }
+
     /// The swept point nearest to `t`.
     pub fn nearest_swept(&self, t: usize) -> Option<&SweepPoint> {
         self.sweep
@@ -256,6 +272,14 @@ impl StudioApp {
                         start_sweep = Some(sweep_timesteps(self.explorer.sweep_step));
                     }
                 });
+                if self.explorer.class_map_from != Some(t as i64)
+                    && ui
+                        .add_enabled(!running, egui::Button::new(format!("Class map at t = {t}")))
+                        .on_hover_text("Stage B at this t with the panel's settings; joins the sweep's points")
+                        .clicked()
+                {
+                    start_sweep = Some(vec![t as i64]);
+                }
                 if !has_test {
                     ui.label(RichText::new("the sweep scores with test labels: open some to plot OA and mF1").small());
                 }
