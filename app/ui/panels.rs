@@ -509,7 +509,8 @@ impl StudioApp {
                         }
                     }
                     if ui
-                        .add(egui::TextEdit::singleline(&mut name).desired_width(90.0))
+                        // A fixed size: the grid cell would clamp a desired width.
+                        .add_sized([90.0, 18.0], egui::TextEdit::singleline(&mut name))
                         .changed()
                     {
                         commands.push(Command::RenameClass {
