@@ -130,15 +130,9 @@ fn classify_from_the_app_matches_the_headless_run() {
     }
     save_render(&mut h, "classify_mid_run.png");
     h.get_by_label("Cancel").click();
-    let t0 = Instant::now();
-    while h.state().classifying.is_some() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "cancel took over a minute"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-        h.step();
-    }
+    step_until(&mut h, Duration::from_secs(60), "cancel", |a| {
+        a.classifying.is_none()
+    });
     assert!(h.state().session.as_ref().unwrap().result.is_none());
     assert!(
         h.state()
@@ -150,15 +144,9 @@ fn classify_from_the_app_matches_the_headless_run() {
     // Again, to the end.
     h.get_by_label("Classify").click();
     h.run_steps(2);
-    let t0 = Instant::now();
-    while h.state().classifying.is_some() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(900),
-            "classification took over 15 min"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-        h.step();
-    }
+    step_until(&mut h, Duration::from_secs(900), "classification", |a| {
+        a.classifying.is_none()
+    });
     h.run_steps(3);
     let app = h.state();
     let s = app.session.as_ref().unwrap();
@@ -469,15 +457,9 @@ fn the_modality_ablation_runs_all_seven_subsets() {
     }
     h.get_by_label("Modality ablation (7 runs)").click();
     h.run_steps(2);
-    let t0 = Instant::now();
-    while h.state().classifying.is_some() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(900),
-            "ablation took over 15 min"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-        h.step();
-    }
+    step_until(&mut h, Duration::from_secs(900), "ablation", |a| {
+        a.classifying.is_none()
+    });
     h.run_steps(2);
     let app = h.state();
     let r = app
@@ -531,13 +513,13 @@ fn step_until(
 
 #[test]
 fn stage_a_from_the_panel_runs_cancels_runs_again_and_feeds_stage_b() {
-    use unidiff_studio::model::backbone::BackboneSpec;
     let dir = tempfile::tempdir().unwrap();
     let (mut h, test) = corner_harness(dir.path());
-    let adapter_of = |app: &StudioApp| match &app.classify_settings.backbone {
-        BackboneSpec::Random { adapter, .. } | BackboneSpec::Checkpoint { adapter, .. } => {
-            adapter.clone()
-        }
+    let adapter_of = |app: &StudioApp| {
+        app.classify_settings
+            .backbone
+            .adapter()
+            .map(Path::to_path_buf)
     };
     // The panel names the backbone and its trainable fraction.
     h.get_by_label("Stage A trains 157,504 of 2,008,102 parameters (7.84 %)");

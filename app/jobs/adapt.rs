@@ -13,7 +13,7 @@ use burn::tensor::backend::AutodiffBackend;
 use super::{CancelFlag, JobEvent, JobKind};
 use crate::model::adapter::save_adapter;
 use crate::model::backbone::{BackboneSpec, load_backbone};
-use crate::model::device::{DeviceChoice, Resolved, resolve};
+use crate::model::device::{DeviceChoice, DeviceReport, Resolved, resolve};
 use crate::model::inspect::summarize;
 use crate::model::loss::LossKind;
 use crate::pipeline::Modality;
@@ -80,7 +80,6 @@ pub struct AdaptStep {
     pub steps: usize,
     pub loss: f32,
     pub eta_seconds: Option<f64>,
-    pub steps_per_second: f64,
 }
 
 /// What a finished run hands back.
@@ -89,74 +88,27 @@ pub struct Adapted {
     pub adapter: PathBuf,
     pub steps_done: usize,
     pub loss_curve: Vec<f32>,
-    pub trainable_percent: f64,
     pub seconds: f64,
     /// The device used, and why.
     pub device: String,
 }
 
-fn without_adapter(spec: &BackboneSpec) -> BackboneSpec {
-    match spec.clone() {
-        BackboneSpec::Checkpoint { path, config, .. } => BackboneSpec::Checkpoint {
-            path,
-            config,
-            adapter: None,
-        },
-        BackboneSpec::Random { name, seed, .. } => BackboneSpec::Random {
-            name,
-            seed,
-            adapter: None,
-        },
-    }
-}
-
 /// Runs Stage A; sends a step event per step, then Adapted, Failed or
 /// Cancelled.
 pub fn run(generation: u64, req: &AdaptRequest, cancel: &CancelFlag, send: &dyn Fn(JobEvent)) {
-    let progress = |step: &str| {
-        send(JobEvent::Progress {
-            kind: JobKind::Adapt,
-            generation,
-            step: step.into(),
-            fraction: 0.0,
-        })
-    };
     let device = resolve(req.device);
-    progress(&format!("device: {}", device.why));
+    let job = (generation, req, cancel, send);
     let result = match device.resolved {
-        Resolved::Cpu => adapt_on::<Autodiff<NdArray<f32>>>(
-            generation,
-            req,
-            cancel,
-            send,
-            &Default::default(),
-            true,
-        ),
+        Resolved::Cpu => adapt_on::<Autodiff<NdArray<f32>>>(job, &Default::default(), &device),
         #[cfg(feature = "cuda")]
-        Resolved::Cuda => adapt_on::<Autodiff<burn::backend::Cuda>>(
-            generation,
-            req,
-            cancel,
-            send,
-            &Default::default(),
-            false,
-        ),
+        Resolved::Cuda => {
+            adapt_on::<Autodiff<burn::backend::Cuda>>(job, &Default::default(), &device)
+        }
         #[cfg(feature = "wgpu")]
-        Resolved::Wgpu => adapt_on::<Autodiff<burn::backend::Wgpu>>(
-            generation,
-            req,
-            cancel,
-            send,
-            &Default::default(),
-            false,
-        ),
-    }
-    .map(|a| {
-        a.map(|mut a| {
-            a.device = device.why.clone();
-            a
-        })
-    });
+        Resolved::Wgpu => {
+            adapt_on::<Autodiff<burn::backend::Wgpu>>(job, &Default::default(), &device)
+        }
+    };
     match result {
         Ok(None) => send(JobEvent::Cancelled {
             kind: JobKind::Adapt,
@@ -178,15 +130,12 @@ pub fn run(generation: u64, req: &AdaptRequest, cancel: &CancelFlag, send: &dyn 
     }
 }
 
-/// Stage A on backend `B`; `im2col` for the CPU backend (convolutions as
-/// matrix products: a fast backward pass there). None when cancelled.
+/// Stage A on backend `B` (the CPU backend computes convolutions as matrix
+/// products: a fast backward pass there). None when cancelled.
 fn adapt_on<B: AutodiffBackend>(
-    generation: u64,
-    req: &AdaptRequest,
-    cancel: &CancelFlag,
-    send: &dyn Fn(JobEvent),
-    device: &B::Device,
-    im2col: bool,
+    (generation, req, cancel, send): (u64, &AdaptRequest, &CancelFlag, &dyn Fn(JobEvent)),
+    handle: &B::Device,
+    device: &DeviceReport,
 ) -> anyhow::Result<Option<Adapted>> {
     let t0 = Instant::now();
     let progress = |step: &str| {
@@ -197,6 +146,7 @@ fn adapt_on<B: AutodiffBackend>(
             fraction: 0.0,
         })
     };
+    progress(&format!("device: {}", device.why));
     let s = &req.settings;
     anyhow::ensure!(
         s.steps > 0 && s.batch > 0,
@@ -210,9 +160,9 @@ fn adapt_on<B: AutodiffBackend>(
     progress("cutting patches");
     let pool = PatchPool::from_renderings(&images);
     progress("building the backbone");
-    let spec = without_adapter(&req.backbone);
-    let (mut model, info) = load_backbone::<B>(&spec, device)?;
-    model.set_conv_im2col(im2col);
+    let spec = req.backbone.with_adapter(None);
+    let (mut model, info) = load_backbone::<B>(&spec, handle)?;
+    model.set_conv_im2col(device.resolved == Resolved::Cpu);
     let summary = summarize(&info.config)?;
     let cfg = AdaptConfig {
         steps: s.steps,
@@ -230,7 +180,6 @@ fn adapt_on<B: AutodiffBackend>(
                 steps: p.steps,
                 loss: p.loss,
                 eta_seconds: p.eta_seconds,
-                steps_per_second: p.steps_per_second,
             },
         })
     });
@@ -248,8 +197,7 @@ fn adapt_on<B: AutodiffBackend>(
         adapter: req.out.clone(),
         steps_done: outcome.steps_done,
         loss_curve: outcome.loss_curve,
-        trainable_percent: summary.trainable_percent,
         seconds: t0.elapsed().as_secs_f64(),
-        device: String::new(),
+        device: device.why.clone(),
     }))
 }

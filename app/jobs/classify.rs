@@ -287,7 +287,6 @@ fn classify_on<B: AutodiffBackend>(
                 "t {t}: the timestep must be in 0..999"
             );
             settings.stage_b.t = t;
-            settings.stage_b.noise_seed = s.seed;
             settings.classifier = ClassifierChoice::Mlp;
             settings.baseline = false;
             prefix = format!("{}/{n_runs} t = {t}: ", i + 1);

@@ -84,16 +84,28 @@ impl BackboneSpec {
         }
     }
 
-    fn adapter(&self) -> Option<&Path> {
+    /// The Stage A adapter on the base weights, if any.
+    pub fn adapter(&self) -> Option<&Path> {
         match self {
             BackboneSpec::Checkpoint { adapter, .. } | BackboneSpec::Random { adapter, .. } => {
                 adapter.as_deref()
             }
         }
     }
+
+    /// The same base weights with `adapter` (None: the base alone).
+    pub fn with_adapter(&self, adapter: Option<PathBuf>) -> Self {
+        let mut spec = self.clone();
+        match &mut spec {
+            BackboneSpec::Checkpoint { adapter: a, .. }
+            | BackboneSpec::Random { adapter: a, .. } => *a = adapter,
+        }
+        spec
+    }
 }
 
-fn file_name(path: &Path) -> String {
+/// The file name of `path` (the whole path when it has none).
+pub fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_else(|| path.display().to_string())

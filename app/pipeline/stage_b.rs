@@ -141,7 +141,9 @@ fn progress_of(phase: &'static str, done: usize, total: usize, t0: Instant) -> S
     }
 }
 
-/// Runs Stage B: `images` in concatenation order (pRGB | PCA | SAR).
+/// Runs Stage B: `images` in concatenation order (pRGB | PCA | SAR); the
+/// labelled patches' features are kept for the prediction pass within
+/// `cfg.feature_cache_bytes`.
 pub fn run_stage_b<B: AutodiffBackend>(
     model: &UNet<B::InnerBackend>,
     images: &[(Modality, &Rgb8Image)],
@@ -149,29 +151,6 @@ pub fn run_stage_b<B: AutodiffBackend>(
     cfg: &StageBConfig,
     device: &B::Device,
 ) -> Result<StageBOutput, StageBError> {
-    run_stage_b_watched::<B>(
-        model,
-        images,
-        train_labels,
-        cfg,
-        device,
-        &CancelFlag::new(),
-        &mut |_| {},
-    )
-}
-
-/// [`run_stage_b`] reporting progress after every batch and stopping at the
-/// next batch once `cancel` is set.
-pub fn run_stage_b_watched<B: AutodiffBackend>(
-    model: &UNet<B::InnerBackend>,
-    images: &[(Modality, &Rgb8Image)],
-    train_labels: &LabelImage,
-    cfg: &StageBConfig,
-    device: &B::Device,
-    cancel: &CancelFlag,
-    progress: &mut dyn FnMut(&StageBProgress),
-) -> Result<StageBOutput, StageBError> {
-    let mut store = FeatureStore::for_one_run(cfg.feature_cache_bytes);
     let run = StageBRun {
         model,
         backbone: "",
@@ -179,7 +158,8 @@ pub fn run_stage_b_watched<B: AutodiffBackend>(
         train_labels,
         cfg,
     };
-    run_stage_b_stored::<B>(&run, device, cancel, progress, &mut store)
+    let mut store = FeatureStore::for_one_run(cfg.feature_cache_bytes);
+    run_stage_b_stored::<B>(&run, device, &CancelFlag::new(), &mut |_| {}, &mut store)
 }
 
 /// The inputs of one Stage B run.
@@ -193,9 +173,10 @@ pub struct StageBRun<'a, B: Backend> {
     pub cfg: &'a StageBConfig,
 }
 
-/// [`run_stage_b_watched`] taking features from `store` where it has them
-/// and keeping there those it computes (all of them, or the labelled
-/// patches', as the store says).
+/// Stage B reporting progress after every batch, stopping at the next batch
+/// once `cancel` is set, taking features from `store` where it has them and
+/// keeping there those it computes (all of them, or the labelled patches', as
+/// the store says).
 pub fn run_stage_b_stored<B: AutodiffBackend>(
     run: &StageBRun<'_, B::InnerBackend>,
     device: &B::Device,

@@ -160,7 +160,6 @@ pub struct StudioApp {
     pub adapt_settings: crate::jobs::AdaptSettings,
     pub adapting: Option<Loading>,
     pub adapt_curve: Vec<f32>,
-    pub adapt_last_step: Option<crate::jobs::AdaptStep>,
     /// The device the last Stage A or Stage B job ran on, and why.
     pub last_device: Option<String>,
     /// The backbone layout and its "Stage A trains ..." line.
@@ -254,7 +253,6 @@ impl StudioApp {
             adapt_settings: Default::default(),
             adapting: None,
             adapt_curve: Vec::new(),
-            adapt_last_step: None,
             last_device: None,
             backbone_counts: None,
             show_results: false,
@@ -678,7 +676,6 @@ impl StudioApp {
             device: self.classify_settings.device,
         };
         self.adapt_curve.clear();
-        self.adapt_last_step = None;
         let generation = self.jobs.adapt(request);
         self.adapting = Some(Loading::started(generation));
     }
@@ -720,12 +717,10 @@ impl StudioApp {
     /// Puts `adapter` on the current backbone (None: the base weights),
     /// after checking that it was made for it.
     pub fn use_adapter(&mut self, adapter: Option<PathBuf>) {
-        use crate::model::backbone::BackboneSpec;
-        let mut spec = self.classify_settings.backbone.clone();
-        match &mut spec {
-            BackboneSpec::Checkpoint { adapter: a, .. }
-            | BackboneSpec::Random { adapter: a, .. } => a.clone_from(&adapter),
-        }
+        let spec = self
+            .classify_settings
+            .backbone
+            .with_adapter(adapter.clone());
         if let Some(path) = &adapter
             && let Err(e) = crate::model::backbone::adapter_fits(&spec, path)
         {
@@ -905,7 +900,6 @@ impl StudioApp {
                         );
                     }
                     self.adapt_curve.push(step.loss);
-                    self.adapt_last_step = Some(step);
                 }
                 JobEvent::Adapted { result, .. } => {
                     self.adapting = None;

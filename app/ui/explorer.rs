@@ -13,6 +13,7 @@ use crate::jobs::classify::{SweepPoint, best_of, sweep_timesteps};
 use crate::jobs::{ProjectRequest, Projection};
 use crate::pipeline::Modality;
 use crate::pipeline::noised::noised_rendering;
+use crate::pipeline::run::available_modalities;
 use crate::products::Rgb8Image;
 
 /// The seed of the explorer's noise image.
@@ -96,14 +97,38 @@ impl Explorer {
     }
 }
 
-/// A class map in the classes' colours (0 and unknown classes black).
-fn class_map_image(map: &[u8], width: usize, palette: &[[u8; 3]; 256]) -> ColorImage {
+/// A class map in the label layers' palette (0 and unknown classes black).
+fn class_map_image(map: &[u8], width: usize, palette: &[[u8; 4]; 256]) -> ColorImage {
     let height = map.len() / width.max(1);
     let mut rgb = Vec::with_capacity(map.len() * 3);
     for &v in map {
-        rgb.extend_from_slice(&palette[v as usize]);
+        rgb.extend_from_slice(&palette[v as usize][..3]);
     }
     ColorImage::from_rgb([width, height], &rgb)
+}
+
+/// Puts `image` in the texture of `slot`, creating it the first time.
+fn show_in(
+    slot: &mut Option<egui::TextureHandle>,
+    ctx: &egui::Context,
+    name: &str,
+    image: ColorImage,
+) {
+    match slot {
+        Some(t) => t.set(image, TextureOptions::NEAREST),
+        None => *slot = Some(ctx.load_texture(name, image, TextureOptions::NEAREST)),
+    }
+}
+
+/// The rendering a modality's network input is made from.
+fn rendering_of(
+    renderings: &crate::products::renderings::Renderings,
+    modality: Modality,
+) -> Option<&Rgb8Image> {
+    available_modalities(renderings, &[modality])
+        .0
+        .first()
+        .map(|(_, image)| *image)
 }
 
 impl StudioApp {
@@ -115,66 +140,49 @@ impl StudioApp {
             return;
         };
         let layer = self.explorer.layer.unwrap_or(LayerId::Prgb);
-        let source = match layer {
-            LayerId::Pca => session.renderings.pca.as_ref().map(|(i, _)| i),
-            LayerId::Pauli => session.renderings.pauli.as_ref(),
-            _ => session.renderings.prgb.as_ref().map(|(i, _)| i),
+        let modality = match layer {
+            LayerId::Pca => Modality::Pca,
+            LayerId::Pauli => Modality::Sar,
+            _ => Modality::Prgb,
         };
+        let source = rendering_of(&session.renderings, modality);
         let key = (self.explorer.t, layer, self.renderings_version);
         if self.explorer.made_from != Some(key)
             && let Some(src) = source
         {
             let noised = noised_rendering(src, self.explorer.t, EXPLORER_SEED);
             let color = ColorImage::from_rgb([noised.width, noised.height], &noised.data);
-            match &mut self.explorer.texture {
-                Some(t) => t.set(color, TextureOptions::NEAREST),
-                None => {
-                    self.explorer.texture =
-                        Some(ctx.load_texture("x_t", color, TextureOptions::NEAREST))
-                }
-            }
+            show_in(&mut self.explorer.texture, ctx, "x_t", color);
             self.explorer.image = Some(noised);
             self.explorer.made_from = Some(key);
         }
         let width = session.scene.grid().map_or(0, |g| g.width);
-        let nearest = self.explorer.nearest_swept(self.explorer.t).map(|p| p.t);
-        if nearest.is_some() && nearest != self.explorer.class_map_from {
-            let mut palette = [[0u8; 3]; 256];
-            for c in &session.classes {
-                palette[c.value as usize] = c.color;
-            }
-            if let Some(p) = self.explorer.nearest_swept(self.explorer.t)
-                && width > 0
-            {
-                let color = class_map_image(&p.class_map, width, &palette);
-                match &mut self.explorer.class_map_texture {
-                    Some(t) => t.set(color, TextureOptions::NEAREST),
-                    None => {
-                        self.explorer.class_map_texture =
-                            Some(ctx.load_texture("class map at t", color, TextureOptions::NEAREST))
-                    }
-                }
-                self.explorer.class_map_from = nearest;
-            }
+        if let Some(p) = self.explorer.nearest_swept(self.explorer.t)
+            && Some(p.t) != self.explorer.class_map_from
+            && width > 0
+        {
+            let color = class_map_image(&p.class_map, width, &self.palette());
+            let t = p.t;
+            show_in(
+                &mut self.explorer.class_map_texture,
+                ctx,
+                "class map at t",
+                color,
+            );
+            self.explorer.class_map_from = Some(t);
         }
         if self.explorer.projection_dirty
             && let Some(p) = &self.explorer.projection
         {
             let color = ColorImage::from_rgb([p.image.width, p.image.height], &p.image.data);
-            match &mut self.explorer.projection_texture {
-                Some(t) => t.set(color, TextureOptions::NEAREST),
-                None => {
-                    self.explorer.projection_texture =
-                        Some(ctx.load_texture("features at t", color, TextureOptions::NEAREST))
-                }
-            }
+            show_in(
+                &mut self.explorer.projection_texture,
+                ctx,
+                "features at t",
+                color,
+            );
             self.explorer.projection_dirty = false;
         }
-        let modality = match layer {
-            LayerId::Pca => Modality::Pca,
-            LayerId::Pauli => Modality::Sar,
-            _ => Modality::Prgb,
-        };
         let can_project = source.is_some();
         let mut start_projection = false;
         let mut cancel_projection = false;
@@ -327,12 +335,10 @@ impl StudioApp {
                 }
             });
         if start_projection {
-            let session = self.session.as_ref();
-            let image = session.and_then(|s| match modality {
-                Modality::Pca => s.renderings.pca.as_ref().map(|(i, _)| i.clone()),
-                Modality::Sar => s.renderings.pauli.clone(),
-                Modality::Prgb => s.renderings.prgb.as_ref().map(|(i, _)| i.clone()),
-            });
+            let image = self
+                .session
+                .as_ref()
+                .and_then(|s| rendering_of(&s.renderings, modality).cloned());
             if let Some(image) = image {
                 let generation = self.jobs.project(ProjectRequest {
                     image,

@@ -361,7 +361,7 @@ impl StudioApp {
     }
 
     /// The palette of the label layers: class colours, 0 transparent.
-    fn palette(&self) -> [[u8; 4]; 256] {
+    pub(crate) fn palette(&self) -> [[u8; 4]; 256] {
         let mut p = [[0u8; 4]; 256];
         if let Some(s) = &self.session {
             for c in &s.classes {

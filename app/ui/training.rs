@@ -10,40 +10,19 @@ use egui_plot::{Line, Plot, PlotPoints};
 use super::app::{FileAction, StudioApp};
 use crate::cli::model::thousands;
 use crate::jobs::AdaptSettings;
-use crate::model::backbone::BackboneSpec;
+use crate::model::backbone::{BackboneSpec, file_name};
 use crate::model::device::DeviceChoice;
 use crate::pipeline::Modality;
 
 /// The backbone in plain words.
 pub fn backbone_words(spec: &BackboneSpec) -> String {
-    let adapter = |a: &Option<std::path::PathBuf>| match a {
-        Some(p) => format!(
-            " + adapter {}",
-            p.file_name().map_or_else(
-                || p.display().to_string(),
-                |n| n.to_string_lossy().to_string()
-            )
-        ),
-        None => String::new(),
-    };
+    let adapter = spec
+        .adapter()
+        .map_or(String::new(), |p| format!(" + adapter {}", file_name(p)));
     match spec {
-        BackboneSpec::Checkpoint {
-            path, adapter: a, ..
-        } => format!(
-            "checkpoint {}{}",
-            path.file_name().map_or_else(
-                || path.display().to_string(),
-                |n| n.to_string_lossy().to_string()
-            ),
-            adapter(a)
-        ),
-        BackboneSpec::Random {
-            name,
-            seed,
-            adapter: a,
-        } => format!(
-            "{name} (seed {seed}; random weights, not the paper's pretrained model){}",
-            adapter(a)
+        BackboneSpec::Checkpoint { path, .. } => format!("checkpoint {}{adapter}", file_name(path)),
+        BackboneSpec::Random { name, seed, .. } => format!(
+            "{name} (seed {seed}; random weights, not the paper's pretrained model){adapter}"
         ),
     }
 }
@@ -153,17 +132,7 @@ impl StudioApp {
                 if ui.small_button("Load adapter…").clicked() {
                     self.pick_file(ui.ctx(), FileAction::LoadAdapter);
                 }
-                let has_adapter = matches!(
-                    &spec,
-                    BackboneSpec::Checkpoint {
-                        adapter: Some(_),
-                        ..
-                    } | BackboneSpec::Random {
-                        adapter: Some(_),
-                        ..
-                    }
-                );
-                if has_adapter && ui.small_button("Base weights").clicked() {
+                if spec.adapter().is_some() && ui.small_button("Base weights").clicked() {
                     self.use_adapter(None);
                 }
             });
