@@ -83,6 +83,10 @@ fn render_writes_images_geotiffs_and_report() {
         .as_array()
         .unwrap();
     assert!((evr[0].as_f64().unwrap() - 0.8538794956200668).abs() < 1e-9);
+    // The scene is integer-valued: the report says the scatter was exact.
+    if unidiff_studio::products::integer_scatter::available() {
+        assert_eq!(report["pca"]["scatter"], "exact_integer");
+    }
     assert_eq!(report["prgb"]["files"]["stretch"][0]["p2"], 571.0);
     assert_eq!(report["inputs"]["sar_source_scale"], "db");
     for stem in ["prgb", "pca", "pauli"] {

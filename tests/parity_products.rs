@@ -10,7 +10,7 @@ mod common;
 use common::{Tensors, demo, json, rel_close};
 use unidiff_studio::io::{SarScaleChoice, open_hsi, open_sar};
 use unidiff_studio::products::pauli::{PauliSettings, render_pauli};
-use unidiff_studio::products::pca::render_pca;
+use unidiff_studio::products::pca::{ScatterPath, ScatterSum, fit_pca_with, project, render_pca};
 use unidiff_studio::products::prgb::{RgbRequest, choose_rgb_bands, render_prgb};
 use unidiff_studio::scene::{HsiCube, PixelGrid};
 
@@ -102,7 +102,35 @@ fn pca_matches_scikit_learn() {
     let cube = cube();
     let (img, fit) = render_pca(&cube).unwrap();
     assert_eq!(fit.n_fit_pixels, 262_144);
+    // Sentinel-2 reflectance x 1e4 is integer-valued: the exact integer sum
+    // is what meets the reference here (the f64 product is tested against it
+    // in the unit tests).
+    if unidiff_studio::products::integer_scatter::available() {
+        assert_eq!(fit.scatter, ScatterSum::ExactInteger);
+    }
     assert_pca_parity(&img, &fit, "pca", "pca");
+}
+
+#[test]
+fn the_f64_scatter_path_matches_scikit_learn_too() {
+    let cube = cube();
+    let (fit, mask) = fit_pca_with(&cube, 3, ScatterPath::F64).unwrap();
+    assert_eq!(fit.scatter, ScatterSum::F64);
+    let (_, exact) = render_pca(&cube).unwrap();
+    let t = Tensors::open("preprocess/preprocess.safetensors");
+    let (_, comps) = t.f64("pca.components");
+    let nb = fit.mean.len();
+    for k in 0..3 {
+        for b in 0..nb {
+            let want = comps[k * nb + b];
+            assert!(
+                (fit.components[k][b] - want).abs() <= 1e-6,
+                "f64 component {k} band {b}"
+            );
+            assert!((exact.components[k][b] - fit.components[k][b]).abs() <= 1e-12);
+        }
+    }
+    assert_eq!(project(&cube, &fit, &mask).len(), 3);
 }
 
 #[test]

@@ -143,6 +143,7 @@ pub fn render_scene(opts: &RenderOptions) -> anyhow::Result<RenderReport> {
             "n_fit_pixels": fit.n_fit_pixels,
             "bands_used": fit.bands_used.len(),
             "bands_excluded_as_empty": fit.bands_excluded,
+            "scatter": fit.scatter,
             "files": p,
         }));
     }

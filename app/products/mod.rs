@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod image;
+pub mod integer_scatter;
 pub mod pauli;
 pub mod pca;
 pub mod percentile;

@@ -3,9 +3,10 @@
 //! whitened, with scikit-learn's sign rule; each component stretched p2/p98
 //! over the fitted pixels. Unfitted pixels are 0.
 //!
-//! The covariance is accumulated chunk by chunk from mean-centred f64 copies
-//! (a few MB at a time), so memory stays near the cube's own size, and the
-//! centring before the product avoids the cancellation of X^T X - n m m^T.
+//! The scatter matrix is summed chunk by chunk (a few MB at a time), so memory
+//! stays near the cube's own size: exactly in integers when every value is an
+//! integer (most cubes; `integer_scatter`), else from mean-centred f64 copies,
+//! the centring avoiding the cancellation of X^T X - n m m^T.
 
 use faer::linalg::matmul::triangular::{BlockStructure, matmul};
 use faer::{Accum, Mat, MatRef, Par, Side};
@@ -14,6 +15,7 @@ use serde::Serialize;
 
 use super::error::ProductError;
 use super::image::{ChannelStretch, Rgb8Image};
+use super::integer_scatter::{BandRange, integer_offsets, integer_scatter};
 use super::percentile::percentiles_in_place;
 use super::stretch::{quantize, unit_from_percentiles};
 use crate::scene::HsiCube;
@@ -36,59 +38,74 @@ pub struct PcaFit {
     pub explained_variance: Vec<f64>,
     pub explained_variance_ratio: Vec<f64>,
     pub singular_values: Vec<f64>,
+    /// How the scatter matrix was summed.
+    pub scatter: ScatterSum,
 }
 
-/// Which pixels enter the fit: every used band valid, not all zero.
-/// Computed in parallel over pixel chunks.
-fn fit_mask(cube: &HsiCube, bands: &[usize]) -> Vec<bool> {
+/// How the scatter matrix was summed (render.json says it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScatterSum {
+    /// Every value an integer: summed exactly in integers.
+    ExactInteger,
+    /// Mean-centred f64 products.
+    F64,
+}
+
+/// Which pixels enter the fit (every used band valid, not all zero), and
+/// each used band's range. Computed in parallel over pixel chunks.
+fn fit_mask(cube: &HsiCube, bands: &[usize]) -> (Vec<bool>, Vec<BandRange>) {
     let n = cube.grid.len();
     let mut mask = vec![false; n];
-    mask.par_chunks_mut(CHUNK).enumerate().for_each(|(k, out)| {
-        let start = k * CHUNK;
-        let mut valid = vec![true; out.len()];
-        let mut nonzero = vec![false; out.len()];
-        for &b in bands {
-            let band = &cube.band(b)[start..start + out.len()];
-            for ((v, nz), &x) in valid.iter_mut().zip(nonzero.iter_mut()).zip(band) {
-                *v &= !x.is_nan();
-                *nz |= x != 0.0;
+    let ranges = mask
+        .par_chunks_mut(CHUNK)
+        .enumerate()
+        .map(|(k, out)| {
+            let start = k * CHUNK;
+            let mut valid = vec![true; out.len()];
+            let mut nonzero = vec![false; out.len()];
+            let mut ranges = Vec::with_capacity(bands.len());
+            for &b in bands {
+                let band = &cube.band(b)[start..start + out.len()];
+                for ((v, nz), &x) in valid.iter_mut().zip(nonzero.iter_mut()).zip(band) {
+                    *v &= !x.is_nan();
+                    *nz |= x != 0.0;
+                }
+                ranges.push(BandRange::of(band));
             }
-        }
-        for ((m, v), nz) in out.iter_mut().zip(&valid).zip(&nonzero) {
-            *m = *v && *nz;
-        }
-    });
-    mask
+            for ((m, v), nz) in out.iter_mut().zip(&valid).zip(&nonzero) {
+                *m = *v && *nz;
+            }
+            ranges
+        })
+        .reduce(
+            || vec![BandRange::EMPTY; bands.len()],
+            |a, b| a.into_iter().zip(b).map(|(x, y)| x.merge(y)).collect(),
+        );
+    (mask, ranges)
 }
 
-/// Fits `n_components` principal components.
-pub fn fit_pca(cube: &HsiCube, n_components: usize) -> Result<(PcaFit, Vec<bool>), ProductError> {
-    let (bands_used, bands_excluded): (Vec<usize>, Vec<usize>) =
-        (0..cube.bands).partition(|&b| !cube.band_is_empty(b));
-    let nb = bands_used.len();
-    if nb < 2 || nb < n_components {
-        return Err(ProductError::TooFewBands { usable: nb });
-    }
-    let mask = fit_mask(cube, &bands_used);
-    let n_fit = mask.iter().filter(|m| **m).count();
-    if n_fit < 2 {
-        return Err(ProductError::NoValidPixels);
-    }
-    let mean: Vec<f64> = bands_used
+/// Each band's mean over the fitted pixels, in f64.
+fn band_means(cube: &HsiCube, bands: &[usize], mask: &[bool], n_fit: usize) -> Vec<f64> {
+    bands
         .par_iter()
         .map(|&b| {
             let s: f64 = cube
                 .band(b)
                 .iter()
-                .zip(&mask)
+                .zip(mask)
                 .filter(|(_, m)| **m)
                 .map(|(v, _)| f64::from(*v))
                 .sum();
             s / n_fit as f64
         })
-        .collect();
+        .collect()
+}
 
-    // Lower triangle of the scatter matrix of the centred data.
+/// Lower triangle of the scatter matrix of the mean-centred data in f64,
+/// chunk by chunk (a few MB of centred copies at a time).
+fn f64_scatter(cube: &HsiCube, bands: &[usize], mask: &[bool], mean: &[f64]) -> Mat<f64> {
+    let nb = bands.len();
     let mut scatter = Mat::<f64>::zeros(nb, nb);
     let mut buf = vec![0f64; CHUNK * nb];
     let mut rows: Vec<usize> = Vec::with_capacity(CHUNK);
@@ -105,7 +122,7 @@ pub fn fit_pca(cube: &HsiCube, n_components: usize) -> Result<(PcaFit, Vec<bool>
         }
         let m = rows.len();
         if m > 0 {
-            for (j, &b) in bands_used.iter().enumerate() {
+            for (j, &b) in bands.iter().enumerate() {
                 let band = cube.band(b);
                 let col = &mut buf[j * CHUNK..j * CHUNK + m];
                 let mu = mean[j];
@@ -134,6 +151,58 @@ pub fn fit_pca(cube: &HsiCube, n_components: usize) -> Result<(PcaFit, Vec<bool>
         }
         start = end;
     }
+    scatter
+}
+
+/// How the scatter matrix is to be summed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScatterPath {
+    /// Exact integer sums when the values allow, else f64 (what the app does).
+    Auto,
+    /// Always the f64 product (tests and benchmarks compare the two).
+    F64,
+}
+
+/// Fits `n_components` principal components.
+pub fn fit_pca(cube: &HsiCube, n_components: usize) -> Result<(PcaFit, Vec<bool>), ProductError> {
+    fit_pca_with(cube, n_components, ScatterPath::Auto)
+}
+
+/// [`fit_pca`] with the scatter path chosen.
+pub fn fit_pca_with(
+    cube: &HsiCube,
+    n_components: usize,
+    path: ScatterPath,
+) -> Result<(PcaFit, Vec<bool>), ProductError> {
+    let (bands_used, bands_excluded): (Vec<usize>, Vec<usize>) =
+        (0..cube.bands).partition(|&b| !cube.band_is_empty(b));
+    let nb = bands_used.len();
+    if nb < 2 || nb < n_components {
+        return Err(ProductError::TooFewBands { usable: nb });
+    }
+    let (mask, ranges) = fit_mask(cube, &bands_used);
+    let n_fit = mask.iter().filter(|m| **m).count();
+    if n_fit < 2 {
+        return Err(ProductError::NoValidPixels);
+    }
+    let integer = match (path, integer_offsets(&ranges)) {
+        (ScatterPath::Auto, Some((offsets, max_dev))) => {
+            integer_scatter(cube, &bands_used, &mask, &offsets, max_dev)
+        }
+        _ => None,
+    };
+    let (mean, scatter, sum) = match integer {
+        Some(sums) => {
+            let scatter =
+                Mat::<f64>::from_fn(nb, nb, |i, j| if i >= j { sums.centred(i, j) } else { 0.0 });
+            (sums.mean(), scatter, ScatterSum::ExactInteger)
+        }
+        None => {
+            let mean = band_means(cube, &bands_used, &mask, n_fit);
+            let scatter = f64_scatter(cube, &bands_used, &mask, &mean);
+            (mean, scatter, ScatterSum::F64)
+        }
+    };
     let denom = (n_fit - 1) as f64;
     let cov = Mat::<f64>::from_fn(nb, nb, |i, j| {
         let (r, c) = if i >= j { (i, j) } else { (j, i) };
@@ -177,6 +246,7 @@ pub fn fit_pca(cube: &HsiCube, n_components: usize) -> Result<(PcaFit, Vec<bool>
             .collect(),
         explained_variance,
         components,
+        scatter: sum,
     };
     Ok((fit, mask))
 }
@@ -259,4 +329,63 @@ pub fn render_pca(cube: &HsiCube) -> Result<(Rgb8Image, PcaFit), ProductError> {
         },
         fit,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scene::PixelGrid;
+
+    /// Integer spectra around 3000 with a trend per band, some all-zero
+    /// pixels and a NaN, so both the offsets and the mask matter.
+    fn integer_cube() -> HsiCube {
+        let (w, h, bands) = (53, 41, 11);
+        let n = w * h;
+        let mut data = vec![0f32; bands * n];
+        for b in 0..bands {
+            for p in 0..n {
+                let (r, c) = ((p / w) as f32, (p % w) as f32);
+                let v = 3000.0 + 40.0 * r * (1.0 + b as f32 * 0.1) - 25.0 * c
+                    + ((p * 31 + b * 17) % 23) as f32;
+                data[b * n + p] = if p % 37 == 0 { 0.0 } else { v.round() };
+            }
+        }
+        data[5 * n + 100] = f32::NAN;
+        HsiCube {
+            grid: PixelGrid::plain(w, h),
+            bands,
+            data,
+            wavelengths_nm: None,
+            band_names: vec![String::new(); bands],
+        }
+    }
+
+    #[test]
+    fn the_exact_integer_sum_agrees_with_the_f64_product() {
+        let cube = integer_cube();
+        let (exact, mask) = fit_pca_with(&cube, 3, ScatterPath::Auto).unwrap();
+        let (float, _) = fit_pca_with(&cube, 3, ScatterPath::F64).unwrap();
+        if crate::products::integer_scatter::available() {
+            assert_eq!(exact.scatter, ScatterSum::ExactInteger);
+        }
+        assert_eq!(float.scatter, ScatterSum::F64);
+        assert_eq!(exact.n_fit_pixels, mask.iter().filter(|m| **m).count());
+        assert!(exact.n_fit_pixels < cube.grid.len() - 50);
+        for k in 0..3 {
+            let rel = (exact.explained_variance[k] - float.explained_variance[k]).abs()
+                / float.explained_variance[k];
+            assert!(rel < 1e-10, "variance {k}: {rel}");
+            for (a, b) in exact.components[k].iter().zip(&float.components[k]) {
+                assert!((a - b).abs() < 1e-9, "component {k}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn fractional_values_take_the_f64_product() {
+        let mut cube = integer_cube();
+        cube.data.iter_mut().for_each(|v| *v *= 1e-4);
+        let (fit, _) = fit_pca(&cube, 3).unwrap();
+        assert_eq!(fit.scatter, ScatterSum::F64);
+    }
 }
