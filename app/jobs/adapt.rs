@@ -10,7 +10,7 @@ use std::time::Instant;
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::backend::AutodiffBackend;
 
-use super::{CancelFlag, JobEvent, JobKind};
+use super::{JobContext, JobEvent};
 use crate::model::adapter::save_adapter;
 use crate::model::backbone::{BackboneSpec, load_backbone};
 use crate::model::device::{DeviceChoice, DeviceReport, Resolved, resolve};
@@ -95,57 +95,36 @@ pub struct Adapted {
 
 /// Runs Stage A; sends a step event per step, then Adapted, Failed or
 /// Cancelled.
-pub fn run(generation: u64, req: &AdaptRequest, cancel: &CancelFlag, send: &dyn Fn(JobEvent)) {
+pub fn run(job: &JobContext<'_>, req: &AdaptRequest) {
     let device = resolve(req.device);
-    let job = (generation, req, cancel, send);
     let result = match device.resolved {
-        Resolved::Cpu => adapt_on::<Autodiff<NdArray<f32>>>(job, &Default::default(), &device),
+        Resolved::Cpu => adapt_on::<Autodiff<NdArray<f32>>>(job, req, &Default::default(), &device),
         #[cfg(feature = "cuda")]
         Resolved::Cuda => {
-            adapt_on::<Autodiff<burn::backend::Cuda>>(job, &Default::default(), &device)
+            adapt_on::<Autodiff<burn::backend::Cuda>>(job, req, &Default::default(), &device)
         }
         #[cfg(feature = "wgpu")]
         Resolved::Wgpu => {
-            adapt_on::<Autodiff<burn::backend::Wgpu>>(job, &Default::default(), &device)
+            adapt_on::<Autodiff<burn::backend::Wgpu>>(job, req, &Default::default(), &device)
         }
     };
-    match result {
-        Ok(None) => send(JobEvent::Cancelled {
-            kind: JobKind::Adapt,
-            generation,
-        }),
-        _ if cancel.is_cancelled() => send(JobEvent::Cancelled {
-            kind: JobKind::Adapt,
-            generation,
-        }),
-        Ok(Some(a)) => send(JobEvent::Adapted {
-            generation,
-            result: Box::new(a),
-        }),
-        Err(e) => send(JobEvent::Failed {
-            kind: JobKind::Adapt,
-            generation,
-            message: format!("{e:#}"),
-        }),
-    }
+    job.finish(result, |generation, result| JobEvent::Adapted {
+        generation,
+        result,
+    });
 }
 
 /// Stage A on backend `B` (the CPU backend computes convolutions as matrix
 /// products: a fast backward pass there). None when cancelled.
 fn adapt_on<B: AutodiffBackend>(
-    (generation, req, cancel, send): (u64, &AdaptRequest, &CancelFlag, &dyn Fn(JobEvent)),
+    job: &JobContext<'_>,
+    req: &AdaptRequest,
     handle: &B::Device,
     device: &DeviceReport,
 ) -> anyhow::Result<Option<Adapted>> {
     let t0 = Instant::now();
-    let progress = |step: &str| {
-        send(JobEvent::Progress {
-            kind: JobKind::Adapt,
-            generation,
-            step: step.into(),
-            fraction: 0.0,
-        })
-    };
+    // Stage A's fraction comes with each step's loss (AdaptStep).
+    let progress = |step: &str| job.progress(step, 0.0);
     progress(&format!("device: {}", device.why));
     let s = &req.settings;
     anyhow::ensure!(
@@ -172,9 +151,9 @@ fn adapt_on<B: AutodiffBackend>(
         loss: LossKind::Hybrid,
         ..AdaptConfig::default()
     };
-    let outcome = adapt(model, &pool, &cfg, cancel, |p| {
-        send(JobEvent::AdaptStep {
-            generation,
+    let outcome = adapt(model, &pool, &cfg, job.cancel, |p| {
+        job.send(JobEvent::AdaptStep {
+            generation: job.generation,
             step: AdaptStep {
                 step: p.step,
                 steps: p.steps,

@@ -5,7 +5,7 @@
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::AutodiffBackend;
 
-use super::{CancelFlag, JobEvent, JobKind};
+use super::{JobContext, JobEvent};
 use crate::model::backbone::{BackboneSpec, load_backbone};
 use crate::model::device::{DeviceChoice, DeviceReport, Resolved, resolve};
 use crate::pipeline::Modality;
@@ -139,74 +139,43 @@ pub struct Classified {
 /// Cancelled.
 /// `store` keeps the backbone's features between runs: a run with the same
 /// backbone, device, t, block, grid and images only retrains the head.
-pub fn run(
-    generation: u64,
-    req: &ClassifyRequest,
-    cancel: &CancelFlag,
-    send: &dyn Fn(JobEvent),
-    store: &mut FeatureStore,
-) {
-    send(JobEvent::Progress {
-        kind: JobKind::Classify,
-        generation,
-        step: "building the backbone".into(),
-        fraction: 0.0,
-    });
+pub fn run(job: &JobContext<'_>, req: &ClassifyRequest, store: &mut FeatureStore) {
+    job.progress("building the backbone", 0.0);
     let device = resolve(req.settings.device);
-    let job = Job {
-        generation,
-        req,
-        cancel,
-        send,
-    };
     let result = match device.resolved {
-        Resolved::Cpu => classify_on::<Autodiff<Flex>>(&job, &Default::default(), &device, store),
+        Resolved::Cpu => {
+            classify_on::<Autodiff<Flex>>(job, req, &Default::default(), &device, store)
+        }
         #[cfg(feature = "cuda")]
-        Resolved::Cuda => {
-            classify_on::<Autodiff<burn::backend::Cuda>>(&job, &Default::default(), &device, store)
-        }
+        Resolved::Cuda => classify_on::<Autodiff<burn::backend::Cuda>>(
+            job,
+            req,
+            &Default::default(),
+            &device,
+            store,
+        ),
         #[cfg(feature = "wgpu")]
-        Resolved::Wgpu => {
-            classify_on::<Autodiff<burn::backend::Wgpu>>(&job, &Default::default(), &device, store)
-        }
+        Resolved::Wgpu => classify_on::<Autodiff<burn::backend::Wgpu>>(
+            job,
+            req,
+            &Default::default(),
+            &device,
+            store,
+        ),
     };
-    match result {
-        _ if cancel.is_cancelled() => send(JobEvent::Cancelled {
-            kind: JobKind::Classify,
-            generation,
-        }),
-        Ok(c) => send(JobEvent::Classified {
-            generation,
-            result: Box::new(c),
-        }),
-        Err(e) => send(JobEvent::Failed {
-            kind: JobKind::Classify,
-            generation,
-            message: format!("{e:#}"),
-        }),
-    }
-}
-
-/// What the generic part of the job needs.
-struct Job<'a> {
-    generation: u64,
-    req: &'a ClassifyRequest,
-    cancel: &'a CancelFlag,
-    send: &'a dyn Fn(JobEvent),
+    job.finish(result.map(Some), |generation, result| {
+        JobEvent::Classified { generation, result }
+    });
 }
 
 fn classify_on<B: AutodiffBackend>(
-    job: &Job<'_>,
+    job: &JobContext<'_>,
+    req: &ClassifyRequest,
     device_handle: &B::Device,
     device: &DeviceReport,
     store: &mut FeatureStore,
 ) -> anyhow::Result<Classified> {
-    let Job {
-        generation,
-        req,
-        cancel,
-        send,
-    } = *job;
+    let cancel = job.cancel;
     let t0 = std::time::Instant::now();
     let s = &req.settings;
     let (model, info) = load_backbone::<B::InnerBackend>(&s.backbone, device_handle)?;
@@ -296,12 +265,10 @@ fn classify_on<B: AutodiffBackend>(
                 .eta_seconds
                 .map_or(String::new(), |e| format!(", ETA {e:.0} s"));
             let within = p.done as f32 / p.total.max(1) as f32;
-            send(JobEvent::Progress {
-                kind: JobKind::Classify,
-                generation,
-                step: format!("{prefix}{} {}/{}{eta}", p.phase, p.done, p.total),
-                fraction: (i as f32 + within) / n_runs as f32,
-            });
+            job.progress(
+                format!("{prefix}{} {}/{}{eta}", p.phase, p.done, p.total),
+                (i as f32 + within) / n_runs as f32,
+            );
         };
         let outcome = run_classification_stored::<B>(
             (&model, &backbone_id),

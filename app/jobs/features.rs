@@ -5,7 +5,7 @@
 use burn::backend::Flex;
 use burn::tensor::backend::Backend;
 
-use super::{CancelFlag, JobEvent, JobKind};
+use super::{CancelFlag, JobContext, JobEvent};
 use crate::model::backbone::{BackboneSpec, load_backbone};
 use crate::model::device::{DeviceChoice, Resolved, resolve};
 use crate::pipeline::Modality;
@@ -36,17 +36,10 @@ pub struct Projection {
 
 /// Makes the projection; sends progress, then Projected, Failed or
 /// Cancelled.
-pub fn run(generation: u64, req: &ProjectRequest, cancel: &CancelFlag, send: &dyn Fn(JobEvent)) {
-    let progress = |step: String, fraction: f32| {
-        send(JobEvent::Progress {
-            kind: JobKind::Features,
-            generation,
-            step,
-            fraction,
-        })
-    };
-    progress("building the backbone".into(), 0.0);
-    let device = resolve(req.device);
+pub fn run(job: &JobContext<'_>, req: &ProjectRequest) {
+    job.progress("building the backbone", 0.0);
+    let progress = |step: String, fraction: f32| job.progress(step, fraction);
+    let (cancel, device) = (job.cancel, resolve(req.device));
     let result = match device.resolved {
         Resolved::Cpu => project_on::<Flex>(req, cancel, &progress, &Default::default()),
         #[cfg(feature = "cuda")]
@@ -58,21 +51,10 @@ pub fn run(generation: u64, req: &ProjectRequest, cancel: &CancelFlag, send: &dy
             project_on::<burn::backend::Wgpu>(req, cancel, &progress, &Default::default())
         }
     };
-    match result {
-        _ if cancel.is_cancelled() => send(JobEvent::Cancelled {
-            kind: JobKind::Features,
-            generation,
-        }),
-        Ok(p) => send(JobEvent::Projected {
-            generation,
-            result: Box::new(p),
-        }),
-        Err(e) => send(JobEvent::Failed {
-            kind: JobKind::Features,
-            generation,
-            message: format!("{e:#}"),
-        }),
-    }
+    job.finish(result.map(Some), |generation, result| JobEvent::Projected {
+        generation,
+        result,
+    });
 }
 
 fn project_on<B: Backend>(

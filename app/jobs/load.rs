@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::{CancelFlag, JobEvent, JobKind};
+use super::{CancelFlag, JobContext, JobEvent};
 use crate::io::classmap::{ClassInfo, named_classes, read_class_table};
 use crate::io::{SarScaleChoice, open_hsi, open_labels_with_offset, open_sar};
 use crate::products::renderings::{RenderSettings, Renderings, render_all};
@@ -97,30 +97,14 @@ pub struct LoadedScene {
 }
 
 /// Loads, reporting each step; sends Loaded, Failed or Cancelled last.
-pub fn run(generation: u64, req: &LoadRequest, cancel: &CancelFlag, send: &dyn Fn(JobEvent)) {
-    let progress = |step: &str, fraction: f32| {
-        send(JobEvent::Progress {
-            kind: JobKind::Load,
-            generation,
-            step: step.to_string(),
-            fraction,
-        })
-    };
-    match load(req, cancel, &progress) {
-        Ok(Some(scene)) => send(JobEvent::Loaded {
-            generation,
-            scene: Box::new(scene),
-        }),
-        Ok(None) => send(JobEvent::Cancelled {
-            kind: JobKind::Load,
-            generation,
-        }),
-        Err(e) => send(JobEvent::Failed {
-            kind: JobKind::Load,
-            generation,
-            message: format!("{e:#}"),
-        }),
-    }
+pub fn run(job: &JobContext<'_>, req: &LoadRequest) {
+    let result = load(req, job.cancel, &|step, fraction| {
+        job.progress(step, fraction)
+    });
+    job.finish(result, |generation, scene| JobEvent::Loaded {
+        generation,
+        scene,
+    });
 }
 
 /// The load itself; None when cancelled.

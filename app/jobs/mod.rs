@@ -91,6 +91,52 @@ impl JobEvent {
     }
 }
 
+/// One running job as its worker sees it: which job it is, its cancel flag,
+/// and where its events go. Every job reports progress and ends through it.
+pub struct JobContext<'a> {
+    pub kind: JobKind,
+    pub generation: u64,
+    pub cancel: &'a CancelFlag,
+    send: &'a dyn Fn(JobEvent),
+}
+
+impl JobContext<'_> {
+    /// A step started; `fraction` of the job done so far.
+    pub fn progress(&self, step: impl Into<String>, fraction: f32) {
+        self.send(JobEvent::Progress {
+            kind: self.kind,
+            generation: self.generation,
+            step: step.into(),
+            fraction,
+        });
+    }
+
+    pub fn send(&self, event: JobEvent) {
+        (self.send)(event);
+    }
+
+    /// Sends the job's last event: Cancelled when the flag is raised
+    /// (whatever came out) or the work gave up (`Ok(None)`), the result's
+    /// event from `done`, or Failed with the error's chain of causes.
+    pub fn finish<T>(
+        &self,
+        result: anyhow::Result<Option<T>>,
+        done: impl FnOnce(u64, Box<T>) -> JobEvent,
+    ) {
+        let (kind, generation) = (self.kind, self.generation);
+        self.send(match result {
+            _ if self.cancel.is_cancelled() => JobEvent::Cancelled { kind, generation },
+            Ok(None) => JobEvent::Cancelled { kind, generation },
+            Ok(Some(value)) => done(generation, Box::new(value)),
+            Err(e) => JobEvent::Failed {
+                kind,
+                generation,
+                message: format!("{e:#}"),
+            },
+        });
+    }
+}
+
 /// A thread running `work` on each request of `rx` not cancelled while queued.
 /// A job that panics (a GPU runtime out of memory, a bug) is reported as
 /// failed, and the worker goes on with the next request.
@@ -98,19 +144,24 @@ fn spawn_worker<R: Send + 'static>(
     name: &str,
     kind: JobKind,
     rx: Receiver<(u64, R, CancelFlag)>,
-    failed: impl Fn(JobEvent) + Send + 'static,
-    mut work: impl FnMut(u64, &R, &CancelFlag) + Send + 'static,
+    send: impl Fn(JobEvent) + Send + 'static,
+    mut work: impl FnMut(&JobContext<'_>, &R) + Send + 'static,
 ) {
     let spawned = thread::Builder::new().name(name.into()).spawn(move || {
         for (generation, request, cancel) in rx {
             if cancel.is_cancelled() {
                 continue;
             }
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                work(generation, &request, &cancel)
-            }));
+            let job = JobContext {
+                kind,
+                generation,
+                cancel: &cancel,
+                send: &send,
+            };
+            let run =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&job, &request)));
             if let Err(payload) = run {
-                failed(JobEvent::Failed {
+                job.send(JobEvent::Failed {
                     kind,
                     generation,
                     message: panic_words(&panic_message(payload.as_ref())),
@@ -171,7 +222,6 @@ impl Jobs {
             waker();
         };
         let (classify_tx, classify_rx) = unbounded::<(u64, Box<ClassifyRequest>, CancelFlag)>();
-        let send_classify = send.clone();
         // Features stay in the worker between runs (1 GiB at most), so that
         // a label stroke only retrains the head.
         let mut store = FeatureStore::across_runs(StageBConfig::default().feature_cache_bytes);
@@ -180,33 +230,25 @@ impl Jobs {
             JobKind::Classify,
             classify_rx,
             send.clone(),
-            move |g, r, c| classify::run(g, r, c, &send_classify, &mut store),
+            move |job, r| classify::run(job, r, &mut store),
         );
         let (adapt_tx, adapt_rx) = unbounded::<(u64, Box<AdaptRequest>, CancelFlag)>();
-        let send_adapt = send.clone();
         spawn_worker(
             "unidiff-adapt",
             JobKind::Adapt,
             adapt_rx,
             send.clone(),
-            move |g, r, c| adapt::run(g, r, c, &send_adapt),
+            |job, r| adapt::run(job, r),
         );
         let (features_tx, features_rx) = unbounded::<(u64, Box<ProjectRequest>, CancelFlag)>();
-        let send_features = send.clone();
         spawn_worker(
             "unidiff-features",
             JobKind::Features,
             features_rx,
             send.clone(),
-            move |g, r, c| features::run(g, r, c, &send_features),
+            |job, r| features::run(job, r),
         );
-        spawn_worker(
-            "unidiff-load",
-            JobKind::Load,
-            load_rx,
-            send.clone(),
-            move |g, r, c| load::run(g, r, c, &send),
-        );
+        spawn_worker("unidiff-load", JobKind::Load, load_rx, send, load::run);
         Self {
             load_tx,
             classify_tx,
@@ -306,20 +348,16 @@ mod tests {
     fn a_job_that_panics_is_reported_and_the_worker_goes_on() {
         let (tx, rx) = unbounded::<(u64, u32, CancelFlag)>();
         let (events_tx, events) = unbounded::<JobEvent>();
-        let failed_tx = events_tx.clone();
         spawn_worker(
             "test-worker",
             JobKind::Adapt,
             rx,
             move |e| {
-                let _ = failed_tx.send(e);
+                let _ = events_tx.send(e);
             },
-            move |g, r: &u32, _| {
+            |job, r: &u32| {
                 assert!(*r != 1, "CUDA_ERROR_OUT_OF_MEMORY: out of memory");
-                let _ = events_tx.send(JobEvent::Cancelled {
-                    kind: JobKind::Adapt,
-                    generation: g,
-                });
+                job.progress("the next request runs", 1.0);
             },
         );
         tx.send((1, 1, CancelFlag::new())).unwrap();
@@ -340,5 +378,61 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(events.recv_timeout(timeout).unwrap().generation(), 2);
+    }
+
+    #[test]
+    fn a_job_ends_with_its_result_failed_or_cancelled() {
+        let (tx, rx) = unbounded::<JobEvent>();
+        let send = move |e: JobEvent| {
+            let _ = tx.send(e);
+        };
+        let cancel = CancelFlag::new();
+        let job = JobContext {
+            kind: JobKind::Features,
+            generation: 7,
+            cancel: &cancel,
+            send: &send,
+        };
+        let projected = |generation, _: Box<u8>| JobEvent::Cancelled {
+            kind: JobKind::Load,
+            generation,
+        };
+        job.finish(Ok(Some(1u8)), projected);
+        assert!(matches!(
+            rx.try_recv().unwrap(),
+            JobEvent::Cancelled {
+                kind: JobKind::Load,
+                generation: 7
+            }
+        ));
+        job.finish(
+            Err(anyhow::anyhow!("no disk").context("writing x")),
+            projected,
+        );
+        match rx.try_recv().unwrap() {
+            JobEvent::Failed { kind, message, .. } => {
+                assert_eq!(kind, JobKind::Features);
+                assert_eq!(message, "writing x: no disk");
+            }
+            other => panic!("{other:?}"),
+        }
+        job.finish(Ok(None), projected);
+        assert!(matches!(
+            rx.try_recv().unwrap(),
+            JobEvent::Cancelled {
+                kind: JobKind::Features,
+                ..
+            }
+        ));
+        // A raised flag wins over whatever came out.
+        cancel.cancel();
+        job.finish(Ok(Some(1u8)), projected);
+        assert!(matches!(
+            rx.try_recv().unwrap(),
+            JobEvent::Cancelled {
+                kind: JobKind::Features,
+                ..
+            }
+        ));
     }
 }
