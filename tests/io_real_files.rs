@@ -9,7 +9,7 @@ use unidiff_studio::io::mat::read_variable;
 use unidiff_studio::io::raster::read_header;
 use unidiff_studio::io::{SarScaleChoice, open_hsi, open_labels, open_sar};
 use unidiff_studio::products::pauli::{PauliSettings, render_pauli};
-use unidiff_studio::products::pca::render_pca;
+use unidiff_studio::products::pca::{ScatterSum, render_pca};
 use unidiff_studio::products::prgb::{RgbRequest, choose_rgb_bands};
 use unidiff_studio::scene::{PowerScale, SarKind};
 
@@ -91,6 +91,11 @@ fn enmap_tiles_give_224_wavelengths_in_nm() {
     assert!(!fit.bands_excluded.is_empty());
     assert!(fit.bands_excluded.iter().all(|&b| cube.band_is_empty(b)));
     assert_eq!(fit.n_fit_pixels, 32 * 32);
+    // EnMAP L2A reflectance is integer-valued (stored here as float32): the
+    // scatter is summed exactly in integers.
+    if unidiff_studio::products::integer_scatter::available() {
+        assert_eq!(fit.scatter, ScatterSum::ExactInteger);
+    }
     // Labels of the tile lie on its grid.
     let labels = open_labels(&shared_data(
         "enmap_potsdam/labels/enmap_potsdam_tile_64_0.tif",
