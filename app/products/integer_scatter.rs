@@ -12,6 +12,7 @@
 
 use rayon::prelude::*;
 
+use super::fitted_chunks::for_each_chunk;
 use crate::scene::HsiCube;
 
 /// Pixels gathered per block (rows of the i16 buffer, 1 MB for 244 bands).
@@ -229,59 +230,38 @@ fn add_span(
     // Rows beyond the bands and the ones stay 0: the padded tiles add nothing.
     let nb = bands.len();
     let mut buf = vec![0i16; padded * CHUNK];
-    let mut rows: Vec<usize> = Vec::with_capacity(CHUNK);
-    let mut start = span.start;
-    while start < span.end {
-        rows.clear();
-        let mut end = start;
-        while end < span.end && rows.len() < CHUNK {
-            if mask[end] {
-                rows.push(end);
-            }
-            end += 1;
-        }
-        let m = rows.len();
+    for_each_chunk(mask, span, CHUNK, |chunk| {
+        let m = chunk.rows.len();
         let len = m.div_ceil(16) * 16;
-        if m > 0 {
-            for (j, (&b, &o)) in bands.iter().zip(offsets).enumerate() {
-                let band = cube.band(b);
-                let row = &mut buf[j * CHUNK..j * CHUNK + len];
-                // x - o is an integer within max_dev <= i16::MAX (the ranges
-                // cover every fitted value), exact in f32; adding ROUND
-                // leaves it in the low bits, a conversion that vectorises.
-                let o = o as f32;
-                let to_i16 = |v: f32| ((v - o + ROUND).to_bits() as i32 - ROUND_BITS) as i16;
-                if m == end - start {
-                    for (d, &v) in row.iter_mut().zip(&band[start..end]) {
-                        *d = to_i16(v);
-                    }
-                } else {
-                    for (d, &r) in row.iter_mut().zip(&rows) {
-                        *d = to_i16(band[r]);
-                    }
-                }
-                row[m..].fill(0);
-            }
-            let ones = &mut buf[nb * CHUNK..nb * CHUNK + len];
-            ones[..m].fill(1);
-            ones[m..].fill(0);
-            for ti in 0..padded / TILE {
-                for tj in 0..=ti {
-                    let a = tile_rows(&buf, ti, len);
-                    let b = tile_rows(&buf, tj, len);
-                    let block = tile_products(a, b, flush);
-                    for (r, row) in block.iter().enumerate() {
-                        let base = (ti * TILE + r) * padded + tj * TILE;
-                        acc[base..base + TILE]
-                            .iter_mut()
-                            .zip(row)
-                            .for_each(|(x, y)| *x += y);
-                    }
+        for (j, (&b, &o)) in bands.iter().zip(offsets).enumerate() {
+            let row = &mut buf[j * CHUNK..j * CHUNK + len];
+            // x - o is an integer within max_dev <= i16::MAX (the ranges
+            // cover every fitted value), exact in f32; adding ROUND leaves
+            // it in the low bits, a conversion that vectorises.
+            let o = o as f32;
+            chunk.gather(cube.band(b), row, |v| {
+                ((v - o + ROUND).to_bits() as i32 - ROUND_BITS) as i16
+            });
+            row[m..].fill(0);
+        }
+        let ones = &mut buf[nb * CHUNK..nb * CHUNK + len];
+        ones[..m].fill(1);
+        ones[m..].fill(0);
+        for ti in 0..padded / TILE {
+            for tj in 0..=ti {
+                let a = tile_rows(&buf, ti, len);
+                let b = tile_rows(&buf, tj, len);
+                let block = tile_products(a, b, flush);
+                for (r, row) in block.iter().enumerate() {
+                    let base = (ti * TILE + r) * padded + tj * TILE;
+                    acc[base..base + TILE]
+                        .iter_mut()
+                        .zip(row)
+                        .for_each(|(x, y)| *x += y);
                 }
             }
         }
-        start = end;
-    }
+    });
 }
 
 fn tile_rows(buf: &[i16], tile: usize, len: usize) -> [&[i16]; TILE] {

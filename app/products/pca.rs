@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::error::ProductError;
+use super::fitted_chunks::for_each_chunk;
 use super::image::{ChannelStretch, Rgb8Image};
 use super::integer_scatter::{BandRange, integer_offsets, integer_scatter};
 use super::percentile::percentiles_in_place;
@@ -108,49 +109,26 @@ fn f64_scatter(cube: &HsiCube, bands: &[usize], mask: &[bool], mean: &[f64]) -> 
     let nb = bands.len();
     let mut scatter = Mat::<f64>::zeros(nb, nb);
     let mut buf = vec![0f64; CHUNK * nb];
-    let mut rows: Vec<usize> = Vec::with_capacity(CHUNK);
-    let n = cube.grid.len();
-    let mut start = 0;
-    while start < n {
-        rows.clear();
-        let mut end = start;
-        while end < n && rows.len() < CHUNK {
-            if mask[end] {
-                rows.push(end);
-            }
-            end += 1;
+    for_each_chunk(mask, 0..cube.grid.len(), CHUNK, |chunk| {
+        let m = chunk.rows.len();
+        for (j, (&b, &mu)) in bands.iter().zip(mean).enumerate() {
+            chunk.gather(cube.band(b), &mut buf[j * CHUNK..j * CHUNK + m], |v| {
+                f64::from(v) - mu
+            });
         }
-        let m = rows.len();
-        if m > 0 {
-            for (j, &b) in bands.iter().enumerate() {
-                let band = cube.band(b);
-                let col = &mut buf[j * CHUNK..j * CHUNK + m];
-                let mu = mean[j];
-                if m == end - start {
-                    for (dst, &v) in col.iter_mut().zip(&band[start..end]) {
-                        *dst = f64::from(v) - mu;
-                    }
-                } else {
-                    for (dst, &r) in col.iter_mut().zip(&rows) {
-                        *dst = f64::from(band[r]) - mu;
-                    }
-                }
-            }
-            let x = MatRef::from_column_major_slice_with_stride(&buf[..], m, nb, CHUNK);
-            matmul(
-                scatter.as_mut(),
-                BlockStructure::TriangularLower,
-                Accum::Add,
-                x.transpose(),
-                BlockStructure::Rectangular,
-                x,
-                BlockStructure::Rectangular,
-                1.0,
-                Par::rayon(0),
-            );
-        }
-        start = end;
-    }
+        let x = MatRef::from_column_major_slice_with_stride(&buf[..], m, nb, CHUNK);
+        matmul(
+            scatter.as_mut(),
+            BlockStructure::TriangularLower,
+            Accum::Add,
+            x.transpose(),
+            BlockStructure::Rectangular,
+            x,
+            BlockStructure::Rectangular,
+            1.0,
+            Par::rayon(0),
+        );
+    });
     scatter
 }
 
