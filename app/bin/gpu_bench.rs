@@ -10,13 +10,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{FloatDType, TensorData};
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
 
 use unidiff_studio::cli::model::load_config;
 use unidiff_studio::model::checkpoint::TensorFile;
+use unidiff_studio::model::lean_ops::{UNetAutodiff, UNetOps};
 use unidiff_studio::model::params::{NormalRng, ParamSource};
 use unidiff_studio::model::resblock::BlockContext;
 use unidiff_studio::model::schedule::Schedule;
@@ -59,6 +59,16 @@ impl Precision {
     }
 }
 
+/// What burn's autodiff keeps for the backward pass: every saved tensor
+/// (`none`), or only those of compute-bound operations, recomputing the
+/// element-wise ones from their inputs (`balanced`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Checkpointing {
+    None,
+    Balanced,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 enum Part {
@@ -75,6 +85,9 @@ struct Args {
     backend: BackendChoice,
     #[arg(long, value_enum, default_value = "f32")]
     precision: Precision,
+    /// Autodiff checkpointing of Stage A.
+    #[arg(long, value_enum, default_value = "none")]
+    checkpointing: Checkpointing,
     /// `imagenet64`, `tiny`, or a guided-diffusion config JSON.
     #[arg(long, default_value = "imagenet64")]
     config: String,
@@ -170,6 +183,7 @@ struct ParityReport {
 struct Report {
     backend: BackendChoice,
     precision: Precision,
+    checkpointing: Checkpointing,
     config: String,
     parameters: usize,
     stage_a: Option<StageAReport>,
@@ -203,14 +217,14 @@ fn run(args: &Args) -> Result<Report> {
                 bail!("the CPU backend runs in f32 only");
             }
             type B = burn::backend::NdArray<f32>;
-            bench::<burn::backend::Autodiff<B>>(args, &Default::default(), true)?
+            bench_autodiff::<B>(args, &Default::default(), true)?
         }
         BackendChoice::Flex => {
             if args.precision != Precision::F32 {
                 bail!("the benchmark runs burn-flex in f32 only");
             }
             type B = burn::backend::Flex;
-            bench::<burn::backend::Autodiff<B>>(args, &Default::default(), false)?
+            bench_autodiff::<B>(args, &Default::default(), false)?
         }
         BackendChoice::Cuda => cuda(args)?,
         BackendChoice::Wgpu => wgpu(args)?,
@@ -227,7 +241,7 @@ fn run(args: &Args) -> Result<Report> {
 #[cfg(feature = "cuda")]
 fn cuda(args: &Args) -> Result<Report> {
     use burn::backend::cuda::CudaDevice;
-    use burn::backend::{Autodiff, Cuda};
+    use burn::backend::Cuda;
     let device = CudaDevice::default();
     burn::tensor::set_default_dtypes::<Cuda>(
         &device,
@@ -236,9 +250,9 @@ fn cuda(args: &Args) -> Result<Report> {
     )
     .map_err(|e| anyhow::anyhow!("setting {:?} on the GPU: {e:?}", args.precision))?;
     match args.precision {
-        Precision::F32 => bench::<Autodiff<Cuda<f32>>>(args, &device, false),
-        Precision::F16 => bench::<Autodiff<Cuda<burn::tensor::f16>>>(args, &device, false),
-        Precision::Bf16 => bench::<Autodiff<Cuda<burn::tensor::bf16>>>(args, &device, false),
+        Precision::F32 => bench_autodiff::<Cuda<f32>>(args, &device, false),
+        Precision::F16 => bench_autodiff::<Cuda<burn::tensor::f16>>(args, &device, false),
+        Precision::Bf16 => bench_autodiff::<Cuda<burn::tensor::bf16>>(args, &device, false),
     }
 }
 
@@ -250,7 +264,7 @@ fn cuda(_args: &Args) -> Result<Report> {
 #[cfg(feature = "wgpu")]
 fn wgpu(args: &Args) -> Result<Report> {
     use burn::backend::wgpu::WgpuDevice;
-    use burn::backend::{Autodiff, Wgpu};
+    use burn::backend::Wgpu;
     let device = WgpuDevice::default();
     burn::tensor::set_default_dtypes::<Wgpu>(
         &device,
@@ -259,8 +273,8 @@ fn wgpu(args: &Args) -> Result<Report> {
     )
     .map_err(|e| anyhow::anyhow!("setting {:?} on the GPU: {e:?}", args.precision))?;
     match args.precision {
-        Precision::F32 => bench::<Autodiff<Wgpu<f32>>>(args, &device, false),
-        Precision::F16 => bench::<Autodiff<Wgpu<burn::tensor::f16>>>(args, &device, false),
+        Precision::F32 => bench_autodiff::<Wgpu<f32>>(args, &device, false),
+        Precision::F16 => bench_autodiff::<Wgpu<burn::tensor::f16>>(args, &device, false),
         Precision::Bf16 => bail!("wgpu has no bf16"),
     }
 }
@@ -270,11 +284,23 @@ fn wgpu(_args: &Args) -> Result<Report> {
     bail!("this build has no wgpu backend: rebuild with `--features wgpu`")
 }
 
-fn bench<AB: AutodiffBackend>(args: &Args, device: &AB::Device, cpu: bool) -> Result<Report> {
+/// Runs the benchmark on `B` under the chosen autodiff checkpointing.
+fn bench_autodiff<B: UNetOps>(args: &Args, device: &B::Device, cpu: bool) -> Result<Report> {
+    use burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
+    match args.checkpointing {
+        Checkpointing::None => bench::<burn::backend::Autodiff<B>>(args, device, cpu),
+        Checkpointing::Balanced => {
+            bench::<burn::backend::Autodiff<B, BalancedCheckpointing>>(args, device, cpu)
+        }
+    }
+}
+
+fn bench<AB: UNetAutodiff>(args: &Args, device: &AB::Device, cpu: bool) -> Result<Report> {
     let config = load_config(&args.config)?;
     let mut report = Report {
         backend: args.backend,
         precision: args.precision,
+        checkpointing: args.checkpointing,
         config: args.config.clone(),
         parameters: 0,
         stage_a: None,
@@ -352,7 +378,7 @@ fn random_pool(patch: usize) -> PatchPool {
     PatchPool::with_grid(&refs, PatchGrid::new(side, side, patch, patch / 2))
 }
 
-fn stage_a<AB: AutodiffBackend>(
+fn stage_a<AB: UNetAutodiff>(
     model: UNet<AB>,
     config: &UNetConfig,
     args: &Args,
@@ -391,7 +417,7 @@ fn stage_a<AB: AutodiffBackend>(
     }
 }
 
-fn stage_b<B: Backend>(
+fn stage_b<B: UNetOps>(
     model: &UNet<B>,
     config: &UNetConfig,
     args: &Args,
@@ -462,7 +488,7 @@ fn stage_b<B: Backend>(
     }
 }
 
-fn parity<B: Backend>(
+fn parity<B: UNetOps>(
     dir: &Path,
     precision: Precision,
     device: &B::Device,

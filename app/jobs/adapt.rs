@@ -15,6 +15,7 @@ use crate::model::adapter::save_adapter;
 use crate::model::backbone::{BackboneSpec, load_backbone};
 use crate::model::device::{DeviceChoice, DeviceReport, Resolved, resolve};
 use crate::model::inspect::summarize;
+use crate::model::lean_ops::UNetOps;
 use crate::model::loss::LossKind;
 use crate::pipeline::Modality;
 use crate::pipeline::patches::PatchPool;
@@ -116,7 +117,7 @@ pub fn run(job: &JobContext<'_>, req: &AdaptRequest) {
 
 /// Stage A on backend `B` (the CPU backend computes convolutions as matrix
 /// products: a fast backward pass there). None when cancelled.
-fn adapt_on<B: AutodiffBackend>(
+fn adapt_on<B: AutodiffBackend + UNetOps>(
     job: &JobContext<'_>,
     req: &AdaptRequest,
     handle: &B::Device,

@@ -3,11 +3,11 @@
 //! defaults, on the labels painted so far, off the UI thread.
 
 use burn::backend::{Autodiff, Flex};
-use burn::tensor::backend::AutodiffBackend;
 
 use super::{JobContext, JobEvent};
 use crate::model::backbone::{BackboneSpec, load_backbone};
 use crate::model::device::{DeviceChoice, DeviceReport, Resolved, resolve};
+use crate::model::lean_ops::UNetAutodiff;
 use crate::pipeline::Modality;
 use crate::pipeline::baseline::ForestConfig;
 use crate::pipeline::classifier::{HeadTrainConfig, MlpConfig};
@@ -168,7 +168,7 @@ pub fn run(job: &JobContext<'_>, req: &ClassifyRequest, store: &mut FeatureStore
     });
 }
 
-fn classify_on<B: AutodiffBackend>(
+fn classify_on<B: UNetAutodiff>(
     job: &JobContext<'_>,
     req: &ClassifyRequest,
     device_handle: &B::Device,

@@ -3,11 +3,11 @@
 //! explorer, off the UI thread.
 
 use burn::backend::Flex;
-use burn::tensor::backend::Backend;
 
 use super::{CancelFlag, JobContext, JobEvent};
 use crate::model::backbone::{BackboneSpec, load_backbone};
 use crate::model::device::{DeviceChoice, Resolved, resolve};
+use crate::model::lean_ops::UNetOps;
 use crate::pipeline::Modality;
 use crate::pipeline::feature_projection::{ProjectionSpec, project_features};
 use crate::products::Rgb8Image;
@@ -57,7 +57,7 @@ pub fn run(job: &JobContext<'_>, req: &ProjectRequest) {
     });
 }
 
-fn project_on<B: Backend>(
+fn project_on<B: UNetOps>(
     req: &ProjectRequest,
     cancel: &CancelFlag,
     progress: &dyn Fn(String, f32),

@@ -2,11 +2,10 @@
 //! (QKVAttention): q, k, v are channel thirds, split head-major; q and k are
 //! each scaled by ch^-1/4; softmax over keys.
 
-use burn::prelude::*;
-use burn::tensor::activation::softmax;
-
-use super::layers::{GroupNorm32, PointwiseConv1d, in_f32};
+use super::layers::{GroupNorm32, PointwiseConv1d};
+use super::lean_ops::UNetOps;
 use super::params::ParamLoader;
+use burn::prelude::*;
 
 /// Self-attention over the spatial positions of a feature map.
 #[derive(Module, Debug)]
@@ -27,7 +26,10 @@ impl<B: Backend> AttentionBlock<B> {
         }
     }
 
-    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4>
+    where
+        B: UNetOps,
+    {
         let [b, c, h, w] = x.dims();
         let t = h * w;
         let seq = x.reshape([b, c, t]);
@@ -46,10 +48,8 @@ impl<B: Backend> AttentionBlock<B> {
             .mul_scalar(scale)
             .reshape([bh, ch, t]);
         let v = qkv.narrow(1, 2 * c, c).reshape([bh, ch, t]);
-        // weight[b, t, s] = sum_c q[b, c, t] k[b, c, s]
-        let weight = in_f32(q.swap_dims(1, 2).matmul(k), |w| softmax(w, 2));
-        // a[b, c, t] = sum_s weight[b, t, s] v[b, c, s]
-        let a = v.matmul(weight.swap_dims(1, 2)).reshape([b, c, t]);
+        // a[b, c, t] = sum_s softmax_s(sum_c q[b, c, t] k[b, c, s]) v[b, c, s]
+        let a = B::attention_core(q, k, v).reshape([b, c, t]);
         let out = seq + self.proj_out.forward(a);
         out.reshape([b, c, h, w])
     }

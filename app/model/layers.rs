@@ -4,10 +4,9 @@
 
 use burn::module::Param;
 use burn::prelude::*;
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, FloatDType, TensorData};
 
+use super::lean_ops::UNetOps;
 use super::params::{Init, ParamLoader};
 
 /// A 2-D convolution with bias and "same" padding (1x1 or 3x3).
@@ -33,17 +32,16 @@ impl<B: Backend> Conv<B> {
         }
     }
 
-    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    /// The weights take no gradient here: the U-Net never trains a
+    /// convolution (see [`super::trainable`]).
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4>
+    where
+        B: UNetOps,
+    {
         if self.im2col {
             return self.forward_im2col(x);
         }
-        let p = self.padding;
-        conv2d(
-            x,
-            self.weight.val(),
-            Some(self.bias.val()),
-            ConvOptions::new([1, 1], [p, p], [1, 1], 1),
-        )
+        B::conv2d_frozen(x, self.weight.val(), self.bias.val(), self.padding)
     }
 }
 
@@ -66,16 +64,14 @@ impl<B: Backend> Conv<B> {
                     parts.push(x.clone().narrow(2, dy, h).narrow(3, dx, w));
                 }
             }
-            // Channel index (dy * k + dx) * c + ci, as the weight below.
-            Tensor::cat(parts, 1)
-                .permute([0, 2, 3, 1])
-                .reshape([b * h * w, k * k * c])
+            // Column ci * k * k + dy * k + dx: the order of the weight's own
+            // layout, so that the product reads the weight in place (and
+            // autodiff keeps no copy of it).
+            Tensor::stack::<5>(parts, 2)
+                .permute([0, 3, 4, 1, 2])
+                .reshape([b * h * w, c * k * k])
         };
-        let wm = self
-            .weight
-            .val()
-            .permute([0, 2, 3, 1])
-            .reshape([c_out, k * k * c]);
+        let wm = self.weight.val().reshape([c_out, c * k * k]);
         let y = cols.matmul(wm.transpose()) + self.bias.val().unsqueeze_dim::<2>(0);
         y.reshape([b, h, w, c_out]).permute([0, 3, 1, 2])
     }
@@ -150,10 +146,12 @@ impl<B: Backend> GroupNorm32<B> {
     /// precision, as the reference's `GroupNorm32` does.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [b, c, h, w] = x.dims();
+        // The centred values are computed once: autodiff keeps them once.
         let normed = in_f32(x, |x| {
             let g = x.reshape([b, GROUPS, (c / GROUPS) * h * w]);
-            let (var, mean) = g.clone().var_mean_bias(2);
-            (g - mean).div((var + EPS).sqrt()).reshape([b, c, h, w])
+            let centred = g.clone() - g.mean_dim(2);
+            let var = centred.clone().square().mean_dim(2);
+            centred.div((var + EPS).sqrt()).reshape([b, c, h, w])
         });
         normed * self.weight.val().reshape([1, c, 1, 1]) + self.bias.val().reshape([1, c, 1, 1])
     }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod device;
 pub mod inspect;
 pub mod layers;
+pub mod lean_ops;
 pub mod loss;
 pub mod params;
 pub mod resblock;

@@ -4,12 +4,12 @@
 //! h = GN(h) * (1 + scale) + shift.
 
 use burn::prelude::*;
-use burn::tensor::activation::silu;
 use burn::tensor::module::{avg_pool2d, interpolate};
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Distribution, Tensor};
 
 use super::layers::{Conv, GroupNorm32, Linear};
+use super::lean_ops::UNetOps;
 use super::params::ParamLoader;
 
 /// Resampling inside a ResBlock.
@@ -131,8 +131,11 @@ impl<B: Backend> ResBlock<B> {
         x: Tensor<B, 4>,
         emb_silu: Tensor<B, 2>,
         ctx: BlockContext,
-    ) -> Tensor<B, 4> {
-        let h = silu(self.in_norm.forward(x.clone()));
+    ) -> Tensor<B, 4>
+    where
+        B: UNetOps,
+    {
+        let h = B::silu(self.in_norm.forward(x.clone()));
         let h = resample(h, self.resample);
         let x = resample(x, self.resample);
         let h = self.in_conv.forward(h);
@@ -141,11 +144,12 @@ impl<B: Backend> ResBlock<B> {
         let scale = film.clone().narrow(1, 0, c);
         let shift = film.narrow(1, c, c);
         let h = self.out_norm.forward(h) * (scale + 1.0) + shift;
-        let mut h = silu(h);
+        let mut h = B::silu(h);
         if ctx.train && self.dropout > 0.0 {
-            let keep = 1.0 - self.dropout;
-            let mask = Tensor::<B, 4>::random(h.dims(), Distribution::Bernoulli(keep), &h.device());
-            h = h * mask / keep;
+            // A boolean mask: autodiff keeps it, a byte per element on the CPU.
+            let dropped = Tensor::<B, 4>::random(h.dims(), Distribution::Default, &h.device())
+                .lower_elem(self.dropout);
+            h = h.mask_fill(dropped, 0.0) / (1.0 - self.dropout);
         }
         let h = self.out_conv.forward(h);
         let skip = match &self.skip {

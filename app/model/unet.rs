@@ -5,13 +5,13 @@
 
 use burn::module::Param;
 use burn::prelude::*;
-use burn::tensor::activation::silu;
 use burn::tensor::{Int, TensorData};
 
 use super::attention::AttentionBlock;
 use super::checkpoint::CheckpointError;
 use super::config::UNetConfig;
 use super::layers::{Conv, GroupNorm32, Linear, timestep_embedding};
+use super::lean_ops::UNetOps;
 use super::params::{Init, ParamLoader, ParamSource};
 use super::resblock::{BlockContext, ResBlock, Resample};
 
@@ -33,7 +33,10 @@ impl<B: Backend> UNetBlock<B> {
         mut h: Tensor<B, 4>,
         emb_silu: &Tensor<B, 2>,
         ctx: BlockContext,
-    ) -> Tensor<B, 4> {
+    ) -> Tensor<B, 4>
+    where
+        B: UNetOps,
+    {
         if let Some(c) = &self.conv {
             h = c.forward(h);
         }
@@ -297,11 +300,14 @@ impl<B: Backend> UNet<B> {
     }
 
     /// time_embed(timestep_embedding(t)).
-    pub fn time_embedding(&self, t: &[i64]) -> Tensor<B, 2> {
+    pub fn time_embedding(&self, t: &[i64]) -> Tensor<B, 2>
+    where
+        B: UNetOps,
+    {
         let device = self.out_conv.weight.device();
         let temb = timestep_embedding::<B>(t, self.model_channels, &device);
         self.time_embed_2
-            .forward(silu(self.time_embed_0.forward(temb)))
+            .forward(B::silu(self.time_embed_0.forward(temb)))
     }
 
     /// Rows `y` of the class (modality) embedding.
@@ -313,7 +319,10 @@ impl<B: Backend> UNet<B> {
     }
 
     /// emb = time_embed(t) + label_emb[y].
-    pub fn embedding(&self, t: &[i64], y: &[i64]) -> Tensor<B, 2> {
+    pub fn embedding(&self, t: &[i64], y: &[i64]) -> Tensor<B, 2>
+    where
+        B: UNetOps,
+    {
         let e = self.time_embedding(t);
         match self.label_embedding(y) {
             Some(l) => e + l,
@@ -331,8 +340,11 @@ impl<B: Backend> UNet<B> {
         ctx: BlockContext,
         stop_after: Option<usize>,
         visit: &mut dyn FnMut(BlockId, &Tensor<B, 4>),
-    ) -> Tensor<B, 4> {
-        let emb_silu = silu(emb);
+    ) -> Tensor<B, 4>
+    where
+        B: UNetOps,
+    {
+        let emb_silu = B::silu(emb);
         let mut hs = Vec::with_capacity(self.input_blocks.len());
         let mut h = x;
         for (i, b) in self.input_blocks.iter().enumerate() {
@@ -350,11 +362,14 @@ impl<B: Backend> UNet<B> {
                 return h;
             }
         }
-        self.out_conv.forward(silu(self.out_norm.forward(h)))
+        self.out_conv.forward(B::silu(self.out_norm.forward(h)))
     }
 
     /// The model output (eps, variance value) for a batch, in eval mode.
-    pub fn forward(&self, x: Tensor<B, 4>, t: &[i64], y: &[i64]) -> Tensor<B, 4> {
+    pub fn forward(&self, x: Tensor<B, 4>, t: &[i64], y: &[i64]) -> Tensor<B, 4>
+    where
+        B: UNetOps,
+    {
         let emb = self.embedding(t, y);
         self.forward_blocks(x, emb, BlockContext { train: false }, None, &mut |_, _| {})
     }

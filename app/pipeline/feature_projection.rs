@@ -11,6 +11,7 @@ use super::features::{FeatureSpec, modality_features};
 use super::modality::Modality;
 use super::patch_grid::PatchGrid;
 use super::stage_a::CancelFlag;
+use crate::model::lean_ops::UNetOps;
 use crate::model::params::NormalRng;
 use crate::model::schedule::Schedule;
 use crate::model::unet::UNet;
@@ -42,7 +43,7 @@ pub struct ProjectionSpec {
 
 /// The 3-component projection of `image`'s features; `progress` hears
 /// (patches done, patches) after every batch.
-pub fn project_features<B: Backend>(
+pub fn project_features<B: UNetOps>(
     model: &UNet<B>,
     image: &Rgb8Image,
     modality: Modality,

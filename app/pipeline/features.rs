@@ -9,6 +9,7 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
 use super::modality::Modality;
+use crate::model::lean_ops::UNetOps;
 use crate::model::loss::q_sample;
 use crate::model::resblock::BlockContext;
 use crate::model::schedule::Schedule;
@@ -43,7 +44,7 @@ pub fn resize_bilinear<B: Backend>(x: Tensor<B, 4>, size: usize) -> Tensor<B, 4>
 
 /// Features of a batch of patches of one modality: x0 is (N, 3, P, P) in
 /// network space, `noise` (1, 3, P, P) shared by all. Returns (N, C_L, S, S).
-pub fn modality_features<B: Backend>(
+pub fn modality_features<B: UNetOps>(
     model: &UNet<B>,
     schedule: &Schedule,
     x0: Tensor<B, 4>,
@@ -68,7 +69,7 @@ pub fn modality_features<B: Backend>(
 
 /// Features of the same patches in several modalities, concatenated along
 /// channels in the order of `inputs`: channel m * C + c is modality m.
-pub fn concat_features<B: Backend>(
+pub fn concat_features<B: UNetOps>(
     model: &UNet<B>,
     schedule: &Schedule,
     inputs: Vec<(Modality, Tensor<B, 4>)>,

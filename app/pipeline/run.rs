@@ -6,7 +6,6 @@
 
 use std::time::Instant;
 
-use burn::tensor::backend::AutodiffBackend;
 use serde::Serialize;
 
 use super::baseline::{BaselineError, ForestConfig, pixel_features, random_forest_map};
@@ -18,6 +17,7 @@ use super::stage_b::{
     StageBConfig, StageBError, StageBOutput, StageBProgress, StageBRun, run_stage_b_stored,
 };
 use crate::metrics::summary::MetricsSummary;
+use crate::model::lean_ops::UNetAutodiff;
 use crate::model::unet::UNet;
 use crate::products::Rgb8Image;
 use crate::products::renderings::Renderings;
@@ -125,7 +125,7 @@ fn score(test: Option<&LabelImage>, map: &[u8], classes: usize) -> Option<Metric
 /// Runs the classification of `scene` (its training and optional test
 /// labels) with `model` as the frozen backbone; `progress` hears every Stage B
 /// batch, `cancel` stops the run at the next one.
-pub fn run_classification<B: AutodiffBackend>(
+pub fn run_classification<B: UNetAutodiff>(
     model: &UNet<B::InnerBackend>,
     scene: &Scene,
     renderings: &Renderings,
@@ -151,7 +151,7 @@ pub fn run_classification<B: AutodiffBackend>(
 /// one between runs); `backbone` = (the network, the name that identifies
 /// its weights).
 #[allow(clippy::too_many_arguments)]
-pub fn run_classification_stored<B: AutodiffBackend>(
+pub fn run_classification_stored<B: UNetAutodiff>(
     backbone: (&UNet<B::InnerBackend>, &str),
     scene: &Scene,
     renderings: &Renderings,

@@ -15,6 +15,7 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::Serialize;
 
 use super::patches::{PatchPool, augment};
+use crate::model::lean_ops::UNetOps;
 use crate::model::loss::{LossKind, q_sample, training_losses};
 use crate::model::params::NormalRng;
 use crate::model::resblock::BlockContext;
@@ -188,7 +189,7 @@ impl BatchSampler {
 
 /// Adapts `model` on `pool`. `on_progress` hears every step; `cancel` stops
 /// the run before the next step (the model keeps the steps done so far).
-pub fn adapt<B: AutodiffBackend>(
+pub fn adapt<B: AutodiffBackend + UNetOps>(
     mut model: UNet<B>,
     pool: &PatchPool,
     cfg: &AdaptConfig,

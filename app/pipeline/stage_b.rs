@@ -9,7 +9,6 @@ use std::time::Instant;
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use burn::tensor::activation::softmax;
-use burn::tensor::backend::AutodiffBackend;
 use serde::Serialize;
 
 use super::classifier::{
@@ -22,6 +21,7 @@ use super::modality::Modality;
 use super::patch_grid::PatchGrid;
 use super::predict::{MergedPrediction, ProbabilityCanvas};
 use super::stage_a::CancelFlag;
+use crate::model::lean_ops::UNetAutodiff;
 use crate::model::params::NormalRng;
 use crate::model::schedule::Schedule;
 use crate::model::unet::UNet;
@@ -144,7 +144,7 @@ fn progress_of(phase: &'static str, done: usize, total: usize, t0: Instant) -> S
 /// Runs Stage B: `images` in concatenation order (pRGB | PCA | SAR); the
 /// labelled patches' features are kept for the prediction pass within
 /// `cfg.feature_cache_bytes`.
-pub fn run_stage_b<B: AutodiffBackend>(
+pub fn run_stage_b<B: UNetAutodiff>(
     model: &UNet<B::InnerBackend>,
     images: &[(Modality, &Rgb8Image)],
     train_labels: &LabelImage,
@@ -177,7 +177,7 @@ pub struct StageBRun<'a, B: Backend> {
 /// once `cancel` is set, taking features from `store` where it has them and
 /// keeping there those it computes (all of them, or the labelled patches', as
 /// the store says).
-pub fn run_stage_b_stored<B: AutodiffBackend>(
+pub fn run_stage_b_stored<B: UNetAutodiff>(
     run: &StageBRun<'_, B::InnerBackend>,
     device: &B::Device,
     cancel: &CancelFlag,
