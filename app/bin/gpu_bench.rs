@@ -240,8 +240,8 @@ fn run(args: &Args) -> Result<Report> {
 
 #[cfg(feature = "cuda")]
 fn cuda(args: &Args) -> Result<Report> {
-    use burn::backend::cuda::CudaDevice;
     use burn::backend::Cuda;
+    use burn::backend::cuda::CudaDevice;
     let device = CudaDevice::default();
     burn::tensor::set_default_dtypes::<Cuda>(
         &device,
@@ -263,8 +263,8 @@ fn cuda(_args: &Args) -> Result<Report> {
 
 #[cfg(feature = "wgpu")]
 fn wgpu(args: &Args) -> Result<Report> {
-    use burn::backend::wgpu::WgpuDevice;
     use burn::backend::Wgpu;
+    use burn::backend::wgpu::WgpuDevice;
     let device = WgpuDevice::default();
     burn::tensor::set_default_dtypes::<Wgpu>(
         &device,
