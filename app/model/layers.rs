@@ -4,6 +4,7 @@
 
 use burn::module::Param;
 use burn::prelude::*;
+use burn::tensor::ops::PadMode;
 use burn::tensor::{DType, FloatDType, TensorData};
 
 use super::lean_ops::UNetOps;
@@ -46,34 +47,27 @@ impl<B: Backend> Conv<B> {
 }
 
 impl<B: Backend> Conv<B> {
+    /// Stays in NCHW: per image, the columns are (c * k * k, h * w) and the
+    /// product is weight (c_out, c * k * k) x columns, so that no tensor is
+    /// ever permuted (permuted copies dominated the CPU step) and the weight
+    /// is read in place (autodiff keeps no copy of it).
     fn forward_im2col(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [b, c, h, w] = x.dims();
         let [c_out, _, k, _] = self.weight.dims();
         let cols = if k == 1 {
-            x.permute([0, 2, 3, 1]).reshape([b * h * w, c])
+            x.reshape([b, c, h * w])
         } else {
             let p = self.padding;
-            let device = x.device();
-            let zc = Tensor::<B, 4>::zeros([b, c, h, p], &device);
-            let x = Tensor::cat(vec![zc.clone(), x, zc], 3);
-            let zr = Tensor::<B, 4>::zeros([b, c, p, w + 2 * p], &device);
-            let x = Tensor::cat(vec![zr.clone(), x, zr], 2);
-            let mut parts = Vec::with_capacity(k * k);
-            for dy in 0..k {
-                for dx in 0..k {
-                    parts.push(x.clone().narrow(2, dy, h).narrow(3, dx, w));
-                }
-            }
-            // Column ci * k * k + dy * k + dx: the order of the weight's own
-            // layout, so that the product reads the weight in place (and
-            // autodiff keeps no copy of it).
-            Tensor::stack::<5>(parts, 2)
-                .permute([0, 3, 4, 1, 2])
-                .reshape([b * h * w, c * k * k])
+            let x = x.pad((p, p, p, p), PadMode::Constant(0.0));
+            let parts = (0..k * k)
+                .map(|j| x.clone().narrow(2, j / k, h).narrow(3, j % k, w))
+                .collect();
+            // Row ci * k * k + dy * k + dx: the order of the weight's layout.
+            Tensor::stack::<5>(parts, 2).reshape([b, c * k * k, h * w])
         };
-        let wm = self.weight.val().reshape([c_out, c * k * k]);
-        let y = cols.matmul(wm.transpose()) + self.bias.val().unsqueeze_dim::<2>(0);
-        y.reshape([b, h, w, c_out]).permute([0, 3, 1, 2])
+        let wm = self.weight.val().reshape([1, c_out, c * k * k]);
+        let y = wm.matmul(cols) + self.bias.val().reshape([1, c_out, 1]);
+        y.reshape([b, c_out, h, w])
     }
 }
 
