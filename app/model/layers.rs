@@ -165,10 +165,21 @@ pub fn in_f32<B: Backend, const D: usize>(
     f: impl FnOnce(Tensor<B, D>) -> Tensor<B, D>,
 ) -> Tensor<B, D> {
     let dtype = x.dtype();
-    if dtype == DType::F32 {
-        return f(x);
+    to_dtype(f(to_f32(x)), dtype)
+}
+
+/// `x` in f32 (itself when it is already).
+pub fn to_f32<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    to_dtype(x, DType::F32)
+}
+
+/// `x` in `dtype` (itself when it is already).
+pub fn to_dtype<B: Backend, const D: usize>(x: Tensor<B, D>, dtype: DType) -> Tensor<B, D> {
+    if x.dtype() == dtype {
+        x
+    } else {
+        x.cast(FloatDType::from(dtype))
     }
-    f(x.cast(FloatDType::F32)).cast(FloatDType::from(dtype))
 }
 
 /// guided-diffusion's `timestep_embedding`: [cos(t f_k), sin(t f_k)] with

@@ -21,7 +21,9 @@ use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::prelude::*;
 use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor};
-use burn::tensor::{DType, FloatDType, TensorMetadata, TensorPrimitive, activation};
+use burn::tensor::{TensorMetadata, TensorPrimitive, activation};
+
+use super::layers::{to_dtype, to_f32};
 
 /// Largest number of T x T score elements one chunk of the attention core
 /// materialises at once (64 MiB in f32).
@@ -67,26 +69,10 @@ fn chunk_rows(n: usize, t: usize) -> usize {
     (SCORES_PER_CHUNK / (t * t).max(1)).clamp(1, n.max(1))
 }
 
-fn to_f32<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    if x.dtype() == DType::F32 {
-        x
-    } else {
-        x.cast(FloatDType::F32)
-    }
-}
-
-fn to_dtype<B: Backend, const D: usize>(x: Tensor<B, D>, dtype: DType) -> Tensor<B, D> {
-    if x.dtype() == dtype {
-        x
-    } else {
-        x.cast(FloatDType::from(dtype))
-    }
-}
-
 /// The attention core's forward pass, chunked over N: the output (N, ch, T)
 /// and the log-sum-exp of every score row (N, T, 1) in f32, from which the
 /// backward pass recomputes the softmax.
-pub fn attention_forward<B: Backend>(
+fn attention_forward<B: Backend>(
     q: Tensor<B, 3>,
     k: Tensor<B, 3>,
     v: Tensor<B, 3>,
@@ -125,7 +111,7 @@ fn attention_forward_in_chunks<B: Backend>(
 
 /// Gradients of the attention core with respect to q, k and v, recomputing
 /// the softmax from the saved log-sum-exp, chunk by chunk.
-pub fn attention_backward<B: Backend>(
+fn attention_backward<B: Backend>(
     q: Tensor<B, 3>,
     k: Tensor<B, 3>,
     v: Tensor<B, 3>,
