@@ -163,6 +163,16 @@ fn classify_from_the_app_matches_the_headless_run() {
     let class_map = mlp.class_map.clone();
     let train = s.scene.train_labels.clone().unwrap();
     let classes = s.classes.clone();
+    // The painted pixels lie on the reference layer: they are not scored.
+    let overlap = test
+        .data
+        .iter()
+        .zip(&train.data)
+        .filter(|(t, l)| **t != 0 && **l != 0)
+        .count();
+    assert!(overlap > 0);
+    assert_eq!(result.outcome.test_pixels_excluded, overlap);
+    assert_eq!(m.n_labelled as usize, test.labelled() - overlap);
     // The results window shows the numbers.
     h.get_all_by_label(&oa_text)
         .next()

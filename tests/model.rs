@@ -21,6 +21,7 @@ use common::{Tensors, demo, fixture, max_abs_diff};
 use unidiff_studio::io::{SarScaleChoice, open_hsi, open_sar};
 use unidiff_studio::model::adapter::{AdapterMetadata, read_adapter_metadata, save_adapter};
 use unidiff_studio::model::checkpoint::write_f32_safetensors;
+use unidiff_studio::model::host_unet::{Act, block_id, host_unet};
 use unidiff_studio::model::inspect::{expected_tensors, summarize};
 use unidiff_studio::model::loss::{LossKind, q_sample, training_losses};
 use unidiff_studio::model::params::{NormalRng, ParamSource};
@@ -28,7 +29,9 @@ use unidiff_studio::model::resblock::BlockContext;
 use unidiff_studio::model::schedule::Schedule;
 use unidiff_studio::model::trainable::TrainableParam;
 use unidiff_studio::model::{CheckpointError, CheckpointTensors, UNet, UNetConfig};
-use unidiff_studio::pipeline::features::{FeatureSpec, concat_features, modality_features};
+use unidiff_studio::pipeline::features::{
+    FeatureSpec, concat_features, concat_features_host, modality_features,
+};
 use unidiff_studio::pipeline::patches::PatchPool;
 use unidiff_studio::pipeline::stage_a::{AdaptConfig, BatchSampler, CancelFlag, adapt};
 use unidiff_studio::pipeline::{Modality, PatchGrid};
@@ -98,6 +101,78 @@ fn forward_matches_the_reference_from_the_pytorch_checkpoint() {
         let (_, want) = io.f32(&format!("emb_out.{name}"));
         let d = max_abs_diff(&values(block.film(emb_silu.clone())), &want);
         assert!(d < 1e-5, "emb_out.{name}: {d}");
+    }
+}
+
+/// The host forward (the CPU's inference path) against the reference at
+/// every block and at the output, 1e-4 max abs as burn's forward above.
+#[test]
+fn host_forward_matches_the_reference_at_every_block() {
+    let model = tiny_from("adm_tiny/model.pt");
+    let host = host_unet(&model).unwrap();
+    let io = Tensors::open("adm_tiny/io.safetensors");
+    let (xs, x) = io.f32("x");
+    let (_, t) = io.i64("t");
+    let (_, y) = io.i64("y");
+    let emb = host.embedding(&t, &y).unwrap();
+    let (_, want) = io.f32("emb");
+    assert!(max_abs_diff(&emb, &want) < 1e-5, "emb");
+    let x = Act::from_nchw(&x, xs[0], xs[1], xs[2], xs[3]);
+    let mut seen = Vec::new();
+    let out = host.forward_blocks(x, &emb, None, &mut |id, act| {
+        seen.push((block_id(id).name(), act.clone()))
+    });
+    assert_eq!(seen.len(), 9 + 1 + 9);
+    for (name, act) in seen {
+        let (shape, want) = io.f32(&name);
+        assert_eq!(vec![act.n, act.c, act.h, act.w], shape, "{name}");
+        let d = max_abs_diff(&act.to_nchw(), &want);
+        assert!(d < 1e-4, "{name}: max abs diff {d}");
+    }
+    let (_, want) = io.f32("out");
+    let d = max_abs_diff(&out.to_nchw(), &want);
+    assert!(d < 1e-4, "out: max abs diff {d}");
+    // Stopping after a block returns its activation and computes no more.
+    let x = Act::from_nchw(&io.f32("x").1, xs[0], xs[1], xs[2], xs[3]);
+    let mut last = String::new();
+    let act = host.forward_blocks(x, &emb, Some(4), &mut |id, _| last = block_id(id).name());
+    assert_eq!(last, "output_blocks.4");
+    let (_, want) = io.f32("output_blocks.4");
+    assert!(max_abs_diff(&act.to_nchw(), &want) < 1e-4);
+}
+
+/// Stage B's features through the host forward against the reference.
+#[test]
+fn host_stage_b_features_match_the_reference() {
+    let model = tiny_from("adm_tiny/model.pt");
+    let host = host_unet(&model).unwrap();
+    let f = Tensors::open("adm_tiny/features.safetensors");
+    let (_, x0) = f.f32("x0");
+    let (_, noise) = f.f32("noise");
+    let (_, t) = f.i64("t");
+    let s = Schedule::cosine(1000);
+    let per = 3 * 32 * 32;
+    let inputs: Vec<(Modality, Vec<f32>)> = [Modality::Prgb, Modality::Pca, Modality::Sar]
+        .iter()
+        .enumerate()
+        .map(|(m, &mo)| (mo, x0[m * per..(m + 1) * per].to_vec()))
+        .collect();
+    for block in [4usize, 7, 8] {
+        let spec = FeatureSpec {
+            t: t[0],
+            block,
+            size: 32,
+        };
+        let (vals, shape) = concat_features_host(&host, &s, &inputs, 32, &noise, spec).unwrap();
+        let feats = unidiff_studio::pipeline::features::resize_bilinear(
+            Tensor::<B, 4>::from_data(TensorData::new(vals, shape), &Default::default()),
+            32,
+        );
+        let (shape, want) = f.f32(&format!("concat.output_blocks.{block}"));
+        let dims = feats.dims();
+        assert_eq!(vec![dims[1], dims[2], dims[3]], shape, "block {block}");
+        let d = max_abs_diff(&values(feats), &want);
+        assert!(d < 1e-4, "host concat.output_blocks.{block}: {d}");
     }
 }
 

@@ -75,9 +75,18 @@ pub struct RunInputs {
     /// Output block L (default 11, or the last block of a smaller backbone).
     #[arg(long)]
     pub block: Option<usize>,
-    /// MLP hidden layers: `berlin` (128,32), `augsburg` (128) or sizes.
+    /// MLP hidden layers: `berlin` (128,32), `augsburg` (128), sizes, or
+    /// `linear` (no hidden layer: a logistic-regression probe).
     #[arg(long, default_value = "berlin")]
     pub mlp: String,
+    /// Fraction of the training labels held out (in spatial blocks) for the
+    /// head's early stopping; 0 trains on all of them for --max-epochs.
+    #[arg(long, default_value_t = 0.2)]
+    pub validation_fraction: f64,
+    /// Feed the head the raw features instead of standardised ones (for
+    /// comparison only; the default standardises on the training vectors).
+    #[arg(long)]
+    pub no_standardize: bool,
     /// Patch stride (default half the patch side, as the method).
     #[arg(long)]
     pub stride: Option<usize>,
@@ -241,16 +250,29 @@ pub fn stage_b_config(
     let mlp = match args.mlp.as_str() {
         "berlin" => MlpConfig::berlin(),
         "augsburg" => MlpConfig::augsburg(),
+        "linear" => MlpConfig { hidden: Vec::new() },
         sizes => MlpConfig {
             hidden: sizes
                 .split(',')
                 .map(|s| s.trim().parse::<usize>())
                 .collect::<Result<_, _>>()
                 .with_context(|| {
-                    format!("--mlp '{sizes}': berlin, augsburg or sizes like 128,32")
+                    format!("--mlp '{sizes}': berlin, augsburg, linear or sizes like 128,32")
                 })?,
         },
     };
+    if mlp.hidden.contains(&0) {
+        bail!(
+            "--mlp '{}': a hidden layer needs at least one unit",
+            args.mlp
+        );
+    }
+    if !(0.0..0.9).contains(&args.validation_fraction) {
+        bail!(
+            "--validation-fraction {}: must be in 0..0.9 (0 = no early stopping)",
+            args.validation_fraction
+        );
+    }
     let patch = info.config.image_size;
     Ok(StageBConfig {
         t,
@@ -259,6 +281,7 @@ pub fn stage_b_config(
         head: HeadTrainConfig {
             seed: args.seed,
             max_epochs: args.max_epochs,
+            standardize: !args.no_standardize,
             ..HeadTrainConfig::default()
         },
         patch,
@@ -269,6 +292,7 @@ pub fn stage_b_config(
         },
         batch_patches: args.batch_patches.max(1),
         noise_seed: args.seed,
+        validation_fraction: args.validation_fraction,
         ..StageBConfig::default()
     })
 }
@@ -443,6 +467,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         "modalities": outcome.modalities.iter().map(|m| m.name()).collect::<Vec<_>>(),
         "settings": settings,
         "warnings": outcome.warnings,
+        "test_pixels_excluded": outcome.test_pixels_excluded,
         "stage_b": stage_b,
         "random_forest": outcome.forest.as_ref().map(|r| json!({
             "seconds": r.seconds,

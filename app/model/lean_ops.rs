@@ -32,6 +32,10 @@ const SCORES_PER_CHUNK: usize = 1 << 24;
 /// The U-Net's operations with memory-lean backward passes (see the module
 /// documentation). The provided methods are the plain forward passes.
 pub trait UNetOps: Backend {
+    /// The backend computes on the host CPU: inference runs through
+    /// [`super::host_unet::HostUNet`], which is several times faster there.
+    const ON_HOST: bool = false;
+
     /// softmax over keys of (q^T k), applied to v: q, k, v are (N, ch, T)
     /// with the scales already applied; returns (N, ch, T). The scores and the
     /// softmax run in f32 whatever the tensors' precision.
@@ -350,8 +354,12 @@ impl<B: UNetOps, C: CheckpointStrategy> UNetOps for Autodiff<B, C> {
     }
 }
 
-impl UNetOps for burn::backend::NdArray<f32> {}
-impl UNetOps for burn::backend::Flex {}
+impl UNetOps for burn::backend::NdArray<f32> {
+    const ON_HOST: bool = true;
+}
+impl UNetOps for burn::backend::Flex {
+    const ON_HOST: bool = true;
+}
 #[cfg(feature = "cuda")]
 impl UNetOps for burn::backend::Cuda<f32> {}
 #[cfg(feature = "cuda")]

@@ -3,6 +3,13 @@
 //! weights and zero biases; cross-entropy, Adam with L2 weight decay, seeded
 //! shuffled mini-batches, early stopping on a validation part of the
 //! TRAINING labels only (never on test pixels).
+//!
+//! The features are standardised first (each dimension to zero mean and unit
+//! variance over the training vectors, as scikit-learn's `StandardScaler`):
+//! a frozen U-Net's activations differ in scale by orders of magnitude from
+//! channel to channel, and a Kaiming-initialised first layer fed with them
+//! raw is ruled by the few loudest channels (see docs/stage_b_head.md for
+//! what that cost on the visible scene).
 
 use burn::module::{AutodiffModule, Param};
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -34,6 +41,88 @@ impl MlpConfig {
     /// The paper's Augsburg head: 128.
     pub fn augsburg() -> Self {
         Self { hidden: vec![128] }
+    }
+}
+
+/// Per-dimension standardisation fitted on the training vectors:
+/// `(x - mean) * inv_std`, with `inv_std = 1` for a dimension that is
+/// constant over them (it carries nothing, and must not blow up).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureScaler {
+    pub mean: Vec<f32>,
+    pub inv_std: Vec<f32>,
+}
+
+impl FeatureScaler {
+    /// The identity on `dim` dimensions (no standardisation).
+    pub fn identity(dim: usize) -> Self {
+        Self {
+            mean: vec![0.0; dim],
+            inv_std: vec![1.0; dim],
+        }
+    }
+
+    /// Mean and population standard deviation (in f64) of each dimension
+    /// over the rows `idx` of `features` (row-major, `dim` columns).
+    pub fn fit(features: &[f32], dim: usize, idx: &[usize]) -> Self {
+        let mut sum = vec![0f64; dim];
+        let mut sq = vec![0f64; dim];
+        for &i in idx {
+            for (k, &v) in features[i * dim..(i + 1) * dim].iter().enumerate() {
+                let v = f64::from(v);
+                sum[k] += v;
+                sq[k] += v * v;
+            }
+        }
+        let n = idx.len().max(1) as f64;
+        let mut mean = Vec::with_capacity(dim);
+        let mut inv_std = Vec::with_capacity(dim);
+        for k in 0..dim {
+            let m = sum[k] / n;
+            let var = (sq[k] / n - m * m).max(0.0);
+            let sd = var.sqrt();
+            mean.push(m as f32);
+            // A dimension constant up to rounding keeps its scale.
+            inv_std.push(if sd > 1e-6 * (1.0 + m.abs()) {
+                (1.0 / sd) as f32
+            } else {
+                1.0
+            });
+        }
+        Self { mean, inv_std }
+    }
+
+    /// Standardises row-major vectors in place.
+    pub fn apply(&self, values: &mut [f32]) {
+        let dim = self.mean.len();
+        for row in values.chunks_exact_mut(dim) {
+            for ((v, m), s) in row.iter_mut().zip(&self.mean).zip(&self.inv_std) {
+                *v = (*v - m) * s;
+            }
+        }
+    }
+
+    /// Standardises the rows (N, D) of a tensor.
+    pub fn apply_tensor<B: Backend>(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let device = x.device();
+        let dim = self.mean.len();
+        let mean = Tensor::<B, 1>::from_data(TensorData::new(self.mean.clone(), [dim]), &device);
+        let inv = Tensor::<B, 1>::from_data(TensorData::new(self.inv_std.clone(), [dim]), &device);
+        (x - mean.unsqueeze::<2>()) * inv.unsqueeze::<2>()
+    }
+}
+
+/// A trained head: the standardisation and the MLP on its output.
+#[derive(Debug)]
+pub struct TrainedHead<B: Backend> {
+    pub scaler: FeatureScaler,
+    pub mlp: Mlp<B>,
+}
+
+impl<B: Backend> TrainedHead<B> {
+    /// Logits (N, K) of raw features (N, D).
+    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.mlp.forward(self.scaler.apply_tensor(x))
     }
 }
 
@@ -93,6 +182,8 @@ pub struct HeadTrainConfig {
     /// Epochs without a better validation accuracy before stopping.
     pub patience: usize,
     pub seed: u64,
+    /// Standardise the features on the training vectors first.
+    pub standardize: bool,
 }
 
 impl Default for HeadTrainConfig {
@@ -104,6 +195,7 @@ impl Default for HeadTrainConfig {
             max_epochs: 100,
             patience: 10,
             seed: 0,
+            standardize: true,
         }
     }
 }
@@ -156,9 +248,39 @@ pub fn predict_classes<B: Backend>(model: &Mlp<B>, features: Tensor<B, 2>) -> Ve
         .unwrap_or_default()
 }
 
+/// Class (0-based) of each row of raw `features`, in eval mode.
+pub fn predict_head<B: Backend>(head: &TrainedHead<B>, features: Tensor<B, 2>) -> Vec<i64> {
+    predict_classes(&head.mlp, head.scaler.apply_tensor(features))
+}
+
 /// Trains the head; returns the model of the best validation epoch (the last
-/// epoch when there is no validation part).
+/// epoch when there is no validation part) with the standardisation fitted
+/// on the training vectors (validation vectors excluded).
 pub fn train_head<B: AutodiffBackend>(
+    data: &HeadData,
+    cfg: &MlpConfig,
+    train: &HeadTrainConfig,
+    device: &B::Device,
+) -> (TrainedHead<B::InnerBackend>, HeadTrainReport) {
+    let n = data.labels.len();
+    let train_idx: Vec<usize> = (0..n).filter(|&i| !data.validation[i]).collect();
+    let scaler = if train.standardize {
+        FeatureScaler::fit(data.features, data.dim, &train_idx)
+    } else {
+        FeatureScaler::identity(data.dim)
+    };
+    let mut scaled = data.features.to_vec();
+    scaler.apply(&mut scaled);
+    let scaled_data = HeadData {
+        features: &scaled,
+        ..*data
+    };
+    let (mlp, report) = train_mlp::<B>(&scaled_data, cfg, train, device);
+    (TrainedHead { scaler, mlp }, report)
+}
+
+/// Trains the MLP on features as given.
+fn train_mlp<B: AutodiffBackend>(
     data: &HeadData,
     cfg: &MlpConfig,
     train: &HeadTrainConfig,
@@ -265,6 +387,99 @@ mod tests {
         (x, y)
     }
 
+    /// Vectors like a frozen U-Net's: two classes told apart by four quiet
+    /// dimensions (scale 0.05), drowned in 60 loud class-free ones (scale
+    /// 1e3 around offsets of 1e4), 73 % of class 0 as on the visible scene.
+    fn loud_and_quiet(n: usize, seed: u64) -> (Vec<f32>, Vec<i64>) {
+        let mut rng = NormalRng::new(seed);
+        let dim = 64;
+        let mut x = Vec::with_capacity(n * dim);
+        let mut y = Vec::with_capacity(n);
+        for _ in 0..n {
+            let class = i64::from(rng.uniform() >= 0.73);
+            for d in 0..dim {
+                let v = if d < 4 {
+                    0.05 * (2.0 * class as f64 - 1.0 + 0.5 * rng.normal())
+                } else {
+                    1e4 * (d % 7) as f64 + 1e3 * rng.normal()
+                };
+                x.push(v as f32);
+            }
+            y.push(class);
+        }
+        (x, y)
+    }
+
+    fn held_out_accuracy(train_rows: &[usize], x: &[f32], y: &[i64]) -> f64 {
+        let dim = 64;
+        let mut tx = Vec::new();
+        let mut ty = Vec::new();
+        for &i in train_rows {
+            tx.extend_from_slice(&x[i * dim..(i + 1) * dim]);
+            ty.push(y[i]);
+        }
+        let validation: Vec<bool> = (0..ty.len()).map(|i| i % 5 == 0).collect();
+        let data = HeadData {
+            features: &tx,
+            dim,
+            labels: &ty,
+            classes: 2,
+            validation: &validation,
+        };
+        let cfg = HeadTrainConfig {
+            max_epochs: 60,
+            seed: 2,
+            ..HeadTrainConfig::default()
+        };
+        let device = Default::default();
+        let (head, _) = train_head::<AB>(&data, &MlpConfig::berlin(), &cfg, &device);
+        let is_train: std::collections::HashSet<usize> = train_rows.iter().copied().collect();
+        let test: Vec<usize> = (0..y.len()).filter(|i| !is_train.contains(i)).collect();
+        let mut rows = Vec::new();
+        for &i in &test {
+            rows.extend_from_slice(&x[i * dim..(i + 1) * dim]);
+        }
+        let all = Tensor::from_data(TensorData::new(rows, [test.len(), dim]), &device);
+        let predicted = predict_head(&head, all);
+        let right = test
+            .iter()
+            .zip(&predicted)
+            .filter(|(i, p)| y[**i] == **p)
+            .count();
+        right as f64 / test.len() as f64
+    }
+
+    #[test]
+    fn learns_quiet_features_beside_loud_ones_from_sparse_labels() {
+        let (x, y) = loud_and_quiet(20_000, 9);
+        // 0.5 % of the pool, in proportion to the classes (about 73 / 27).
+        let sparse: Vec<usize> = (0..y.len()).step_by(200).collect();
+        let acc = held_out_accuracy(&sparse, &x, &y);
+        assert!(acc > 0.9, "0.5 % split: held-out accuracy {acc}");
+        // 200 per class.
+        let mut balanced = Vec::new();
+        for class in 0..2 {
+            balanced.extend((0..y.len()).filter(|&i| y[i] == class).take(200));
+        }
+        let acc = held_out_accuracy(&balanced, &x, &y);
+        assert!(acc > 0.9, "200 per class: held-out accuracy {acc}");
+    }
+
+    #[test]
+    fn scaler_standardises_and_leaves_constant_dimensions() {
+        let x = [1.0f32, 5.0, 3.0, 5.0, 5.0, 5.0];
+        let s = FeatureScaler::fit(&x, 2, &[0, 1]);
+        assert_eq!(s.mean, vec![2.0, 5.0]);
+        assert_eq!(s.inv_std, vec![1.0, 1.0]);
+        let s = FeatureScaler::fit(&x, 2, &[0, 1, 2]);
+        let mut v = x.to_vec();
+        s.apply(&mut v);
+        let m: f32 = (v[0] + v[2] + v[4]) / 3.0;
+        let var: f32 = (v[0] * v[0] + v[2] * v[2] + v[4] * v[4]) / 3.0;
+        assert!(m.abs() < 1e-6 && (var - 1.0).abs() < 1e-5, "{m} {var}");
+        assert!(v[1] == 0.0 && v[3] == 0.0 && v[5] == 0.0);
+    }
+
     #[test]
     fn learns_separable_classes_and_is_deterministic() {
         let (x, y) = blobs(300, 12, 3);
@@ -288,12 +503,12 @@ mod tests {
         assert!(best > 0.85, "validation accuracy {best}");
         assert!(report.train_loss.last() < report.train_loss.first());
         let all = Tensor::from_data(TensorData::new(x.clone(), [300, 12]), &device);
-        let first = predict_classes(&model, all);
+        let first = predict_head(&model, all);
         let (model2, _) = train_head::<AB>(&data, &MlpConfig::berlin(), &cfg, &device);
         let all = Tensor::from_data(TensorData::new(x, [300, 12]), &device);
         assert_eq!(
             first,
-            predict_classes(&model2, all),
+            predict_head(&model2, all),
             "same seed, same predictions"
         );
     }
@@ -315,7 +530,7 @@ pub enum ValidationSplit {
 /// validation so that validation pixels are not neighbours of training
 /// pixels; every class keeps at least one training pixel. With fewer than 5
 /// occupied tiles the split falls back to random pixels, and with fewer than 10
-/// labels nothing is held out. Seeded.
+/// labels (or a fraction of 0) nothing is held out. Seeded.
 pub fn validation_split(
     pixels: &[(usize, usize)],
     labels: &[i64],
@@ -325,7 +540,7 @@ pub fn validation_split(
 ) -> (Vec<bool>, ValidationSplit) {
     let n = pixels.len();
     let mut held = vec![false; n];
-    if n < 10 {
+    if n < 10 || fraction <= 0.0 {
         return (held, ValidationSplit::None);
     }
     let mut rng = NormalRng::new(seed);

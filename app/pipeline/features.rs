@@ -9,6 +9,7 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
 use super::modality::Modality;
+use crate::model::host_unet::{Act, HostUNet, KernelError};
 use crate::model::lean_ops::UNetOps;
 use crate::model::loss::q_sample;
 use crate::model::resblock::BlockContext;
@@ -81,4 +82,55 @@ pub fn concat_features<B: UNetOps>(
         .map(|(m, x0)| modality_features(model, schedule, x0, m, noise.clone(), spec))
         .collect();
     Tensor::cat(parts, 1)
+}
+
+/// [`concat_features`] through the host forward ([`HostUNet`]): `inputs`
+/// hold each modality's x0 as `n x 3 x p x p` values in network space,
+/// `noise` the one `3 x p x p` noise tensor. Returns the concatenated
+/// features `n x (M C_L) x S x S` at the block's own size S (resize them
+/// with [`resize_bilinear`]) and that shape.
+pub fn concat_features_host(
+    host: &HostUNet,
+    schedule: &Schedule,
+    inputs: &[(Modality, Vec<f32>)],
+    p: usize,
+    noise: &[f32],
+    spec: FeatureSpec,
+) -> Result<(Vec<f32>, [usize; 4]), KernelError> {
+    let t = spec
+        .t
+        .clamp(0, schedule.sqrt_alphas_cumprod.len() as i64 - 1) as usize;
+    // In f32, as q_sample multiplies: the schedule's values are cast first.
+    let a = schedule.sqrt_alphas_cumprod[t] as f32;
+    let b = schedule.sqrt_one_minus_alphas_cumprod[t] as f32;
+    let per = 3 * p * p;
+    let mut parts = Vec::with_capacity(inputs.len());
+    for (m, x0) in inputs {
+        let n = x0.len() / per;
+        let x_t: Vec<f32> = x0
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| a * v + b * noise[i % per])
+            .collect();
+        let emb = host.embedding(&vec![spec.t; n], &vec![m.label_row(); n])?;
+        let x = Act::from_nchw(&x_t, n, 3, p, p);
+        parts.push(host.forward_blocks(x, &emb, Some(spec.block), &mut |_, _| {}));
+    }
+    let Some(first) = parts.first() else {
+        return Ok((Vec::new(), [0, 0, spec.size, spec.size]));
+    };
+    let (n, c, h, w) = (first.n, first.c, first.h, first.w);
+    let hw = h * w;
+    let total_c = c * parts.len();
+    let mut out = vec![0f32; n * total_c * hw];
+    for (m, act) in parts.iter().enumerate() {
+        for ci in 0..c {
+            for img in 0..n {
+                let src = &act.data[(ci * n + img) * hw..(ci * n + img + 1) * hw];
+                let at = (img * total_c + m * c + ci) * hw;
+                out[at..at + hw].copy_from_slice(src);
+            }
+        }
+    }
+    Ok((out, [n, total_c, h, w]))
 }

@@ -67,6 +67,8 @@ pub struct RunOutcome {
     pub warnings: Vec<String>,
     pub mlp: Option<(ClassifierResult, StageBOutput)>,
     pub forest: Option<ClassifierResult>,
+    /// Test pixels left out of the scores because they are training labels too.
+    pub test_pixels_excluded: usize,
 }
 
 /// Why a run cannot go on.
@@ -118,8 +120,29 @@ pub fn available_modalities<'a>(
     (images, notes)
 }
 
-fn score(test: Option<&LabelImage>, map: &[u8], classes: usize) -> Option<MetricsSummary> {
-    test.map(|t| MetricsSummary::from_labels(&t.data, map, classes))
+/// The test labels that may be scored: every pixel that is also a training
+/// label is left out (a painted stroke over the reference layer must not
+/// count as a test of itself), with how many were.
+pub fn scoring_labels(test: &LabelImage, train: &LabelImage) -> (Vec<u8>, usize) {
+    let mut excluded = 0;
+    let data = test
+        .data
+        .iter()
+        .zip(&train.data)
+        .map(|(&t, &l)| {
+            if t != 0 && l != 0 {
+                excluded += 1;
+                0
+            } else {
+                t
+            }
+        })
+        .collect();
+    (data, excluded)
+}
+
+fn score(test: Option<&[u8]>, map: &[u8], classes: usize) -> Option<MetricsSummary> {
+    test.map(|t| MetricsSummary::from_labels(t, map, classes))
 }
 
 /// Runs the classification of `scene` (its training and optional test
@@ -167,6 +190,9 @@ pub fn run_classification_stored<B: UNetAutodiff>(
         .filter(|l| l.labelled() > 0)
         .ok_or(RunError::NoTrainingLabels)?;
     let test = scene.test_labels.as_ref();
+    let scored = test.map(|t| scoring_labels(t, train));
+    let test_pixels_excluded = scored.as_ref().map_or(0, |(_, n)| *n);
+    let scored = scored.as_ref().map(|(d, _)| d.as_slice());
     if let [(only, _)] = train.class_counts()[..] {
         return Err(RunError::OneClass(only));
     }
@@ -193,7 +219,13 @@ pub fn run_classification_stored<B: UNetAutodiff>(
         warnings,
         mlp: None,
         forest: None,
+        test_pixels_excluded,
     };
+    if test_pixels_excluded > 0 {
+        outcome.warnings.push(format!(
+            "{test_pixels_excluded} test pixels are also training labels: they are left out of the scores"
+        ));
+    }
     if settings.classifier == ClassifierChoice::Mlp {
         let (images, notes) = available_modalities(renderings, &settings.modalities);
         outcome.warnings.extend(notes);
@@ -218,7 +250,7 @@ pub fn run_classification_stored<B: UNetAutodiff>(
         };
         let out = run_stage_b_stored::<B>(&run, device, cancel, progress, store)?;
         let result = ClassifierResult {
-            metrics: score(test, &out.prediction.class_map, classes),
+            metrics: score(scored, &out.prediction.class_map, classes),
             class_map: out.prediction.class_map.clone(),
             uncertainty: Some(out.prediction.clone()),
             seconds: t0.elapsed().as_secs_f64(),
@@ -233,7 +265,7 @@ pub fn run_classification_stored<B: UNetAutodiff>(
         let features = pixel_features(scene)?;
         let map = random_forest_map(&features, train, &settings.forest)?;
         outcome.forest = Some(ClassifierResult {
-            metrics: score(test, &map, classes),
+            metrics: score(scored, &map, classes),
             class_map: map,
             uncertainty: None,
             seconds: t0.elapsed().as_secs_f64(),

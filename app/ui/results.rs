@@ -173,6 +173,15 @@ impl StudioApp {
                         ui.end_row();
                     }
                 });
+                if r.outcome.test_pixels_excluded > 0 {
+                    ui.label(
+                        RichText::new(format!(
+                            "{} test pixels that are also training labels are not scored",
+                            r.outcome.test_pixels_excluded
+                        ))
+                        .small(),
+                    );
+                }
                 if !r.ablation.is_empty() {
                     ui.strong("modality ablation (diffusion features + MLP)");
                     egui::Grid::new("ablation").striped(true).show(ui, |ui| {

@@ -1,0 +1,934 @@
+//! UniDiff Studio's CPU inference kernels: the frozen ADM U-Net forward
+//! (guided-diffusion's `UNetModel`, eval mode, no gradient) written for the
+//! CPU. Classification runs this network over every patch of a scene, and a
+//! tensor library's generic CPU kernels spend most of such a forward in
+//! strided iterators and copies rather than in matrix products. Here every
+//! activation is one contiguous `C x N x H x W` buffer (channels outermost,
+//! so that a channel concatenation is an append and a 1x1 convolution is one
+//! matrix product over the whole batch); 3x3 convolutions are im2col + one
+//! GEMM per group of images (faer's gemm, all cores); GroupNorm, the FiLM
+//! scale / shift and SiLU are one pass; attention is two GEMMs per (image,
+//! head) with the softmax between them. The element-wise loops are compiled
+//! a second time for AVX2 + FMA and chosen at run time.
+//!
+//! A crate of its own so that it is optimised in every profile (the app's
+//! test builds compile the app at opt-level 1, where loops are not
+//! vectorised). The app fills these structs from its burn model
+//! (`model/host_unet.rs`) and tests the result against the reference.
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+/// GroupNorm's group count in the ADM U-Net.
+pub const GROUPS: usize = 32;
+
+/// Which block an activation came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockId {
+    Input(usize),
+    Middle,
+    Output(usize),
+}
+
+/// Why a layer cannot be built from the given weights.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum KernelError {
+    #[error(
+        "a {k}x{k} convolution with padding {padding}: only 1x1 and 3x3 'same' ones run on the CPU path"
+    )]
+    Convolution { k: usize, padding: usize },
+    #[error("{what}: {len} weights, {expected} expected")]
+    Size {
+        what: &'static str,
+        len: usize,
+        expected: usize,
+    },
+    #[error("{channels} channels do not split into {GROUPS} groups")]
+    Groups { channels: usize },
+    #[error("label row {row}: the class-embedding table has {rows} rows")]
+    LabelRow { row: i64, rows: usize },
+}
+
+fn check_len(what: &'static str, len: usize, expected: usize) -> Result<(), KernelError> {
+    if len == expected {
+        Ok(())
+    } else {
+        Err(KernelError::Size {
+            what,
+            len,
+            expected,
+        })
+    }
+}
+
+/// GroupNorm's epsilon.
+const EPS: f64 = 1e-5;
+/// Largest im2col buffer of one 3x3 convolution, in f32 values (64 MiB):
+/// larger batches are convolved a group of images at a time.
+const COLUMNS_PER_CHUNK: usize = 1 << 24;
+
+thread_local! {
+    /// Buffers of activations dropped during the forward running on this
+    /// thread, for the next ones: a forward allocates and frees tens of
+    /// megabytes per layer, and fresh pages cost more (page faults,
+    /// zeroing by the kernel, unmapping) than the layers' element-wise work.
+    static POOL: std::cell::RefCell<Option<Vec<Vec<f32>>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Most buffers the pool keeps.
+const POOL_BUFFERS: usize = 48;
+
+/// A zeroed buffer of `len` values, from the pool when it has one large enough.
+fn buffer(len: usize) -> Vec<f32> {
+    let reused = POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        let pool = p.as_mut()?;
+        let best = pool
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.capacity() >= len)
+            .min_by_key(|(_, b)| b.capacity())
+            .map(|(i, _)| i)?;
+        Some(pool.swap_remove(best))
+    });
+    match reused {
+        Some(mut b) => {
+            b.clear();
+            b.resize(len, 0.0);
+            b
+        }
+        None => vec![0f32; len],
+    }
+}
+
+/// Gives `b` to the pool while a forward runs on this thread (dropped
+/// otherwise).
+fn recycle(b: Vec<f32>) {
+    if b.capacity() == 0 {
+        return;
+    }
+    POOL.with(|p| {
+        if let Some(pool) = p.borrow_mut().as_mut()
+            && pool.len() < POOL_BUFFERS
+        {
+            pool.push(b);
+        }
+    });
+}
+
+/// Keeps freed buffers for reuse until dropped; the outermost one frees them.
+struct PoolScope {
+    outermost: bool,
+}
+
+impl PoolScope {
+    fn enter() -> Self {
+        let outermost = POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            let first = p.is_none();
+            if first {
+                *p = Some(Vec::new());
+            }
+            first
+        });
+        Self { outermost }
+    }
+}
+
+impl Drop for PoolScope {
+    fn drop(&mut self) {
+        if self.outermost {
+            POOL.with(|p| *p.borrow_mut() = None);
+        }
+    }
+}
+
+/// An activation, `C x N x H x W`, contiguous.
+#[derive(Debug, PartialEq)]
+pub struct Act {
+    pub data: Vec<f32>,
+    pub c: usize,
+    pub n: usize,
+    pub h: usize,
+    pub w: usize,
+}
+
+impl Clone for Act {
+    fn clone(&self) -> Self {
+        let mut data = buffer(self.data.len());
+        data.copy_from_slice(&self.data);
+        Self {
+            data,
+            c: self.c,
+            n: self.n,
+            h: self.h,
+            w: self.w,
+        }
+    }
+}
+
+impl Drop for Act {
+    fn drop(&mut self) {
+        recycle(std::mem::take(&mut self.data));
+    }
+}
+
+impl Act {
+    /// From `N x C x H x W` values (the layout of burn tensors and of the
+    /// reference).
+    pub fn from_nchw(values: &[f32], n: usize, c: usize, h: usize, w: usize) -> Self {
+        let hw = h * w;
+        let mut data = vec![0f32; values.len()];
+        for b in 0..n {
+            for ci in 0..c {
+                let src = &values[(b * c + ci) * hw..(b * c + ci + 1) * hw];
+                data[(ci * n + b) * hw..(ci * n + b + 1) * hw].copy_from_slice(src);
+            }
+        }
+        Self { data, c, n, h, w }
+    }
+
+    /// The values as `N x C x H x W`.
+    pub fn to_nchw(&self) -> Vec<f32> {
+        let hw = self.h * self.w;
+        let mut out = vec![0f32; self.data.len()];
+        for ci in 0..self.c {
+            for b in 0..self.n {
+                let src = &self.data[(ci * self.n + b) * hw..(ci * self.n + b + 1) * hw];
+                out[(b * self.c + ci) * hw..(b * self.c + ci + 1) * hw].copy_from_slice(src);
+            }
+        }
+        out
+    }
+
+    fn hw(&self) -> usize {
+        self.h * self.w
+    }
+
+    fn like(&self, c: usize) -> Self {
+        Self {
+            data: buffer(c * self.n * self.hw()),
+            c,
+            n: self.n,
+            h: self.h,
+            w: self.w,
+        }
+    }
+}
+
+/// A convolution (1x1 or 3x3, "same" padding): weight `c_out x (c_in k k)`.
+#[derive(Debug, Clone)]
+pub struct Conv {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    c_in: usize,
+    c_out: usize,
+    k: usize,
+}
+
+impl Conv {
+    /// A convolution from PyTorch's layouts: `weight` is `c_out x c_in x k x
+    /// k`, `bias` `c_out`; 1x1 without padding or 3x3 with padding 1.
+    pub fn new(
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        padding: usize,
+    ) -> Result<Self, KernelError> {
+        if !(k == 1 && padding == 0 || k == 3 && padding == 1) {
+            return Err(KernelError::Convolution { k, padding });
+        }
+        check_len("convolution weight", weight.len(), c_out * c_in * k * k)?;
+        check_len("convolution bias", bias.len(), c_out)?;
+        Ok(Self {
+            weight,
+            bias,
+            c_in,
+            c_out,
+            k,
+        })
+    }
+
+    pub fn forward(&self, x: &Act) -> Act {
+        let rows = self.c_in * self.k * self.k;
+        let per_chunk = (COLUMNS_PER_CHUNK / (rows * x.hw()).max(1)).clamp(1, x.n.max(1));
+        self.forward_chunked(x, per_chunk)
+    }
+
+    /// The convolution, 3x3 ones `per_chunk` images at a time.
+    pub fn forward_chunked(&self, x: &Act, per_chunk: usize) -> Act {
+        let mut out = x.like(self.c_out);
+        let cols = x.n * x.hw();
+        out.data
+            .par_chunks_mut(cols)
+            .zip(&self.bias)
+            .for_each(|(row, &b)| row.fill(b));
+        let lhs =
+            MatRef::from_row_major_slice(&self.weight, self.c_out, self.c_in * self.k * self.k);
+        if self.k == 1 {
+            let rhs = MatRef::from_row_major_slice(&x.data, self.c_in, cols);
+            let dst = MatMut::from_row_major_slice_mut(&mut out.data, self.c_out, cols);
+            matmul(dst, Accum::Add, lhs, rhs, 1.0f32, Par::rayon(0));
+            return out;
+        }
+        let rows = self.c_in * self.k * self.k;
+        let hw = x.hw();
+        let per_chunk = per_chunk.clamp(1, x.n.max(1));
+        let mut columns = buffer(rows * per_chunk * hw);
+        for b0 in (0..x.n).step_by(per_chunk) {
+            let b1 = (b0 + per_chunk).min(x.n);
+            let ncols = (b1 - b0) * hw;
+            let columns = &mut columns[..rows * ncols];
+            im2col3(x, b0, b1, columns);
+            let rhs = MatRef::from_row_major_slice(columns, rows, ncols);
+            // Row-major with a row stride, as the transpose of a column-major
+            // view: faer 0.24's `from_row_major_slice_with_stride_mut` swaps
+            // the two strides.
+            let dst = MatMut::from_column_major_slice_with_stride_mut(
+                &mut out.data[b0 * hw..],
+                ncols,
+                self.c_out,
+                cols,
+            )
+            .transpose_mut();
+            matmul(dst, Accum::Add, lhs, rhs, 1.0f32, Par::rayon(0));
+        }
+        recycle(columns);
+        out
+    }
+}
+
+/// The 3x3 columns of images `b0..b1`: row `ci * 9 + dy * 3 + dx`, column
+/// `(b - b0) * h * w + y * w + x`, zero outside the image.
+fn im2col3(x: &Act, b0: usize, b1: usize, columns: &mut [f32]) {
+    let (h, w, n) = (x.h, x.w, x.n);
+    let hw = h * w;
+    let ncols = (b1 - b0) * hw;
+    columns
+        .par_chunks_mut(ncols)
+        .enumerate()
+        .for_each(|(r, row)| {
+            let (ci, dy, dx) = (r / 9, (r % 9) / 3, r % 3);
+            for b in b0..b1 {
+                let src = &x.data[(ci * n + b) * hw..(ci * n + b + 1) * hw];
+                let dst = &mut row[(b - b0) * hw..(b - b0 + 1) * hw];
+                for y in 0..h {
+                    let out = &mut dst[y * w..(y + 1) * w];
+                    let sy = y as isize + dy as isize - 1;
+                    if sy < 0 || sy >= h as isize {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    let s = &src[sy as usize * w..(sy as usize + 1) * w];
+                    match dx {
+                        0 => {
+                            out[0] = 0.0;
+                            out[1..].copy_from_slice(&s[..w - 1]);
+                        }
+                        1 => out.copy_from_slice(s),
+                        _ => {
+                            out[..w - 1].copy_from_slice(&s[1..]);
+                            out[w - 1] = 0.0;
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// A linear layer, weight `out x in`.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    d_in: usize,
+    d_out: usize,
+}
+
+impl Linear {
+    /// A linear layer from PyTorch's layout: `weight` is `d_out x d_in`.
+    pub fn new(
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+        d_in: usize,
+        d_out: usize,
+    ) -> Result<Self, KernelError> {
+        check_len("linear weight", weight.len(), d_out * d_in)?;
+        check_len("linear bias", bias.len(), d_out)?;
+        Ok(Self {
+            weight,
+            bias,
+            d_in,
+            d_out,
+        })
+    }
+
+    /// Output width.
+    pub fn d_out(&self) -> usize {
+        self.d_out
+    }
+
+    /// Rows `x` (N x d_in) to N x d_out.
+    pub fn forward(&self, x: &[f32]) -> Vec<f32> {
+        let n = x.len() / self.d_in;
+        let mut out: Vec<f32> = (0..n).flat_map(|_| self.bias.iter().copied()).collect();
+        let lhs = MatRef::from_row_major_slice(x, n, self.d_in);
+        let rhs = MatRef::from_row_major_slice(&self.weight, self.d_out, self.d_in).transpose();
+        let dst = MatMut::from_row_major_slice_mut(&mut out, n, self.d_out);
+        matmul(dst, Accum::Add, lhs, rhs, 1.0f32, Par::rayon(0));
+        out
+    }
+}
+
+/// GroupNorm(32) weights.
+#[derive(Debug, Clone)]
+pub struct Norm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+}
+
+impl Norm {
+    /// GroupNorm(32) with per-channel `gamma` and `beta`.
+    pub fn new(gamma: Vec<f32>, beta: Vec<f32>) -> Result<Self, KernelError> {
+        let channels = gamma.len();
+        if channels == 0 || channels % GROUPS != 0 {
+            return Err(KernelError::Groups { channels });
+        }
+        check_len("GroupNorm bias", beta.len(), channels)?;
+        Ok(Self { gamma, beta })
+    }
+
+    /// In place: GroupNorm, then with `film` = (N x 2C: scale | shift) the
+    /// FiLM `* (1 + scale) + shift`, then SiLU when `silu`. One pass over
+    /// the values after the statistics.
+    pub fn apply(&self, x: &mut Act, film: Option<&[f32]>, silu: bool) {
+        let (c, n, hw) = (x.c, x.n, x.hw());
+        let per_group = c / GROUPS;
+        let data = &x.data;
+        let stats: Vec<(f32, f32)> = (0..n * GROUPS)
+            .into_par_iter()
+            .map(|bg| {
+                let (b, g) = (bg / GROUPS, bg % GROUPS);
+                let planes = || {
+                    (g * per_group..(g + 1) * per_group)
+                        .map(|ci| &data[(ci * n + b) * hw..(ci * n + b + 1) * hw])
+                };
+                // Two passes, as the reference centres before squaring.
+                let count = (per_group * hw) as f64;
+                let mean = planes().map(|p| f64::from(lane_sum(p))).sum::<f64>() / count;
+                let centre = mean as f32;
+                let sq: f64 = planes().map(|p| f64::from(lane_sq_dev(p, centre))).sum();
+                let d = mean - f64::from(centre);
+                let var = (sq / count - d * d).max(0.0);
+                (mean as f32, (1.0 / (var + EPS).sqrt()) as f32)
+            })
+            .collect();
+        x.data
+            .par_chunks_mut(hw)
+            .enumerate()
+            .for_each(|(idx, plane)| {
+                let (ci, b) = (idx / n, idx % n);
+                let (mean, rstd) = stats[b * GROUPS + ci / per_group];
+                let (mut a, mut shift) = (rstd * self.gamma[ci], self.beta[ci]);
+                if let Some(f) = film {
+                    let scale = 1.0 + f[b * 2 * c + ci];
+                    a *= scale;
+                    shift = shift * scale + f[b * 2 * c + c + ci];
+                }
+                affine_plane(plane, mean, a, shift, silu);
+            });
+    }
+}
+
+/// e^x in f32 by range reduction and Cephes' degree-6 polynomial (relative
+/// error below 3e-7 over the normal range), in plain arithmetic that the
+/// compiler vectorises: libm's scalar `expf` took 30 % of a forward in SiLU
+/// and softmax. Below -87 it returns e^-87 (~1.6e-38), not a subnormal.
+#[inline(always)]
+pub fn fast_exp(x: f32) -> f32 {
+    exp_with::<false>(x)
+}
+
+/// [`fast_exp`] with fused multiply-adds when `FMA` (only where the CPU
+/// has them: elsewhere `mul_add` is a slow library call).
+#[inline(always)]
+fn exp_with<const FMA: bool>(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // 1.5 * 2^23: adding and subtracting it rounds to the nearest integer.
+    const ROUND: f32 = 12_582_912.0;
+    let fma = |a: f32, b: f32, c: f32| if FMA { a.mul_add(b, c) } else { a * b + c };
+    let x = x.clamp(-87.0, 88.0);
+    let n = fma(x, LOG2E, ROUND) - ROUND;
+    let r = fma(n, -LN2_LO, fma(n, -LN2_HI, x));
+    let mut p = 1.987_569_2e-4f32;
+    p = fma(p, r, 1.398_2e-3);
+    p = fma(p, r, 8.333_452e-3);
+    p = fma(p, r, 4.166_579_6e-2);
+    p = fma(p, r, 1.666_666_5e-1);
+    p = fma(p, r, 5.000_000_1e-1);
+    let y = fma(p * r, r, r + 1.0);
+    y * f32::from_bits(((n as i32 + 127) << 23) as u32)
+}
+
+/// x * sigmoid(x).
+#[inline(always)]
+fn silu_with<const FMA: bool>(x: f32) -> f32 {
+    x / (1.0 + exp_with::<FMA>(-x))
+}
+
+fn silu_rows(x: &[f32]) -> Vec<f32> {
+    x.iter().map(|&v| silu_with::<false>(v)).collect()
+}
+
+/// Whether this CPU runs the AVX2 + FMA copies of the element-wise loops.
+#[inline(always)]
+fn avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `v = (v - mean) * a + shift`, then SiLU when `silu`, over one plane.
+#[inline(always)]
+fn affine_plane_body<const FMA: bool>(
+    plane: &mut [f32],
+    mean: f32,
+    a: f32,
+    shift: f32,
+    silu: bool,
+) {
+    // (v - mean) * a + shift = v * a + (shift - mean * a) loses digits when
+    // the mean is large against the spread: the centring stays first.
+    if silu {
+        for v in plane.iter_mut() {
+            *v = silu_with::<FMA>((*v - mean) * a + shift);
+        }
+    } else {
+        for v in plane.iter_mut() {
+            *v = (*v - mean) * a + shift;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn affine_plane_avx2(plane: &mut [f32], mean: f32, a: f32, shift: f32, silu: bool) {
+    affine_plane_body::<true>(plane, mean, a, shift, silu)
+}
+
+fn affine_plane(plane: &mut [f32], mean: f32, a: f32, shift: f32, silu: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA (checked just above).
+        unsafe { affine_plane_avx2(plane, mean, a, shift, silu) };
+        return;
+    }
+    affine_plane_body::<false>(plane, mean, a, shift, silu)
+}
+
+/// The softmax of one row of scores, in place.
+#[inline(always)]
+fn softmax_row_body<const FMA: bool>(row: &mut [f32]) {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l = l.max(v);
+        }
+    }
+    let max = chunks
+        .remainder()
+        .iter()
+        .chain(&lanes)
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    for v in row.iter_mut() {
+        *v = exp_with::<FMA>(*v - max);
+    }
+    let inv = 1.0 / lane_sum(row);
+    for v in row.iter_mut() {
+        *v *= inv;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn softmax_row_avx2(row: &mut [f32]) {
+    softmax_row_body::<true>(row)
+}
+
+fn softmax_row(row: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA (checked just above).
+        unsafe { softmax_row_avx2(row) };
+        return;
+    }
+    softmax_row_body::<false>(row)
+}
+
+/// A sum in eight lanes (vectorised; the order differs from a running sum
+/// by rounding only).
+#[inline(always)]
+fn lane_sum(x: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l += v;
+        }
+    }
+    lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+}
+
+/// Sum of (v - centre)^2 in eight lanes.
+#[inline(always)]
+fn lane_sq_dev(x: &[f32], centre: f32) -> f32 {
+    let mut lanes = [0f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            let d = v - centre;
+            *l += d * d;
+        }
+    }
+    lanes.iter().sum::<f32>()
+        + chunks
+            .remainder()
+            .iter()
+            .map(|&v| (v - centre) * (v - centre))
+            .sum::<f32>()
+}
+
+/// Resampling inside a ResBlock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resample {
+    None,
+    /// Nearest x2.
+    Up,
+    /// 2x2 average pool.
+    Down,
+}
+
+/// Applies `how` to every plane of `x`.
+pub fn resample(x: Act, how: Resample) -> Act {
+    let (h, w) = (x.h, x.w);
+    match how {
+        Resample::Up => {
+            let mut out = Act {
+                data: buffer(x.data.len() * 4),
+                c: x.c,
+                n: x.n,
+                h: 2 * h,
+                w: 2 * w,
+            };
+            out.data
+                .par_chunks_mut(4 * h * w)
+                .zip(x.data.par_chunks(h * w))
+                .for_each(|(dst, src)| {
+                    for y in 0..2 * h {
+                        for xx in 0..2 * w {
+                            dst[y * 2 * w + xx] = src[(y / 2) * w + xx / 2];
+                        }
+                    }
+                });
+            out
+        }
+        Resample::Down => {
+            let (oh, ow) = (h / 2, w / 2);
+            let mut out = Act {
+                data: buffer(x.c * x.n * oh * ow),
+                c: x.c,
+                n: x.n,
+                h: oh,
+                w: ow,
+            };
+            out.data
+                .par_chunks_mut(oh * ow)
+                .zip(x.data.par_chunks(h * w))
+                .for_each(|(dst, src)| {
+                    for y in 0..oh {
+                        for xx in 0..ow {
+                            let i = 2 * y * w + 2 * xx;
+                            dst[y * ow + xx] =
+                                (src[i] + src[i + 1] + src[i + w] + src[i + w + 1]) * 0.25;
+                        }
+                    }
+                });
+            out
+        }
+        Resample::None => x,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ResBlock {
+    pub in_norm: Norm,
+    pub in_conv: Conv,
+    pub emb: Linear,
+    pub out_norm: Norm,
+    pub out_conv: Conv,
+    pub skip: Option<Conv>,
+    pub resample: Resample,
+}
+
+impl ResBlock {
+    pub fn forward(&self, x: Act, emb_silu: &[f32]) -> Act {
+        let mut h = x.clone();
+        self.in_norm.apply(&mut h, None, true);
+        let h = resample(h, self.resample);
+        let x = resample(x, self.resample);
+        let mut h = self.in_conv.forward(&h);
+        let film = self.emb.forward(emb_silu);
+        self.out_norm.apply(&mut h, Some(&film), true);
+        let mut h = self.out_conv.forward(&h);
+        let skip = match &self.skip {
+            Some(conv) => conv.forward(&x),
+            None => x,
+        };
+        h.data
+            .par_iter_mut()
+            .zip(&skip.data)
+            .for_each(|(a, b)| *a += b);
+        h
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Attention {
+    pub norm: Norm,
+    pub qkv: Conv,
+    pub proj: Conv,
+    pub heads: usize,
+}
+
+impl Attention {
+    pub fn forward(&self, x: Act) -> Act {
+        let (c, n, t) = (x.c, x.n, x.hw());
+        let mut normed = x.clone();
+        self.norm.apply(&mut normed, None, false);
+        let qkv = self.qkv.forward(&normed);
+        drop(normed);
+        let ch = c / self.heads;
+        // q and k are each scaled by ch^-1/4 in the reference: ch^-1/2 on
+        // the scores.
+        let scale = (1.0 / (ch as f64).sqrt()) as f32;
+        let nt = n * t;
+        let heads = self.heads;
+        let parts: Vec<Vec<f32>> = (0..n * heads)
+            .into_par_iter()
+            .map(|bh| {
+                let (b, hd) = (bh / heads, bh % heads);
+                let view = |third: usize| {
+                    let start = (third * c + hd * ch) * nt + b * t;
+                    MatRef::from_row_major_slice_with_stride(&qkv.data[start..], ch, t, nt)
+                };
+                let (q, k, v) = (view(0), view(1), view(2));
+                // scores[t, s] = scale * sum_c q[c, t] k[c, s]
+                let mut scores = vec![0f32; t * t];
+                let dst = MatMut::from_row_major_slice_mut(&mut scores, t, t);
+                matmul(dst, Accum::Replace, q.transpose(), k, scale, Par::Seq);
+                for row in scores.chunks_exact_mut(t) {
+                    softmax_row(row);
+                }
+                // a[c, t] = sum_s v[c, s] p[t, s]
+                let mut a = vec![0f32; ch * t];
+                let p = MatRef::from_row_major_slice(&scores, t, t);
+                let dst = MatMut::from_row_major_slice_mut(&mut a, ch, t);
+                matmul(dst, Accum::Replace, v, p.transpose(), 1.0f32, Par::Seq);
+                a
+            })
+            .collect();
+        let mut a = x.like(c);
+        for (bh, part) in parts.iter().enumerate() {
+            let (b, hd) = (bh / heads, bh % heads);
+            for ci in 0..ch {
+                let row = (hd * ch + ci) * nt + b * t;
+                a.data[row..row + t].copy_from_slice(&part[ci * t..(ci + 1) * t]);
+            }
+        }
+        let mut out = self.proj.forward(&a);
+        out.data
+            .par_iter_mut()
+            .zip(&x.data)
+            .for_each(|(o, v)| *o += v);
+        out
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Block {
+    pub conv: Option<Conv>,
+    pub res: Option<ResBlock>,
+    pub attn: Option<Attention>,
+    pub res2: Option<ResBlock>,
+}
+
+impl Block {
+    pub fn forward(&self, mut h: Act, emb_silu: &[f32]) -> Act {
+        if let Some(c) = &self.conv {
+            h = c.forward(&h);
+        }
+        if let Some(r) = &self.res {
+            h = r.forward(h, emb_silu);
+        }
+        if let Some(a) = &self.attn {
+            h = a.forward(h);
+        }
+        if let Some(r) = &self.res2 {
+            h = r.forward(h, emb_silu);
+        }
+        h
+    }
+}
+
+/// The U-Net's weights on the host, for inference.
+#[derive(Debug, Clone)]
+pub struct UNet {
+    pub time_embed_0: Linear,
+    pub time_embed_2: Linear,
+    /// Rows x time-embedding width.
+    pub label_emb: Option<Vec<f32>>,
+    pub input_blocks: Vec<Block>,
+    pub middle_block: Block,
+    pub output_blocks: Vec<Block>,
+    pub out_norm: Norm,
+    pub out_conv: Conv,
+    pub model_channels: usize,
+}
+
+impl UNet {
+    /// emb = time_embed(timestep_embedding(t)) + label_emb[y], N x D.
+    pub fn embedding(&self, t: &[i64], y: &[i64]) -> Result<Vec<f32>, KernelError> {
+        let dim = self.model_channels;
+        let half = dim / 2;
+        let log_max = -(10000f64.ln()) as f32;
+        let freqs: Vec<f32> = (0..half)
+            .map(|k| (log_max * k as f32 / half as f32).exp())
+            .collect();
+        let mut temb = Vec::with_capacity(t.len() * dim);
+        for &ti in t {
+            let ti = ti as f32;
+            temb.extend(freqs.iter().map(|f| (ti * f).cos()));
+            temb.extend(freqs.iter().map(|f| (ti * f).sin()));
+        }
+        let mut emb = self
+            .time_embed_2
+            .forward(&silu_rows(&self.time_embed_0.forward(&temb)));
+        if let Some(table) = &self.label_emb {
+            let d = self.time_embed_2.d_out;
+            let rows = table.len() / d;
+            for (row, &yi) in emb.chunks_exact_mut(d).zip(y) {
+                if yi < 0 || yi as usize >= rows {
+                    return Err(KernelError::LabelRow { row: yi, rows });
+                }
+                let r = &table[yi as usize * d..(yi as usize + 1) * d];
+                for (e, l) in row.iter_mut().zip(r) {
+                    *e += l;
+                }
+            }
+        }
+        Ok(emb)
+    }
+
+    /// The label rows the table has (0 without class conditioning).
+    pub fn label_rows(&self) -> usize {
+        self.label_emb
+            .as_ref()
+            .map_or(0, |t| t.len() / self.time_embed_2.d_out)
+    }
+
+    /// Runs the network on `x` (C x N x H x W) with `emb` (N x D), in eval
+    /// mode. `visit` sees every block's output; with `stop_after = Some(L)`
+    /// the output of `output_blocks[L]` is returned and nothing past it is
+    /// computed, otherwise the final output.
+    pub fn forward_blocks(
+        &self,
+        x: Act,
+        emb: &[f32],
+        stop_after: Option<usize>,
+        visit: &mut dyn FnMut(BlockId, &Act),
+    ) -> Act {
+        let _pool = PoolScope::enter();
+        let emb_silu = silu_rows(emb);
+        let mut hs = Vec::with_capacity(self.input_blocks.len());
+        let mut h = x;
+        for (i, b) in self.input_blocks.iter().enumerate() {
+            h = b.forward(h, &emb_silu);
+            visit(BlockId::Input(i), &h);
+            hs.push(h.clone());
+        }
+        h = self.middle_block.forward(h, &emb_silu);
+        visit(BlockId::Middle, &h);
+        for (i, b) in self.output_blocks.iter().enumerate() {
+            let skip = hs.pop().unwrap_or_else(|| h.clone());
+            // Channels outermost: the concatenation is one buffer after the other.
+            let mut data = buffer(h.data.len() + skip.data.len());
+            data[..h.data.len()].copy_from_slice(&h.data);
+            data[h.data.len()..].copy_from_slice(&skip.data);
+            h = Act {
+                data,
+                c: h.c + skip.c,
+                n: h.n,
+                h: h.h,
+                w: h.w,
+            };
+            h = b.forward(h, &emb_silu);
+            visit(BlockId::Output(i), &h);
+            if stop_after == Some(i) {
+                return h;
+            }
+        }
+        self.out_norm.apply(&mut h, None, true);
+        self.out_conv.forward(&h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_exp_is_as_close_as_libm() {
+        let (mut worst, mut worst_x) = (0f64, 0f32);
+        for i in -86_900..88_000 {
+            let x = i as f32 * 1e-3;
+            let want = f64::from(x).exp();
+            let rel = ((f64::from(fast_exp(x)) - want) / want).abs();
+            if rel > worst {
+                worst = rel;
+                worst_x = x;
+            }
+        }
+        assert!(worst < 5e-7, "relative error {worst} at {worst_x}");
+        assert_eq!(fast_exp(0.0), 1.0);
+        assert!(fast_exp(-200.0) < 1e-37 && fast_exp(-200.0) >= 0.0);
+    }
+
+    #[test]
+    fn layouts_round_trip_and_resampling_matches_its_definition() {
+        let x: Vec<f32> = (0..2 * 3 * 4 * 4).map(|i| i as f32).collect();
+        let act = Act::from_nchw(&x, 2, 3, 4, 4);
+        assert_eq!(act.to_nchw(), x);
+        // Channel 1 of image 0 starts after channel 0 of both images.
+        assert_eq!(act.data[2 * 16], x[16]);
+        let down = resample(act.clone(), Resample::Down);
+        assert_eq!((down.h, down.w), (2, 2));
+        assert_eq!(down.to_nchw()[0], (0.0 + 1.0 + 4.0 + 5.0) / 4.0);
+        let up = resample(down, Resample::Up);
+        assert_eq!((up.h, up.w), (4, 4));
+        let v = up.to_nchw();
+        assert_eq!(v[0], v[1]);
+        assert_eq!(v[0], v[4]);
+    }
+}
