@@ -40,16 +40,31 @@ struct Inputs {
 
 /// One head variant: its name and the `run` options that make it.
 const VARIANTS: [(&str, &[&str]); 5] = [
-    ("MLP 128-32 (now: standardised, early stopping)", &[]),
-    ("MLP 128-32, raw features (before)", &["--no-standardize"]),
     (
-        "MLP 128-32, standardised, no early stopping",
-        &["--validation-fraction", "0"],
+        "MLP 128-32, standardised, all labels, 200 epochs (the default)",
+        &[],
     ),
-    ("linear probe, standardised", &["--mlp", "linear"]),
     (
-        "linear probe, raw features",
-        &["--mlp", "linear", "--no-standardize"],
+        "MLP 128-32, raw features, early stopping on 20 % (the head before)",
+        &["--no-standardize", "--validation-fraction", "0.2"],
+    ),
+    (
+        "MLP 128-32, standardised, early stopping on 20 %",
+        &["--validation-fraction", "0.2"],
+    ),
+    (
+        "linear probe, standardised, early stopping on 20 %",
+        &["--mlp", "linear", "--validation-fraction", "0.2"],
+    ),
+    (
+        "linear probe, raw features, early stopping on 20 %",
+        &[
+            "--mlp",
+            "linear",
+            "--no-standardize",
+            "--validation-fraction",
+            "0.2",
+        ],
     ),
 ];
 

@@ -176,6 +176,59 @@ fn host_stage_b_features_match_the_reference() {
     }
 }
 
+/// A batch as Stage B runs it (16 patches of each modality): the host
+/// forward and burn's (burn-flex, the CLI's CPU backend before the host
+/// path, and burn-ndarray) give the same features.
+#[test]
+fn host_features_equal_burns_on_a_stage_b_batch() {
+    use burn::backend::Flex;
+    let ckpt = CheckpointTensors::open(&fixture("adm_tiny/model.pt")).unwrap();
+    let flex = UNet::<Flex>::build(
+        &UNetConfig::tiny(),
+        ParamSource::Checkpoint(&ckpt),
+        &Default::default(),
+    )
+    .unwrap();
+    let nd = tiny_from("adm_tiny/model.pt");
+    let host = host_unet(&nd).unwrap();
+    let s = Schedule::cosine(1000);
+    let mut rng = NormalRng::new(3);
+    let n = 16;
+    let per = 3 * 32 * 32;
+    let x0: Vec<f32> = (0..n * per)
+        .map(|_| (rng.uniform() * 2.0 - 1.0) as f32)
+        .collect();
+    let noise: Vec<f32> = (0..per).map(|_| rng.normal() as f32).collect();
+    let spec = FeatureSpec {
+        t: 300,
+        block: 8,
+        size: 32,
+    };
+    let (want, shape) =
+        concat_features_host(&host, &s, &[(Modality::Sar, x0.clone())], 32, &noise, spec).unwrap();
+    assert_eq!(shape, [n, 32, 32, 32]);
+    let fx = Tensor::<Flex, 4>::from_data(
+        TensorData::new(x0.clone(), [n, 3, 32, 32]),
+        &Default::default(),
+    );
+    let fnoise = Tensor::<Flex, 4>::from_data(
+        TensorData::new(noise.clone(), [1, 3, 32, 32]),
+        &Default::default(),
+    );
+    let got_flex: Vec<f32> = modality_features(&flex, &s, fx, Modality::Sar, fnoise, spec)
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    let nx = Tensor::<B, 4>::from_data(TensorData::new(x0, [n, 3, 32, 32]), &Default::default());
+    let nnoise =
+        Tensor::<B, 4>::from_data(TensorData::new(noise, [1, 3, 32, 32]), &Default::default());
+    let got_nd = values(modality_features(&nd, &s, nx, Modality::Sar, nnoise, spec));
+    let d_nd = max_abs_diff(&got_nd, &want);
+    let d_flex = max_abs_diff(&got_flex, &want);
+    assert!(d_nd < 1e-4, "burn-ndarray vs host: {d_nd}");
+    assert!(d_flex < 1e-4, "burn-flex vs host: {d_flex}");
+}
+
 #[test]
 fn safetensors_and_pytorch_checkpoints_give_the_same_model() {
     let a = tiny_from("adm_tiny/model.pt");

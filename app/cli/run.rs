@@ -80,8 +80,9 @@ pub struct RunInputs {
     #[arg(long, default_value = "berlin")]
     pub mlp: String,
     /// Fraction of the training labels held out (in spatial blocks) for the
-    /// head's early stopping; 0 trains on all of them for --max-epochs.
-    #[arg(long, default_value_t = 0.2)]
+    /// head's early stopping, e.g. 0.2; 0 (the default) trains on all of
+    /// them for --max-epochs.
+    #[arg(long, default_value_t = 0.0)]
     pub validation_fraction: f64,
     /// Feed the head the raw features instead of standardised ones (for
     /// comparison only; the default standardises on the training vectors).
@@ -358,7 +359,7 @@ pub fn print_progress(p: &StageBProgress) {
     let bar_len = 30;
     let filled = (p.done * bar_len).checked_div(p.total).unwrap_or(0);
     eprint!(
-        "\r[..] {:<10} [{}{}] {}/{}{eta}      ",
+        "\r[..] {:<32} [{}{}] {}/{}{eta}      ",
         p.phase,
         "#".repeat(filled),
         " ".repeat(bar_len - filled),

@@ -1,15 +1,16 @@
 //! The Stage B head (method.md section 7): a small MLP on frozen features,
 //! Linear -> ReLU -> BatchNorm per hidden layer, Kaiming-normal (fan-in)
 //! weights and zero biases; cross-entropy, Adam with L2 weight decay, seeded
-//! shuffled mini-batches, early stopping on a validation part of the
-//! TRAINING labels only (never on test pixels).
+//! shuffled mini-batches; early stopping, when asked for, on a validation
+//! part of the TRAINING labels only (never on test pixels).
 //!
 //! The features are standardised first (each dimension to zero mean and unit
 //! variance over the training vectors, as scikit-learn's `StandardScaler`):
-//! a frozen U-Net's activations differ in scale by orders of magnitude from
-//! channel to channel, and a Kaiming-initialised first layer fed with them
-//! raw is ruled by the few loudest channels (see docs/stage_b_head.md for
-//! what that cost on the visible scene).
+//! a frozen U-Net's activations can differ in scale by orders of magnitude
+//! from channel to channel, and a Kaiming-initialised first layer fed with
+//! them raw is ruled by the few loudest channels. What the head gets from
+//! the features on the visible scene, against other probes on the same
+//! features: docs/stage_b_head.md.
 
 use burn::module::{AutodiffModule, Param};
 use burn::nn::loss::CrossEntropyLossConfig;
