@@ -41,8 +41,8 @@ case "${1:-}" in
     ;;
   test)
     cargo fmt --check
-    cargo clippy --all-targets -- -D warnings
-    cargo test
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo test --workspace
     ;;
   *)
     echo "usage: bash scripts/dev.sh demo|test" >&2

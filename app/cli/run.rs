@@ -91,9 +91,10 @@ pub struct RunInputs {
     /// Patch stride (default half the patch side, as the method).
     #[arg(long)]
     pub stride: Option<usize>,
-    /// Patches per feature batch.
-    #[arg(long, default_value_t = 16)]
-    pub batch_patches: usize,
+    /// Patches per feature batch (default: 64 K pixels a batch, 16 patches
+    /// of 64 x 64).
+    #[arg(long)]
+    pub batch_patches: Option<usize>,
     /// Seed of the backbone (random), the noise, the split and the heads.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -291,7 +292,10 @@ pub fn stage_b_config(
             Some(s) => s,
             None => patch / 2,
         },
-        batch_patches: args.batch_patches.max(1),
+        batch_patches: args
+            .batch_patches
+            .unwrap_or_else(|| crate::pipeline::stage_b::default_batch_patches(patch))
+            .max(1),
         noise_seed: args.seed,
         validation_fraction: args.validation_fraction,
         ..StageBConfig::default()
@@ -460,7 +464,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let record = json!({
         "software": format!("unidiff-studio {}", env!("CARGO_PKG_VERSION")),
         "command": std::env::args().collect::<Vec<_>>(),
-        "backend": "cpu (burn-flex, f32)",
+        "backend": "cpu (the host forward of unidiff-kernels for the frozen U-Net, burn-flex for the head; f32)",
+        "threads": rayon::current_num_threads(),
         "backbone": info,
         "inputs": prepared.inputs,
         "split": prepared.split,

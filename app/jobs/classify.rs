@@ -214,7 +214,7 @@ fn classify_on<B: UNetAutodiff>(
             },
             patch,
             stride,
-            batch_patches: 16,
+            batch_patches: crate::pipeline::stage_b::default_batch_patches(patch),
             noise_seed: s.seed,
             ..StageBConfig::default()
         },

@@ -52,6 +52,13 @@ pub struct StageBConfig {
     pub feature_cache_bytes: usize,
 }
 
+/// Patches per feature batch for a patch side: 64 K pixels a batch (16
+/// patches of 64 x 64, 64 of 32 x 32), where the CPU forward's products run
+/// at their full rate and a batch's features stay small.
+pub fn default_batch_patches(patch: usize) -> usize {
+    (65_536 / (patch * patch).max(1)).clamp(1, 256)
+}
+
 impl Default for StageBConfig {
     fn default() -> Self {
         Self {

@@ -408,7 +408,7 @@ impl Norm {
     /// GroupNorm(32) with per-channel `gamma` and `beta`.
     pub fn new(gamma: Vec<f32>, beta: Vec<f32>) -> Result<Self, KernelError> {
         let channels = gamma.len();
-        if channels == 0 || channels % GROUPS != 0 {
+        if channels == 0 || !channels.is_multiple_of(GROUPS) {
             return Err(KernelError::Groups { channels });
         }
         check_len("GroupNorm bias", beta.len(), channels)?;
@@ -523,7 +523,7 @@ fn exp_with<const FMA: bool>(x: f32) -> f32 {
     p = fma(p, r, 8.333_452e-3);
     p = fma(p, r, 4.166_579_6e-2);
     p = fma(p, r, 1.666_666_5e-1);
-    p = fma(p, r, 5.000_000_1e-1);
+    p = fma(p, r, 0.5);
     let y = fma(p * r, r, r + 1.0);
     y * f32::from_bits(((n as i32 + 127) << 23) as u32)
 }
