@@ -264,7 +264,7 @@ fn classify_on<B: UNetAutodiff>(
             let eta = p
                 .eta_seconds
                 .map_or(String::new(), |e| format!(", ETA {e:.0} s"));
-            let within = p.done as f32 / p.total.max(1) as f32;
+            let within = p.fraction;
             job.progress(
                 format!("{prefix}{} {}/{}{eta}", p.phase, p.done, p.total),
                 (i as f32 + within) / n_runs as f32,

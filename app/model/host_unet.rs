@@ -32,28 +32,32 @@ fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f32>, HostWei
         .map_err(|e| HostWeightsError(format!("{e:?}")))
 }
 
-fn conv<B: Backend>(c: &Conv<B>) -> Result<KConv, HostWeightsError> {
-    let [c_out, c_in, k, _] = c.weight.dims();
+/// A convolution's weights (any rank: Conv2d's or Conv1d's layout) and bias.
+fn kernel_conv<B: Backend, const D: usize>(
+    weight: Tensor<B, D>,
+    bias: Tensor<B, 1>,
+    k: usize,
+    padding: usize,
+) -> Result<KConv, HostWeightsError> {
+    let dims = weight.dims();
+    let (c_out, c_in) = (dims[0], dims[1]);
     Ok(KConv::new(
-        host(c.weight.val())?,
-        host(c.bias.val())?,
+        host(weight)?,
+        host(bias)?,
         c_in,
         c_out,
         k,
-        c.padding,
+        padding,
     )?)
 }
 
+fn conv<B: Backend>(c: &Conv<B>) -> Result<KConv, HostWeightsError> {
+    let k = c.weight.dims()[2];
+    kernel_conv(c.weight.val(), c.bias.val(), k, c.padding)
+}
+
 fn pointwise<B: Backend>(c: &PointwiseConv1d<B>) -> Result<KConv, HostWeightsError> {
-    let [c_out, c_in, _] = c.weight.dims();
-    Ok(KConv::new(
-        host(c.weight.val())?,
-        host(c.bias.val())?,
-        c_in,
-        c_out,
-        1,
-        0,
-    )?)
+    kernel_conv(c.weight.val(), c.bias.val(), 1, 0)
 }
 
 fn linear<B: Backend>(l: &Linear<B>) -> Result<KLinear, HostWeightsError> {

@@ -183,22 +183,13 @@ pub fn to_dtype<B: Backend, const D: usize>(x: Tensor<B, D>, dtype: DType) -> Te
 }
 
 /// guided-diffusion's `timestep_embedding`: [cos(t f_k), sin(t f_k)] with
-/// f_k = exp(-ln(10000) k / half), computed in f32 in the reference's order.
+/// f_k = exp(-ln(10000) k / half), computed in f32 in the reference's order
+/// (the same values as the CPU forward's).
 pub fn timestep_embedding<B: Backend>(
     timesteps: &[i64],
     dim: usize,
     device: &B::Device,
 ) -> Tensor<B, 2> {
-    let half = dim / 2;
-    let log_max = -(10000f64.ln()) as f32;
-    let freqs: Vec<f32> = (0..half)
-        .map(|k| (log_max * k as f32 / half as f32).exp())
-        .collect();
-    let mut out = Vec::with_capacity(timesteps.len() * dim);
-    for &t in timesteps {
-        let t = t as f32;
-        out.extend(freqs.iter().map(|f| (t * f).cos()));
-        out.extend(freqs.iter().map(|f| (t * f).sin()));
-    }
+    let out = unidiff_kernels::timestep_embedding(timesteps, dim);
     Tensor::from_data(TensorData::new(out, [timesteps.len(), dim]), device)
 }

@@ -7,10 +7,11 @@
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use super::features::{FeatureSpec, modality_features};
+use super::features::{FeatureSpec, concat_features_host, modality_features, resize_bilinear};
 use super::modality::Modality;
 use super::patch_grid::PatchGrid;
 use super::stage_a::CancelFlag;
+use crate::model::host_unet::host_unet;
 use crate::model::lean_ops::UNetOps;
 use crate::model::params::NormalRng;
 use crate::model::schedule::Schedule;
@@ -27,6 +28,8 @@ pub enum ProjectionError {
     Cancelled,
     #[error("the features hold too little variation to project: {0}")]
     Degenerate(String),
+    #[error("{0}")]
+    Backbone(String),
 }
 
 /// Where the features are taken and with which noise.
@@ -57,8 +60,15 @@ pub fn project_features<B: UNetOps>(
     let schedule = Schedule::cosine(1000);
     // The one noise image of Stage B (same seed, same draw order).
     let mut rng = NormalRng::new(spec.noise_seed);
-    let noise: Vec<f32> = (0..3 * p * p).map(|_| rng.normal() as f32).collect();
-    let noise = Tensor::<B, 4>::from_data(TensorData::new(noise, [1, 3, p, p]), device);
+    let noise_values: Vec<f32> = (0..3 * p * p).map(|_| rng.normal() as f32).collect();
+    let noise =
+        Tensor::<B, 4>::from_data(TensorData::new(noise_values.clone(), [1, 3, p, p]), device);
+    // On the CPU the frozen network runs through the host forward, as Stage B.
+    let host_model = if B::ON_HOST {
+        Some(host_unet(model).map_err(|e| ProjectionError::Backbone(e.to_string()))?)
+    } else {
+        None
+    };
     let feature_spec = FeatureSpec {
         t: spec.t,
         block: spec.block,
@@ -76,8 +86,28 @@ pub fn project_features<B: UNetOps>(
             grid.extract_u8(&image.data, 3, n, &mut buf);
             x0.extend(buf.iter().map(|&v| network_from_u8(v)));
         }
-        let x0 = Tensor::<B, 4>::from_data(TensorData::new(x0, [chunk.len(), 3, p, p]), device);
-        let f = modality_features(model, &schedule, x0, modality, noise.clone(), feature_spec);
+        let f = match &host_model {
+            Some(hm) => {
+                let (values, shape) = concat_features_host(
+                    hm,
+                    &schedule,
+                    &[(modality, x0)],
+                    p,
+                    &noise_values,
+                    feature_spec,
+                )
+                .map_err(|e| ProjectionError::Backbone(e.to_string()))?;
+                resize_bilinear(
+                    Tensor::<B, 4>::from_data(TensorData::new(values, shape), device),
+                    p,
+                )
+            }
+            None => {
+                let x0 =
+                    Tensor::<B, 4>::from_data(TensorData::new(x0, [chunk.len(), 3, p, p]), device);
+                modality_features(model, &schedule, x0, modality, noise.clone(), feature_spec)
+            }
+        };
         let d = f.dims()[1];
         let host = f
             .into_data()

@@ -150,6 +150,8 @@ pub struct StageBProgress {
     /// Seconds left in the whole run (every phase), once one batch of
     /// patches has been through the backbone.
     pub eta_seconds: Option<f64>,
+    /// Share of the run's backbone forwards done, 0..1 (never goes back).
+    pub fraction: f32,
 }
 
 /// Features of the patches that hold training labels.
@@ -181,11 +183,17 @@ impl RunClock {
     }
 
     fn progress(&self, phase: &'static str, done: usize, total: usize) -> StageBProgress {
+        let all = self.forwarded + self.forwards_left;
         StageBProgress {
             phase,
             done,
             total,
             eta_seconds: self.eta(),
+            fraction: if all == 0 {
+                done as f32 / total.max(1) as f32
+            } else {
+                self.forwarded as f32 / all as f32
+            },
         }
     }
 }
@@ -423,6 +431,8 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
     let t2 = Instant::now();
     let mut canvas = ProbabilityCanvas::new(grid, classes);
     let (kept, fresh): (Vec<usize>, Vec<usize>) = (0..grid.len()).partition(|&n| store.contains(n));
+    // Exact now: labelled patches that did not fit the store go again.
+    clock.forwards_left = fresh.len();
     let batches = kept
         .chunks(cfg.batch_patches.max(1))
         .map(|ids| (ids, true))
@@ -494,4 +504,32 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
         seconds_training,
         seconds_prediction: t2.elapsed().as_secs_f64(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_eta_and_a_fraction_that_never_goes_back_across_phases() {
+        let mut clock = RunClock {
+            forwards_left: 10,
+            forwarded: 0,
+            forward_seconds: 0.0,
+        };
+        let start = clock.progress(PHASE_LABELLED, 0, 4);
+        assert_eq!(start.eta_seconds, None, "no ETA before a batch is timed");
+        assert_eq!(start.fraction, 0.0);
+        clock.forwarded(4, 2.0);
+        let labelled = clock.progress(PHASE_LABELLED, 4, 4);
+        // 6 patches left at 0.5 s each, whatever the phase.
+        assert_eq!(labelled.eta_seconds, Some(3.0));
+        let training = clock.progress(PHASE_TRAINING, 0, 1);
+        assert_eq!(training.eta_seconds, Some(3.0));
+        let scene_start = clock.progress(PHASE_SCENE, 0, 10);
+        assert!(scene_start.fraction >= labelled.fraction);
+        clock.forwarded(6, 3.0);
+        let end = clock.progress(PHASE_SCENE, 10, 10);
+        assert_eq!((end.fraction, end.eta_seconds), (1.0, Some(0.0)));
+    }
 }

@@ -843,6 +843,24 @@ impl Block {
     }
 }
 
+/// guided-diffusion's `timestep_embedding`: per timestep [cos(t f_k),
+/// sin(t f_k)] with f_k = exp(-ln(10000) k / half), in f32 in the
+/// reference's order; `timesteps.len() x dim` values.
+pub fn timestep_embedding(timesteps: &[i64], dim: usize) -> Vec<f32> {
+    let half = dim / 2;
+    let log_max = -(10000f64.ln()) as f32;
+    let freqs: Vec<f32> = (0..half)
+        .map(|k| (log_max * k as f32 / half as f32).exp())
+        .collect();
+    let mut out = Vec::with_capacity(timesteps.len() * dim);
+    for &t in timesteps {
+        let t = t as f32;
+        out.extend(freqs.iter().map(|f| (t * f).cos()));
+        out.extend(freqs.iter().map(|f| (t * f).sin()));
+    }
+    out
+}
+
 /// The U-Net's weights on the host, for inference.
 #[derive(Debug, Clone)]
 pub struct UNet {
@@ -861,18 +879,7 @@ pub struct UNet {
 impl UNet {
     /// emb = time_embed(timestep_embedding(t)) + label_emb[y], N x D.
     pub fn embedding(&self, t: &[i64], y: &[i64]) -> Result<Vec<f32>, KernelError> {
-        let dim = self.model_channels;
-        let half = dim / 2;
-        let log_max = -(10000f64.ln()) as f32;
-        let freqs: Vec<f32> = (0..half)
-            .map(|k| (log_max * k as f32 / half as f32).exp())
-            .collect();
-        let mut temb = Vec::with_capacity(t.len() * dim);
-        for &ti in t {
-            let ti = ti as f32;
-            temb.extend(freqs.iter().map(|f| (ti * f).cos()));
-            temb.extend(freqs.iter().map(|f| (ti * f).sin()));
-        }
+        let temb = timestep_embedding(t, self.model_channels);
         let mut emb = self
             .time_embed_2
             .forward(&silu_rows(&self.time_embed_0.forward(&temb)));
