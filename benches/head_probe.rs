@@ -12,7 +12,8 @@
 //! Run (one command, split included): `bash scripts/head_probe.sh`; or
 //! `cargo bench --profile test --bench head_probe -- SPLIT_DIR [OUT.json]`
 //! with the split of `scripts/protocol_split.py`. Environment: `T=300,0`,
-//! `STRIDE` (default: half the patch), `BACKBONE=tiny-random|random`.
+//! `SEEDS=0,1,2`, `STRIDE` (default: half the patch),
+//! `BACKBONE=tiny-random|random`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -180,6 +181,11 @@ fn main() -> anyhow::Result<()> {
         .map(|t| t.trim().parse().context("T: comma-separated timesteps"))
         .collect::<anyhow::Result<_>>()?;
     let backbone = std::env::var("BACKBONE").unwrap_or_else(|_| "tiny-random".into());
+    let seeds: Vec<u64> = std::env::var("SEEDS")
+        .unwrap_or_else(|_| "0,1,2".into())
+        .split(',')
+        .map(|t| t.trim().parse().context("SEEDS: comma-separated seeds"))
+        .collect::<anyhow::Result<_>>()?;
     let stride = std::env::var("STRIDE").ok();
     let mut table: BTreeMap<String, Scores> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
@@ -189,7 +195,7 @@ fn main() -> anyhow::Result<()> {
         }
         table.entry(name).or_default().push(m);
     };
-    for seed in 0u64..3 {
+    for &seed in &seeds {
         let base = |extra: &[&str]| -> RunInputs {
             let mut argv: Vec<String> = vec!["probe".into()];
             for (k, v) in [
@@ -226,7 +232,7 @@ fn main() -> anyhow::Result<()> {
             .context("training labels")?;
         let (h, w) = (train.grid.height, train.grid.width);
         for &t in &ts {
-            let mut store = FeatureStore::across_runs(4 << 30);
+            let mut store = FeatureStore::across_runs(8 << 30);
             for (v, (name, extra)) in VARIANTS.iter().enumerate() {
                 let vin = base(extra);
                 let settings = RunSettings {

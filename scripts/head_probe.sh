@@ -3,7 +3,8 @@
 # evaluation protocol's split of the visible scene (seeds 0-2), then every
 # head variant on the same diffusion features. Needs ../shared/data and
 # numpy + tifffile (pip install numpy tifffile). Environment: T (default
-# 300,0), STRIDE, BACKBONE (tiny-random or random), OUT (report folder).
+# 300,0), SEEDS (0,1,2), STRIDE, BACKBONE (tiny-random or random), OUT
+# (report folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-out/head_probe}"

@@ -33,8 +33,9 @@ use crate::pipeline::stage_b::{StageBConfig, StageBProgress};
 use crate::products::renderings::{RenderSettings, Renderings, render_all};
 use crate::scene::Scene;
 
-/// The CPU backend of Stage B: burn-flex (strided views, gemm, SIMD) runs
-/// the frozen U-Net forward about twice as fast as burn-ndarray here.
+/// The CPU backend of Stage B: the frozen U-Net runs through the host
+/// forward (`model::host_unet`, on every CPU backend), burn-flex holds the
+/// features and trains the head.
 pub type Cpu = Autodiff<Flex>;
 
 /// Inputs, backbone and Stage B settings shared by `run` and `sweep`.
@@ -310,7 +311,7 @@ pub fn backbone_on_cpu(
     let (model, info) = load_backbone::<Flex>(spec, &Default::default())?;
     step.done();
     eprintln!(
-        "[..] backbone: {} ({} parameters); device: CPU (burn-flex; this build has no GPU backend)",
+        "[..] backbone: {} ({} parameters); device: CPU (Stage B through the CPU forward of unidiff-kernels; this build has no GPU backend)",
         info.description,
         thousands(info.parameters)
     );
