@@ -288,9 +288,7 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
-    println!(
-        "| head (tiny random backbone unless said) | OA | kappa x 100 | mF1 | F1 not water | F1 water |"
-    );
+    println!("| head ({backbone}) | OA | kappa x 100 | mF1 | F1 not water | F1 water |");
     println!("|---|---|---|---|---|---|");
     for name in &order {
         let s = &table[name];
