@@ -19,15 +19,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use clap::Parser;
-use smartcore::ensemble::random_forest_classifier::{
-    RandomForestClassifier, RandomForestClassifierParameters,
-};
-use smartcore::linalg::basic::matrix::DenseMatrix;
 use unidiff_studio::cli::run::{Cpu, RunInputs, backbone_on_cpu, prepare, stage_b_config};
 use unidiff_studio::metrics::summary::MetricsSummary;
-use unidiff_studio::pipeline::baseline::ForestConfig;
+use unidiff_studio::pipeline::baseline::{ForestConfig, PixelFeatures, random_forest_map};
 use unidiff_studio::pipeline::feature_store::FeatureStore;
 use unidiff_studio::pipeline::patch_grid::PatchGrid;
 use unidiff_studio::pipeline::run::{ClassifierChoice, RunSettings, run_classification_stored};
@@ -98,7 +94,12 @@ fn mean_std(v: &[f64]) -> String {
 }
 
 /// Each pixel's feature vector averaged over the stored patches that cover it.
-fn pixel_features(store: &FeatureStore, grid: &PatchGrid, h: usize, w: usize) -> (Vec<f32>, usize) {
+fn averaged_features(
+    store: &FeatureStore,
+    grid: &PatchGrid,
+    h: usize,
+    w: usize,
+) -> (Vec<f32>, usize) {
     let d = store.dim();
     let p = grid.patch;
     let mut sum = vec![0f32; h * w * d];
@@ -129,33 +130,6 @@ fn pixel_features(store: &FeatureStore, grid: &PatchGrid, h: usize, w: usize) ->
         }
     }
     (sum, d)
-}
-
-fn forest_on(features: &[f32], d: usize, train: &[u8], seed: u64) -> anyhow::Result<Vec<u8>> {
-    let rows: Vec<usize> = (0..train.len()).filter(|&i| train[i] != 0).collect();
-    let mut x = Vec::new();
-    for &i in &rows {
-        x.extend_from_slice(&features[i * d..(i + 1) * d]);
-    }
-    let y: Vec<u8> = rows.iter().map(|&i| train[i]).collect();
-    let x = DenseMatrix::new(rows.len(), d, x, false).map_err(|e| anyhow!("{e}"))?;
-    let params = RandomForestClassifierParameters {
-        n_trees: 100,
-        seed,
-        m: Some(((d as f64).sqrt().round() as usize).max(1)),
-        ..Default::default()
-    };
-    let forest: RandomForestClassifier<f32, u8, DenseMatrix<f32>, Vec<u8>> =
-        RandomForestClassifier::fit(&x, &y, params).map_err(|e| anyhow!("{e}"))?;
-    let n = train.len();
-    let mut out = Vec::with_capacity(n);
-    for a in (0..n).step_by(16384) {
-        let b = (a + 16384).min(n);
-        let m = DenseMatrix::new(b - a, d, features[a * d..b * d].to_vec(), false)
-            .map_err(|e| anyhow!("{e}"))?;
-        out.extend(forest.predict(&m).map_err(|e| anyhow!("{e}"))?);
-    }
-    Ok(out)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -274,8 +248,19 @@ fn main() -> anyhow::Result<()> {
             // (c) a forest on the same features, one vector per pixel.
             let stride = stage_b_config(&inputs, &info, t)?.stride;
             let grid = PatchGrid::new(h, w, info.config.image_size, stride);
-            let (features, d) = pixel_features(&store, &grid, h, w);
-            let map = forest_on(&features, d, &train.data, seed)?;
+            let (features, d) = averaged_features(&store, &grid, h, w);
+            // `run`'s own forest (100 trees, sqrt(d) features a split).
+            let pixels = PixelFeatures {
+                values: features,
+                dim: d,
+                names: (0..d).map(|k| format!("feature {k}")).collect(),
+                empty: vec![false; h * w],
+            };
+            let forest = ForestConfig {
+                seed,
+                ..ForestConfig::default()
+            };
+            let map = random_forest_map(&pixels, &train, &forest)?;
             let m = MetricsSummary::from_labels(&test.data, &map, 2);
             eprintln!(
                 "seed {seed} t {t} forest on diffusion features: OA {:.2} kappa {:.2}",

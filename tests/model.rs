@@ -42,8 +42,12 @@ type B = NdArray<f32>;
 type AB = Autodiff<NdArray<f32>>;
 
 fn tiny_from(file: &str) -> UNet<B> {
+    tiny_on::<B>(file)
+}
+
+fn tiny_on<M: Backend>(file: &str) -> UNet<M> {
     let ckpt = CheckpointTensors::open(&fixture(file)).unwrap();
-    UNet::<B>::build(
+    UNet::<M>::build(
         &UNetConfig::tiny(),
         ParamSource::Checkpoint(&ckpt),
         &Default::default(),
@@ -182,13 +186,7 @@ fn host_stage_b_features_match_the_reference() {
 #[test]
 fn host_features_equal_burns_on_a_stage_b_batch() {
     use burn::backend::Flex;
-    let ckpt = CheckpointTensors::open(&fixture("adm_tiny/model.pt")).unwrap();
-    let flex = UNet::<Flex>::build(
-        &UNetConfig::tiny(),
-        ParamSource::Checkpoint(&ckpt),
-        &Default::default(),
-    )
-    .unwrap();
+    let flex = tiny_on::<Flex>("adm_tiny/model.pt");
     let nd = tiny_from("adm_tiny/model.pt");
     let host = host_unet(&nd).unwrap();
     let s = Schedule::cosine(1000);

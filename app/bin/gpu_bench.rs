@@ -16,15 +16,11 @@ use serde::Serialize;
 
 use unidiff_studio::cli::model::load_config;
 use unidiff_studio::model::checkpoint::TensorFile;
-use unidiff_studio::model::host_unet::host_unet;
 use unidiff_studio::model::lean_ops::{UNetAutodiff, UNetOps};
 use unidiff_studio::model::params::{NormalRng, ParamSource};
 use unidiff_studio::model::resblock::BlockContext;
-use unidiff_studio::model::schedule::Schedule;
 use unidiff_studio::model::{CheckpointTensors, UNet, UNetConfig};
-use unidiff_studio::pipeline::features::{
-    FeatureSpec, concat_features_host, modality_features, resize_bilinear,
-};
+use unidiff_studio::pipeline::features::{FeatureExtractor, FeatureSpec};
 use unidiff_studio::pipeline::modality::Modality;
 use unidiff_studio::pipeline::patch_grid::PatchGrid;
 use unidiff_studio::pipeline::patches::PatchPool;
@@ -433,7 +429,6 @@ fn stage_b<B: UNetOps>(
 ) -> StageBReport {
     let p = config.image_size;
     let n = args.batch_b;
-    let schedule = Schedule::cosine(1000);
     let mut rng = NormalRng::new(11);
     let mut draw = |len: usize, uniform: bool| -> Vec<f32> {
         (0..len)
@@ -448,53 +443,30 @@ fn stage_b<B: UNetOps>(
     };
     let x0_values = draw(n * 3 * p * p, true);
     let noise_values = draw(3 * p * p, false);
-    let x0 = Tensor::<B, 4>::from_data(TensorData::new(x0_values.clone(), [n, 3, p, p]), device);
-    let noise =
-        Tensor::<B, 4>::from_data(TensorData::new(noise_values.clone(), [1, 3, p, p]), device);
     let spec = FeatureSpec {
         t: 300,
         block: args.block,
         size: p,
     };
-    // The CPU backends run Stage B through the host forward, as the app does.
-    let host = if B::ON_HOST {
-        match host_unet(model) {
-            Ok(h) => Some(h),
-            Err(e) => {
-                eprintln!("  {e}; timing burn's forward instead");
-                None
-            }
+    // Stage B's own feature function: the host forward on the CPU backends.
+    let extractor = match FeatureExtractor::new(model, spec, noise_values.clone(), device) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("  {e}; timing burn's forward instead");
+            FeatureExtractor::burn(model, spec, noise_values, device)
         }
-    } else {
-        None
     };
     let mut feature_shape = Vec::new();
     let mut ms = Vec::new();
     for i in 0..args.warmup + args.iters {
         let t0 = Instant::now();
         let modality = Modality::ALL[i % 3];
-        let features = match &host {
-            Some(host) => {
-                let inputs = [(modality, x0_values.clone())];
-                match concat_features_host(host, &schedule, &inputs, p, &noise_values, spec) {
-                    Ok((values, shape)) => resize_bilinear(
-                        Tensor::<B, 4>::from_data(TensorData::new(values, shape), device),
-                        p,
-                    ),
-                    Err(e) => {
-                        eprintln!("  host forward: {e}; burn's forward instead");
-                        modality_features(
-                            model,
-                            &schedule,
-                            x0.clone(),
-                            modality,
-                            noise.clone(),
-                            spec,
-                        )
-                    }
-                }
+        let features = match extractor.features(vec![(modality, x0_values.clone())]) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("  stage B batch {}: {e}", i + 1);
+                break;
             }
-            None => modality_features(model, &schedule, x0.clone(), modality, noise.clone(), spec),
         };
         feature_shape = features.dims().to_vec();
         // Reading one value back waits for the whole batch.
@@ -517,7 +489,7 @@ fn stage_b<B: UNetOps>(
         berlin_projected_s: batch_time.median_ms / 1e3 * BERLIN_SAMPLES as f64 / n as f64,
         batch_time,
         build_seconds,
-        forward: if host.is_some() {
+        forward: if extractor.on_host() {
             "host forward"
         } else {
             "burn"

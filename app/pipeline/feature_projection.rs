@@ -4,21 +4,15 @@
 //! components and stretched 2-98 % to RGB — the same PCA rendering the HSI
 //! cube gets, with the feature channels as bands. For the timestep explorer.
 
-use burn::prelude::*;
-use burn::tensor::TensorData;
-
-use super::features::{FeatureSpec, concat_features_host, modality_features, resize_bilinear};
+use super::features::{FeatureExtractor, FeatureSpec, patch_values};
 use super::modality::Modality;
 use super::patch_grid::PatchGrid;
 use super::stage_a::CancelFlag;
-use crate::model::host_unet::host_unet;
 use crate::model::lean_ops::UNetOps;
 use crate::model::params::NormalRng;
-use crate::model::schedule::Schedule;
 use crate::model::unet::UNet;
 use crate::products::Rgb8Image;
 use crate::products::pca::render_pca;
-use crate::products::stretch::network_from_u8;
 use crate::scene::{HsiCube, PixelGrid};
 
 /// Why no projection was made.
@@ -57,57 +51,26 @@ pub fn project_features<B: UNetOps>(
 ) -> Result<Rgb8Image, ProjectionError> {
     let (h, w, p) = (image.height, image.width, spec.patch);
     let grid = PatchGrid::new(h, w, p, p);
-    let schedule = Schedule::cosine(1000);
     // The one noise image of Stage B (same seed, same draw order).
     let mut rng = NormalRng::new(spec.noise_seed);
-    let noise_values: Vec<f32> = (0..3 * p * p).map(|_| rng.normal() as f32).collect();
-    let noise =
-        Tensor::<B, 4>::from_data(TensorData::new(noise_values.clone(), [1, 3, p, p]), device);
-    // On the CPU the frozen network runs through the host forward, as Stage B.
-    let host_model = if B::ON_HOST {
-        Some(host_unet(model).map_err(|e| ProjectionError::Backbone(e.to_string()))?)
-    } else {
-        None
-    };
+    let noise: Vec<f32> = (0..3 * p * p).map(|_| rng.normal() as f32).collect();
     let feature_spec = FeatureSpec {
         t: spec.t,
         block: spec.block,
         size: p,
     };
+    let extractor = FeatureExtractor::new(model, feature_spec, noise, device)
+        .map_err(|e| ProjectionError::Backbone(e.to_string()))?;
     let ids: Vec<usize> = (0..grid.len()).collect();
     let mut cube: Option<HsiCube> = None;
-    let mut buf = vec![0u8; 3 * p * p];
     for (k, chunk) in ids.chunks(spec.batch.max(1)).enumerate() {
         if cancel.is_cancelled() {
             return Err(ProjectionError::Cancelled);
         }
-        let mut x0 = Vec::with_capacity(chunk.len() * 3 * p * p);
-        for &n in chunk {
-            grid.extract_u8(&image.data, 3, n, &mut buf);
-            x0.extend(buf.iter().map(|&v| network_from_u8(v)));
-        }
-        let f = match &host_model {
-            Some(hm) => {
-                let (values, shape) = concat_features_host(
-                    hm,
-                    &schedule,
-                    &[(modality, x0)],
-                    p,
-                    &noise_values,
-                    feature_spec,
-                )
-                .map_err(|e| ProjectionError::Backbone(e.to_string()))?;
-                resize_bilinear(
-                    Tensor::<B, 4>::from_data(TensorData::new(values, shape), device),
-                    p,
-                )
-            }
-            None => {
-                let x0 =
-                    Tensor::<B, 4>::from_data(TensorData::new(x0, [chunk.len(), 3, p, p]), device);
-                modality_features(model, &schedule, x0, modality, noise.clone(), feature_spec)
-            }
-        };
+        let x0 = patch_values(&grid, image, chunk);
+        let f = extractor
+            .features(vec![(modality, x0)])
+            .map_err(|e| ProjectionError::Backbone(e.to_string()))?;
         let d = f.dims()[1];
         let host = f
             .into_data()

@@ -5,16 +5,20 @@
 //! features are concatenated in the order given (pRGB | PCA | SAR).
 
 use burn::prelude::*;
+use burn::tensor::TensorData;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
 use super::modality::Modality;
-use crate::model::host_unet::{Act, HostUNet, KernelError};
+use super::patch_grid::PatchGrid;
+use crate::model::host_unet::{Act, HostUNet, HostWeightsError, KernelError, host_unet};
 use crate::model::lean_ops::UNetOps;
 use crate::model::loss::q_sample;
 use crate::model::resblock::BlockContext;
 use crate::model::schedule::Schedule;
 use crate::model::unet::UNet;
+use crate::products::Rgb8Image;
+use crate::products::stretch::network_from_u8;
 
 /// Where the features are taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +29,19 @@ pub struct FeatureSpec {
     pub block: usize,
     /// Side of the (square) output; the patch size.
     pub size: usize,
+}
+
+/// x0 of patches `ids` of one rendering, N x 3 x P x P values in network
+/// space (padding pixels at -1).
+pub fn patch_values(grid: &PatchGrid, image: &Rgb8Image, ids: &[usize]) -> Vec<f32> {
+    let p = grid.patch;
+    let mut values = Vec::with_capacity(ids.len() * 3 * p * p);
+    let mut buf = vec![0u8; 3 * p * p];
+    for &n in ids {
+        grid.extract_u8(&image.data, 3, n, &mut buf);
+        values.extend(buf.iter().map(|&v| network_from_u8(v)));
+    }
+    values
 }
 
 /// Bilinear resize with half-pixel centres (PyTorch's align_corners = False).
@@ -97,10 +114,9 @@ pub fn concat_features_host(
     noise: &[f32],
     spec: FeatureSpec,
 ) -> Result<(Vec<f32>, [usize; 4]), KernelError> {
-    let t = spec
-        .t
-        .clamp(0, schedule.sqrt_alphas_cumprod.len() as i64 - 1) as usize;
-    // In f32, as q_sample multiplies: the schedule's values are cast first.
+    // In f32, as q_sample multiplies: the schedule's values are cast first
+    // (t is checked by the callers, as for q_sample).
+    let t = spec.t as usize;
     let a = schedule.sqrt_alphas_cumprod[t] as f32;
     let b = schedule.sqrt_one_minus_alphas_cumprod[t] as f32;
     let per = 3 * p * p;
@@ -133,4 +149,110 @@ pub fn concat_features_host(
         }
     }
     Ok((out, [n, total_c, h, w]))
+}
+
+/// Stage B's feature function for one run: the frozen network at one
+/// (t, block) with the one shared noise image, through the host forward on
+/// the CPU backends (`UNetOps::ON_HOST`) and through burn elsewhere. Stage B,
+/// the explorer's projection and the benchmark all take features here.
+pub struct FeatureExtractor<'a, B: UNetOps> {
+    model: &'a UNet<B>,
+    /// The host copy of the weights, when the host forward runs.
+    host: Option<HostUNet>,
+    schedule: Schedule,
+    spec: FeatureSpec,
+    /// The noise image, 3 x p x p, and as a tensor (1, 3, p, p).
+    noise_values: Vec<f32>,
+    noise: Tensor<B, 4>,
+    device: B::Device,
+}
+
+impl<'a, B: UNetOps> FeatureExtractor<'a, B> {
+    /// The extractor for `model`; on the CPU backends it copies the weights
+    /// to the host once.
+    pub fn new(
+        model: &'a UNet<B>,
+        spec: FeatureSpec,
+        noise_values: Vec<f32>,
+        device: &B::Device,
+    ) -> Result<Self, HostWeightsError> {
+        let host = if B::ON_HOST {
+            Some(host_unet(model)?)
+        } else {
+            None
+        };
+        Ok(Self::with_host(model, host, spec, noise_values, device))
+    }
+
+    /// The extractor running burn's forward whatever the backend.
+    pub fn burn(
+        model: &'a UNet<B>,
+        spec: FeatureSpec,
+        noise_values: Vec<f32>,
+        device: &B::Device,
+    ) -> Self {
+        Self::with_host(model, None, spec, noise_values, device)
+    }
+
+    fn with_host(
+        model: &'a UNet<B>,
+        host: Option<HostUNet>,
+        spec: FeatureSpec,
+        noise_values: Vec<f32>,
+        device: &B::Device,
+    ) -> Self {
+        let p = spec.size;
+        let noise = Tensor::from_data(TensorData::new(noise_values.clone(), [1, 3, p, p]), device);
+        Self {
+            model,
+            host,
+            schedule: Schedule::cosine(1000),
+            spec,
+            noise_values,
+            noise,
+            device: device.clone(),
+        }
+    }
+
+    /// Whether the host forward runs.
+    pub fn on_host(&self) -> bool {
+        self.host.is_some()
+    }
+
+    /// The concatenated features (N, M C_L, P, P) of the same N patches in
+    /// each modality of `inputs` (x0 as N x 3 x P x P values in network
+    /// space), in the order given.
+    pub fn features(
+        &self,
+        inputs: Vec<(Modality, Vec<f32>)>,
+    ) -> Result<Tensor<B, 4>, HostWeightsError> {
+        let p = self.spec.size;
+        if let Some(host) = &self.host {
+            let (values, shape) = concat_features_host(
+                host,
+                &self.schedule,
+                &inputs,
+                p,
+                &self.noise_values,
+                self.spec,
+            )?;
+            let f = Tensor::from_data(TensorData::new(values, shape), &self.device);
+            return Ok(resize_bilinear(f, p));
+        }
+        let tensors = inputs
+            .into_iter()
+            .map(|(m, x0)| {
+                let n = x0.len() / (3 * p * p);
+                let x0 = Tensor::from_data(TensorData::new(x0, [n, 3, p, p]), &self.device);
+                (m, x0)
+            })
+            .collect();
+        Ok(concat_features(
+            self.model,
+            &self.schedule,
+            tensors,
+            self.noise.clone(),
+            self.spec,
+        ))
+    }
 }

@@ -16,18 +16,15 @@ use super::classifier::{
     validation_split,
 };
 use super::feature_store::{FeatureKey, FeatureStore, images_fingerprint};
-use super::features::{FeatureSpec, concat_features, concat_features_host, resize_bilinear};
+use super::features::{FeatureExtractor, FeatureSpec, patch_values};
 use super::modality::Modality;
 use super::patch_grid::PatchGrid;
 use super::predict::{MergedPrediction, ProbabilityCanvas};
 use super::stage_a::CancelFlag;
-use crate::model::host_unet::host_unet;
-use crate::model::lean_ops::{UNetAutodiff, UNetOps};
+use crate::model::lean_ops::UNetAutodiff;
 use crate::model::params::NormalRng;
-use crate::model::schedule::Schedule;
 use crate::model::unet::UNet;
 use crate::products::Rgb8Image;
-use crate::products::stretch::network_from_u8;
 use crate::scene::LabelImage;
 
 /// Settings of a Stage B run.
@@ -114,30 +111,6 @@ pub struct StageBOutput {
     pub seconds_features: f64,
     pub seconds_training: f64,
     pub seconds_prediction: f64,
-}
-
-/// x0 of patches `ids` of one rendering, (N, 3, P, P) values in network space.
-fn patch_values(grid: &PatchGrid, image: &Rgb8Image, ids: &[usize]) -> Vec<f32> {
-    let p = grid.patch;
-    let mut values = Vec::with_capacity(ids.len() * 3 * p * p);
-    let mut buf = vec![0u8; 3 * p * p];
-    for &n in ids {
-        grid.extract_u8(&image.data, 3, n, &mut buf);
-        values.extend(buf.iter().map(|&v| network_from_u8(v)));
-    }
-    values
-}
-
-/// x0 of patches `ids` of one rendering, (N, 3, P, P) in network space.
-fn patch_batch<B: Backend>(
-    grid: &PatchGrid,
-    image: &Rgb8Image,
-    ids: &[usize],
-    device: &B::Device,
-) -> Tensor<B, 4> {
-    let p = grid.patch;
-    let values = patch_values(grid, image, ids);
-    Tensor::from_data(TensorData::new(values, [ids.len(), 3, p, p]), device)
 }
 
 /// Where a Stage B run is.
@@ -269,47 +242,23 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
         .collect();
     let grid = PatchGrid::new(h, w, cfg.patch, cfg.stride);
     let p = grid.patch;
-    let schedule = Schedule::cosine(1000);
     let mut rng = NormalRng::new(cfg.noise_seed);
     let noise_values: Vec<f32> = (0..3 * p * p).map(|_| rng.normal() as f32).collect();
-    let noise = Tensor::<B::InnerBackend, 4>::from_data(
-        TensorData::new(noise_values.clone(), [1, 3, p, p]),
-        device,
-    );
     let spec = FeatureSpec {
         t: cfg.t,
         block: cfg.block,
         size: p,
     };
-    // On the CPU the frozen network runs through the host forward.
-    let host = if <B::InnerBackend as UNetOps>::ON_HOST {
-        Some(host_unet(model).map_err(|e| StageBError::Backbone(e.to_string()))?)
-    } else {
-        None
-    };
+    let extractor = FeatureExtractor::new(model, spec, noise_values, device)
+        .map_err(|e| StageBError::Backbone(e.to_string()))?;
     let features = |ids: &[usize]| -> Result<Tensor<B::InnerBackend, 4>, StageBError> {
-        if let Some(host) = &host {
-            let inputs: Vec<(Modality, Vec<f32>)> = images
-                .iter()
-                .map(|(m, img)| (*m, patch_values(&grid, img, ids)))
-                .collect();
-            let (values, shape) =
-                concat_features_host(host, &schedule, &inputs, p, &noise_values, spec)
-                    .map_err(|e| StageBError::Backbone(e.to_string()))?;
-            let f = Tensor::from_data(TensorData::new(values, shape), device);
-            return Ok(resize_bilinear(f, p));
-        }
         let inputs = images
             .iter()
-            .map(|(m, img)| (*m, patch_batch(&grid, img, ids, device)))
+            .map(|(m, img)| (*m, patch_values(&grid, img, ids)))
             .collect();
-        Ok(concat_features(
-            model,
-            &schedule,
-            inputs,
-            noise.clone(),
-            spec,
-        ))
+        extractor
+            .features(inputs)
+            .map_err(|e| StageBError::Backbone(e.to_string()))
     };
 
     // Pass 1: labelled pixels of the patches that hold any.

@@ -380,11 +380,6 @@ impl Linear {
         })
     }
 
-    /// Output width.
-    pub fn d_out(&self) -> usize {
-        self.d_out
-    }
-
     /// Rows `x` (N x d_in) to N x d_out.
     pub fn forward(&self, x: &[f32]) -> Vec<f32> {
         let n = x.len() / self.d_in;
@@ -897,13 +892,6 @@ impl UNet {
             }
         }
         Ok(emb)
-    }
-
-    /// The label rows the table has (0 without class conditioning).
-    pub fn label_rows(&self) -> usize {
-        self.label_emb
-            .as_ref()
-            .map_or(0, |t| t.len() / self.time_embed_2.d_out)
     }
 
     /// Runs the network on `x` (C x N x H x W) with `emb` (N x D), in eval
