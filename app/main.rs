@@ -1,11 +1,22 @@
-//! The `unidiff-studio` binary: parses the command line and reports errors
-//! as readable messages.
+//! The `unidiff-studio` binary: parses the command line, opens the app or
+//! runs the headless command, and reports errors as readable messages. The
+//! only place where the CLI and the app meet.
 
 use clap::Parser;
+use unidiff_studio::{cli, ui};
 
 fn main() -> std::process::ExitCode {
-    let cli = unidiff_studio::cli::Cli::parse();
-    match unidiff_studio::cli::run(cli) {
+    let args = cli::Cli::parse();
+    let result = if args.opens_window() {
+        ui::run_app(ui::AppOptions {
+            demo: args.demo,
+            files: args.files,
+            data_dir: None,
+        })
+    } else {
+        cli::run(args)
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

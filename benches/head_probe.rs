@@ -14,6 +14,7 @@
 //! with the split of `scripts/protocol_split.py`. Environment: `T=300,0`,
 //! `SEEDS=0,1,2`, `STRIDE` (default: half the patch),
 //! `BACKBONE=tiny-random|random`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop on the first surprise
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,13 +22,13 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
+use unidiff_studio::base::CancelFlag;
 use unidiff_studio::cli::run::{Cpu, RunInputs, backbone_on_cpu, prepare, stage_b_config};
 use unidiff_studio::metrics::summary::MetricsSummary;
 use unidiff_studio::pipeline::baseline::{ForestConfig, PixelFeatures, random_forest_map};
 use unidiff_studio::pipeline::feature_store::FeatureStore;
 use unidiff_studio::pipeline::patch_grid::PatchGrid;
 use unidiff_studio::pipeline::run::{ClassifierChoice, RunSettings, run_classification_stored};
-use unidiff_studio::pipeline::stage_a::CancelFlag;
 
 #[derive(Parser)]
 struct Inputs {

@@ -8,6 +8,7 @@
 //!
 //! Run: `cargo bench --bench live_retrain` (add `--profile test` to share
 //! the test build); `STRIDE=16` for the method's overlap (default 32).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop on the first surprise
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,7 @@ use eframe::egui::vec2;
 use egui_kittest::Harness;
 use unidiff_studio::scene::{Brush, LabelLayer};
 use unidiff_studio::session::Command as SessionCommand;
-use unidiff_studio::ui::{AppOptions, StudioApp};
+use unidiff_studio::ui::{AppCommand, AppOptions, StudioApp};
 
 /// Centres of up to `n` 5 x 5 blocks of the test layer that hold only `class`.
 fn spots(test: &[u8], w: usize, class: u8, n: usize) -> Vec<(usize, usize)> {
@@ -37,7 +38,7 @@ fn spots(test: &[u8], w: usize, class: u8, n: usize) -> Vec<(usize, usize)> {
 fn paint(h: &mut Harness<'_, StudioApp>, class: u8, at: &[(usize, usize)]) {
     for &(x, y) in at {
         let app = h.state_mut();
-        app.apply_command(SessionCommand::BeginStroke {
+        app.handle(AppCommand::Label(SessionCommand::BeginStroke {
             layer: LabelLayer::Train,
             brush: Brush {
                 value: class,
@@ -45,8 +46,8 @@ fn paint(h: &mut Harness<'_, StudioApp>, class: u8, at: &[(usize, usize)]) {
             },
             x: x as f32 + 0.5,
             y: y as f32 + 0.5,
-        });
-        app.apply_command(SessionCommand::EndStroke);
+        }));
+        app.handle(AppCommand::Label(SessionCommand::EndStroke));
     }
 }
 

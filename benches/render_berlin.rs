@@ -6,6 +6,7 @@
 //!
 //! Run: `cargo bench --bench render_berlin -- [OUT_DIR]` (default
 //! /tmp/unidiff_bench); prints one JSON line.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop on the first surprise
 
 use std::io::Write;
 use std::time::Instant;

@@ -8,6 +8,7 @@
 //! and while Stage A run in the background.
 //!
 //! Run: `cargo bench --bench ui_frame` (prints one JSON line).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop on the first surprise
 
 use std::path::Path;
 use std::process::Command;
@@ -17,7 +18,7 @@ use eframe::egui::{self, Modifiers, PointerButton, pos2, vec2};
 use egui_kittest::Harness;
 use unidiff_studio::jobs::LoadRequest;
 use unidiff_studio::scene::LabelLayer;
-use unidiff_studio::ui::{AppOptions, StudioApp};
+use unidiff_studio::ui::{AppCommand, AppOptions, StudioApp};
 
 const ROWS: usize = 1723;
 const COLS: usize = 476;
@@ -86,12 +87,12 @@ fn main() {
         .with_size(vec2(1600.0, 1000.0))
         .wgpu()
         .build_eframe(move |cc| StudioApp::new(cc, options));
-    h.state_mut().open(LoadRequest {
+    h.state_mut().handle(AppCommand::Open(LoadRequest {
         hsi: Some(hsi),
         sar: Some(sar),
         title: "Berlin-size".into(),
         ..LoadRequest::default()
-    });
+    }));
     let start = Instant::now();
     h.step();
     while h.state().loading.is_some() {
@@ -107,9 +108,9 @@ fn main() {
     }
     h.run_steps(3);
     h.render().expect("first upload");
-    let rect = h.state().map_rect.expect("map shown");
+    let rect = h.state().map.rect.expect("map shown");
     let screen = |h: &Harness<'_, StudioApp>, x: f32, y: f32| {
-        h.state().view.screen_from_image(rect, pos2(x, y))
+        h.state().map.view.screen_from_image(rect, pos2(x, y))
     };
 
     // Painting: a stroke down the scene, one pointer move per frame.
@@ -182,15 +183,19 @@ fn main() {
 
     // Stroke to screen: one frame after the pointer press, the pixel shows
     // the class colour (the render includes the rectangle upload).
-    h.state_mut().fit_pending = true;
+    h.state_mut().map.fit_pending = true;
     h.run_steps(2);
-    let rect = h.state().map_rect.expect("map shown");
+    let rect = h.state().map.rect.expect("map shown");
     for l in &mut h.state_mut().layers.layers {
         l.visible = l.id == unidiff_studio::ui::layers::LayerId::TrainLabels;
         l.opacity = 1.0;
     }
     h.state_mut().active_class = 2;
-    let target = h.state().view.screen_from_image(rect, pos2(400.5, 50.5));
+    let target = h
+        .state()
+        .map
+        .view
+        .screen_from_image(rect, pos2(400.5, 50.5));
     h.event(egui::Event::PointerMoved(target));
     h.event(egui::Event::PointerButton {
         pos: target,
@@ -218,7 +223,7 @@ fn main() {
         let app = h.state_mut();
         app.classify_settings.t = 0;
         app.classify_settings.stride = Some(32);
-        app.classify();
+        app.handle(AppCommand::Classify);
     }
     let mut phases = std::collections::BTreeSet::new();
     let load_start = Instant::now();
@@ -230,7 +235,7 @@ fn main() {
     let loaded_seconds = load_start.elapsed().as_secs_f64();
     h.state_mut().jobs.cancel_classify();
     // Frames while Stage A runs (the quick preset), the loss plot growing.
-    h.state_mut().adapt();
+    h.state_mut().handle(AppCommand::Adapt);
     let while_adapting = pan_while(&mut h, 600, |app| app.adapting.as_ref().map(|_| ()));
     let adapt_steps_seen = h.state().adapt_curve.len();
     h.state_mut().jobs.cancel_adapt();
@@ -255,18 +260,23 @@ fn main() {
             seed: 0,
             device: app.classify_settings.device,
         };
-        let generation = app.jobs.project(request);
-        app.explorer.projecting = Some(unidiff_studio::ui::app::Loading {
-            generation,
-            step: "starting".into(),
-            fraction: 0.0,
-            started: Instant::now(),
-        });
+        app.handle(AppCommand::Project(Box::new(request)));
     }
     let while_projecting = pan_while(&mut h, 600, |app| {
         app.explorer.projecting.as_ref().map(|_| ())
     });
     h.state_mut().jobs.cancel_features();
+    h.state_mut().explorer.open = false;
+    // Frames while pRGB is rendered from other bands (a task), and while
+    // the view is exported as a PNG (the capture, then a task).
+    h.state_mut().handle(AppCommand::SetPrgbBands([7, 3, 1]));
+    let while_band_change = pan_while(&mut h, 600, |app| app.tasks_pending().then_some(()));
+    let png = dir.path().join("view.png");
+    h.state_mut().handle(AppCommand::ExportViewPng(png.clone()));
+    let while_exporting = pan_while(&mut h, 600, |app| {
+        (app.tasks_pending() || app.pending_view_png.is_some()).then_some(())
+    });
+    assert!(png.exists(), "{:?}", h.state().messages);
     println!(
         "{}",
         serde_json::json!({
@@ -276,6 +286,8 @@ fn main() {
             "frames_while_adapting": stats(while_adapting),
             "stage_a_steps_seen": adapt_steps_seen,
             "frames_while_projecting_features": stats(while_projecting),
+            "frames_while_changing_prgb_bands": stats(while_band_change),
+            "frames_while_exporting_the_view": stats(while_exporting),
             "scene": format!("{ROWS} x {COLS}, 3 renderings + 2 label layers"),
             "painting": stats(painting),
             "panning": stats(panning),

@@ -5,6 +5,7 @@
 //! demo, Stage A is started and cancelled from the keyboard and a
 //! classification shows the results window. Screenshots of the window are
 //! kept (UNIDIFF_SCREENSHOT_DIR, else the temp folder).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop on the first surprise
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -213,7 +214,7 @@ fn focus(display: &str) {
 
 #[test]
 fn stage_a_and_a_classification_from_the_keyboard_show_their_panels() {
-    use unidiff_studio::io::classmap::named_classes;
+    use unidiff_studio::scene::named_classes;
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let shots = shots_dir(tmp.path());

@@ -1,5 +1,6 @@
 //! Bad input gives a typed error with a readable message, never a panic; one
 //! test per case.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop on the first surprise
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The command line end to end: `info` and `render` (and `--demo`) run as a
 //! user runs them, their files read back with GDAL.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop on the first surprise
 
 mod common;
 
@@ -291,4 +292,85 @@ fn info_lists_a_matlab_v73_variable() {
     assert_eq!(v["arrays"][0]["cols"], 5);
     // (r * 5 + c) % 4 over 6 x 5: 30 values, classes 1..3 labelled = 30 - 8 zeros.
     assert_eq!(v["arrays"][0]["classes"]["labelled_pixels"], 22);
+}
+
+/// `stats`: areas in m² / ha of a 10 m UTM map, and the area-adjusted
+/// accuracy of its reference pixels (as the library computes it).
+#[test]
+fn stats_writes_areas_and_the_area_adjusted_accuracy() {
+    use unidiff_studio::scene::{PixelGrid, named_classes};
+    let dir = tempfile::tempdir().unwrap();
+    let (w, h) = (20usize, 10usize);
+    let grid = PixelGrid {
+        width: w,
+        height: h,
+        geo_transform: Some([500000.0, 10.0, 0.0, 4_000_000.0, 0.0, -10.0]),
+        crs_wkt: Some(
+            gdal::spatial_ref::SpatialRef::from_epsg(32633)
+                .unwrap()
+                .to_wkt()
+                .unwrap(),
+        ),
+        crs_name: None,
+    };
+    // Left 15 columns class 1 (150 px), the rest class 2 (50 px).
+    let map: Vec<u8> = (0..w * h).map(|i| if i % w < 15 { 1 } else { 2 }).collect();
+    // Reference on every 3rd pixel: right except every 7th point.
+    let reference: Vec<u8> = (0..w * h)
+        .map(|i| match (i % 3, i % 7) {
+            (0, 0) => 3 - map[i],
+            (0, _) => map[i],
+            _ => 0,
+        })
+        .collect();
+    let classes = named_classes(2, &["water".into(), "land".into()]);
+    let map_path = dir.path().join("map.tif");
+    let ref_path = dir.path().join("reference.tif");
+    unidiff_studio::io::classmap::write_class_map(&map_path, &map, &grid, &classes).unwrap();
+    unidiff_studio::io::classmap::write_class_map(&ref_path, &reference, &grid, &classes).unwrap();
+    let out_dir = dir.path().join("stats");
+    let out = bin()
+        .args(["stats", "--classmap"])
+        .arg(&map_path)
+        .arg("--reference")
+        .arg(&ref_path)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = std::fs::read_to_string(out_dir.join("areas.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "value,name,pixels,m2,ha,km2,share");
+    assert!(
+        lines[1].starts_with("1,water,150,15000,1.5,0.015,0.75"),
+        "{csv}"
+    );
+    assert!(
+        lines[2].starts_with("2,land,50,5000,0.5,0.005,0.25"),
+        "{csv}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("accuracy.json")).unwrap()).unwrap();
+    assert_eq!(json["area_unit"], "ha");
+    let sample: Vec<(u8, u8)> = map
+        .iter()
+        .zip(&reference)
+        .filter(|(_, r)| **r != 0)
+        .map(|(m, r)| (*m, *r))
+        .collect();
+    let want = unidiff_studio::metrics::area_accuracy::area_adjusted_accuracy(
+        &[(1, 1.5), (2, 0.5)],
+        &sample,
+    );
+    let got = &json["estimates"];
+    assert_eq!(got["sample_size"].as_u64().unwrap() as usize, sample.len());
+    let close = |a: &serde_json::Value, b: f64| (a.as_f64().unwrap() - b).abs() < 1e-12;
+    assert!(close(&got["overall"]["value"], want.overall.value), "{got}");
+    assert!(close(&got["area"][0]["value"], want.area[0].value), "{got}");
+    assert!(want.overall.value > 0.7 && want.overall.value < 1.0);
 }

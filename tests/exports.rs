@@ -1,11 +1,13 @@
 //! The class-map GeoTIFF as GIS tools read it: gdalinfo shows the CRS, the
 //! colour table and the class names; QGIS finds a paletted `.qml` style.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop on the first surprise
 
 mod common;
 
 use common::demo;
-use unidiff_studio::io::classmap::{ClassInfo, write_class_map};
+use unidiff_studio::io::classmap::write_class_map;
 use unidiff_studio::io::open_labels;
+use unidiff_studio::scene::ClassInfo;
 
 #[test]
 fn class_map_geotiff_carries_crs_colours_and_names() {

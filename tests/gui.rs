@@ -3,6 +3,7 @@
 //! job, layers toggled and reordered, a stroke painted with pointer events,
 //! undo / redo and brush keys, labels saved and reloaded, bad input shown in
 //! the window, and the map view's pixels checked against the renderings.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop on the first surprise
 
 mod common;
 
@@ -15,7 +16,7 @@ use egui_kittest::kittest::Queryable;
 use unidiff_studio::jobs::LoadRequest;
 use unidiff_studio::scene::LabelLayer;
 use unidiff_studio::ui::layers::LayerId;
-use unidiff_studio::ui::{AppOptions, StudioApp, Tool};
+use unidiff_studio::ui::{AppCommand, AppOptions, StudioApp, Tool};
 
 fn harness(data_dir: &Path, demo: bool) -> Harness<'static, StudioApp> {
     let options = AppOptions {
@@ -43,8 +44,8 @@ fn with_demo(dir: &Path) -> Harness<'static, StudioApp> {
 /// The screen position of image position (x, y) in the last frame.
 fn screen(h: &Harness<'_, StudioApp>, x: f32, y: f32) -> Pos2 {
     let app = h.state();
-    let rect = app.map_rect.expect("the map was shown");
-    app.view.screen_from_image(rect, pos2(x, y))
+    let rect = app.map.rect.expect("the map was shown");
+    app.map.view.screen_from_image(rect, pos2(x, y))
 }
 
 fn pointer(h: &Harness<'_, StudioApp>, pos: Pos2, pressed: Option<bool>) {
@@ -231,16 +232,17 @@ fn labels_save_and_reload_pixel_for_pixel() {
     let painted = train_data(&h);
     let path = dir.path().join("my labels.tif");
     h.state_mut()
-        .save_label_file(LabelLayer::Train, path.clone());
-    h.step();
+        .handle(AppCommand::SaveLabels(LabelLayer::Train, path.clone()));
+    common::wait_tasks(&mut h);
     assert!(!h.state().session.as_ref().unwrap().has_unsaved_labels());
     // Change the layer, then load the file back.
     h.key_press(Key::E);
     h.step();
     stroke(&mut h, &[(20.5, 20.5), (60.5, 25.5)]);
     assert!(train_data(&h) != painted, "the eraser changed the layer");
-    h.state_mut().load_label_file(LabelLayer::Train, &path);
-    h.run_steps(2);
+    h.state_mut()
+        .handle(AppCommand::LoadLabels(LabelLayer::Train, path.clone()));
+    common::wait_tasks(&mut h);
     assert_same(&train_data(&h), &painted, "reloaded labels");
     assert!(
         h.state().messages.iter().all(|m| !m.error),
@@ -261,10 +263,10 @@ fn bad_input_is_reported_in_the_window_and_the_session_survives() {
     // A corrupt file.
     let corrupt = dir.path().join("corrupt.tif");
     std::fs::write(&corrupt, b"II*\0 this is not a GeoTIFF").unwrap();
-    h.state_mut().open(LoadRequest {
+    h.state_mut().handle(AppCommand::Open(LoadRequest {
         hsi: Some(corrupt.clone()),
         ..LoadRequest::default()
-    });
+    }));
     wait_loaded(&mut h);
     let last = h.state().messages.last().cloned().expect("a message");
     assert!(last.error && last.text.contains("corrupt.tif"), "{last:?}");
@@ -280,11 +282,11 @@ fn bad_input_is_reported_in_the_window_and_the_session_survives() {
         .status()
         .expect("gdal_translate runs");
     assert!(status.success());
-    h.state_mut().open(LoadRequest {
+    h.state_mut().handle(AppCommand::Open(LoadRequest {
         hsi: Some(demo("Spain_7370579_S2Hand.tif")),
         sar: Some(cropped),
         ..LoadRequest::default()
-    });
+    }));
     wait_loaded(&mut h);
     let last = h.state().messages.last().cloned().expect("a message");
     assert!(last.error && last.text.contains("differ"), "{last:?}");
@@ -309,7 +311,9 @@ fn bad_input_is_reported_in_the_window_and_the_session_survives() {
         .unwrap()
         .clone();
     unidiff_studio::io::classmap::write_class_map(&labels, &data, &grid, &[]).unwrap();
-    h.state_mut().load_label_file(LabelLayer::Test, &labels);
+    h.state_mut()
+        .handle(AppCommand::LoadLabels(LabelLayer::Test, labels.clone()));
+    common::wait_tasks(&mut h);
     h.run_steps(2);
     let last = h.state().messages.last().cloned().expect("a message");
     assert!(!last.error && last.text.contains("(7)"), "{last:?}");
@@ -336,9 +340,9 @@ fn the_map_view_composites_renderings_and_labels_on_the_gpu() {
         h.key_press(Key::PageUp);
     }
     h.run_steps(2);
-    let zoom = h.state().view.zoom;
+    let zoom = h.state().map.view.zoom;
     assert!(zoom > 3.0, "{zoom}");
-    let center = h.state().view.center;
+    let center = h.state().map.view.center;
     let (cx, cy) = (center[0].floor(), center[1].floor());
     h.key_press(Key::B);
     h.key_press(Key::Num2);
@@ -431,7 +435,7 @@ fn without_wgpu_the_map_is_composited_on_the_cpu_with_the_same_rules() {
         .with_size(vec2(1280.0, 800.0))
         .build_eframe(move |cc| StudioApp::new(cc, options));
     wait_loaded(&mut h);
-    assert!(!h.state().gpu_map);
+    assert!(!h.state().map.gpu_map);
     h.key_press(Key::B);
     h.step();
     stroke(&mut h, &[(300.5, 300.5)]);
@@ -457,7 +461,8 @@ fn without_wgpu_the_map_is_composited_on_the_cpu_with_the_same_rules() {
 fn prgb_bands_picked_in_the_panel_re_render_and_reach_the_gpu() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = with_demo(dir.path());
-    h.state_mut().set_prgb_bands([7, 3, 1]);
+    h.state_mut().handle(AppCommand::SetPrgbBands([7, 3, 1]));
+    common::wait_tasks(&mut h);
     h.remove_cursor();
     h.run_steps(2);
     let img = h.render().expect("wgpu renders");
@@ -484,11 +489,12 @@ fn the_timestep_explorer_shows_x_t_for_the_slider_value() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = with_demo(dir.path());
     h.get_by_label("Timestep explorer…").click();
-    h.run_steps(2);
+    common::wait_tasks(&mut h);
     assert!(h.state().explorer.open);
     let at_zero = h.state().explorer.image.clone().expect("x_0 shown");
     h.state_mut().explorer.t = 600;
     h.run_steps(2);
+    common::wait_tasks(&mut h);
     let app = h.state();
     let at_600 = app.explorer.image.clone().expect("x_600 shown");
     let (prgb, _) = app
@@ -499,12 +505,13 @@ fn the_timestep_explorer_shows_x_t_for_the_slider_value() {
         .prgb
         .as_ref()
         .unwrap();
-    let want = unidiff_studio::pipeline::noised::noised_rendering(
-        prgb,
-        600,
-        unidiff_studio::ui::explorer::EXPLORER_SEED,
-    );
+    // Stage B's input: its noise image (the run's seed, one patch of the
+    // backbone) on every patch.
+    let seed = app.classify_settings.seed;
+    let patch = app.classify_settings.backbone.config().unwrap().image_size;
+    let want = unidiff_studio::pipeline::noised::stage_b_input(prgb, 600, seed, patch);
     assert_eq!(at_600.data, want.data);
+    h.get_by_label_contains("Stage B's noise image");
     let differ = at_zero
         .data
         .iter()
@@ -518,7 +525,7 @@ fn the_timestep_explorer_shows_x_t_for_the_slider_value() {
 fn export_view_as_png_writes_the_map_as_shown_with_its_legend() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = with_demo(dir.path());
-    let center = h.state().view.center;
+    let center = h.state().map.view.center;
     h.key_press(Key::B);
     h.key_press(Key::Num2);
     h.step();
@@ -529,12 +536,13 @@ fn export_view_as_png_writes_the_map_as_shown_with_its_legend() {
     h.remove_cursor();
     h.run_steps(2);
     let out = dir.path().join("view.png");
-    h.state_mut().export_view_png(out.clone());
+    h.state_mut().handle(AppCommand::ExportViewPng(out.clone()));
     h.run_steps(4);
+    common::wait_tasks(&mut h);
     assert!(h.state().pending_view_png.is_none());
     let png = image::open(&out).expect("the PNG is written").to_rgba8();
     let app = h.state();
-    let rect = app.map_rect.unwrap();
+    let rect = app.map.rect.unwrap();
     assert_eq!(
         (png.width(), png.height()),
         (rect.width().round() as u32, rect.height().round() as u32)
@@ -590,7 +598,8 @@ fn an_imported_checkpoint_becomes_the_backbone_and_a_wrong_file_is_refused() {
         }
     };
     let before = h.state().messages.len();
-    h.state_mut().use_checkpoint(fixtures.join("model.pt"));
+    h.state_mut()
+        .handle(AppCommand::UseCheckpoint(fixtures.join("model.pt")));
     // "reading …", then the result.
     wait_messages(&mut h, before + 2);
     h.run_steps(2);
@@ -604,7 +613,8 @@ fn an_imported_checkpoint_becomes_the_backbone_and_a_wrong_file_is_refused() {
     h.get_by_label("Stage A trains 157,504 of 2,008,102 parameters (7.84 %)");
     // Not a checkpoint: an error, the backbone stays.
     let before = h.state().messages.len();
-    h.state_mut().use_checkpoint(fixtures.join("config.json"));
+    h.state_mut()
+        .handle(AppCommand::UseCheckpoint(fixtures.join("config.json")));
     wait_messages(&mut h, before + 2);
     let last = h.state().messages.last().unwrap().clone();
     assert!(last.error && last.text.contains("config.json"), "{last:?}");
@@ -612,4 +622,41 @@ fn an_imported_checkpoint_becomes_the_backbone_and_a_wrong_file_is_refused() {
         h.state().classify_settings.backbone,
         BackboneSpec::Checkpoint { .. }
     ));
+}
+
+/// File work runs as tasks: a label save into a folder that does not exist
+/// and an export with nothing to export end in messages that name the file
+/// or the reason; the session's unsaved mark stays, nothing is half-written.
+#[test]
+fn failed_file_tasks_report_the_file_and_keep_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = with_demo(dir.path());
+    let center = h.state().map.view.center;
+    h.key_press(Key::B);
+    h.step();
+    stroke(
+        &mut h,
+        &[(center[0], center[1]), (center[0] + 10.0, center[1])],
+    );
+    assert!(h.state().session.as_ref().unwrap().has_unsaved_labels());
+    let missing = dir.path().join("no such folder").join("labels.tif");
+    h.state_mut()
+        .handle(AppCommand::SaveLabels(LabelLayer::Train, missing.clone()));
+    assert!(h.state().tasks_pending(), "the save is a task");
+    common::wait_tasks(&mut h);
+    let last = h.state().messages.last().cloned().expect("a message");
+    assert!(
+        last.error && last.text.contains("no such folder"),
+        "{last:?}"
+    );
+    assert!(!missing.exists() && !missing.parent().unwrap().exists());
+    assert!(h.state().session.as_ref().unwrap().has_unsaved_labels());
+    h.state_mut()
+        .handle(AppCommand::ExportResults(dir.path().join("out")));
+    let last = h.state().messages.last().cloned().expect("a message");
+    assert!(
+        last.error && last.text.contains("classify first"),
+        "{last:?}"
+    );
+    assert!(!dir.path().join("out").exists());
 }

@@ -3,6 +3,7 @@
 //! the run cancelled and started again, the class map shown, and the
 //! numbers in the results equal to `metrics.json` of the headless `run` on
 //! the same labels, settings and seed.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop on the first surprise
 
 mod common;
 
@@ -17,7 +18,7 @@ use egui_kittest::kittest::Queryable;
 use unidiff_studio::scene::{Brush, LabelLayer};
 use unidiff_studio::session::Command as SessionCommand;
 use unidiff_studio::ui::layers::LayerId;
-use unidiff_studio::ui::{AppOptions, StudioApp};
+use unidiff_studio::ui::{AppCommand, AppOptions, StudioApp};
 
 /// The app with the demo scene loaded.
 fn harness(data_dir: &Path) -> Harness<'static, StudioApp> {
@@ -60,7 +61,7 @@ fn blocks_of_in(test: &[u8], w: usize, class: u8, n: usize, step: usize) -> Vec<
 fn paint(h: &mut Harness<'_, StudioApp>, class: u8, at: &[(usize, usize)]) {
     for &(x, y) in at {
         let app = h.state_mut();
-        app.apply_command(SessionCommand::BeginStroke {
+        app.handle(AppCommand::Label(SessionCommand::BeginStroke {
             layer: LabelLayer::Train,
             brush: Brush {
                 value: class,
@@ -68,8 +69,8 @@ fn paint(h: &mut Harness<'_, StudioApp>, class: u8, at: &[(usize, usize)]) {
             },
             x: x as f32 + 0.5,
             y: y as f32 + 0.5,
-        });
-        app.apply_command(SessionCommand::EndStroke);
+        }));
+        app.handle(AppCommand::Label(SessionCommand::EndStroke));
     }
 }
 
@@ -253,7 +254,7 @@ fn classify_from_the_app_matches_the_headless_run() {
     {
         let app = h.state();
         let first = app.suggestions[0];
-        let c = app.view.center;
+        let c = app.map.view.center;
         assert_eq!(app.suggestion_index, Some(0));
         assert!(
             (c[0] - (first.x as f32 + 16.0)).abs() < 1.0
@@ -263,7 +264,9 @@ fn classify_from_the_app_matches_the_headless_run() {
 
     // Export from the app writes the same map.
     let exported = dir.path().join("exported");
-    h.state_mut().export_results(&exported);
+    h.state_mut()
+        .handle(AppCommand::ExportResults(exported.clone()));
+    common::wait_tasks(&mut h);
     let from_app = unidiff_studio::io::open_labels(&exported.join("classmap.tif")).unwrap();
     assert_eq!(from_app.data, written.data);
     assert!(exported.join("metrics.json").exists() && exported.join("baseline_rf").exists());
@@ -286,7 +289,9 @@ fn wait_for_result(h: &mut Harness<'_, StudioApp>, revision: u64) {
         }
         assert!(
             t0.elapsed() < Duration::from_secs(300),
-            "no result for revision {revision}"
+            "no result for revision {revision}; classifying {:?}, messages {:?}",
+            h.state().classifying,
+            h.state().messages
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -374,14 +379,15 @@ fn corner_harness(dir: &Path) -> (Harness<'static, StudioApp>, Vec<u8>) {
         .with_size(vec2(1400.0, 1000.0))
         .wgpu()
         .build_eframe(move |cc| StudioApp::new(cc, options));
-    h.state_mut().open(unidiff_studio::jobs::LoadRequest {
-        hsi: Some(s2),
-        sar: Some(s1),
-        test_labels: Some(labels),
-        label_offset: 1,
-        class_names: vec!["dry".into(), "water".into()],
-        ..Default::default()
-    });
+    h.state_mut()
+        .handle(AppCommand::Open(unidiff_studio::jobs::LoadRequest {
+            hsi: Some(s2),
+            sar: Some(s1),
+            test_labels: Some(labels),
+            label_offset: 1,
+            class_names: vec!["dry".into(), "water".into()],
+            ..Default::default()
+        }));
     wait_loaded(&mut h);
     let test = h
         .state()
@@ -570,6 +576,8 @@ fn stage_a_from_the_panel_runs_cancels_runs_again_and_feeds_stage_b() {
     step_until(&mut h, Duration::from_secs(180), "Stage A done", |a| {
         a.adapting.is_none()
     });
+    // The adapter is checked against the backbone (a task), then used.
+    common::wait_tasks(&mut h);
     let adapter = adapter_of(h.state()).expect("the new adapter is in use");
     let meta = unidiff_studio::model::adapter::read_adapter_metadata(&adapter).unwrap();
     assert_eq!((meta.steps, meta.batch), (3, 2));
@@ -611,6 +619,8 @@ fn the_timestep_sweep_plots_scores_against_t_and_marks_the_best() {
         app.explorer.sweep_step = 500;
     }
     h.run_steps(2);
+    // x_t arrives from a task and moves the buttons below it: wait for it.
+    common::wait_tasks(&mut h);
     h.get_by_label("Sweep (2 runs)").click();
     h.step();
     let revision = h.state().session.as_ref().unwrap().labels_revision;
@@ -663,6 +673,7 @@ fn the_explorer_projects_the_features_at_the_slider_timestep() {
         app.explorer.t = 200;
     }
     h.run_steps(2);
+    common::wait_tasks(&mut h);
     h.get_by_label("Features at t = 200").click();
     h.step();
     assert!(h.state().explorer.projecting.is_some());

@@ -1,6 +1,7 @@
 //! Reading the real rasters of `../shared/data` and the MATLAB v7.3 fixtures:
 //! benchmark labels with their class counts, EnMAP wavelengths, PolSARpro
 //! folders, label arrays, and the georeference that comes with them.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop on the first surprise
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Metrics equal (1e-12) to scikit-learn's on the three label cases of
 //! `tests/fixtures/metrics`, including a class absent from the truth and a
 //! class never predicted.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop on the first surprise
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The patch grid equals the reference's `patch_grid.json` for the demo,
 //! Berlin and Augsburg scene sizes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop on the first surprise
 
 mod common;
 

@@ -4,6 +4,7 @@
 //! Tolerances (from the issue): pRGB and Pauli uint8 identical; PCA
 //! components within 1e-6 and at most 0.1 % of uint8 values off by one;
 //! percentiles within 1e-9 relative.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop on the first surprise
 
 mod common;
 

@@ -6,6 +6,7 @@
 //! and `gdalinfo`, its metrics recomputed and compared with metrics.json,
 //! both classifiers compared with the majority class; and the bad inputs a
 //! run must refuse or warn about.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop on the first surprise
 
 mod common;
 
@@ -13,10 +14,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::{demo, shared_data};
-use unidiff_studio::io::classmap::{default_classes, write_class_map};
+use unidiff_studio::io::classmap::write_class_map;
 use unidiff_studio::io::{open_labels, open_labels_with_offset};
 use unidiff_studio::metrics::summary::MetricsSummary;
 use unidiff_studio::pipeline::split::{SparseSplit, sparse_split};
+use unidiff_studio::scene::default_classes;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_unidiff-studio"))

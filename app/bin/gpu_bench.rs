@@ -14,17 +14,19 @@ use burn::tensor::{FloatDType, TensorData};
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
 
+use unidiff_studio::base::CancelFlag;
+use unidiff_studio::base::NormalRng;
 use unidiff_studio::cli::model::load_config;
 use unidiff_studio::model::checkpoint::TensorFile;
 use unidiff_studio::model::lean_ops::{UNetAutodiff, UNetOps};
-use unidiff_studio::model::params::{NormalRng, ParamSource};
+use unidiff_studio::model::params::ParamSource;
 use unidiff_studio::model::resblock::BlockContext;
 use unidiff_studio::model::{CheckpointTensors, UNet, UNetConfig};
 use unidiff_studio::pipeline::features::{FeatureExtractor, FeatureSpec};
 use unidiff_studio::pipeline::modality::Modality;
 use unidiff_studio::pipeline::patch_grid::PatchGrid;
 use unidiff_studio::pipeline::patches::PatchPool;
-use unidiff_studio::pipeline::stage_a::{AdaptConfig, CancelFlag, adapt};
+use unidiff_studio::pipeline::stage_a::{AdaptConfig, adapt};
 use unidiff_studio::products::Rgb8Image;
 
 /// Patches x modalities of the Berlin scene: the reference's scene workload.

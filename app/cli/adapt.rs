@@ -8,8 +8,10 @@ use anyhow::bail;
 use burn::backend::{Autodiff, NdArray};
 use clap::Args;
 
-use super::model::{BackboneArgs, thousands};
+use super::model::BackboneArgs;
 use super::parse_modalities;
+use crate::base::CancelFlag;
+use crate::base::thousands;
 use crate::io::{SarScaleChoice, open_hsi, open_sar};
 use crate::model::adapter::save_adapter;
 use crate::model::backbone::load_backbone;
@@ -17,7 +19,7 @@ use crate::model::inspect::summarize;
 use crate::model::loss::LossKind;
 use crate::pipeline::patches::PatchPool;
 use crate::pipeline::run::available_modalities;
-use crate::pipeline::stage_a::{AdaptConfig, CancelFlag, adapt};
+use crate::pipeline::stage_a::{AdaptConfig, adapt};
 use crate::products::renderings::{RenderSettings, render_all};
 use crate::scene::Scene;
 

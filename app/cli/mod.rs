@@ -7,6 +7,7 @@ pub mod model;
 mod progress;
 mod render;
 pub mod run;
+mod stats;
 mod sweep;
 
 use std::path::PathBuf;
@@ -46,6 +47,14 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+impl Cli {
+    /// Whether this command line opens the app's window (no subcommand and
+    /// no `--headless`) rather than running a headless command.
+    pub fn opens_window(&self) -> bool {
+        self.command.is_none() && !self.headless
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Describe a raster, `.mat`/`.npy` array or PolSARpro folder.
@@ -61,6 +70,9 @@ pub enum Command {
     Run(run::RunArgs),
     /// Stage B over several timesteps: OA and mF1 per t (JSON and PNG).
     Sweep(sweep::SweepArgs),
+    /// A class map's areas and, with reference labels, its area-adjusted
+    /// accuracy with confidence intervals.
+    Stats(stats::StatsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +135,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Adapt(args)) => adapt::run(&args),
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::Sweep(args)) => sweep::run(&args),
+        Some(Command::Stats(args)) => stats::run(&args),
         None if cli.demo && cli.headless => {
             // The headless demo: renderings, then the classification run.
             let (hsi, sar, _) = demo_paths();
@@ -149,10 +162,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let run_args = <run::RunArgs as clap::FromArgMatches>::from_arg_matches(&matches)?;
             run::run(&run_args)
         }
-        None => crate::ui::run_app(crate::ui::AppOptions {
-            demo: cli.demo,
-            files: cli.files,
-            data_dir: None,
-        }),
+        None => anyhow::bail!(
+            "no command given: see `unidiff-studio --help` (without one, the binary opens the app)"
+        ),
     }
 }

@@ -1,6 +1,7 @@
 //! `unidiff-studio model inspect` and `model forward`: what a backbone
 //! holds, and one forward pass with every block's activation written out.
 
+use crate::base::thousands;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -99,19 +100,6 @@ impl BackboneArgs {
         spec.config()?;
         Ok(spec)
     }
-}
-
-/// 295904454 -> "295,904,454".
-pub fn thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
@@ -220,18 +208,13 @@ fn write_tensors<B: Backend>(
     path: &Path,
     tensors: &[(String, Tensor<B, 4>)],
 ) -> anyhow::Result<()> {
-    let raw: Vec<(String, Vec<usize>, Vec<f32>)> = tensors
+    let raw = tensors
         .iter()
         .map(|(n, t)| {
-            let values = t
-                .clone()
-                .into_data()
-                .convert::<f32>()
-                .to_vec::<f32>()
-                .unwrap_or_default();
-            (n.clone(), t.dims().to_vec(), values)
+            let values = crate::model::tensor_read::f32_values(t.clone(), "an activation")?;
+            Ok((n.clone(), t.dims().to_vec(), values))
         })
-        .collect();
+        .collect::<anyhow::Result<Vec<(String, Vec<usize>, Vec<f32>)>>>()?;
     write_f32_safetensors(path, &raw, None)?;
     Ok(())
 }

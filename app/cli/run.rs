@@ -13,11 +13,12 @@ use burn::backend::{Autodiff, Flex};
 use clap::Args;
 use serde_json::json;
 
-use super::model::{BackboneArgs, thousands};
+use super::model::BackboneArgs;
 use super::progress::Step;
 use super::{demo_paths, parse_modalities};
-use crate::io::classmap::named_classes;
-use crate::io::{SarScaleChoice, open_hsi, open_labels_with_offset, open_sar};
+use crate::base::CancelFlag;
+use crate::base::thousands;
+use crate::io::{SceneFiles, open_scene};
 use crate::metrics::export::metrics_json;
 use crate::metrics::summary::MetricsSummary;
 use crate::model::backbone::{BackboneInfo, BackboneSpec, load_backbone};
@@ -28,10 +29,10 @@ use crate::pipeline::classifier::{HeadTrainConfig, MlpConfig};
 use crate::pipeline::export::{write_run_outputs, write_run_record};
 use crate::pipeline::run::{ClassifierChoice, RunOutcome, RunSettings, run_classification};
 use crate::pipeline::split::{SparseSplit, sparse_split};
-use crate::pipeline::stage_a::CancelFlag;
 use crate::pipeline::stage_b::{StageBConfig, StageBProgress};
 use crate::products::renderings::{RenderSettings, Renderings, render_all};
 use crate::scene::Scene;
+use crate::scene::named_classes;
 
 /// The CPU backend of Stage B: the frozen U-Net runs through the host
 /// forward (`model::host_unet`, on every CPU backend), burn-flex holds the
@@ -179,45 +180,41 @@ pub fn prepare(args: &RunInputs) -> anyhow::Result<Prepared> {
 
     let step = Step::start("reading the inputs");
     let mut inputs = serde_json::Map::new();
-    let hsi = match &args.hsi {
-        Some(p) => {
-            inputs.insert("hsi".into(), hashed(p)?);
-            Some(open_hsi(p)?)
+    for (name, path) in [
+        ("hsi", &args.hsi),
+        ("sar", &args.sar),
+        ("train_labels", &Some(train_path.clone())),
+        ("test_labels", &args.test_labels),
+    ] {
+        if let Some(p) = path {
+            inputs.insert(name.into(), hashed(p)?);
         }
-        None => None,
-    };
-    let sar = match &args.sar {
-        Some(p) => {
-            inputs.insert("sar".into(), hashed(p)?);
-            Some(open_sar(p, SarScaleChoice::Auto)?)
-        }
-        None => None,
-    };
-    inputs.insert("train_labels".into(), hashed(train_path)?);
-    let reference = open_labels_with_offset(train_path, args.label_offset)?;
-    let test = match &args.test_labels {
-        Some(p) => {
-            inputs.insert("test_labels".into(), hashed(p)?);
-            Some(open_labels_with_offset(p, args.label_offset)?)
-        }
-        None => None,
-    };
+    }
     inputs.insert("label_offset".into(), json!(args.label_offset));
     let split = args.split_fraction.map(|fraction| SparseSplit {
         fraction,
         seed: args.seed,
         ..SparseSplit::default()
     });
-    let (train, test) = match (split, test) {
-        (Some(_), Some(_)) => bail!("give either --test-labels or --split-fraction, not both"),
-        (Some(s), None) => {
-            let (train, test) = sparse_split(&reference, &s);
-            (train, Some(test))
-        }
-        (None, test) => (reference, test),
+    if split.is_some() && args.test_labels.is_some() {
+        bail!("give either --test-labels or --split-fraction, not both");
+    }
+    let files = SceneFiles {
+        hsi: args.hsi.clone(),
+        sar: args.sar.clone(),
+        train_labels: Some(train_path.clone()),
+        test_labels: args.test_labels.clone(),
+        label_offset: args.label_offset,
     };
-    let scene = Scene::from_layers(hsi, sar, Some(train), test)
-        .context("the inputs are not on one pixel grid")?;
+    let mut scene =
+        open_scene(&files, &CancelFlag::new(), &|_, _| {})?.context("the inputs were not read")?;
+    if let Some(s) = &split
+        && let Some(reference) = &scene.train_labels
+    {
+        let (train, test) = sparse_split(reference, s);
+        scene.train_labels = Some(train);
+        scene.test_labels = Some(test);
+    }
     let seconds_load = step.done();
 
     let step = Step::start("rendering the modalities");

@@ -3,6 +3,7 @@
 //! geotransform, a GDAL colour table, GDAL category names (kept in the
 //! `.aux.xml` beside the file) and a QGIS `.qml` paletted style.
 
+use crate::scene::ClassInfo;
 use std::path::Path;
 
 use gdal::raster::{Buffer, ColorEntry, ColorTable, PaletteInterpretation};
@@ -10,61 +11,6 @@ use gdal::raster::{Buffer, ColorEntry, ColorTable, PaletteInterpretation};
 use super::atomic::{write_atomically, write_bytes};
 use super::geotiff::{WriteError, create_geotiff, failed};
 use crate::scene::PixelGrid;
-
-/// One class: its value in the map (1..=255), name and colour.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ClassInfo {
-    pub value: u8,
-    pub name: String,
-    pub color: [u8; 3],
-}
-
-/// A qualitative palette for classes without a colour of their own.
-pub const PALETTE: [[u8; 3]; 12] = [
-    [31, 119, 180],
-    [255, 127, 14],
-    [44, 160, 44],
-    [214, 39, 40],
-    [148, 103, 189],
-    [140, 86, 75],
-    [227, 119, 194],
-    [127, 127, 127],
-    [188, 189, 34],
-    [23, 190, 207],
-    [255, 221, 87],
-    [0, 0, 128],
-];
-
-/// Classes 1..=k named "class k" with palette colours.
-pub fn default_classes(k: u8) -> Vec<ClassInfo> {
-    named_classes(k as usize, &[])
-}
-
-impl ClassInfo {
-    /// Class `value` (1..=255) named "class value", with its palette colour.
-    pub fn unnamed(value: u8) -> Self {
-        let v = value.max(1) as usize;
-        Self {
-            value,
-            name: format!("class {value}"),
-            color: PALETTE[(v - 1) % PALETTE.len()],
-        }
-    }
-}
-
-/// Classes 1..=k (at most 255) with palette colours, class v named
-/// `names[v - 1]` where given and "class v" otherwise.
-pub fn named_classes(k: usize, names: &[String]) -> Vec<ClassInfo> {
-    (1..=k.min(255))
-        .map(|v| {
-            let mut class = ClassInfo::unnamed(v as u8);
-            if let Some(name) = names.get(v - 1) {
-                class.name = name.clone();
-            }
-            class
-        })
-        .collect()
-}
 
 /// The QGIS style of the map: a paletted renderer with names and colours.
 pub fn qgis_style(classes: &[ClassInfo]) -> String {

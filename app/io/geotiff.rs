@@ -6,8 +6,8 @@ use gdal::raster::{Buffer, ColorInterpretation, GdalType, RasterCreationOptions}
 use gdal::{Dataset, DriverManager, Metadata};
 
 use super::atomic::write_atomically;
-use crate::products::Rgb8Image;
 use crate::scene::PixelGrid;
+use crate::scene::Rgb8Image;
 
 /// Why an output could not be written.
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,7 @@
 
 pub mod atomic;
 pub mod classmap;
+pub mod crs;
 pub mod error;
 pub mod geotiff;
 pub mod mat;
@@ -11,7 +12,8 @@ pub mod npy;
 pub mod open;
 pub mod polsar;
 pub mod raster;
-pub mod wavelength;
+pub mod scene_files;
 
 pub use error::ReadError;
 pub use open::{SarScaleChoice, open_hsi, open_labels, open_labels_with_offset, open_sar};
+pub use scene_files::{SceneFiles, open_scene};

@@ -8,9 +8,9 @@ use gdal::Metadata;
 use gdal::raster::GdalDataType;
 
 use super::error::ReadError;
-use super::wavelength;
 use crate::scene::PixelGrid;
 use crate::scene::grid::is_unit_transform;
+use crate::scene::wavelength;
 
 /// What a raster file holds, read without its samples.
 #[derive(Debug, Clone)]

@@ -4,10 +4,11 @@
 use std::path::PathBuf;
 
 use super::{CancelFlag, JobContext, JobEvent};
-use crate::io::classmap::{ClassInfo, named_classes, read_class_table};
-use crate::io::{SarScaleChoice, open_hsi, open_labels_with_offset, open_sar};
+use crate::io::classmap::read_class_table;
+use crate::io::{SceneFiles, open_scene};
 use crate::products::renderings::{RenderSettings, Renderings, render_all};
 use crate::scene::Scene;
+use crate::scene::{ClassInfo, named_classes};
 use crate::session::SceneSources;
 
 /// What to open.
@@ -114,51 +115,17 @@ pub fn load(
     progress: &dyn Fn(&str, f32),
 ) -> anyhow::Result<Option<LoadedScene>> {
     let t0 = std::time::Instant::now();
-    if req.hsi.is_none() && req.sar.is_none() {
-        anyhow::bail!("open an HSI cube or a SAR image first (labels alone have no image to show)");
-    }
     let mut warnings = Vec::new();
-    let hsi = match &req.hsi {
-        Some(p) => {
-            progress(&format!("reading {}", p.display()), 0.0);
-            Some(open_hsi(p)?)
-        }
-        None => None,
+    let files = SceneFiles {
+        hsi: req.hsi.clone(),
+        sar: req.sar.clone(),
+        train_labels: req.train_labels.clone(),
+        test_labels: req.test_labels.clone(),
+        label_offset: req.label_offset,
     };
-    if cancel.is_cancelled() {
+    let Some(scene) = open_scene(&files, cancel, progress)? else {
         return Ok(None);
-    }
-    let sar = match &req.sar {
-        Some(p) => {
-            progress(&format!("reading {}", p.display()), 0.2);
-            Some(open_sar(p, SarScaleChoice::Auto)?)
-        }
-        None => None,
     };
-    if cancel.is_cancelled() {
-        return Ok(None);
-    }
-    let read_labels = |p: &PathBuf| {
-        progress(&format!("reading {}", p.display()), 0.3);
-        open_labels_with_offset(p, req.label_offset)
-    };
-    let train = req.train_labels.as_ref().map(read_labels).transpose()?;
-    let test = req.test_labels.as_ref().map(read_labels).transpose()?;
-    let mut scene = Scene::from_layers(hsi, sar, train, test)?;
-    // Label files without georeference lie on the scene's grid.
-    if let Some(grid) = scene.grid().cloned() {
-        for labels in [&mut scene.train_labels, &mut scene.test_labels]
-            .into_iter()
-            .flatten()
-        {
-            if labels.grid.geo_transform.is_none() {
-                labels.grid = grid.clone();
-            }
-        }
-    }
-    if cancel.is_cancelled() {
-        return Ok(None);
-    }
     let step = std::cell::Cell::new(0.4f32);
     let renderings = render_all(&scene, RenderSettings::default(), |name| {
         progress(&format!("rendering {name}"), step.get());

@@ -4,23 +4,26 @@
 //! carries a generation; the UI drops events of superseded requests.
 
 pub mod adapt;
+pub mod backbone;
 pub mod classify;
 pub mod features;
 pub mod load;
+pub mod tasks;
 
 use std::sync::Arc;
 use std::thread;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
+pub use crate::base::CancelFlag;
 use crate::model::device::panic_message;
 use crate::pipeline::feature_store::FeatureStore;
-pub use crate::pipeline::stage_a::CancelFlag;
 use crate::pipeline::stage_b::StageBConfig;
 pub use adapt::{AdaptRequest, AdaptSettings, AdaptStep, Adapted};
 pub use classify::{Classified, ClassifyRequest, ClassifySettings};
 pub use features::{ProjectRequest, Projection};
 pub use load::{LoadRequest, LoadedScene};
+pub use tasks::{Task, TaskDone, TaskKind};
 
 /// Wakes the UI when an event arrives.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -32,6 +35,8 @@ pub enum JobKind {
     Adapt,
     Classify,
     Features,
+    /// File and raster work of the app (`tasks`).
+    Task,
 }
 
 /// What a worker reports.
@@ -65,6 +70,10 @@ pub enum JobEvent {
         generation: u64,
         result: Box<Projection>,
     },
+    TaskDone {
+        generation: u64,
+        done: Box<TaskDone>,
+    },
     Failed {
         kind: JobKind,
         generation: u64,
@@ -85,6 +94,7 @@ impl JobEvent {
             | JobEvent::AdaptStep { generation, .. }
             | JobEvent::Adapted { generation, .. }
             | JobEvent::Projected { generation, .. }
+            | JobEvent::TaskDone { generation, .. }
             | JobEvent::Failed { generation, .. }
             | JobEvent::Cancelled { generation, .. } => *generation,
         }
@@ -146,7 +156,7 @@ fn spawn_worker<R: Send + 'static>(
     rx: Receiver<(u64, R, CancelFlag)>,
     send: impl Fn(JobEvent) + Send + 'static,
     mut work: impl FnMut(&JobContext<'_>, &R) + Send + 'static,
-) {
+) -> Result<(), String> {
     let spawned = thread::Builder::new().name(name.into()).spawn(move || {
         for (generation, request, cancel) in rx {
             if cancel.is_cancelled() {
@@ -169,15 +179,30 @@ fn spawn_worker<R: Send + 'static>(
             }
         }
     });
-    if let Err(e) = spawned {
-        eprintln!("cannot start the worker {name}: {e}");
-    }
+    spawned
+        .map(|_| ())
+        .map_err(|e| format!("cannot start the background worker {name}: {e}"))
+}
+
+/// Whether a runtime's message reports device memory running out: CUDA's
+/// `CUDA_ERROR_OUT_OF_MEMORY` / "out of memory", cubecl's "An out-of-memory
+/// error happened during launch" and `OutOfMemory`, wgpu's "Not enough memory
+/// left.". Words that merely contain "oom" (zoom, room) are not.
+pub fn is_out_of_memory(message: &str) -> bool {
+    const MARKS: [&str; 5] = [
+        "out of memory",
+        "out-of-memory",
+        "outofmemory",
+        "cuda_error_out_of_memory",
+        "not enough memory left",
+    ];
+    let lower = message.to_lowercase();
+    MARKS.iter().any(|m| lower.contains(m))
 }
 
 /// A panic message in the user's words.
 fn panic_words(message: &str) -> String {
-    let lower = message.to_lowercase();
-    if lower.contains("out of memory") || lower.contains("oom") {
+    if is_out_of_memory(message) {
         format!(
             "the device ran out of memory ({message}): use a smaller batch or patch stride, or the CPU"
         )
@@ -204,7 +229,14 @@ pub struct Jobs {
     classify_tx: Sender<(u64, Box<ClassifyRequest>, CancelFlag)>,
     adapt_tx: Sender<(u64, Box<AdaptRequest>, CancelFlag)>,
     features_tx: Sender<(u64, Box<ProjectRequest>, CancelFlag)>,
+    task_tx: Sender<(u64, Box<Task>, CancelFlag)>,
+    /// The queued task of each latest-only kind.
+    task_cancel: std::collections::HashMap<TaskKind, CancelFlag>,
     events: Receiver<JobEvent>,
+    /// Where a request that no worker can take is reported as failed.
+    events_tx: Sender<JobEvent>,
+    /// Workers that could not start (the app shows why).
+    start_errors: Vec<String>,
     generation: u64,
     load_cancel: Option<CancelFlag>,
     classify_cancel: Option<CancelFlag>,
@@ -217,44 +249,72 @@ impl Jobs {
     pub fn start(waker: Waker) -> Self {
         let (events_tx, events) = unbounded::<JobEvent>();
         let (load_tx, load_rx) = unbounded::<(u64, LoadRequest, CancelFlag)>();
+        let worker_events = events_tx.clone();
         let send = move |e: JobEvent| {
-            let _ = events_tx.send(e);
+            // The receiver lives in `Jobs`: when it is gone nobody waits.
+            let _ = worker_events.send(e);
             waker();
         };
+        let mut start_errors = Vec::new();
         let (classify_tx, classify_rx) = unbounded::<(u64, Box<ClassifyRequest>, CancelFlag)>();
         // Features stay in the worker between runs (1 GiB at most), so that
         // a label stroke only retrains the head.
         let mut store = FeatureStore::across_runs(StageBConfig::default().feature_cache_bytes);
-        spawn_worker(
-            "unidiff-classify",
-            JobKind::Classify,
-            classify_rx,
-            send.clone(),
-            move |job, r| classify::run(job, r, &mut store),
+        start_errors.extend(
+            spawn_worker(
+                "unidiff-classify",
+                JobKind::Classify,
+                classify_rx,
+                send.clone(),
+                move |job, r| classify::run(job, r, &mut store),
+            )
+            .err(),
         );
         let (adapt_tx, adapt_rx) = unbounded::<(u64, Box<AdaptRequest>, CancelFlag)>();
-        spawn_worker(
-            "unidiff-adapt",
-            JobKind::Adapt,
-            adapt_rx,
-            send.clone(),
-            |job, r| adapt::run(job, r),
+        start_errors.extend(
+            spawn_worker(
+                "unidiff-adapt",
+                JobKind::Adapt,
+                adapt_rx,
+                send.clone(),
+                |job, r| adapt::run(job, r),
+            )
+            .err(),
         );
         let (features_tx, features_rx) = unbounded::<(u64, Box<ProjectRequest>, CancelFlag)>();
-        spawn_worker(
-            "unidiff-features",
-            JobKind::Features,
-            features_rx,
-            send.clone(),
-            |job, r| features::run(job, r),
+        start_errors.extend(
+            spawn_worker(
+                "unidiff-features",
+                JobKind::Features,
+                features_rx,
+                send.clone(),
+                |job, r| features::run(job, r),
+            )
+            .err(),
         );
-        spawn_worker("unidiff-load", JobKind::Load, load_rx, send, load::run);
+        let (task_tx, task_rx) = unbounded::<(u64, Box<Task>, CancelFlag)>();
+        start_errors.extend(
+            spawn_worker(
+                "unidiff-tasks",
+                JobKind::Task,
+                task_rx,
+                send.clone(),
+                |job, t| tasks::run(job, t),
+            )
+            .err(),
+        );
+        start_errors
+            .extend(spawn_worker("unidiff-load", JobKind::Load, load_rx, send, load::run).err());
         Self {
             load_tx,
             classify_tx,
             adapt_tx,
             features_tx,
+            task_tx,
+            task_cancel: Default::default(),
             events,
+            events_tx,
+            start_errors,
             generation: 0,
             load_cancel: None,
             classify_cancel: None,
@@ -267,33 +327,53 @@ impl Jobs {
     /// superseded). Returns the request's generation.
     pub fn load(&mut self, request: LoadRequest) -> u64 {
         let (generation, cancel) = supersede(&mut self.generation, &mut self.load_cancel);
-        let _ = self.load_tx.send((generation, request, cancel));
-        generation
+        let sent = self.load_tx.send((generation, request, cancel)).is_ok();
+        self.unless_sent(sent, JobKind::Load, generation)
     }
 
     /// Queues a classification, cancelling one still running (superseded).
     pub fn classify(&mut self, request: ClassifyRequest) -> u64 {
         let (generation, cancel) = supersede(&mut self.generation, &mut self.classify_cancel);
-        let _ = self
+        let sent = self
             .classify_tx
-            .send((generation, Box::new(request), cancel));
-        generation
+            .send((generation, Box::new(request), cancel))
+            .is_ok();
+        self.unless_sent(sent, JobKind::Classify, generation)
     }
 
     /// Queues a Stage A run, cancelling one still running.
     pub fn adapt(&mut self, request: AdaptRequest) -> u64 {
         let (generation, cancel) = supersede(&mut self.generation, &mut self.adapt_cancel);
-        let _ = self.adapt_tx.send((generation, Box::new(request), cancel));
-        generation
+        let sent = self
+            .adapt_tx
+            .send((generation, Box::new(request), cancel))
+            .is_ok();
+        self.unless_sent(sent, JobKind::Adapt, generation)
     }
 
     /// Queues a feature projection, cancelling one still running.
     pub fn project(&mut self, request: ProjectRequest) -> u64 {
         let (generation, cancel) = supersede(&mut self.generation, &mut self.features_cancel);
-        let _ = self
+        let sent = self
             .features_tx
-            .send((generation, Box::new(request), cancel));
-        generation
+            .send((generation, Box::new(request), cancel))
+            .is_ok();
+        self.unless_sent(sent, JobKind::Features, generation)
+    }
+
+    /// Queues file or raster work; a queued task of the same latest-only
+    /// kind is cancelled. Returns the task's generation.
+    pub fn task(&mut self, task: Task) -> u64 {
+        let kind = task.kind();
+        let cancel = CancelFlag::new();
+        if kind.latest_only()
+            && let Some(old) = self.task_cancel.insert(kind, cancel.clone())
+        {
+            old.cancel();
+        }
+        self.generation += 1;
+        let _ = self.task_tx.send((self.generation, Box::new(task), cancel));
+        self.generation
     }
 
     /// Cancels the running feature projection, if any.
@@ -324,6 +404,25 @@ impl Jobs {
         }
     }
 
+    /// Returns `generation`; when its request could not be queued (the
+    /// worker never started or has gone) it fails at once, so the app does
+    /// not wait for it.
+    fn unless_sent(&self, sent: bool, kind: JobKind, generation: u64) -> u64 {
+        if !sent {
+            let _ = self.events_tx.send(JobEvent::Failed {
+                kind,
+                generation,
+                message: "its background worker is not running (see the first message)".into(),
+            });
+        }
+        generation
+    }
+
+    /// Workers that could not start, in words.
+    pub fn start_errors(&self) -> &[String] {
+        &self.start_errors
+    }
+
     /// The latest generation handed out.
     pub fn generation(&self) -> u64 {
         self.generation
@@ -345,6 +444,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn out_of_memory_is_told_by_the_runtimes_words_not_by_any_oom() {
+        for m in [
+            "CUDA_ERROR_OUT_OF_MEMORY",
+            "An out-of-memory error happened during launch\nCaused by:\n  alloc",
+            "Not enough memory left.",
+            "IoError(OutOfMemory)",
+            "cuMemAlloc failed: out of memory",
+        ] {
+            assert!(is_out_of_memory(m), "{m}");
+        }
+        for m in [
+            "zoom level out of range",
+            "the room is full",
+            "bloom filter",
+        ] {
+            assert!(!is_out_of_memory(m), "{m}");
+        }
+    }
+
+    #[test]
     fn a_job_that_panics_is_reported_and_the_worker_goes_on() {
         let (tx, rx) = unbounded::<(u64, u32, CancelFlag)>();
         let (events_tx, events) = unbounded::<JobEvent>();
@@ -359,7 +478,8 @@ mod tests {
                 assert!(*r != 1, "CUDA_ERROR_OUT_OF_MEMORY: out of memory");
                 job.progress("the next request runs", 1.0);
             },
-        );
+        )
+        .unwrap();
         tx.send((1, 1, CancelFlag::new())).unwrap();
         tx.send((2, 2, CancelFlag::new())).unwrap();
         let timeout = std::time::Duration::from_secs(10);

@@ -45,11 +45,15 @@ pub fn save_adapter<B: Backend>(
     model: &UNet<B>,
     meta: &AdapterMetadata,
 ) -> Result<(), CheckpointError> {
-    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = model
+    let tensors = model
         .trainable_params()
         .iter()
-        .map(|(name, p)| (name.clone(), p.shape(), p.values()))
-        .collect();
+        .map(|(name, p)| Ok((name.clone(), p.shape(), p.values()?)))
+        .collect::<Result<Vec<(String, Vec<usize>, Vec<f32>)>, super::tensor_read::TensorReadError>>()
+        .map_err(|e| CheckpointError::Unreadable {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
     let json = serde_json::to_string(meta).map_err(|e| CheckpointError::Unreadable {
         path: path.display().to_string(),
         message: e.to_string(),

@@ -12,8 +12,9 @@ use serde::Serialize;
 use super::adapter::{AdapterMetadata, read_adapter_metadata};
 use super::checkpoint::{CheckpointError, CheckpointTensors, file_sha256};
 use super::config::UNetConfig;
-use super::params::{NormalRng, ParamSource};
+use super::params::ParamSource;
 use super::unet::UNet;
+use crate::base::NormalRng;
 
 /// The backbone the user asked for.
 #[derive(Debug, Clone, PartialEq)]

@@ -149,7 +149,7 @@ mod tests {
     use unidiff_kernels::Conv;
 
     use super::*;
-    use crate::model::params::NormalRng;
+    use crate::base::NormalRng;
 
     type B = NdArray<f32>;
 

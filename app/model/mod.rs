@@ -17,6 +17,7 @@ pub mod loss;
 pub mod params;
 pub mod resblock;
 pub mod schedule;
+pub mod tensor_read;
 pub mod trainable;
 pub mod unet;
 

@@ -23,12 +23,11 @@ impl<B: Backend> TrainableParam<'_, B> {
     }
 
     /// The values, row-major.
-    pub fn values(&self) -> Vec<f32> {
-        let data = match self {
-            TrainableParam::Matrix(p) => p.val().into_data(),
-            TrainableParam::Vector(p) => p.val().into_data(),
-        };
-        data.convert::<f32>().to_vec::<f32>().unwrap_or_default()
+    pub fn values(&self) -> Result<Vec<f32>, super::tensor_read::TensorReadError> {
+        match self {
+            TrainableParam::Matrix(p) => super::tensor_read::f32_values(p.val(), "a parameter"),
+            TrainableParam::Vector(p) => super::tensor_read::f32_values(p.val(), "a parameter"),
+        }
     }
 }
 

@@ -23,7 +23,8 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, TensorData};
 use serde::Serialize;
 
-use crate::model::params::NormalRng;
+use crate::base::NormalRng;
+use crate::model::tensor_read::{TensorReadError, i64_values};
 
 /// Hidden layer widths of the MLP.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -239,18 +240,18 @@ fn rows<B: Backend>(
 }
 
 /// Class (0-based) of each row of `features`, in eval mode.
-pub fn predict_classes<B: Backend>(model: &Mlp<B>, features: Tensor<B, 2>) -> Vec<i64> {
-    model
-        .forward(features)
-        .argmax(1)
-        .into_data()
-        .convert::<i64>()
-        .to_vec::<i64>()
-        .unwrap_or_default()
+pub fn predict_classes<B: Backend>(
+    model: &Mlp<B>,
+    features: Tensor<B, 2>,
+) -> Result<Vec<i64>, TensorReadError> {
+    i64_values(model.forward(features).argmax(1), "the predicted classes")
 }
 
 /// Class (0-based) of each row of raw `features`, in eval mode.
-pub fn predict_head<B: Backend>(head: &TrainedHead<B>, features: Tensor<B, 2>) -> Vec<i64> {
+pub fn predict_head<B: Backend>(
+    head: &TrainedHead<B>,
+    features: Tensor<B, 2>,
+) -> Result<Vec<i64>, TensorReadError> {
     predict_classes(&head.mlp, head.scaler.apply_tensor(features))
 }
 
@@ -262,7 +263,7 @@ pub fn train_head<B: AutodiffBackend>(
     cfg: &MlpConfig,
     train: &HeadTrainConfig,
     device: &B::Device,
-) -> (TrainedHead<B::InnerBackend>, HeadTrainReport) {
+) -> Result<(TrainedHead<B::InnerBackend>, HeadTrainReport), TensorReadError> {
     let n = data.labels.len();
     let train_idx: Vec<usize> = (0..n).filter(|&i| !data.validation[i]).collect();
     let scaler = if train.standardize {
@@ -276,8 +277,8 @@ pub fn train_head<B: AutodiffBackend>(
         features: &scaled,
         ..*data
     };
-    let (mlp, report) = train_mlp::<B>(&scaled_data, cfg, train, device);
-    (TrainedHead { scaler, mlp }, report)
+    let (mlp, report) = train_mlp::<B>(&scaled_data, cfg, train, device)?;
+    Ok((TrainedHead { scaler, mlp }, report))
 }
 
 /// Trains the MLP on features as given.
@@ -286,7 +287,7 @@ fn train_mlp<B: AutodiffBackend>(
     cfg: &MlpConfig,
     train: &HeadTrainConfig,
     device: &B::Device,
-) -> (Mlp<B::InnerBackend>, HeadTrainReport) {
+) -> Result<(Mlp<B::InnerBackend>, HeadTrainReport), TensorReadError> {
     B::seed(device, train.seed);
     let mut model = Mlp::<B>::new(data.dim, data.classes, cfg, device);
     let mut optim = AdamConfig::new()
@@ -334,13 +335,8 @@ fn train_mlp<B: AutodiffBackend>(
             continue;
         };
         let eval = model.valid();
-        let predicted = predict_classes(&eval, vx.clone());
-        let truth = vy
-            .clone()
-            .into_data()
-            .convert::<i64>()
-            .to_vec::<i64>()
-            .unwrap_or_default();
+        let predicted = predict_classes(&eval, vx.clone())?;
+        let truth = i64_values(vy.clone(), "the validation labels")?;
         let acc = predicted.iter().zip(&truth).filter(|(a, b)| a == b).count() as f64
             / truth.len().max(1) as f64;
         report.validation_accuracy.push(acc);
@@ -362,7 +358,7 @@ fn train_mlp<B: AutodiffBackend>(
             model.valid()
         }
     };
-    (model, report)
+    Ok((model, report))
 }
 
 #[cfg(test)]
@@ -434,7 +430,7 @@ mod tests {
             ..HeadTrainConfig::default()
         };
         let device = Default::default();
-        let (head, _) = train_head::<AB>(&data, &MlpConfig::berlin(), &cfg, &device);
+        let (head, _) = train_head::<AB>(&data, &MlpConfig::berlin(), &cfg, &device).unwrap();
         let is_train: std::collections::HashSet<usize> = train_rows.iter().copied().collect();
         let test: Vec<usize> = (0..y.len()).filter(|i| !is_train.contains(i)).collect();
         let mut rows = Vec::new();
@@ -442,7 +438,7 @@ mod tests {
             rows.extend_from_slice(&x[i * dim..(i + 1) * dim]);
         }
         let all = Tensor::from_data(TensorData::new(rows, [test.len(), dim]), &device);
-        let predicted = predict_head(&head, all);
+        let predicted = predict_head(&head, all).unwrap();
         let right = test
             .iter()
             .zip(&predicted)
@@ -500,17 +496,17 @@ mod tests {
             ..HeadTrainConfig::default()
         };
         let device = Default::default();
-        let (model, report) = train_head::<AB>(&data, &MlpConfig::berlin(), &cfg, &device);
+        let (model, report) = train_head::<AB>(&data, &MlpConfig::berlin(), &cfg, &device).unwrap();
         let best = report.validation_accuracy[report.best_epoch - 1];
         assert!(best > 0.85, "validation accuracy {best}");
         assert!(report.train_loss.last() < report.train_loss.first());
         let all = Tensor::from_data(TensorData::new(x.clone(), [300, 12]), &device);
-        let first = predict_head(&model, all);
-        let (model2, _) = train_head::<AB>(&data, &MlpConfig::berlin(), &cfg, &device);
+        let first = predict_head(&model, all).unwrap();
+        let (model2, _) = train_head::<AB>(&data, &MlpConfig::berlin(), &cfg, &device).unwrap();
         let all = Tensor::from_data(TensorData::new(x, [300, 12]), &device);
         assert_eq!(
             first,
-            predict_head(&model2, all),
+            predict_head(&model2, all).unwrap(),
             "same seed, same predictions"
         );
     }

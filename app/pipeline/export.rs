@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 
 use super::run::{ClassifierResult, RunOutcome};
 use crate::io::atomic::write_bytes;
-use crate::io::classmap::{ClassInfo, named_classes, write_class_map};
+use crate::io::classmap::write_class_map;
 use crate::io::geotiff::{WriteError, write_f32_geotiff, write_rgb_png};
 use crate::metrics::export::write_metrics;
 use crate::products::Rgb8Image;
 use crate::scene::PixelGrid;
+use crate::scene::{ClassInfo, named_classes};
 
 /// The class map in its palette colours (0 = black).
 pub fn class_map_image(map: &[u8], grid: &PixelGrid, classes: &[ClassInfo]) -> Rgb8Image {
@@ -59,6 +60,10 @@ fn write_result(
         )?;
         written.push(tif);
     }
+    let areas = dir.join("areas.csv");
+    let table = crate::metrics::areas::class_areas(&result.class_map, grid, classes);
+    write_bytes(&areas, table.to_csv().as_bytes())?;
+    written.push(areas);
     if let Some(m) = &result.metrics {
         let names: Vec<String> = classes.iter().map(|c| c.name.clone()).collect();
         write_metrics(dir, m, &names)?;

@@ -7,9 +7,8 @@
 use super::features::{FeatureExtractor, FeatureSpec, patch_values};
 use super::modality::Modality;
 use super::patch_grid::PatchGrid;
-use super::stage_a::CancelFlag;
+use crate::base::CancelFlag;
 use crate::model::lean_ops::UNetOps;
-use crate::model::params::NormalRng;
 use crate::model::unet::UNet;
 use crate::products::Rgb8Image;
 use crate::products::pca::render_pca;
@@ -24,6 +23,8 @@ pub enum ProjectionError {
     Degenerate(String),
     #[error("{0}")]
     Backbone(String),
+    #[error(transparent)]
+    TensorRead(#[from] crate::model::tensor_read::TensorReadError),
 }
 
 /// Where the features are taken and with which noise.
@@ -51,9 +52,8 @@ pub fn project_features<B: UNetOps>(
 ) -> Result<Rgb8Image, ProjectionError> {
     let (h, w, p) = (image.height, image.width, spec.patch);
     let grid = PatchGrid::new(h, w, p, p);
-    // The one noise image of Stage B (same seed, same draw order).
-    let mut rng = NormalRng::new(spec.noise_seed);
-    let noise: Vec<f32> = (0..3 * p * p).map(|_| rng.normal() as f32).collect();
+    // The one noise image of Stage B.
+    let noise = super::noised::stage_b_noise(spec.noise_seed, p);
     let feature_spec = FeatureSpec {
         t: spec.t,
         block: spec.block,
@@ -72,11 +72,7 @@ pub fn project_features<B: UNetOps>(
             .features(vec![(modality, x0)])
             .map_err(|e| ProjectionError::Backbone(e.to_string()))?;
         let d = f.dims()[1];
-        let host = f
-            .into_data()
-            .convert::<f32>()
-            .to_vec::<f32>()
-            .unwrap_or_default();
+        let host = crate::model::tensor_read::f32_values(f, "the features")?;
         let cube = cube.get_or_insert_with(|| HsiCube {
             grid: PixelGrid::plain(w, h),
             bands: d,
@@ -117,7 +113,7 @@ mod tests {
         let device = Default::default();
         let model = UNet::<Flex>::build(
             &UNetConfig::tiny(),
-            ParamSource::Random(NormalRng::new(0)),
+            ParamSource::Random(crate::base::NormalRng::new(0)),
             &device,
         )
         .unwrap();

@@ -12,10 +12,10 @@ use super::baseline::{BaselineError, ForestConfig, pixel_features, random_forest
 use super::feature_store::FeatureStore;
 use super::modality::Modality;
 use super::predict::MergedPrediction;
-use super::stage_a::CancelFlag;
 use super::stage_b::{
     StageBConfig, StageBError, StageBOutput, StageBProgress, StageBRun, run_stage_b_stored,
 };
+use crate::base::CancelFlag;
 use crate::metrics::summary::MetricsSummary;
 use crate::model::lean_ops::UNetAutodiff;
 use crate::model::unet::UNet;

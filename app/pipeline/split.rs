@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::model::params::NormalRng;
+use crate::base::NormalRng;
 use crate::scene::LabelImage;
 
 /// How the training pixels are drawn.

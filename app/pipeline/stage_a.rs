@@ -4,8 +4,6 @@
 //! embedding only. Seeded, reports progress, and stops at any step when
 //! cancelled.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
@@ -15,9 +13,9 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::Serialize;
 
 use super::patches::{PatchPool, augment};
+use crate::base::{CancelFlag, NormalRng};
 use crate::model::lean_ops::UNetOps;
 use crate::model::loss::{LossKind, q_sample, training_losses};
-use crate::model::params::NormalRng;
 use crate::model::resblock::BlockContext;
 use crate::model::schedule::Schedule;
 use crate::model::unet::UNet;
@@ -44,24 +42,6 @@ impl Default for AdaptConfig {
             loss: LossKind::Hybrid,
             max_zoom: 80,
         }
-    }
-}
-
-/// A flag that stops a running job at its next step; cheap to clone.
-#[derive(Debug, Clone, Default)]
-pub struct CancelFlag(Arc<AtomicBool>);
-
-impl CancelFlag {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
     }
 }
 

@@ -20,9 +20,9 @@ use super::features::{FeatureExtractor, FeatureSpec, patch_values};
 use super::modality::Modality;
 use super::patch_grid::PatchGrid;
 use super::predict::{MergedPrediction, ProbabilityCanvas};
-use super::stage_a::CancelFlag;
+use crate::base::CancelFlag;
 use crate::model::lean_ops::UNetAutodiff;
-use crate::model::params::NormalRng;
+use crate::model::tensor_read::{TensorReadError, f32_values};
 use crate::model::unet::UNet;
 use crate::products::Rgb8Image;
 use crate::scene::LabelImage;
@@ -93,6 +93,8 @@ pub enum StageBError {
     },
     #[error("{0}")]
     Backbone(String),
+    #[error(transparent)]
+    TensorRead(#[from] TensorReadError),
 }
 
 /// The result and how it was reached.
@@ -242,8 +244,7 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
         .collect();
     let grid = PatchGrid::new(h, w, cfg.patch, cfg.stride);
     let p = grid.patch;
-    let mut rng = NormalRng::new(cfg.noise_seed);
-    let noise_values: Vec<f32> = (0..3 * p * p).map(|_| rng.normal() as f32).collect();
+    let noise_values = super::noised::stage_b_noise(cfg.noise_seed, p);
     let spec = FeatureSpec {
         t: cfg.t,
         block: cfg.block,
@@ -313,11 +314,7 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
             let f = features(&fresh)?;
             clock.forwarded(fresh.len(), tf.elapsed().as_secs_f64());
             dim = f.dims()[1];
-            fresh_host = f
-                .into_data()
-                .convert::<f32>()
-                .to_vec::<f32>()
-                .unwrap_or_default();
+            fresh_host = f32_values(f, "the labelled patches' features")?;
         }
         let d = dim;
         let per = d * p * p;
@@ -373,7 +370,7 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
         validation: &validation_mask,
     };
     progress(&clock.progress(PHASE_TRAINING, 0, 1));
-    let (head, head_report) = train_head::<B>(&data, &cfg.mlp, &cfg.head, device);
+    let (head, head_report) = train_head::<B>(&data, &cfg.mlp, &cfg.head, device)?;
     let seconds_training = t1.elapsed().as_secs_f64();
 
     // Pass 2: every patch, batch by batch, into the probability canvas.
@@ -411,12 +408,7 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
             if store.keeps_all() {
                 let d = f.dims()[1];
                 let per = d * p * p;
-                let host = f
-                    .clone()
-                    .into_data()
-                    .convert::<f32>()
-                    .to_vec::<f32>()
-                    .unwrap_or_default();
+                let host = f32_values(f.clone(), "the scene's features")?;
                 for (b, &n) in ids.iter().enumerate() {
                     store.put(n, d, &host[b * per..(b + 1) * per]);
                 }
@@ -428,11 +420,7 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
         let probs = softmax(head.forward(rows), 1)
             .reshape([bs, p, p, classes])
             .permute([0, 3, 1, 2]);
-        let host = probs
-            .into_data()
-            .convert::<f32>()
-            .to_vec::<f32>()
-            .unwrap_or_default();
+        let host = f32_values(probs, "the class probabilities")?;
         let per = classes * p * p;
         for (b, &n) in ids.iter().enumerate() {
             canvas.add_patch(n, &host[b * per..(b + 1) * per]);

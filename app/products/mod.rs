@@ -5,7 +5,6 @@
 
 pub mod error;
 pub mod fitted_chunks;
-pub mod image;
 pub mod integer_scatter;
 pub mod pauli;
 pub mod pca;
@@ -14,5 +13,5 @@ pub mod prgb;
 pub mod renderings;
 pub mod stretch;
 
+pub use crate::scene::{ChannelStretch, Rgb8Image};
 pub use error::ProductError;
-pub use image::{ChannelStretch, Rgb8Image};

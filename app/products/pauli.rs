@@ -4,9 +4,9 @@
 use serde::Serialize;
 
 use super::error::ProductError;
-use super::image::{ChannelStretch, Rgb8Image};
 use super::percentile::percentiles_of;
 use super::stretch::{quantize, unit_from_percentiles};
+use crate::scene::{ChannelStretch, Rgb8Image};
 use crate::scene::{SarImage, SarKind};
 
 /// Settings of the dual-pol rendering.

@@ -15,11 +15,11 @@ use serde::Serialize;
 
 use super::error::ProductError;
 use super::fitted_chunks::for_each_chunk;
-use super::image::{ChannelStretch, Rgb8Image};
 use super::integer_scatter::{BandRange, integer_offsets, integer_scatter};
 use super::percentile::percentiles_in_place;
 use super::stretch::{quantize, unit_from_percentiles};
 use crate::scene::HsiCube;
+use crate::scene::{ChannelStretch, Rgb8Image};
 
 /// Pixels per covariance chunk.
 const CHUNK: usize = 8192;

@@ -5,11 +5,11 @@
 use serde::Serialize;
 
 use super::error::ProductError;
-use super::image::{ChannelStretch, Rgb8Image};
 use super::percentile::percentiles_f32;
 use super::stretch::{quantize, unit_from_percentiles};
-use crate::io::wavelength::nearest_band;
 use crate::scene::HsiCube;
+use crate::scene::wavelength::nearest_band;
+use crate::scene::{ChannelStretch, Rgb8Image};
 
 /// Wavelengths (nm) the pRGB channels aim at.
 pub const RGB_TARGET_NM: [f64; 3] = [640.0, 550.0, 470.0];

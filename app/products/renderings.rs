@@ -2,10 +2,10 @@
 //! say how they were made.
 
 use super::error::ProductError;
-use super::image::Rgb8Image;
 use super::pauli::{PauliSettings, render_pauli};
 use super::pca::{PcaFit, render_pca};
 use super::prgb::{RgbBands, RgbRequest, choose_rgb_bands, render_prgb};
+use crate::scene::Rgb8Image;
 use crate::scene::Scene;
 
 /// Settings of the three renderings.

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::SceneSources;
 use super::label_files::{load_labels, save_labels};
 use crate::io::atomic::write_bytes;
-use crate::io::classmap::ClassInfo;
+use crate::scene::ClassInfo;
 use crate::scene::{LabelImage, LabelLayer, PixelGrid};
 
 /// How often changed labels are written.
@@ -198,7 +198,7 @@ pub fn discard(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::classmap::named_classes;
+    use crate::scene::named_classes;
 
     #[test]
     fn an_autosave_is_offered_until_the_labels_are_saved_after_it() {

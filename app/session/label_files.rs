@@ -6,8 +6,9 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::io::classmap::{ClassInfo, read_class_table, write_class_map};
+use crate::io::classmap::{read_class_table, write_class_map};
 use crate::io::open_labels;
+use crate::scene::ClassInfo;
 use crate::scene::{LabelImage, PixelGrid};
 
 /// A label file read for a scene.
@@ -47,7 +48,7 @@ pub fn save_labels(path: &Path, labels: &LabelImage, classes: &[ClassInfo]) -> a
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::classmap::named_classes;
+    use crate::scene::named_classes;
 
     #[test]
     fn labels_round_trip_with_names_colours_and_grid() {

@@ -8,8 +8,8 @@ pub mod label_files;
 
 use std::path::PathBuf;
 
-use crate::io::classmap::ClassInfo;
 use crate::products::renderings::Renderings;
+use crate::scene::ClassInfo;
 use crate::scene::edit::{Edit, relabel};
 use crate::scene::{Brush, LabelImage, LabelLayer, PixelRect, Scene, Stroke, UndoHistory};
 
@@ -497,8 +497,8 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::classmap::named_classes;
     use crate::scene::PixelGrid;
+    use crate::scene::named_classes;
 
     fn session(w: usize, h: usize) -> Session {
         let grid = PixelGrid::plain(w, h);

@@ -6,7 +6,7 @@
 use eframe::egui::{self, Color32, ColorImage, TextureHandle, TextureOptions};
 
 use super::layers::{LayerId, LayerStack};
-use crate::io::classmap::ClassInfo;
+use crate::scene::ClassInfo;
 use crate::session::Session;
 
 /// The composited texture and what it was made from.

@@ -1,5 +1,6 @@
 //! The timestep explorer (for teaching): a slider over t showing the
-//! noised input x_t of a rendering, as Stage B sees it at that timestep;
+//! noised input x_t of a rendering exactly as Stage B makes it at that
+//! timestep (its seeded noise image on every patch, made as a task);
 //! a sweep (Stage B at every step of t, in the background) plotting OA and
 //! mF1 against t like the paper's Fig. 2 with the best t marked, and the
 //! class map of the swept t nearest to the slider.
@@ -8,26 +9,26 @@ use eframe::egui::{self, Color32, ColorImage, RichText, TextureOptions};
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
 
 use super::app::{Loading, StudioApp};
+use super::command::AppCommand;
 use super::layers::LayerId;
 use crate::jobs::classify::{SweepPoint, best_of, sweep_timesteps};
-use crate::jobs::{ProjectRequest, Projection};
+use crate::jobs::{ProjectRequest, Projection, Task};
 use crate::pipeline::Modality;
-use crate::pipeline::noised::noised_rendering;
 use crate::pipeline::run::available_modalities;
 use crate::products::Rgb8Image;
-
-/// The seed of the explorer's noise image.
-pub const EXPLORER_SEED: u64 = 0;
 
 /// The explorer's state: what it shows and the image it made.
 pub struct Explorer {
     pub open: bool,
     pub t: usize,
     pub layer: Option<LayerId>,
-    /// (t, layer, renderings version) of `image`.
-    pub made_from: Option<(usize, LayerId, u64)>,
+    /// (t, layer, renderings version, seed, patch) of `image`, and of the
+    /// image being made.
+    pub made_from: Option<ExplorerKey>,
+    requested: Option<ExplorerKey>,
     pub image: Option<Rgb8Image>,
     texture: Option<egui::TextureHandle>,
+    texture_dirty: bool,
     /// The last sweep's points and the label revision they were made from.
     pub sweep: Vec<SweepPoint>,
     pub sweep_revision: Option<u64>,
@@ -51,8 +52,10 @@ impl Default for Explorer {
             t: 0,
             layer: None,
             made_from: None,
+            requested: None,
             image: None,
             texture: None,
+            texture_dirty: false,
             sweep: Vec::new(),
             sweep_revision: None,
             sweep_step: 100,
@@ -66,7 +69,21 @@ impl Default for Explorer {
     }
 }
 
+/// What an x_t image is made from: t, layer, renderings version, Stage B's
+/// noise seed and patch size.
+pub type ExplorerKey = (usize, LayerId, u64, u64, usize);
+
 impl Explorer {
+    /// Shows x_t made at `t` (stale images, of a t the slider has left, are
+    /// dropped: the latest request is on its way).
+    pub fn set_noised(&mut self, image: Rgb8Image, t: usize) {
+        if self.requested.is_some_and(|k| k.0 == t) {
+            self.made_from = self.requested.take();
+            self.image = Some(image);
+            self.texture_dirty = true;
+        }
+    }
+
     /// Shows `p` as the feature projection.
     pub fn set_projection(&mut self, p: Projection) {
         self.projection = Some(p);
@@ -146,16 +163,41 @@ impl StudioApp {
             _ => Modality::Prgb,
         };
         let source = rendering_of(&session.renderings, modality);
-        let key = (self.explorer.t, layer, self.renderings_version);
-        if self.explorer.made_from != Some(key)
-            && let Some(src) = source
+        let seed = self.classify_settings.seed;
+        let patch = self
+            .classify_settings
+            .backbone
+            .config()
+            .map(|c| c.image_size);
+        if let (Some(src), Ok(patch)) = (source, &patch) {
+            let key = (
+                self.explorer.t,
+                layer,
+                self.map.renderings_version,
+                seed,
+                *patch,
+            );
+            if self.explorer.made_from != Some(key) && self.explorer.requested != Some(key) {
+                self.explorer.requested = Some(key);
+                let task = Task::NoisedInput {
+                    image: std::sync::Arc::new(src.clone()),
+                    t: self.explorer.t,
+                    seed,
+                    patch: *patch,
+                };
+                self.start_task(task);
+            }
+        }
+        if self.explorer.texture_dirty
+            && let Some(noised) = &self.explorer.image
         {
-            let noised = noised_rendering(src, self.explorer.t, EXPLORER_SEED);
             let color = ColorImage::from_rgb([noised.width, noised.height], &noised.data);
             show_in(&mut self.explorer.texture, ctx, "x_t", color);
-            self.explorer.image = Some(noised);
-            self.explorer.made_from = Some(key);
+            self.explorer.texture_dirty = false;
         }
+        let Some(session) = &self.session else {
+            return;
+        };
         let width = session.scene.grid().map_or(0, |g| g.width);
         if let Some(p) = self.explorer.nearest_swept(self.explorer.t)
             && Some(p.t) != self.explorer.class_map_from
@@ -183,7 +225,13 @@ impl StudioApp {
             );
             self.explorer.projection_dirty = false;
         }
-        let can_project = source.is_some();
+        let can_project = rendering_of(&session.renderings, modality).is_some();
+        let noise_words = match &patch {
+            Ok(p) => format!(
+                "x_t = sqrt(a_t) x_0 + sqrt(1 - a_t) eps as Stage B makes it: cosine schedule, Stage B's noise image eps ({p} x {p}, seed {seed}) on every patch"
+            ),
+            Err(e) => format!("x_t unavailable: {e}"),
+        };
         let mut start_projection = false;
         let mut cancel_projection = false;
         let sweep_stale = self.explorer.sweep_revision.is_some()
@@ -206,9 +254,7 @@ impl StudioApp {
                     }
                 });
                 ui.label(
-                    RichText::new(
-                        "x_t = sqrt(a_t) x_0 + sqrt(1 - a_t) eps, cosine schedule, one seeded noise image",
-                    )
+                    RichText::new(noise_words)
                     .small()
                     .weak(),
                 );
@@ -340,7 +386,7 @@ impl StudioApp {
                 .as_ref()
                 .and_then(|s| rendering_of(&s.renderings, modality).cloned());
             if let Some(image) = image {
-                let generation = self.jobs.project(ProjectRequest {
+                self.send(AppCommand::Project(Box::new(ProjectRequest {
                     image,
                     modality,
                     t: t as i64,
@@ -348,15 +394,14 @@ impl StudioApp {
                     backbone: self.classify_settings.backbone.clone(),
                     seed: self.classify_settings.seed,
                     device: self.classify_settings.device,
-                });
-                self.explorer.projecting = Some(Loading::started(generation));
+                })));
             }
         }
         if cancel_projection {
-            self.jobs.cancel_features();
+            self.send(AppCommand::CancelProjection);
         }
         if let Some(ts) = start_sweep {
-            self.classify_sweep(ts);
+            self.send(AppCommand::ClassifySweep(ts));
         }
         if let Some(best) = use_t {
             self.classify_settings.t = best;

@@ -4,22 +4,16 @@
 
 use std::sync::Arc;
 
-use eframe::egui::{
-    self, Color32, Key, Modifiers, PointerButton, Pos2, Rect, Sense, Stroke, Vec2, vec2,
-};
+use eframe::egui::{self, Color32, Key, PointerButton, Pos2, Rect, Sense, Stroke, Vec2, vec2};
 use eframe::egui_wgpu;
 
 use super::app::{Dirty, StudioApp, Tool};
+use super::command::AppCommand;
 use super::gpu_map::{GpuUpload, LayerDraw, MapFrame, MapPaint, TexturePixels, TextureUpload};
 use super::layers::LayerId;
 use super::view_transform::ViewTransform;
 use crate::scene::{Brush, LabelLayer, PixelRect};
 use crate::session::Command;
-
-/// Screen points one arrow key press pans.
-const ARROW_PAN: f32 = 64.0;
-/// Zoom factor of one PgUp / PgDn.
-const KEY_ZOOM: f32 = 1.25;
 
 impl StudioApp {
     /// The scene's size in pixels (width, height).
@@ -31,136 +25,19 @@ impl StudioApp {
             .unwrap_or(Vec2::ZERO)
     }
 
-    /// Keyboard shortcuts (ux.md), unless a text field has focus.
-    pub(crate) fn handle_keys(&mut self, ctx: &egui::Context) {
-        if ctx.egui_wants_keyboard_input() {
-            return;
-        }
-        let pressed = |k: Key| ctx.input_mut(|i| i.consume_key(Modifiers::NONE, k));
-        // Redo first: `consume_key` ignores Shift, so Ctrl+Z would also take
-        // Ctrl+Shift+Z.
-        let redo = ctx.input_mut(|i| {
-            i.consume_key(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z)
-                || i.consume_key(Modifiers::COMMAND, Key::Y)
-        });
-        let undo = ctx.input_mut(|i| i.consume_key(Modifiers::COMMAND, Key::Z));
-        if redo {
-            self.command(Command::Redo);
-        } else if undo {
-            self.command(Command::Undo);
-        }
-        if pressed(Key::B) {
-            self.tool = Tool::Brush;
-        }
-        if pressed(Key::E) {
-            self.tool = Tool::Eraser;
-        }
-        if pressed(Key::I) {
-            self.tool = Tool::Inspect;
-        }
-        if pressed(Key::OpenBracket) {
-            self.brush_size = (self.brush_size / 1.25).max(1.0).round();
-        }
-        if pressed(Key::CloseBracket) {
-            self.brush_size = (self.brush_size * 1.25)
-                .min(256.0)
-                .round()
-                .max(self.brush_size + 1.0);
-        }
-        let n_classes = self.session.as_ref().map_or(0, |s| s.classes.len());
-        let digits = [
-            Key::Num1,
-            Key::Num2,
-            Key::Num3,
-            Key::Num4,
-            Key::Num5,
-            Key::Num6,
-            Key::Num7,
-            Key::Num8,
-            Key::Num9,
-        ];
-        for (i, k) in digits.into_iter().enumerate() {
-            if pressed(k) && i < n_classes {
-                self.active_class = (i + 1) as u8;
-                if self.tool == Tool::Inspect {
-                    self.tool = Tool::Brush;
-                }
-            }
-        }
-        if pressed(Key::L) {
-            self.layers.toggle(LayerId::TrainLabels);
-        }
-        if pressed(Key::M) {
-            self.layers.toggle(LayerId::ClassMap);
-        }
-        if pressed(Key::N) {
-            self.next_suggestion();
-        }
-        if ctx.input_mut(|i| i.consume_key(Modifiers::SHIFT, Key::Slash))
-            || ctx.input(|i| {
-                i.events
-                    .iter()
-                    .any(|e| matches!(e, egui::Event::Text(t) if t == "?"))
-            })
-        {
-            self.show_shortcuts = !self.show_shortcuts;
-        }
-        if self.session.is_none() {
-            return;
-        }
-        if pressed(Key::F) {
-            self.fit_pending = true;
-        }
-        // Run keys: Ctrl+Shift+Enter before Ctrl+Enter (`consume_key`
-        // ignores Shift).
-        let run_adapt =
-            ctx.input_mut(|i| i.consume_key(Modifiers::COMMAND | Modifiers::SHIFT, Key::Enter));
-        let run_classify = ctx.input_mut(|i| i.consume_key(Modifiers::COMMAND, Key::Enter));
-        if run_adapt && self.adapting.is_none() {
-            self.adapt();
-        } else if run_classify {
-            self.classify();
-        }
-        if pressed(Key::Escape) {
-            self.cancel_running_jobs();
-        }
-        let mut pan = Vec2::ZERO;
-        if pressed(Key::ArrowLeft) {
-            pan.x += ARROW_PAN;
-        }
-        if pressed(Key::ArrowRight) {
-            pan.x -= ARROW_PAN;
-        }
-        if pressed(Key::ArrowUp) {
-            pan.y += ARROW_PAN;
-        }
-        if pressed(Key::ArrowDown) {
-            pan.y -= ARROW_PAN;
-        }
-        if pan != Vec2::ZERO {
-            self.view.pan(pan);
-        }
-        if pressed(Key::PageUp) {
-            self.view.zoom = (self.view.zoom * KEY_ZOOM).min(super::view_transform::MAX_ZOOM);
-        }
-        if pressed(Key::PageDown) {
-            self.view.zoom = (self.view.zoom / KEY_ZOOM).max(super::view_transform::MIN_ZOOM);
-        }
-    }
-
     /// The map: input, then the GPU paint callback and the brush cursor.
     pub(crate) fn map_view(&mut self, ui: &mut egui::Ui) {
         let rect = ui.available_rect_before_wrap();
         let response = ui.allocate_rect(rect, Sense::click_and_drag());
-        self.map_rect = Some(rect);
+        self.map.rect = Some(rect);
         let size = self.image_size();
-        if self.fit_pending && rect.width() > 1.0 {
-            self.view = ViewTransform::fit(size, rect);
-            self.fit_pending = false;
+        if self.map.fit_pending && rect.width() > 1.0 {
+            self.map.view = ViewTransform::fit(size, rect);
+            self.map.fit_pending = false;
         }
         self.map_input(ui, rect, &response, size);
-        self.view.clamp_to(size);
-        if self.gpu_map {
+        self.map.view.clamp_to(size);
+        if self.map.gpu_map {
             let frame = self.map_frame(rect, size);
             ui.painter().add(egui_wgpu::Callback::new_paint_callback(
                 rect,
@@ -168,14 +45,15 @@ impl StudioApp {
             ));
         } else if let Some(session) = &self.session {
             // The glow fallback: one CPU-composited texture.
-            let nearest = self.view.zoom >= 1.0;
-            let version = self.renderings_version;
-            if let Some(t) = self
-                .cpu_map
-                .texture(ui.ctx(), session, &self.layers, version, nearest)
+            let nearest = self.map.view.zoom >= 1.0;
+            let version = self.map.renderings_version;
+            if let Some(t) =
+                self.map
+                    .cpu_map
+                    .texture(ui.ctx(), session, &self.layers, version, nearest)
             {
-                let tl = self.view.screen_from_image(rect, Pos2::ZERO);
-                let br = self.view.screen_from_image(rect, size.to_pos2());
+                let tl = self.map.view.screen_from_image(rect, Pos2::ZERO);
+                let br = self.map.view.screen_from_image(rect, size.to_pos2());
                 ui.painter_at(rect).image(
                     t.id(),
                     Rect::from_min_max(tl, br),
@@ -186,8 +64,8 @@ impl StudioApp {
         }
         // Outline of the scene, and the inspected pixel.
         let painter = ui.painter_at(rect);
-        let tl = self.view.screen_from_image(rect, Pos2::ZERO);
-        let br = self.view.screen_from_image(rect, size.to_pos2());
+        let tl = self.map.view.screen_from_image(rect, Pos2::ZERO);
+        let br = self.map.view.screen_from_image(rect, size.to_pos2());
         painter.rect_stroke(
             Rect::from_min_max(tl, br),
             0.0,
@@ -196,9 +74,10 @@ impl StudioApp {
         );
         for (i, r) in self.suggestions.iter().enumerate() {
             let a = self
+                .map
                 .view
                 .screen_from_image(rect, Pos2::new(r.x as f32, r.y as f32));
-            let b = self.view.screen_from_image(
+            let b = self.map.view.screen_from_image(
                 rect,
                 Pos2::new((r.x + r.side) as f32, (r.y + r.side) as f32),
             );
@@ -224,9 +103,11 @@ impl StudioApp {
         }
         if let Some((row, col)) = self.inspected {
             let a = self
+                .map
                 .view
                 .screen_from_image(rect, Pos2::new(col as f32, row as f32));
             let b = self
+                .map
                 .view
                 .screen_from_image(rect, Pos2::new(col as f32 + 1.0, row as f32 + 1.0));
             let r = Rect::from_min_max(a, b).expand(2.0);
@@ -241,7 +122,7 @@ impl StudioApp {
         if matches!(self.tool, Tool::Brush | Tool::Eraser)
             && let Some(p) = response.hover_pos()
         {
-            let radius = (self.brush_size * self.view.zoom / 2.0).max(2.0);
+            let radius = (self.brush_size * self.map.view.zoom / 2.0).max(2.0);
             let color = match self.tool {
                 Tool::Eraser => Color32::WHITE,
                 _ => self.class_color(self.active_class),
@@ -272,21 +153,21 @@ impl StudioApp {
             )
         });
         let inside = pointer.filter(|p| rect.contains(*p));
-        self.hovered = inside.and_then(|p| self.view.pixel_at(rect, p, size));
+        self.hovered = inside.and_then(|p| self.map.view.pixel_at(rect, p, size));
         // Zoom at the cursor: wheel, or pinch / Ctrl+wheel.
         if let Some(p) = inside {
             if scroll != 0.0 {
-                self.view.zoom_at(rect, p, (scroll / 200.0).exp());
+                self.map.view.zoom_at(rect, p, (scroll / 200.0).exp());
             }
             if zoom_delta != 1.0 {
-                self.view.zoom_at(rect, p, zoom_delta);
+                self.map.view.zoom_at(rect, p, zoom_delta);
             }
         }
         // Pan: middle drag, or Space + drag.
         if response.dragged_by(PointerButton::Middle)
             || (space && response.dragged_by(PointerButton::Primary))
         {
-            self.view.pan(response.drag_delta());
+            self.map.view.pan(response.drag_delta());
             return;
         }
         let painting = self.session.as_ref().is_some_and(|s| s.is_painting());
@@ -305,13 +186,13 @@ impl StudioApp {
                             pressed: true,
                             ..
                         } if !space && rect.contains(pos) => {
-                            let q = self.view.image_from_screen(rect, pos);
+                            let q = self.map.view.image_from_screen(rect, pos);
                             let value = if self.tool == Tool::Eraser {
                                 0
                             } else {
                                 self.active_class
                             };
-                            self.apply_command(Command::BeginStroke {
+                            self.send(AppCommand::Label(Command::BeginStroke {
                                 layer: self.paint_layer,
                                 brush: Brush {
                                     value,
@@ -319,12 +200,15 @@ impl StudioApp {
                                 },
                                 x: q.x,
                                 y: q.y,
-                            });
+                            }));
                             painting = true;
                         }
                         egui::Event::PointerMoved(pos) if painting => {
-                            let q = self.view.image_from_screen(rect, pos);
-                            self.apply_command(Command::ContinueStroke { x: q.x, y: q.y });
+                            let q = self.map.view.image_from_screen(rect, pos);
+                            self.send(AppCommand::Label(Command::ContinueStroke {
+                                x: q.x,
+                                y: q.y,
+                            }));
                         }
                         egui::Event::PointerButton {
                             pos,
@@ -332,9 +216,12 @@ impl StudioApp {
                             pressed: false,
                             ..
                         } if painting => {
-                            let q = self.view.image_from_screen(rect, pos);
-                            self.apply_command(Command::ContinueStroke { x: q.x, y: q.y });
-                            self.apply_command(Command::EndStroke);
+                            let q = self.map.view.image_from_screen(rect, pos);
+                            self.send(AppCommand::Label(Command::ContinueStroke {
+                                x: q.x,
+                                y: q.y,
+                            }));
+                            self.send(AppCommand::Label(Command::EndStroke));
                             painting = false;
                         }
                         _ => {}
@@ -342,7 +229,7 @@ impl StudioApp {
                 }
                 // The button went up outside the window: end the stroke.
                 if painting && !primary_down {
-                    self.apply_command(Command::EndStroke);
+                    self.send(AppCommand::Label(Command::EndStroke));
                 }
             }
             Tool::Inspect => {
@@ -374,11 +261,11 @@ impl StudioApp {
     /// The frame for the GPU: visible layers bottom first, and the texture
     /// uploads pending (whole images once, label rectangles after edits).
     fn map_frame(&mut self, rect: Rect, size: Vec2) -> MapFrame {
-        let (origin, span) = self.view.image_window(rect);
+        let (origin, span) = self.map.view.image_window(rect);
         let mut uploads = Vec::new();
         if let Some(s) = &self.session {
             let (w, h) = (size.x as u32, size.y as u32);
-            for (id, dirty) in self.dirty.drain() {
+            for (id, dirty) in self.map.dirty.drain() {
                 let pixels = match id {
                     LayerId::Prgb => s.renderings.prgb.as_ref().map(|(i, _)| &i.data),
                     LayerId::Pca => s.renderings.pca.as_ref().map(|(i, _)| &i.data),
@@ -424,14 +311,17 @@ impl StudioApp {
                 }
             }
         }
-        if std::mem::take(&mut self.palette_dirty) {
+        if std::mem::take(&mut self.map.palette_dirty) {
             uploads.push(GpuUpload::Palette(Box::new(self.palette())));
         }
-        let applied = self.gpu_applied.load(std::sync::atomic::Ordering::SeqCst);
-        self.gpu_uploads.retain(|(seq, _)| *seq > applied);
+        let applied = self
+            .map
+            .gpu_applied
+            .load(std::sync::atomic::Ordering::SeqCst);
+        self.map.gpu_uploads.retain(|(seq, _)| *seq > applied);
         for u in uploads {
-            self.gpu_seq += 1;
-            self.gpu_uploads.push((self.gpu_seq, Arc::new(u)));
+            self.map.gpu_seq += 1;
+            self.map.gpu_uploads.push((self.map.gpu_seq, Arc::new(u)));
         }
         let available = |id: LayerId| {
             self.session
@@ -455,10 +345,10 @@ impl StudioApp {
             origin,
             span,
             image_size: [size.x, size.y],
-            smooth: self.view.zoom < 1.0,
+            smooth: self.map.view.zoom < 1.0,
             layers,
-            uploads: self.gpu_uploads.clone(),
-            applied: self.gpu_applied.clone(),
+            uploads: self.map.gpu_uploads.clone(),
+            applied: self.map.gpu_applied.clone(),
         }
     }
 }

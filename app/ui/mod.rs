@@ -1,9 +1,11 @@
 //! The desktop app (eframe on wgpu): panels and the map view. Owns no scene
-//! data: it reads the session and sends it commands; long work goes to
-//! `jobs`.
+//! data: widgets read the session and send [`AppCommand`]s, `dispatch.rs`
+//! runs them; file, raster and model work goes to `jobs`.
 
 pub mod app;
+pub mod command;
 pub mod cpu_map;
+mod dispatch;
 pub mod explorer;
 pub mod gpu_map;
 mod inspector;
@@ -12,11 +14,14 @@ pub mod map_view;
 mod panels;
 pub mod prefs;
 mod results;
+pub mod shortcuts;
+mod stage_b_panel;
 mod training;
 mod view_export;
 pub mod view_transform;
 
-pub use app::{AppOptions, StudioApp, Tool};
+pub use app::{AppOptions, FileAction, StudioApp, Tool};
+pub use command::AppCommand;
 
 /// Opens the window and runs until it closes: wgpu first, glow if wgpu
 /// cannot start.

@@ -5,6 +5,7 @@ use eframe::egui::{self, Color32, RichText};
 use egui_plot::{Line, Plot, PlotPoints, VLine};
 
 use super::app::{FileAction, StudioApp, Tool};
+use super::command::AppCommand;
 use super::layers::{LayerId, source_value};
 use crate::jobs::LoadRequest;
 use crate::scene::LabelLayer;
@@ -16,22 +17,26 @@ impl StudioApp {
         egui::MenuBar::new().ui(ui, |ui| {
             ui.menu_button("File", |ui| {
                 if ui.button("Open HSI…").clicked() {
-                    self.pick_file(&ctx, FileAction::OpenHsi);
+                    self.send(AppCommand::PickFile(FileAction::OpenHsi));
                 }
                 if ui.button("Open SAR…").clicked() {
-                    self.pick_file(&ctx, FileAction::OpenSar);
+                    self.send(AppCommand::PickFile(FileAction::OpenSar));
                 }
                 let has_scene = self.session.is_some();
                 ui.add_enabled_ui(has_scene, |ui| {
                     if ui.button("Open training labels…").clicked() {
-                        self.pick_file(&ctx, FileAction::OpenLabels(LabelLayer::Train));
+                        self.send(AppCommand::PickFile(FileAction::OpenLabels(
+                            LabelLayer::Train,
+                        )));
                     }
                     if ui.button("Open test labels…").clicked() {
-                        self.pick_file(&ctx, FileAction::OpenLabels(LabelLayer::Test));
+                        self.send(AppCommand::PickFile(FileAction::OpenLabels(
+                            LabelLayer::Test,
+                        )));
                     }
                 });
                 if ui.button("Open demo scene").clicked() {
-                    self.open(LoadRequest::demo());
+                    self.send(AppCommand::Open(LoadRequest::demo()));
                 }
                 ui.menu_button("Recent", |ui| self.recent_list(ui));
                 ui.separator();
@@ -42,15 +47,21 @@ impl StudioApp {
                             .as_ref()
                             .and_then(|s| s.sources.train_labels.clone());
                         match saved {
-                            Some(p) => self.save_label_file(LabelLayer::Train, p),
-                            None => self.pick_file(&ctx, FileAction::SaveLabels(LabelLayer::Train)),
+                            Some(p) => self.send(AppCommand::SaveLabels(LabelLayer::Train, p)),
+                            None => self.send(AppCommand::PickFile(FileAction::SaveLabels(
+                                LabelLayer::Train,
+                            ))),
                         }
                     }
                     if ui.button("Export training labels as…").clicked() {
-                        self.pick_file(&ctx, FileAction::SaveLabels(LabelLayer::Train));
+                        self.send(AppCommand::PickFile(FileAction::SaveLabels(
+                            LabelLayer::Train,
+                        )));
                     }
                     if ui.button("Export test labels as…").clicked() {
-                        self.pick_file(&ctx, FileAction::SaveLabels(LabelLayer::Test));
+                        self.send(AppCommand::PickFile(FileAction::SaveLabels(
+                            LabelLayer::Test,
+                        )));
                     }
                 });
                 ui.separator();
@@ -77,7 +88,7 @@ impl StudioApp {
                     )
                     .clicked()
                 {
-                    self.command(Command::Undo);
+                    self.send(AppCommand::Label(Command::Undo));
                 }
                 let redo_text = format!("Redo {}", redo.clone().unwrap_or_default());
                 if ui
@@ -87,12 +98,12 @@ impl StudioApp {
                     )
                     .clicked()
                 {
-                    self.command(Command::Redo);
+                    self.send(AppCommand::Label(Command::Redo));
                 }
             });
             ui.menu_button("View", |ui| {
                 if ui.button("Fit scene (F)").clicked() {
-                    self.fit_pending = true;
+                    self.map.fit_pending = true;
                 }
                 if ui
                     .add_enabled(
@@ -101,7 +112,7 @@ impl StudioApp {
                     )
                     .clicked()
                 {
-                    self.pick_file(&ctx, FileAction::ExportViewPng);
+                    self.send(AppCommand::PickFile(FileAction::ExportViewPng));
                 }
                 let mut dark = self.prefs.dark;
                 if ui.checkbox(&mut dark, "Dark theme").changed() {
@@ -135,7 +146,7 @@ impl StudioApp {
                         ..LoadRequest::default()
                     }
                 };
-                self.open(request);
+                self.send(AppCommand::Open(request));
             }
         }
     }
@@ -153,7 +164,7 @@ impl StudioApp {
                         )),
                 );
                 if ui.button("Cancel").clicked() {
-                    self.jobs.cancel_load();
+                    self.send(AppCommand::CancelLoad);
                 }
                 ui.separator();
             }
@@ -168,7 +179,7 @@ impl StudioApp {
             };
             ui.label(tool);
             ui.separator();
-            ui.label(format!("zoom {:.0} %", self.view.zoom * 100.0));
+            ui.label(format!("zoom {:.0} %", self.map.view.zoom * 100.0));
             ui.separator();
             match self.hovered {
                 Some((row, col)) => {
@@ -332,11 +343,11 @@ impl StudioApp {
                     });
             }
             if chosen != bands.bands {
-                self.set_prgb_bands(chosen);
+                self.send(AppCommand::SetPrgbBands(chosen));
                 return;
             }
         }
-        let version = self.renderings_version;
+        let version = self.map.renderings_version;
         let cached = matches!(&self.histogram_cache, Some((l, v, _)) if *l == id && *v == version);
         if !cached {
             let mut hist = Box::new([[0u32; 256]; 3]);
@@ -425,30 +436,6 @@ impl StudioApp {
             .clicked()
         {
             layer.reset_stretch();
-        }
-    }
-
-    /// Renders pRGB from other bands (the 2-98 % stretch of each) and
-    /// uploads it.
-    pub fn set_prgb_bands(&mut self, bands: [usize; 3]) {
-        let Some(session) = &mut self.session else {
-            return;
-        };
-        let Some(cube) = &session.scene.hsi else {
-            return;
-        };
-        match crate::products::prgb::render_prgb(cube, bands) {
-            Ok(image) => {
-                let reason = format!("bands {bands:?}, chosen by the user");
-                session.renderings.prgb =
-                    Some((image, crate::products::prgb::RgbBands { bands, reason }));
-                self.dirty.insert(LayerId::Prgb, super::app::Dirty::All);
-                self.renderings_version += 1;
-                if let Some(l) = self.layers.get_mut(LayerId::Prgb) {
-                    l.reset_stretch();
-                }
-            }
-            Err(e) => self.error(format!("pRGB from bands {bands:?}: {e}")),
         }
     }
 
@@ -543,7 +530,7 @@ impl StudioApp {
             commands.push(Command::AddClass);
         }
         for c in commands {
-            self.command(c);
+            self.send(AppCommand::Label(c));
         }
     }
 
@@ -563,17 +550,16 @@ impl StudioApp {
                 )
                 .clicked()
             {
-                self.open(LoadRequest::demo());
+                self.send(AppCommand::Open(LoadRequest::demo()));
             }
             ui.add_space(8.0);
             ui.horizontal(|ui| {
-                let ctx = ui.ctx().clone();
                 ui.add_space((ui.available_width() - 220.0).max(0.0) / 2.0);
                 if ui.button("Open HSI…").clicked() {
-                    self.pick_file(&ctx, FileAction::OpenHsi);
+                    self.send(AppCommand::PickFile(FileAction::OpenHsi));
                 }
                 if ui.button("Open SAR…").clicked() {
-                    self.pick_file(&ctx, FileAction::OpenSar);
+                    self.send(AppCommand::PickFile(FileAction::OpenSar));
                 }
             });
             ui.label(RichText::new("or drop raster files on the window").weak());
@@ -608,8 +594,8 @@ impl StudioApp {
                     });
                 });
             match choice {
-                Some(true) => self.recover(),
-                Some(false) => self.discard_recovery(),
+                Some(true) => self.send(AppCommand::Recover(true)),
+                Some(false) => self.send(AppCommand::Recover(false)),
                 None => {}
             }
         }

@@ -8,10 +8,9 @@ use eframe::egui::{self, RichText};
 use egui_plot::{Line, Plot, PlotPoints};
 
 use super::app::{FileAction, StudioApp};
-use crate::cli::model::thousands;
+use super::command::AppCommand;
 use crate::jobs::AdaptSettings;
-use crate::model::backbone::{BackboneSpec, file_name};
-use crate::model::device::DeviceChoice;
+use crate::jobs::backbone::{BackboneSpec, DeviceChoice, file_name, stage_a_counts};
 use crate::pipeline::Modality;
 
 /// The backbone in plain words.
@@ -54,16 +53,7 @@ impl StudioApp {
         let config = spec.config().ok();
         if self.backbone_counts.as_ref().map(|(c, _)| c) != config.as_ref() {
             self.backbone_counts = config.map(|c| {
-                let line = crate::model::inspect::summarize(&c)
-                    .map(|s| {
-                        format!(
-                            "Stage A trains {} of {} parameters ({:.2} %)",
-                            thousands(s.trainable_parameters),
-                            thousands(s.parameters),
-                            s.trainable_percent
-                        )
-                    })
-                    .unwrap_or_default();
+                let line = stage_a_counts(&c);
                 (c, line)
             });
         }
@@ -127,13 +117,13 @@ impl StudioApp {
                     .on_hover_text("guided-diffusion .pt (the paper's 64x64_diffusion.pt)")
                     .clicked()
                 {
-                    self.pick_file(ui.ctx(), FileAction::ImportCheckpoint);
+                    self.send(AppCommand::PickFile(FileAction::ImportCheckpoint));
                 }
                 if ui.small_button("Load adapter…").clicked() {
-                    self.pick_file(ui.ctx(), FileAction::LoadAdapter);
+                    self.send(AppCommand::PickFile(FileAction::LoadAdapter));
                 }
                 if spec.adapter().is_some() && ui.small_button("Base weights").clicked() {
-                    self.use_adapter(None);
+                    self.send(AppCommand::UseAdapter(None));
                 }
             });
         });
@@ -181,7 +171,7 @@ impl StudioApp {
                 let text = format!("{} ({:.0} s)", a.step, a.started.elapsed().as_secs_f32());
                 ui.add(egui::ProgressBar::new(a.fraction).text(text));
                 if ui.button("Cancel Stage A").clicked() {
-                    self.jobs.cancel_adapt();
+                    self.send(AppCommand::CancelAdapt);
                 }
             }
             None => {
@@ -193,7 +183,7 @@ impl StudioApp {
                     )
                     .clicked()
                 {
-                    self.adapt();
+                    self.send(AppCommand::Adapt);
                 }
             }
         }

@@ -1,14 +1,13 @@
 //! The map's legend (class colours and names, drawn over the map whenever a
 //! class layer shows) and "Export view as PNG": the next frame is captured
 //! as rendered — layers, outlines, legend — and the map's rectangle of it is
-//! written atomically as a PNG.
-
-use std::path::{Path, PathBuf};
+//! written atomically as a PNG by a task.
 
 use eframe::egui::{self, Color32, Pos2, Rect, Stroke, Vec2};
 
 use super::app::StudioApp;
 use super::layers::{LayerId, available};
+use crate::jobs::Task;
 
 impl StudioApp {
     /// The class layers on screen, top first, by name.
@@ -85,11 +84,6 @@ impl StudioApp {
         }
     }
 
-    /// Asks for a capture of the next frame; `path` gets the map's part.
-    pub fn export_view_png(&mut self, path: PathBuf) {
-        self.pending_view_png = Some((path, false));
-    }
-
     /// Sends the capture request of a pending export, and writes the
     /// captured frame's map rectangle when the capture arrives.
     pub(crate) fn handle_screenshots(&mut self, ctx: &egui::Context) {
@@ -111,39 +105,45 @@ impl StudioApp {
         let Some(image) = shots.last() else {
             return;
         };
-        let (Some((path, _)), Some(rect)) = (self.pending_view_png.take(), self.map_rect) else {
+        let (Some((path, _)), Some(rect)) = (self.pending_view_png.take(), self.map.rect) else {
             return;
         };
-        match write_png_region(image, rect, ctx.pixels_per_point(), &path) {
-            Ok((w, h)) => self.info(format!("view written to {} ({w} x {h})", path.display())),
-            Err(e) => self.error(format!("cannot write {}: {e}", path.display())),
+        match map_region(image, rect, ctx.pixels_per_point()) {
+            Some((width, height, rgba)) => self.start_task(Task::WritePng {
+                path,
+                width,
+                height,
+                rgba,
+            }),
+            None => self.error(format!(
+                "cannot write {}: the map is not on screen",
+                path.display()
+            )),
         }
     }
 }
 
-/// Writes `rect` (points) of a captured frame as a PNG, atomically.
-fn write_png_region(
+/// The `rect` (points) of a captured frame as RGBA: (width, height,
+/// pixels), or None when the rectangle is empty. The PNG is encoded and
+/// written by a task.
+fn map_region(
     image: &egui::ColorImage,
     rect: Rect,
     pixels_per_point: f32,
-    path: &Path,
-) -> anyhow::Result<(u32, u32)> {
+) -> Option<(u32, u32, Vec<u8>)> {
     let [iw, ih] = image.size;
     let x0 = ((rect.left() * pixels_per_point).round().max(0.0) as usize).min(iw);
     let y0 = ((rect.top() * pixels_per_point).round().max(0.0) as usize).min(ih);
     let x1 = ((rect.right() * pixels_per_point).round().max(0.0) as usize).min(iw);
     let y1 = ((rect.bottom() * pixels_per_point).round().max(0.0) as usize).min(ih);
-    anyhow::ensure!(x1 > x0 && y1 > y0, "the map is not on screen");
-    let (w, h) = ((x1 - x0) as u32, (y1 - y0) as u32);
-    let mut out = image::RgbaImage::new(w, h);
+    if x1 <= x0 || y1 <= y0 {
+        return None;
+    }
+    let mut rgba = Vec::with_capacity(4 * (x1 - x0) * (y1 - y0));
     for y in y0..y1 {
-        for x in x0..x1 {
-            let p = image.pixels[y * iw + x];
-            out.put_pixel((x - x0) as u32, (y - y0) as u32, image::Rgba(p.to_array()));
+        for p in &image.pixels[y * iw + x0..y * iw + x1] {
+            rgba.extend_from_slice(&p.to_array());
         }
     }
-    let tmp = path.with_extension("png.partial");
-    out.save_with_format(&tmp, image::ImageFormat::Png)?;
-    std::fs::rename(&tmp, path)?;
-    Ok((w, h))
+    Some(((x1 - x0) as u32, (y1 - y0) as u32, rgba))
 }

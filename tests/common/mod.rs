@@ -32,6 +32,22 @@ pub fn wait_loaded(h: &mut egui_kittest::Harness<'_, unidiff_studio::ui::StudioA
     h.run_steps(3);
 }
 
+/// Steps the app until its file and raster tasks (label files, exports,
+/// x_t, pRGB renders, checks) have ended.
+pub fn wait_tasks(h: &mut egui_kittest::Harness<'_, unidiff_studio::ui::StudioApp>) {
+    let start = std::time::Instant::now();
+    h.step();
+    while h.state().tasks_pending() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "tasks took over 1 min"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        h.step();
+    }
+    h.run_steps(2);
+}
+
 pub fn demo(name: &str) -> PathBuf {
     repo().join("assets/demo").join(name)
 }

@@ -1,0 +1,11 @@
+//! The few things every layer shares and that belong to none: cancelling
+//! work, the seeded random generator, number formatting. Depends on nothing
+//! else in the crate.
+
+pub mod cancel;
+pub mod numbers;
+pub mod rng;
+
+pub use cancel::CancelFlag;
+pub use numbers::thousands;
+pub use rng::NormalRng;

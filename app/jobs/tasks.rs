@@ -1,0 +1,277 @@
+//! The app's short file and raster work, off the UI thread: label files read
+//! and written, results and the view exported, pRGB rendered from other
+//! bands, a checkpoint or adapter checked, the explorer's x_t made, the
+//! labels autosaved. One worker runs them in order (a save then an export
+//! keep their order); a task of a kind that only the latest matters for (a
+//! band change, the explorer's t) supersedes the one of its kind still
+//! queued. Every task ends with `TaskDone` or `Failed` naming its file.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::JobContext;
+use crate::model::backbone::{BackboneSpec, adapter_fits, spec_for_checkpoint};
+use crate::pipeline::noised::stage_b_input;
+use crate::pipeline::run::RunOutcome;
+use crate::products::prgb::{RgbBands, render_prgb};
+use crate::scene::{ClassInfo, HsiCube, LabelImage, LabelLayer, PixelGrid, Rgb8Image};
+use crate::session::autosave::{AutosaveSnapshot, write_autosave};
+use crate::session::label_files::{LoadedLabels, load_labels, save_labels};
+
+/// One piece of file or raster work.
+pub enum Task {
+    LoadLabels {
+        layer: LabelLayer,
+        path: PathBuf,
+        grid: PixelGrid,
+    },
+    SaveLabels {
+        layer: LabelLayer,
+        path: PathBuf,
+        labels: LabelImage,
+        classes: Vec<ClassInfo>,
+        /// The label revision saved (the session's "unsaved" mark).
+        revision: u64,
+    },
+    /// The class map GeoTIFF (+ .qml), probabilities, PNG and metrics of a
+    /// classification into a folder, as `unidiff-studio run` writes them.
+    ExportResults {
+        dir: PathBuf,
+        outcome: Box<RunOutcome>,
+        grid: PixelGrid,
+        class_names: Vec<String>,
+    },
+    /// An RGBA image (the map as shown) as a PNG.
+    WritePng {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+        rgba: Vec<u8>,
+    },
+    RenderPrgb {
+        cube: std::sync::Arc<HsiCube>,
+        bands: [usize; 3],
+    },
+    CheckCheckpoint {
+        path: PathBuf,
+    },
+    CheckAdapter {
+        backbone: BackboneSpec,
+        path: PathBuf,
+    },
+    /// Stage B's network input at `t` (the explorer's x_t).
+    NoisedInput {
+        image: std::sync::Arc<Rgb8Image>,
+        t: usize,
+        seed: u64,
+        patch: usize,
+    },
+    Autosave {
+        dir: PathBuf,
+        snapshot: Box<AutosaveSnapshot>,
+    },
+}
+
+/// Kinds of tasks; a new task of a kind where [`TaskKind::latest_only`]
+/// holds cancels the queued one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskKind {
+    LoadLabels,
+    SaveLabels,
+    ExportResults,
+    WritePng,
+    RenderPrgb,
+    CheckCheckpoint,
+    CheckAdapter,
+    NoisedInput,
+    Autosave,
+}
+
+impl TaskKind {
+    /// Whether only the latest task of this kind is worth doing.
+    pub fn latest_only(self) -> bool {
+        matches!(self, TaskKind::RenderPrgb | TaskKind::NoisedInput)
+    }
+}
+
+impl Task {
+    pub fn kind(&self) -> TaskKind {
+        match self {
+            Task::LoadLabels { .. } => TaskKind::LoadLabels,
+            Task::SaveLabels { .. } => TaskKind::SaveLabels,
+            Task::ExportResults { .. } => TaskKind::ExportResults,
+            Task::WritePng { .. } => TaskKind::WritePng,
+            Task::RenderPrgb { .. } => TaskKind::RenderPrgb,
+            Task::CheckCheckpoint { .. } => TaskKind::CheckCheckpoint,
+            Task::CheckAdapter { .. } => TaskKind::CheckAdapter,
+            Task::NoisedInput { .. } => TaskKind::NoisedInput,
+            Task::Autosave { .. } => TaskKind::Autosave,
+        }
+    }
+
+    /// What the task does, in the user's words (the start of its error).
+    pub fn what(&self) -> String {
+        match self {
+            Task::LoadLabels { layer, path, .. } => {
+                format!("cannot load the {} from {}", layer.name(), path.display())
+            }
+            Task::SaveLabels { layer, path, .. } => {
+                format!("cannot save the {} to {}", layer.name(), path.display())
+            }
+            Task::ExportResults { dir, .. } => format!("cannot export to {}", dir.display()),
+            Task::WritePng { path, .. } => format!("cannot write {}", path.display()),
+            Task::RenderPrgb { bands, .. } => format!("cannot render pRGB from bands {bands:?}"),
+            Task::CheckCheckpoint { path } => {
+                format!("cannot use {} as the backbone", path.display())
+            }
+            Task::CheckAdapter { path, .. } => {
+                format!("cannot use the adapter {}", path.display())
+            }
+            Task::NoisedInput { t, .. } => format!("cannot make x_t at t = {t}"),
+            Task::Autosave { dir, .. } => format!("autosave to {} failed", dir.display()),
+        }
+    }
+}
+
+/// What a finished task hands back.
+#[derive(Debug)]
+pub enum TaskDone {
+    LabelsLoaded {
+        layer: LabelLayer,
+        path: PathBuf,
+        loaded: LoadedLabels,
+    },
+    LabelsSaved {
+        layer: LabelLayer,
+        path: PathBuf,
+        revision: u64,
+    },
+    ResultsExported {
+        dir: PathBuf,
+        files: usize,
+    },
+    PngWritten {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+    },
+    PrgbRendered {
+        image: Rgb8Image,
+        bands: RgbBands,
+    },
+    CheckpointChecked {
+        backbone: BackboneSpec,
+        parameters: usize,
+    },
+    AdapterChecked {
+        backbone: BackboneSpec,
+    },
+    NoisedInput {
+        image: Rgb8Image,
+        t: usize,
+    },
+    Autosaved {
+        dir: PathBuf,
+        revision: u64,
+    },
+}
+
+/// Runs one task (the worker's body).
+pub fn run(job: &JobContext<'_>, task: &Task) {
+    job.progress(task.what().replacen("cannot ", "", 1), 0.0);
+    let done = perform(task).with_context(|| task.what());
+    job.finish(done.map(Some), |generation, done| {
+        super::JobEvent::TaskDone { generation, done }
+    });
+}
+
+fn perform(task: &Task) -> anyhow::Result<TaskDone> {
+    Ok(match task {
+        Task::LoadLabels { layer, path, grid } => TaskDone::LabelsLoaded {
+            layer: *layer,
+            path: path.clone(),
+            loaded: load_labels(path, grid)?,
+        },
+        Task::SaveLabels {
+            layer,
+            path,
+            labels,
+            classes,
+            revision,
+        } => {
+            save_labels(path, labels, classes)?;
+            TaskDone::LabelsSaved {
+                layer: *layer,
+                path: path.clone(),
+                revision: *revision,
+            }
+        }
+        Task::ExportResults {
+            dir,
+            outcome,
+            grid,
+            class_names,
+        } => {
+            std::fs::create_dir_all(dir).context("cannot create the folder")?;
+            let files =
+                crate::pipeline::export::write_run_outputs(dir, outcome, grid, class_names)?;
+            TaskDone::ResultsExported {
+                dir: dir.clone(),
+                files: files.len(),
+            }
+        }
+        Task::WritePng {
+            path,
+            width,
+            height,
+            rgba,
+        } => {
+            let image = image::RgbaImage::from_raw(*width, *height, rgba.clone())
+                .context("the captured image has the wrong size")?;
+            let mut png = Vec::new();
+            image.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+            crate::io::atomic::write_bytes(path, &png)?;
+            TaskDone::PngWritten {
+                path: path.clone(),
+                width: *width,
+                height: *height,
+            }
+        }
+        Task::RenderPrgb { cube, bands } => TaskDone::PrgbRendered {
+            image: render_prgb(cube, *bands)?,
+            bands: RgbBands {
+                bands: *bands,
+                reason: format!("bands {bands:?}, chosen by the user"),
+            },
+        },
+        Task::CheckCheckpoint { path } => {
+            let (backbone, parameters) = spec_for_checkpoint(path)?;
+            TaskDone::CheckpointChecked {
+                backbone,
+                parameters,
+            }
+        }
+        Task::CheckAdapter { backbone, path } => {
+            let spec = backbone.with_adapter(Some(path.clone()));
+            adapter_fits(&spec, path)?;
+            TaskDone::AdapterChecked { backbone: spec }
+        }
+        Task::NoisedInput {
+            image,
+            t,
+            seed,
+            patch,
+        } => TaskDone::NoisedInput {
+            image: stage_b_input(image, *t, *seed, *patch),
+            t: *t,
+        },
+        Task::Autosave { dir, snapshot } => {
+            write_autosave(dir, snapshot)?;
+            TaskDone::Autosaved {
+                dir: dir.clone(),
+                revision: snapshot.labels_revision,
+            }
+        }
+    })
+}

@@ -1,0 +1,97 @@
+//! Every effect a widget, a shortcut, a file dialog or a drop can ask for,
+//! as one [`AppCommand`] sent through one queue ([`CommandSender`]) and run
+//! in one place ([`StudioApp::handle`](super::app::StudioApp::handle), in
+//! `dispatch.rs`). Widgets read state and send commands; they never change
+//! the session or start work themselves.
+
+use std::path::PathBuf;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::app::{FileAction, Tool};
+use super::layers::LayerId;
+use crate::jobs::{LoadRequest, Waker};
+use crate::scene::LabelLayer;
+use crate::session::Command;
+
+/// One effect asked of the app.
+#[derive(Debug, Clone)]
+pub enum AppCommand {
+    /// Open a scene (replacing the open one).
+    Open(LoadRequest),
+    /// Files dropped on the window: a scene, or label files for the open one.
+    OpenDropped(Vec<PathBuf>),
+    CancelLoad,
+    /// Show a native file dialog for `FileAction`.
+    PickFile(FileAction),
+    /// A file picked in a dialog, and what it is for.
+    FilePicked(FileAction, PathBuf),
+    LoadLabels(LabelLayer, PathBuf),
+    SaveLabels(LabelLayer, PathBuf),
+    /// The last classification's files into a folder.
+    ExportResults(PathBuf),
+    /// The map as shown (layers, legend) as a PNG, from the next frame.
+    ExportViewPng(PathBuf),
+    /// A guided-diffusion checkpoint as the backbone (checked first).
+    UseCheckpoint(PathBuf),
+    /// A Stage A adapter on the backbone (checked first); None: the base
+    /// weights.
+    UseAdapter(Option<PathBuf>),
+    /// Render pRGB from these bands.
+    SetPrgbBands([usize; 3]),
+    Classify,
+    /// Stage B at each of these timesteps (the explorer's sweep).
+    ClassifySweep(Vec<i64>),
+    /// Stage B for each modality subset (the paper's Table 5).
+    ClassifyAblation,
+    CancelClassify,
+    Adapt,
+    CancelAdapt,
+    /// The explorer's feature projection at its t and block.
+    Project(Box<crate::jobs::ProjectRequest>),
+    CancelProjection,
+    /// Cancel Stage A, the classification and the projection (Esc).
+    CancelJobs,
+    /// Take the autosaved labels (true) or forget them (false).
+    Recover(bool),
+    /// Centre the view on the next "label here next" square (N).
+    NextSuggestion,
+    /// A label edit (paint, undo, classes): the session's undoable command.
+    Label(Command),
+    SetTool(Tool),
+    /// Brush size one step up (true) or down.
+    StepBrush(bool),
+    /// Class `value` as the brush's (the digit keys).
+    SelectClass(u8),
+    ToggleLayer(LayerId),
+    ToggleShortcuts,
+    FitView,
+    /// Pan by screen points.
+    Pan([f32; 2]),
+    /// Zoom in (true) or out one step.
+    StepZoom(bool),
+}
+
+/// Where commands go: clone it into threads (file dialogs) and widgets; each
+/// send wakes the UI.
+#[derive(Clone)]
+pub struct CommandSender {
+    tx: Sender<AppCommand>,
+    wake: Waker,
+}
+
+impl CommandSender {
+    /// A queue whose sends call `wake`, and its receiving end.
+    pub fn new(wake: Waker) -> (Self, Receiver<AppCommand>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        (Self { tx, wake }, rx)
+    }
+
+    pub fn send(&self, command: AppCommand) {
+        // The receiver lives as long as the app; a send after it has gone
+        // (the window closing) has nobody left to act on it.
+        if self.tx.send(command).is_ok() {
+            (self.wake)();
+        }
+    }
+}

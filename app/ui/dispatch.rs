@@ -1,0 +1,497 @@
+//! The one place where the app's effects happen: [`StudioApp::handle`] runs
+//! each [`AppCommand`] (widgets, shortcuts, dialogs and drops send them), and
+//! [`StudioApp::task_done`] takes back what the file and raster tasks made.
+//! Work that reads or writes files or rasters is queued as a job here; only
+//! the session's label edits run on the UI thread.
+
+use std::path::PathBuf;
+
+use super::app::{Dirty, FileAction, Loading, StudioApp};
+use super::command::AppCommand;
+use super::layers::LayerId;
+use super::view_transform::{MAX_ZOOM, MIN_ZOOM};
+use crate::jobs::{ClassifyRequest, LoadRequest, Task, TaskDone, TaskKind};
+use crate::scene::LabelLayer;
+
+/// Zoom factor of one PgUp / PgDn.
+const KEY_ZOOM: f32 = 1.25;
+
+impl StudioApp {
+    /// Runs one command now. Widgets send commands instead
+    /// ([`StudioApp::send`]); the frame runs them all after the layout.
+    pub fn handle(&mut self, command: AppCommand) {
+        match command {
+            AppCommand::Open(request) => self.open(request),
+            AppCommand::OpenDropped(files) => self.open_dropped(&files),
+            AppCommand::CancelLoad => self.jobs.cancel_load(),
+            AppCommand::PickFile(action) => self.pick_file(action),
+            AppCommand::FilePicked(action, path) => self.open_with(&action, path),
+            AppCommand::LoadLabels(layer, path) => self.load_label_file(layer, path),
+            AppCommand::SaveLabels(layer, path) => self.save_label_file(layer, path),
+            AppCommand::ExportResults(dir) => self.export_results(dir),
+            AppCommand::ExportViewPng(path) => self.pending_view_png = Some((path, false)),
+            AppCommand::UseCheckpoint(path) => {
+                self.info(format!("reading {} …", path.display()));
+                self.start_task(Task::CheckCheckpoint { path });
+            }
+            AppCommand::UseAdapter(None) => {
+                self.classify_settings.backbone = self.classify_settings.backbone.with_adapter(None)
+            }
+            AppCommand::UseAdapter(Some(path)) => self.start_task(Task::CheckAdapter {
+                backbone: self.classify_settings.backbone.clone(),
+                path,
+            }),
+            AppCommand::SetPrgbBands(bands) => {
+                if let Some(cube) = self.session.as_ref().and_then(|s| s.scene.hsi.clone()) {
+                    self.start_task(Task::RenderPrgb { cube, bands });
+                }
+            }
+            AppCommand::Classify => self.start_classification(Vec::new(), Vec::new()),
+            AppCommand::ClassifySweep(timesteps) => {
+                self.start_classification(Vec::new(), timesteps)
+            }
+            AppCommand::ClassifyAblation => {
+                self.start_classification(crate::jobs::classify::all_subsets(), Vec::new())
+            }
+            AppCommand::CancelClassify => self.jobs.cancel_classify(),
+            AppCommand::Adapt => self.adapt(),
+            AppCommand::CancelAdapt => self.jobs.cancel_adapt(),
+            AppCommand::Project(request) => {
+                let generation = self.jobs.project(*request);
+                self.explorer.projecting = Some(Loading::started(generation));
+            }
+            AppCommand::CancelProjection => self.jobs.cancel_features(),
+            AppCommand::CancelJobs => {
+                if self.adapting.is_some() {
+                    self.jobs.cancel_adapt();
+                }
+                if self.classifying.is_some() {
+                    self.jobs.cancel_classify();
+                }
+                if self.explorer.projecting.is_some() {
+                    self.jobs.cancel_features();
+                }
+            }
+            AppCommand::Recover(true) => self.recover(),
+            AppCommand::Recover(false) => {
+                if let Some(rec) = self.recovery.take() {
+                    crate::session::autosave::discard(&rec.dir);
+                }
+            }
+            AppCommand::NextSuggestion => self.next_suggestion(),
+            AppCommand::Label(c) => self.apply_command(c),
+            AppCommand::SetTool(tool) => self.tool = tool,
+            AppCommand::StepBrush(up) => {
+                self.brush_size = if up {
+                    (self.brush_size * 1.25)
+                        .min(256.0)
+                        .round()
+                        .max(self.brush_size + 1.0)
+                } else {
+                    (self.brush_size / 1.25).max(1.0).round()
+                }
+            }
+            AppCommand::SelectClass(value) => {
+                self.active_class = value;
+                if self.tool == super::app::Tool::Inspect {
+                    self.tool = super::app::Tool::Brush;
+                }
+            }
+            AppCommand::ToggleLayer(id) => self.layers.toggle(id),
+            AppCommand::ToggleShortcuts => self.show_shortcuts = !self.show_shortcuts,
+            AppCommand::FitView => self.map.fit_pending = true,
+            AppCommand::Pan([x, y]) => self.map.view.pan(eframe::egui::vec2(x, y)),
+            AppCommand::StepZoom(true) => {
+                self.map.view.zoom = (self.map.view.zoom * KEY_ZOOM).min(MAX_ZOOM)
+            }
+            AppCommand::StepZoom(false) => {
+                self.map.view.zoom = (self.map.view.zoom / KEY_ZOOM).max(MIN_ZOOM)
+            }
+        }
+    }
+
+    /// Queues file or raster work and remembers it until its event.
+    pub(crate) fn start_task(&mut self, task: Task) {
+        let kind = task.kind();
+        if kind.latest_only() {
+            self.tasks.retain(|_, k| *k != kind);
+        }
+        let generation = self.jobs.task(task);
+        self.tasks.insert(generation, kind);
+    }
+
+    /// Whether file or raster work of the app is queued or running.
+    pub fn tasks_pending(&self) -> bool {
+        !self.tasks.is_empty()
+    }
+
+    /// Starts loading a scene in the background.
+    fn open(&mut self, request: LoadRequest) {
+        let generation = self.jobs.load(request);
+        self.loading = Some(Loading::started(generation));
+    }
+
+    /// Adds a file to the open scene (or opens it alone), or does with it
+    /// what the dialog was for.
+    fn open_with(&mut self, action: &FileAction, path: PathBuf) {
+        let command = match action {
+            FileAction::OpenHsi | FileAction::OpenSar => {
+                let mut request = match &self.session {
+                    Some(s) => LoadRequest {
+                        hsi: s.sources.hsi.clone(),
+                        sar: s.sources.sar.clone(),
+                        ..LoadRequest::default()
+                    },
+                    None => LoadRequest::default(),
+                };
+                if *action == FileAction::OpenHsi {
+                    request.hsi = Some(path);
+                } else {
+                    request.sar = Some(path);
+                }
+                request.title = [&request.hsi, &request.sar]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" + ");
+                AppCommand::Open(request)
+            }
+            FileAction::OpenLabels(layer) => AppCommand::LoadLabels(*layer, path),
+            FileAction::SaveLabels(layer) => AppCommand::SaveLabels(*layer, path),
+            FileAction::ExportResults => AppCommand::ExportResults(path),
+            FileAction::ImportCheckpoint => AppCommand::UseCheckpoint(path),
+            FileAction::LoadAdapter => AppCommand::UseAdapter(Some(path)),
+            FileAction::ExportViewPng => AppCommand::ExportViewPng(path),
+        };
+        self.handle(command);
+    }
+
+    fn open_dropped(&mut self, files: &[PathBuf]) {
+        let request = LoadRequest::from_files(files);
+        let labels_only = request.hsi.is_none() && request.sar.is_none();
+        if labels_only && self.session.is_some() {
+            if let Some(p) = request.train_labels {
+                self.load_label_file(LabelLayer::Train, p);
+            }
+            if let Some(p) = request.test_labels {
+                self.load_label_file(LabelLayer::Test, p);
+            }
+        } else {
+            self.open(request);
+        }
+    }
+
+    /// Opens a native file dialog on a thread; the pick comes back as
+    /// [`AppCommand::FilePicked`].
+    fn pick_file(&mut self, action: FileAction) {
+        let commands = self.commands.clone();
+        let start_dir = self
+            .session
+            .as_ref()
+            .and_then(|s| s.sources.hsi.as_ref().or(s.sources.sar.as_ref()))
+            .and_then(|p| p.parent().map(|p| p.to_path_buf()));
+        let spawned = std::thread::Builder::new()
+            .name("file dialog".into())
+            .spawn(move || {
+                let mut dialog = rfd::FileDialog::new();
+                if let Some(d) = start_dir {
+                    dialog = dialog.set_directory(d);
+                }
+                let picked = match &action {
+                    FileAction::SaveLabels(_) => dialog
+                        .add_filter("GeoTIFF", &["tif", "tiff"])
+                        .set_file_name("labels.tif")
+                        .save_file(),
+                    FileAction::OpenLabels(_) => dialog
+                        .add_filter("label rasters", &["tif", "tiff", "mat", "npy", "img"])
+                        .add_filter("all files", &["*"])
+                        .pick_file(),
+                    FileAction::ExportResults => dialog.pick_folder(),
+                    FileAction::ImportCheckpoint => dialog
+                        .add_filter("guided-diffusion checkpoints", &["pt", "safetensors"])
+                        .pick_file(),
+                    FileAction::ExportViewPng => dialog
+                        .add_filter("PNG", &["png"])
+                        .set_file_name("view.png")
+                        .save_file(),
+                    FileAction::LoadAdapter => dialog
+                        .add_filter("Stage A adapters", &["safetensors"])
+                        .pick_file(),
+                    FileAction::OpenHsi | FileAction::OpenSar => dialog.pick_file(),
+                };
+                if let Some(path) = picked {
+                    commands.send(AppCommand::FilePicked(action, path));
+                }
+            });
+        if let Err(e) = spawned {
+            self.error(format!("cannot open the file dialog: {e}"));
+        }
+    }
+
+    /// Reads a label file into a layer in the background.
+    fn load_label_file(&mut self, layer: LabelLayer, path: PathBuf) {
+        let Some(grid) = self.session.as_ref().and_then(|s| s.scene.grid().cloned()) else {
+            self.error("open a scene before its labels");
+            return;
+        };
+        self.start_task(Task::LoadLabels { layer, path, grid });
+    }
+
+    /// Writes a label layer as a class GeoTIFF in the background.
+    fn save_label_file(&mut self, layer: LabelLayer, path: PathBuf) {
+        let Some(session) = &self.session else {
+            return;
+        };
+        let Some(labels) = session.scene.labels(layer) else {
+            self.error(format!("there are no {} to save", layer.name()));
+            return;
+        };
+        let task = Task::SaveLabels {
+            layer,
+            path,
+            labels: labels.clone(),
+            classes: session.classes.clone(),
+            revision: session.labels_revision,
+        };
+        self.start_task(task);
+    }
+
+    /// Writes the last classification as `unidiff-studio run` does: class
+    /// map GeoTIFF (+ .qml, colour table, names), probability.tif, map.png,
+    /// metrics.json / .csv, the forest's under `baseline_rf/`.
+    fn export_results(&mut self, dir: PathBuf) {
+        let Some(s) = &self.session else {
+            return;
+        };
+        let (Some(r), Some(grid)) = (&s.result, s.scene.grid()) else {
+            self.error("nothing to export: classify first");
+            return;
+        };
+        let task = Task::ExportResults {
+            dir,
+            outcome: Box::new(r.outcome.clone()),
+            grid: grid.clone(),
+            class_names: s.classes.iter().map(|c| c.name.clone()).collect(),
+        };
+        self.start_task(task);
+    }
+
+    /// Starts a classification of the labels as they are now; one still
+    /// running is cancelled (its result would be stale). The map keeps
+    /// showing the last result meanwhile.
+    pub(crate) fn start_classification(
+        &mut self,
+        subsets: Vec<Vec<crate::pipeline::Modality>>,
+        timesteps: Vec<i64>,
+    ) {
+        let Some(s) = &self.session else {
+            return;
+        };
+        let request = ClassifyRequest {
+            scene: s.scene.clone(),
+            renderings: s.renderings.clone(),
+            settings: self.classify_settings.clone(),
+            labels_revision: s.labels_revision,
+            subsets,
+            timesteps,
+        };
+        self.classifying_revision = s.labels_revision;
+        let generation = self.jobs.classify(request);
+        self.classifying = Some(Loading::started(generation));
+    }
+
+    /// Starts Stage A on the open scene with the panel's settings; the
+    /// adapter goes to the data folder.
+    fn adapt(&mut self) {
+        if self.adapting.is_some() {
+            return;
+        }
+        let Some(s) = &self.session else {
+            return;
+        };
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let slug: String = s
+            .sources
+            .title
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .take(48)
+            .collect();
+        let request = crate::jobs::AdaptRequest {
+            renderings: s.renderings.clone(),
+            settings: self.adapt_settings.clone(),
+            backbone: self.classify_settings.backbone.clone(),
+            out: self
+                .data_dir
+                .join("adapters")
+                .join(format!("{slug}-{stamp}.safetensors")),
+            device: self.classify_settings.device,
+        };
+        self.adapt_curve.clear();
+        let generation = self.jobs.adapt(request);
+        self.adapting = Some(Loading::started(generation));
+    }
+
+    /// Takes the autosaved labels (one undo step per layer).
+    fn recover(&mut self) {
+        let (Some(rec), Some(session)) = (self.recovery.take(), self.session.as_mut()) else {
+            return;
+        };
+        for layer in LabelLayer::ALL {
+            if let Some(l) = rec.labels(layer) {
+                session.replace_labels(
+                    layer,
+                    l.clone(),
+                    format!("recover autosaved {}", layer.name()),
+                );
+            }
+        }
+        for c in &rec.manifest.classes {
+            match session.classes.iter_mut().find(|o| o.value == c.value) {
+                Some(o) => *o = c.clone(),
+                None => session.classes.push(c.clone()),
+            }
+        }
+        session.classes.sort_by_key(|c| c.value);
+        for layer in LabelLayer::ALL {
+            self.mark_labels_dirty(layer, Dirty::All);
+        }
+        self.map.palette_dirty = true;
+        self.info(format!("recovered the labels autosaved {}", rec.age()));
+    }
+
+    /// Centres the view on the next suggestion (N).
+    fn next_suggestion(&mut self) {
+        if self.suggestions.is_empty() {
+            return;
+        }
+        let i = self
+            .suggestion_index
+            .map_or(0, |i| (i + 1) % self.suggestions.len());
+        let r = self.suggestions[i];
+        self.map.view.center = [
+            r.x as f32 + r.side as f32 / 2.0,
+            r.y as f32 + r.side as f32 / 2.0,
+        ];
+        self.suggestion_index = Some(i);
+    }
+
+    /// Takes what a finished task made.
+    pub(crate) fn task_done(&mut self, done: TaskDone) {
+        match done {
+            TaskDone::LabelsLoaded {
+                layer,
+                path,
+                loaded,
+            } => {
+                let Some(session) = &mut self.session else {
+                    return;
+                };
+                // Another scene may have been opened while the file was read.
+                let name = path.display().to_string();
+                let fits = match session.scene.grid() {
+                    Some(g) => g
+                        .check_same("the open scene", &loaded.labels.grid, &name)
+                        .map_err(|e| e.to_string()),
+                    None => Err("the open scene has no grid".to_string()),
+                };
+                if let Err(e) = fits {
+                    self.error(format!("cannot load the {} from {name}: {e}", layer.name()));
+                    return;
+                }
+                for c in &loaded.classes {
+                    if let Some(o) = session.classes.iter_mut().find(|o| o.value == c.value) {
+                        *o = c.clone();
+                    }
+                }
+                let added = session.add_missing_classes(&loaded.values);
+                session.replace_labels(
+                    layer,
+                    loaded.labels,
+                    format!("load {} from {}", layer.name(), path.display()),
+                );
+                session.sources.set_labels_path(layer, Some(path.clone()));
+                self.mark_labels_dirty(layer, Dirty::All);
+                self.map.palette_dirty = true;
+                if !added.is_empty() {
+                    let list = added
+                        .iter()
+                        .map(|v| v.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    self.info(format!(
+                        "{} holds classes the list did not have ({list}): added as \"class N\"; rename them in the class editor",
+                        path.display()
+                    ));
+                }
+            }
+            TaskDone::LabelsSaved {
+                layer,
+                path,
+                revision,
+            } => {
+                if let Some(session) = &mut self.session {
+                    session.sources.set_labels_path(layer, Some(path.clone()));
+                    if layer == LabelLayer::Train {
+                        session.saved_revision = revision;
+                    }
+                }
+                self.info(format!("saved {} to {}", layer.name(), path.display()));
+            }
+            TaskDone::ResultsExported { dir, files } => {
+                self.info(format!("exported {files} files to {}", dir.display()))
+            }
+            TaskDone::PngWritten {
+                path,
+                width,
+                height,
+            } => self.info(format!(
+                "view written to {} ({width} x {height})",
+                path.display()
+            )),
+            TaskDone::PrgbRendered { image, bands } => {
+                let Some(session) = &mut self.session else {
+                    return;
+                };
+                session.renderings.prgb = Some((image, bands));
+                self.map.dirty.insert(LayerId::Prgb, Dirty::All);
+                self.map.renderings_changed();
+                if let Some(l) = self.layers.get_mut(LayerId::Prgb) {
+                    l.reset_stretch();
+                }
+            }
+            TaskDone::CheckpointChecked {
+                backbone,
+                parameters,
+            } => {
+                self.info(format!(
+                    "backbone: {} ({parameters} parameters)",
+                    super::training::backbone_words(&backbone)
+                ));
+                self.classify_settings.backbone = backbone;
+            }
+            TaskDone::AdapterChecked { backbone } => self.classify_settings.backbone = backbone,
+            TaskDone::NoisedInput { image, t } => self.explorer.set_noised(image, t),
+            TaskDone::Autosaved { dir, revision } => {
+                eprintln!(
+                    "autosaved labels (revision {revision}) to {}",
+                    dir.display()
+                );
+            }
+        }
+    }
+
+    /// A failed task: its message names the file; an autosave that failed
+    /// is tried again at the next interval.
+    pub(crate) fn task_failed(&mut self, kind: TaskKind, message: String) {
+        if kind == TaskKind::Autosave {
+            // A revision the labels never have: the next interval tries again.
+            self.autosaved_revision = u64::MAX;
+        }
+        self.error(message);
+    }
+}

@@ -1,0 +1,139 @@
+//! The keyboard shortcuts of ux.md as commands: which keys were pressed this
+//! frame becomes a list of [`AppCommand`]s, so a key does exactly what its
+//! menu item or button does. Skipped while a text field has focus.
+
+use eframe::egui::{self, Key, Modifiers};
+
+use super::app::{StudioApp, Tool};
+use super::command::AppCommand;
+use super::layers::LayerId;
+use crate::session::Command;
+
+/// Screen points one arrow key press pans.
+const ARROW_PAN: f32 = 64.0;
+
+/// What the keys may do in the app's current state.
+#[derive(Debug, Clone, Copy)]
+pub struct ShortcutContext {
+    pub has_scene: bool,
+    pub classes: usize,
+    pub adapting: bool,
+}
+
+impl StudioApp {
+    pub(crate) fn shortcut_context(&self) -> ShortcutContext {
+        ShortcutContext {
+            has_scene: self.session.is_some(),
+            classes: self.session.as_ref().map_or(0, |s| s.classes.len()),
+            adapting: self.adapting.is_some(),
+        }
+    }
+}
+
+/// The commands of the keys pressed this frame (the keys are consumed).
+pub fn commands_for_keys(ctx: &egui::Context, state: ShortcutContext) -> Vec<AppCommand> {
+    let mut out = Vec::new();
+    let pressed = |k: Key| ctx.input_mut(|i| i.consume_key(Modifiers::NONE, k));
+    // Redo first: `consume_key` ignores Shift, so Ctrl+Z would also take
+    // Ctrl+Shift+Z.
+    let redo = ctx.input_mut(|i| {
+        i.consume_key(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z)
+            || i.consume_key(Modifiers::COMMAND, Key::Y)
+    });
+    let undo = ctx.input_mut(|i| i.consume_key(Modifiers::COMMAND, Key::Z));
+    if redo {
+        out.push(AppCommand::Label(Command::Redo));
+    } else if undo {
+        out.push(AppCommand::Label(Command::Undo));
+    }
+    for (key, tool) in [
+        (Key::B, Tool::Brush),
+        (Key::E, Tool::Eraser),
+        (Key::I, Tool::Inspect),
+    ] {
+        if pressed(key) {
+            out.push(AppCommand::SetTool(tool));
+        }
+    }
+    if pressed(Key::OpenBracket) {
+        out.push(AppCommand::StepBrush(false));
+    }
+    if pressed(Key::CloseBracket) {
+        out.push(AppCommand::StepBrush(true));
+    }
+    let digits = [
+        Key::Num1,
+        Key::Num2,
+        Key::Num3,
+        Key::Num4,
+        Key::Num5,
+        Key::Num6,
+        Key::Num7,
+        Key::Num8,
+        Key::Num9,
+    ];
+    for (i, k) in digits.into_iter().enumerate() {
+        if pressed(k) && i < state.classes {
+            out.push(AppCommand::SelectClass((i + 1) as u8));
+        }
+    }
+    if pressed(Key::L) {
+        out.push(AppCommand::ToggleLayer(LayerId::TrainLabels));
+    }
+    if pressed(Key::M) {
+        out.push(AppCommand::ToggleLayer(LayerId::ClassMap));
+    }
+    if pressed(Key::N) {
+        out.push(AppCommand::NextSuggestion);
+    }
+    if ctx.input_mut(|i| i.consume_key(Modifiers::SHIFT, Key::Slash))
+        || ctx.input(|i| {
+            i.events
+                .iter()
+                .any(|e| matches!(e, egui::Event::Text(t) if t == "?"))
+        })
+    {
+        out.push(AppCommand::ToggleShortcuts);
+    }
+    if !state.has_scene {
+        return out;
+    }
+    if pressed(Key::F) {
+        out.push(AppCommand::FitView);
+    }
+    // Run keys: Ctrl+Shift+Enter before Ctrl+Enter (`consume_key` ignores
+    // Shift).
+    let run_adapt =
+        ctx.input_mut(|i| i.consume_key(Modifiers::COMMAND | Modifiers::SHIFT, Key::Enter));
+    let run_classify = ctx.input_mut(|i| i.consume_key(Modifiers::COMMAND, Key::Enter));
+    if run_adapt && !state.adapting {
+        out.push(AppCommand::Adapt);
+    } else if run_classify {
+        out.push(AppCommand::Classify);
+    }
+    if pressed(Key::Escape) {
+        out.push(AppCommand::CancelJobs);
+    }
+    let mut pan = [0.0f32; 2];
+    for (key, dx, dy) in [
+        (Key::ArrowLeft, ARROW_PAN, 0.0),
+        (Key::ArrowRight, -ARROW_PAN, 0.0),
+        (Key::ArrowUp, 0.0, ARROW_PAN),
+        (Key::ArrowDown, 0.0, -ARROW_PAN),
+    ] {
+        if pressed(key) {
+            pan[0] += dx;
+            pan[1] += dy;
+        }
+    }
+    if pan != [0.0, 0.0] {
+        out.push(AppCommand::Pan(pan));
+    }
+    if pressed(Key::PageUp) {
+        out.push(AppCommand::StepZoom(true));
+    }
+    if pressed(Key::PageDown) {
+        out.push(AppCommand::StepZoom(false));
+    }
+    out
+}

@@ -1,0 +1,137 @@
+//! The classification panel: Stage B's settings (timestep, block,
+//! modalities, head, stride, forest), Run / Cancel / auto-classify, progress
+//! with ETA, and the "label here next" suggestions.
+
+use eframe::egui;
+
+use super::app::StudioApp;
+use super::command::AppCommand;
+use crate::pipeline::run::ClassifierChoice;
+
+impl StudioApp {
+    pub(crate) fn classify_panel(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Classification");
+        let s = &mut self.classify_settings;
+        ui.add(egui::Slider::new(&mut s.t, 0..=999).text("timestep t"));
+        super::training::modality_checkboxes(ui, &mut s.modalities);
+        ui.horizontal(|ui| {
+            ui.selectable_value(
+                &mut s.classifier,
+                ClassifierChoice::Mlp,
+                "diffusion features + MLP",
+            );
+            ui.selectable_value(
+                &mut s.classifier,
+                ClassifierChoice::Rf,
+                "random forest only",
+            );
+        });
+        if s.classifier == ClassifierChoice::Mlp {
+            ui.checkbox(&mut s.baseline, "random forest beside it");
+            ui.horizontal(|ui| {
+                ui.label("block L");
+                let mut block = s.block.map_or(-1, |b| b as i64);
+                if ui
+                    .add(egui::DragValue::new(&mut block).range(-1..=17))
+                    .on_hover_text("output block whose features are taken; -1 = 11, or the last block of a smaller backbone")
+                    .changed()
+                {
+                    s.block = usize::try_from(block).ok();
+                }
+                ui.label("head");
+                for (name, hidden) in [("128-32 (Berlin)", vec![128, 32]), ("128 (Augsburg)", vec![128])] {
+                    if ui.selectable_label(s.mlp_hidden == hidden, name).clicked() {
+                        s.mlp_hidden = hidden;
+                    }
+                }
+            });
+        }
+        ui.horizontal(|ui| {
+            let mut stride = s.stride.unwrap_or(0);
+            ui.label("patch stride");
+            if ui
+                .add(egui::DragValue::new(&mut stride).range(0..=64))
+                .on_hover_text("0 = half the patch (the method)")
+                .changed()
+            {
+                s.stride = (stride > 0).then_some(stride);
+            }
+            ui.label("seed");
+            ui.add(egui::DragValue::new(&mut s.seed));
+        });
+        ui.checkbox(&mut self.auto_classify, "classify again after each stroke")
+            .on_hover_text("re-runs the classification a moment after the labels change; a run still going is dropped");
+        if ui.button("Timestep explorer…").clicked() {
+            self.explorer.open = true;
+        }
+        match &self.classifying {
+            Some(c) => {
+                let text = format!("{} ({:.0} s)", c.step, c.started.elapsed().as_secs_f32());
+                ui.add(egui::ProgressBar::new(c.fraction).text(text));
+                if ui.button("Cancel").clicked() {
+                    self.send(AppCommand::CancelClassify);
+                }
+            }
+            None => {
+                ui.horizontal(|ui| {
+                    if ui.button("Classify").clicked() {
+                        self.send(AppCommand::Classify);
+                    }
+                    if ui
+                        .button("Modality ablation (7 runs)")
+                        .on_hover_text("Stage B with each subset of pRGB, PCA and SAR")
+                        .clicked()
+                    {
+                        self.send(AppCommand::ClassifyAblation);
+                    }
+                });
+            }
+        }
+        if let Some(r) = self.session.as_ref().and_then(|s| s.result.as_ref()) {
+            let stale = self
+                .session
+                .as_ref()
+                .is_some_and(|s| s.labels_revision != r.labels_revision);
+            let oa = r
+                .outcome
+                .mlp
+                .as_ref()
+                .and_then(|(m, _)| m.metrics.as_ref())
+                .or(r.outcome.forest.as_ref().and_then(|f| f.metrics.as_ref()))
+                .map(|m| format!("OA {:.3}", m.oa))
+                .unwrap_or_else(|| "no test labels to score".into());
+            ui.label(format!(
+                "last map: {oa}, {:.0} s{}",
+                r.seconds,
+                if stale { " (labels changed since)" } else { "" }
+            ));
+            if ui.button("Results…").clicked() {
+                self.show_results = true;
+            }
+            if !self.suggestions.is_empty() {
+                ui.label("where to label next (N jumps to the next):");
+                let mut go = None;
+                for (i, r) in self.suggestions.iter().enumerate() {
+                    if ui
+                        .small_button(format!(
+                            "{}: rows {}..{}, cols {}..{} (uncertainty {:.2})",
+                            i + 1,
+                            r.y,
+                            r.y + r.side,
+                            r.x,
+                            r.x + r.side,
+                            r.uncertainty
+                        ))
+                        .clicked()
+                    {
+                        go = Some(i);
+                    }
+                }
+                if let Some(i) = go {
+                    self.suggestion_index = i.checked_sub(1).or(Some(self.suggestions.len() - 1));
+                    self.send(AppCommand::NextSuggestion);
+                }
+            }
+        }
+    }
+}
