@@ -228,6 +228,23 @@ fn classify_from_the_app_matches_the_headless_run() {
         .filter(|(a, b)| a != b)
         .count();
     assert_eq!(differ, 0, "class maps differ in {differ} pixels");
+    // The results window's class areas are the run's areas.csv.
+    h.get_by_label("Class areas");
+    let csv = std::fs::read_to_string(out.join("areas.csv")).unwrap();
+    {
+        let app = h.state();
+        let areas = app.session.as_ref().unwrap().result.as_ref().unwrap();
+        let areas = areas.areas.as_ref().expect("class areas");
+        assert!(areas.note.is_none(), "the demo is in UTM: {:?}", areas.note);
+        for (line, c) in csv.lines().skip(1).zip(&areas.classes) {
+            let f: Vec<&str> = line.split(',').collect();
+            assert_eq!(f[0].parse::<u8>().unwrap(), c.value, "{line}");
+            assert_eq!(f[2].parse::<u64>().unwrap(), c.pixels, "{line}");
+            let ha: f64 = f[4].parse().unwrap();
+            assert!((ha - c.ha.unwrap()).abs() < 1e-9, "{line}");
+        }
+        assert_eq!(csv.lines().count(), areas.classes.len() + 1, "{csv}");
+    }
 
     // Uncertainty and where to label next.
     {

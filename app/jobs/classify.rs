@@ -133,6 +133,8 @@ pub struct Classified {
     pub device: String,
     pub labels_revision: u64,
     pub seconds: f64,
+    /// The shown map's class areas (by value; names are the app's).
+    pub areas: Option<crate::metrics::areas::ClassAreas>,
 }
 
 /// Runs the classification; sends progress, then Classified, Failed or
@@ -304,8 +306,18 @@ fn classify_on<B: UNetAutodiff>(
         .into_iter()
         .nth(keep)
         .ok_or_else(|| anyhow::anyhow!("nothing to run"))?;
+    let main_map = outcome
+        .mlp
+        .as_ref()
+        .map(|(r, _)| &r.class_map)
+        .or(outcome.forest.as_ref().map(|r| &r.class_map));
+    let areas = req.scene.grid().zip(main_map).map(|(grid, map)| {
+        let classes = crate::scene::named_classes(outcome.classes, &[]);
+        crate::metrics::areas::class_areas(map, grid, &classes)
+    });
     Ok(Classified {
         device: device.why.clone(),
+        areas,
         outcome,
         ablation,
         sweep,

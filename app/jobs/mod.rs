@@ -372,8 +372,11 @@ impl Jobs {
             old.cancel();
         }
         self.generation += 1;
-        let _ = self.task_tx.send((self.generation, Box::new(task), cancel));
-        self.generation
+        let sent = self
+            .task_tx
+            .send((self.generation, Box::new(task), cancel))
+            .is_ok();
+        self.unless_sent(sent, JobKind::Task, self.generation)
     }
 
     /// Cancels the running feature projection, if any.
@@ -442,6 +445,57 @@ impl Jobs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Jobs whose workers are gone (their receivers dropped), as when a
+    /// worker thread could not be started.
+    fn jobs_without_workers() -> Jobs {
+        let (events_tx, events) = unbounded::<JobEvent>();
+        Jobs {
+            load_tx: unbounded().0,
+            classify_tx: unbounded().0,
+            adapt_tx: unbounded().0,
+            features_tx: unbounded().0,
+            task_tx: unbounded().0,
+            task_cancel: Default::default(),
+            events,
+            events_tx,
+            start_errors: vec!["cannot start the background worker unidiff-load".into()],
+            generation: 0,
+            load_cancel: None,
+            classify_cancel: None,
+            adapt_cancel: None,
+            features_cancel: None,
+        }
+    }
+
+    #[test]
+    fn a_request_no_worker_takes_fails_at_once_instead_of_hanging() {
+        let mut jobs = jobs_without_workers();
+        assert_eq!(jobs.start_errors().len(), 1);
+        let generation = jobs.load(LoadRequest::demo());
+        match jobs.wait(std::time::Duration::from_secs(1)) {
+            Some(JobEvent::Failed {
+                kind,
+                generation: g,
+                message,
+            }) => {
+                assert_eq!((kind, g), (JobKind::Load, generation));
+                assert!(message.contains("not running"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let task = jobs.task(Task::CheckCheckpoint {
+            path: "x.pt".into(),
+        });
+        let event = jobs.wait(std::time::Duration::from_secs(1));
+        assert!(
+            matches!(
+                &event,
+                Some(JobEvent::Failed { kind: JobKind::Task, generation, .. }) if *generation == task
+            ),
+            "{event:?}"
+        );
+    }
 
     #[test]
     fn out_of_memory_is_told_by_the_runtimes_words_not_by_any_oom() {

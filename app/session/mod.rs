@@ -58,6 +58,8 @@ pub struct ClassificationResult {
     /// The label revision the training labels were taken at.
     pub labels_revision: u64,
     pub seconds: f64,
+    /// The map's class areas (by class value).
+    pub areas: Option<crate::metrics::areas::ClassAreas>,
 }
 
 impl ClassificationResult {

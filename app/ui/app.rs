@@ -534,6 +534,7 @@ impl StudioApp {
                             backbone: result.backbone,
                             labels_revision: result.labels_revision,
                             seconds: result.seconds,
+                            areas: result.areas,
                         });
                     }
                     self.map.dirty.insert(LayerId::ClassMap, Dirty::All);

@@ -1,6 +1,7 @@
 //! The results window: OA / AA / kappa / mF1 / mIoU of the MLP and
-//! the random forest side by side, per-class recall / precision / F1 / IoU
-//! as bar plots, and the confusion matrix as a heat map with counts.
+//! the random forest side by side, the map's class areas, per-class recall /
+//! precision / F1 / IoU as bar plots, and the confusion matrix as a heat map
+//! with counts.
 
 use eframe::egui::{self, Color32, RichText};
 use egui_plot::{Bar, BarChart, Legend, Plot};
@@ -54,6 +55,34 @@ impl StudioApp {
                         ))
                         .small(),
                     );
+                }
+                if let Some(areas) = &r.areas {
+                    ui.collapsing("Class areas", |ui| {
+                        egui::Grid::new("areas").striped(true).show(ui, |ui| {
+                            for h in ["class", "pixels", "ha", "share"] {
+                                ui.strong(h);
+                            }
+                            ui.end_row();
+                            for c in &areas.classes {
+                                let name = session
+                                    .classes
+                                    .iter()
+                                    .find(|k| k.value == c.value)
+                                    .map_or_else(
+                                        || format!("class {}", c.value),
+                                        |k| k.name.clone(),
+                                    );
+                                ui.label(name);
+                                ui.label(c.pixels.to_string());
+                                ui.label(c.ha.map_or("-".to_string(), |ha| format!("{ha:.2}")));
+                                ui.label(format!("{:.1} %", 100.0 * c.share));
+                                ui.end_row();
+                            }
+                        });
+                        if let Some(note) = &areas.note {
+                            ui.label(RichText::new(note).small().weak());
+                        }
+                    });
                 }
                 if !r.ablation.is_empty() {
                     ui.strong("modality ablation (diffusion features + MLP)");
