@@ -6,7 +6,7 @@ mod common;
 
 use std::io::Write;
 
-use common::{demo, shared_data};
+use common::demo;
 use unidiff_studio::io::{ReadError, SarScaleChoice, open_hsi, open_labels, open_sar};
 use unidiff_studio::products::ProductError;
 use unidiff_studio::products::pca::render_pca;
@@ -65,7 +65,7 @@ fn envi_header_larger_than_its_data() {
 
 #[test]
 fn hsi_and_sar_on_different_grids() {
-    let hsi = open_hsi(&shared_data(
+    let hsi = open_hsi(&shared_or_skip!(
         "enmap_potsdam/images/enmap_potsdam_tile_64_0.tif",
     ))
     .unwrap();
@@ -78,11 +78,11 @@ fn hsi_and_sar_on_different_grids() {
 
 #[test]
 fn same_size_but_shifted_grids() {
-    let a = open_hsi(&shared_data(
+    let a = open_hsi(&shared_or_skip!(
         "enmap_potsdam/images/enmap_potsdam_tile_64_0.tif",
     ))
     .unwrap();
-    let b = open_labels(&shared_data(
+    let b = open_labels(&shared_or_skip!(
         "enmap_potsdam/labels/enmap_potsdam_tile_96_32.tif",
     ))
     .unwrap();
@@ -141,7 +141,7 @@ fn all_nodata_raster() {
 
 #[test]
 fn mat_without_the_expected_variable() {
-    let err = open_hsi(&shared_data("benchmark_labels/TrainImage.mat")).unwrap_err();
+    let err = open_hsi(&shared_or_skip!("benchmark_labels/TrainImage.mat")).unwrap_err();
     match &err {
         ReadError::MissingVariable { found, .. } => assert_eq!(found, "TrainImage"),
         other => panic!("unexpected {other:?}"),
@@ -152,7 +152,9 @@ fn mat_without_the_expected_variable() {
 #[test]
 fn single_band_sar() {
     let err = open_sar(
-        &shared_data("sentinel1_vv_pyrosar/S1A__IW___A_20150309T173017_VV_grd_mli_geo_norm_db.tif"),
+        &shared_or_skip!(
+            "sentinel1_vv_pyrosar/S1A__IW___A_20150309T173017_VV_grd_mli_geo_norm_db.tif"
+        ),
         SarScaleChoice::Auto,
     )
     .unwrap_err();

@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{demo, shared_data};
+use common::demo;
 use gdal::Metadata;
 
 fn bin() -> Command {
@@ -17,7 +17,7 @@ fn bin() -> Command {
 fn info_describes_an_enmap_tile() {
     let out = bin()
         .args(["info"])
-        .arg(shared_data(
+        .arg(shared_or_skip!(
             "enmap_potsdam/images/enmap_potsdam_tile_64_0.tif",
         ))
         .output()
@@ -39,7 +39,7 @@ fn info_describes_an_enmap_tile() {
 fn info_counts_label_classes_in_a_mat_file() {
     let out = bin()
         .args(["info", "--json"])
-        .arg(shared_data("benchmark_labels/TrainImage.mat"))
+        .arg(shared_or_skip!("benchmark_labels/TrainImage.mat"))
         .output()
         .unwrap();
     assert!(
@@ -129,7 +129,7 @@ fn render_refuses_mismatched_grids() {
     let dir = tempfile::tempdir().unwrap();
     let out = bin()
         .args(["render", "--hsi"])
-        .arg(shared_data(
+        .arg(shared_or_skip!(
             "enmap_potsdam/images/enmap_potsdam_tile_64_0.tif",
         ))
         .arg("--sar")

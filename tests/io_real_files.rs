@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{fixture, shared_data};
+use common::fixture;
 use unidiff_studio::io::mat::read_variable;
 use unidiff_studio::io::raster::read_header;
 use unidiff_studio::io::{SarScaleChoice, open_hsi, open_labels, open_sar};
@@ -16,8 +16,8 @@ use unidiff_studio::scene::{PowerScale, SarKind};
 
 #[test]
 fn augsburg_labels_have_the_method_counts() {
-    let train = open_labels(&shared_data("benchmark_labels/TrainImage.mat")).unwrap();
-    let test = open_labels(&shared_data("benchmark_labels/TestImage.mat")).unwrap();
+    let train = open_labels(&shared_or_skip!("benchmark_labels/TrainImage.mat")).unwrap();
+    let test = open_labels(&shared_or_skip!("benchmark_labels/TestImage.mat")).unwrap();
     assert_eq!((train.grid.height, train.grid.width), (332, 485));
     assert_eq!(train.labelled(), 761);
     assert_eq!(test.labelled(), 77_533);
@@ -26,13 +26,13 @@ fn augsburg_labels_have_the_method_counts() {
     let counts: Vec<usize> = train.class_counts().iter().map(|(_, n)| *n).collect();
     assert_eq!(counts, vec![146, 264, 21, 248, 52, 7, 23]);
     // The dense float32 .npy of the same test labels agrees pixel for pixel.
-    let npy = open_labels(&shared_data("benchmark_labels/test_label_Augsburg.npy")).unwrap();
+    let npy = open_labels(&shared_or_skip!("benchmark_labels/test_label_Augsburg.npy")).unwrap();
     assert_eq!(npy.data, test.data);
 }
 
 #[test]
 fn berlin_test_labels_read_from_npy() {
-    let labels = open_labels(&shared_data("benchmark_labels/test_label_berlin.npy")).unwrap();
+    let labels = open_labels(&shared_or_skip!("benchmark_labels/test_label_berlin.npy")).unwrap();
     assert_eq!((labels.grid.height, labels.grid.width), (1723, 476));
     assert_eq!(labels.labelled(), 461_851);
     assert_eq!(labels.max_class(), 8);
@@ -65,7 +65,7 @@ fn matlab_v73_files_read_through_hdf5() {
 
 #[test]
 fn enmap_tiles_give_224_wavelengths_in_nm() {
-    let path = shared_data("enmap_potsdam/images/enmap_potsdam_tile_64_0.tif");
+    let path = shared_or_skip!("enmap_potsdam/images/enmap_potsdam_tile_64_0.tif");
     let header = read_header(&path).unwrap();
     assert_eq!(header.band_count, 224);
     let w = header.wavelengths_nm.clone().unwrap();
@@ -98,7 +98,7 @@ fn enmap_tiles_give_224_wavelengths_in_nm() {
         assert_eq!(fit.scatter, ScatterSum::ExactInteger);
     }
     // Labels of the tile lie on its grid.
-    let labels = open_labels(&shared_data(
+    let labels = open_labels(&shared_or_skip!(
         "enmap_potsdam/labels/enmap_potsdam_tile_64_0.tif",
     ))
     .unwrap();
@@ -111,7 +111,7 @@ fn enmap_tiles_give_224_wavelengths_in_nm() {
 #[test]
 fn polsar_folders_give_quad_and_dual_pol_pauli() {
     let quad = open_sar(
-        &shared_data("polsar_manitoba/full_pol/T3"),
+        &shared_or_skip!("polsar_manitoba/full_pol/T3"),
         SarScaleChoice::Auto,
     )
     .unwrap();
@@ -123,7 +123,7 @@ fn polsar_folders_give_quad_and_dual_pol_pauli() {
 
     // C3 gives the same coherency diagonal as T3, up to float32 rounding.
     let c3 = open_sar(
-        &shared_data("polsar_manitoba/full_pol/C3"),
+        &shared_or_skip!("polsar_manitoba/full_pol/C3"),
         SarScaleChoice::Auto,
     )
     .unwrap();
@@ -149,7 +149,7 @@ fn polsar_folders_give_quad_and_dual_pol_pauli() {
     }
 
     let dual = open_sar(
-        &shared_data("polsar_manitoba/dual_pol/C2_VVVH"),
+        &shared_or_skip!("polsar_manitoba/dual_pol/C2_VVVH"),
         SarScaleChoice::Auto,
     )
     .unwrap();
@@ -162,7 +162,7 @@ fn polsar_folders_give_quad_and_dual_pol_pauli() {
 
 #[test]
 fn rgb_geotiff_keeps_its_crs_and_nodata() {
-    let path = shared_data("rasterio_rgb/RGB.byte.tif");
+    let path = shared_or_skip!("rasterio_rgb/RGB.byte.tif");
     let header = read_header(&path).unwrap();
     assert_eq!(header.grid.crs_name.as_deref(), Some("EPSG:32618"));
     assert_eq!(header.nodata, Some(0.0));

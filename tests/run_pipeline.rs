@@ -13,7 +13,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{demo, shared_data};
+use common::demo;
 use unidiff_studio::io::classmap::write_class_map;
 use unidiff_studio::io::{open_labels, open_labels_with_offset};
 use unidiff_studio::metrics::summary::MetricsSummary;
@@ -160,7 +160,7 @@ fn a_labels_raster_on_another_grid_is_refused_with_both_grids() {
         .args(["run", "--backbone", "tiny-random", "--sar"])
         .arg(demo("Spain_7370579_S1Hand.tif"))
         .arg("--train-labels")
-        .arg(shared_data(
+        .arg(shared_or_skip!(
             "enmap_potsdam/labels/enmap_potsdam_tile_128_32.tif",
         ))
         .arg("--out")

@@ -17,6 +17,33 @@ pub fn shared_data(rel: &str) -> PathBuf {
     repo().join("../shared/data").join(rel)
 }
 
+/// `../shared/data/rel` when it is there; None (and a line saying so) on
+/// a fresh clone without `../shared`.
+pub fn shared_data_present(rel: &str) -> Option<PathBuf> {
+    let path = shared_data(rel);
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!(
+            "skipped: {} is not here (a clone without ../shared)",
+            path.display()
+        );
+        None
+    }
+}
+
+/// The shared data file `rel`, or return from the test when the checkout
+/// has no `../shared` beside it.
+#[macro_export]
+macro_rules! shared_or_skip {
+    ($rel:expr $(,)?) => {
+        match common::shared_data_present($rel) {
+            Some(path) => path,
+            None => return,
+        }
+    };
+}
+
 /// Steps the app until the load in flight has ended.
 pub fn wait_loaded(h: &mut egui_kittest::Harness<'_, unidiff_studio::ui::StudioApp>) {
     let start = std::time::Instant::now();
