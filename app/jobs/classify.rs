@@ -306,15 +306,14 @@ fn classify_on<B: UNetAutodiff>(
         .into_iter()
         .nth(keep)
         .ok_or_else(|| anyhow::anyhow!("nothing to run"))?;
-    let main_map = outcome
-        .mlp
-        .as_ref()
-        .map(|(r, _)| &r.class_map)
-        .or(outcome.forest.as_ref().map(|r| &r.class_map));
-    let areas = req.scene.grid().zip(main_map).map(|(grid, map)| {
-        let classes = crate::scene::named_classes(outcome.classes, &[]);
-        crate::metrics::areas::class_areas(map, grid, &classes)
-    });
+    let areas = req
+        .scene
+        .grid()
+        .zip(outcome.main_class_map())
+        .map(|(grid, map)| {
+            let classes = crate::scene::named_classes(outcome.classes, &[]);
+            crate::metrics::areas::class_areas(map, grid, &classes)
+        });
     Ok(Classified {
         device: device.why.clone(),
         areas,

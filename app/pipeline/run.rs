@@ -71,6 +71,16 @@ pub struct RunOutcome {
     pub test_pixels_excluded: usize,
 }
 
+impl RunOutcome {
+    /// The map a run shows and exports first: the MLP's, else the forest's.
+    pub fn main_class_map(&self) -> Option<&[u8]> {
+        self.mlp
+            .as_ref()
+            .map(|(r, _)| r.class_map.as_slice())
+            .or(self.forest.as_ref().map(|r| r.class_map.as_slice()))
+    }
+}
+
 /// Why a run cannot go on.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

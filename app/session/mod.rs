@@ -65,11 +65,7 @@ pub struct ClassificationResult {
 impl ClassificationResult {
     /// The map shown: the MLP's, else the forest's.
     pub fn class_map(&self) -> Option<&[u8]> {
-        self.outcome
-            .mlp
-            .as_ref()
-            .map(|(r, _)| r.class_map.as_slice())
-            .or(self.outcome.forest.as_ref().map(|r| r.class_map.as_slice()))
+        self.outcome.main_class_map()
     }
 }
 

@@ -605,8 +605,10 @@ impl StudioApp {
                             "cannot project the features"
                         }
                         JobKind::Task => {
-                            self.tasks.remove(&event_generation);
-                            self.task_failed(task.unwrap_or(TaskKind::WritePng), message);
+                            // Only events of tasks still listed get here.
+                            if let Some(kind) = self.tasks.remove(&event_generation) {
+                                self.task_failed(kind, message);
+                            }
                             continue;
                         }
                     };
