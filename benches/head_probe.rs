@@ -214,6 +214,7 @@ fn main() -> anyhow::Result<()> {
                     modalities: prepared.modalities.clone(),
                     classifier: ClassifierChoice::Mlp,
                     baseline: v == 0 && t == ts[0],
+                    held_out_check: false,
                     stage_b: stage_b_config(&vin, &info, t)?,
                     forest: ForestConfig {
                         seed,
@@ -242,8 +243,19 @@ fn main() -> anyhow::Result<()> {
                     out.head.epochs
                 );
                 record(format!("t = {t}: {name}"), m);
+                let trees = settings.forest.trees;
                 if let Some(f) = outcome.forest.as_ref().and_then(|f| f.metrics.as_ref()) {
-                    record("raw-pixel random forest (100 trees)".into(), f);
+                    record(format!("raw-pixel random forest ({trees} trees)"), f);
+                }
+                if let Some(f) = outcome
+                    .filter_forest
+                    .as_ref()
+                    .and_then(|f| f.metrics.as_ref())
+                {
+                    record(
+                        format!("filter-rf: raw + filter features ({trees} trees)"),
+                        f,
+                    );
                 }
             }
             // (c) a forest on the same features, one vector per pixel.

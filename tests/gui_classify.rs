@@ -15,6 +15,7 @@ use common::{demo, wait_loaded};
 use eframe::egui::vec2;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
+use unidiff_studio::pipeline::run::ClassifierChoice;
 use unidiff_studio::scene::{Brush, LabelLayer};
 use unidiff_studio::session::Command as SessionCommand;
 use unidiff_studio::ui::layers::LayerId;
@@ -234,7 +235,7 @@ fn classify_from_the_app_matches_the_headless_run() {
     {
         let app = h.state();
         let areas = app.session.as_ref().unwrap().result.as_ref().unwrap();
-        let areas = areas.areas.as_ref().expect("class areas");
+        let areas = areas.areas().expect("class areas");
         assert!(areas.note.is_none(), "the demo is in UTM: {:?}", areas.note);
         for (line, c) in csv.lines().skip(1).zip(&areas.classes) {
             let f: Vec<&str> = line.split(',').collect();
@@ -244,6 +245,38 @@ fn classify_from_the_app_matches_the_headless_run() {
             assert!((ha - c.ha.unwrap()).abs() < 1e-9, "{line}");
         }
         assert_eq!(csv.lines().count(), areas.classes.len() + 1, "{csv}");
+    }
+
+    // Both forests and the recommendation equal the headless run's; a click
+    // shows the filter forest's map on the class-map layer.
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    {
+        let app = h.state();
+        let r = app.session.as_ref().unwrap().result.as_ref().unwrap();
+        let rec = r.outcome.recommendation.as_ref().expect("a recommendation");
+        assert_eq!(record["recommendation"]["best"], rec.best.name());
+        assert_eq!(
+            record["recommendation"]["held_out_pixels"],
+            rec.held_out_pixels as u64
+        );
+        let filter = r.outcome.filter_forest.as_ref().expect("filter-rf beside");
+        let theirs = record["filter_random_forest"]["metrics"]["oa"]
+            .as_f64()
+            .unwrap();
+        assert!((filter.metrics.as_ref().unwrap().oa - theirs).abs() < 1e-12);
+    }
+    h.get_by_label(ClassifierChoice::FilterRf.label()).click();
+    h.run_steps(3);
+    {
+        let app = h.state();
+        let r = app.session.as_ref().unwrap().result.as_ref().unwrap();
+        assert_eq!(r.shown, ClassifierChoice::FilterRf);
+        let written =
+            unidiff_studio::io::open_labels(&out.join("baseline_filter_rf/classmap.tif")).unwrap();
+        // The class-map layer draws `class_map()` (map_view.rs, cpu_map.rs).
+        assert_eq!(r.class_map().unwrap(), written.data.as_slice());
+        assert_ne!(r.class_map().unwrap(), class_map.as_slice());
     }
 
     // Uncertainty and where to label next.

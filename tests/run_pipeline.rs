@@ -112,6 +112,42 @@ fn demo_run_writes_a_checked_map_and_beats_the_majority_class() {
         .unwrap();
     assert!(mlp > majority, "MLP OA {mlp} vs majority {majority}");
     assert!(rf > majority, "RF OA {rf} vs majority {majority}");
+    // The forest on raw + filter features, beside them, scored from its map.
+    let filter_map = open_labels(&out.join("baseline_filter_rf/classmap.tif"))
+        .unwrap()
+        .data;
+    let filter = MetricsSummary::from_labels(&test, &filter_map, 2);
+    let filter_json = read_json(&out.join("baseline_filter_rf/metrics.json"));
+    assert!((filter_json["OA"].as_f64().unwrap() - filter.oa).abs() < 1e-12);
+    assert!(
+        filter.oa > majority,
+        "filter-rf OA {} vs majority {majority}",
+        filter.oa
+    );
+
+    // The recommendation: every classifier scored on the same held-out
+    // training pixels, the best named.
+    let rec = &run["recommendation"];
+    let scores = rec["scores"].as_array().unwrap();
+    let names: Vec<&str> = scores
+        .iter()
+        .map(|s| s["classifier"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["mlp", "filter-rf", "rf"], "{rec}");
+    let held = rec["held_out_pixels"].as_u64().unwrap();
+    assert!(held > 0 && (held as f64) < 0.35 * train, "{rec}");
+    assert!(scores.iter().all(|s| s["pixels"] == held));
+    let best = scores
+        .iter()
+        .max_by(|a, b| {
+            a["kappa"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["kappa"].as_f64().unwrap())
+        })
+        .unwrap();
+    assert_eq!(rec["best"], best["classifier"], "{rec}");
+    assert!(log.contains("held-out training pixels"), "{log}");
 }
 
 #[test]

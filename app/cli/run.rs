@@ -112,14 +112,20 @@ pub struct RunArgs {
     /// Diffusion timestep t of the features.
     #[arg(long, default_value_t = 300)]
     pub t: i64,
-    /// mlp (diffusion features; the random forest runs beside it) or rf.
+    /// mlp (diffusion features; both random forests run beside it), rf
+    /// (random forest on the raw pixel values) or filter-rf (random forest on
+    /// the raw values + multi-scale filter features, ilastik's recipe).
     #[arg(long, default_value = "mlp")]
     pub classifier: String,
-    /// Do not run the random-forest baseline beside the MLP.
+    /// Do not run the random forests beside the MLP.
     #[arg(long)]
     pub no_baseline: bool,
-    /// Trees of the random forest.
-    #[arg(long, default_value_t = 100)]
+    /// Do not score the classifiers on a held-out fifth of the training
+    /// labels (each is trained once more without it) to recommend one.
+    #[arg(long)]
+    pub no_held_out_check: bool,
+    /// Trees of the random forests.
+    #[arg(long, default_value_t = 200)]
     pub trees: u16,
     /// Output folder.
     #[arg(long)]
@@ -388,20 +394,21 @@ fn print_summary(outcome: &RunOutcome) {
             );
         }
     };
-    if let Some((r, _)) = &outcome.mlp {
-        line("diffusion features + MLP", &r.metrics);
+    for (c, r) in outcome.results() {
+        line(c.label(), &r.metrics);
     }
-    if let Some(r) = &outcome.forest {
-        line("random forest (raw pixels)", &r.metrics);
+    if let Some(r) = &outcome.recommendation {
+        eprintln!("[ok] {}", r.sentence());
     }
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let classifier = match args.classifier.as_str() {
-        "mlp" => ClassifierChoice::Mlp,
-        "rf" => ClassifierChoice::Rf,
-        other => bail!("unknown classifier '{other}' (mlp, rf)"),
+    let Some(classifier) = ClassifierChoice::parse(&args.classifier) else {
+        bail!(
+            "unknown classifier '{}' (mlp, rf, filter-rf)",
+            args.classifier
+        );
     };
     let prepared = prepare(&args.inputs)?;
     let (model, info) = backbone_on_cpu(&prepared.spec)?;
@@ -409,6 +416,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         modalities: prepared.modalities.clone(),
         classifier,
         baseline: !args.no_baseline,
+        held_out_check: !args.no_held_out_check,
         stage_b: stage_b_config(&args.inputs, &info, args.t)?,
         forest: ForestConfig {
             trees: args.trees,
@@ -477,7 +485,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             "seconds": r.seconds,
             "metrics": short_metrics(&r.metrics),
         })),
-        "metrics": outcome.mlp.as_ref().map(|(r, _)| &r.metrics).or(outcome.forest.as_ref().map(|r| &r.metrics)).and_then(|m| m.as_ref()).map(|m| metrics_json(m, &names)),
+        "filter_random_forest": outcome.filter_forest.as_ref().map(|r| json!({
+            "seconds": r.seconds,
+            "metrics": short_metrics(&r.metrics),
+        })),
+        "result_classifier": outcome.classifier,
+        "recommendation": outcome.recommendation,
+        "metrics": outcome.main_result().and_then(|r| r.metrics.as_ref()).map(|m| metrics_json(m, &names)),
         "outputs": written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "seconds": {
             "load": prepared.seconds_load,
@@ -486,6 +500,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             "training": outcome.mlp.as_ref().map(|(_, o)| o.seconds_training),
             "prediction": outcome.mlp.as_ref().map(|(_, o)| o.seconds_prediction),
             "random_forest": outcome.forest.as_ref().map(|r| r.seconds),
+            "filter_random_forest": outcome.filter_forest.as_ref().map(|r| r.seconds),
             "export": seconds_export,
             "total": started.elapsed().as_secs_f64(),
         },

@@ -48,6 +48,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
             modalities: prepared.modalities.clone(),
             classifier: ClassifierChoice::Mlp,
             baseline: false,
+            held_out_check: true,
             stage_b: stage_b_config(&args.inputs, &info, t)?,
             forest: ForestConfig::default(),
         };
@@ -59,15 +60,36 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
             .as_ref()
             .and_then(|(r, _)| r.metrics.as_ref())
             .context("no metrics for this timestep")?;
-        eprintln!("[ok] t = {t}: OA {:.4}, mF1 {:.4}", metrics.oa, metrics.mf1);
+        // The MLP's kappa on the held-out training labels: what a user
+        // without test labels can choose t by.
+        let held_out = outcome
+            .recommendation
+            .as_ref()
+            .and_then(|r| r.scores.first())
+            .map(|s| s.kappa);
+        eprintln!(
+            "[ok] t = {t}: OA {:.4}, mF1 {:.4}{}",
+            metrics.oa,
+            metrics.mf1,
+            held_out.map_or(String::new(), |k| format!(
+                ", kappa on held-out training labels {k:.4}"
+            ))
+        );
         rows.push(json!({
             "t": t,
             "oa": metrics.oa,
             "mf1": metrics.mf1,
             "kappa": metrics.kappa,
             "miou": metrics.miou,
+            "held_out_kappa": held_out,
             "seconds": seconds,
         }));
+    }
+    let suggestion = suggested_t(&rows);
+    if let Some((t, k)) = suggestion {
+        eprintln!(
+            "[ok] on the held-out training labels t = {t} scores best (kappa {k:.4}); a suggestion, the test labels were not used"
+        );
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
@@ -92,6 +114,11 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
         "block": stage_b_config(&args.inputs, &info, args.t[0])?.block,
         "seed": args.inputs.seed,
         "results": rows,
+        "suggested_t": suggestion.map(|(t, kappa)| json!({
+            "t": t,
+            "held_out_kappa": kappa,
+            "why": "best kappa on a held-out fifth of the training labels (the test labels are not used)",
+        })),
         "plot": {
             "file": png.display().to_string(),
             "x": "timestep t (0 .. 1000)",
@@ -107,6 +134,16 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
     )?;
     eprintln!("[ok] wrote {} and {}", path.display(), png.display());
     Ok(())
+}
+
+/// The timestep of the best held-out kappa (the first on ties).
+fn suggested_t(rows: &[serde_json::Value]) -> Option<(i64, f64)> {
+    rows.iter()
+        .filter_map(|r| Some((r["t"].as_i64()?, r["held_out_kappa"].as_f64()?)))
+        .fold(None, |best: Option<(i64, f64)>, (t, k)| match best {
+            Some((_, bk)) if bk >= k => best,
+            _ => Some((t, k)),
+        })
 }
 
 const PLOT_W: usize = 640;
@@ -178,6 +215,18 @@ fn line(img: &mut Rgb8Image, a: (f64, f64), b: (f64, f64), c: [u8; 3]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_suggested_t_has_the_best_held_out_kappa() {
+        let rows = vec![
+            json!({"t": 0, "held_out_kappa": 0.5}),
+            json!({"t": 300, "held_out_kappa": 0.6}),
+            json!({"t": 600, "held_out_kappa": 0.6}),
+            json!({"t": 900, "held_out_kappa": null}),
+        ];
+        assert_eq!(suggested_t(&rows), Some((300, 0.6)));
+        assert_eq!(suggested_t(&rows[3..]), None);
+    }
 
     #[test]
     fn the_plot_puts_each_score_at_its_place() {

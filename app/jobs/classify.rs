@@ -134,7 +134,8 @@ pub struct Classified {
     pub labels_revision: u64,
     pub seconds: f64,
     /// The shown map's class areas (by value; names are the app's).
-    pub areas: Option<crate::metrics::areas::ClassAreas>,
+    /// Each result's class areas (none without a scene grid).
+    pub areas: Vec<(ClassifierChoice, crate::metrics::areas::ClassAreas)>,
 }
 
 /// Runs the classification; sends progress, then Classified, Failed or
@@ -203,6 +204,7 @@ fn classify_on<B: UNetAutodiff>(
         modalities: s.modalities.clone(),
         classifier: s.classifier,
         baseline: s.baseline,
+        held_out_check: true,
         stage_b: StageBConfig {
             t: s.t,
             block,
@@ -221,7 +223,6 @@ fn classify_on<B: UNetAutodiff>(
             ..StageBConfig::default()
         },
         forest: ForestConfig {
-            trees: 100,
             seed: s.seed,
             ..ForestConfig::default()
         },
@@ -306,14 +307,20 @@ fn classify_on<B: UNetAutodiff>(
         .into_iter()
         .nth(keep)
         .ok_or_else(|| anyhow::anyhow!("nothing to run"))?;
-    let areas = req
-        .scene
-        .grid()
-        .zip(outcome.main_class_map())
-        .map(|(grid, map)| {
-            let classes = crate::scene::named_classes(outcome.classes, &[]);
-            crate::metrics::areas::class_areas(map, grid, &classes)
-        });
+    let classes = crate::scene::named_classes(outcome.classes, &[]);
+    let areas = match req.scene.grid() {
+        Some(grid) => outcome
+            .results()
+            .into_iter()
+            .map(|(c, r)| {
+                (
+                    c,
+                    crate::metrics::areas::class_areas(&r.class_map, grid, &classes),
+                )
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     Ok(Classified {
         device: device.why.clone(),
         areas,

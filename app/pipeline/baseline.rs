@@ -25,7 +25,8 @@ pub struct ForestConfig {
 impl Default for ForestConfig {
     fn default() -> Self {
         Self {
-            trees: 100,
+            // evaluation.md's peers: 200 trees.
+            trees: 200,
             max_depth: None,
             min_samples_leaf: 1,
             seed: 0,
@@ -126,25 +127,62 @@ pub fn pixel_features(scene: &Scene) -> Result<PixelFeatures, BaselineError> {
     })
 }
 
+/// Per-pixel feature rows as a forest reads them, a chunk of pixels at a
+/// time (the raw values, or the filter features assembled on the fly).
+pub trait PixelRows: Sync {
+    /// Values per pixel.
+    fn dim(&self) -> usize;
+    /// Pixels of the scene.
+    fn pixels(&self) -> usize;
+    /// The pixel has no values at all (left unclassified).
+    fn is_empty(&self, pixel: usize) -> bool;
+    /// Appends the rows of pixels `start..end` to `out`.
+    fn rows_into(&self, start: usize, end: usize, out: &mut Vec<f32>);
+}
+
+impl PixelRows for PixelFeatures {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn pixels(&self) -> usize {
+        self.empty.len()
+    }
+
+    fn is_empty(&self, pixel: usize) -> bool {
+        self.empty[pixel]
+    }
+
+    fn rows_into(&self, start: usize, end: usize, out: &mut Vec<f32>) {
+        out.extend_from_slice(&self.values[start * self.dim..end * self.dim]);
+    }
+}
+
 type Forest = RandomForestClassifier<f32, u8, DenseMatrix<f32>, Vec<u8>>;
 
-/// Trains on the labelled pixels of `train` and classifies every pixel
-/// (0 where the pixel has no values at all).
-pub fn random_forest_map(
-    features: &PixelFeatures,
+/// A forest trained on some labelled pixels of a scene's features.
+pub struct TrainedForest {
+    forest: Forest,
+    dim: usize,
+}
+
+/// Trains a forest on the labelled pixels of `train` (pixels without values
+/// are skipped).
+pub fn fit_forest(
+    features: &dyn PixelRows,
     train: &LabelImage,
     cfg: &ForestConfig,
-) -> Result<Vec<u8>, BaselineError> {
-    let dim = features.dim;
+) -> Result<TrainedForest, BaselineError> {
+    let dim = features.dim();
     let rows: Vec<usize> = (0..train.data.len())
-        .filter(|&i| train.data[i] != 0 && !features.empty[i])
+        .filter(|&i| train.data[i] != 0 && !features.is_empty(i))
         .collect();
     if rows.is_empty() {
         return Err(BaselineError::NoLabels);
     }
     let mut x = Vec::with_capacity(rows.len() * dim);
     for &i in &rows {
-        x.extend_from_slice(&features.values[i * dim..(i + 1) * dim]);
+        features.rows_into(i, i + 1, &mut x);
     }
     let y: Vec<u8> = rows.iter().map(|&i| train.data[i]).collect();
     let x = DenseMatrix::new(rows.len(), dim, x, false)
@@ -159,29 +197,70 @@ pub fn random_forest_map(
     };
     let forest: Forest = RandomForestClassifier::fit(&x, &y, params)
         .map_err(|e| BaselineError::Forest(e.to_string()))?;
-    const CHUNK: usize = 8192;
-    let n = features.empty.len();
-    let parts: Result<Vec<Vec<u8>>, BaselineError> = (0..n.div_ceil(CHUNK))
-        .into_par_iter()
-        .map(|c| {
-            let (a, b) = (c * CHUNK, ((c + 1) * CHUNK).min(n));
-            let m = DenseMatrix::new(
-                b - a,
-                dim,
-                features.values[a * dim..b * dim].to_vec(),
-                false,
-            )
+    Ok(TrainedForest { forest, dim })
+}
+
+impl TrainedForest {
+    fn predict_rows(&self, values: Vec<f32>, rows: usize) -> Result<Vec<u8>, BaselineError> {
+        let m = DenseMatrix::new(rows, self.dim, values, false)
             .map_err(|e| BaselineError::Forest(e.to_string()))?;
-            let mut pred = forest
-                .predict(&m)
-                .map_err(|e| BaselineError::Forest(e.to_string()))?;
-            for (p, &e) in pred.iter_mut().zip(&features.empty[a..b]) {
-                if e {
-                    *p = 0;
+        self.forest
+            .predict(&m)
+            .map_err(|e| BaselineError::Forest(e.to_string()))
+    }
+
+    /// The class of every pixel of the scene (0 where it has no values),
+    /// chunks of pixels in parallel.
+    pub fn predict_map(&self, features: &dyn PixelRows) -> Result<Vec<u8>, BaselineError> {
+        const CHUNK: usize = 8192;
+        let n = features.pixels();
+        let parts: Result<Vec<Vec<u8>>, BaselineError> = (0..n.div_ceil(CHUNK))
+            .into_par_iter()
+            .map(|c| {
+                let (a, b) = (c * CHUNK, ((c + 1) * CHUNK).min(n));
+                let mut values = Vec::with_capacity((b - a) * self.dim);
+                features.rows_into(a, b, &mut values);
+                let mut pred = self.predict_rows(values, b - a)?;
+                for (i, p) in pred.iter_mut().enumerate() {
+                    if features.is_empty(a + i) {
+                        *p = 0;
+                    }
                 }
+                Ok(pred)
+            })
+            .collect();
+        Ok(parts?.concat())
+    }
+
+    /// The class of each of `pixels` (0 where it has no values).
+    pub fn predict_pixels(
+        &self,
+        features: &dyn PixelRows,
+        pixels: &[usize],
+    ) -> Result<Vec<u8>, BaselineError> {
+        if pixels.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut values = Vec::with_capacity(pixels.len() * self.dim);
+        for &i in pixels {
+            features.rows_into(i, i + 1, &mut values);
+        }
+        let mut pred = self.predict_rows(values, pixels.len())?;
+        for (p, &i) in pred.iter_mut().zip(pixels) {
+            if features.is_empty(i) {
+                *p = 0;
             }
-            Ok(pred)
-        })
-        .collect();
-    Ok(parts?.concat())
+        }
+        Ok(pred)
+    }
+}
+
+/// Trains on the labelled pixels of `train` and classifies every pixel
+/// (0 where the pixel has no values at all).
+pub fn random_forest_map(
+    features: &dyn PixelRows,
+    train: &LabelImage,
+    cfg: &ForestConfig,
+) -> Result<Vec<u8>, BaselineError> {
+    fit_forest(features, train, cfg)?.predict_map(features)
 }

@@ -83,15 +83,15 @@ pub fn write_run_outputs(
 ) -> Result<Vec<PathBuf>, WriteError> {
     let classes = named_classes(outcome.classes, class_names);
     let mut written = Vec::new();
-    match (&outcome.mlp, &outcome.forest) {
-        (Some((mlp, _)), forest) => {
-            written.extend(write_result(dir, mlp, grid, &classes)?);
-            if let Some(rf) = forest {
-                written.extend(write_result(&dir.join("baseline_rf"), rf, grid, &classes)?);
-            }
-        }
-        (None, Some(rf)) => written.extend(write_result(dir, rf, grid, &classes)?),
-        (None, None) => {}
+    // The asked-for classifier's result at the top, the others beside it
+    // in baseline_rf/ and baseline_filter_rf/.
+    for (k, (c, result)) in outcome.results().into_iter().enumerate() {
+        let folder = if k == 0 {
+            dir.to_path_buf()
+        } else {
+            dir.join(format!("baseline_{}", c.name().replace('-', "_")))
+        };
+        written.extend(write_result(&folder, result, grid, &classes)?);
     }
     Ok(written)
 }

@@ -7,6 +7,8 @@ pub mod export;
 pub mod feature_projection;
 pub mod feature_store;
 pub mod features;
+pub mod filter_features;
+pub mod held_out;
 pub mod modality;
 pub mod noised;
 pub mod patch_grid;

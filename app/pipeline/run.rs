@@ -1,15 +1,20 @@
 //! A whole classification run on a loaded scene: Stage B with the diffusion
-//! features (or the random forest alone), the random-forest baseline beside
-//! it, and the metrics of both on the test labels. The command line and the
-//! app call this same function, so every app result can be reproduced
-//! headless.
+//! features (or one of the random forests alone), the two forests beside it
+//! (raw pixels; raw pixels + multi-scale filter features), the metrics of
+//! each on the test labels, and which one scores best on a held-out part of
+//! the training labels. The command line and the app call this same
+//! function, so every app result can be reproduced headless.
 
 use std::time::Instant;
 
 use serde::Serialize;
 
-use super::baseline::{BaselineError, ForestConfig, pixel_features, random_forest_map};
+use super::baseline::{
+    BaselineError, ForestConfig, PixelRows, fit_forest, pixel_features, random_forest_map,
+};
 use super::feature_store::FeatureStore;
+use super::filter_features::filter_features;
+use super::held_out::{HeldOutScore, HeldOutSplit, Recommendation, held_out_split};
 use super::modality::Modality;
 use super::predict::MergedPrediction;
 use super::stage_b::{
@@ -25,12 +30,45 @@ use crate::scene::{LabelImage, Scene};
 
 /// The classifier whose map is the run's result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
 pub enum ClassifierChoice {
     /// Frozen diffusion features + the MLP head (the method).
+    #[serde(rename = "mlp")]
     Mlp,
     /// The random forest on raw pixel values only.
+    #[serde(rename = "rf")]
     Rf,
+    /// The random forest on raw values + ilastik's multi-scale filter
+    /// features (the classical reference of evaluation.md).
+    #[serde(rename = "filter-rf")]
+    FilterRf,
+}
+
+impl ClassifierChoice {
+    /// Every classifier, in the order results are listed.
+    pub const ALL: [Self; 3] = [Self::Mlp, Self::FilterRf, Self::Rf];
+
+    /// The name on the command line and in run.json.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mlp => "mlp",
+            Self::Rf => "rf",
+            Self::FilterRf => "filter-rf",
+        }
+    }
+
+    /// What it is, for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Mlp => "diffusion features + MLP",
+            Self::Rf => "random forest (raw pixels)",
+            Self::FilterRf => "random forest (raw + filter features)",
+        }
+    }
+
+    /// The classifier a command-line name means.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
 }
 
 /// What to run.
@@ -40,9 +78,13 @@ pub struct RunSettings {
     /// missing are left out with a note.
     pub modalities: Vec<Modality>,
     pub classifier: ClassifierChoice,
-    /// Also run the random forest beside the MLP.
+    /// Also run both random forests beside the MLP.
     pub baseline: bool,
+    /// Score every classifier of the run on a held-out part of the training
+    /// labels and recommend the best (each is trained once more without it).
+    pub held_out_check: bool,
     pub stage_b: StageBConfig,
+    /// Settings of both forests.
     pub forest: ForestConfig,
 }
 
@@ -65,19 +107,50 @@ pub struct RunOutcome {
     /// Warnings the user must read (left-out modalities, classes without
     /// training pixels, test classes the classifier cannot predict).
     pub warnings: Vec<String>,
+    /// The classifier asked for: its map is the run's result.
+    pub classifier: ClassifierChoice,
     pub mlp: Option<(ClassifierResult, StageBOutput)>,
+    /// The raw-pixel forest.
     pub forest: Option<ClassifierResult>,
+    /// The forest on raw values + filter features.
+    pub filter_forest: Option<ClassifierResult>,
     /// Test pixels left out of the scores because they are training labels too.
     pub test_pixels_excluded: usize,
+    /// Every classifier's score on the held-out training labels, and the
+    /// best (None when not asked for or too few labels).
+    pub recommendation: Option<Recommendation>,
 }
 
 impl RunOutcome {
-    /// The map a run shows and exports first: the MLP's, else the forest's.
+    /// One classifier's result, if it ran.
+    pub fn result(&self, classifier: ClassifierChoice) -> Option<&ClassifierResult> {
+        match classifier {
+            ClassifierChoice::Mlp => self.mlp.as_ref().map(|(r, _)| r),
+            ClassifierChoice::Rf => self.forest.as_ref(),
+            ClassifierChoice::FilterRf => self.filter_forest.as_ref(),
+        }
+    }
+
+    /// Every result, the asked-for classifier's first.
+    pub fn results(&self) -> Vec<(ClassifierChoice, &ClassifierResult)> {
+        std::iter::once(self.classifier)
+            .chain(
+                ClassifierChoice::ALL
+                    .into_iter()
+                    .filter(|&c| c != self.classifier),
+            )
+            .filter_map(|c| self.result(c).map(|r| (c, r)))
+            .collect()
+    }
+
+    /// The result a run shows and exports first: the asked-for classifier's.
+    pub fn main_result(&self) -> Option<&ClassifierResult> {
+        self.results().first().map(|(_, r)| *r)
+    }
+
+    /// The map a run shows and exports first.
     pub fn main_class_map(&self) -> Option<&[u8]> {
-        self.mlp
-            .as_ref()
-            .map(|(r, _)| r.class_map.as_slice())
-            .or(self.forest.as_ref().map(|r| r.class_map.as_slice()))
+        self.main_result().map(|r| r.class_map.as_slice())
     }
 }
 
@@ -227,10 +300,19 @@ pub fn run_classification_stored<B: UNetAutodiff>(
         classes,
         modalities: Vec::new(),
         warnings,
+        classifier: settings.classifier,
         mlp: None,
         forest: None,
+        filter_forest: None,
         test_pixels_excluded,
+        recommendation: None,
     };
+    let split = if settings.held_out_check {
+        held_out_split(train, settings.stage_b.head.seed)
+    } else {
+        None
+    };
+    let mut held_out_scores = Vec::new();
     if test_pixels_excluded > 0 {
         outcome.warnings.push(format!(
             "{test_pixels_excluded} test pixels are also training labels: they are left out of the scores"
@@ -257,8 +339,17 @@ pub fn run_classification_stored<B: UNetAutodiff>(
             images: &images,
             train_labels: train,
             cfg: &settings.stage_b,
+            held_out: split.as_ref(),
         };
         let out = run_stage_b_stored::<B>(&run, device, cancel, progress, store)?;
+        if let (Some(split), Some(predicted)) = (&split, &out.held_out_prediction) {
+            held_out_scores.push(HeldOutScore::new(
+                ClassifierChoice::Mlp,
+                split,
+                predicted,
+                classes,
+            ));
+        }
         let result = ClassifierResult {
             metrics: score(scored, &out.prediction.class_map, classes),
             class_map: out.prediction.class_map.clone(),
@@ -267,19 +358,59 @@ pub fn run_classification_stored<B: UNetAutodiff>(
         };
         outcome.mlp = Some((result, out));
     }
-    if settings.classifier == ClassifierChoice::Rf || settings.baseline {
+    let beside = settings.classifier == ClassifierChoice::Mlp && settings.baseline;
+    let wants = |c: ClassifierChoice| settings.classifier == c || beside;
+    if wants(ClassifierChoice::Rf) || wants(ClassifierChoice::FilterRf) {
         if cancel.is_cancelled() {
             return Err(RunError::StageB(StageBError::Cancelled));
         }
         let t0 = Instant::now();
-        let features = pixel_features(scene)?;
-        let map = random_forest_map(&features, train, &settings.forest)?;
-        outcome.forest = Some(ClassifierResult {
-            metrics: score(scored, &map, classes),
-            class_map: map,
-            uncertainty: None,
-            seconds: t0.elapsed().as_secs_f64(),
-        });
+        let raw = pixel_features(scene)?;
+        let seconds_raw = t0.elapsed().as_secs_f64();
+        let mut forest = |c: ClassifierChoice,
+                          features: &dyn PixelRows,
+                          seconds_features: f64|
+         -> Result<ClassifierResult, RunError> {
+            let t0 = Instant::now();
+            let map = random_forest_map(features, train, &settings.forest)?;
+            if let Some(split) = &split {
+                held_out_scores.push(forest_held_out(c, features, split, settings, classes)?);
+            }
+            Ok(ClassifierResult {
+                metrics: score(scored, &map, classes),
+                class_map: map,
+                uncertainty: None,
+                seconds: seconds_features + t0.elapsed().as_secs_f64(),
+            })
+        };
+        if wants(ClassifierChoice::FilterRf) {
+            let t0 = Instant::now();
+            let filtered = filter_features(&raw, train)?;
+            let seconds = seconds_raw + t0.elapsed().as_secs_f64();
+            outcome.filter_forest = Some(forest(ClassifierChoice::FilterRf, &filtered, seconds)?);
+            if cancel.is_cancelled() {
+                return Err(RunError::StageB(StageBError::Cancelled));
+            }
+        }
+        if wants(ClassifierChoice::Rf) {
+            outcome.forest = Some(forest(ClassifierChoice::Rf, &raw, seconds_raw)?);
+        }
+    }
+    if let Some(split) = &split {
+        outcome.recommendation = Recommendation::from_scores(held_out_scores, split);
     }
     Ok(outcome)
+}
+
+/// A forest trained without the held-out labels, scored on them.
+fn forest_held_out(
+    classifier: ClassifierChoice,
+    features: &dyn PixelRows,
+    split: &HeldOutSplit,
+    settings: &RunSettings,
+    classes: usize,
+) -> Result<HeldOutScore, RunError> {
+    let forest = fit_forest(features, &split.rest, &settings.forest)?;
+    let predicted = forest.predict_pixels(features, &split.pixels)?;
+    Ok(HeldOutScore::new(classifier, split, &predicted, classes))
 }

@@ -17,6 +17,7 @@ use super::classifier::{
 };
 use super::feature_store::{FeatureKey, FeatureStore, images_fingerprint};
 use super::features::{FeatureExtractor, FeatureSpec, patch_values};
+use super::held_out::HeldOutSplit;
 use super::modality::Modality;
 use super::patch_grid::PatchGrid;
 use super::predict::{MergedPrediction, ProbabilityCanvas};
@@ -113,6 +114,9 @@ pub struct StageBOutput {
     pub seconds_features: f64,
     pub seconds_training: f64,
     pub seconds_prediction: f64,
+    /// The class (1..=K, 0 = none) of each held-out training pixel from a
+    /// head trained without them, when the run asked for it.
+    pub held_out_prediction: Option<Vec<u8>>,
 }
 
 /// Where a Stage B run is.
@@ -189,6 +193,7 @@ pub fn run_stage_b<B: UNetAutodiff>(
         images,
         train_labels,
         cfg,
+        held_out: None,
     };
     let mut store = FeatureStore::for_one_run(cfg.feature_cache_bytes);
     run_stage_b_stored::<B>(&run, device, &CancelFlag::new(), &mut |_| {}, &mut store)
@@ -203,6 +208,9 @@ pub struct StageBRun<'a, B: Backend> {
     pub images: &'a [(Modality, &'a Rgb8Image)],
     pub train_labels: &'a LabelImage,
     pub cfg: &'a StageBConfig,
+    /// Also train a head without these training labels and predict them
+    /// (the run's comparison of classifiers).
+    pub held_out: Option<&'a HeldOutSplit>,
 }
 
 /// Stage B reporting progress after every batch, stopping at the next batch
@@ -222,6 +230,7 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
         images,
         train_labels,
         cfg,
+        held_out,
     } = *run;
     let (h, w) = images
         .first()
@@ -371,6 +380,21 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
     };
     progress(&clock.progress(PHASE_TRAINING, 0, 1));
     let (head, head_report) = train_head::<B>(&data, &cfg.mlp, &cfg.head, device)?;
+    let held_out_prediction = match held_out {
+        Some(split) => {
+            let vectors = LabelledVectors {
+                features: &vectors,
+                dim,
+                labels: &labels,
+                pixels: &pixels,
+                width: w,
+            };
+            Some(predict_held_out::<B>(
+                &vectors, split, classes, cfg, device,
+            )?)
+        }
+        None => None,
+    };
     let seconds_training = t1.elapsed().as_secs_f64();
 
     // Pass 2: every patch, batch by batch, into the probability canvas.
@@ -440,7 +464,92 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
         seconds_features,
         seconds_training,
         seconds_prediction: t2.elapsed().as_secs_f64(),
+        held_out_prediction,
     })
+}
+
+/// The labelled vectors of a run: one per (patch, labelled pixel in it).
+struct LabelledVectors<'a> {
+    features: &'a [f32],
+    dim: usize,
+    /// 0-based classes.
+    labels: &'a [i64],
+    /// (row, column) of each vector's pixel.
+    pixels: &'a [(usize, usize)],
+    width: usize,
+}
+
+/// Trains a head on the vectors of pixels outside `split` (early stopping
+/// as configured, on a part of those) and predicts the held-out pixels: the
+/// class of the mean probability over each pixel's vectors (a pixel lies in
+/// several patches), 0 for a pixel without any.
+fn predict_held_out<B: UNetAutodiff>(
+    v: &LabelledVectors<'_>,
+    split: &HeldOutSplit,
+    classes: usize,
+    cfg: &StageBConfig,
+    device: &B::Device,
+) -> Result<Vec<u8>, StageBError> {
+    let pixel_of = |i: usize| v.pixels[i].0 * v.width + v.pixels[i].1;
+    let (held, rest): (Vec<usize>, Vec<usize>) =
+        (0..v.labels.len()).partition(|&i| split.mask[pixel_of(i)]);
+    let gather = |idx: &[usize]| -> Vec<f32> {
+        idx.iter()
+            .flat_map(|&i| v.features[i * v.dim..(i + 1) * v.dim].iter().copied())
+            .collect()
+    };
+    let rest_features = gather(&rest);
+    let rest_labels: Vec<i64> = rest.iter().map(|&i| v.labels[i]).collect();
+    let rest_pixels: Vec<(usize, usize)> = rest.iter().map(|&i| v.pixels[i]).collect();
+    let (validation, _) = validation_split(
+        &rest_pixels,
+        &rest_labels,
+        cfg.validation_fraction,
+        cfg.validation_block,
+        cfg.head.seed,
+    );
+    let data = HeadData {
+        features: &rest_features,
+        dim: v.dim,
+        labels: &rest_labels,
+        classes,
+        validation: &validation,
+    };
+    let (head, _) = train_head::<B>(&data, &cfg.mlp, &cfg.head, device)?;
+    let position: std::collections::HashMap<usize, usize> = split
+        .pixels
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| (i, k))
+        .collect();
+    let mut sums = vec![0f64; split.pixels.len() * classes];
+    if !held.is_empty() {
+        let x = Tensor::<B::InnerBackend, 2>::from_data(
+            TensorData::new(gather(&held), [held.len(), v.dim]),
+            device,
+        );
+        let probs = f32_values(
+            softmax(head.forward(x), 1),
+            "the held-out pixels' probabilities",
+        )?;
+        for (row, &i) in held.iter().enumerate() {
+            if let Some(&k) = position.get(&pixel_of(i)) {
+                for c in 0..classes {
+                    sums[k * classes + c] += f64::from(probs[row * classes + c]);
+                }
+            }
+        }
+    }
+    Ok(sums
+        .chunks(classes.max(1))
+        .map(|p| {
+            let (best, top) = p
+                .iter()
+                .enumerate()
+                .fold((0, 0.0), |b, (c, &q)| if q > b.1 { (c, q) } else { b });
+            if top > 0.0 { best as u8 + 1 } else { 0 }
+        })
+        .collect())
 }
 
 #[cfg(test)]

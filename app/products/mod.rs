@@ -4,6 +4,7 @@
 //! a view can re-stretch and a report can state them.
 
 pub mod error;
+pub mod filter_bank;
 pub mod fitted_chunks;
 pub mod integer_scatter;
 pub mod pauli;

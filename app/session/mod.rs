@@ -58,14 +58,31 @@ pub struct ClassificationResult {
     /// The label revision the training labels were taken at.
     pub labels_revision: u64,
     pub seconds: f64,
-    /// The map's class areas (by class value).
-    pub areas: Option<crate::metrics::areas::ClassAreas>,
+    /// Each classifier's map's class areas (by class value).
+    pub areas: Vec<(
+        crate::pipeline::run::ClassifierChoice,
+        crate::metrics::areas::ClassAreas,
+    )>,
+    /// The classifier whose map the class-map layer shows (the run's own
+    /// at first; the user may switch to another of the run's results).
+    pub shown: crate::pipeline::run::ClassifierChoice,
 }
 
 impl ClassificationResult {
-    /// The map shown: the MLP's, else the forest's.
+    /// The map shown.
     pub fn class_map(&self) -> Option<&[u8]> {
-        self.outcome.main_class_map()
+        self.outcome
+            .result(self.shown)
+            .map(|r| r.class_map.as_slice())
+            .or(self.outcome.main_class_map())
+    }
+
+    /// The class areas of the map shown.
+    pub fn areas(&self) -> Option<&crate::metrics::areas::ClassAreas> {
+        self.areas
+            .iter()
+            .find(|(c, _)| *c == self.shown)
+            .map(|(_, a)| a)
     }
 }
 

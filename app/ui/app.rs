@@ -525,6 +525,7 @@ impl StudioApp {
                     }
                     if let Some(s) = &mut self.session {
                         s.result = Some(ClassificationResult {
+                            shown: result.outcome.classifier,
                             ablation: result
                                 .ablation
                                 .into_iter()

@@ -11,6 +11,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::app::{FileAction, Tool};
 use super::layers::LayerId;
 use crate::jobs::{LoadRequest, Waker};
+use crate::pipeline::run::ClassifierChoice;
 use crate::scene::LabelLayer;
 use crate::session::Command;
 
@@ -64,6 +65,9 @@ pub enum AppCommand {
     /// Class `value` as the brush's (the digit keys).
     SelectClass(u8),
     ToggleLayer(LayerId),
+    /// Which classifier's map the class-map layer shows (the run's results
+    /// side by side on the map).
+    ShowResultMap(ClassifierChoice),
     ToggleShortcuts,
     FitView,
     /// Pan by screen points.

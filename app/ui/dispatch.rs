@@ -98,6 +98,14 @@ impl StudioApp {
                 }
             }
             AppCommand::ToggleLayer(id) => self.layers.toggle(id),
+            AppCommand::ShowResultMap(classifier) => {
+                if let Some(r) = self.session.as_mut().and_then(|s| s.result.as_mut())
+                    && r.outcome.result(classifier).is_some()
+                {
+                    r.shown = classifier;
+                    self.map.dirty.insert(LayerId::ClassMap, Dirty::All);
+                }
+            }
             AppCommand::ToggleShortcuts => self.show_shortcuts = !self.show_shortcuts,
             AppCommand::FitView => self.map.fit_pending = true,
             AppCommand::Pan([x, y]) => self.map.view.pan(eframe::egui::vec2(x, y)),

@@ -1,5 +1,7 @@
-//! The results window: OA / AA / kappa / mF1 / mIoU of the MLP and
-//! the random forest side by side, the map's class areas, per-class recall /
+//! The results window: OA / AA / kappa / mF1 / mIoU of every classifier of
+//! the run side by side (the MLP and the two forests), which one the map
+//! shows (a click shows another's), which one scores best on the held-out
+//! training labels, the shown map's class areas, per-class recall /
 //! precision / F1 / IoU as bar plots, and the confusion matrix as a heat map
 //! with counts.
 
@@ -29,24 +31,48 @@ impl StudioApp {
             .default_width(520.0)
             .show(ctx, |ui| {
                 ui.label(RichText::new(&r.backbone).small().weak());
-                let mlp = r.outcome.mlp.as_ref().and_then(|(m, _)| m.metrics.as_ref());
-                let forest = r.outcome.forest.as_ref().and_then(|f| f.metrics.as_ref());
+                let held_out = |c| {
+                    r.outcome
+                        .recommendation
+                        .as_ref()
+                        .and_then(|rec| rec.scores.iter().find(|s| s.classifier == c))
+                        .map(|s| s.kappa)
+                };
                 egui::Grid::new("summary").striped(true).show(ui, |ui| {
-                    ui.strong("");
-                    for h in ["OA", "AA", "kappa", "mF1", "mIoU", "pixels"] {
+                    ui.strong("classifier (the map shows ◉)");
+                    for h in ["OA", "AA", "kappa", "mF1", "mIoU", "pixels", "held-out κ"] {
                         ui.strong(h);
                     }
                     ui.end_row();
-                    for (name, m) in [("diffusion + MLP", mlp), ("random forest", forest)] {
-                        let Some(m) = m else { continue };
-                        ui.label(name);
-                        for v in [m.oa, m.aa, m.kappa, m.mf1, m.miou] {
-                            ui.label(format!("{v:.4}"));
+                    for (c, result) in r.outcome.results() {
+                        if ui
+                            .radio(r.shown == c, c.label())
+                            .on_hover_text("show this classifier's map on the class-map layer")
+                            .clicked()
+                        {
+                            self.send(AppCommand::ShowResultMap(c));
                         }
-                        ui.label(m.n_labelled.to_string());
+                        match &result.metrics {
+                            Some(m) => {
+                                for v in [m.oa, m.aa, m.kappa, m.mf1, m.miou] {
+                                    ui.label(format!("{v:.4}"));
+                                }
+                                ui.label(m.n_labelled.to_string());
+                            }
+                            None => {
+                                for _ in 0..6 {
+                                    ui.label("-");
+                                }
+                            }
+                        }
+                        ui.label(held_out(c).map_or("-".to_string(), |k| format!("{k:.4}")))
+                            .on_hover_text("kappa on a held-out fifth of the TRAINING labels, from a model trained without them");
                         ui.end_row();
                     }
                 });
+                if let Some(rec) = &r.outcome.recommendation {
+                    ui.label(RichText::new(format!("Recommended: {}", rec.sentence())).strong());
+                }
                 if r.outcome.test_pixels_excluded > 0 {
                     ui.label(
                         RichText::new(format!(
@@ -56,7 +82,7 @@ impl StudioApp {
                         .small(),
                     );
                 }
-                if let Some(areas) = &r.areas {
+                if let Some(areas) = r.areas() {
                     ui.collapsing("Class areas", |ui| {
                         egui::Grid::new("areas").striped(true).show(ui, |ui| {
                             for h in ["class", "pixels", "ha", "share"] {
@@ -124,10 +150,12 @@ impl StudioApp {
                         self.send(AppCommand::PickFile(super::app::FileAction::ExportViewPng));
                     }
                 });
-                let Some(m) = mlp.or(forest) else {
+                let shown = r.outcome.result(r.shown).or(r.outcome.main_result());
+                let Some(m) = shown.and_then(|s| s.metrics.as_ref()) else {
                     ui.label("no test labels: nothing to score");
                     return;
                 };
+                ui.label(RichText::new(format!("per class: {}", r.shown.label())).weak());
                 per_class_plot(ui, m, &names);
                 confusion_grid(ui, m, &names);
             });

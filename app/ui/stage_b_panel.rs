@@ -22,12 +22,15 @@ impl StudioApp {
             );
             ui.selectable_value(
                 &mut s.classifier,
-                ClassifierChoice::Rf,
-                "random forest only",
-            );
+                ClassifierChoice::FilterRf,
+                "forest + filters",
+            )
+            .on_hover_text(ClassifierChoice::FilterRf.label());
+            ui.selectable_value(&mut s.classifier, ClassifierChoice::Rf, "forest")
+                .on_hover_text(ClassifierChoice::Rf.label());
         });
         if s.classifier == ClassifierChoice::Mlp {
-            ui.checkbox(&mut s.baseline, "random forest beside it");
+            ui.checkbox(&mut s.baseline, "both random forests beside it");
             ui.horizontal(|ui| {
                 ui.label("block L");
                 let mut block = s.block.map_or(-1, |b| b as i64);
@@ -94,17 +97,20 @@ impl StudioApp {
                 .is_some_and(|s| s.labels_revision != r.labels_revision);
             let oa = r
                 .outcome
-                .mlp
-                .as_ref()
-                .and_then(|(m, _)| m.metrics.as_ref())
-                .or(r.outcome.forest.as_ref().and_then(|f| f.metrics.as_ref()))
+                .main_result()
+                .and_then(|m| m.metrics.as_ref())
                 .map(|m| format!("OA {:.3}", m.oa))
                 .unwrap_or_else(|| "no test labels to score".into());
             ui.label(format!(
-                "last map: {oa}, {:.0} s{}",
+                "last map ({}): {oa}, {:.0} s{}",
+                r.outcome.classifier.name(),
                 r.seconds,
                 if stale { " (labels changed since)" } else { "" }
             ));
+            if let Some(rec) = &r.outcome.recommendation {
+                ui.label(egui::RichText::new(format!("recommended: {}", rec.best.label())).small())
+                    .on_hover_text(rec.sentence());
+            }
             if ui.button("Results…").clicked() {
                 self.show_results = true;
             }
