@@ -22,6 +22,22 @@ pub enum ModelCommand {
     Inspect(InspectArgs),
     /// One forward pass: reads x, t, y; writes out and every block activation.
     Forward(ForwardArgs),
+    /// Downloads the paper's backbone (resumable), checks its layout and
+    /// records its SHA-256; prints the checkpoint's path.
+    Get(GetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Where the checkpoint is published.
+    #[arg(long, default_value = crate::model::get::PAPER_BACKBONE_URL)]
+    pub url: String,
+    /// Folder to put it in (default: the data folder's backbones/).
+    #[arg(long)]
+    pub to: Option<PathBuf>,
+    /// The layout the file must have: `imagenet64` (default), `tiny` or JSON.
+    #[arg(long, default_value = "imagenet64")]
+    pub config: String,
 }
 
 #[derive(Debug, Args)]
@@ -219,9 +235,43 @@ fn write_tensors<B: Backend>(
     Ok(())
 }
 
+fn get(args: &GetArgs) -> anyhow::Result<()> {
+    use crate::model::get::{GetRequest, get_backbone};
+    let request = GetRequest {
+        url: args.url.clone(),
+        dir: args
+            .to
+            .clone()
+            .unwrap_or_else(|| crate::session::autosave::data_dir().join("backbones")),
+        config: load_config(&args.config)?,
+    };
+    eprintln!("[..] {} -> {}", request.url, request.target().display());
+    let cancel = super::run::cancel_on_ctrl_c();
+    let mut last = None;
+    let (path, record) = get_backbone(&request, &cancel, &mut |p| {
+        let line = format!("[..] {}", p.describe());
+        if last.as_ref() != Some(&line) {
+            eprint!("\r{line}      ");
+            last = Some(line);
+        }
+    })?;
+    eprintln!();
+    eprintln!(
+        "[ok] {} ({} bytes, {} tensors, {} parameters, sha256 {})",
+        path.display(),
+        thousands(record.bytes as usize),
+        record.tensors,
+        thousands(record.parameters),
+        record.sha256
+    );
+    println!("{}", path.display());
+    Ok(())
+}
+
 pub fn run(cmd: &ModelCommand) -> anyhow::Result<()> {
     match cmd {
         ModelCommand::Inspect(a) => inspect(a),
         ModelCommand::Forward(a) => forward(a),
+        ModelCommand::Get(a) => get(a),
     }
 }

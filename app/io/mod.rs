@@ -5,6 +5,7 @@
 pub mod atomic;
 pub mod classmap;
 pub mod crs;
+pub mod download;
 pub mod error;
 pub mod geotiff;
 pub mod mat;

@@ -76,7 +76,12 @@ impl CheckpointTensors {
             path: shown.clone(),
             message,
         };
-        let is_safetensors = path
+        // A download's `NAME.safetensors.part` is read as what it will be.
+        let named = match path.extension() {
+            Some(e) if e.eq_ignore_ascii_case("part") => path.with_extension(""),
+            _ => path.to_path_buf(),
+        };
+        let is_safetensors = named
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
         let mut entries = BTreeMap::new();

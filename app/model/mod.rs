@@ -9,6 +9,7 @@ pub mod backbone;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
+pub mod get;
 pub mod host_unet;
 pub mod inspect;
 pub mod layers;
