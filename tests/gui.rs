@@ -660,3 +660,64 @@ fn failed_file_tasks_report_the_file_and_keep_the_session() {
     );
     assert!(!dir.path().join("out").exists());
 }
+
+/// Steps the app until the backbone download and the checks after it end.
+fn wait_download(h: &mut Harness<'_, StudioApp>) {
+    let start = std::time::Instant::now();
+    h.run_steps(2);
+    while h.state().downloading.is_some() || h.state().tasks_pending() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "the download took over 1 min"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        h.step();
+    }
+    h.run_steps(2);
+}
+
+#[test]
+fn get_the_backbone_downloads_checks_and_uses_it() {
+    use unidiff_studio::jobs::GetRequest;
+    use unidiff_studio::jobs::backbone::{BackboneSpec, UNetConfig};
+    let tiny = std::fs::read(common::fixture("adm_tiny/model.pt")).unwrap();
+    let (base, _) = common::http::serve(tiny.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = with_demo(dir.path());
+    let backbones = dir.path().join("backbones");
+    // The button fetches the request the app holds: here the tiny layout
+    // from the test's server instead of the paper's 1.2 GB file.
+    h.state_mut().backbone_request = GetRequest {
+        url: format!("{base}/files/tiny.pt"),
+        dir: backbones.clone(),
+        config: UNetConfig::tiny(),
+    };
+    h.get_by_label("Get the paper's backbone").click();
+    wait_download(&mut h);
+    let app = h.state();
+    let errors: Vec<_> = app.messages.iter().filter(|m| m.error).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    match &app.classify_settings.backbone {
+        BackboneSpec::Checkpoint { path, config, .. } => {
+            assert_eq!(path, &backbones.join("tiny.pt"));
+            assert_eq!(config, &UNetConfig::tiny());
+        }
+        other => panic!("the backbone is {other:?}"),
+    }
+    assert_eq!(std::fs::read(backbones.join("tiny.pt")).unwrap(), tiny);
+    let before = app.classify_settings.backbone.clone();
+
+    // A web page instead of the file: said in the window, backbone unchanged.
+    h.state_mut().backbone_request.url = format!("{base}/page.pt");
+    h.get_by_label("Get the paper's backbone").click();
+    wait_download(&mut h);
+    let app = h.state();
+    assert!(
+        app.messages
+            .iter()
+            .any(|m| m.error && m.text.contains("web page")),
+        "{:?}",
+        app.messages
+    );
+    assert_eq!(app.classify_settings.backbone, before);
+}

@@ -6,6 +6,7 @@
 pub mod adapt;
 pub mod backbone;
 pub mod classify;
+pub mod download;
 pub mod features;
 pub mod load;
 pub mod tasks;
@@ -21,6 +22,7 @@ use crate::pipeline::feature_store::FeatureStore;
 use crate::pipeline::stage_b::StageBConfig;
 pub use adapt::{AdaptRequest, AdaptSettings, AdaptStep, Adapted};
 pub use classify::{Classified, ClassifyRequest, ClassifySettings};
+pub use download::{Fetched, GetRequest};
 pub use features::{ProjectRequest, Projection};
 pub use load::{LoadRequest, LoadedScene};
 pub use tasks::{Task, TaskDone, TaskKind};
@@ -37,6 +39,8 @@ pub enum JobKind {
     Features,
     /// File and raster work of the app (`tasks`).
     Task,
+    /// Fetching a backbone.
+    Download,
 }
 
 /// What a worker reports.
@@ -74,6 +78,11 @@ pub enum JobEvent {
         generation: u64,
         done: Box<TaskDone>,
     },
+    /// A backbone downloaded, checked and in place.
+    Fetched {
+        generation: u64,
+        fetched: Box<Fetched>,
+    },
     Failed {
         kind: JobKind,
         generation: u64,
@@ -95,6 +104,7 @@ impl JobEvent {
             | JobEvent::Adapted { generation, .. }
             | JobEvent::Projected { generation, .. }
             | JobEvent::TaskDone { generation, .. }
+            | JobEvent::Fetched { generation, .. }
             | JobEvent::Failed { generation, .. }
             | JobEvent::Cancelled { generation, .. } => *generation,
         }
@@ -230,6 +240,7 @@ pub struct Jobs {
     adapt_tx: Sender<(u64, Box<AdaptRequest>, CancelFlag)>,
     features_tx: Sender<(u64, Box<ProjectRequest>, CancelFlag)>,
     task_tx: Sender<(u64, Box<Task>, CancelFlag)>,
+    download_tx: Sender<(u64, Box<GetRequest>, CancelFlag)>,
     /// The queued task of each latest-only kind.
     task_cancel: std::collections::HashMap<TaskKind, CancelFlag>,
     events: Receiver<JobEvent>,
@@ -242,6 +253,7 @@ pub struct Jobs {
     classify_cancel: Option<CancelFlag>,
     adapt_cancel: Option<CancelFlag>,
     features_cancel: Option<CancelFlag>,
+    download_cancel: Option<CancelFlag>,
 }
 
 impl Jobs {
@@ -303,6 +315,17 @@ impl Jobs {
             )
             .err(),
         );
+        let (download_tx, download_rx) = unbounded::<(u64, Box<GetRequest>, CancelFlag)>();
+        start_errors.extend(
+            spawn_worker(
+                "unidiff-download",
+                JobKind::Download,
+                download_rx,
+                send.clone(),
+                |job, r| download::run(job, r),
+            )
+            .err(),
+        );
         start_errors
             .extend(spawn_worker("unidiff-load", JobKind::Load, load_rx, send, load::run).err());
         Self {
@@ -311,6 +334,7 @@ impl Jobs {
             adapt_tx,
             features_tx,
             task_tx,
+            download_tx,
             task_cancel: Default::default(),
             events,
             events_tx,
@@ -320,6 +344,25 @@ impl Jobs {
             classify_cancel: None,
             adapt_cancel: None,
             features_cancel: None,
+            download_cancel: None,
+        }
+    }
+
+    /// Queues a backbone download, cancelling one still running (its
+    /// `.part` is resumed by this one).
+    pub fn download(&mut self, request: GetRequest) -> u64 {
+        let (generation, cancel) = supersede(&mut self.generation, &mut self.download_cancel);
+        let sent = self
+            .download_tx
+            .send((generation, Box::new(request), cancel))
+            .is_ok();
+        self.unless_sent(sent, JobKind::Download, generation)
+    }
+
+    /// Cancels the running download, if any.
+    pub fn cancel_download(&mut self) {
+        if let Some(c) = self.download_cancel.take() {
+            c.cancel();
         }
     }
 
@@ -456,6 +499,7 @@ mod tests {
             adapt_tx: unbounded().0,
             features_tx: unbounded().0,
             task_tx: unbounded().0,
+            download_tx: unbounded().0,
             task_cancel: Default::default(),
             events,
             events_tx,
@@ -465,6 +509,7 @@ mod tests {
             classify_cancel: None,
             adapt_cancel: None,
             features_cancel: None,
+            download_cancel: None,
         }
     }
 

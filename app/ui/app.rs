@@ -198,6 +198,11 @@ pub struct StudioApp {
     pub adapt_settings: crate::jobs::AdaptSettings,
     pub adapting: Option<Loading>,
     pub adapt_curve: Vec<f32>,
+    /// The backbone download running, and what "Get the paper's backbone"
+    /// fetches (OpenAI's address or the mirror in
+    /// `UNIDIFF_STUDIO_BACKBONE_URL`, into the data folder's `backbones/`).
+    pub downloading: Option<Loading>,
+    pub backbone_request: crate::jobs::GetRequest,
     /// The device the last Stage A or Stage B job ran on, and why.
     pub last_device: Option<String>,
     /// The backbone layout and its "Stage A trains ..." line.
@@ -273,6 +278,10 @@ impl StudioApp {
             classifying: None,
             adapt_settings: Default::default(),
             adapting: None,
+            downloading: None,
+            backbone_request: crate::jobs::download::paper_request(
+                &options.data_dir.clone().unwrap_or_else(data_dir),
+            ),
             adapt_curve: Vec::new(),
             last_device: None,
             backbone_counts: None,
@@ -485,10 +494,13 @@ impl StudioApp {
             let classifying = self.classifying.as_ref().map(|l| l.generation);
             let adapting = self.adapting.as_ref().map(|l| l.generation);
             let projecting = self.explorer.projecting.as_ref().map(|l| l.generation);
+            let downloading = self.downloading.as_ref().map(|l| l.generation);
             let event_generation = event.generation();
             let g = Some(event_generation);
             let task = self.tasks.get(&event.generation()).copied();
-            if task.is_none() && ![loading, classifying, adapting, projecting].contains(&g) {
+            if task.is_none()
+                && ![loading, classifying, adapting, projecting, downloading].contains(&g)
+            {
                 continue;
             }
             match event {
@@ -503,6 +515,7 @@ impl StudioApp {
                         JobKind::Classify => &mut self.classifying,
                         JobKind::Adapt => &mut self.adapting,
                         JobKind::Features => &mut self.explorer.projecting,
+                        JobKind::Download => &mut self.downloading,
                         JobKind::Task => continue,
                     };
                     if let Some(l) = slot {
@@ -579,6 +592,16 @@ impl StudioApp {
                     self.tasks.remove(&generation);
                     self.task_done(*done);
                 }
+                JobEvent::Fetched { fetched, .. } => {
+                    self.downloading = None;
+                    self.info(format!(
+                        "downloaded {} ({:.1} MB, SHA-256 {})",
+                        fetched.path.display(),
+                        fetched.bytes as f64 / 1e6,
+                        fetched.sha256
+                    ));
+                    self.handle(AppCommand::UseCheckpoint(fetched.path));
+                }
                 JobEvent::Projected { result, .. } => {
                     self.explorer.projecting = None;
                     self.explorer.set_projection(*result);
@@ -605,6 +628,10 @@ impl StudioApp {
                             self.explorer.projecting = None;
                             "cannot project the features"
                         }
+                        JobKind::Download => {
+                            self.downloading = None;
+                            "cannot get the backbone (the one in use stays)"
+                        }
                         JobKind::Task => {
                             // Only events of tasks still listed get here.
                             if let Some(kind) = self.tasks.remove(&event_generation) {
@@ -629,6 +656,10 @@ impl StudioApp {
                         self.info("Stage A cancelled; the backbone is unchanged");
                     }
                     JobKind::Features => self.explorer.projecting = None,
+                    JobKind::Download => {
+                        self.downloading = None;
+                        self.info("download cancelled; the next try resumes it");
+                    }
                     JobKind::Task => {
                         self.tasks.remove(&event_generation);
                     }

@@ -10,7 +10,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::app::{FileAction, Tool};
 use super::layers::LayerId;
-use crate::jobs::{LoadRequest, Waker};
+use crate::jobs::{GetRequest, LoadRequest, Waker};
 use crate::pipeline::run::ClassifierChoice;
 use crate::scene::LabelLayer;
 use crate::session::Command;
@@ -35,6 +35,9 @@ pub enum AppCommand {
     ExportViewPng(PathBuf),
     /// A guided-diffusion checkpoint as the backbone (checked first).
     UseCheckpoint(PathBuf),
+    /// Download a backbone, check it and use it.
+    GetBackbone(Box<GetRequest>),
+    CancelGetBackbone,
     /// A Stage A adapter on the backbone (checked first); None: the base
     /// weights.
     UseAdapter(Option<PathBuf>),

@@ -34,6 +34,11 @@ impl StudioApp {
                 self.info(format!("reading {} …", path.display()));
                 self.start_task(Task::CheckCheckpoint { path });
             }
+            AppCommand::GetBackbone(request) => {
+                let generation = self.jobs.download(*request);
+                self.downloading = Some(Loading::started(generation));
+            }
+            AppCommand::CancelGetBackbone => self.jobs.cancel_download(),
             AppCommand::UseAdapter(None) => {
                 self.classify_settings.backbone = self.classify_settings.backbone.with_adapter(None)
             }
@@ -70,6 +75,9 @@ impl StudioApp {
                 }
                 if self.explorer.projecting.is_some() {
                     self.jobs.cancel_features();
+                }
+                if self.downloading.is_some() {
+                    self.jobs.cancel_download();
                 }
             }
             AppCommand::Recover(true) => self.recover(),

@@ -112,6 +112,18 @@ impl StudioApp {
                         adapter: None,
                     };
                 }
+                if self.downloading.is_none()
+                    && ui
+                        .small_button("Get the paper's backbone")
+                        .on_hover_text(format!(
+                            "downloads guided-diffusion's ImageNet 64x64 checkpoint (1.2 GB) from {} into {}, checks it and uses it; an interrupted download resumes",
+                            self.backbone_request.url,
+                            self.backbone_request.dir.display()
+                        ))
+                        .clicked()
+                {
+                    self.send(AppCommand::GetBackbone(Box::new(self.backbone_request.clone())));
+                }
                 if ui
                     .small_button("Import checkpoint…")
                     .on_hover_text("guided-diffusion .pt (the paper's 64x64_diffusion.pt)")
@@ -127,6 +139,15 @@ impl StudioApp {
                 }
             });
         });
+        if let Some(d) = &self.downloading {
+            ui.horizontal(|ui| {
+                let text = format!("{} ({:.0} s)", d.step, d.started.elapsed().as_secs_f32());
+                ui.add(egui::ProgressBar::new(d.fraction).text(text));
+                if ui.button("Cancel download").clicked() {
+                    self.send(AppCommand::CancelGetBackbone);
+                }
+            });
+        }
         ui.separator();
         ui.heading("Stage A: adaptation");
         let s = &mut self.adapt_settings;

@@ -2,6 +2,8 @@
 //! readers.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::path::PathBuf;
 
 pub fn repo() -> PathBuf {
