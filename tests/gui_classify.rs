@@ -482,6 +482,10 @@ fn live_retraining_reuses_the_features_of_the_last_run() {
         )
     };
     let (map_before, _, vectors_before) = mlp(&h);
+    {
+        let r = h.state().session.as_ref().unwrap().result.as_ref().unwrap();
+        assert!(!r.backbone_kept, "the first run builds the backbone");
+    }
     // One more stroke: the head is retrained on features already computed.
     paint(&mut h, 1, &dry[1..]);
     paint(&mut h, 2, &water[1..]);
@@ -496,6 +500,11 @@ fn live_retraining_reuses_the_features_of_the_last_run() {
         "every patch's features came from the store"
     );
     assert!(vectors_after > vectors_before);
+    let kept = |h: &Harness<'_, StudioApp>| {
+        let r = h.state().session.as_ref().unwrap().result.as_ref().unwrap();
+        r.backbone_kept
+    };
+    assert!(kept(&h), "the second run used the backbone kept loaded");
     let differ = map_before
         .iter()
         .zip(&map_after)

@@ -4,8 +4,9 @@
 
 use burn::backend::{Autodiff, Flex};
 
+use super::loaded_backbone::LoadedBackbone;
 use super::{JobContext, JobEvent};
-use crate::model::backbone::{BackboneSpec, load_backbone};
+use crate::model::backbone::BackboneSpec;
 use crate::model::device::{DeviceChoice, DeviceReport, Resolved, resolve};
 use crate::model::lean_ops::UNetAutodiff;
 use crate::pipeline::Modality;
@@ -131,6 +132,8 @@ pub struct Classified {
     pub backbone: String,
     /// The device used, and why.
     pub device: String,
+    /// The backbone was the one the worker kept loaded (not read again).
+    pub backbone_kept: bool,
     pub labels_revision: u64,
     pub seconds: f64,
     /// The shown map's class areas (by value; names are the app's).
@@ -142,12 +145,17 @@ pub struct Classified {
 /// Cancelled.
 /// `store` keeps the backbone's features between runs: a run with the same
 /// backbone, device, t, block, grid and images only retrains the head.
-pub fn run(job: &JobContext<'_>, req: &ClassifyRequest, store: &mut FeatureStore) {
+pub fn run(
+    job: &JobContext<'_>,
+    req: &ClassifyRequest,
+    store: &mut FeatureStore,
+    backbone: &mut LoadedBackbone,
+) {
     job.progress("building the backbone", 0.0);
     let device = resolve(req.settings.device);
     let result = match device.resolved {
         Resolved::Cpu => {
-            classify_on::<Autodiff<Flex>>(job, req, &Default::default(), &device, store)
+            classify_on::<Autodiff<Flex>>(job, req, &Default::default(), &device, (store, backbone))
         }
         #[cfg(feature = "cuda")]
         Resolved::Cuda => classify_on::<Autodiff<burn::backend::Cuda>>(
@@ -155,7 +163,7 @@ pub fn run(job: &JobContext<'_>, req: &ClassifyRequest, store: &mut FeatureStore
             req,
             &Default::default(),
             &device,
-            store,
+            (store, backbone),
         ),
         #[cfg(feature = "wgpu")]
         Resolved::Wgpu => classify_on::<Autodiff<burn::backend::Wgpu>>(
@@ -163,7 +171,7 @@ pub fn run(job: &JobContext<'_>, req: &ClassifyRequest, store: &mut FeatureStore
             req,
             &Default::default(),
             &device,
-            store,
+            (store, backbone),
         ),
     };
     job.finish(result.map(Some), |generation, result| {
@@ -176,12 +184,14 @@ fn classify_on<B: UNetAutodiff>(
     req: &ClassifyRequest,
     device_handle: &B::Device,
     device: &DeviceReport,
-    store: &mut FeatureStore,
+    (store, loaded): (&mut FeatureStore, &mut LoadedBackbone),
 ) -> anyhow::Result<Classified> {
     let cancel = job.cancel;
     let t0 = std::time::Instant::now();
     let s = &req.settings;
-    let (model, info) = load_backbone::<B::InnerBackend>(&s.backbone, device_handle)?;
+    let (model, info, backbone_kept) =
+        loaded.get::<B::InnerBackend>(&s.backbone, device.resolved.name(), device_handle)?;
+    let info = info.clone();
     let block = info
         .config
         .feature_block(s.block)
@@ -274,7 +284,7 @@ fn classify_on<B: UNetAutodiff>(
             );
         };
         let outcome = run_classification_stored::<B>(
-            (&model, &backbone_id),
+            (model, &backbone_id),
             &req.scene,
             &req.renderings,
             &settings,
@@ -323,6 +333,7 @@ fn classify_on<B: UNetAutodiff>(
     };
     Ok(Classified {
         device: device.why.clone(),
+        backbone_kept,
         areas,
         outcome,
         ablation,

@@ -9,6 +9,7 @@ pub mod classify;
 pub mod download;
 pub mod features;
 pub mod load;
+pub mod loaded_backbone;
 pub mod tasks;
 
 use std::sync::Arc;
@@ -272,13 +273,16 @@ impl Jobs {
         // Features stay in the worker between runs (1 GiB at most), so that
         // a label stroke only retrains the head.
         let mut store = FeatureStore::across_runs(StageBConfig::default().feature_cache_bytes);
+        // So does the backbone, until the choice, its file or the device
+        // changes.
+        let mut backbone = loaded_backbone::LoadedBackbone::default();
         start_errors.extend(
             spawn_worker(
                 "unidiff-classify",
                 JobKind::Classify,
                 classify_rx,
                 send.clone(),
-                move |job, r| classify::run(job, r, &mut store),
+                move |job, r| classify::run(job, r, &mut store, &mut backbone),
             )
             .err(),
         );

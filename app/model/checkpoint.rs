@@ -50,8 +50,30 @@ pub struct CheckpointTensors {
     entries: BTreeMap<String, (Vec<usize>, Entry)>,
 }
 
-/// SHA-256 of a file, hex.
+/// SHA-256 of a file, hex; computed once per (path, size, modification
+/// time) in this process (the paper's checkpoint takes seconds to hash).
 pub fn file_sha256(path: &Path) -> std::io::Result<String> {
+    type Seen = std::collections::HashMap<(std::path::PathBuf, u64, std::time::SystemTime), String>;
+    static SEEN: std::sync::OnceLock<std::sync::Mutex<Seen>> = std::sync::OnceLock::new();
+    let meta = std::fs::metadata(path)?;
+    let key = meta
+        .modified()
+        .ok()
+        .map(|m| (path.to_path_buf(), meta.len(), m));
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some(k) = &key
+        && let Some(hash) = seen.lock().ok().and_then(|s| s.get(k).cloned())
+    {
+        return Ok(hash);
+    }
+    let hash = hash_file(path)?;
+    if let (Some(k), Ok(mut s)) = (key, seen.lock()) {
+        s.insert(k, hash.clone());
+    }
+    Ok(hash)
+}
+
+fn hash_file(path: &Path) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -256,4 +278,22 @@ pub fn write_f32_safetensors(
     };
     let file = safetensors::serialize(views, metadata).map_err(|e| unwritable(e.to_string()))?;
     crate::io::atomic::write_bytes(path, &file).map_err(|e| unwritable(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_file_is_hashed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.bin");
+        std::fs::write(&f, b"one").unwrap();
+        let first = file_sha256(&f).unwrap();
+        assert_eq!(first, file_sha256(&f).unwrap());
+        std::fs::write(&f, b"other, longer").unwrap();
+        let second = file_sha256(&f).unwrap();
+        assert_ne!(first, second);
+        assert_eq!(second, hash_file(&f).unwrap());
+    }
 }

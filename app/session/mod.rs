@@ -55,6 +55,8 @@ pub struct ClassificationResult {
     )>,
     /// The backbone, in words.
     pub backbone: String,
+    /// It was the one the classification worker kept loaded.
+    pub backbone_kept: bool,
     /// The label revision the training labels were taken at.
     pub labels_revision: u64,
     pub seconds: f64,

@@ -529,7 +529,16 @@ impl StudioApp {
                     for w in &result.outcome.warnings {
                         self.info(w.clone());
                     }
-                    eprintln!("classified in {:.1} s on {}", result.seconds, result.device);
+                    eprintln!(
+                        "classified in {:.1} s on {}{}",
+                        result.seconds,
+                        result.device,
+                        if result.backbone_kept {
+                            " (the backbone kept loaded)"
+                        } else {
+                            ""
+                        }
+                    );
                     self.last_device = Some(result.device.clone());
                     let was_sweep = !result.sweep.is_empty();
                     if was_sweep {
@@ -546,6 +555,7 @@ impl StudioApp {
                                 .collect(),
                             outcome: result.outcome,
                             backbone: result.backbone,
+                            backbone_kept: result.backbone_kept,
                             labels_revision: result.labels_revision,
                             seconds: result.seconds,
                             areas: result.areas,
