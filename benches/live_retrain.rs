@@ -7,7 +7,10 @@
 //! pause that waits for the user to stop painting).
 //!
 //! Run: `cargo bench --bench live_retrain` (add `--profile test` to share
-//! the test build); `STRIDE=16` for the method's overlap (default 32).
+//! the test build); `STRIDE=16` for the method's overlap (default 32);
+//! `BACKBONE=random` for the paper's ImageNet-64 layout (random weights; with
+//! `UNIDIFF_STUDIO_FEATURE_CACHE_MIB=6000` every patch's features stay),
+//! `BACKBONE=/path/to/checkpoint.pt` for a checkpoint.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop on the first surprise
 
 use std::time::{Duration, Instant};
@@ -103,8 +106,23 @@ fn main() {
         .and_then(|s| s.scene.test_labels.clone())
         .expect("the demo has test labels");
     let (dry, water) = (spots(&test.data, 512, 1, 16), spots(&test.data, 512, 2, 16));
+    let backbone = std::env::var("BACKBONE").unwrap_or_else(|_| "tiny-random".into());
     {
         let app = h.state_mut();
+        app.classify_settings.backbone = if backbone.contains('/') {
+            let path = std::path::PathBuf::from(&backbone);
+            unidiff_studio::jobs::backbone::BackboneSpec::Checkpoint {
+                path,
+                config: unidiff_studio::jobs::backbone::UNetConfig::imagenet64(),
+                adapter: None,
+            }
+        } else {
+            unidiff_studio::jobs::backbone::BackboneSpec::Random {
+                name: backbone.clone(),
+                seed: 0,
+                adapter: None,
+            }
+        };
         app.classify_settings.t = 0;
         app.classify_settings.stride = Some(stride);
         app.classify_settings.baseline = false;
@@ -139,12 +157,15 @@ fn main() {
             "stroke_to_map_s": to_map,
             "job_s": r.seconds,
             "patches_from_store": cached,
+            "backbone_kept": r.backbone_kept,
         }));
     }
     println!(
         "{}",
         serde_json::json!({
-            "scene": "demo 512 x 512, tiny-random, t = 0, pRGB|PCA|SAR, MLP only",
+            "scene": "demo 512 x 512, t = 0, pRGB|PCA|SAR, MLP only (held-out check on)",
+            "backbone": backbone,
+            "threads": rayon::current_num_threads(),
             "stride": stride,
             "first_run_s": first,
             "first_job_s": first_job,

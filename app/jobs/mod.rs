@@ -195,6 +195,19 @@ fn spawn_worker<R: Send + 'static>(
         .map_err(|e| format!("cannot start the background worker {name}: {e}"))
 }
 
+/// Host memory the classification worker keeps features in between runs:
+/// `UNIDIFF_STUDIO_FEATURE_CACHE_MIB` when set (the paper's backbone needs
+/// about 4.3 GB for every patch of a 512 x 512 scene at stride 32), else
+/// 1 GiB.
+pub fn feature_cache_bytes() -> usize {
+    std::env::var("UNIDIFF_STUDIO_FEATURE_CACHE_MIB")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .map_or(StageBConfig::default().feature_cache_bytes, |mib| {
+            mib.saturating_mul(1 << 20)
+        })
+}
+
 /// Whether a runtime's message reports device memory running out: CUDA's
 /// `CUDA_ERROR_OUT_OF_MEMORY` / "out of memory", cubecl's "An out-of-memory
 /// error happened during launch" and `OutOfMemory`, wgpu's "Not enough memory
@@ -272,7 +285,7 @@ impl Jobs {
         let (classify_tx, classify_rx) = unbounded::<(u64, Box<ClassifyRequest>, CancelFlag)>();
         // Features stay in the worker between runs (1 GiB at most), so that
         // a label stroke only retrains the head.
-        let mut store = FeatureStore::across_runs(StageBConfig::default().feature_cache_bytes);
+        let mut store = FeatureStore::across_runs(feature_cache_bytes());
         // So does the backbone, until the choice, its file or the device
         // changes.
         let mut backbone = loaded_backbone::LoadedBackbone::default();
