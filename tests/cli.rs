@@ -374,3 +374,98 @@ fn stats_writes_areas_and_the_area_adjusted_accuracy() {
     assert!(close(&got["area"][0]["value"], want.area[0].value), "{got}");
     assert!(want.overall.value > 0.7 && want.overall.value < 1.0);
 }
+
+/// `vectorize`: GDAL's polygons of a map, with class names and areas equal
+/// to `stats`'s: planar in UTM, on the ellipsoid in EPSG:4326 (an island of
+/// class 2 inside class 1, plus unmapped pixels that get no polygon).
+#[test]
+fn vectorize_writes_polygons_with_names_and_true_areas() {
+    use unidiff_studio::metrics::areas::class_areas;
+    use unidiff_studio::scene::{PixelGrid, named_classes};
+    let dir = tempfile::tempdir().unwrap();
+    let (w, h) = (30usize, 20usize);
+    let map: Vec<u8> = (0..w * h)
+        .map(|i| {
+            let (r, c) = (i / w, i % w);
+            if c >= 27 {
+                0
+            } else if (5..12).contains(&r) && (8..20).contains(&c) {
+                2
+            } else {
+                1
+            }
+        })
+        .collect();
+    let classes = named_classes(2, &["dry".into(), "water".into()]);
+    for (epsg, gt) in [
+        (32630, [500000.0, 10.0, 0.0, 4_400_000.0, 0.0, -10.0]),
+        (4326, [-3.5, 0.0001, 0.0, 40.2, 0.0, -0.0001]),
+    ] {
+        let grid = PixelGrid {
+            width: w,
+            height: h,
+            geo_transform: Some(gt),
+            crs_wkt: Some(
+                gdal::spatial_ref::SpatialRef::from_epsg(epsg)
+                    .unwrap()
+                    .to_wkt()
+                    .unwrap(),
+            ),
+            crs_name: None,
+        };
+        let map_path = dir.path().join(format!("map{epsg}.tif"));
+        unidiff_studio::io::classmap::write_class_map(&map_path, &map, &grid, &classes).unwrap();
+        let gpkg = dir.path().join(format!("map{epsg}.gpkg"));
+        let out = bin()
+            .args(["vectorize", "--classmap"])
+            .arg(&map_path)
+            .arg("--out")
+            .arg(&gpkg)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{log}");
+        let ds = gdal::Dataset::open(&gpkg).unwrap();
+        let mut layer = ds.layer_by_name("landcover").unwrap();
+        use gdal::vector::LayerAccess;
+        let mut got: Vec<(i32, String, f64)> = layer
+            .features()
+            .map(|f| {
+                (
+                    f.field_as_integer(0).unwrap().unwrap(),
+                    f.field_as_string(1).unwrap().unwrap(),
+                    f.field_as_double(2).unwrap().unwrap(),
+                )
+            })
+            .collect();
+        got.sort_by_key(|g| g.0);
+        // One ring of dry around one island of water; unmapped: nothing.
+        let kinds: Vec<(i32, &str)> = got.iter().map(|(c, n, _)| (*c, n.as_str())).collect();
+        assert_eq!(kinds, [(1, "dry"), (2, "water")], "{got:?}");
+        let want = class_areas(&map, &grid, &classes);
+        for ((_, _, ha), c) in got.iter().zip(&want.classes) {
+            let expected = c.ha.unwrap();
+            assert!(
+                (ha - expected).abs() < 1e-6 * expected,
+                "EPSG:{epsg} class {}: polygons {ha} ha, pixels {expected} ha",
+                c.value
+            );
+        }
+        // ogrinfo (what QGIS reads through) opens it and sees the CRS.
+        let info = Command::new("ogrinfo")
+            .args(["-so", "-al"])
+            .arg(&gpkg)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&info.stdout);
+        assert!(text.contains("Feature Count: 2"), "{text}");
+        assert!(text.contains(&format!("\"EPSG\",{epsg}")), "{text}");
+        assert!(
+            !dir.path().read_dir().unwrap().any(|e| e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains("partial"))
+        );
+    }
+}

@@ -74,6 +74,9 @@ fn demo_run_writes_a_checked_map_and_beats_the_majority_class() {
     assert!(text.contains("Color Table"), "{text}");
     assert!(text.contains("dry") && text.contains("water"), "{text}");
     assert!(out.join("classmap.qml").exists());
+    // The map as polygons, opened by GDAL's vector side as QGIS would.
+    let gpkg = gdal::Dataset::open(out.join("classmap.gpkg")).unwrap();
+    assert!(gpkg.layer_by_name("landcover").is_ok());
     assert!(out.join("probability.tif").exists());
     assert!(out.join("map.png").exists());
 

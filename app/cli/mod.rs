@@ -9,6 +9,7 @@ mod render;
 pub mod run;
 mod stats;
 mod sweep;
+mod vectorize;
 
 use std::path::PathBuf;
 
@@ -73,6 +74,8 @@ pub enum Command {
     /// A class map's areas and, with reference labels, its area-adjusted
     /// accuracy with confidence intervals.
     Stats(stats::StatsArgs),
+    /// A class map as a GeoPackage of polygons with class, name and area.
+    Vectorize(vectorize::VectorizeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -136,6 +139,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::Sweep(args)) => sweep::run(&args),
         Some(Command::Stats(args)) => stats::run(&args),
+        Some(Command::Vectorize(args)) => vectorize::run(&args),
         None if cli.demo && cli.headless => {
             // The headless demo: renderings, then the classification run.
             let (hsi, sar, _) = demo_paths();

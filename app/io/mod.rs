@@ -14,6 +14,7 @@ pub mod open;
 pub mod polsar;
 pub mod raster;
 pub mod scene_files;
+pub mod vectorize;
 
 pub use error::ReadError;
 pub use open::{SarScaleChoice, open_hsi, open_labels, open_labels_with_offset, open_sar};

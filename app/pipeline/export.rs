@@ -44,7 +44,11 @@ fn write_result(
     let mut written = Vec::new();
     let map_tif = dir.join("classmap.tif");
     write_class_map(&map_tif, &result.class_map, grid, classes)?;
+    // The same map as polygons (class, name, area in ha) for QGIS.
+    let gpkg = dir.join("classmap.gpkg");
+    crate::io::vectorize::vectorize_class_map(&map_tif, &gpkg, classes)?;
     written.push(map_tif);
+    written.push(gpkg);
     let png = dir.join("map.png");
     write_rgb_png(&png, &class_map_image(&result.class_map, grid, classes))?;
     written.push(png);
@@ -73,8 +77,9 @@ fn write_result(
     Ok(written)
 }
 
-/// Writes the run's maps and metrics: the main classifier's into `dir`, the
-/// random-forest baseline's into `dir/baseline_rf` when it ran beside the MLP.
+/// Writes the run's maps and metrics: the asked-for classifier's into `dir`,
+/// the others' (the forests beside the MLP) into `dir/baseline_rf` and
+/// `dir/baseline_filter_rf`.
 pub fn write_run_outputs(
     dir: &Path,
     outcome: &RunOutcome,

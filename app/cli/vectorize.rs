@@ -1,0 +1,37 @@
+//! `unidiff-studio vectorize`: a class map as a GeoPackage of polygons
+//! (class id, class name, area in ha) for QGIS, by GDAL's polygonize.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::io::classmap::read_class_table;
+use crate::io::vectorize::vectorize_class_map;
+
+#[derive(Debug, Args)]
+pub struct VectorizeArgs {
+    /// The class map (GeoTIFF, 0 = unmapped).
+    #[arg(long)]
+    pub classmap: PathBuf,
+    /// The GeoPackage to write (layer `landcover`).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn run(args: &VectorizeArgs) -> anyhow::Result<()> {
+    let classes = read_class_table(&args.classmap);
+    let summary = vectorize_class_map(&args.classmap, &args.out, &classes)?;
+    for (value, ha) in &summary.hectares {
+        let name = classes
+            .iter()
+            .find(|c| c.value == *value)
+            .map_or_else(|| format!("class {value}"), |c| c.name.clone());
+        eprintln!("[ok] {name}: {ha:.2} ha");
+    }
+    eprintln!(
+        "[ok] wrote {} polygons to {} (layer landcover)",
+        summary.polygons,
+        args.out.display()
+    );
+    Ok(())
+}
