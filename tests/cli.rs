@@ -469,3 +469,78 @@ fn vectorize_writes_polygons_with_names_and_true_areas() {
         );
     }
 }
+
+/// `postprocess`: GDAL's sieve merges a 3-pixel speck into its surroundings
+/// and keeps a 12-pixel field (unit 5 pixels, or the same in ha); unmapped
+/// pixels stay unmapped; bad settings are refused with a reason.
+#[test]
+fn postprocess_sieves_to_a_minimum_mapping_unit() {
+    use unidiff_studio::scene::{PixelGrid, named_classes};
+    let dir = tempfile::tempdir().unwrap();
+    let (w, h) = (20usize, 12usize);
+    let grid = PixelGrid {
+        width: w,
+        height: h,
+        geo_transform: Some([500000.0, 10.0, 0.0, 4_000_000.0, 0.0, -10.0]),
+        crs_wkt: Some(
+            gdal::spatial_ref::SpatialRef::from_epsg(32633)
+                .unwrap()
+                .to_wkt()
+                .unwrap(),
+        ),
+        crs_name: None,
+    };
+    let mut map = vec![1u8; w * h];
+    for c in 0..3 {
+        map[2 * w + 3 + c] = 2; // a speck of 3 pixels
+    }
+    for r in 6..9 {
+        for c in 10..14 {
+            map[r * w + c] = 2; // a field of 12 pixels
+        }
+    }
+    for r in 0..h {
+        map[r * w + w - 1] = 0; // unmapped column
+    }
+    let classes = named_classes(2, &["dry".into(), "water".into()]);
+    let map_path = dir.path().join("map.tif");
+    unidiff_studio::io::classmap::write_class_map(&map_path, &map, &grid, &classes).unwrap();
+    // 5 pixels of 10 x 10 m = 0.05 ha.
+    for (flag, value) in [("--sieve", "5"), ("--sieve-ha", "0.05")] {
+        let out_path = dir.path().join(format!("clean{flag}.tif"));
+        let out = bin()
+            .args(["postprocess", "--classmap"])
+            .arg(&map_path)
+            .args([flag, value, "--out"])
+            .arg(&out_path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let clean = unidiff_studio::io::open_labels(&out_path).unwrap();
+        for (i, (&got, &was)) in clean.data.iter().zip(&map).enumerate() {
+            let want = match was {
+                2 if i / w == 2 => 1,
+                v => v,
+            };
+            assert_eq!(got, want, "{flag}: pixel {i}");
+        }
+        assert_eq!(
+            unidiff_studio::io::classmap::read_class_table(&out_path)[1].name,
+            "water"
+        );
+    }
+    let bad = bin()
+        .args(["postprocess", "--classmap"])
+        .arg(&map_path)
+        .args(["--sieve", "5", "--connectivity", "6", "--out"])
+        .arg(dir.path().join("x.tif"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("connectivity 4 or 8"));
+    assert!(!dir.path().join("x.tif").exists());
+}

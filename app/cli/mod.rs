@@ -4,6 +4,7 @@
 mod adapt;
 mod info;
 pub mod model;
+mod postprocess;
 mod progress;
 mod render;
 pub mod run;
@@ -76,6 +77,8 @@ pub enum Command {
     Stats(stats::StatsArgs),
     /// A class map as a GeoPackage of polygons with class, name and area.
     Vectorize(vectorize::VectorizeArgs),
+    /// A class map cleaned by GDAL's sieve and/or a majority filter.
+    Postprocess(postprocess::PostprocessArgs),
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +143,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Sweep(args)) => sweep::run(&args),
         Some(Command::Stats(args)) => stats::run(&args),
         Some(Command::Vectorize(args)) => vectorize::run(&args),
+        Some(Command::Postprocess(args)) => postprocess::run(&args),
         None if cli.demo && cli.headless => {
             // The headless demo: renderings, then the classification run.
             let (hsi, sar, _) = demo_paths();

@@ -14,6 +14,7 @@ pub mod open;
 pub mod polsar;
 pub mod raster;
 pub mod scene_files;
+pub mod sieve;
 pub mod vectorize;
 
 pub use error::ReadError;

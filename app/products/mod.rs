@@ -7,6 +7,7 @@ pub mod error;
 pub mod filter_bank;
 pub mod fitted_chunks;
 pub mod integer_scatter;
+pub mod majority;
 pub mod pauli;
 pub mod pca;
 pub mod percentile;

@@ -1,0 +1,98 @@
+//! `unidiff-studio postprocess`: a class map cleaned to a minimum mapping
+//! unit (GDAL's sieve filter, in pixels or hectares) and/or by a K x K
+//! majority filter, written as a new class map GeoTIFF with the same class
+//! names and colours (and its polygons beside it).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use crate::io::classmap::{read_class_table, write_class_map};
+use crate::io::open_labels;
+use crate::io::sieve::sieve;
+use crate::metrics::areas::PixelAreas;
+use crate::products::majority::majority_filter;
+use crate::scene::named_classes;
+
+#[derive(Debug, Args)]
+pub struct PostprocessArgs {
+    /// The class map (GeoTIFF, 0 = unmapped).
+    #[arg(long)]
+    pub classmap: PathBuf,
+    /// Minimum mapping unit in pixels: smaller regions join their largest
+    /// neighbour (GDAL's sieve).
+    #[arg(long, conflicts_with = "sieve_ha")]
+    pub sieve: Option<usize>,
+    /// Minimum mapping unit in hectares (converted with the map's pixel area).
+    #[arg(long)]
+    pub sieve_ha: Option<f64>,
+    /// Connectivity of the sieve's regions: 4 or 8.
+    #[arg(long, default_value_t = 4)]
+    pub connectivity: u8,
+    /// Then a K x K majority filter (odd K >= 3).
+    #[arg(long)]
+    pub majority: Option<usize>,
+    /// The class map to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn run(args: &PostprocessArgs) -> anyhow::Result<()> {
+    if args.sieve.is_none() && args.sieve_ha.is_none() && args.majority.is_none() {
+        bail!("give --sieve N, --sieve-ha A and/or --majority K");
+    }
+    let map = open_labels(&args.classmap)?;
+    let (w, h) = (map.grid.width, map.grid.height);
+    let mut classes = read_class_table(&args.classmap);
+    if classes.is_empty() {
+        classes = named_classes(map.max_class() as usize, &[]);
+    }
+    let mut data = map.data.clone();
+    let min_pixels = match (args.sieve, args.sieve_ha) {
+        (Some(n), _) => Some(n),
+        (None, Some(ha)) => {
+            let area = PixelAreas::of(&map.grid).map_err(anyhow::Error::msg)?;
+            // The largest pixel of the map: a region of fewer pixels is
+            // surely under the unit.
+            let pixel_m2 = (0..h).map(|r| area.at_row(r)).fold(0.0, f64::max);
+            anyhow::ensure!(
+                pixel_m2 > 0.0,
+                "{}: the pixels have no area",
+                args.classmap.display()
+            );
+            Some((ha * 1e4 / pixel_m2).ceil() as usize)
+        }
+        (None, None) => None,
+    };
+    if let Some(n) = min_pixels {
+        if n > w * h {
+            eprintln!(
+                "[!!] the unit ({n} pixels) is larger than the map ({} pixels): every region but the largest goes",
+                w * h
+            );
+        }
+        data = sieve(&data, &map.grid, n, args.connectivity)
+            .with_context(|| format!("sieving {}", args.classmap.display()))?;
+        eprintln!(
+            "[ok] sieved regions under {n} pixels ({}-connected)",
+            args.connectivity
+        );
+    }
+    if let Some(k) = args.majority {
+        anyhow::ensure!(
+            k >= 3 && k % 2 == 1,
+            "--majority {k}: K must be odd and at least 3"
+        );
+        data = majority_filter(&data, w, h, k);
+        eprintln!("[ok] {k} x {k} majority filter");
+    }
+    let changed = data.iter().zip(&map.data).filter(|(a, b)| a != b).count();
+    write_class_map(&args.out, &data, &map.grid, &classes)?;
+    eprintln!(
+        "[ok] wrote {} ({changed} of {} pixels changed)",
+        args.out.display(),
+        w * h
+    );
+    Ok(())
+}
