@@ -65,13 +65,7 @@ fn main() {
         empty: vec![false; H * W],
     };
     let mut train = LabelImage {
-        grid: PixelGrid {
-            width: W,
-            height: H,
-            geo_transform: None,
-            crs_wkt: None,
-            crs_name: None,
-        },
+        grid: PixelGrid::plain(W, H),
         data: vec![0; H * W],
     };
     let mut per_class = [0usize; CLASSES];

@@ -294,25 +294,30 @@ fn info_lists_a_matlab_v73_variable() {
     assert_eq!(v["arrays"][0]["classes"]["labelled_pixels"], 22);
 }
 
-/// `stats`: areas in m² / ha of a 10 m UTM map, and the area-adjusted
-/// accuracy of its reference pixels (as the library computes it).
-#[test]
-fn stats_writes_areas_and_the_area_adjusted_accuracy() {
-    use unidiff_studio::scene::{PixelGrid, named_classes};
-    let dir = tempfile::tempdir().unwrap();
-    let (w, h) = (20usize, 10usize);
-    let grid = PixelGrid {
+/// A `w` x `h` grid in EPSG:`epsg` with geotransform `gt`.
+fn georeferenced(w: usize, h: usize, epsg: u32, gt: [f64; 6]) -> unidiff_studio::scene::PixelGrid {
+    unidiff_studio::scene::PixelGrid {
         width: w,
         height: h,
-        geo_transform: Some([500000.0, 10.0, 0.0, 4_000_000.0, 0.0, -10.0]),
+        geo_transform: Some(gt),
         crs_wkt: Some(
-            gdal::spatial_ref::SpatialRef::from_epsg(32633)
+            gdal::spatial_ref::SpatialRef::from_epsg(epsg)
                 .unwrap()
                 .to_wkt()
                 .unwrap(),
         ),
         crs_name: None,
-    };
+    }
+}
+
+/// `stats`: areas in m² / ha of a 10 m UTM map, and the area-adjusted
+/// accuracy of its reference pixels (as the library computes it).
+#[test]
+fn stats_writes_areas_and_the_area_adjusted_accuracy() {
+    use unidiff_studio::scene::named_classes;
+    let dir = tempfile::tempdir().unwrap();
+    let (w, h) = (20usize, 10usize);
+    let grid = georeferenced(w, h, 32633, [500000.0, 10.0, 0.0, 4_000_000.0, 0.0, -10.0]);
     // Left 15 columns class 1 (150 px), the rest class 2 (50 px).
     let map: Vec<u8> = (0..w * h).map(|i| if i % w < 15 { 1 } else { 2 }).collect();
     // Reference on every 3rd pixel: right except every 7th point.
@@ -381,7 +386,7 @@ fn stats_writes_areas_and_the_area_adjusted_accuracy() {
 #[test]
 fn vectorize_writes_polygons_with_names_and_true_areas() {
     use unidiff_studio::metrics::areas::class_areas;
-    use unidiff_studio::scene::{PixelGrid, named_classes};
+    use unidiff_studio::scene::named_classes;
     let dir = tempfile::tempdir().unwrap();
     let (w, h) = (30usize, 20usize);
     let map: Vec<u8> = (0..w * h)
@@ -401,18 +406,7 @@ fn vectorize_writes_polygons_with_names_and_true_areas() {
         (32630, [500000.0, 10.0, 0.0, 4_400_000.0, 0.0, -10.0]),
         (4326, [-3.5, 0.0001, 0.0, 40.2, 0.0, -0.0001]),
     ] {
-        let grid = PixelGrid {
-            width: w,
-            height: h,
-            geo_transform: Some(gt),
-            crs_wkt: Some(
-                gdal::spatial_ref::SpatialRef::from_epsg(epsg)
-                    .unwrap()
-                    .to_wkt()
-                    .unwrap(),
-            ),
-            crs_name: None,
-        };
+        let grid = georeferenced(w, h, epsg, gt);
         let map_path = dir.path().join(format!("map{epsg}.tif"));
         unidiff_studio::io::classmap::write_class_map(&map_path, &map, &grid, &classes).unwrap();
         let gpkg = dir.path().join(format!("map{epsg}.gpkg"));
@@ -475,21 +469,10 @@ fn vectorize_writes_polygons_with_names_and_true_areas() {
 /// pixels stay unmapped; bad settings are refused with a reason.
 #[test]
 fn postprocess_sieves_to_a_minimum_mapping_unit() {
-    use unidiff_studio::scene::{PixelGrid, named_classes};
+    use unidiff_studio::scene::named_classes;
     let dir = tempfile::tempdir().unwrap();
     let (w, h) = (20usize, 12usize);
-    let grid = PixelGrid {
-        width: w,
-        height: h,
-        geo_transform: Some([500000.0, 10.0, 0.0, 4_000_000.0, 0.0, -10.0]),
-        crs_wkt: Some(
-            gdal::spatial_ref::SpatialRef::from_epsg(32633)
-                .unwrap()
-                .to_wkt()
-                .unwrap(),
-        ),
-        crs_name: None,
-    };
+    let grid = georeferenced(w, h, 32633, [500000.0, 10.0, 0.0, 4_000_000.0, 0.0, -10.0]);
     let mut map = vec![1u8; w * h];
     for c in 0..3 {
         map[2 * w + 3 + c] = 2; // a speck of 3 pixels

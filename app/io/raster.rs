@@ -43,6 +43,18 @@ pub fn init_gdal() {
     });
 }
 
+/// GDAL's last error message on this thread (for the raw algorithm calls
+/// the gdal crate does not wrap: polygonize, sieve).
+pub(crate) fn last_gdal_error() -> String {
+    // SAFETY: GDAL returns a pointer to its thread-local message buffer
+    // (never null), copied out at once.
+    unsafe {
+        std::ffi::CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg())
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
 fn open_dataset(path: &Path) -> Result<Dataset, ReadError> {
     init_gdal();
     let name = path.to_string_lossy();

@@ -73,12 +73,7 @@ pub fn sieve(
         )
     };
     if err != gdal_sys::CPLErr::CE_None {
-        // SAFETY: GDAL returns its thread's last message, copied out at once.
-        let message = unsafe {
-            std::ffi::CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg())
-                .to_string_lossy()
-                .into_owned()
-        };
+        let message = super::raster::last_gdal_error();
         return Err(SieveError::Gdal(message));
     }
     let result = out.read_band_as::<u8>().map_err(gdal_error)?;

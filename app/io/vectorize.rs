@@ -155,12 +155,7 @@ fn write_layer(
         )
     };
     if err != gdal_sys::CPLErr::CE_None {
-        // SAFETY: GDAL returns its thread's last message, copied out at once.
-        let message = unsafe {
-            std::ffi::CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg())
-                .to_string_lossy()
-                .into_owned()
-        };
+        let message = super::raster::last_gdal_error();
         return Err(failed(tmp, format!("GDAL's polygonize failed: {message}")));
     }
     let name_of = |v: u8| {

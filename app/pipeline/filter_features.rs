@@ -239,13 +239,7 @@ mod tests {
             empty: vec![false; n],
         };
         let mut train = LabelImage {
-            grid: PixelGrid {
-                width: w,
-                height: h,
-                geo_transform: None,
-                crs_wkt: None,
-                crs_name: None,
-            },
+            grid: PixelGrid::plain(w, h),
             data: vec![0; n],
         };
         train.data[3] = 1;

@@ -164,13 +164,7 @@ mod tests {
 
     fn labels(w: usize, h: usize, f: impl Fn(usize, usize) -> u8) -> LabelImage {
         LabelImage {
-            grid: PixelGrid {
-                width: w,
-                height: h,
-                geo_transform: None,
-                crs_wkt: None,
-                crs_name: None,
-            },
+            grid: PixelGrid::plain(w, h),
             data: (0..w * h).map(|i| f(i / w, i % w)).collect(),
         }
     }
