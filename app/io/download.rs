@@ -88,6 +88,36 @@ pub fn part_path(target: &Path) -> PathBuf {
     target.with_file_name(name)
 }
 
+/// The host of an http(s) URL, without port or user.
+fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    if let Some(v6) = host_port.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or(v6);
+    }
+    host_port.split(':').next().unwrap_or(host_port)
+}
+
+/// Whether the proxy of the environment applies to `url`: never for the
+/// loopback host, nor for a host listed in `no_proxy` (comma-separated
+/// names or domain suffixes, `*` for all), which ureq 2 does not read.
+fn proxy_applies(url: &str, no_proxy: Option<&str>) -> bool {
+    let host = url_host(url).to_ascii_lowercase();
+    if host == "localhost" || host == "::1" || host.starts_with("127.") {
+        return false;
+    }
+    !no_proxy
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .any(|entry| {
+            let entry = entry.trim_start_matches('.').to_ascii_lowercase();
+            entry == "*"
+                || (!entry.is_empty() && (host == entry || host.ends_with(&format!(".{entry}"))))
+        })
+}
+
 /// Attempts per call when the connection breaks mid-body.
 const ATTEMPTS: usize = 3;
 
@@ -101,7 +131,13 @@ pub fn fetch_resumable(
     progress: &mut dyn FnMut(&DownloadProgress),
 ) -> Result<u64, DownloadError> {
     let agent = ureq::AgentBuilder::new()
-        .try_proxy_from_env(true)
+        .try_proxy_from_env(proxy_applies(
+            url,
+            std::env::var("NO_PROXY")
+                .or(std::env::var("no_proxy"))
+                .ok()
+                .as_deref(),
+        ))
         .timeout_connect(Duration::from_secs(20))
         .timeout_read(Duration::from_secs(60))
         .build();
@@ -237,6 +273,19 @@ fn fetch_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_proxy_skips_loopback_and_no_proxy_hosts() {
+        assert!(!proxy_applies("http://127.0.0.1:8080/x.pt", None));
+        assert!(!proxy_applies("http://localhost/x.pt", None));
+        assert!(!proxy_applies("http://[::1]:9/x.pt", None));
+        let url = "https://openaipublic.blob.core.windows.net/diffusion/x.pt";
+        assert!(proxy_applies(url, None));
+        assert!(!proxy_applies(url, Some("example.org, .windows.net")));
+        assert!(!proxy_applies(url, Some("*")));
+        assert!(proxy_applies(url, Some("example.org")));
+        assert_eq!(url_host("http://u:p@host.example:81/a?b"), "host.example");
+    }
 
     #[test]
     fn the_part_file_sits_beside_its_target() {
