@@ -324,3 +324,33 @@ fn unknown_test_classes_are_warned_about_and_one_class_training_refused() {
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("only class 1"), "{err}");
 }
+
+/// `sweep` on the demo: a row per t with the held-out kappa, the t it
+/// suggests from those alone, the forests once (they do not depend on t),
+/// and the plot.
+#[test]
+fn the_sweep_suggests_a_t_from_the_held_out_training_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    let log = ok(bin()
+        .args(["sweep", "--demo", "--stride", "32", "--t", "0,500", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap());
+    let s = read_json(&out.join("sweep.json"));
+    let rows = s["results"].as_array().unwrap();
+    let ts: Vec<i64> = rows.iter().map(|r| r["t"].as_i64().unwrap()).collect();
+    assert_eq!(ts, [0, 500]);
+    let held: Vec<f64> = rows
+        .iter()
+        .map(|r| r["held_out_kappa"].as_f64().unwrap())
+        .collect();
+    let best = if held[1] > held[0] { 500 } else { 0 };
+    assert_eq!(s["suggested_t"]["t"], best, "{s}");
+    assert!(log.contains("the test labels were not used"), "{log}");
+    for forest in ["rf", "filter-rf"] {
+        let oa = s["forests"][forest]["oa"].as_f64().unwrap();
+        assert!(oa > 0.85, "{forest} OA {oa}");
+    }
+    assert!(out.join("sweep.png").exists());
+}

@@ -1,6 +1,8 @@
 //! `unidiff-studio sweep`: Stage B over several diffusion timesteps on the
 //! same inputs, labels, backbone and seed, writing OA and mF1 per t (the
-//! paper's Fig. 2) as `sweep.json` and a `sweep.png` plot.
+//! paper's Fig. 2) as `sweep.json` and a `sweep.png` plot, the MLP's kappa
+//! on held-out training labels per t with the t it suggests, and both
+//! forests' scores (they do not depend on t) for reference.
 
 use std::path::PathBuf;
 
@@ -85,6 +87,41 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
             "seconds": seconds,
         }));
     }
+    // The forests do not depend on t: scored once, as the reference lines
+    // the diffusion features are read against.
+    let mut forests = serde_json::Map::new();
+    for classifier in [ClassifierChoice::FilterRf, ClassifierChoice::Rf] {
+        let settings = RunSettings {
+            modalities: prepared.modalities.clone(),
+            classifier,
+            baseline: false,
+            held_out_check: true,
+            stage_b: stage_b_config(&args.inputs, &info, args.t[0])?,
+            forest: ForestConfig {
+                seed: args.inputs.seed,
+                ..ForestConfig::default()
+            },
+        };
+        let outcome = classify(&model, &prepared, &settings, &cancel)?;
+        let Some(m) = outcome.main_result().and_then(|r| r.metrics.as_ref()) else {
+            continue;
+        };
+        let held_out = outcome
+            .recommendation
+            .as_ref()
+            .and_then(|r| r.scores.first())
+            .map(|s| s.kappa);
+        eprintln!(
+            "[ok] {} (any t): OA {:.4}, mF1 {:.4}",
+            classifier.label(),
+            m.oa,
+            m.mf1
+        );
+        forests.insert(
+            classifier.name().to_string(),
+            json!({"oa": m.oa, "mf1": m.mf1, "kappa": m.kappa, "miou": m.miou, "held_out_kappa": held_out}),
+        );
+    }
     let suggestion = suggested_t(&rows);
     if let Some((t, k)) = suggestion {
         eprintln!(
@@ -114,6 +151,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
         "block": stage_b_config(&args.inputs, &info, args.t[0])?.block,
         "seed": args.inputs.seed,
         "results": rows,
+        "forests": forests,
         "suggested_t": suggestion.map(|(t, kappa)| json!({
             "t": t,
             "held_out_kappa": kappa,
