@@ -179,6 +179,20 @@ fn classify_from_the_app_matches_the_headless_run() {
     h.get_all_by_label(&oa_text)
         .next()
         .expect("OA shown in the results");
+    // The confusion matrix's totals: per truth row, and every scored pixel
+    // (beside the summary's pixel count).
+    let scored = m.n_labelled.to_string();
+    assert!(
+        h.get_all_by_label(&scored).count() >= 2,
+        "the scored pixels ({scored}) in the summary and as the matrix's total"
+    );
+    for i in 0..m.confusion.classes {
+        let k = m.confusion.classes;
+        let row: u64 = m.confusion.counts[i * k..(i + 1) * k].iter().sum();
+        h.get_all_by_label(&row.to_string())
+            .next()
+            .expect("a row total in the confusion matrix");
+    }
     save_render(&mut h, "classify_results.png");
 
     // The same labels through the headless run.

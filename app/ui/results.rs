@@ -214,18 +214,20 @@ fn per_class_plot(ui: &mut egui::Ui, m: &MetricsSummary, names: &[String]) {
 /// Rows = truth, columns = prediction; colour by row share.
 fn confusion_grid(ui: &mut egui::Ui, m: &MetricsSummary, names: &[String]) {
     let k = m.confusion.classes;
+    let count = |i: usize, j: usize| m.confusion.counts[i * k + j];
     ui.strong("confusion matrix (rows: truth, columns: prediction)");
     egui::Grid::new("confusion").show(ui, |ui| {
         ui.label("");
         for j in 0..k {
             ui.label(RichText::new(class_name(names, j)).small());
         }
+        ui.label(RichText::new("total").small().strong());
         ui.end_row();
         for i in 0..k {
             ui.label(RichText::new(class_name(names, i)).small());
-            let row: u64 = (0..k).map(|j| m.confusion.counts[i * k + j]).sum();
+            let row: u64 = (0..k).map(|j| count(i, j)).sum();
             for j in 0..k {
-                let n = m.confusion.counts[i * k + j];
+                let n = count(i, j);
                 let share = if row > 0 { n as f32 / row as f32 } else { 0.0 };
                 let fill = Color32::from_rgb(
                     (255.0 * (1.0 - share * 0.8)) as u8,
@@ -239,7 +241,18 @@ fn confusion_grid(ui: &mut egui::Ui, m: &MetricsSummary, names: &[String]) {
                         ui.label(RichText::new(n.to_string()).color(Color32::BLACK));
                     });
             }
+            ui.label(RichText::new(row.to_string()).strong());
             ui.end_row();
         }
+        // Column totals (what the map says) and the scored pixels.
+        ui.label(RichText::new("total").small().strong());
+        for j in 0..k {
+            let col: u64 = (0..k).map(|i| count(i, j)).sum();
+            ui.label(RichText::new(col.to_string()).strong());
+        }
+        let all: u64 = m.confusion.counts.iter().sum();
+        ui.label(RichText::new(all.to_string()).strong())
+            .on_hover_text("test pixels scored");
+        ui.end_row();
     });
 }
