@@ -64,11 +64,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
             .context("no metrics for this timestep")?;
         // The MLP's kappa on the held-out training labels: what a user
         // without test labels can choose t by.
-        let held_out = outcome
-            .recommendation
-            .as_ref()
-            .and_then(|r| r.scores.first())
-            .map(|s| s.kappa);
+        let held_out = outcome.held_out_kappa(ClassifierChoice::Mlp);
         eprintln!(
             "[ok] t = {t}: OA {:.4}, mF1 {:.4}{}",
             metrics.oa,
@@ -106,11 +102,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
         let Some(m) = outcome.main_result().and_then(|r| r.metrics.as_ref()) else {
             continue;
         };
-        let held_out = outcome
-            .recommendation
-            .as_ref()
-            .and_then(|r| r.scores.first())
-            .map(|s| s.kappa);
+        let held_out = outcome.held_out_kappa(classifier);
         eprintln!(
             "[ok] {} (any t): OA {:.4}, mF1 {:.4}",
             classifier.label(),

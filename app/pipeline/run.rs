@@ -148,6 +148,16 @@ impl RunOutcome {
         self.results().first().map(|(_, r)| *r)
     }
 
+    /// A classifier's kappa on the held-out training labels, if scored.
+    pub fn held_out_kappa(&self, classifier: ClassifierChoice) -> Option<f64> {
+        self.recommendation
+            .as_ref()?
+            .scores
+            .iter()
+            .find(|s| s.classifier == classifier)
+            .map(|s| s.kappa)
+    }
+
     /// The map a run shows and exports first.
     pub fn main_class_map(&self) -> Option<&[u8]> {
         self.main_result().map(|r| r.class_map.as_slice())

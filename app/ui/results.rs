@@ -31,13 +31,6 @@ impl StudioApp {
             .default_width(520.0)
             .show(ctx, |ui| {
                 ui.label(RichText::new(&r.backbone).small().weak());
-                let held_out = |c| {
-                    r.outcome
-                        .recommendation
-                        .as_ref()
-                        .and_then(|rec| rec.scores.iter().find(|s| s.classifier == c))
-                        .map(|s| s.kappa)
-                };
                 egui::Grid::new("summary").striped(true).show(ui, |ui| {
                     ui.strong("classifier (the map shows ◉)");
                     for h in ["OA", "AA", "kappa", "mF1", "mIoU", "pixels", "held-out κ"] {
@@ -65,7 +58,7 @@ impl StudioApp {
                                 }
                             }
                         }
-                        ui.label(held_out(c).map_or("-".to_string(), |k| format!("{k:.4}")))
+                        ui.label(r.outcome.held_out_kappa(c).map_or("-".to_string(), |k| format!("{k:.4}")))
                             .on_hover_text("kappa on a held-out fifth of the TRAINING labels, from a model trained without them");
                         ui.end_row();
                     }
