@@ -459,7 +459,7 @@ fn vectorize_writes_polygons_with_names_and_true_areas() {
                 .unwrap()
                 .file_name()
                 .to_string_lossy()
-                .contains("partial"))
+                .ends_with(".tmp"))
         );
     }
 }

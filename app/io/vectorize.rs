@@ -3,14 +3,16 @@
 //! each polygon with its class id, class name and area in hectares. Areas in
 //! a geographic CRS are measured after projecting the polygon onto a
 //! Lambert azimuthal equal-area plane centred on the map (never degrees²).
-//! The file is written beside its target and renamed into place whole.
+//! The file is written beside its target and renamed into place whole
+//! (`io::atomic`; GDAL's GPKG driver takes the temporary name's extension).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use gdal::spatial_ref::{CoordTransform, SpatialRef};
 use gdal::vector::{FieldValue, LayerAccess, LayerOptions, OGRFieldType, OGRwkbGeometryType};
 use gdal::{Dataset, DriverManager};
 
+use super::atomic::write_atomically;
 use super::geotiff::{WriteError, failed};
 use crate::scene::ClassInfo;
 
@@ -20,15 +22,6 @@ pub struct VectorSummary {
     pub polygons: usize,
     /// Hectares per class value (1..=255), as in the layer.
     pub hectares: Vec<(u8, f64)>,
-}
-
-/// The temporary name a GeoPackage is built under (GDAL wants `.gpkg`).
-fn temp_gpkg(target: &Path) -> PathBuf {
-    let name = target
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    target.with_file_name(format!(".{name}.{}.partial.gpkg", std::process::id()))
 }
 
 /// Polygonizes the class map GeoTIFF at `classmap` into `out`; `classes`
@@ -42,19 +35,12 @@ pub fn vectorize_class_map(
     let src = Dataset::open(classmap).map_err(|e| failed(classmap, e))?;
     let band = src.rasterband(1).map_err(|e| failed(classmap, e))?;
     let srs = src.spatial_ref().ok();
-    let tmp = temp_gpkg(out);
-    let _ = std::fs::remove_file(&tmp);
-    let result = write_layer(&src, &band, srs.as_ref(), &tmp, classes);
-    match result {
-        Ok(summary) => {
-            std::fs::rename(&tmp, out).map_err(|e| failed(out, e))?;
-            Ok(summary)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
+    let mut summary = None;
+    write_atomically(out, |tmp| {
+        summary = Some(write_layer(&src, &band, srs.as_ref(), tmp, classes)?);
+        Ok::<(), WriteError>(())
+    })?;
+    summary.ok_or_else(|| failed(out, "no layer was written"))
 }
 
 /// Area in m² of a geometry in the layer's CRS: planar in a projected CRS
