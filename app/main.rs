@@ -7,7 +7,9 @@ use unidiff_studio::{cli, ui};
 
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
-    let result = if args.opens_window() {
+    let result = if let Err(e) = unidiff_studio::base::threads::use_threads(args.threads) {
+        Err(e.into())
+    } else if args.opens_window() {
         ui::run_app(ui::AppOptions {
             demo: args.demo,
             files: args.files,

@@ -24,7 +24,7 @@ use unidiff_studio::base::NormalRng;
 use unidiff_studio::io::{SarScaleChoice, open_hsi, open_sar};
 use unidiff_studio::model::adapter::{AdapterMetadata, read_adapter_metadata, save_adapter};
 use unidiff_studio::model::checkpoint::write_f32_safetensors;
-use unidiff_studio::model::host_unet::{Act, block_id, host_unet};
+use unidiff_studio::model::host_unet::{Act, HostAdam, HostTrainer, block_id, host_unet};
 use unidiff_studio::model::inspect::{expected_tensors, summarize};
 use unidiff_studio::model::loss::{LossKind, q_sample, training_losses};
 use unidiff_studio::model::params::ParamSource;
@@ -495,6 +495,142 @@ fn one_stage_a_step_matches_the_reference() {
     );
 }
 
+/// The loss's gradient with respect to a model output, by burn's autodiff
+/// over the loss alone (what the CPU training step does).
+fn output_gradient(
+    out: &[f32],
+    shape: [usize; 4],
+    st: &Tensors,
+    kind: LossKind,
+) -> (Vec<f32>, f32) {
+    let device = Default::default();
+    let (x_shape, x0) = st.f32("x0");
+    let (_, noise) = st.f32("noise");
+    let (_, t) = st.i64("t");
+    let s = Schedule::cosine(1000);
+    let tensor =
+        |v: Vec<f32>| Tensor::<AB, 4>::from_data(TensorData::new(v, x_shape.clone()), &device);
+    let (x0, noise) = (tensor(x0), tensor(noise));
+    let x_t = q_sample(&s, x0.clone(), &t, noise.clone());
+    let out =
+        Tensor::<AB, 4>::from_data(TensorData::new(out.to_vec(), shape), &device).require_grad();
+    let loss = training_losses(&s, out.clone(), x0, x_t, &t, noise, kind)
+        .loss
+        .mean();
+    let grads = loss.backward();
+    let g = out
+        .grad(&grads)
+        .unwrap()
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    (g, loss.into_scalar())
+}
+
+#[test]
+fn cpu_kernels_stage_a_step_matches_the_reference() {
+    let model = tiny_from("adm_tiny/model.safetensors");
+    let st = Tensors::open("adm_tiny/stage_a_step.safetensors");
+    let (shape, x_t) = st.f32("x_t");
+    let (_, t) = st.i64("t");
+    let (_, y) = st.i64("y");
+    let (n, p) = (shape[0], shape[2]);
+    let mut trainer = HostTrainer::new(host_unet(&model).unwrap(), 0.0).unwrap();
+    let (out, tape) = trainer
+        .forward(Act::from_nchw(&x_t, n, 3, p, p), &t, &y, 0)
+        .unwrap();
+    let out = out.to_nchw();
+    let (_, want) = st.f32("model_out");
+    let d = max_abs_diff(&out, &want);
+    assert!(d < 1e-4, "model_out {d}");
+    let (d_out, loss) = output_gradient(&out, [n, 6, p, p], &st, LossKind::Hybrid);
+    let (_, want_loss) = st.f32("loss");
+    let want_loss = want_loss.iter().sum::<f32>() / want_loss.len() as f32;
+    assert!(
+        (loss - want_loss).abs() <= 1e-5 * want_loss.abs(),
+        "{loss} vs {want_loss}"
+    );
+    let grads = trainer.backward(tape, Act::from_nchw(&d_out, n, 6, p, p));
+    let names: Vec<String> = model
+        .trainable_params()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(grads.len(), names.len());
+    for (name, g) in names.iter().zip(&grads) {
+        let (_, want) = st.f32(&format!("grad.{name}"));
+        let r = rel_norm_diff(g, &want);
+        assert!(r <= 1e-4, "grad.{name}: relative difference {r}");
+    }
+    // The host Adam on the reference gradients: every updated value within
+    // 1e-6 of the reference's, as burn's Adam is held to above.
+    let reference: Vec<Vec<f32>> = names
+        .iter()
+        .map(|name| st.f32(&format!("grad.{name}")).1)
+        .collect();
+    HostAdam::new(0.9, 0.999, 1e-8).step(1e-4, trainer.trainable_mut(), &reference);
+    for (name, got) in names.iter().zip(trainer.trainable_mut()) {
+        let (_, want) = st.f32(&format!("after.{name}"));
+        let d = max_abs_diff(got, &want);
+        assert!(d <= 1e-6, "after.{name} from the reference gradients: {d}");
+    }
+}
+
+#[test]
+fn stage_a_on_the_cpu_kernels_follows_burns_autodiff() {
+    let pool = demo_pool();
+    let device = Default::default();
+    let build = || {
+        let mut m = UNet::<AB>::build(
+            &UNetConfig::tiny(),
+            ParamSource::Random(NormalRng::new(3)),
+            &device,
+        )
+        .unwrap();
+        m.set_conv_im2col(true);
+        m
+    };
+    let run = |cpu_kernels: bool| {
+        let cfg = AdaptConfig {
+            steps: 3,
+            lr: 1e-3,
+            batch: 4,
+            seed: 5,
+            loss: LossKind::Hybrid,
+            max_zoom: 40,
+            cpu_kernels,
+        };
+        adapt(build(), &pool, &cfg, &CancelFlag::new(), |_| {}).unwrap()
+    };
+    let (host, burn) = (run(true), run(false));
+    assert_eq!(host.engine.0, "CPU kernels");
+    assert_eq!(burn.engine.0, "burn autodiff");
+    // The same batches and the same updates: each step's loss within 1e-4
+    // relative (the third one after two Adam steps of either engine).
+    for (i, (a, b)) in host.loss_curve.iter().zip(&burn.loss_curve).enumerate() {
+        assert!((a - b).abs() <= 1e-4 * b.abs(), "step {i}: {a} vs {b}");
+    }
+    // The trained tensors were written back into the model: its outputs
+    // equal the burn-trained model's within the forward tolerance.
+    let held = BatchSampler::new(99, 32, 1000).sample(&pool, 4);
+    let x = Tensor::<B, 4>::from_data(TensorData::new(held.x0, [4, 3, 32, 32]), &device);
+    let out = |m: UNet<AB>| {
+        m.valid()
+            .forward(x.clone(), &held.t, &held.y)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap()
+    };
+    let untrained = out(build());
+    let (a, b) = (out(host.model), out(burn.model));
+    assert!(
+        max_abs_diff(&a, &untrained) > 1e-3,
+        "the host run changed nothing"
+    );
+    let d = max_abs_diff(&a, &b);
+    assert!(d < 1e-4, "host vs burn outputs after 3 steps: {d}");
+}
+
 #[test]
 fn loss_terms_at_the_edges_of_the_schedule_match() {
     let model = tiny_from("adm_tiny/model.safetensors");
@@ -618,12 +754,15 @@ fn tiny_stage_a_run_lowers_the_loss_cancels_and_reloads() {
         seed: 1,
         loss: LossKind::Mse,
         max_zoom: 40,
+        cpu_kernels: true,
     };
     let cancel = CancelFlag::new();
     let mut seen = Vec::new();
     let outcome = adapt(base, &pool, &cfg, &cancel, |p| {
         seen.push((p.step, p.eta_seconds.is_some()))
-    });
+    })
+    .unwrap();
+    assert_eq!(outcome.engine.0, "CPU kernels");
     assert_eq!(outcome.steps_done, 12);
     assert!(!outcome.cancelled);
     assert_eq!(seen.first(), Some(&(1, false)), "no ETA during warm-up");
@@ -703,7 +842,8 @@ fn tiny_stage_a_run_lowers_the_loss_cancels_and_reloads() {
         if p.step == 2 {
             flag.cancel();
         }
-    });
+    })
+    .unwrap();
     assert!(outcome.cancelled);
     assert_eq!(outcome.steps_done, 2);
 }

@@ -1,10 +1,11 @@
 //! The few things every layer shares and that belong to none: cancelling
-//! work, the seeded random generator, number formatting. Depends on nothing
+//! work, the seeded random generator, number formatting, the thread count. Depends on nothing
 //! else in the crate.
 
 pub mod cancel;
 pub mod numbers;
 pub mod rng;
+pub mod threads;
 
 pub use cancel::CancelFlag;
 pub use numbers::thousands;

@@ -121,9 +121,16 @@ struct Args {
     /// Convolutions as shifted copies + one matrix product (CPU backend).
     #[arg(long)]
     im2col: bool,
+    /// Stage A through burn's autodiff on the CPU backends too (by default
+    /// they run it on the CPU kernels).
+    #[arg(long)]
+    burn_stage_a: bool,
     /// Also write the report here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Worker threads for the CPU work (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -153,6 +160,8 @@ impl Timing {
 #[derive(Debug, Serialize)]
 struct StageAReport {
     batch: usize,
+    /// Which engine computed the steps (the CPU kernels or burn's autodiff).
+    engine: String,
     trainable_parameters: usize,
     step: Timing,
     build_seconds: f64,
@@ -216,6 +225,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<Report> {
+    unidiff_studio::base::threads::use_threads(args.threads)?;
     let report = match args.backend {
         BackendChoice::Cpu => {
             if args.precision != Precision::F32 {
@@ -350,10 +360,10 @@ fn bench<AB: UNetAutodiff>(args: &Args, device: &AB::Device, cpu: bool) -> Resul
         report.parameters = model.num_params();
         let build_seconds = t0.elapsed().as_secs_f64();
         eprintln!("stage A model built in {build_seconds:.1} s");
-        let a = stage_a(model, &config, args, build_seconds);
+        let a = stage_a(model, &config, args, build_seconds)?;
         eprintln!(
-            "stage A: {:.1} ms per step of {}",
-            a.step.median_ms, a.batch
+            "stage A: {:.1} ms per step of {} ({})",
+            a.step.median_ms, a.batch, a.engine
         );
         report.stage_a = Some(a);
     }
@@ -388,7 +398,7 @@ fn stage_a<AB: UNetAutodiff>(
     config: &UNetConfig,
     args: &Args,
     build_seconds: f64,
-) -> StageAReport {
+) -> Result<StageAReport> {
     let trainable_parameters = model
         .trainable_params()
         .iter()
@@ -400,26 +410,28 @@ fn stage_a<AB: UNetAutodiff>(
         steps: args.warmup + args.iters,
         batch: args.batch_a,
         max_zoom: patch + patch / 4,
+        cpu_kernels: !args.burn_stage_a,
         ..AdaptConfig::default()
     };
     // Every step ends by reading its loss back, so the time between two
     // progress events is one synchronised step.
     let mut marks = vec![Instant::now()];
-    adapt(model, &pool, &cfg, &CancelFlag::new(), |p| {
+    let outcome = adapt(model, &pool, &cfg, &CancelFlag::new(), |p| {
         marks.push(Instant::now());
         eprintln!("  stage A step {}/{}: loss {:.4}", p.step, p.steps, p.loss);
-    });
+    })?;
     let ms: Vec<f64> = marks
         .windows(2)
         .skip(args.warmup)
         .map(|w| (w[1] - w[0]).as_secs_f64() * 1e3)
         .collect();
-    StageAReport {
+    Ok(StageAReport {
         batch: args.batch_a,
+        engine: outcome.engine.0,
         trainable_parameters,
         step: Timing::from_ms(ms),
         build_seconds,
-    }
+    })
 }
 
 fn stage_b<B: UNetOps>(

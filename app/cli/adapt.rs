@@ -121,8 +121,9 @@ pub fn run(args: &AdaptArgs) -> anyhow::Result<()> {
             p.step, p.steps, p.loss, p.mse, p.vb
         );
         let _ = std::io::stderr().flush();
-    });
+    })?;
     eprintln!();
+    eprintln!("[..] steps computed by {}", outcome.engine.0);
     let modalities: Vec<_> = images.iter().map(|(m, _)| *m).collect();
     let meta = outcome.metadata(&info, &modalities, &cfg, &summary);
     save_adapter(&args.out, &outcome.model, &meta)?;

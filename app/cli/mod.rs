@@ -45,6 +45,9 @@ pub struct Cli {
     /// half-patch stride (16), which `run --demo` uses.
     #[arg(long, default_value_t = 32)]
     pub demo_stride: usize,
+    /// Worker threads for the CPU work (default: every core).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

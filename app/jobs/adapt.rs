@@ -162,7 +162,7 @@ fn adapt_on<B: AutodiffBackend + UNetOps>(
                 eta_seconds: p.eta_seconds,
             },
         })
-    });
+    })?;
     if outcome.cancelled {
         return Ok(None);
     }

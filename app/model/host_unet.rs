@@ -6,7 +6,10 @@
 //! fixture tolerances (tests/model.rs).
 
 use burn::prelude::*;
-pub use unidiff_kernels::{Act, BlockId as HostBlockId, KernelError, UNet as HostUNet};
+pub use unidiff_kernels::{
+    Act, Adam as HostAdam, BlockId as HostBlockId, KernelError, Trainer as HostTrainer,
+    UNet as HostUNet,
+};
 use unidiff_kernels::{Attention, Block, Conv as KConv, Linear as KLinear, Norm, Resample};
 
 use super::attention::AttentionBlock;

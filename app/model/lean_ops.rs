@@ -262,6 +262,8 @@ impl<B: Backend> Backward<B, 1> for FrozenConvBackward {
 }
 
 impl<B: UNetOps, C: CheckpointStrategy> UNetOps for Autodiff<B, C> {
+    const ON_HOST: bool = B::ON_HOST;
+
     fn attention_core(
         q: Tensor<Self, 3>,
         k: Tensor<Self, 3>,

@@ -4,6 +4,7 @@
 
 use burn::module::Param;
 use burn::prelude::*;
+use burn::tensor::TensorData;
 use burn::tensor::backend::AutodiffBackend;
 
 use super::unet::UNet;
@@ -64,6 +65,73 @@ impl<B: Backend> UNet<B> {
             }
         }
         out
+    }
+}
+
+/// Values that do not fit the trainable set.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct TrainableValuesError(String);
+
+/// `p` with its values replaced by `values`, keeping its id and gradient
+/// requirement.
+fn replaced<B: Backend, const D: usize>(
+    p: &Param<Tensor<B, D>>,
+    values: &[f32],
+    name: &str,
+) -> Result<Param<Tensor<B, D>>, TrainableValuesError> {
+    let shape = p.dims();
+    let expected: usize = shape.iter().product();
+    if values.len() != expected {
+        return Err(TrainableValuesError(format!(
+            "{name}: {} values for a tensor of {expected}",
+            values.len()
+        )));
+    }
+    Ok(p.clone().map(|t| {
+        let grad = t.is_require_grad();
+        Tensor::from_data(TensorData::new(values.to_vec(), shape), &t.device())
+            .set_require_grad(grad)
+    }))
+}
+
+impl<B: Backend> UNet<B> {
+    /// This model with the Stage A trainable tensors replaced by `values`,
+    /// given in [`UNet::trainable_params`]'s order.
+    pub fn with_trainable_values(
+        mut self,
+        values: &[&[f32]],
+    ) -> Result<Self, TrainableValuesError> {
+        let names: Vec<String> = self
+            .trainable_params()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        if names.len() != values.len() {
+            return Err(TrainableValuesError(format!(
+                "{} trainable tensors given, the model has {}",
+                values.len(),
+                names.len()
+            )));
+        }
+        let mut next = names.iter().zip(values);
+        let mut take = || {
+            next.next()
+                .ok_or_else(|| TrainableValuesError("too few values".into()))
+        };
+        if let Some(p) = &self.label_emb {
+            let (name, v) = take()?;
+            self.label_emb = Some(replaced(p, v, name)?);
+        }
+        for b in &mut self.output_blocks {
+            for r in b.res.iter_mut().chain(b.res2.iter_mut()) {
+                let (name, v) = take()?;
+                r.emb_linear.weight = replaced(&r.emb_linear.weight, v, name)?;
+                let (name, v) = take()?;
+                r.emb_linear.bias = replaced(&r.emb_linear.bias, v, name)?;
+            }
+        }
+        Ok(self)
     }
 }
 

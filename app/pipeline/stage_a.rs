@@ -6,6 +6,7 @@
 
 use std::time::Instant;
 
+use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::TensorData;
@@ -14,10 +15,12 @@ use serde::Serialize;
 
 use super::patches::{PatchPool, augment};
 use crate::base::{CancelFlag, NormalRng};
+use crate::model::host_unet::{Act, HostAdam as Adam, HostTrainer as Trainer, host_unet};
 use crate::model::lean_ops::UNetOps;
 use crate::model::loss::{LossKind, q_sample, training_losses};
 use crate::model::resblock::BlockContext;
 use crate::model::schedule::Schedule;
+use crate::model::tensor_read::f32_values;
 use crate::model::unet::UNet;
 
 /// Settings of a Stage A run.
@@ -30,6 +33,9 @@ pub struct AdaptConfig {
     pub loss: LossKind,
     /// Largest zoom s of the augmentation (64 = no zoom).
     pub max_zoom: usize,
+    /// On the CPU backends, compute the steps with the CPU kernels (false:
+    /// with burn's autodiff, as on a GPU; for comparisons).
+    pub cpu_kernels: bool,
 }
 
 impl Default for AdaptConfig {
@@ -41,6 +47,7 @@ impl Default for AdaptConfig {
             seed: 0,
             loss: LossKind::Hybrid,
             max_zoom: 80,
+            cpu_kernels: true,
         }
     }
 }
@@ -65,6 +72,8 @@ pub struct AdaptOutcome<B: AutodiffBackend> {
     pub loss_curve: Vec<f32>,
     pub steps_done: usize,
     pub cancelled: bool,
+    /// Which engine computed the steps.
+    pub engine: EngineChoice,
 }
 
 impl<B: AutodiffBackend> AdaptOutcome<B> {
@@ -167,25 +176,159 @@ impl BatchSampler {
     }
 }
 
+/// How Stage A's steps are computed: on the CPU by `unidiff-kernels`'
+/// training step (the U-Net's forward and backward on contiguous buffers,
+/// Adam on the host copy of the trainable tensors), or by burn's autodiff
+/// with its Adam (GPU backends, and networks the CPU path does not run).
+enum Engine<B: AutodiffBackend> {
+    Host { trainer: Box<Trainer>, adam: Adam },
+    Burn(OptimizerAdaptor<burn::optim::Adam, UNet<B>, B>),
+}
+
+/// The loss terms of one step, averaged over the batch.
+struct StepLoss {
+    loss: f32,
+    mse: f32,
+    vb: f32,
+}
+
+/// Which engine ran a Stage A run, in words (the CLI and the bench say it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EngineChoice(pub String);
+
+impl<B: AutodiffBackend + UNetOps> Engine<B> {
+    fn choose(model: &UNet<B>, cpu_kernels: bool) -> (Self, EngineChoice) {
+        let burn = || {
+            AdamConfig::new()
+                .with_beta_1(0.9)
+                .with_beta_2(0.999)
+                .with_epsilon(1e-8)
+                .init::<B, UNet<B>>()
+        };
+        if !B::ON_HOST || !cpu_kernels {
+            return (Engine::Burn(burn()), EngineChoice("burn autodiff".into()));
+        }
+        let dropout = model
+            .named_resblocks()
+            .first()
+            .map_or(0.0, |(_, r)| r.dropout as f32);
+        let trainer = host_unet(model)
+            .map_err(|e| e.to_string())
+            .and_then(|net| Trainer::new(net, dropout).map_err(|e| e.to_string()));
+        match trainer {
+            Ok(trainer) => (
+                Engine::Host {
+                    trainer: Box::new(trainer),
+                    adam: Adam::new(0.9, 0.999, 1e-8),
+                },
+                EngineChoice("CPU kernels".into()),
+            ),
+            Err(why) => (
+                Engine::Burn(burn()),
+                EngineChoice(format!("burn autodiff ({why})")),
+            ),
+        }
+    }
+
+    /// One step on batch `b`; the model changes on the burn engine only
+    /// (the host engine writes its tensors back in [`Engine::finish`]).
+    fn step(
+        &mut self,
+        model: UNet<B>,
+        b: Batch,
+        cfg: &AdaptConfig,
+        schedule: &Schedule,
+        step: usize,
+    ) -> anyhow::Result<(UNet<B>, StepLoss)> {
+        let device = model.out_conv.weight.device();
+        let p = (b.x0.len() / (3 * cfg.batch).max(1)).isqrt();
+        let shape = [cfg.batch, 3, p, p];
+        let x0 = Tensor::<B, 4>::from_data(TensorData::new(b.x0, shape), &device);
+        let noise = Tensor::<B, 4>::from_data(TensorData::new(b.noise, shape), &device);
+        let x_t = q_sample(schedule, x0.clone(), &b.t, noise.clone());
+        let scalar = |t: Tensor<B, 1>| t.mean().into_scalar().elem::<f32>();
+        match self {
+            Engine::Burn(optim) => {
+                let emb = model.embedding(&b.t, &b.y);
+                let out = model.forward_blocks(
+                    x_t.clone(),
+                    emb,
+                    BlockContext { train: true },
+                    None,
+                    &mut |_, _| {},
+                );
+                let terms = training_losses(schedule, out, x0, x_t, &b.t, noise, cfg.loss);
+                let loss = terms.loss.mean();
+                let grads = loss.backward();
+                let losses = StepLoss {
+                    mse: scalar(terms.mse.detach()),
+                    vb: scalar(terms.vb.detach()),
+                    loss: loss.detach().into_scalar().elem::<f32>(),
+                };
+                let grads = GradientsParams::from_grads(grads, &model);
+                Ok((optim.step(cfg.lr, model, grads), losses))
+            }
+            Engine::Host { trainer, adam } => {
+                let values = f32_values(x_t.clone().detach(), "x_t")?;
+                let x = Act::from_nchw(&values, cfg.batch, 3, p, p);
+                let seed = cfg.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ step as u64;
+                let (out, tape) = trainer.forward(x, &b.t, &b.y, seed)?;
+                let c_out = out.c;
+                // The loss and its gradient with respect to the output:
+                // burn's autodiff over the loss alone.
+                let out = Tensor::<B, 4>::from_data(
+                    TensorData::new(out.to_nchw(), [cfg.batch, c_out, p, p]),
+                    &device,
+                )
+                .require_grad();
+                let terms = training_losses(schedule, out.clone(), x0, x_t, &b.t, noise, cfg.loss);
+                let loss = terms.loss.mean();
+                let grads = loss.backward();
+                let d_out = out.grad(&grads).ok_or_else(|| {
+                    anyhow::anyhow!("the loss has no gradient for the model output")
+                })?;
+                let d_out = f32_values(d_out, "the output's gradient")?;
+                let losses = StepLoss {
+                    mse: scalar(terms.mse.detach()),
+                    vb: scalar(terms.vb.detach()),
+                    loss: loss.detach().into_scalar().elem::<f32>(),
+                };
+                let grads = trainer.backward(tape, Act::from_nchw(&d_out, cfg.batch, c_out, p, p));
+                adam.step(cfg.lr as f32, trainer.trainable_mut(), &grads);
+                Ok((model, losses))
+            }
+        }
+    }
+
+    /// The model with every step applied.
+    fn finish(self, model: UNet<B>) -> anyhow::Result<UNet<B>> {
+        match self {
+            Engine::Burn(_) => Ok(model),
+            Engine::Host { mut trainer, .. } => {
+                let values = trainer.trainable_mut();
+                let values: Vec<&[f32]> = values.into_iter().map(|v| &*v).collect();
+                Ok(model.with_trainable_values(&values)?)
+            }
+        }
+    }
+}
+
 /// Adapts `model` on `pool`. `on_progress` hears every step; `cancel` stops
 /// the run before the next step (the model keeps the steps done so far).
+/// On the CPU backends the steps run through `unidiff-kernels` (see
+/// [`Engine`]); the outcome says which engine ran.
 pub fn adapt<B: AutodiffBackend + UNetOps>(
     mut model: UNet<B>,
     pool: &PatchPool,
     cfg: &AdaptConfig,
     cancel: &CancelFlag,
     mut on_progress: impl FnMut(&AdaptProgress),
-) -> AdaptOutcome<B> {
+) -> anyhow::Result<AdaptOutcome<B>> {
     let device = model.out_conv.weight.device();
     B::seed(&device, cfg.seed);
     let schedule = Schedule::cosine(1000);
-    let mut optim = AdamConfig::new()
-        .with_beta_1(0.9)
-        .with_beta_2(0.999)
-        .with_epsilon(1e-8)
-        .init::<B, UNet<B>>();
+    let (mut engine, engine_choice) = Engine::choose(&model, cfg.cpu_kernels);
     let mut sampler = BatchSampler::new(cfg.seed, cfg.max_zoom, schedule.steps());
-    let p = pool.grid.patch;
     let mut curve = Vec::with_capacity(cfg.steps);
     let mut warm_start: Option<Instant> = None;
     let mut cancelled = false;
@@ -198,27 +341,9 @@ pub fn adapt<B: AutodiffBackend + UNetOps>(
             warm_start = Some(Instant::now());
         }
         let b = sampler.sample(pool, cfg.batch);
-        let shape = [cfg.batch, 3, p, p];
-        let x0 = Tensor::<B, 4>::from_data(TensorData::new(b.x0, shape), &device);
-        let noise = Tensor::<B, 4>::from_data(TensorData::new(b.noise, shape), &device);
-        let x_t = q_sample(&schedule, x0.clone(), &b.t, noise.clone());
-        let emb = model.embedding(&b.t, &b.y);
-        let out = model.forward_blocks(
-            x_t.clone(),
-            emb,
-            BlockContext { train: true },
-            None,
-            &mut |_, _| {},
-        );
-        let terms = training_losses(&schedule, out, x0, x_t, &b.t, noise, cfg.loss);
-        let loss = terms.loss.mean();
-        let grads = loss.backward();
-        let values = |t: Tensor<B, 1>| t.mean().into_scalar().elem::<f32>();
-        let (mse, vb) = (values(terms.mse.detach()), values(terms.vb.detach()));
-        let loss_value = loss.detach().into_scalar().elem::<f32>();
-        let grads = GradientsParams::from_grads(grads, &model);
-        model = optim.step(cfg.lr, model, grads);
-        curve.push(loss_value);
+        let (stepped, losses) = engine.step(model, b, cfg, &schedule, step)?;
+        model = stepped;
+        curve.push(losses.loss);
         let done = step + 1;
         let (rate, eta) = match warm_start {
             Some(t0) if done > WARMUP_STEPS => {
@@ -230,17 +355,18 @@ pub fn adapt<B: AutodiffBackend + UNetOps>(
         on_progress(&AdaptProgress {
             step: done,
             steps: cfg.steps,
-            loss: loss_value,
-            mse,
-            vb,
+            loss: losses.loss,
+            mse: losses.mse,
+            vb: losses.vb,
             steps_per_second: rate,
             eta_seconds: eta,
         });
     }
-    AdaptOutcome {
+    Ok(AdaptOutcome {
         steps_done: curve.len(),
-        model,
+        model: engine.finish(model)?,
         loss_curve: curve,
         cancelled,
-    }
+        engine: engine_choice,
+    })
 }

@@ -20,6 +20,9 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
+mod train;
+pub use train::{Adam, TrainTape, Trainer};
+
 /// GroupNorm's group count in the ADM U-Net.
 pub const GROUPS: usize = 32;
 
@@ -48,6 +51,8 @@ pub enum KernelError {
     Groups { channels: usize },
     #[error("label row {row}: the class-embedding table has {rows} rows")]
     LabelRow { row: i64, rows: usize },
+    #[error("cannot train this network on the CPU path: {0}")]
+    Layout(&'static str),
 }
 
 fn check_len(what: &'static str, len: usize, expected: usize) -> Result<(), KernelError> {
@@ -415,12 +420,17 @@ impl Norm {
     /// the values after the statistics.
     pub fn apply(&self, x: &mut Act, film: Option<&[f32]>, silu: bool) {
         let stats = self.stats(x);
+        self.apply_with(x, &stats, film, silu);
+    }
+
+    /// [`Norm::apply`] with the statistics of `x` already computed.
+    fn apply_with(&self, x: &mut Act, stats: &[(f32, f32)], film: Option<&[f32]>, silu: bool) {
         let (c, n, hw) = (x.c, x.n, x.hw());
         x.data
             .par_chunks_mut(hw)
             .enumerate()
             .for_each(|(idx, plane)| {
-                let (mean, a, shift) = self.plane_affine(&stats, film, idx, c, n);
+                let (mean, a, shift) = self.plane_affine(stats, film, idx, c, n);
                 affine_plane(plane, mean, a, shift, silu);
             });
     }
@@ -428,7 +438,11 @@ impl Norm {
     /// [`Norm::apply`] into a new activation, `x` left as it is (one pass
     /// instead of a copy and a pass).
     pub fn applied(&self, x: &Act, film: Option<&[f32]>, silu: bool) -> Act {
-        let stats = self.stats(x);
+        self.applied_with(x, &self.stats(x), film, silu)
+    }
+
+    /// [`Norm::applied`] with the statistics of `x` already computed.
+    fn applied_with(&self, x: &Act, stats: &[(f32, f32)], film: Option<&[f32]>, silu: bool) -> Act {
         let (c, n, hw) = (x.c, x.n, x.hw());
         let mut out = x.like(c);
         out.data
@@ -437,7 +451,7 @@ impl Norm {
             .enumerate()
             .for_each(|(idx, (dst, src))| {
                 dst.copy_from_slice(src);
-                let (mean, a, shift) = self.plane_affine(&stats, film, idx, c, n);
+                let (mean, a, shift) = self.plane_affine(stats, film, idx, c, n);
                 affine_plane(dst, mean, a, shift, silu);
             });
         out
@@ -761,32 +775,31 @@ pub struct Attention {
 
 impl Attention {
     pub fn forward(&self, x: Act) -> Act {
-        let (c, n, t) = (x.c, x.n, x.hw());
         let normed = self.norm.applied(&x, None, false);
         let qkv = self.qkv.forward(&normed);
         drop(normed);
+        let a = self.core(&qkv);
+        drop(qkv);
+        let mut out = self.proj.forward(&a);
+        out.data
+            .par_iter_mut()
+            .zip(&x.data)
+            .for_each(|(o, v)| *o += v);
+        out
+    }
+
+    /// softmax(q^T k / sqrt(ch)) applied to v, head by head, for `qkv` (3C
+    /// channels: q, k, v, each split into heads): C channels.
+    fn core(&self, qkv: &Act) -> Act {
+        let (c, n, t) = (qkv.c / 3, qkv.n, qkv.hw());
         let ch = c / self.heads;
-        // q and k are each scaled by ch^-1/4 in the reference: ch^-1/2 on
-        // the scores.
-        let scale = (1.0 / (ch as f64).sqrt()) as f32;
-        let nt = n * t;
         let heads = self.heads;
         let parts: Vec<Vec<f32>> = (0..n * heads)
             .into_par_iter()
             .map(|bh| {
                 let (b, hd) = (bh / heads, bh % heads);
-                let view = |third: usize| {
-                    let start = (third * c + hd * ch) * nt + b * t;
-                    MatRef::from_row_major_slice_with_stride(&qkv.data[start..], ch, t, nt)
-                };
-                let (q, k, v) = (view(0), view(1), view(2));
-                // scores[t, s] = scale * sum_c q[c, t] k[c, s]
-                let mut scores = vec![0f32; t * t];
-                let dst = MatMut::from_row_major_slice_mut(&mut scores, t, t);
-                matmul(dst, Accum::Replace, q.transpose(), k, scale, Par::Seq);
-                for row in scores.chunks_exact_mut(t) {
-                    softmax_row(row);
-                }
+                let [_, _, v] = head_views(qkv, c, ch, b, hd);
+                let scores = self.probabilities(qkv, b, hd);
                 // a[c, t] = sum_s v[c, s] p[t, s]
                 let mut a = vec![0f32; ch * t];
                 let p = MatRef::from_row_major_slice(&scores, t, t);
@@ -795,20 +808,50 @@ impl Attention {
                 a
             })
             .collect();
-        let mut a = x.like(c);
-        for (bh, part) in parts.iter().enumerate() {
-            let (b, hd) = (bh / heads, bh % heads);
-            for ci in 0..ch {
-                let row = (hd * ch + ci) * nt + b * t;
-                a.data[row..row + t].copy_from_slice(&part[ci * t..(ci + 1) * t]);
-            }
+        let mut a = qkv.like(c);
+        scatter_heads(&mut a, &parts, heads, ch);
+        a
+    }
+
+    /// The softmax of image b's head hd, T x T (row t: query position t).
+    fn probabilities(&self, qkv: &Act, b: usize, hd: usize) -> Vec<f32> {
+        let (c, t) = (qkv.c / 3, qkv.hw());
+        let ch = c / self.heads;
+        let [q, k, _] = head_views(qkv, c, ch, b, hd);
+        // q and k are each scaled by ch^-1/4 in the reference: ch^-1/2 on
+        // the scores.
+        let scale = (1.0 / (ch as f64).sqrt()) as f32;
+        // scores[t, s] = scale * sum_c q[c, t] k[c, s]
+        let mut scores = vec![0f32; t * t];
+        let dst = MatMut::from_row_major_slice_mut(&mut scores, t, t);
+        matmul(dst, Accum::Replace, q.transpose(), k, scale, Par::Seq);
+        for row in scores.chunks_exact_mut(t) {
+            softmax_row(row);
         }
-        let mut out = self.proj.forward(&a);
-        out.data
-            .par_iter_mut()
-            .zip(&x.data)
-            .for_each(|(o, v)| *o += v);
-        out
+        scores
+    }
+}
+
+/// Views `ch x T` of q, k and v of image b's head hd in `qkv` (3C channels).
+fn head_views(qkv: &Act, c: usize, ch: usize, b: usize, hd: usize) -> [MatRef<'_, f32>; 3] {
+    let (t, nt) = (qkv.hw(), qkv.n * qkv.hw());
+    let view = |third: usize| {
+        let start = (third * c + hd * ch) * nt + b * t;
+        MatRef::from_row_major_slice_with_stride(&qkv.data[start..], ch, t, nt)
+    };
+    [view(0), view(1), view(2)]
+}
+
+/// Writes per-(image, head) blocks `ch x T` (index b * heads + hd) into
+/// the channels hd * ch.. of `dst`.
+fn scatter_heads(dst: &mut Act, parts: &[Vec<f32>], heads: usize, ch: usize) {
+    let (t, nt) = (dst.hw(), dst.n * dst.hw());
+    for (bh, part) in parts.iter().enumerate() {
+        let (b, hd) = (bh / heads, bh % heads);
+        for ci in 0..ch {
+            let row = (hd * ch + ci) * nt + b * t;
+            dst.data[row..row + t].copy_from_slice(&part[ci * t..(ci + 1) * t]);
+        }
     }
 }
 
