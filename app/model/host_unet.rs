@@ -7,8 +7,8 @@
 
 use burn::prelude::*;
 pub use unidiff_kernels::{
-    Act, Adam as HostAdam, BlockId as HostBlockId, KernelError, Trainer as HostTrainer,
-    UNet as HostUNet,
+    Act, Adam as HostAdam, BlockId as HostBlockId, HeadLinear, HeadMlp, HeadNorm, HeadTrainer,
+    KernelError, Trainer as HostTrainer, UNet as HostUNet,
 };
 use unidiff_kernels::{Attention, Block, Conv as KConv, Linear as KLinear, Norm, Resample};
 

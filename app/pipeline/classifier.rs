@@ -12,9 +12,10 @@
 //! the features on the visible scene, against other probes on the same
 //! features: docs/stage_b_head.md.
 
-use burn::module::{AutodiffModule, Param};
-use burn::nn::loss::CrossEntropyLossConfig;
+use burn::module::{AutodiffModule, Param, RunningState};
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig};
+use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
@@ -24,7 +25,9 @@ use burn::tensor::{Int, TensorData};
 use serde::Serialize;
 
 use crate::base::NormalRng;
-use crate::model::tensor_read::{TensorReadError, i64_values};
+use crate::model::host_unet::{HeadLinear, HeadMlp, HeadNorm, HeadTrainer};
+use crate::model::lean_ops::UNetOps;
+use crate::model::tensor_read::{TensorReadError, f32_values, i64_values};
 
 /// Hidden layer widths of the MLP.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -186,6 +189,10 @@ pub struct HeadTrainConfig {
     pub seed: u64,
     /// Standardise the features on the training vectors first.
     pub standardize: bool,
+    /// On the CPU backends, train on the host (false: through burn's
+    /// autodiff, as on a GPU; for comparisons).
+    #[serde(skip)]
+    pub cpu_kernels: bool,
 }
 
 impl Default for HeadTrainConfig {
@@ -198,6 +205,7 @@ impl Default for HeadTrainConfig {
             patience: 10,
             seed: 0,
             standardize: true,
+            cpu_kernels: true,
         }
     }
 }
@@ -263,7 +271,10 @@ pub fn train_head<B: AutodiffBackend>(
     cfg: &MlpConfig,
     train: &HeadTrainConfig,
     device: &B::Device,
-) -> Result<(TrainedHead<B::InnerBackend>, HeadTrainReport), TensorReadError> {
+) -> Result<(TrainedHead<B::InnerBackend>, HeadTrainReport), TensorReadError>
+where
+    B::InnerBackend: UNetOps,
+{
     let n = data.labels.len();
     let train_idx: Vec<usize> = (0..n).filter(|&i| !data.validation[i]).collect();
     let scaler = if train.standardize {
@@ -281,24 +292,79 @@ pub fn train_head<B: AutodiffBackend>(
     Ok((TrainedHead { scaler, mlp }, report))
 }
 
-/// Trains the MLP on features as given.
+/// Trains the MLP on features as given: on the CPU backends through the
+/// host trainer of `unidiff-kernels` (the same initial weights, batches and
+/// f32 operations as burn's modules and Adam, without autodiff's per-step
+/// overhead), elsewhere through burn.
 fn train_mlp<B: AutodiffBackend>(
     data: &HeadData,
     cfg: &MlpConfig,
     train: &HeadTrainConfig,
     device: &B::Device,
-) -> Result<(Mlp<B::InnerBackend>, HeadTrainReport), TensorReadError> {
+) -> Result<(Mlp<B::InnerBackend>, HeadTrainReport), TensorReadError>
+where
+    B::InnerBackend: UNetOps,
+{
     B::seed(device, train.seed);
-    let mut model = Mlp::<B>::new(data.dim, data.classes, cfg, device);
-    let mut optim = AdamConfig::new()
-        .with_epsilon(1e-8)
-        .with_weight_decay(Some(WeightDecayConfig::new(train.weight_decay as f32)))
-        .init::<B, Mlp<B>>();
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let model = Mlp::<B>::new(data.dim, data.classes, cfg, device);
+    if <B::InnerBackend as UNetOps>::ON_HOST && train.cpu_kernels {
+        let initial = host_mlp(&model.valid())?;
+        let mut host = HostHead {
+            trainer: HeadTrainer::new(initial, 1e-8, train.weight_decay as f32),
+            x: Vec::new(),
+            y: Vec::new(),
+        };
+        let (best, report) = epochs(&mut host, data, train)?;
+        let best = best.unwrap_or_else(|| host.trainer.mlp().clone());
+        return Ok((burn_mlp(&best, device), report));
+    }
+    let mut on_burn = BurnHead::<B> {
+        model: Some(model),
+        optim: AdamConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(Some(WeightDecayConfig::new(train.weight_decay as f32)))
+            .init::<B, Mlp<B>>(),
+        loss_fn: CrossEntropyLossConfig::new().init(device),
+        device: device.clone(),
+    };
+    let (best, report) = epochs(&mut on_burn, data, train)?;
+    let best = match best {
+        Some(m) => m,
+        None => on_burn.snapshot()?,
+    };
+    Ok((best, report))
+}
+
+/// One way of training the head, step by step.
+trait HeadTraining {
+    type Snapshot;
+    /// One step on the rows `idx` of `data`: the batch's mean loss.
+    fn step(&mut self, data: &HeadData, idx: &[usize], lr: f64) -> Result<f32, TensorReadError>;
+    /// The classes (0-based) of rows x (row-major, `dim` wide) in eval mode.
+    fn predict(&self, x: &[f32], dim: usize) -> Result<Vec<i64>, TensorReadError>;
+    /// The head as trained so far.
+    fn snapshot(&self) -> Result<Self::Snapshot, TensorReadError>;
+}
+
+/// The epochs of a head's training: seeded shuffles, mini-batches (a last
+/// one of a single row is skipped: BatchNorm needs two), and early stopping
+/// on the validation rows when there are any; the best epoch's snapshot.
+fn epochs<T: HeadTraining>(
+    t: &mut T,
+    data: &HeadData,
+    train: &HeadTrainConfig,
+) -> Result<(Option<T::Snapshot>, HeadTrainReport), TensorReadError> {
     let n = data.labels.len();
     let train_idx: Vec<usize> = (0..n).filter(|&i| !data.validation[i]).collect();
     let val_idx: Vec<usize> = (0..n).filter(|&i| data.validation[i]).collect();
-    let val = (!val_idx.is_empty()).then(|| rows::<B::InnerBackend>(data, &val_idx, device));
+    let val_x: Vec<f32> = val_idx
+        .iter()
+        .flat_map(|&i| {
+            data.features[i * data.dim..(i + 1) * data.dim]
+                .iter()
+                .copied()
+        })
+        .collect();
     let mut rng = NormalRng::new(train.seed ^ 0x5EED);
     let mut report = HeadTrainReport {
         epochs: 0,
@@ -306,9 +372,9 @@ fn train_mlp<B: AutodiffBackend>(
         train_loss: Vec::new(),
         validation_accuracy: Vec::new(),
     };
-    let mut best: Option<(f64, Mlp<B::InnerBackend>)> = None;
+    let mut best: Option<(f64, T::Snapshot)> = None;
     let mut since_best = 0;
-    let mut order = train_idx.clone();
+    let mut order = train_idx;
     for epoch in 0..train.max_epochs {
         for i in (1..order.len()).rev() {
             let j = ((rng.uniform() * (i + 1) as f64) as usize).min(i);
@@ -320,28 +386,26 @@ fn train_mlp<B: AutodiffBackend>(
             if chunk.len() < 2 {
                 continue; // BatchNorm needs two samples
             }
-            let (x, y) = rows::<B>(data, chunk, device);
-            let loss = loss_fn.forward(model.forward(x), y);
-            total += loss.clone().into_scalar().elem::<f64>();
+            total += f64::from(t.step(data, chunk, train.lr)?);
             batches += 1;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(train.lr, model, grads);
         }
         report.epochs = epoch + 1;
         report
             .train_loss
             .push((total / batches.max(1) as f64) as f32);
-        let Some((vx, vy)) = &val else {
+        if val_idx.is_empty() {
             continue;
-        };
-        let eval = model.valid();
-        let predicted = predict_classes(&eval, vx.clone())?;
-        let truth = i64_values(vy.clone(), "the validation labels")?;
-        let acc = predicted.iter().zip(&truth).filter(|(a, b)| a == b).count() as f64
-            / truth.len().max(1) as f64;
+        }
+        let predicted = t.predict(&val_x, data.dim)?;
+        let acc = predicted
+            .iter()
+            .zip(&val_idx)
+            .filter(|(p, i)| **p == data.labels[**i])
+            .count() as f64
+            / val_idx.len() as f64;
         report.validation_accuracy.push(acc);
         if best.as_ref().is_none_or(|(b, _)| acc > *b) {
-            best = Some((acc, eval));
+            best = Some((acc, t.snapshot()?));
             report.best_epoch = epoch + 1;
             since_best = 0;
         } else {
@@ -351,14 +415,166 @@ fn train_mlp<B: AutodiffBackend>(
             }
         }
     }
-    let model = match best {
-        Some((_, m)) => m,
-        None => {
-            report.best_epoch = report.epochs;
-            model.valid()
+    if best.is_none() {
+        report.best_epoch = report.epochs;
+    }
+    Ok((best.map(|(_, s)| s), report))
+}
+
+/// The head trained through burn's autodiff and Adam.
+struct BurnHead<B: AutodiffBackend> {
+    /// Taken out for each optimiser step.
+    model: Option<Mlp<B>>,
+    optim: OptimizerAdaptor<burn::optim::Adam, Mlp<B>, B>,
+    loss_fn: CrossEntropyLoss<B>,
+    device: B::Device,
+}
+
+impl<B: AutodiffBackend> BurnHead<B> {
+    fn model(&self) -> Result<&Mlp<B>, TensorReadError> {
+        self.model.as_ref().ok_or_else(|| TensorReadError {
+            what: "the head",
+            reason: "an earlier step failed".into(),
+        })
+    }
+}
+
+impl<B: AutodiffBackend> HeadTraining for BurnHead<B> {
+    type Snapshot = Mlp<B::InnerBackend>;
+
+    fn step(&mut self, data: &HeadData, idx: &[usize], lr: f64) -> Result<f32, TensorReadError> {
+        let model = self.model.take().ok_or_else(|| TensorReadError {
+            what: "the head",
+            reason: "an earlier step failed".into(),
+        })?;
+        let (x, y) = rows::<B>(data, idx, &self.device);
+        let loss = self.loss_fn.forward(model.forward(x), y);
+        let value = loss.clone().into_scalar().elem::<f32>();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        self.model = Some(self.optim.step(lr, model, grads));
+        Ok(value)
+    }
+
+    fn predict(&self, x: &[f32], dim: usize) -> Result<Vec<i64>, TensorReadError> {
+        let eval = self.model()?.valid();
+        let rows = x.len() / dim.max(1);
+        let x = Tensor::from_data(TensorData::new(x.to_vec(), [rows, dim]), &self.device);
+        predict_classes(&eval, x)
+    }
+
+    fn snapshot(&self) -> Result<Self::Snapshot, TensorReadError> {
+        Ok(self.model()?.valid())
+    }
+}
+
+/// The head trained on the host ([`HeadTrainer`]).
+struct HostHead {
+    trainer: HeadTrainer,
+    /// The batch's rows and classes, reused between steps.
+    x: Vec<f32>,
+    y: Vec<i64>,
+}
+
+impl HeadTraining for HostHead {
+    type Snapshot = HeadMlp;
+
+    fn step(&mut self, data: &HeadData, idx: &[usize], lr: f64) -> Result<f32, TensorReadError> {
+        self.x.clear();
+        self.y.clear();
+        for &i in idx {
+            self.x
+                .extend_from_slice(&data.features[i * data.dim..(i + 1) * data.dim]);
+            self.y.push(data.labels[i]);
         }
+        Ok(self.trainer.step(&self.x, &self.y, lr as f32))
+    }
+
+    fn predict(&self, x: &[f32], _dim: usize) -> Result<Vec<i64>, TensorReadError> {
+        let mlp = self.trainer.mlp();
+        let k = mlp.out.d_out;
+        // The first largest logit, as burn's argmax.
+        Ok(mlp
+            .logits(x)
+            .chunks_exact(k)
+            .map(|row| {
+                let mut best = 0;
+                for (j, &v) in row.iter().enumerate() {
+                    if v > row[best] {
+                        best = j;
+                    }
+                }
+                best as i64
+            })
+            .collect())
+    }
+
+    fn snapshot(&self) -> Result<Self::Snapshot, TensorReadError> {
+        Ok(self.trainer.mlp().clone())
+    }
+}
+
+/// A burn linear layer (row layout, d_in x d_out) on the host.
+fn host_linear<B: Backend>(l: &Linear<B>) -> Result<HeadLinear, TensorReadError> {
+    let [d_in, d_out] = l.weight.dims();
+    let bias = match &l.bias {
+        Some(b) => f32_values(b.val(), "a head bias")?,
+        None => vec![0.0; d_out],
     };
-    Ok((model, report))
+    Ok(HeadLinear {
+        weight: f32_values(l.weight.val(), "a head weight")?,
+        bias,
+        d_in,
+        d_out,
+    })
+}
+
+/// The head's weights on the host.
+fn host_mlp<B: Backend>(m: &Mlp<B>) -> Result<HeadMlp, TensorReadError> {
+    let mut hidden = Vec::with_capacity(m.layers.len());
+    for (l, n) in m.layers.iter().zip(&m.norms) {
+        let norm = HeadNorm {
+            gamma: f32_values(n.gamma.val(), "a head norm")?,
+            beta: f32_values(n.beta.val(), "a head norm")?,
+            running_mean: f32_values(n.running_mean.value(), "a head norm")?,
+            running_var: f32_values(n.running_var.value(), "a head norm")?,
+            momentum: n.momentum as f32,
+            epsilon: n.epsilon as f32,
+        };
+        hidden.push((host_linear(l)?, norm));
+    }
+    Ok(HeadMlp {
+        hidden,
+        out: host_linear(&m.head)?,
+    })
+}
+
+/// A host head as a burn module (for prediction and export).
+fn burn_mlp<B: Backend>(h: &HeadMlp, device: &B::Device) -> Mlp<B> {
+    let vector =
+        |v: &[f32]| Tensor::<B, 1>::from_data(TensorData::new(v.to_vec(), [v.len()]), device);
+    let linear = |l: &HeadLinear| Linear {
+        weight: Param::from_tensor(Tensor::from_data(
+            TensorData::new(l.weight.clone(), [l.d_in, l.d_out]),
+            device,
+        )),
+        bias: Some(Param::from_tensor(vector(&l.bias))),
+    };
+    Mlp {
+        layers: h.hidden.iter().map(|(l, _)| linear(l)).collect(),
+        norms: h
+            .hidden
+            .iter()
+            .map(|(_, n)| BatchNorm {
+                gamma: Param::from_tensor(vector(&n.gamma)),
+                beta: Param::from_tensor(vector(&n.beta)),
+                running_mean: RunningState::new(vector(&n.running_mean)),
+                running_var: RunningState::new(vector(&n.running_var)),
+                momentum: f64::from(n.momentum),
+                epsilon: f64::from(n.epsilon),
+            })
+            .collect(),
+        head: linear(&h.out),
+    }
 }
 
 #[cfg(test)]
@@ -368,6 +584,7 @@ mod tests {
     use super::*;
 
     type AB = Autodiff<NdArray<f32>>;
+    type B = NdArray<f32>;
 
     fn blobs(n: usize, dim: usize, seed: u64) -> (Vec<f32>, Vec<i64>) {
         let mut rng = NormalRng::new(seed);
@@ -509,6 +726,62 @@ mod tests {
             predict_head(&model2, all).unwrap(),
             "same seed, same predictions"
         );
+    }
+
+    #[test]
+    fn the_host_trainer_follows_burns_autodiff_step_by_step() {
+        let (x, y) = blobs(200, 12, 3);
+        let validation = vec![false; 200];
+        let data = HeadData {
+            features: &x,
+            dim: 12,
+            labels: &y,
+            classes: 3,
+            validation: &validation,
+        };
+        let device = Default::default();
+        let run = |cpu_kernels: bool, max_epochs: usize| {
+            let cfg = HeadTrainConfig {
+                max_epochs,
+                seed: 4,
+                cpu_kernels,
+                ..HeadTrainConfig::default()
+            };
+            train_head::<AB>(&data, &MlpConfig::berlin(), &cfg, &device).unwrap()
+        };
+        // Three epochs (12 Adam steps with weight decay, BatchNorm's batch
+        // statistics and running averages): the same losses and weights up to
+        // the order of f32 sums.
+        let ((host, host_report), (burn, burn_report)) = (run(true, 3), run(false, 3));
+        for (a, b) in host_report.train_loss.iter().zip(&burn_report.train_loss) {
+            assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+        }
+        let (hw, bw) = (host_mlp(&host.mlp).unwrap(), host_mlp(&burn.mlp).unwrap());
+        let pairs = hw
+            .hidden
+            .iter()
+            .zip(&bw.hidden)
+            .flat_map(|((hl, hn), (bl, bn))| {
+                [
+                    (&hl.weight, &bl.weight),
+                    (&hn.gamma, &bn.gamma),
+                    (&hn.running_mean, &bn.running_mean),
+                    (&hn.running_var, &bn.running_var),
+                ]
+            });
+        for (a, b) in pairs.chain([(&hw.out.weight, &bw.out.weight)]) {
+            let d = a.iter().zip(b).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+            assert!(d <= 1e-5, "weights differ by {d}");
+        }
+        // Trained to the end, both separate the blobs equally well.
+        let all = Tensor::<B, 2>::from_data(TensorData::new(x.clone(), [200, 12]), &device);
+        let accuracy = |h: &TrainedHead<B>| {
+            let p = predict_head(h, all.clone()).unwrap();
+            p.iter().zip(&y).filter(|(a, b)| a == b).count() as f64 / 200.0
+        };
+        let (host, burn) = (run(true, 30).0, run(false, 30).0);
+        let (a, b) = (accuracy(&host), accuracy(&burn));
+        assert!(a > 0.9 && (a - b).abs() <= 0.02, "host {a}, burn {b}");
     }
 }
 

@@ -11,6 +11,9 @@
 //! head) with the softmax between them. The element-wise loops are compiled
 //! a second time for AVX2 + FMA and chosen at run time.
 //!
+//! Training on the CPU lives here too: Stage A's step (`train`: the U-Net's
+//! backward pass for the FiLM adaptation) and the Stage B head's (`head`).
+//!
 //! A crate of its own so that it is optimised in every profile (the app's
 //! test builds compile the app at opt-level 1, where loops are not
 //! vectorised). The app fills these structs from its burn model
@@ -20,7 +23,9 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
+mod head;
 mod train;
+pub use head::{HeadLinear, HeadMlp, HeadNorm, HeadTrainer};
 pub use train::{Adam, TrainTape, Trainer};
 
 /// GroupNorm's group count in the ADM U-Net.
@@ -282,16 +287,23 @@ impl Conv {
     pub fn forward_chunked(&self, x: &Act, per_chunk: usize) -> Act {
         let mut out = x.like(self.c_out);
         let cols = x.n * x.hw();
-        out.data
-            .par_chunks_mut(cols)
-            .zip(&self.bias)
-            .for_each(|(row, &b)| row.fill(b));
+        // Without a bias (the transposed convolutions of the backward pass)
+        // the products write the output instead of adding to it.
+        let accum = if self.bias.iter().all(|&b| b == 0.0) {
+            Accum::Replace
+        } else {
+            out.data
+                .par_chunks_mut(cols)
+                .zip(&self.bias)
+                .for_each(|(row, &b)| row.fill(b));
+            Accum::Add
+        };
         let lhs =
             MatRef::from_row_major_slice(&self.weight, self.c_out, self.c_in * self.k * self.k);
         if self.k == 1 {
             let rhs = MatRef::from_row_major_slice(&x.data, self.c_in, cols);
             let dst = MatMut::from_row_major_slice_mut(&mut out.data, self.c_out, cols);
-            matmul(dst, Accum::Add, lhs, rhs, 1.0f32, Par::rayon(0));
+            matmul(dst, accum, lhs, rhs, 1.0f32, Par::rayon(0));
             return out;
         }
         let rows = self.c_in * self.k * self.k;
@@ -314,7 +326,7 @@ impl Conv {
                 cols,
             )
             .transpose_mut();
-            matmul(dst, Accum::Add, lhs, rhs, 1.0f32, Par::rayon(0));
+            matmul(dst, accum, lhs, rhs, 1.0f32, Par::rayon(0));
         }
         recycle(columns);
         out
@@ -324,6 +336,12 @@ impl Conv {
 /// The 3x3 columns of image rows `r0..r1` (image b's row y is row b h + y):
 /// row `ci * 9 + dy * 3 + dx`, column `(r - r0) * w + x`, zero outside the
 /// image.
+///
+/// Within one image a tap's row of columns is the image plane shifted by a
+/// constant offset, so each (tap, image) is one long copy (rows of 8-32
+/// values copied one at a time spent more in the copy's call than in
+/// moving data), then the column that wrapped around an image row's edge
+/// is zeroed.
 fn im2col3(x: &Act, r0: usize, r1: usize, columns: &mut [f32]) {
     let (h, w, n) = (x.h, x.w, x.n);
     let hw = h * w;
@@ -333,29 +351,53 @@ fn im2col3(x: &Act, r0: usize, r1: usize, columns: &mut [f32]) {
         .enumerate()
         .for_each(|(row, dst)| {
             let (ci, dy, dx) = (row / 9, (row % 9) / 3, row % 3);
-            for r in r0..r1 {
-                let (b, y) = (r / h, r % h);
+            let mut r = r0;
+            while r < r1 {
+                let b = r / h;
+                let end = ((b + 1) * h).min(r1);
                 let src = &x.data[(ci * n + b) * hw..(ci * n + b + 1) * hw];
-                let out = &mut dst[(r - r0) * w..(r - r0 + 1) * w];
-                let sy = y as isize + dy as isize - 1;
-                if sy < 0 || sy >= h as isize {
-                    out.fill(0.0);
-                    continue;
-                }
-                let s = &src[sy as usize * w..(sy as usize + 1) * w];
-                match dx {
-                    0 => {
-                        out[0] = 0.0;
-                        out[1..].copy_from_slice(&s[..w - 1]);
-                    }
-                    1 => out.copy_from_slice(s),
-                    _ => {
-                        out[..w - 1].copy_from_slice(&s[1..]);
-                        out[w - 1] = 0.0;
-                    }
-                }
+                let out = &mut dst[(r - r0) * w..(end - r0) * w];
+                im2col3_image(src, out, (r - b * h, end - b * h), (h, w), (dy, dx));
+                r = end;
             }
         });
+}
+
+/// One tap's columns of image rows `y0..y1` of one image plane `src`
+/// (`h x w`) into `out` ((y1 - y0) x w).
+fn im2col3_image(
+    src: &[f32],
+    out: &mut [f32],
+    (y0, y1): (usize, usize),
+    (h, w): (usize, usize),
+    (dy, dx): (usize, usize),
+) {
+    // Output row y reads source row y + dy - 1: rows [lo, hi) exist.
+    let lo = y0.max(1 - dy.min(1)).min(y1);
+    let hi = y1.min(h + 1 - dy).max(lo);
+    out[..(lo - y0) * w].fill(0.0);
+    out[(hi - y0) * w..].fill(0.0);
+    if lo == hi {
+        return;
+    }
+    let (o0, o1) = ((lo - y0) * w, (hi - y0) * w);
+    // Source index of output index o: o + (y0 + dy - 1) w + dx - 1.
+    let s0 = (lo + dy - 1) * w;
+    match dx {
+        0 => {
+            out[o0 + 1..o1].copy_from_slice(&src[s0..s0 + (o1 - o0) - 1]);
+            for v in out[o0..o1].iter_mut().step_by(w) {
+                *v = 0.0;
+            }
+        }
+        1 => out[o0..o1].copy_from_slice(&src[s0..s0 + (o1 - o0)]),
+        _ => {
+            out[o0..o1 - 1].copy_from_slice(&src[s0 + 1..s0 + (o1 - o0)]);
+            for v in out[o0 + w - 1..o1].iter_mut().step_by(w) {
+                *v = 0.0;
+            }
+        }
+    }
 }
 
 /// A linear layer, weight `out x in`.
@@ -450,9 +492,8 @@ impl Norm {
             .zip(x.data.par_chunks(hw))
             .enumerate()
             .for_each(|(idx, (dst, src))| {
-                dst.copy_from_slice(src);
                 let (mean, a, shift) = self.plane_affine(stats, film, idx, c, n);
-                affine_plane(dst, mean, a, shift, silu);
+                affine_plane_into(dst, src, mean, a, shift, silu);
             });
         out
     }
@@ -525,7 +566,12 @@ fn exp_with<const FMA: bool>(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0;
     let fma = |a: f32, b: f32, c: f32| if FMA { a.mul_add(b, c) } else { a * b + c };
     let x = x.clamp(-87.0, 88.0);
-    let n = fma(x, LOG2E, ROUND) - ROUND;
+    let rounded = fma(x, LOG2E, ROUND);
+    let n = rounded - ROUND;
+    // rounded = ROUND + n exactly (|n| <= 127 keeps it in ROUND's binade),
+    // so its bits minus ROUND's are n: no float-to-int conversion, whose
+    // saturating form vectorises poorly.
+    let ni = rounded.to_bits().wrapping_sub(ROUND.to_bits());
     let r = fma(n, -LN2_LO, fma(n, -LN2_HI, x));
     let mut p = 1.987_569_2e-4f32;
     p = fma(p, r, 1.398_2e-3);
@@ -534,7 +580,7 @@ fn exp_with<const FMA: bool>(x: f32) -> f32 {
     p = fma(p, r, 1.666_666_5e-1);
     p = fma(p, r, 0.5);
     let y = fma(p * r, r, r + 1.0);
-    y * f32::from_bits(((n as i32 + 127) << 23) as u32)
+    y * f32::from_bits(ni.wrapping_add(127) << 23)
 }
 
 /// x * sigmoid(x).
@@ -596,6 +642,43 @@ fn affine_plane(plane: &mut [f32], mean: f32, a: f32, shift: f32, silu: bool) {
         return;
     }
     affine_plane_body::<false>(plane, mean, a, shift, silu)
+}
+
+/// `dst = (src - mean) * a + shift`, then SiLU when `silu`.
+#[inline(always)]
+fn affine_plane_into_body<const FMA: bool>(
+    dst: &mut [f32],
+    src: &[f32],
+    mean: f32,
+    a: f32,
+    shift: f32,
+    silu: bool,
+) {
+    if silu {
+        for (d, &v) in dst.iter_mut().zip(src) {
+            *d = silu_with::<FMA>((v - mean) * a + shift);
+        }
+    } else {
+        for (d, &v) in dst.iter_mut().zip(src) {
+            *d = (v - mean) * a + shift;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn affine_plane_into_avx2(dst: &mut [f32], src: &[f32], mean: f32, a: f32, shift: f32, silu: bool) {
+    affine_plane_into_body::<true>(dst, src, mean, a, shift, silu)
+}
+
+fn affine_plane_into(dst: &mut [f32], src: &[f32], mean: f32, a: f32, shift: f32, silu: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA (checked just above).
+        unsafe { affine_plane_into_avx2(dst, src, mean, a, shift, silu) };
+        return;
+    }
+    affine_plane_into_body::<false>(dst, src, mean, a, shift, silu)
 }
 
 /// The softmax of one row of scores, in place.
@@ -791,10 +874,16 @@ impl Attention {
     /// softmax(q^T k / sqrt(ch)) applied to v, head by head, for `qkv` (3C
     /// channels: q, k, v, each split into heads): C channels.
     fn core(&self, qkv: &Act) -> Act {
+        self.core_keeping(qkv, false).0
+    }
+
+    /// [`Attention::core`], and with `keep` every (image, head)'s softmax
+    /// (index b * heads + hd).
+    fn core_keeping(&self, qkv: &Act, keep: bool) -> (Act, Option<Vec<Vec<f32>>>) {
         let (c, n, t) = (qkv.c / 3, qkv.n, qkv.hw());
         let ch = c / self.heads;
         let heads = self.heads;
-        let parts: Vec<Vec<f32>> = (0..n * heads)
+        let parts: Vec<(Vec<f32>, Vec<f32>)> = (0..n * heads)
             .into_par_iter()
             .map(|bh| {
                 let (b, hd) = (bh / heads, bh % heads);
@@ -805,12 +894,13 @@ impl Attention {
                 let p = MatRef::from_row_major_slice(&scores, t, t);
                 let dst = MatMut::from_row_major_slice_mut(&mut a, ch, t);
                 matmul(dst, Accum::Replace, v, p.transpose(), 1.0f32, Par::Seq);
-                a
+                (a, if keep { scores } else { Vec::new() })
             })
             .collect();
+        let (parts, probs): (Vec<Vec<f32>>, Vec<Vec<f32>>) = parts.into_iter().unzip();
         let mut a = qkv.like(c);
         scatter_heads(&mut a, &parts, heads, ch);
-        a
+        (a, keep.then_some(probs))
     }
 
     /// The softmax of image b's head hd, T x T (row t: query position t).
@@ -1002,6 +1092,48 @@ mod tests {
         assert!(worst < 5e-7, "relative error {worst} at {worst_x}");
         assert_eq!(fast_exp(0.0), 1.0);
         assert!(fast_exp(-200.0) < 1e-37 && fast_exp(-200.0) >= 0.0);
+    }
+
+    #[test]
+    fn columns_equal_their_definition_in_every_chunking() {
+        for (n, c, h, w) in [(3, 2, 6, 5), (2, 1, 1, 4), (1, 2, 2, 1), (2, 3, 4, 4)] {
+            let x = Act {
+                data: (0..n * c * h * w).map(|i| i as f32 + 1.0).collect(),
+                c,
+                n,
+                h,
+                w,
+            };
+            for per_chunk in 1..=n * h {
+                for r0 in (0..n * h).step_by(per_chunk) {
+                    let r1 = (r0 + per_chunk).min(n * h);
+                    let ncols = (r1 - r0) * w;
+                    let mut got = vec![f32::NAN; c * 9 * ncols];
+                    im2col3(&x, r0, r1, &mut got);
+                    for row in 0..c * 9 {
+                        let (ci, dy, dx) = (row / 9, (row % 9) / 3, row % 3);
+                        for r in r0..r1 {
+                            let (b, y) = (r / h, r % h);
+                            for xx in 0..w {
+                                let (sy, sx) =
+                                    (y as isize + dy as isize - 1, xx as isize + dx as isize - 1);
+                                let want =
+                                    if sy < 0 || sx < 0 || sy >= h as isize || sx >= w as isize {
+                                        0.0
+                                    } else {
+                                        x.data[((ci * n + b) * h + sy as usize) * w + sx as usize]
+                                    };
+                                let v = got[row * ncols + (r - r0) * w + xx];
+                                assert_eq!(
+                                    v, want,
+                                    "{n}x{c}x{h}x{w} rows {r0}..{r1} tap {row} at ({r}, {xx})"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

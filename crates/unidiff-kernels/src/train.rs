@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use super::{
     Act, Attention, Block, Conv, GROUPS, KernelError, Linear, Norm, ResBlock, Resample, UNet,
-    avx2_fma, buffer, exp_with, head_views, resample, scatter_heads, silu_rows,
+    avx2_fma, buffer, exp_with, head_views, resample, silu_rows,
 };
 
 impl Conv {
@@ -358,7 +358,15 @@ struct AttnTape {
     x: Act,
     stats: Vec<(f32, f32)>,
     qkv: Act,
+    /// Every (image, head)'s softmax when they fit [`KEPT_SOFTMAX_BYTES`]
+    /// (else the backward pass recomputes them).
+    probs: Option<Vec<Vec<f32>>>,
 }
+
+/// Most bytes of softmax matrices one attention block keeps for its
+/// backward pass: the tiny U-Net's fit, the ImageNet-64 one's at 32 x 32
+/// positions (1.5 GB a block at batch 32) are recomputed.
+const KEPT_SOFTMAX_BYTES: usize = 64 << 20;
 
 #[derive(Default)]
 struct BlockTape {
@@ -476,12 +484,11 @@ impl ResBlock {
         trainable: bool,
     ) -> Act {
         let (h, w) = (tape.x.h, tape.x.w);
+        let mut dh3 = t.out_conv.forward(&dout);
         let dxr = match &t.skip {
             Some(conv) => conv.forward(&dout),
-            None => dout.clone(),
+            None => dout,
         };
-        let mut dh3 = t.out_conv.forward(&dout);
-        drop(dout);
         if let Some(d) = dropout {
             d.apply(tape.index, &mut dh3);
         }
@@ -512,9 +519,19 @@ impl Attention {
         let normed = self.norm.applied_with(&x, &stats, None, false);
         let qkv = self.qkv.forward(&normed);
         drop(normed);
-        let mut out = self.proj.forward(&self.core(&qkv));
+        let t = qkv.hw();
+        let keep = qkv.n * self.heads * t * t * 4 <= KEPT_SOFTMAX_BYTES;
+        let (a, probs) = self.core_keeping(&qkv, keep);
+        let mut out = self.proj.forward(&a);
+        drop(a);
         add_into(&mut out, &x);
-        (out, AttnTape { x, stats, qkv })
+        let tape = AttnTape {
+            x,
+            stats,
+            qkv,
+            probs,
+        };
+        (out, tape)
     }
 
     fn backward(&self, t: &AttnT, tape: AttnTape, dout: Act) -> Act {
@@ -532,8 +549,15 @@ impl Attention {
                 let start = hd * ch * n * tt + b * tt;
                 let da =
                     MatRef::from_row_major_slice_with_stride(&da.data[start..], ch, tt, n * tt);
-                let p = self.probabilities(qkv, b, hd);
-                let pm = MatRef::from_row_major_slice(&p, tt, tt);
+                let recomputed;
+                let p = match &tape.probs {
+                    Some(probs) => &probs[bh],
+                    None => {
+                        recomputed = self.probabilities(qkv, b, hd);
+                        &recomputed
+                    }
+                };
+                let pm = MatRef::from_row_major_slice(p, tt, tt);
                 // dv[c, s] = sum_t da[c, t] p[t, s]
                 let mut dv = vec![0f32; ch * tt];
                 let dst = MatMut::from_row_major_slice_mut(&mut dv, ch, tt);
@@ -563,23 +587,15 @@ impl Attention {
             .collect();
         drop(da);
         let mut dqkv = qkv.like(3 * c);
-        let mut third_parts: [Vec<Vec<f32>>; 3] = Default::default();
-        for [dq, dk, dv] in parts {
-            third_parts[0].push(dq);
-            third_parts[1].push(dk);
-            third_parts[2].push(dv);
-        }
-        let plane = c * n * tt;
-        for (third, parts) in third_parts.iter().enumerate() {
-            let mut part = Act {
-                data: buffer(plane),
-                c,
-                n,
-                h: qkv.h,
-                w: qkv.w,
-            };
-            scatter_heads(&mut part, parts, heads, ch);
-            dqkv.data[third * plane..(third + 1) * plane].copy_from_slice(&part.data);
+        let nt = n * tt;
+        for (bh, grads) in parts.iter().enumerate() {
+            let (b, hd) = (bh / heads, bh % heads);
+            for (third, part) in grads.iter().enumerate() {
+                for ci in 0..ch {
+                    let row = (third * c + hd * ch + ci) * nt + b * tt;
+                    dqkv.data[row..row + tt].copy_from_slice(&part[ci * tt..(ci + 1) * tt]);
+                }
+            }
         }
         let dnormed = t.qkv.forward(&dqkv);
         drop(dqkv);
@@ -905,16 +921,21 @@ impl Trainer {
 }
 
 /// Adam as burn 0.21 computes it (moments, bias corrections folded into one
-/// factor, epsilon scaled by the second correction's root), in f32.
+/// factor, epsilon scaled by the second correction's root; L2 weight decay
+/// added to the gradient first), in f32.
 #[derive(Debug, Clone)]
 pub struct Adam {
     beta1: f32,
     beta2: f32,
     epsilon: f32,
+    weight_decay: f32,
     time: i32,
     m: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
 }
+
+/// Tensors below this many values are stepped on the calling thread.
+const PARALLEL_STEP: usize = 1 << 14;
 
 impl Adam {
     pub fn new(beta1: f32, beta2: f32, epsilon: f32) -> Self {
@@ -922,10 +943,17 @@ impl Adam {
             beta1,
             beta2,
             epsilon,
+            weight_decay: 0.0,
             time: 0,
             m: Vec::new(),
             v: Vec::new(),
         }
+    }
+
+    /// With L2 weight decay: the gradient becomes `param * decay + grad`.
+    pub fn with_weight_decay(mut self, decay: f32) -> Self {
+        self.weight_decay = decay;
+        self
     }
 
     /// One step of every tensor `params[i]` along `grads[i]`.
@@ -940,26 +968,35 @@ impl Adam {
         let factor = bc2 / (1.0 - b1.powi(self.time));
         let eps = self.epsilon * bc2;
         let first = self.time == 1;
+        let decay = self.weight_decay;
+        let update = |((p, &g), (m, v)): ((&mut f32, &f32), (&mut f32, &mut f32))| {
+            let g = if decay != 0.0 { *p * decay + g } else { g };
+            if first {
+                *m = g * (1.0 - b1);
+                *v = g * g * (1.0 - b2);
+            } else {
+                *m = *m * b1 + g * (1.0 - b1);
+                *v = *v * b2 + g * g * (1.0 - b2);
+            }
+            *p -= *m * factor / (v.sqrt() + eps) * lr;
+        };
         for (((p, g), m), v) in params
             .into_iter()
             .zip(grads)
             .zip(&mut self.m)
             .zip(&mut self.v)
         {
-            p.par_iter_mut()
-                .zip(g.par_iter())
-                .zip(m.par_iter_mut())
-                .zip(v.par_iter_mut())
-                .for_each(|(((p, &g), m), v)| {
-                    if first {
-                        *m = g * (1.0 - b1);
-                        *v = g * g * (1.0 - b2);
-                    } else {
-                        *m = *m * b1 + g * (1.0 - b1);
-                        *v = *v * b2 + g * g * (1.0 - b2);
-                    }
-                    *p -= *m * factor / (v.sqrt() + eps) * lr;
-                });
+            if p.len() < PARALLEL_STEP {
+                p.iter_mut()
+                    .zip(g.iter())
+                    .zip(m.iter_mut().zip(v.iter_mut()))
+                    .for_each(update);
+            } else {
+                p.par_iter_mut()
+                    .zip(g.par_iter())
+                    .zip(m.par_iter_mut().zip(v.par_iter_mut()))
+                    .for_each(update);
+            }
         }
     }
 }

@@ -1,0 +1,269 @@
+//! The Stage B head's training on the CPU: the small MLP (Linear -> ReLU ->
+//! BatchNorm per hidden layer, then a linear layer to the class logits)
+//! trained with softmax cross-entropy and Adam with L2 weight decay, in the
+//! same f32 operations as burn 0.21's modules and optimiser. A head of a few
+//! thousand parameters on mini-batches of 64 rows is all overhead in a
+//! tensor library with autodiff (about half a millisecond a step, 16,000
+//! steps a run); here a step is a handful of small matrix products.
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+
+use super::Adam;
+
+/// A linear layer in burn's row layout: `weight` is `d_in x d_out`, the
+/// output of rows x is `x W + b`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadLinear {
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub d_in: usize,
+    pub d_out: usize,
+}
+
+impl HeadLinear {
+    /// `x W + b` for rows x (`n x d_in`).
+    fn forward(&self, x: &[f32]) -> Vec<f32> {
+        let n = x.len() / self.d_in;
+        let mut out: Vec<f32> = (0..n).flat_map(|_| self.bias.iter().copied()).collect();
+        let lhs = MatRef::from_row_major_slice(x, n, self.d_in);
+        let rhs = MatRef::from_row_major_slice(&self.weight, self.d_in, self.d_out);
+        let dst = MatMut::from_row_major_slice_mut(&mut out, n, self.d_out);
+        matmul(dst, Accum::Add, lhs, rhs, 1.0f32, Par::Seq);
+        out
+    }
+
+    /// (dW, db, dx) for inputs x and output gradients dy.
+    fn backward(&self, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let n = dy.len() / self.d_out;
+        let mut dw = vec![0f32; self.d_in * self.d_out];
+        let xm = MatRef::from_row_major_slice(x, n, self.d_in);
+        let dym = MatRef::from_row_major_slice(dy, n, self.d_out);
+        let dst = MatMut::from_row_major_slice_mut(&mut dw, self.d_in, self.d_out);
+        matmul(dst, Accum::Replace, xm.transpose(), dym, 1.0f32, Par::Seq);
+        let mut db = vec![0f32; self.d_out];
+        for row in dy.chunks_exact(self.d_out) {
+            for (d, &v) in db.iter_mut().zip(row) {
+                *d += v;
+            }
+        }
+        let mut dx = vec![0f32; n * self.d_in];
+        let w = MatRef::from_row_major_slice(&self.weight, self.d_in, self.d_out);
+        let dst = MatMut::from_row_major_slice_mut(&mut dx, n, self.d_in);
+        matmul(dst, Accum::Replace, dym, w.transpose(), 1.0f32, Par::Seq);
+        (dw, db, dx)
+    }
+}
+
+/// BatchNorm over the rows of a batch (burn's: biased batch variance,
+/// running statistics with momentum).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadNorm {
+    pub gamma: Vec<f32>,
+    pub beta: Vec<f32>,
+    pub running_mean: Vec<f32>,
+    pub running_var: Vec<f32>,
+    pub momentum: f32,
+    pub epsilon: f32,
+}
+
+impl HeadNorm {
+    /// In eval mode, in place: (x - running mean) / sqrt(running var + eps)
+    /// * gamma + beta.
+    fn eval(&self, x: &mut [f32]) {
+        let c = self.gamma.len();
+        for row in x.chunks_exact_mut(c) {
+            for (k, v) in row.iter_mut().enumerate() {
+                let std = (self.running_var[k] + self.epsilon).sqrt();
+                *v = (*v - self.running_mean[k]) / std * self.gamma[k] + self.beta[k];
+            }
+        }
+    }
+}
+
+/// The head: hidden layers, each linear -> ReLU -> BatchNorm, then the
+/// output layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadMlp {
+    pub hidden: Vec<(HeadLinear, HeadNorm)>,
+    pub out: HeadLinear,
+}
+
+impl HeadMlp {
+    /// Logits of rows x in eval mode (BatchNorm with running statistics).
+    pub fn logits(&self, x: &[f32]) -> Vec<f32> {
+        let mut h = x.to_vec();
+        for (l, norm) in &self.hidden {
+            h = l.forward(&h);
+            for v in h.iter_mut() {
+                *v = v.max(0.0);
+            }
+            norm.eval(&mut h);
+        }
+        self.out.forward(&h)
+    }
+
+    /// Every trained tensor, in one fixed order.
+    fn params_mut(&mut self) -> Vec<&mut [f32]> {
+        let mut out: Vec<&mut [f32]> = Vec::new();
+        for (l, n) in &mut self.hidden {
+            out.push(&mut l.weight);
+            out.push(&mut l.bias);
+            out.push(&mut n.gamma);
+            out.push(&mut n.beta);
+        }
+        out.push(&mut self.out.weight);
+        out.push(&mut self.out.bias);
+        out
+    }
+}
+
+/// What one hidden layer's backward pass needs.
+struct HiddenTape {
+    input: Vec<f32>,
+    pre_relu: Vec<f32>,
+    normalised: Vec<f32>,
+    std: Vec<f32>,
+}
+
+/// Trains a [`HeadMlp`] step by step.
+pub struct HeadTrainer {
+    mlp: HeadMlp,
+    adam: Adam,
+}
+
+impl HeadTrainer {
+    /// Adam (beta 0.9 / 0.999, `epsilon`) with L2 `weight_decay` on every
+    /// tensor, as burn's `AdamConfig::with_weight_decay`.
+    pub fn new(mlp: HeadMlp, epsilon: f32, weight_decay: f32) -> Self {
+        Self {
+            mlp,
+            adam: Adam::new(0.9, 0.999, epsilon).with_weight_decay(weight_decay),
+        }
+    }
+
+    /// The head as trained so far.
+    pub fn mlp(&self) -> &HeadMlp {
+        &self.mlp
+    }
+
+    /// One step on rows `x` (`n x d_in`, n >= 2) with 0-based classes `y`:
+    /// the batch's mean cross-entropy before the step.
+    pub fn step(&mut self, x: &[f32], y: &[i64], lr: f32) -> f32 {
+        let n = y.len();
+        let mut tapes = Vec::with_capacity(self.mlp.hidden.len());
+        let mut h = x.to_vec();
+        for (l, norm) in &mut self.mlp.hidden {
+            let pre_relu = l.forward(&h);
+            let c = l.d_out;
+            let relu: Vec<f32> = pre_relu.iter().map(|v| v.max(0.0)).collect();
+            let mut mean = vec![0f32; c];
+            for row in relu.chunks_exact(c) {
+                for (m, &v) in mean.iter_mut().zip(row) {
+                    *m += v;
+                }
+            }
+            for m in &mut mean {
+                *m /= n as f32;
+            }
+            let mut var = vec![0f32; c];
+            for row in relu.chunks_exact(c) {
+                for ((s, &v), &m) in var.iter_mut().zip(row).zip(&mean) {
+                    *s += (v - m) * (v - m);
+                }
+            }
+            for s in &mut var {
+                *s /= n as f32;
+            }
+            let keep = 1.0 - norm.momentum;
+            for k in 0..c {
+                norm.running_mean[k] = norm.running_mean[k] * keep + mean[k] * norm.momentum;
+                norm.running_var[k] = norm.running_var[k] * keep + var[k] * norm.momentum;
+            }
+            let std: Vec<f32> = var.iter().map(|v| (v + norm.epsilon).sqrt()).collect();
+            let mut normalised = relu;
+            for row in normalised.chunks_exact_mut(c) {
+                for (k, v) in row.iter_mut().enumerate() {
+                    *v = (*v - mean[k]) / std[k];
+                }
+            }
+            let out: Vec<f32> = normalised
+                .chunks_exact(c)
+                .flat_map(|row| {
+                    row.iter()
+                        .enumerate()
+                        .map(|(k, &v)| v * norm.gamma[k] + norm.beta[k])
+                })
+                .collect();
+            tapes.push(HiddenTape {
+                input: std::mem::replace(&mut h, out),
+                pre_relu,
+                normalised,
+                std,
+            });
+        }
+        let logits = self.mlp.out.forward(&h);
+        // Mean cross-entropy and its gradient (softmax - one hot) / n.
+        let k = self.mlp.out.d_out;
+        let mut d_logits = vec![0f32; n * k];
+        let mut loss = 0f64;
+        for ((row, d), &yi) in logits
+            .chunks_exact(k)
+            .zip(d_logits.chunks_exact_mut(k))
+            .zip(y)
+        {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = row.iter().map(|&v| (v - max).exp()).sum();
+            let lse = max + sum.ln();
+            let yi = yi as usize;
+            loss += f64::from(lse - row[yi]);
+            for (j, (dv, &v)) in d.iter_mut().zip(row).enumerate() {
+                let p = (v - lse).exp();
+                *dv = (p - if j == yi { 1.0 } else { 0.0 }) / n as f32;
+            }
+        }
+        let mut grads: Vec<Vec<f32>> = Vec::new();
+        let (dw, db, mut dh) = self.mlp.out.backward(&h, &d_logits);
+        let mut layer_grads: Vec<[Vec<f32>; 4]> = Vec::with_capacity(tapes.len());
+        for ((l, norm), tape) in self.mlp.hidden.iter().zip(tapes).rev() {
+            let c = l.d_out;
+            let mut dgamma = vec![0f32; c];
+            let mut dbeta = vec![0f32; c];
+            let mut m1 = vec![0f32; c];
+            let mut m2 = vec![0f32; c];
+            for (drow, xrow) in dh.chunks_exact(c).zip(tape.normalised.chunks_exact(c)) {
+                for j in 0..c {
+                    let (d, xn) = (drow[j], xrow[j]);
+                    dgamma[j] += d * xn;
+                    dbeta[j] += d;
+                    let dxn = d * norm.gamma[j];
+                    m1[j] += dxn;
+                    m2[j] += dxn * xn;
+                }
+            }
+            let mut da = vec![0f32; n * c];
+            for (((darow, drow), xrow), arow) in da
+                .chunks_exact_mut(c)
+                .zip(dh.chunks_exact(c))
+                .zip(tape.normalised.chunks_exact(c))
+                .zip(tape.pre_relu.chunks_exact(c))
+            {
+                for j in 0..c {
+                    let dxn = drow[j] * norm.gamma[j];
+                    let dr = (dxn - m1[j] / n as f32 - xrow[j] * (m2[j] / n as f32)) / tape.std[j];
+                    darow[j] = if arow[j] > 0.0 { dr } else { 0.0 };
+                }
+            }
+            let (dw, db, dx) = l.backward(&tape.input, &da);
+            layer_grads.push([dw, db, dgamma, dbeta]);
+            dh = dx;
+        }
+        for g in layer_grads.into_iter().rev() {
+            grads.extend(g);
+        }
+        grads.push(dw);
+        grads.push(db);
+        self.adam.step(lr, self.mlp.params_mut(), &grads);
+        (loss / n as f64) as f32
+    }
+}
