@@ -22,6 +22,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, TensorData};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::base::NormalRng;
@@ -128,6 +129,56 @@ impl<B: Backend> TrainedHead<B> {
     /// Logits (N, K) of raw features (N, D).
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         self.mlp.forward(self.scaler.apply_tensor(x))
+    }
+}
+
+impl<B: Backend> TrainedHead<B> {
+    /// This head on the host, for the CPU path's prediction.
+    pub fn on_host(&self) -> Result<HostHead, TensorReadError> {
+        Ok(HostHead {
+            scaler: self.scaler.clone(),
+            mlp: host_mlp(&self.mlp)?,
+        })
+    }
+}
+
+/// A trained head on the host: the scaler and the MLP's weights. The same
+/// results as [`TrainedHead::forward`] + softmax up to the order of f32 sums,
+/// without the burn tensors' copies and permutes (the prediction over every
+/// pixel of every patch is a few hundred thousand rows a batch).
+#[derive(Debug, Clone)]
+pub struct HostHead {
+    scaler: FeatureScaler,
+    mlp: HeadMlp,
+}
+
+impl HostHead {
+    /// Class probabilities (N, K, P, P) of patch features (N, D, P, P), `pp`
+    /// = P * P; patches in parallel.
+    pub fn patch_probabilities(&self, features: &[f32], dim: usize, pp: usize) -> Vec<f32> {
+        let k = self.mlp.out.d_out;
+        let n = features.len() / (dim * pp).max(1);
+        let mut out = vec![0f32; n * k * pp];
+        out.par_chunks_mut(k * pp)
+            .zip(features.par_chunks(dim * pp))
+            .for_each(|(dst, src)| {
+                let mut rows = vec![0f32; pp * dim];
+                for j in 0..dim {
+                    let (m, s) = (self.scaler.mean[j], self.scaler.inv_std[j]);
+                    for (i, &v) in src[j * pp..(j + 1) * pp].iter().enumerate() {
+                        rows[i * dim + j] = (v - m) * s;
+                    }
+                }
+                let logits = self.mlp.logits(&rows);
+                for (i, row) in logits.chunks_exact(k).enumerate() {
+                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let sum: f32 = row.iter().map(|&v| (v - max).exp()).sum();
+                    for (c, &v) in row.iter().enumerate() {
+                        dst[c * pp + i] = (v - max).exp() / sum;
+                    }
+                }
+            });
+        out
     }
 }
 
@@ -309,7 +360,7 @@ where
     let model = Mlp::<B>::new(data.dim, data.classes, cfg, device);
     if <B::InnerBackend as UNetOps>::ON_HOST && train.cpu_kernels {
         let initial = host_mlp(&model.valid())?;
-        let mut host = HostHead {
+        let mut host = HostTraining {
             trainer: HeadTrainer::new(initial, 1e-8, train.weight_decay as f32),
             x: Vec::new(),
             y: Vec::new(),
@@ -468,14 +519,14 @@ impl<B: AutodiffBackend> HeadTraining for BurnHead<B> {
 }
 
 /// The head trained on the host ([`HeadTrainer`]).
-struct HostHead {
+struct HostTraining {
     trainer: HeadTrainer,
     /// The batch's rows and classes, reused between steps.
     x: Vec<f32>,
     y: Vec<i64>,
 }
 
-impl HeadTraining for HostHead {
+impl HeadTraining for HostTraining {
     type Snapshot = HeadMlp;
 
     fn step(&mut self, data: &HeadData, idx: &[usize], lr: f64) -> Result<f32, TensorReadError> {
@@ -580,6 +631,7 @@ fn burn_mlp<B: Backend>(h: &HeadMlp, device: &B::Device) -> Mlp<B> {
 #[cfg(test)]
 mod tests {
     use burn::backend::{Autodiff, NdArray};
+    use burn::tensor::activation::softmax;
 
     use super::*;
 
@@ -782,6 +834,49 @@ mod tests {
         let (host, burn) = (run(true, 30).0, run(false, 30).0);
         let (a, b) = (accuracy(&host), accuracy(&burn));
         assert!(a > 0.9 && (a - b).abs() <= 0.02, "host {a}, burn {b}");
+    }
+
+    #[test]
+    fn host_patch_probabilities_equal_burns_head() {
+        let (x, y) = blobs(120, 12, 3);
+        let validation = vec![false; 120];
+        let data = HeadData {
+            features: &x,
+            dim: 12,
+            labels: &y,
+            classes: 3,
+            validation: &validation,
+        };
+        let cfg = HeadTrainConfig {
+            max_epochs: 5,
+            ..HeadTrainConfig::default()
+        };
+        let device = Default::default();
+        let (head, _) = train_head::<AB>(&data, &MlpConfig::berlin(), &cfg, &device).unwrap();
+        // Two patches of 2 x 3 pixels, features channel-major per patch.
+        let (n, pp) = (2, 6);
+        let mut rng = NormalRng::new(9);
+        let patches: Vec<f32> = (0..n * 12 * pp)
+            .map(|_| rng.normal() as f32 * 3.0)
+            .collect();
+        let got = head
+            .on_host()
+            .unwrap()
+            .patch_probabilities(&patches, 12, pp);
+        let t = Tensor::<B, 4>::from_data(TensorData::new(patches, [n, 12, 2, 3]), &device);
+        let rows = t.permute([0, 2, 3, 1]).reshape([n * pp, 12]);
+        let want = softmax(head.forward(rows), 1)
+            .reshape([n, 2, 3, 3])
+            .permute([0, 3, 1, 2])
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        assert_eq!(got.len(), want.len());
+        let d = got
+            .iter()
+            .zip(&want)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(d < 1e-5, "probabilities differ by {d}");
     }
 }
 

@@ -22,7 +22,7 @@ use super::modality::Modality;
 use super::patch_grid::PatchGrid;
 use super::predict::{MergedPrediction, ProbabilityCanvas};
 use crate::base::CancelFlag;
-use crate::model::lean_ops::UNetAutodiff;
+use crate::model::lean_ops::{UNetAutodiff, UNetOps};
 use crate::model::tensor_read::{TensorReadError, f32_values};
 use crate::model::unet::UNet;
 use crate::products::Rgb8Image;
@@ -379,26 +379,34 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
         validation: &validation_mask,
     };
     progress(&clock.progress(PHASE_TRAINING, 0, 1));
-    let (head, head_report) = train_head::<B>(&data, &cfg.mlp, &cfg.head, device)?;
-    let held_out_prediction = match held_out {
-        Some(split) => {
-            let vectors = LabelledVectors {
-                features: &vectors,
-                dim,
-                labels: &labels,
-                pixels: &pixels,
-                width: w,
-            };
-            Some(predict_held_out::<B>(
-                &vectors, split, classes, cfg, device,
-            )?)
-        }
-        None => None,
+    let labelled = LabelledVectors {
+        features: &vectors,
+        dim,
+        labels: &labels,
+        pixels: &pixels,
+        width: w,
     };
+    // The head and the held-out comparison's head train side by side (each
+    // on one core on the CPU path).
+    let (trained, held_out_prediction) = rayon::join(
+        || train_head::<B>(&data, &cfg.mlp, &cfg.head, device),
+        || {
+            held_out
+                .map(|split| predict_held_out::<B>(&labelled, split, classes, cfg, device))
+                .transpose()
+        },
+    );
+    let (head, head_report) = trained?;
+    let held_out_prediction = held_out_prediction?;
     let seconds_training = t1.elapsed().as_secs_f64();
 
     // Pass 2: every patch, batch by batch, into the probability canvas.
     let t2 = Instant::now();
+    let host_head = if <B::InnerBackend as UNetOps>::ON_HOST {
+        Some(head.on_host()?)
+    } else {
+        None
+    };
     let mut canvas = ProbabilityCanvas::new(grid, classes);
     let (kept, fresh): (Vec<usize>, Vec<usize>) = (0..grid.len()).partition(|&n| store.contains(n));
     // Exact now: labelled patches that did not fit the store go again.
@@ -440,11 +448,16 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
             f
         };
         let [bs, d, _, _] = f.dims();
-        let rows = f.permute([0, 2, 3, 1]).reshape([bs * p * p, d]);
-        let probs = softmax(head.forward(rows), 1)
-            .reshape([bs, p, p, classes])
-            .permute([0, 3, 1, 2]);
-        let host = f32_values(probs, "the class probabilities")?;
+        let host = match &host_head {
+            Some(h) => h.patch_probabilities(&f32_values(f, "the scene's features")?, d, p * p),
+            None => {
+                let rows = f.permute([0, 2, 3, 1]).reshape([bs * p * p, d]);
+                let probs = softmax(head.forward(rows), 1)
+                    .reshape([bs, p, p, classes])
+                    .permute([0, 3, 1, 2]);
+                f32_values(probs, "the class probabilities")?
+            }
+        };
         let per = classes * p * p;
         for (b, &n) in ids.iter().enumerate() {
             canvas.add_patch(n, &host[b * per..(b + 1) * per]);
