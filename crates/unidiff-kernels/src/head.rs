@@ -33,8 +33,9 @@ impl HeadLinear {
         out
     }
 
-    /// (dW, db, dx) for inputs x and output gradients dy.
-    fn backward(&self, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    /// (dW, db, dx) for inputs x and output gradients dy; dx is empty
+    /// unless `want_dx` (the first layer's input needs none).
+    fn backward(&self, x: &[f32], dy: &[f32], want_dx: bool) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let n = dy.len() / self.d_out;
         let mut dw = vec![0f32; self.d_in * self.d_out];
         let xm = MatRef::from_row_major_slice(x, n, self.d_in);
@@ -46,6 +47,9 @@ impl HeadLinear {
             for (d, &v) in db.iter_mut().zip(row) {
                 *d += v;
             }
+        }
+        if !want_dx {
+            return (dw, db, Vec::new());
         }
         let mut dx = vec![0f32; n * self.d_in];
         let w = MatRef::from_row_major_slice(&self.weight, self.d_in, self.d_out);
@@ -223,9 +227,9 @@ impl HeadTrainer {
             }
         }
         let mut grads: Vec<Vec<f32>> = Vec::new();
-        let (dw, db, mut dh) = self.mlp.out.backward(&h, &d_logits);
+        let (dw, db, mut dh) = self.mlp.out.backward(&h, &d_logits, true);
         let mut layer_grads: Vec<[Vec<f32>; 4]> = Vec::with_capacity(tapes.len());
-        for ((l, norm), tape) in self.mlp.hidden.iter().zip(tapes).rev() {
+        for (depth, ((l, norm), tape)) in self.mlp.hidden.iter().zip(tapes).enumerate().rev() {
             let c = l.d_out;
             let mut dgamma = vec![0f32; c];
             let mut dbeta = vec![0f32; c];
@@ -254,7 +258,7 @@ impl HeadTrainer {
                     darow[j] = if arow[j] > 0.0 { dr } else { 0.0 };
                 }
             }
-            let (dw, db, dx) = l.backward(&tape.input, &da);
+            let (dw, db, dx) = l.backward(&tape.input, &da, depth > 0);
             layer_grads.push([dw, db, dgamma, dbeta]);
             dh = dx;
         }
