@@ -15,7 +15,7 @@ mod common;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use common::{Tensors, demo, fixture, max_abs_diff};
@@ -36,7 +36,7 @@ use unidiff_studio::pipeline::features::{
     FeatureSpec, concat_features, concat_features_host, modality_features,
 };
 use unidiff_studio::pipeline::patches::PatchPool;
-use unidiff_studio::pipeline::stage_a::{AdaptConfig, BatchSampler, adapt};
+use unidiff_studio::pipeline::stage_a::{AdaptConfig, BatchSampler, adapt, burn_adam};
 use unidiff_studio::pipeline::{Modality, PatchGrid};
 use unidiff_studio::products::renderings::{RenderSettings, render_all};
 use unidiff_studio::scene::Scene;
@@ -427,13 +427,7 @@ fn one_stage_a_step_matches_the_reference() {
         .into_data()
         .to_vec::<f32>()
         .unwrap();
-    let adam = || {
-        AdamConfig::new()
-            .with_beta_1(0.9)
-            .with_beta_2(0.999)
-            .with_epsilon(1e-8)
-            .init::<AB, UNet<AB>>()
-    };
+    let adam = burn_adam::<AB>;
 
     // The optimizer on the reference gradients: every updated value within 1e-6.
     let mut reference = GradientsParams::new();

@@ -780,17 +780,22 @@ mod tests {
         );
     }
 
+    /// Training vectors of [`blobs`] (12 dimensions, 3 classes).
+    fn blob_data<'a>(x: &'a [f32], y: &'a [i64], validation: &'a [bool]) -> HeadData<'a> {
+        HeadData {
+            features: x,
+            dim: 12,
+            labels: y,
+            classes: 3,
+            validation,
+        }
+    }
+
     #[test]
     fn the_host_trainer_follows_burns_autodiff_step_by_step() {
         let (x, y) = blobs(200, 12, 3);
         let validation = vec![false; 200];
-        let data = HeadData {
-            features: &x,
-            dim: 12,
-            labels: &y,
-            classes: 3,
-            validation: &validation,
-        };
+        let data = blob_data(&x, &y, &validation);
         let device = Default::default();
         let run = |cpu_kernels: bool, max_epochs: usize| {
             let cfg = HeadTrainConfig {
@@ -840,13 +845,7 @@ mod tests {
     fn host_patch_probabilities_equal_burns_head() {
         let (x, y) = blobs(120, 12, 3);
         let validation = vec![false; 120];
-        let data = HeadData {
-            features: &x,
-            dim: 12,
-            labels: &y,
-            classes: 3,
-            validation: &validation,
-        };
+        let data = blob_data(&x, &y, &validation);
         let cfg = HeadTrainConfig {
             max_epochs: 5,
             ..HeadTrainConfig::default()

@@ -176,6 +176,16 @@ impl BatchSampler {
     }
 }
 
+/// Stage A's optimiser as burn runs it: Adam, betas 0.9 / 0.999, epsilon
+/// 1e-8 (the CPU engine's [`Adam`] computes the same).
+pub fn burn_adam<B: AutodiffBackend>() -> OptimizerAdaptor<burn::optim::Adam, UNet<B>, B> {
+    AdamConfig::new()
+        .with_beta_1(0.9)
+        .with_beta_2(0.999)
+        .with_epsilon(1e-8)
+        .init::<B, UNet<B>>()
+}
+
 /// How Stage A's steps are computed: on the CPU by `unidiff-kernels`'
 /// training step (the U-Net's forward and backward on contiguous buffers,
 /// Adam on the host copy of the trainable tensors), or by burn's autodiff
@@ -198,13 +208,7 @@ pub struct EngineChoice(pub String);
 
 impl<B: AutodiffBackend + UNetOps> Engine<B> {
     fn choose(model: &UNet<B>, cpu_kernels: bool) -> (Self, EngineChoice) {
-        let burn = || {
-            AdamConfig::new()
-                .with_beta_1(0.9)
-                .with_beta_2(0.999)
-                .with_epsilon(1e-8)
-                .init::<B, UNet<B>>()
-        };
+        let burn = burn_adam::<B>;
         if !B::ON_HOST || !cpu_kernels {
             return (Engine::Burn(burn()), EngineChoice("burn autodiff".into()));
         }
