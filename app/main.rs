@@ -7,8 +7,12 @@ use unidiff_studio::{cli, ui};
 
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
-    let result = if let Err(e) = unidiff_studio::base::threads::use_threads(args.threads) {
-        Err(e.into())
+    let checked = args.check().and_then(|()| {
+        unidiff_studio::base::threads::use_threads(args.threads)?;
+        Ok(())
+    });
+    let result = if let Err(e) = checked {
+        Err(e)
     } else if args.opens_window() {
         ui::run_app(ui::AppOptions {
             demo: args.demo,

@@ -223,6 +223,45 @@ fn model_forward_writes_the_reference_activations() {
 }
 
 #[test]
+fn a_thread_count_of_zero_or_more_than_the_machine_has_is_refused() {
+    let cores = std::thread::available_parallelism().unwrap().get();
+    for (n, why) in [
+        ("0".to_string(), "at least one thread".to_string()),
+        (
+            (cores + 1).to_string(),
+            format!("this machine has {cores} cores"),
+        ),
+    ] {
+        // Before the subcommand and after it: the option is global.
+        for args in [
+            vec!["--threads", &n, "info", "/no/such/file.tif"],
+            vec!["info", "--threads", &n, "/no/such/file.tif"],
+        ] {
+            let out = bin().args(&args).output().unwrap();
+            assert!(!out.status.success(), "{args:?}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains(&format!("--threads {n}: {why}")),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    // A valid count before the subcommand runs that subcommand (here its
+    // error about the missing file), not the app.
+    let out = bin()
+        .args(["--threads", "1", "info", "/no/such/file.tif"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/no/such/file.tif: no such file"), "{err}");
+    // The app's own arguments beside a subcommand are refused.
+    let out = bin().args(["--demo", "info", "x.tif"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("without a subcommand"), "{err}");
+}
+
+#[test]
 fn adapt_runs_on_the_demo_scene_and_writes_an_adapter() {
     let dir = tempfile::tempdir().unwrap();
     let adapter = dir.path().join("adapter.safetensors");
@@ -238,6 +277,8 @@ fn adapt_runs_on_the_demo_scene_and_writes_an_adapter() {
             "2",
             "--batch",
             "2",
+            "--threads",
+            "1",
             "--out",
         ])
         .arg(&adapter)
@@ -245,6 +286,7 @@ fn adapt_runs_on_the_demo_scene_and_writes_an_adapter() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
+    assert!(err.contains("steps computed by CPU kernels"), "{err}");
     assert!(err.contains("training 157,504 (7.843 %)"), "{err}");
     assert!(err.contains("768 patches of 3 modalities"), "{err}");
     let meta = unidiff_studio::model::adapter::read_adapter_metadata(&adapter).unwrap();

@@ -20,12 +20,7 @@ pub use render::{RenderOptions, RenderReport, render_scene};
 
 /// UniDiff Studio: land-cover mapping from hyperspectral and SAR rasters.
 #[derive(Debug, Parser)]
-#[command(
-    name = "unidiff-studio",
-    version,
-    about,
-    args_conflicts_with_subcommands = true
-)]
+#[command(name = "unidiff-studio", version, about)]
 pub struct Cli {
     /// Open the bundled demo scene (Sentinel-1/2, Sen1Floods11 Spain_7370579)
     /// in the app; with `--headless`, run the pipeline on it instead.
@@ -57,6 +52,24 @@ impl Cli {
     /// no `--headless`) rather than running a headless command.
     pub fn opens_window(&self) -> bool {
         self.command.is_none() && !self.headless
+    }
+
+    /// Refuses the app's own arguments beside a subcommand (`--threads`,
+    /// global, goes anywhere).
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.command.is_some() && (self.demo || self.headless || !self.files.is_empty()) {
+            anyhow::bail!(
+                "--demo, --headless and raster files open the app or its headless demo: give them without a subcommand ({})",
+                self.files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .chain(self.demo.then(|| "--demo".to_string()))
+                    .chain(self.headless.then(|| "--headless".to_string()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+        Ok(())
     }
 }
 
