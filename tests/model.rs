@@ -530,9 +530,11 @@ fn cpu_kernels_stage_a_step_matches_the_reference() {
     let (_, y) = st.i64("y");
     let (n, p) = (shape[0], shape[2]);
     let mut trainer = HostTrainer::new(host_unet(&model).unwrap(), 0.0).unwrap();
+    assert!(trainer.tape_bytes_per_sample(p).unwrap() > 0);
     let (out, tape) = trainer
         .forward(Act::from_nchw(&x_t, n, 3, p, p), &t, &y, 0)
         .unwrap();
+    let full_tape = tape.bytes();
     let out = out.to_nchw();
     let (_, want) = st.f32("model_out");
     let d = max_abs_diff(&out, &want);
@@ -545,6 +547,23 @@ fn cpu_kernels_stage_a_step_matches_the_reference() {
         "{loss} vs {want_loss}"
     );
     let grads = trainer.backward(tape, Act::from_nchw(&d_out, n, 6, p, p));
+    // With checkpointing the blocks run again in the backward pass: the same
+    // operations, the same gradients bit for bit, a smaller tape.
+    let recomputing = HostTrainer::new(host_unet(&model).unwrap(), 0.0)
+        .unwrap()
+        .with_checkpointing(true);
+    let (_, small) = recomputing
+        .forward(Act::from_nchw(&x_t, n, 3, p, p), &t, &y, 0)
+        .unwrap();
+    assert!(
+        small.bytes() < full_tape / 2,
+        "{} vs {full_tape}",
+        small.bytes()
+    );
+    assert_eq!(
+        recomputing.backward(small, Act::from_nchw(&d_out, n, 6, p, p)),
+        grads
+    );
     let names: Vec<String> = model
         .trainable_params()
         .into_iter()

@@ -186,6 +186,11 @@ pub fn burn_adam<B: AutodiffBackend>() -> OptimizerAdaptor<burn::optim::Adam, UN
         .init::<B, UNet<B>>()
 }
 
+/// Largest tape a CPU Stage A step keeps whole; past it each block keeps
+/// only its input and runs again in the backward pass (the ImageNet-64
+/// U-Net's tape is ~2.7 GB a sample: 86 GB at the paper's batch of 32).
+const TAPE_BUDGET_BYTES: usize = 4 << 30;
+
 /// How Stage A's steps are computed: on the CPU by `unidiff-kernels`'
 /// training step (the U-Net's forward and backward on contiguous buffers,
 /// Adam on the host copy of the trainable tensors), or by burn's autodiff
@@ -207,7 +212,12 @@ struct StepLoss {
 pub struct EngineChoice(pub String);
 
 impl<B: AutodiffBackend + UNetOps> Engine<B> {
-    fn choose(model: &UNet<B>, cpu_kernels: bool) -> (Self, EngineChoice) {
+    fn choose(
+        model: &UNet<B>,
+        cpu_kernels: bool,
+        patch: usize,
+        batch: usize,
+    ) -> (Self, EngineChoice) {
         let burn = burn_adam::<B>;
         if !B::ON_HOST || !cpu_kernels {
             return (Engine::Burn(burn()), EngineChoice("burn autodiff".into()));
@@ -218,14 +228,26 @@ impl<B: AutodiffBackend + UNetOps> Engine<B> {
             .map_or(0.0, |(_, r)| r.dropout as f32);
         let trainer = host_unet(model)
             .map_err(|e| e.to_string())
-            .and_then(|net| Trainer::new(net, dropout).map_err(|e| e.to_string()));
+            .and_then(|net| Trainer::new(net, dropout).map_err(|e| e.to_string()))
+            .and_then(|t| {
+                let tape = t.tape_bytes_per_sample(patch).map_err(|e| e.to_string())? * batch;
+                let checkpoint = tape > TAPE_BUDGET_BYTES;
+                Ok((t.with_checkpointing(checkpoint), tape, checkpoint))
+            });
         match trainer {
-            Ok(trainer) => (
+            Ok((trainer, tape, checkpoint)) => (
                 Engine::Host {
                     trainer: Box::new(trainer),
                     adam: Adam::new(0.9, 0.999, 1e-8),
                 },
-                EngineChoice("CPU kernels".into()),
+                EngineChoice(if checkpoint {
+                    format!(
+                        "CPU kernels, each block run again in the backward pass (its full tape would hold {:.1} GB)",
+                        tape as f64 / 1e9
+                    )
+                } else {
+                    "CPU kernels".into()
+                }),
             ),
             Err(why) => (
                 Engine::Burn(burn()),
@@ -331,7 +353,8 @@ pub fn adapt<B: AutodiffBackend + UNetOps>(
     let device = model.out_conv.weight.device();
     B::seed(&device, cfg.seed);
     let schedule = Schedule::cosine(1000);
-    let (mut engine, engine_choice) = Engine::choose(&model, cfg.cpu_kernels);
+    let (mut engine, engine_choice) =
+        Engine::choose(&model, cfg.cpu_kernels, pool.grid.patch, cfg.batch);
     let mut sampler = BatchSampler::new(cfg.seed, cfg.max_zoom, schedule.steps());
     let mut curve = Vec::with_capacity(cfg.steps);
     let mut warm_start: Option<Instant> = None;
