@@ -748,8 +748,7 @@ impl Trainer {
     }
 
     /// With `on`, each block keeps only its input and runs again in the
-    /// backward pass: about a third more time, a fraction of the memory
-    /// (the ImageNet-64 U-Net's full tape is ~2.7 GB a sample).
+    /// backward pass: about a third more time, a fraction of the memory.
     pub fn with_checkpointing(mut self, on: bool) -> Self {
         self.checkpoint = on;
         self
