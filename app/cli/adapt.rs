@@ -89,7 +89,7 @@ pub fn run(args: &AdaptArgs) -> anyhow::Result<()> {
     model.set_conv_im2col(true);
     let summary = summarize(&config)?;
     eprintln!(
-        "[..] backbone {}: {} parameters, training {} ({:.3} %); device: CPU (burn-ndarray; this build has no GPU backend)",
+        "[..] backbone {}: {} parameters, training {} ({:.3} %); device: CPU (this build has no GPU backend)",
         info.description,
         thousands(summary.parameters),
         thousands(summary.trainable_parameters),

@@ -257,7 +257,7 @@ impl<B: AutodiffBackend + UNetOps> Engine<B> {
         }
     }
 
-    /// One step on batch `b`; the model changes on the burn engine only
+    /// Step `step` on batch `b` of `p x p` patches; the model changes on the burn engine only
     /// (the host engine writes its tensors back in [`Engine::finish`]).
     fn step(
         &mut self,
@@ -265,10 +265,9 @@ impl<B: AutodiffBackend + UNetOps> Engine<B> {
         b: Batch,
         cfg: &AdaptConfig,
         schedule: &Schedule,
-        step: usize,
+        (step, p): (usize, usize),
     ) -> anyhow::Result<(UNet<B>, StepLoss)> {
         let device = model.out_conv.weight.device();
-        let p = (b.x0.len() / (3 * cfg.batch).max(1)).isqrt();
         let shape = [cfg.batch, 3, p, p];
         let x0 = Tensor::<B, 4>::from_data(TensorData::new(b.x0, shape), &device);
         let noise = Tensor::<B, 4>::from_data(TensorData::new(b.noise, shape), &device);
@@ -369,7 +368,7 @@ pub fn adapt<B: AutodiffBackend + UNetOps>(
             warm_start = Some(Instant::now());
         }
         let b = sampler.sample(pool, cfg.batch);
-        let (stepped, losses) = engine.step(model, b, cfg, &schedule, step)?;
+        let (stepped, losses) = engine.step(model, b, cfg, &schedule, (step, pool.grid.patch))?;
         model = stepped;
         curve.push(losses.loss);
         let done = step + 1;
