@@ -130,9 +130,7 @@ impl<B: Backend> TrainedHead<B> {
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         self.mlp.forward(self.scaler.apply_tensor(x))
     }
-}
 
-impl<B: Backend> TrainedHead<B> {
     /// This head on the host, for the CPU path's prediction.
     pub fn on_host(&self) -> Result<HostHead, TensorReadError> {
         Ok(HostHead {
@@ -164,11 +162,11 @@ impl HostHead {
             .for_each(|(dst, src)| {
                 let mut rows = vec![0f32; pp * dim];
                 for j in 0..dim {
-                    let (m, s) = (self.scaler.mean[j], self.scaler.inv_std[j]);
                     for (i, &v) in src[j * pp..(j + 1) * pp].iter().enumerate() {
-                        rows[i * dim + j] = (v - m) * s;
+                        rows[i * dim + j] = v;
                     }
                 }
+                self.scaler.apply(&mut rows);
                 let logits = self.mlp.logits(&rows);
                 for (i, row) in logits.chunks_exact(k).enumerate() {
                     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);

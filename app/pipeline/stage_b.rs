@@ -424,33 +424,46 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
         if cancel.is_cancelled() {
             return Err(StageBError::Cancelled);
         }
-        let f = if from_cache {
+        let (batch, d) = if from_cache {
             let mut values = Vec::with_capacity(ids.len() * dim * p * p);
             for &n in ids {
                 store.read_into(n, &mut values);
             }
-            Tensor::<B::InnerBackend, 4>::from_data(
-                TensorData::new(values, [ids.len(), dim, p, p]),
-                device,
-            )
+            (BatchFeatures::Host(values), dim)
         } else {
             let tf = Instant::now();
             let f = features(ids)?;
             clock.forwarded(ids.len(), tf.elapsed().as_secs_f64());
-            if store.keeps_all() {
-                let d = f.dims()[1];
-                let per = d * p * p;
-                let host = f32_values(f.clone(), "the scene's features")?;
-                for (b, &n) in ids.iter().enumerate() {
-                    store.put(n, d, &host[b * per..(b + 1) * per]);
+            let d = f.dims()[1];
+            if !store.keeps_all() && host_head.is_none() {
+                (BatchFeatures::Device(f), d)
+            } else {
+                let values = f32_values(f.clone(), "the scene's features")?;
+                if store.keeps_all() {
+                    let per = d * p * p;
+                    for (b, &n) in ids.iter().enumerate() {
+                        store.put(n, d, &values[b * per..(b + 1) * per]);
+                    }
                 }
+                let batch = if host_head.is_some() {
+                    BatchFeatures::Host(values)
+                } else {
+                    BatchFeatures::Device(f)
+                };
+                (batch, d)
             }
-            f
         };
-        let [bs, d, _, _] = f.dims();
-        let host = match &host_head {
-            Some(h) => h.patch_probabilities(&f32_values(f, "the scene's features")?, d, p * p),
-            None => {
+        let host = match (&host_head, batch) {
+            (Some(h), BatchFeatures::Host(values)) => h.patch_probabilities(&values, d, p * p),
+            (_, batch) => {
+                let bs = ids.len();
+                let f = match batch {
+                    BatchFeatures::Device(f) => f,
+                    BatchFeatures::Host(values) => Tensor::<B::InnerBackend, 4>::from_data(
+                        TensorData::new(values, [bs, d, p, p]),
+                        device,
+                    ),
+                };
                 let rows = f.permute([0, 2, 3, 1]).reshape([bs * p * p, d]);
                 let probs = softmax(head.forward(rows), 1)
                     .reshape([bs, p, p, classes])
@@ -479,6 +492,14 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
         seconds_prediction: t2.elapsed().as_secs_f64(),
         held_out_prediction,
     })
+}
+
+/// One prediction batch's features (N, D, P, P): on the host (read from the
+/// store, or read back for the host head) or as the device tensor burn's
+/// head takes.
+enum BatchFeatures<B: Backend> {
+    Host(Vec<f32>),
+    Device(Tensor<B, 4>),
 }
 
 /// The labelled vectors of a run: one per (patch, labelled pixel in it).

@@ -76,10 +76,14 @@ impl HeadNorm {
     /// * gamma + beta.
     fn eval(&self, x: &mut [f32]) {
         let c = self.gamma.len();
+        let std: Vec<f32> = self
+            .running_var
+            .iter()
+            .map(|v| (v + self.epsilon).sqrt())
+            .collect();
         for row in x.chunks_exact_mut(c) {
             for (k, v) in row.iter_mut().enumerate() {
-                let std = (self.running_var[k] + self.epsilon).sqrt();
-                *v = (*v - self.running_mean[k]) / std * self.gamma[k] + self.beta[k];
+                *v = (*v - self.running_mean[k]) / std[k] * self.gamma[k] + self.beta[k];
             }
         }
     }

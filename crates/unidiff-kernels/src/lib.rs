@@ -755,6 +755,15 @@ fn lane_sq_dev(x: &[f32], centre: f32) -> f32 {
             .sum::<f32>()
 }
 
+/// `a += b`, element by element (residual and skip connections, and their
+/// gradients).
+fn add_into(a: &mut Act, b: &Act) {
+    a.data
+        .par_iter_mut()
+        .zip(&b.data)
+        .for_each(|(x, y)| *x += y);
+}
+
 /// Resampling inside a ResBlock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resample {
@@ -840,10 +849,7 @@ impl ResBlock {
             Some(conv) => conv.forward(&x),
             None => x,
         };
-        h.data
-            .par_iter_mut()
-            .zip(&skip.data)
-            .for_each(|(a, b)| *a += b);
+        add_into(&mut h, &skip);
         h
     }
 }
@@ -864,10 +870,7 @@ impl Attention {
         let a = self.core(&qkv);
         drop(qkv);
         let mut out = self.proj.forward(&a);
-        out.data
-            .par_iter_mut()
-            .zip(&x.data)
-            .for_each(|(o, v)| *o += v);
+        add_into(&mut out, &x);
         out
     }
 

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use super::{
     Act, Attention, Block, Conv, GROUPS, KernelError, Linear, Norm, ResBlock, Resample, UNet,
-    avx2_fma, buffer, exp_with, head_views, resample, silu_rows,
+    add_into, avx2_fma, buffer, exp_with, head_views, resample, silu_rows,
 };
 
 impl Conv {
@@ -239,14 +239,6 @@ impl Norm {
         });
         (dx, dfilm)
     }
-}
-
-/// `a += b`, element by element.
-fn add_into(a: &mut Act, b: &Act) {
-    a.data
-        .par_iter_mut()
-        .zip(&b.data)
-        .for_each(|(x, y)| *x += y);
 }
 
 /// The gradient of [`resample`] with respect to its input of `h x w`.
@@ -766,11 +758,6 @@ impl Trainer {
         };
         let (_, tape) = self.forward_keeping(x, &[0], &[0], 0, false)?;
         Ok(tape.bytes())
-    }
-
-    /// The network with its current weights.
-    pub fn net(&self) -> &UNet {
-        &self.net
     }
 
     /// The trainable tensors in the reference's state-dict order: the
