@@ -226,6 +226,9 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<Report> {
     unidiff_studio::base::threads::use_threads(args.threads)?;
+    // Compiled kernels and autotune results in ~/.cache/unidiff-studio, as
+    // the app keeps them (carried between runs on a GPU machine).
+    unidiff_studio::model::kernel_cache::use_kernel_cache();
     let report = match args.backend {
         BackendChoice::Cpu => {
             if args.precision != Precision::F32 {

@@ -15,6 +15,7 @@ use crate::model::adapter::save_adapter;
 use crate::model::backbone::{BackboneSpec, load_backbone};
 use crate::model::device::{DeviceChoice, DeviceReport, Resolved, resolve};
 use crate::model::inspect::summarize;
+use crate::model::kernel_cache;
 use crate::model::lean_ops::UNetOps;
 use crate::model::loss::LossKind;
 use crate::pipeline::Modality;
@@ -152,7 +153,15 @@ fn adapt_on<B: AutodiffBackend + UNetOps>(
         loss: LossKind::Hybrid,
         ..AdaptConfig::default()
     };
+    // A GPU's first run on this machine compiles its kernels first.
+    let mut first_use = kernel_cache::pending_first_use::<B>(handle);
+    if first_use.is_some() {
+        progress(kernel_cache::PHASE_COMPILING);
+    }
     let outcome = adapt(model, &pool, &cfg, job.cancel, |p| {
+        if let Some(key) = first_use.take() {
+            kernel_cache::mark_used(&key);
+        }
         job.send(JobEvent::AdaptStep {
             generation: job.generation,
             step: AdaptStep {

@@ -274,13 +274,9 @@ fn classify_on<B: UNetAutodiff>(
             prefix = format!("{}/{n_runs} t = {t}: ", i + 1);
         }
         let mut progress = |p: &crate::pipeline::stage_b::StageBProgress| {
-            let eta = p
-                .eta_seconds
-                .map_or(String::new(), |e| format!(", ETA {e:.0} s"));
-            let within = p.fraction;
             job.progress(
-                format!("{prefix}{} {}/{}{eta}", p.phase, p.done, p.total),
-                (i as f32 + within) / n_runs as f32,
+                format!("{prefix}{}", p.describe()),
+                (i as f32 + p.fraction) / n_runs as f32,
             );
         };
         let outcome = run_classification_stored::<B>(

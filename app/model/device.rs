@@ -105,18 +105,80 @@ fn try_cuda() -> Result<Resolved, String> {
     Err("this build has no CUDA backend (build with `--features cuda`)".into())
 }
 
+/// A wgpu adapter: its name and whether it is a software renderer (Mesa's
+/// lavapipe/llvmpipe, SwiftShader), which runs the U-Net slower than the
+/// CPU kernels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WgpuAdapter {
+    pub name: String,
+    pub software: bool,
+}
+
+/// The adapters wgpu sees on the backends burn's wgpu uses (Vulkan, Metal,
+/// DX12); none when the runtime has no driver at all. Listed once per
+/// process.
 #[cfg(feature = "wgpu")]
-fn try_wgpu() -> Result<Resolved, String> {
-    probe::<burn::backend::Wgpu>(&Default::default()).map(|()| Resolved::Wgpu)
+pub fn wgpu_adapters() -> Vec<WgpuAdapter> {
+    static ADAPTERS: std::sync::OnceLock<Vec<WgpuAdapter>> = std::sync::OnceLock::new();
+    ADAPTERS.get_or_init(list_wgpu_adapters).clone()
+}
+
+#[cfg(feature = "wgpu")]
+fn list_wgpu_adapters() -> Vec<WgpuAdapter> {
+    std::panic::catch_unwind(|| {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+        pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY))
+            .iter()
+            .map(|a| {
+                let info = a.get_info();
+                WgpuAdapter {
+                    name: info.name,
+                    software: info.device_type == wgpu::DeviceType::Cpu,
+                }
+            })
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 #[cfg(not(feature = "wgpu"))]
-fn try_wgpu() -> Result<Resolved, String> {
+pub fn wgpu_adapters() -> Vec<WgpuAdapter> {
+    Vec::new()
+}
+
+/// wgpu, when an adapter answers: a GPU, or with `software_too` a software
+/// renderer as well (chosen explicitly, or for tests); the adapter's name.
+#[cfg(feature = "wgpu")]
+fn try_wgpu(software_too: bool) -> Result<(Resolved, String), String> {
+    let adapters = wgpu_adapters();
+    let usable = adapters
+        .iter()
+        .find(|a| !a.software)
+        .or_else(|| adapters.iter().find(|_| software_too));
+    let Some(adapter) = usable else {
+        return Err(match adapters.first() {
+            Some(a) => format!(
+                "wgpu found only the software renderer {} (slower than the CPU kernels)",
+                a.name
+            ),
+            None => "wgpu found no GPU adapter (no Vulkan, Metal or DX12 driver)".into(),
+        });
+    };
+    probe::<burn::backend::Wgpu>(&Default::default())
+        .map(|()| (Resolved::Wgpu, adapter.name.clone()))
+        .map_err(|e| format!("wgpu on {} did not answer: {e}", adapter.name))
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn try_wgpu(_software_too: bool) -> Result<(Resolved, String), String> {
     Err("this build has no wgpu backend (build with `--features wgpu`)".into())
 }
 
-/// Resolves `choice`: the device that will run, and why.
+/// Resolves `choice`: the device that will run, and why. Auto passes over
+/// software renderers; the GPU kernel caches are set up first
+/// ([`super::kernel_cache::use_kernel_cache`]).
 pub fn resolve(choice: DeviceChoice) -> DeviceReport {
+    super::kernel_cache::use_kernel_cache();
     let cpu = |why: String| DeviceReport {
         resolved: Resolved::Cpu,
         why,
@@ -130,16 +192,16 @@ pub fn resolve(choice: DeviceChoice) -> DeviceReport {
                 "CUDA chosen but not usable: {e}; running on the CPU"
             )),
         },
-        DeviceChoice::Wgpu => match try_wgpu() {
-            Ok(r) => gpu(r, "wgpu, as chosen".into()),
+        DeviceChoice::Wgpu => match try_wgpu(true) {
+            Ok((r, name)) => gpu(r, format!("wgpu on {name}, as chosen")),
             Err(e) => cpu(format!(
                 "wgpu chosen but not usable: {e}; running on the CPU"
             )),
         },
         DeviceChoice::Auto => match try_cuda() {
             Ok(r) => gpu(r, "CUDA (a GPU answered)".into()),
-            Err(cuda) => match try_wgpu() {
-                Ok(r) => gpu(r, format!("wgpu (CUDA: {cuda})")),
+            Err(cuda) => match try_wgpu(false) {
+                Ok((r, name)) => gpu(r, format!("wgpu on {name} (CUDA: {cuda})")),
                 Err(wgpu) => cpu(format!("the CPU: {cuda}; {wgpu}")),
             },
         },
@@ -151,22 +213,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn without_gpu_features_every_choice_runs_on_the_cpu_and_says_why() {
-        if cfg!(any(feature = "cuda", feature = "wgpu")) {
-            return;
+    fn a_backend_this_build_lacks_runs_on_the_cpu_and_says_why() {
+        if !cfg!(feature = "cuda") {
+            let cuda = resolve(DeviceChoice::Cuda);
+            assert_eq!(cuda.resolved, Resolved::Cpu);
+            assert!(
+                cuda.why
+                    .starts_with("CUDA chosen but not usable: this build has no CUDA backend"),
+                "{}",
+                cuda.why
+            );
+            assert!(!DeviceChoice::Cuda.compiled());
         }
-        let auto = resolve(DeviceChoice::Auto);
-        assert_eq!(auto.resolved, Resolved::Cpu);
-        assert!(auto.why.contains("no CUDA backend") && auto.why.contains("no wgpu backend"));
-        let cuda = resolve(DeviceChoice::Cuda);
-        assert_eq!(cuda.resolved, Resolved::Cpu);
-        assert!(
-            cuda.why
-                .starts_with("CUDA chosen but not usable: this build has no CUDA backend"),
-            "{}",
-            cuda.why
-        );
+        if !cfg!(feature = "wgpu") {
+            let wgpu = resolve(DeviceChoice::Wgpu);
+            assert_eq!(wgpu.resolved, Resolved::Cpu);
+            assert!(wgpu.why.contains("no wgpu backend"), "{}", wgpu.why);
+        }
         assert_eq!(resolve(DeviceChoice::Cpu).why, "the CPU, as chosen");
-        assert!(!DeviceChoice::Cuda.compiled() && DeviceChoice::Cpu.compiled());
+        assert!(DeviceChoice::Cpu.compiled() && DeviceChoice::Auto.compiled());
     }
 }

@@ -113,8 +113,27 @@ impl<B: Backend> Linear<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        x.matmul(self.weight.val().transpose()) + self.bias.val().unsqueeze_dim::<2>(0)
+        on_two_rows_if_one(x, |x| {
+            x.matmul(self.weight.val().transpose()) + self.bias.val().unsqueeze_dim::<2>(0)
+        })
     }
+}
+
+/// `f(x)` for a row-wise `f`; a single row goes through as two equal rows
+/// and the first is kept. burn 0.21's fused matmul on wgpu gives wrong
+/// values for one row when both its input (SiLU, a norm) and its output
+/// (the bias) are fused elementwise work — the time embedding's second
+/// linear, every FiLM linear of a one-patch batch — while two rows come out
+/// right (`tests/gpu_wgpu.rs` keeps the case). A copy of a few hundred
+/// values on every backend, so that all of them run the same code.
+pub fn on_two_rows_if_one<B: Backend>(
+    x: Tensor<B, 2>,
+    f: impl FnOnce(Tensor<B, 2>) -> Tensor<B, 2>,
+) -> Tensor<B, 2> {
+    if x.dims()[0] != 1 {
+        return f(x);
+    }
+    f(Tensor::cat(vec![x.clone(), x], 0)).narrow(0, 0, 1)
 }
 
 /// GroupNorm with 32 groups, eps 1e-5, biased variance (computed in the

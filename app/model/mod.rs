@@ -12,6 +12,7 @@ pub mod device;
 pub mod get;
 pub mod host_unet;
 pub mod inspect;
+pub mod kernel_cache;
 pub mod layers;
 pub mod lean_ops;
 pub mod loss;

@@ -27,6 +27,7 @@ use serde::Serialize;
 
 use crate::base::NormalRng;
 use crate::model::host_unet::{HeadLinear, HeadMlp, HeadNorm, HeadTrainer};
+use crate::model::layers::on_two_rows_if_one;
 use crate::model::lean_ops::UNetOps;
 use crate::model::tensor_read::{TensorReadError, f32_values, i64_values};
 
@@ -218,11 +219,15 @@ impl<B: Backend> Mlp<B> {
 
     /// Logits (N, K) of features (N, D).
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let mut h = x;
-        for (l, n) in self.layers.iter().zip(&self.norms) {
-            h = n.forward(relu(l.forward(h)));
-        }
-        self.head.forward(h)
+        // One row as two (a GPU's fused matmul of one row is wrong, see
+        // `on_two_rows_if_one`).
+        on_two_rows_if_one(x, |x| {
+            let mut h = x;
+            for (l, n) in self.layers.iter().zip(&self.norms) {
+                h = n.forward(relu(l.forward(h)));
+            }
+            self.head.forward(h)
+        })
     }
 }
 

@@ -22,6 +22,7 @@ use super::modality::Modality;
 use super::patch_grid::PatchGrid;
 use super::predict::{MergedPrediction, ProbabilityCanvas};
 use crate::base::CancelFlag;
+use crate::model::kernel_cache;
 use crate::model::lean_ops::{UNetAutodiff, UNetOps};
 use crate::model::tensor_read::{TensorReadError, f32_values};
 use crate::model::unet::UNet;
@@ -122,7 +123,8 @@ pub struct StageBOutput {
 /// Where a Stage B run is.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct StageBProgress {
-    /// [`PHASE_LABELLED`], [`PHASE_TRAINING`] or [`PHASE_SCENE`].
+    /// [`PHASE_LABELLED`], [`PHASE_TRAINING`] or [`PHASE_SCENE`]; on a GPU's
+    /// first use on this machine [`kernel_cache::PHASE_COMPILING`] first.
     pub phase: &'static str,
     pub done: usize,
     pub total: usize,
@@ -131,6 +133,20 @@ pub struct StageBProgress {
     pub eta_seconds: Option<f64>,
     /// Share of the run's backbone forwards done, 0..1 (never goes back).
     pub fraction: f32,
+}
+
+impl StageBProgress {
+    /// "phase done/total, ETA s"; a GPU's compile phase by its name alone
+    /// (it has no count).
+    pub fn describe(&self) -> String {
+        if self.phase == kernel_cache::PHASE_COMPILING {
+            return self.phase.to_string();
+        }
+        let eta = self
+            .eta_seconds
+            .map_or(String::new(), |e| format!(", ETA {e:.0} s"));
+        format!("{} {}/{}{eta}", self.phase, self.done, self.total)
+    }
 }
 
 /// Features of the patches that hold training labels.
@@ -142,23 +158,42 @@ pub const PHASE_SCENE: &str = "features of the whole scene";
 
 /// One ETA for the whole run: the patches still to go through the backbone
 /// at the rate measured so far (training the head and reading stored
-/// features are fast next to them).
+/// features are fast next to them). On a GPU the first batch compiles and
+/// tunes kernels: it counts as done but not in the rate.
 struct RunClock {
     forwards_left: usize,
     forwarded: usize,
+    /// Patches and seconds of the batches the rate is taken from.
+    timed: usize,
     forward_seconds: f64,
+    /// The next batch is left out of the rate (a GPU's first).
+    skip_next: bool,
 }
 
 impl RunClock {
+    fn new(forwards_left: usize, on_gpu: bool) -> Self {
+        Self {
+            forwards_left,
+            forwarded: 0,
+            timed: 0,
+            forward_seconds: 0.0,
+            skip_next: on_gpu,
+        }
+    }
+
     fn forwarded(&mut self, patches: usize, seconds: f64) {
         self.forwards_left = self.forwards_left.saturating_sub(patches);
         self.forwarded += patches;
+        if std::mem::take(&mut self.skip_next) {
+            return;
+        }
+        self.timed += patches;
         self.forward_seconds += seconds;
     }
 
     fn eta(&self) -> Option<f64> {
-        (self.forwarded > 0)
-            .then(|| self.forward_seconds / self.forwarded as f64 * self.forwards_left as f64)
+        (self.timed > 0)
+            .then(|| self.forward_seconds / self.timed as f64 * self.forwards_left as f64)
     }
 
     fn progress(&self, phase: &'static str, done: usize, total: usize) -> StageBProgress {
@@ -173,6 +208,40 @@ impl RunClock {
             } else {
                 self.forwarded as f32 / all as f32
             },
+        }
+    }
+}
+
+/// A GPU backend's first batch on this machine: announced as its own phase
+/// (kernels compile and tune, minutes on a first run), then recorded in the
+/// kernel cache so that later runs go straight to the features.
+struct FirstUse {
+    /// The backend and device, while their first batch is still to come.
+    name: Option<String>,
+}
+
+impl FirstUse {
+    fn of<B: UNetOps>(device: &B::Device) -> Self {
+        Self {
+            name: kernel_cache::pending_first_use::<B>(device),
+        }
+    }
+
+    fn announce(&self, progress: &mut dyn FnMut(&StageBProgress)) {
+        if self.name.is_some() {
+            progress(&StageBProgress {
+                phase: kernel_cache::PHASE_COMPILING,
+                done: 0,
+                total: 1,
+                eta_seconds: None,
+                fraction: 0.0,
+            });
+        }
+    }
+
+    fn done(&mut self) {
+        if let Some(name) = self.name.take() {
+            kernel_cache::mark_used(&name);
         }
     }
 }
@@ -295,11 +364,12 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
         },
         grid.len(),
     );
-    let mut clock = RunClock {
-        forwards_left: (0..grid.len()).filter(|&n| !store.contains(n)).count(),
-        forwarded: 0,
-        forward_seconds: 0.0,
-    };
+    let on_gpu = !<B::InnerBackend as UNetOps>::ON_HOST;
+    let mut clock = RunClock::new(
+        (0..grid.len()).filter(|&n| !store.contains(n)).count(),
+        on_gpu,
+    );
+    let mut first_use = FirstUse::of::<B::InnerBackend>(device);
     let mut vectors = Vec::new();
     let mut labels = Vec::new();
     let mut pixels = Vec::new();
@@ -319,9 +389,11 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
         let mut host = Vec::new();
         let mut fresh_host = Vec::new();
         if !fresh.is_empty() {
+            first_use.announce(progress);
             let tf = Instant::now();
             let f = features(&fresh)?;
             clock.forwarded(fresh.len(), tf.elapsed().as_secs_f64());
+            first_use.done();
             dim = f.dims()[1];
             fresh_host = f32_values(f, "the labelled patches' features")?;
         }
@@ -431,9 +503,11 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
             }
             (BatchFeatures::Host(values), dim)
         } else {
+            first_use.announce(progress);
             let tf = Instant::now();
             let f = features(ids)?;
             clock.forwarded(ids.len(), tf.elapsed().as_secs_f64());
+            first_use.done();
             let d = f.dims()[1];
             if !store.keeps_all() && host_head.is_none() {
                 (BatchFeatures::Device(f), d)
@@ -592,11 +666,7 @@ mod tests {
 
     #[test]
     fn one_eta_and_a_fraction_that_never_goes_back_across_phases() {
-        let mut clock = RunClock {
-            forwards_left: 10,
-            forwarded: 0,
-            forward_seconds: 0.0,
-        };
+        let mut clock = RunClock::new(10, false);
         let start = clock.progress(PHASE_LABELLED, 0, 4);
         assert_eq!(start.eta_seconds, None, "no ETA before a batch is timed");
         assert_eq!(start.fraction, 0.0);
@@ -611,5 +681,18 @@ mod tests {
         clock.forwarded(6, 3.0);
         let end = clock.progress(PHASE_SCENE, 10, 10);
         assert_eq!((end.fraction, end.eta_seconds), (1.0, Some(0.0)));
+    }
+
+    #[test]
+    fn a_gpus_first_batch_counts_as_done_but_not_in_the_rate() {
+        let mut clock = RunClock::new(10, true);
+        // 2 patches in 60 s: kernels compiling.
+        clock.forwarded(2, 60.0);
+        let first = clock.progress(PHASE_LABELLED, 2, 4);
+        assert_eq!(first.eta_seconds, None);
+        assert_eq!(first.fraction, 0.2);
+        clock.forwarded(2, 1.0);
+        // 6 left at 0.5 s each.
+        assert_eq!(clock.progress(PHASE_LABELLED, 4, 4).eta_seconds, Some(3.0));
     }
 }

@@ -793,14 +793,17 @@ impl StudioApp {
                     });
                 });
         }
-        egui::CentralPanel::default().show(ui, |ui| {
-            if self.session.is_some() {
-                self.map_view(ui);
-            } else {
-                self.start_page(ui);
-            }
-        });
-        self.windows(&ctx);
+        let central = egui::CentralPanel::default()
+            .show(ui, |ui| {
+                if self.session.is_some() {
+                    self.map_view(ui);
+                } else {
+                    self.start_page(ui);
+                }
+            })
+            .response
+            .rect;
+        self.windows(&ctx, central);
         self.results_window(&ctx);
         self.explorer_window(&ctx);
         self.maybe_auto_classify(&ctx);

@@ -571,8 +571,10 @@ impl StudioApp {
         });
     }
 
-    /// Messages, the autosave offer and the shortcut sheet.
-    pub(crate) fn windows(&mut self, ctx: &egui::Context) {
+    /// Messages, the autosave offer and the shortcut sheet. Messages stack in
+    /// the bottom-right corner of `central` (the map), wrapped, so that they
+    /// never cover the side panels' buttons.
+    pub(crate) fn windows(&mut self, ctx: &egui::Context, central: egui::Rect) {
         if self.recovery.is_some() {
             let age = self.recovery.as_ref().map(|r| r.age()).unwrap_or_default();
             let mut choice = None;
@@ -638,19 +640,24 @@ impl StudioApp {
         // Not over a frame being captured for "Export view as PNG".
         if !self.messages.is_empty() && self.pending_view_png.is_none() {
             let mut close = None;
+            let width = (central.width() - 48.0).clamp(120.0, 420.0);
             egui::Area::new(egui::Id::new("messages"))
-                .anchor(egui::Align2::RIGHT_BOTTOM, [-12.0, -36.0])
+                .pivot(egui::Align2::RIGHT_BOTTOM)
+                .fixed_pos(central.right_bottom() + egui::vec2(-12.0, -12.0))
+                .constrain_to(central)
                 .show(ctx, |ui| {
                     for (i, m) in self.messages.iter().enumerate() {
                         egui::Frame::popup(ui.style()).show(ui, |ui| {
-                            ui.set_max_width(420.0);
+                            ui.set_max_width(width);
                             ui.horizontal(|ui| {
                                 let color = if m.error {
                                     ui.visuals().error_fg_color
                                 } else {
                                     ui.visuals().text_color()
                                 };
-                                ui.label(RichText::new(&m.text).color(color));
+                                ui.add(
+                                    egui::Label::new(RichText::new(&m.text).color(color)).wrap(),
+                                );
                                 if ui.small_button("✖").clicked() {
                                     close = Some(i);
                                 }
