@@ -18,7 +18,7 @@ use std::thread;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
 pub use crate::base::CancelFlag;
-use crate::model::device::panic_message;
+use crate::model::device::{DeviceReport, Resolved, panic_message};
 use crate::pipeline::feature_store::FeatureStore;
 use crate::pipeline::stage_b::StageBConfig;
 pub use adapt::{AdaptRequest, AdaptSettings, AdaptStep, Adapted};
@@ -222,6 +222,43 @@ pub fn is_out_of_memory(message: &str) -> bool {
     ];
     let lower = message.to_lowercase();
     MARKS.iter().any(|m| lower.contains(m))
+}
+
+/// Runs a job's GPU part, and when the GPU runs out of memory (a panic or an
+/// error that says so) its CPU part instead, with the device report saying
+/// why and a progress line telling the user; nothing is lost, the inputs are
+/// untouched and the outputs come whole from the CPU run. Any other error is
+/// the job's, any other panic goes on to the worker, which reports it.
+/// `state` is what both parts work on (a feature store, a loaded backbone).
+pub fn on_gpu_else_cpu<S, T>(
+    job: &JobContext<'_>,
+    device: &DeviceReport,
+    state: &mut S,
+    on_gpu: impl FnOnce(&mut S) -> anyhow::Result<T>,
+    on_cpu: impl FnOnce(&mut S, &DeviceReport) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| on_gpu(&mut *state)));
+    let message = match run {
+        Ok(Ok(value)) => return Ok(value),
+        Ok(Err(e)) if is_out_of_memory(&format!("{e:#}")) => format!("{e:#}"),
+        Ok(Err(e)) => return Err(e),
+        Err(payload) => {
+            let message = panic_message(payload.as_ref());
+            if !is_out_of_memory(&message) {
+                std::panic::resume_unwind(payload);
+            }
+            message
+        }
+    };
+    let cpu = DeviceReport {
+        resolved: Resolved::Cpu,
+        why: format!(
+            "the CPU: {} ran out of memory ({message})",
+            device.resolved.name()
+        ),
+    };
+    job.progress(format!("{}; running on the CPU", cpu.why), 0.0);
+    on_cpu(state, &cpu)
 }
 
 /// A panic message in the user's words.
@@ -505,6 +542,81 @@ impl Jobs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A GPU out of memory (cubecl's launch message as a panic, CUDA's as an
+    /// error) runs the CPU part with the reason said; other failures are the
+    /// job's own. The runtimes' messages are the real ones; no GPU here can
+    /// run out of memory on demand.
+    #[test]
+    fn a_gpu_out_of_memory_runs_on_the_cpu_and_says_why() {
+        let events = std::sync::Mutex::new(Vec::new());
+        let send = |e: JobEvent| events.lock().unwrap().push(e);
+        let cancel = CancelFlag::new();
+        let job = JobContext {
+            kind: JobKind::Classify,
+            generation: 1,
+            cancel: &cancel,
+            send: &send,
+        };
+        // No GPU variant in a build without GPU backends: the report's name
+        // is all the fallback reads.
+        let gpu = DeviceReport {
+            resolved: Resolved::Cpu,
+            why: "a GPU".into(),
+        };
+        let mut runs = Vec::new();
+        let out = on_gpu_else_cpu(
+            &job,
+            &gpu,
+            &mut runs,
+            |_| -> anyhow::Result<&str> { panic!("An out-of-memory error happened during launch") },
+            |runs, cpu| {
+                runs.push(cpu.why.clone());
+                Ok("from the CPU")
+            },
+        );
+        assert_eq!(out.unwrap(), "from the CPU");
+        assert_eq!(runs.len(), 1);
+        assert!(
+            runs[0].contains("ran out of memory (An out-of-memory error"),
+            "{}",
+            runs[0]
+        );
+        let said = events.lock().unwrap().iter().any(|e| {
+            matches!(e, JobEvent::Progress { step, .. } if step.ends_with("; running on the CPU"))
+        });
+        assert!(said, "the user is told");
+
+        let out = on_gpu_else_cpu(
+            &job,
+            &gpu,
+            &mut (),
+            |_| -> anyhow::Result<u8> { anyhow::bail!("CUDA_ERROR_OUT_OF_MEMORY") },
+            |_, _| Ok(7),
+        );
+        assert_eq!(out.unwrap(), 7);
+
+        // Another error is the job's; the CPU part does not run.
+        let out = on_gpu_else_cpu(
+            &job,
+            &gpu,
+            &mut (),
+            |_| -> anyhow::Result<u8> { anyhow::bail!("the checkpoint does not fit") },
+            |_, _| panic!("must not run"),
+        );
+        assert_eq!(out.unwrap_err().to_string(), "the checkpoint does not fit");
+        // Another panic goes on to the worker.
+        let other = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            on_gpu_else_cpu(
+                &job,
+                &gpu,
+                &mut (),
+                |_| -> anyhow::Result<u8> { panic!("index out of bounds") },
+                |_, _| Ok(0),
+            )
+        }));
+        assert!(other.is_err());
+    }
 
     /// Jobs whose workers are gone (their receivers dropped), as when a
     /// worker thread could not be started.
