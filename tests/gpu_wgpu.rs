@@ -242,3 +242,100 @@ fn a_one_row_linear_after_silu_is_right_on_wgpu() {
     let d = max_abs_diff(&got, &want);
     assert!(d < 1e-5, "one-row linear after SiLU: {d}");
 }
+
+/// A whole Stage B run on wgpu (features, the head trained on the device,
+/// the map): on the backend's first use on this machine its first progress
+/// is the compile phase, without an ETA; the marker is then written and a
+/// second run goes straight to the features. The marker is removed first so
+/// that the run is a first use (the app then shows the phase once more).
+#[test]
+fn a_stage_b_run_on_wgpu_shows_the_compile_phase_once_and_maps_the_scene() {
+    use unidiff_studio::base::CancelFlag;
+    use unidiff_studio::model::kernel_cache;
+    use unidiff_studio::pipeline::classifier::HeadTrainConfig;
+    use unidiff_studio::pipeline::feature_store::FeatureStore;
+    use unidiff_studio::pipeline::stage_b::{StageBConfig, StageBRun, run_stage_b_stored};
+    use unidiff_studio::products::Rgb8Image;
+    use unidiff_studio::scene::{LabelImage, PixelGrid};
+    if !adapter_present("Stage B run") {
+        return;
+    }
+    let n = 64;
+    // Dark on the left, bright on the right; a few labels on each side.
+    let data = (0..n * n)
+        .flat_map(|i| {
+            let v: u8 = if i % n < n / 2 { 40 } else { 200 };
+            [v, v / 2, 255 - v]
+        })
+        .collect();
+    let image = Rgb8Image {
+        width: n,
+        height: n,
+        data,
+        stretch: Vec::new(),
+    };
+    let mut labels = vec![0u8; n * n];
+    for r in (4..60).step_by(8) {
+        labels[r * n + 8] = 1;
+        labels[r * n + 56] = 2;
+    }
+    let train = LabelImage {
+        grid: PixelGrid::plain(n, n),
+        data: labels,
+    };
+    let model = tiny::<W>();
+    let cfg = StageBConfig {
+        t: 0,
+        block: 7,
+        patch: 32,
+        stride: 32,
+        batch_patches: 2,
+        head: HeadTrainConfig {
+            max_epochs: 3,
+            patience: 2,
+            ..HeadTrainConfig::default()
+        },
+        validation_block: 16,
+        ..StageBConfig::default()
+    };
+    let images = [(Modality::Prgb, &image)];
+    let run = StageBRun {
+        model: &model,
+        backbone: "tiny",
+        images: &images,
+        train_labels: &train,
+        cfg: &cfg,
+        held_out: None,
+    };
+    let device = Default::default();
+    let key = kernel_cache::backend_key(&W::name(&device), &device);
+    let _ = std::fs::remove_file(kernel_cache::marker(&key));
+    let mut classify = || {
+        let mut phases = Vec::new();
+        let mut store = FeatureStore::for_one_run(cfg.feature_cache_bytes);
+        let out = run_stage_b_stored::<Autodiff<W>>(
+            &run,
+            &device,
+            &CancelFlag::new(),
+            &mut |p| phases.push((p.phase, p.eta_seconds)),
+            &mut store,
+        )
+        .unwrap();
+        (out, phases)
+    };
+    let (out, phases) = classify();
+    assert_eq!(
+        phases[0],
+        (kernel_cache::PHASE_COMPILING, None),
+        "{phases:?}"
+    );
+    assert!(!kernel_cache::first_use(&key), "the marker is written");
+    assert_eq!(out.prediction.class_map.len(), n * n);
+    assert!(out.prediction.class_map.iter().all(|&c| c == 1 || c == 2));
+    let (again, phases) = classify();
+    assert!(
+        phases.iter().all(|p| p.0 != kernel_cache::PHASE_COMPILING),
+        "{phases:?}"
+    );
+    assert_eq!(again.prediction.class_map, out.prediction.class_map);
+}

@@ -78,7 +78,7 @@ pub fn backend_key(backend: &str, device: &impl std::fmt::Debug) -> String {
 
 /// The marker file of a backend on a device (`name` as burn's
 /// `Backend::name` and the device's debug form give it).
-fn marker(name: &str) -> PathBuf {
+pub fn marker(name: &str) -> PathBuf {
     let safe: String = name
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
