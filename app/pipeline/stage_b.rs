@@ -227,15 +227,10 @@ impl FirstUse {
         }
     }
 
-    fn announce(&self, progress: &mut dyn FnMut(&StageBProgress)) {
+    /// The compile phase, at the run's fraction so far (it never goes back).
+    fn announce(&self, clock: &RunClock, progress: &mut dyn FnMut(&StageBProgress)) {
         if self.name.is_some() {
-            progress(&StageBProgress {
-                phase: kernel_cache::PHASE_COMPILING,
-                done: 0,
-                total: 1,
-                eta_seconds: None,
-                fraction: 0.0,
-            });
+            progress(&clock.progress(kernel_cache::PHASE_COMPILING, 0, 1));
         }
     }
 
@@ -389,7 +384,7 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
         let mut host = Vec::new();
         let mut fresh_host = Vec::new();
         if !fresh.is_empty() {
-            first_use.announce(progress);
+            first_use.announce(&clock, progress);
             let tf = Instant::now();
             let f = features(&fresh)?;
             clock.forwarded(fresh.len(), tf.elapsed().as_secs_f64());
@@ -503,7 +498,7 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
             }
             (BatchFeatures::Host(values), dim)
         } else {
-            first_use.announce(progress);
+            first_use.announce(&clock, progress);
             let tf = Instant::now();
             let f = features(ids)?;
             clock.forwarded(ids.len(), tf.elapsed().as_secs_f64());
