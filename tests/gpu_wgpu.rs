@@ -310,7 +310,7 @@ fn a_stage_b_run_on_wgpu_shows_the_compile_phase_once_and_maps_the_scene() {
     let device = Default::default();
     let key = kernel_cache::backend_key(&W::name(&device), &device);
     let _ = std::fs::remove_file(kernel_cache::marker(&key));
-    let mut classify = || {
+    let classify = || {
         let mut phases = Vec::new();
         let mut store = FeatureStore::for_one_run(cfg.feature_cache_bytes);
         let out = run_stage_b_stored::<Autodiff<W>>(
