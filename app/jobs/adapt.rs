@@ -10,7 +10,7 @@ use std::time::Instant;
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::backend::AutodiffBackend;
 
-use super::{JobContext, JobEvent, on_gpu_else_cpu};
+use super::{JobContext, JobEvent, on_device_else_cpu};
 use crate::model::adapter::save_adapter;
 use crate::model::backbone::{BackboneSpec, load_backbone};
 use crate::model::device::{DeviceChoice, DeviceReport, Resolved, resolve};
@@ -99,28 +99,18 @@ pub struct Adapted {
 /// Cancelled.
 pub fn run(job: &JobContext<'_>, req: &AdaptRequest) {
     let device = resolve(req.device);
-    let on_cpu = |_: &mut (), device: &DeviceReport| {
-        adapt_on::<Autodiff<NdArray<f32>>>(job, req, &Default::default(), device)
-    };
-    let result = match device.resolved {
-        Resolved::Cpu => on_cpu(&mut (), &device),
+    let run = |_: &mut (), device: &DeviceReport| match device.resolved {
+        Resolved::Cpu => adapt_on::<Autodiff<NdArray<f32>>>(job, req, &Default::default(), device),
         #[cfg(feature = "cuda")]
-        Resolved::Cuda => on_gpu_else_cpu(
-            job,
-            &device,
-            &mut (),
-            |_| adapt_on::<Autodiff<burn::backend::Cuda>>(job, req, &Default::default(), &device),
-            on_cpu,
-        ),
+        Resolved::Cuda => {
+            adapt_on::<Autodiff<burn::backend::Cuda>>(job, req, &Default::default(), device)
+        }
         #[cfg(feature = "wgpu")]
-        Resolved::Wgpu => on_gpu_else_cpu(
-            job,
-            &device,
-            &mut (),
-            |_| adapt_on::<Autodiff<burn::backend::Wgpu>>(job, req, &Default::default(), &device),
-            on_cpu,
-        ),
+        Resolved::Wgpu => {
+            adapt_on::<Autodiff<burn::backend::Wgpu>>(job, req, &Default::default(), device)
+        }
     };
+    let result = on_device_else_cpu(job, &device, &mut (), run);
     job.finish(result, |generation, result| JobEvent::Adapted {
         generation,
         result,

@@ -5,7 +5,7 @@
 use burn::backend::{Autodiff, Flex};
 
 use super::loaded_backbone::LoadedBackbone;
-use super::{JobContext, JobEvent, on_gpu_else_cpu};
+use super::{JobContext, JobEvent, on_device_else_cpu};
 use crate::model::backbone::BackboneSpec;
 use crate::model::device::{DeviceChoice, DeviceReport, Resolved, resolve};
 use crate::model::lean_ops::UNetAutodiff;
@@ -153,46 +153,32 @@ pub fn run(
 ) {
     job.progress("building the backbone", 0.0);
     let device = resolve(req.settings.device);
-    let on_cpu = |(store, backbone): &mut (&mut FeatureStore, &mut LoadedBackbone),
-                  device: &DeviceReport| {
-        classify_on::<Autodiff<Flex>>(job, req, &Default::default(), device, (store, backbone))
+    let run = |(store, backbone): &mut (&mut FeatureStore, &mut LoadedBackbone),
+               device: &DeviceReport| {
+        let state = (&mut **store, &mut **backbone);
+        match device.resolved {
+            Resolved::Cpu => {
+                classify_on::<Autodiff<Flex>>(job, req, &Default::default(), device, state)
+            }
+            #[cfg(feature = "cuda")]
+            Resolved::Cuda => classify_on::<Autodiff<burn::backend::Cuda>>(
+                job,
+                req,
+                &Default::default(),
+                device,
+                state,
+            ),
+            #[cfg(feature = "wgpu")]
+            Resolved::Wgpu => classify_on::<Autodiff<burn::backend::Wgpu>>(
+                job,
+                req,
+                &Default::default(),
+                device,
+                state,
+            ),
+        }
     };
-    let mut state = (store, backbone);
-    let result = match device.resolved {
-        Resolved::Cpu => on_cpu(&mut state, &device),
-        #[cfg(feature = "cuda")]
-        Resolved::Cuda => on_gpu_else_cpu(
-            job,
-            &device,
-            &mut state,
-            |(store, backbone)| {
-                classify_on::<Autodiff<burn::backend::Cuda>>(
-                    job,
-                    req,
-                    &Default::default(),
-                    &device,
-                    (store, backbone),
-                )
-            },
-            on_cpu,
-        ),
-        #[cfg(feature = "wgpu")]
-        Resolved::Wgpu => on_gpu_else_cpu(
-            job,
-            &device,
-            &mut state,
-            |(store, backbone)| {
-                classify_on::<Autodiff<burn::backend::Wgpu>>(
-                    job,
-                    req,
-                    &Default::default(),
-                    &device,
-                    (store, backbone),
-                )
-            },
-            on_cpu,
-        ),
-    };
+    let result = on_device_else_cpu(job, &device, &mut (store, backbone), run);
     job.finish(result.map(Some), |generation, result| {
         JobEvent::Classified { generation, result }
     });

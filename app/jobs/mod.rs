@@ -224,21 +224,24 @@ pub fn is_out_of_memory(message: &str) -> bool {
     MARKS.iter().any(|m| lower.contains(m))
 }
 
-/// Runs a job's GPU part, and when the GPU runs out of memory (a panic or an
-/// error that says so) its CPU part instead, with the device report saying
-/// why and a progress line telling the user; nothing is lost, the inputs are
-/// untouched and the outputs come whole from the CPU run. Any other error is
-/// the job's, any other panic goes on to the worker, which reports it.
-/// `state` is what both parts work on (a feature store, a loaded backbone).
-pub fn on_gpu_else_cpu<S, T>(
+/// Runs a job on `device` (`run` picks the backend from the report), and
+/// when a GPU runs out of memory (a panic or an error that says so) runs it
+/// again on the CPU, with the device report saying why and a progress line
+/// telling the user; nothing is lost, the inputs are untouched and the
+/// outputs come whole from the CPU run. Any other error is the job's, any
+/// other panic goes on to the worker, which reports it. `state` is what the
+/// runs work on (a feature store, a loaded backbone).
+pub fn on_device_else_cpu<S, T>(
     job: &JobContext<'_>,
     device: &DeviceReport,
     state: &mut S,
-    on_gpu: impl FnOnce(&mut S) -> anyhow::Result<T>,
-    on_cpu: impl FnOnce(&mut S, &DeviceReport) -> anyhow::Result<T>,
+    mut run: impl FnMut(&mut S, &DeviceReport) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| on_gpu(&mut *state)));
-    let message = match run {
+    if device.resolved == Resolved::Cpu {
+        return run(state, device);
+    }
+    let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut *state, device)));
+    let message = match first {
         Ok(Ok(value)) => return Ok(value),
         Ok(Err(e)) if is_out_of_memory(&format!("{e:#}")) => format!("{e:#}"),
         Ok(Err(e)) => return Err(e),
@@ -258,7 +261,7 @@ pub fn on_gpu_else_cpu<S, T>(
         ),
     };
     job.progress(format!("{}; running on the CPU", cpu.why), 0.0);
-    on_cpu(state, &cpu)
+    run(state, &cpu)
 }
 
 /// A panic message in the user's words.
@@ -544,9 +547,10 @@ mod tests {
     use super::*;
 
     /// A GPU out of memory (cubecl's launch message as a panic, CUDA's as an
-    /// error) runs the CPU part with the reason said; other failures are the
-    /// job's own. The runtimes' messages are the real ones; no GPU here can
-    /// run out of memory on demand.
+    /// error) runs the job again on the CPU with the reason said; other
+    /// failures are the job's own. The runtimes' messages are the real ones;
+    /// no GPU here can run out of memory on demand.
+    #[cfg(feature = "wgpu")]
     #[test]
     fn a_gpu_out_of_memory_runs_on_the_cpu_and_says_why() {
         let events = std::sync::Mutex::new(Vec::new());
@@ -558,23 +562,19 @@ mod tests {
             cancel: &cancel,
             send: &send,
         };
-        // No GPU variant in a build without GPU backends: the report's name
-        // is all the fallback reads.
         let gpu = DeviceReport {
-            resolved: Resolved::Cpu,
+            resolved: Resolved::Wgpu,
             why: "a GPU".into(),
         };
+        let on_cpu = |d: &DeviceReport| d.resolved == Resolved::Cpu;
         let mut runs = Vec::new();
-        let out = on_gpu_else_cpu(
-            &job,
-            &gpu,
-            &mut runs,
-            |_| -> anyhow::Result<&str> { panic!("An out-of-memory error happened during launch") },
-            |runs, cpu| {
-                runs.push(cpu.why.clone());
-                Ok("from the CPU")
-            },
-        );
+        let out = on_device_else_cpu(&job, &gpu, &mut runs, |runs, d| {
+            if !on_cpu(d) {
+                panic!("An out-of-memory error happened during launch")
+            }
+            runs.push(d.why.clone());
+            Ok("from the CPU")
+        });
         assert_eq!(out.unwrap(), "from the CPU");
         assert_eq!(runs.len(), 1);
         assert!(
@@ -587,33 +587,28 @@ mod tests {
         });
         assert!(said, "the user is told");
 
-        let out = on_gpu_else_cpu(
-            &job,
-            &gpu,
-            &mut (),
-            |_| -> anyhow::Result<u8> { anyhow::bail!("CUDA_ERROR_OUT_OF_MEMORY") },
-            |_, _| Ok(7),
-        );
+        let out = on_device_else_cpu(&job, &gpu, &mut (), |_, d| {
+            if !on_cpu(d) {
+                anyhow::bail!("CUDA_ERROR_OUT_OF_MEMORY")
+            }
+            Ok(7)
+        });
         assert_eq!(out.unwrap(), 7);
 
-        // Another error is the job's; the CPU part does not run.
-        let out = on_gpu_else_cpu(
-            &job,
-            &gpu,
-            &mut (),
-            |_| -> anyhow::Result<u8> { anyhow::bail!("the checkpoint does not fit") },
-            |_, _| panic!("must not run"),
-        );
+        // Another error is the job's; the CPU run does not happen.
+        let out = on_device_else_cpu(&job, &gpu, &mut (), |_, d| -> anyhow::Result<u8> {
+            assert!(!on_cpu(d), "must not run on the CPU");
+            anyhow::bail!("the checkpoint does not fit")
+        });
         assert_eq!(out.unwrap_err().to_string(), "the checkpoint does not fit");
         // Another panic goes on to the worker.
         let other = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            on_gpu_else_cpu(
-                &job,
-                &gpu,
-                &mut (),
-                |_| -> anyhow::Result<u8> { panic!("index out of bounds") },
-                |_, _| Ok(0),
-            )
+            on_device_else_cpu(&job, &gpu, &mut (), |_, d| -> anyhow::Result<u8> {
+                if !on_cpu(d) {
+                    panic!("index out of bounds")
+                }
+                Ok(0)
+            })
         }));
         assert!(other.is_err());
     }
