@@ -1053,3 +1053,48 @@ fn demo_window_renderings(
         (Modality::Sar, r.pauli.unwrap()),
     ]
 }
+
+/// A patch's features are the same bits whatever batch it runs in: the
+/// app's feature store keeps features from earlier (or cancelled) runs, and
+/// the app's map must equal the headless run's.
+#[test]
+fn a_patchs_host_features_do_not_depend_on_its_batch() {
+    let model = tiny_from("adm_tiny/model.pt");
+    let host = host_unet(&model).unwrap();
+    let s = Schedule::cosine(1000);
+    let mut rng = NormalRng::new(5);
+    let n = 16;
+    let per = 3 * 32 * 32;
+    let x0: Vec<f32> = (0..n * per)
+        .map(|_| (rng.uniform() * 2.0 - 1.0) as f32)
+        .collect();
+    let noise: Vec<f32> = (0..per).map(|_| rng.normal() as f32).collect();
+    let spec = FeatureSpec {
+        t: 0,
+        block: 8,
+        size: 32,
+    };
+    let features = |from: usize, to: usize| {
+        concat_features_host(
+            &host,
+            &s,
+            &[(Modality::Sar, x0[from * per..to * per].to_vec())],
+            32,
+            &noise,
+            spec,
+        )
+        .unwrap()
+        .0
+    };
+    let all = features(0, n);
+    let out = all.len() / n;
+    for (from, to) in [(0, 1), (3, 7), (5, 16)] {
+        let part = features(from, to);
+        let differ = part
+            .iter()
+            .zip(&all[from * out..to * out])
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
+        assert_eq!(differ, 0, "patches {from}..{to}: {differ} values differ");
+    }
+}
