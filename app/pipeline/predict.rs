@@ -2,6 +2,11 @@
 //! are summed on the padded canvas, divided by the number of patches covering
 //! each pixel, and reduced to a class map (argmax), the maximum probability
 //! and the entropy of the merged distribution, with the padding cropped off.
+//! The sums are kept in fixed point (integers in units of 2^-40), whose
+//! addition is exact: the merged map does not depend on the order in which
+//! the patches arrive (the app reads stored patches before computing the
+//! others; the headless run goes in grid order), where f32 sums differed in
+//! the last bits and so, now and then, in a pixel's class.
 
 use super::patch_grid::PatchGrid;
 
@@ -16,19 +21,24 @@ pub struct MergedPrediction {
     pub entropy: Vec<f32>,
 }
 
+/// Units of a probability in the canvas's fixed-point sums: 2^40, so that
+/// the sums of 2^23 patches' probabilities fit in a u64 and what rounding
+/// drops (below 1e-12) is far below what an f32 mean keeps.
+const FIXED_ONE: f64 = (1u64 << 40) as f64;
+
 /// Sums of patch probabilities over the padded canvas.
 pub struct ProbabilityCanvas {
     grid: PatchGrid,
     classes: usize,
-    /// classes x padded_height x padded_width
-    sum: Vec<f32>,
+    /// classes x padded_height x padded_width, in units of 1 / FIXED_ONE
+    sum: Vec<u64>,
     coverage: Vec<u32>,
 }
 
 impl ProbabilityCanvas {
     pub fn new(grid: PatchGrid, classes: usize) -> Self {
         Self {
-            sum: vec![0.0; classes * grid.padded_height * grid.padded_width],
+            sum: vec![0; classes * grid.padded_height * grid.padded_width],
             coverage: vec![0; grid.padded_height * grid.padded_width],
             grid,
             classes,
@@ -46,7 +56,10 @@ impl ProbabilityCanvas {
                 let at = (r0 + y) * width + c0 + x;
                 self.coverage[at] += 1;
                 for k in 0..self.classes {
-                    self.sum[k * plane + at] += probabilities[(k * p + y) * p + x];
+                    // Softmax gives [0, 1]; the clamp keeps the integer
+                    // sums from overflowing whatever comes.
+                    let q = (f64::from(probabilities[(k * p + y) * p + x]) * FIXED_ONE).round();
+                    self.sum[k * plane + at] += q.min(FIXED_ONE) as u64;
                 }
             }
         }
@@ -65,11 +78,11 @@ impl ProbabilityCanvas {
         for r in 0..g.height {
             for c in 0..g.width {
                 let at = (r + g.pad_top) * g.padded_width + c + g.pad_left;
-                let cov = self.coverage[at].max(1) as f32;
+                let cov = f64::from(self.coverage[at].max(1)) * FIXED_ONE;
                 let mut best = (0usize, f32::NEG_INFINITY);
                 let mut h = 0f32;
                 for k in 0..self.classes {
-                    let p = self.sum[k * plane + at] / cov;
+                    let p = (self.sum[k * plane + at] as f64 / cov) as f32;
                     if p > best.1 {
                         best = (k, p);
                     }
@@ -90,6 +103,34 @@ impl ProbabilityCanvas {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The same patches in grid order and in another give the same bits.
+    #[test]
+    fn the_merged_map_does_not_depend_on_the_order_of_the_patches() {
+        let g = PatchGrid::new(13, 11, 6, 2);
+        let classes = 3;
+        let probs = |n: usize| -> Vec<f32> {
+            (0..36)
+                .flat_map(|i| {
+                    // Values whose f32 sums round differently by order.
+                    let a = 0.1 + ((n * 37 + i * 11) % 97) as f32 / 97.0 * 0.7;
+                    let b = (1.0 - a) * (0.3 + ((n + i) % 7) as f32 / 17.0);
+                    [a, b, 1.0 - a - b]
+                })
+                .enumerate()
+                .fold(vec![0f32; classes * 36], |mut out, (j, v)| {
+                    out[(j % 3) * 36 + j / 3] = v;
+                    out
+                })
+        };
+        let mut forward = ProbabilityCanvas::new(g, classes);
+        let mut backward = ProbabilityCanvas::new(g, classes);
+        for n in 0..g.len() {
+            forward.add_patch(n, &probs(n));
+            backward.add_patch(g.len() - 1 - n, &probs(g.len() - 1 - n));
+        }
+        assert_eq!(forward.finish(), backward.finish());
+    }
 
     #[test]
     fn overlaps_of_one_two_and_four_patches_average_exactly() {
