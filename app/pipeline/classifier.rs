@@ -14,7 +14,7 @@
 
 use burn::module::{AutodiffModule, Param, RunningState};
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
@@ -189,31 +189,53 @@ pub struct Mlp<B: Backend> {
     pub head: Linear<B>,
 }
 
-fn kaiming_linear<B: Backend>(d_in: usize, d_out: usize, device: &B::Device) -> Linear<B> {
-    let mut l = LinearConfig::new(d_in, d_out)
-        .with_initializer(Initializer::KaimingNormal {
-            gain: std::f64::consts::SQRT_2,
-            fan_out_only: false,
-        })
-        .init(device);
-    l.bias = Some(Param::from_tensor(Tensor::zeros([d_out], device)));
-    l
+/// A linear layer with Kaiming-normal weights (fan-in, gain sqrt 2, as
+/// burn's `Initializer::KaimingNormal`) drawn from `rng`, and zero biases.
+fn kaiming_linear<B: Backend>(
+    d_in: usize,
+    d_out: usize,
+    rng: &mut NormalRng,
+    device: &B::Device,
+) -> Linear<B> {
+    let std = std::f64::consts::SQRT_2 / (d_in.max(1) as f64).sqrt();
+    let weight: Vec<f32> = (0..d_in * d_out)
+        .map(|_| (rng.normal() * std) as f32)
+        .collect();
+    Linear {
+        weight: Param::from_tensor(Tensor::from_data(
+            TensorData::new(weight, [d_in, d_out]),
+            device,
+        )),
+        bias: Some(Param::from_tensor(Tensor::zeros([d_out], device))),
+    }
 }
 
 impl<B: Backend> Mlp<B> {
-    pub fn new(d_in: usize, classes: usize, cfg: &MlpConfig, device: &B::Device) -> Self {
+    /// A freshly initialised MLP, its weights drawn from a generator of its
+    /// own seeded with `seed`: not from the backend's global one, on which
+    /// the two heads trained side by side (the map's and the held-out
+    /// comparison's) raced, so that one seed gave different weights from
+    /// run to run.
+    pub fn new(
+        d_in: usize,
+        classes: usize,
+        cfg: &MlpConfig,
+        seed: u64,
+        device: &B::Device,
+    ) -> Self {
+        let mut rng = NormalRng::new(seed);
         let mut layers = Vec::new();
         let mut norms = Vec::new();
         let mut width = d_in;
         for &h in &cfg.hidden {
-            layers.push(kaiming_linear(width, h, device));
+            layers.push(kaiming_linear(width, h, &mut rng, device));
             norms.push(BatchNormConfig::new(h).init(device));
             width = h;
         }
         Self {
             layers,
             norms,
-            head: kaiming_linear(width, classes, device),
+            head: kaiming_linear(width, classes, &mut rng, device),
         }
     }
 
@@ -359,8 +381,7 @@ fn train_mlp<B: AutodiffBackend>(
 where
     B::InnerBackend: UNetOps,
 {
-    B::seed(device, train.seed);
-    let model = Mlp::<B>::new(data.dim, data.classes, cfg, device);
+    let model = Mlp::<B>::new(data.dim, data.classes, cfg, train.seed, device);
     if <B::InnerBackend as UNetOps>::ON_HOST && train.cpu_kernels {
         let initial = host_mlp(&model.valid())?;
         let mut host = HostTraining {
@@ -640,6 +661,37 @@ mod tests {
 
     type AB = Autodiff<NdArray<f32>>;
     type B = NdArray<f32>;
+
+    /// The initial weights depend on the seed alone: not on what else drew
+    /// from the backend's random generator before (or beside) them.
+    #[test]
+    fn a_heads_initial_weights_depend_on_its_seed_alone() {
+        let cfg = MlpConfig::berlin();
+        let weights = |global: u64, seed: u64| {
+            let device = Default::default();
+            <B as Backend>::seed(&device, global);
+            let _ = Tensor::<B, 1>::random([7], burn::tensor::Distribution::Default, &device);
+            let mlp = Mlp::<B>::new(40, 3, &cfg, seed, &device);
+            let mut all: Vec<f32> = Vec::new();
+            for l in mlp.layers.iter().chain([&mlp.head]) {
+                all.extend(l.weight.val().into_data().to_vec::<f32>().unwrap());
+            }
+            all
+        };
+        let a = weights(1, 3);
+        assert_eq!(a, weights(2, 3));
+        assert_ne!(a, weights(1, 4));
+        // Kaiming normal with fan-in 40 in the first layer: std sqrt(2 / 40).
+        let first: Vec<f64> = a[..40 * cfg.hidden[0]]
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        let var = first.iter().map(|v| v * v).sum::<f64>() / first.len() as f64;
+        assert!(
+            (var.sqrt() / (2.0f64 / 40.0).sqrt() - 1.0).abs() < 0.1,
+            "{var}"
+        );
+    }
 
     fn blobs(n: usize, dim: usize, seed: u64) -> (Vec<f32>, Vec<i64>) {
         let mut rng = NormalRng::new(seed);
