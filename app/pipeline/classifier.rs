@@ -155,27 +155,26 @@ impl HostHead {
     /// Class probabilities (N, K, P, P) of patch features (N, D, P, P), `pp`
     /// = P * P; patches in parallel.
     pub fn patch_probabilities(&self, features: &[f32], dim: usize, pp: usize) -> Vec<f32> {
+        let patches: Vec<&[f32]> = features.chunks_exact((dim * pp).max(1)).collect();
+        self.probabilities_of(&patches, pp)
+    }
+
+    /// Class probabilities (K, P, P) of each patch's features (D, P, P),
+    /// one after another; patches in parallel, each read where it lies (the
+    /// feature store's patches are not copied first).
+    pub fn probabilities_of(&self, patches: &[&[f32]], pp: usize) -> Vec<f32> {
         let k = self.mlp.out.d_out;
-        let n = features.len() / (dim * pp).max(1);
-        let mut out = vec![0f32; n * k * pp];
-        out.par_chunks_mut(k * pp)
-            .zip(features.par_chunks(dim * pp))
-            .for_each(|(dst, src)| {
-                let mut rows = vec![0f32; pp * dim];
-                for j in 0..dim {
-                    for (i, &v) in src[j * pp..(j + 1) * pp].iter().enumerate() {
-                        rows[i * dim + j] = v;
-                    }
-                }
-                self.scaler.apply(&mut rows);
-                let logits = self.mlp.logits(&rows);
-                for (i, row) in logits.chunks_exact(k).enumerate() {
-                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let sum: f32 = row.iter().map(|&v| (v - max).exp()).sum();
-                    for (c, &v) in row.iter().enumerate() {
-                        dst[c * pp + i] = (v - max).exp() / sum;
-                    }
-                }
+        let mut out = vec![0f32; patches.len() * k * pp];
+        out.par_chunks_mut((k * pp).max(1))
+            .zip(patches)
+            .for_each_init(Vec::new, |scratch, (dst, src)| {
+                let probs = self.mlp.column_probabilities(
+                    src,
+                    &self.scaler.mean,
+                    &self.scaler.inv_std,
+                    scratch,
+                );
+                dst.copy_from_slice(&probs);
             });
         out
     }

@@ -124,6 +124,11 @@ impl FeatureStore {
         }
     }
 
+    /// The features of `patch` where they lie, if stored.
+    pub fn get(&self, patch: usize) -> Option<&[f32]> {
+        self.patches.get(patch).and_then(Option::as_deref)
+    }
+
     /// Keeps the features of `patch` (D x P x P values of `dim` channels)
     /// if they fit the budget; true when kept.
     pub fn put(&mut self, patch: usize, dim: usize, values: &[f32]) -> bool {
@@ -174,6 +179,8 @@ mod tests {
         assert!(store.read_into(1, &mut out));
         assert!(!store.read_into(2, &mut out));
         assert_eq!(out, vec![0.5, -1.0, 0.25, 8.0]);
+        assert_eq!(store.get(1), Some(&out[..]));
+        assert_eq!(store.get(2), None);
         // The same key keeps them; another timestep drops them.
         store.prepare(key(300), 3);
         assert_eq!(store.stored(), 2);

@@ -381,7 +381,6 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
             .copied()
             .filter(|&n| !store.contains(n))
             .collect();
-        let mut host = Vec::new();
         let mut fresh_host = Vec::new();
         if !fresh.is_empty() {
             first_use.announce(&clock, progress);
@@ -396,16 +395,17 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
         let per = d * p * p;
         let mut next_fresh = 0;
         for &n in ids {
-            if store.contains(n) {
-                store.read_into(n, &mut host);
-            } else {
-                let values = &fresh_host[next_fresh * per..(next_fresh + 1) * per];
-                store.put(n, d, values);
-                host.extend_from_slice(values);
-                next_fresh += 1;
-            }
-        }
-        for (b, &n) in ids.iter().enumerate() {
+            // The patch's features where they lie: in the store, or fresh
+            // (and kept in the store when they fit).
+            let patch: &[f32] = match store.get(n) {
+                Some(stored) => stored,
+                None => {
+                    let values = &fresh_host[next_fresh * per..(next_fresh + 1) * per];
+                    next_fresh += 1;
+                    store.put(n, d, values);
+                    values
+                }
+            };
             let (r0, c0) = grid.top_left(n);
             for y in 0..p {
                 for x in 0..p {
@@ -416,7 +416,7 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
                     if label == 0 {
                         continue;
                     }
-                    vectors.extend((0..d).map(|k| host[((b * d + k) * p + y) * p + x]));
+                    vectors.extend((0..d).map(|k| patch[(k * p + y) * p + x]));
                     labels.push(i64::from(label) - 1);
                     pixels.push((r, c));
                 }
@@ -492,11 +492,7 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
             return Err(StageBError::Cancelled);
         }
         let (batch, d) = if from_cache {
-            let mut values = Vec::with_capacity(ids.len() * dim * p * p);
-            for &n in ids {
-                store.read_into(n, &mut values);
-            }
-            (BatchFeatures::Host(values), dim)
+            (BatchFeatures::Stored, dim)
         } else {
             first_use.announce(&clock, progress);
             let tf = Instant::now();
@@ -523,15 +519,29 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
             }
         };
         let host = match (&host_head, batch) {
+            (Some(h), BatchFeatures::Stored) => {
+                let stored: Vec<&[f32]> = ids.iter().filter_map(|&n| store.get(n)).collect();
+                h.probabilities_of(&stored, p * p)
+            }
             (Some(h), BatchFeatures::Host(values)) => h.patch_probabilities(&values, d, p * p),
             (_, batch) => {
                 let bs = ids.len();
-                let f = match batch {
-                    BatchFeatures::Device(f) => f,
-                    BatchFeatures::Host(values) => Tensor::<B::InnerBackend, 4>::from_data(
+                let upload = |values| {
+                    Tensor::<B::InnerBackend, 4>::from_data(
                         TensorData::new(values, [bs, d, p, p]),
                         device,
-                    ),
+                    )
+                };
+                let f = match batch {
+                    BatchFeatures::Device(f) => f,
+                    BatchFeatures::Host(values) => upload(values),
+                    BatchFeatures::Stored => {
+                        let mut values = Vec::with_capacity(bs * d * p * p);
+                        for &n in ids {
+                            store.read_into(n, &mut values);
+                        }
+                        upload(values)
+                    }
                 };
                 let rows = f.permute([0, 2, 3, 1]).reshape([bs * p * p, d]);
                 let probs = softmax(head.forward(rows), 1)
@@ -563,10 +573,11 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
     })
 }
 
-/// One prediction batch's features (N, D, P, P): on the host (read from the
-/// store, or read back for the host head) or as the device tensor burn's
-/// head takes.
+/// One prediction batch's features (N, D, P, P): in the feature store (the
+/// host head reads them there), on the host (read back for the host head) or
+/// as the device tensor burn's head takes.
 enum BatchFeatures<B: Backend> {
+    Stored,
     Host(Vec<f32>),
     Device(Tensor<B, 4>),
 }

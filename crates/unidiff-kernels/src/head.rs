@@ -59,6 +59,20 @@ impl HeadLinear {
     }
 }
 
+/// `W^T X + b` for columns X (`d_in x n`): `d_out x n`.
+fn columns_through(layer: &HeadLinear, x: &[f32], n: usize) -> Vec<f32> {
+    let mut out: Vec<f32> = layer
+        .bias
+        .iter()
+        .flat_map(|&b| std::iter::repeat_n(b, n))
+        .collect();
+    let lhs = MatRef::from_row_major_slice(&layer.weight, layer.d_in, layer.d_out).transpose();
+    let rhs = MatRef::from_row_major_slice(x, layer.d_in, n);
+    let dst = MatMut::from_row_major_slice_mut(&mut out, layer.d_out, n);
+    matmul(dst, Accum::Add, lhs, rhs, 1.0f32, Par::Seq);
+    out
+}
+
 /// BatchNorm over the rows of a batch (burn's: biased batch variance,
 /// running statistics with momentum).
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +123,70 @@ impl HeadMlp {
             norm.eval(&mut h);
         }
         self.out.forward(&h)
+    }
+
+    /// Class probabilities of the columns of `x` (`d_in x n`, channel-major
+    /// as a patch's features are kept), `K x n`: each column standardised
+    /// as `(v - mean) * inv_std` per channel, through the MLP in eval mode,
+    /// and a softmax. Channel-major all the way: the products are `W^T X`,
+    /// so no transpose of the (large) input is made, and the one pass over
+    /// it standardises it into `scratch`. Sequential (a caller runs patches
+    /// side by side); a column's result depends on `n` and the column alone.
+    pub fn column_probabilities(
+        &self,
+        x: &[f32],
+        mean: &[f32],
+        inv_std: &[f32],
+        scratch: &mut Vec<f32>,
+    ) -> Vec<f32> {
+        let d = mean.len();
+        let n = x.len() / d.max(1);
+        scratch.clear();
+        scratch.reserve(d * n);
+        for ((row, &m), &s) in x.chunks_exact(n.max(1)).zip(mean).zip(inv_std) {
+            scratch.extend(row.iter().map(|&v| (v - m) * s));
+        }
+        let mut h = columns_through(self.hidden_or_out(0), scratch, n);
+        for (i, (_, norm)) in self.hidden.iter().enumerate() {
+            let std: Vec<f32> = norm
+                .running_var
+                .iter()
+                .map(|v| (v + norm.epsilon).sqrt())
+                .collect();
+            for (k, row) in h.chunks_exact_mut(n.max(1)).enumerate() {
+                let (rm, sd, g, b) = (norm.running_mean[k], std[k], norm.gamma[k], norm.beta[k]);
+                for v in row.iter_mut() {
+                    *v = (v.max(0.0) - rm) / sd * g + b;
+                }
+            }
+            h = columns_through(self.hidden_or_out(i + 1), &h, n);
+        }
+        // Softmax down each column.
+        let k = self.out.d_out;
+        let mut max = vec![f32::NEG_INFINITY; n];
+        for row in h.chunks_exact(n.max(1)) {
+            for (m, &v) in max.iter_mut().zip(row) {
+                *m = m.max(v);
+            }
+        }
+        let mut sum = vec![0f32; n];
+        for row in h.chunks_exact_mut(n.max(1)) {
+            for ((v, &m), s) in row.iter_mut().zip(&max).zip(sum.iter_mut()) {
+                *v = (*v - m).exp();
+                *s += *v;
+            }
+        }
+        for row in h.chunks_exact_mut(n.max(1)).take(k) {
+            for (v, &s) in row.iter_mut().zip(&sum) {
+                *v /= s;
+            }
+        }
+        h
+    }
+
+    /// Layer `i` of the chain: the hidden layers, then the output layer.
+    fn hidden_or_out(&self, i: usize) -> &HeadLinear {
+        self.hidden.get(i).map_or(&self.out, |(l, _)| l)
     }
 
     /// Every trained tensor, in one fixed order.
