@@ -152,10 +152,14 @@ fn main() {
             .as_ref()
             .and_then(|s| s.result.as_ref())
             .expect("a result");
-        let cached = r.outcome.mlp.as_ref().map_or(0, |(_, o)| o.cached_patches);
+        let o = r.outcome.mlp.as_ref().map(|(_, o)| o);
+        let cached = o.map_or(0, |o| o.cached_patches);
         retrains.push(serde_json::json!({
             "stroke_to_map_s": to_map,
             "job_s": r.seconds,
+            "labelled_pass_s": o.map(|o| o.seconds_features),
+            "head_training_s": o.map(|o| o.seconds_training),
+            "prediction_s": o.map(|o| o.seconds_prediction),
             "patches_from_store": cached,
             "backbone_kept": r.backbone_kept,
         }));
