@@ -58,6 +58,18 @@ fn tiny_on<M: Backend>(file: &str) -> UNet<M> {
     .unwrap()
 }
 
+/// `n` random 32 x 32 patches in network space (n x 3 x 32 x 32) and one
+/// noise image (3 x 32 x 32).
+fn random_patches(seed: u64, n: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut rng = NormalRng::new(seed);
+    let per = 3 * 32 * 32;
+    let x0 = (0..n * per)
+        .map(|_| (rng.uniform() * 2.0 - 1.0) as f32)
+        .collect();
+    let noise = (0..per).map(|_| rng.normal() as f32).collect();
+    (x0, noise)
+}
+
 fn values<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().to_vec::<f32>().unwrap()
 }
@@ -193,13 +205,8 @@ fn host_features_equal_burns_on_a_stage_b_batch() {
     let nd = tiny_from("adm_tiny/model.pt");
     let host = host_unet(&nd).unwrap();
     let s = Schedule::cosine(1000);
-    let mut rng = NormalRng::new(3);
     let n = 16;
-    let per = 3 * 32 * 32;
-    let x0: Vec<f32> = (0..n * per)
-        .map(|_| (rng.uniform() * 2.0 - 1.0) as f32)
-        .collect();
-    let noise: Vec<f32> = (0..per).map(|_| rng.normal() as f32).collect();
+    let (x0, noise) = random_patches(3, n);
     let spec = FeatureSpec {
         t: 300,
         block: 8,
@@ -1062,13 +1069,9 @@ fn a_patchs_host_features_do_not_depend_on_its_batch() {
     let model = tiny_from("adm_tiny/model.pt");
     let host = host_unet(&model).unwrap();
     let s = Schedule::cosine(1000);
-    let mut rng = NormalRng::new(5);
     let n = 16;
     let per = 3 * 32 * 32;
-    let x0: Vec<f32> = (0..n * per)
-        .map(|_| (rng.uniform() * 2.0 - 1.0) as f32)
-        .collect();
-    let noise: Vec<f32> = (0..per).map(|_| rng.normal() as f32).collect();
+    let (x0, noise) = random_patches(5, n);
     let spec = FeatureSpec {
         t: 0,
         block: 8,
