@@ -86,15 +86,19 @@ pub struct HeadNorm {
 }
 
 impl HeadNorm {
+    /// sqrt(running var + eps), per channel: what eval mode divides by.
+    fn running_std(&self) -> Vec<f32> {
+        self.running_var
+            .iter()
+            .map(|v| (v + self.epsilon).sqrt())
+            .collect()
+    }
+
     /// In eval mode, in place: (x - running mean) / sqrt(running var + eps)
     /// * gamma + beta.
     fn eval(&self, x: &mut [f32]) {
         let c = self.gamma.len();
-        let std: Vec<f32> = self
-            .running_var
-            .iter()
-            .map(|v| (v + self.epsilon).sqrt())
-            .collect();
+        let std = self.running_std();
         for row in x.chunks_exact_mut(c) {
             for (k, v) in row.iter_mut().enumerate() {
                 *v = (*v - self.running_mean[k]) / std[k] * self.gamma[k] + self.beta[k];
@@ -148,11 +152,7 @@ impl HeadMlp {
         }
         let mut h = columns_through(self.hidden_or_out(0), scratch, n);
         for (i, (_, norm)) in self.hidden.iter().enumerate() {
-            let std: Vec<f32> = norm
-                .running_var
-                .iter()
-                .map(|v| (v + norm.epsilon).sqrt())
-                .collect();
+            let std = norm.running_std();
             for (k, row) in h.chunks_exact_mut(n.max(1)).enumerate() {
                 let (rm, sd, g, b) = (norm.running_mean[k], std[k], norm.gamma[k], norm.beta[k]);
                 for v in row.iter_mut() {
@@ -161,8 +161,7 @@ impl HeadMlp {
             }
             h = columns_through(self.hidden_or_out(i + 1), &h, n);
         }
-        // Softmax down each column.
-        let k = self.out.d_out;
+        // Softmax down each column (h holds the K logit rows).
         let mut max = vec![f32::NEG_INFINITY; n];
         for row in h.chunks_exact(n.max(1)) {
             for (m, &v) in max.iter_mut().zip(row) {
@@ -176,7 +175,7 @@ impl HeadMlp {
                 *s += *v;
             }
         }
-        for row in h.chunks_exact_mut(n.max(1)).take(k) {
+        for row in h.chunks_exact_mut(n.max(1)) {
             for (v, &s) in row.iter_mut().zip(&sum) {
                 *v /= s;
             }
