@@ -160,6 +160,8 @@ fn main() {
             "labelled_pass_s": o.map(|o| o.seconds_features),
             "head_training_s": o.map(|o| o.seconds_training),
             "prediction_s": o.map(|o| o.seconds_prediction),
+            "training_vectors": o.map(|o| o.training_vectors),
+            "head_epochs": o.map(|o| o.head.epochs),
             "patches_from_store": cached,
             "backbone_kept": r.backbone_kept,
         }));
