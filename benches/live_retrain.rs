@@ -4,7 +4,8 @@
 //! features come from the store and only the MLP head is retrained and
 //! applied. Prints one JSON line: seconds of the first run and of the run
 //! after the stroke (job time, and stroke to new map including the 0.8 s
-//! pause that waits for the user to stop painting).
+//! pause that waits for the user to stop painting), and stroke to the first
+//! map (the preview from patches that cover the scene once).
 //!
 //! Run: `cargo bench --bench live_retrain` (add `--profile test` to share
 //! the test build); `STRIDE=16` for the method's overlap (default 32);
@@ -54,20 +55,26 @@ fn paint(h: &mut Harness<'_, StudioApp>, class: u8, at: &[(usize, usize)]) {
     }
 }
 
-/// Steps until the result for the current labels is in; seconds waited.
-fn wait_for_map(h: &mut Harness<'_, StudioApp>) -> f64 {
+/// Steps until the result for the current labels is in: seconds waited
+/// until the first map for them (a preview, or the result itself) and until
+/// the result.
+fn wait_for_map(h: &mut Harness<'_, StudioApp>) -> (f64, f64) {
     let t0 = Instant::now();
     let revision = h.state().session.as_ref().map_or(0, |s| s.labels_revision);
+    let mut first = None;
     loop {
         h.step();
-        let done = h
-            .state()
-            .session
-            .as_ref()
-            .and_then(|s| s.result.as_ref())
-            .map(|r| r.labels_revision);
+        let s = h.state().session.as_ref();
+        let done = s.and_then(|s| s.result.as_ref()).map(|r| r.labels_revision);
+        let previewed = s
+            .and_then(|s| s.preview.as_ref())
+            .map(|p| p.labels_revision);
+        if first.is_none() && (done == Some(revision) || previewed == Some(revision)) {
+            first = Some(t0.elapsed().as_secs_f64());
+        }
         if done == Some(revision) && h.state().classifying.is_none() {
-            return t0.elapsed().as_secs_f64();
+            let all = t0.elapsed().as_secs_f64();
+            return (first.unwrap_or(all), all);
         }
         assert!(
             t0.elapsed() < Duration::from_secs(3600),
@@ -130,7 +137,7 @@ fn main() {
     }
     paint(&mut h, 1, &dry[..12.min(dry.len())]);
     paint(&mut h, 2, &water[..12.min(water.len())]);
-    let first = wait_for_map(&mut h);
+    let (_, first) = wait_for_map(&mut h);
     let first_job = h
         .state()
         .session
@@ -145,7 +152,7 @@ fn main() {
                 paint(&mut h, class, &[at]);
             }
         }
-        let to_map = wait_for_map(&mut h);
+        let (to_first_map, to_map) = wait_for_map(&mut h);
         let r = h
             .state()
             .session
@@ -155,6 +162,7 @@ fn main() {
         let o = r.outcome.mlp.as_ref().map(|(_, o)| o);
         let cached = o.map_or(0, |o| o.cached_patches);
         retrains.push(serde_json::json!({
+            "stroke_to_first_map_s": to_first_map,
             "stroke_to_map_s": to_map,
             "job_s": r.seconds,
             "labelled_pass_s": o.map(|o| o.seconds_features),

@@ -1025,6 +1025,52 @@ fn stage_b_maps_the_demo_window_deterministically() {
         again.prediction.class_map, out.prediction.class_map,
         "same seed, same map"
     );
+
+    // Twice with one store (the app after a stroke): the second run takes
+    // every patch from the store, sends a first map from the patches that
+    // cover the window once, then the same map as a run of its own.
+    use unidiff_studio::base::CancelFlag;
+    use unidiff_studio::pipeline::feature_store::FeatureStore;
+    use unidiff_studio::pipeline::stage_b::{PHASE_PREVIEW, StageBRun, run_stage_b_stored};
+    let mut store = FeatureStore::across_runs(1 << 30);
+    let run = StageBRun {
+        model: &model,
+        backbone: "tiny, seed 3",
+        images: &images,
+        train_labels: &train,
+        cfg: &cfg,
+        held_out: None,
+    };
+    let mut previews = Vec::new();
+    for _ in 0..2 {
+        let mut seen = Vec::new();
+        let mut progress = |p: &unidiff_studio::pipeline::stage_b::StageBProgress| {
+            if let Some(map) = &p.preview {
+                assert_eq!(p.phase, PHASE_PREVIEW);
+                seen.push(map.as_ref().clone());
+            }
+        };
+        let stored =
+            run_stage_b_stored::<AB>(&run, &device, &CancelFlag::new(), &mut progress, &mut store)
+                .unwrap();
+        assert_eq!(stored.prediction.class_map, out.prediction.class_map);
+        previews.push(seen);
+    }
+    let [first_map] = &previews[1][..] else {
+        panic!("one preview after a stroke, not {}", previews[1].len())
+    };
+    // Here every patch holds labels, so the first run kept them all in its
+    // labelled pass and sent the same first map.
+    assert_eq!(previews[0], previews[1]);
+    assert!(first_map.iter().all(|&c| c == 1 || c == 2));
+    let agree = first_map
+        .iter()
+        .zip(&out.prediction.class_map)
+        .filter(|(a, b)| a == b)
+        .count() as f64
+        / (n * n) as f64;
+    eprintln!("the first map agrees with the merged one on {agree:.3} of the pixels");
+    assert!(agree > 0.8, "{agree}");
 }
 
 /// The three renderings of a window of the demo scene.

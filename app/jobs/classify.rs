@@ -17,6 +17,7 @@ use crate::pipeline::run::{ClassifierChoice, RunOutcome, RunSettings, run_classi
 use crate::pipeline::stage_b::StageBConfig;
 use crate::products::renderings::Renderings;
 use crate::scene::Scene;
+use crate::session::MapPreview;
 
 /// What the training panel sets (defaults as `unidiff-studio run`).
 #[derive(Debug, Clone, PartialEq)]
@@ -279,6 +280,15 @@ fn classify_on<B: UNetAutodiff>(
             prefix = format!("{}/{n_runs} t = {t}: ", i + 1);
         }
         let mut progress = |p: &crate::pipeline::stage_b::StageBProgress| {
+            if let (Some(class_map), 1) = (&p.preview, n_runs) {
+                job.send(JobEvent::Previewed {
+                    generation: job.generation,
+                    preview: MapPreview {
+                        labels_revision: req.labels_revision,
+                        class_map: class_map.clone(),
+                    },
+                });
+            }
             job.progress(
                 format!("{prefix}{}", p.describe()),
                 (i as f32 + p.fraction) / n_runs as f32,

@@ -62,6 +62,12 @@ pub enum JobEvent {
         generation: u64,
         result: Box<Classified>,
     },
+    /// A classification's first map, before its overlapping patches are
+    /// merged in (a run whose features were all kept).
+    Previewed {
+        generation: u64,
+        preview: crate::session::MapPreview,
+    },
     /// One Stage A step (its loss feeds the live plot).
     AdaptStep {
         generation: u64,
@@ -101,6 +107,7 @@ impl JobEvent {
             JobEvent::Progress { generation, .. }
             | JobEvent::Loaded { generation, .. }
             | JobEvent::Classified { generation, .. }
+            | JobEvent::Previewed { generation, .. }
             | JobEvent::AdaptStep { generation, .. }
             | JobEvent::Adapted { generation, .. }
             | JobEvent::Projected { generation, .. }

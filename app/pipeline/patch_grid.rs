@@ -88,6 +88,34 @@ impl PatchGrid {
         }
     }
 
+    /// Patches that together cover every scene pixel, as few as the grid
+    /// allows: along each axis, greedily the patch that starts furthest on
+    /// while still covering the first pixel not yet covered (padding is not
+    /// sought). On the demo's grid (512 pixels, patches of 64 at stride 32)
+    /// that is 8 x 8 of the 16 x 16 patches, each pixel in exactly one. In
+    /// grid order.
+    pub fn covering_subset(&self) -> Vec<usize> {
+        let stride = self.stride.max(1);
+        let pick = |n: usize, pad: usize, padded: usize| -> Vec<usize> {
+            let mut out = Vec::new();
+            let mut covered_to = pad;
+            while covered_to < padded && n > 0 {
+                let i = (covered_to / stride).min(n - 1);
+                if out.last() == Some(&i) {
+                    break; // the grid's last patch reaches no further
+                }
+                out.push(i);
+                covered_to = i * stride + self.patch;
+            }
+            out
+        };
+        let cols = pick(self.n_cols, self.pad_left, self.padded_width);
+        pick(self.n_rows, self.pad_top, self.padded_height)
+            .into_iter()
+            .flat_map(|r| cols.iter().map(move |&c| r * self.n_cols + c))
+            .collect()
+    }
+
     /// How many patches cover each padded pixel (row-major, padded size).
     pub fn coverage(&self) -> Vec<u32> {
         let mut cov = vec![0u32; self.padded_height * self.padded_width];
@@ -118,6 +146,50 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_covering_subset_covers_every_scene_pixel_with_few_patches() {
+        for (h, w, patch, stride) in [
+            (512, 512, 64, 32),
+            (100, 70, 64, 32),
+            (13, 11, 6, 4),
+            (9, 9, 4, 4),
+            (40, 30, 8, 3),
+            (3, 2, 8, 4),
+        ] {
+            let g = PatchGrid::new(h, w, patch, stride);
+            let subset = g.covering_subset();
+            let mut cov = vec![0u32; g.padded_height * g.padded_width];
+            for &n in &subset {
+                let (r0, c0) = g.top_left(n);
+                for y in r0..r0 + patch {
+                    for x in c0..c0 + patch {
+                        cov[y * g.padded_width + x] += 1;
+                    }
+                }
+            }
+            let scene = |i: usize| g.scene_pixel(i / g.padded_width, i % g.padded_width);
+            let what = format!("{h} x {w}, patch {patch}, stride {stride}");
+            assert!(
+                (0..cov.len()).all(|i| scene(i).is_none() || cov[i] > 0),
+                "{what}"
+            );
+            assert!(subset.windows(2).all(|p| p[0] < p[1]), "{what}");
+            // Each patch along an axis reaches at least patch - stride + 1
+            // further than the one before.
+            let reach = patch - stride + 1;
+            let most = (h.div_ceil(reach) + 1) * (w.div_ceil(reach) + 1);
+            assert!(
+                subset.len() <= most.min(g.len()),
+                "{what}: {}",
+                subset.len()
+            );
+        }
+        // The demo's grid: each pixel in exactly one of 64 patches.
+        let g = PatchGrid::new(512, 512, 64, 32);
+        assert_eq!(g.covering_subset().len(), 64);
+        assert_eq!(g.covering_subset()[..3], [17, 19, 21]);
     }
 
     #[test]

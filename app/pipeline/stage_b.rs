@@ -4,6 +4,7 @@
 //! every patch, merged into a class map. Memory stays at one batch of
 //! features plus the labelled vectors.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use burn::prelude::*;
@@ -121,7 +122,7 @@ pub struct StageBOutput {
 }
 
 /// Where a Stage B run is.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StageBProgress {
     /// [`PHASE_LABELLED`], [`PHASE_TRAINING`] or [`PHASE_SCENE`]; on a GPU's
     /// first use on this machine [`kernel_cache::PHASE_COMPILING`] first.
@@ -133,6 +134,11 @@ pub struct StageBProgress {
     pub eta_seconds: Option<f64>,
     /// Share of the run's backbone forwards done, 0..1 (never goes back).
     pub fraction: f32,
+    /// With [`PHASE_PREVIEW`]: the first class map (1..=K per scene pixel,
+    /// row-major), merged from patches that cover the scene once, while
+    /// the overlapping patches are still to come.
+    #[serde(skip)]
+    pub preview: Option<Arc<Vec<u8>>>,
 }
 
 impl StageBProgress {
@@ -155,6 +161,9 @@ pub const PHASE_LABELLED: &str = "features of the labelled patches";
 pub const PHASE_TRAINING: &str = "training the head";
 /// Features of every other patch, each mapped as it comes.
 pub const PHASE_SCENE: &str = "features of the whole scene";
+/// Every patch's features were kept: a first map from the patches that
+/// cover the scene once is out, the overlapping patches are being merged.
+pub const PHASE_PREVIEW: &str = "first map out, merging the overlapping patches";
 
 /// One ETA for the whole run: the patches still to go through the backbone
 /// at the rate measured so far (training the head and reading stored
@@ -208,6 +217,7 @@ impl RunClock {
             } else {
                 self.forwarded as f32 / all as f32
             },
+            preview: None,
         }
     }
 }
@@ -475,7 +485,27 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
         None
     };
     let mut canvas = ProbabilityCanvas::new(grid, classes);
-    let (kept, fresh): (Vec<usize>, Vec<usize>) = (0..grid.len()).partition(|&n| store.contains(n));
+    let (mut kept, fresh): (Vec<usize>, Vec<usize>) =
+        (0..grid.len()).partition(|&n| store.contains(n));
+    // Every patch kept (a run after a stroke): the patches that cover the
+    // scene once go first, and their map is sent out as a preview before
+    // the overlapping patches are merged in.
+    let mut preview = None;
+    if fresh.is_empty() {
+        let first = grid.covering_subset();
+        if first.len() < kept.len() {
+            let mut in_first = vec![false; grid.len()];
+            for &n in &first {
+                in_first[n] = true;
+            }
+            kept = first
+                .iter()
+                .copied()
+                .chain(kept.into_iter().filter(|&n| !in_first[n]))
+                .collect();
+            preview = Some((first.len(), ProbabilityCanvas::new(grid, classes)));
+        }
+    }
     // Exact now: labelled patches that did not fit the store go again.
     clock.forwards_left = fresh.len();
     let batches = kept
@@ -552,9 +582,22 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
         };
         let per = classes * p * p;
         for (b, &n) in ids.iter().enumerate() {
-            canvas.add_patch(n, &host[b * per..(b + 1) * per]);
+            let probabilities = &host[b * per..(b + 1) * per];
+            canvas.add_patch(n, probabilities);
+            if let Some((left, first)) = &mut preview
+                && *left > 0
+            {
+                first.add_patch(n, probabilities);
+                *left -= 1;
+            }
         }
         predicted += ids.len();
+        if let Some((0, first)) = &preview {
+            let mut news = clock.progress(PHASE_PREVIEW, predicted, grid.len());
+            news.preview = Some(Arc::new(first.finish().class_map));
+            progress(&news);
+            preview = None;
+        }
         progress(&clock.progress(PHASE_SCENE, predicted, grid.len()));
     }
     let prediction = canvas.finish();

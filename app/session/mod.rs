@@ -44,6 +44,16 @@ impl SceneSources {
     }
 }
 
+/// The first map of a classification after a stroke (every patch's
+/// features kept): merged from patches that cover the scene once, shown
+/// until the run's whole result replaces it.
+#[derive(Debug, Clone)]
+pub struct MapPreview {
+    pub labels_revision: u64,
+    /// 1..=K per scene pixel, row-major.
+    pub class_map: std::sync::Arc<Vec<u8>>,
+}
+
 /// A classification of this scene and what it was made from.
 #[derive(Debug, Clone)]
 pub struct ClassificationResult {
@@ -241,6 +251,8 @@ pub struct Session {
     pub saved_revision: u64,
     /// The last classification (Stage B and the forest).
     pub result: Option<ClassificationResult>,
+    /// The first map of the classification under way, newer than `result`.
+    pub preview: Option<MapPreview>,
     /// Pixels per class value of the training and test layers, kept up to
     /// date by every edit (the class table reads them every frame).
     counts: Vec<[usize; 256]>,
@@ -265,6 +277,15 @@ pub fn next_class(classes: &[ClassInfo]) -> Option<ClassInfo> {
 }
 
 impl Session {
+    /// The class map the map's class layer shows: the first map of the
+    /// classification under way, else the last result's.
+    pub fn shown_class_map(&self) -> Option<&[u8]> {
+        match &self.preview {
+            Some(p) => Some(p.class_map.as_slice()),
+            None => self.result.as_ref()?.class_map(),
+        }
+    }
+
     /// A session over a loaded scene; missing label layers start empty.
     pub fn new(
         mut scene: Scene,

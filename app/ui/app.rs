@@ -488,6 +488,16 @@ impl StudioApp {
         self.suggestion_index = None;
     }
 
+    /// Back to the last result's map: a preview goes with its run.
+    fn drop_preview(&mut self) {
+        if let Some(s) = &mut self.session
+            && s.preview.take().is_some()
+        {
+            self.map.dirty.insert(LayerId::ClassMap, Dirty::All);
+            self.map.renderings_changed();
+        }
+    }
+
     fn handle_events(&mut self) {
         for event in self.jobs.poll() {
             let loading = self.loading.as_ref().map(|l| l.generation);
@@ -523,8 +533,16 @@ impl StudioApp {
                         l.fraction = fraction;
                     }
                 }
+                JobEvent::Previewed { preview, .. } => {
+                    if let Some(s) = &mut self.session {
+                        s.preview = Some(preview);
+                        self.map.dirty.insert(LayerId::ClassMap, Dirty::All);
+                        self.map.renderings_changed();
+                    }
+                }
                 JobEvent::Classified { result, .. } => {
                     self.classifying = None;
+                    self.drop_preview();
                     let result = *result;
                     for w in &result.outcome.warnings {
                         self.info(w.clone());
@@ -628,6 +646,7 @@ impl StudioApp {
                         }
                         JobKind::Classify => {
                             self.classifying = None;
+                            self.drop_preview();
                             "cannot classify"
                         }
                         JobKind::Adapt => {
@@ -659,6 +678,7 @@ impl StudioApp {
                     }
                     JobKind::Classify => {
                         self.classifying = None;
+                        self.drop_preview();
                         self.info("classification cancelled; the map shows the last result");
                     }
                     JobKind::Adapt => {

@@ -76,7 +76,7 @@ pub fn composite(session: &Session, layers: &LayerStack) -> ColorImage {
                 .test_labels
                 .as_ref()
                 .map(|l| l.data.as_slice()),
-            LayerId::ClassMap => session.result.as_ref().and_then(|r| r.class_map()),
+            LayerId::ClassMap => session.shown_class_map(),
             _ => None,
         };
         if let Some(labels) = labels {

@@ -81,7 +81,7 @@ pub fn available(s: &crate::session::Session, id: LayerId) -> bool {
         LayerId::Pauli => s.renderings.pauli.is_some(),
         LayerId::TrainLabels => s.scene.train_labels.is_some(),
         LayerId::TestLabels => s.scene.test_labels.is_some(),
-        LayerId::ClassMap => s.result.as_ref().and_then(|r| r.class_map()).is_some(),
+        LayerId::ClassMap => s.shown_class_map().is_some(),
         LayerId::Uncertainty => s
             .result
             .as_ref()

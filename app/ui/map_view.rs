@@ -283,7 +283,7 @@ impl StudioApp {
                     let data = match id {
                         LayerId::TrainLabels => &s.scene.labels(LabelLayer::Train)?.data,
                         LayerId::TestLabels => &s.scene.labels(LabelLayer::Test)?.data,
-                        LayerId::ClassMap => s.result.as_ref()?.class_map()?,
+                        LayerId::ClassMap => s.shown_class_map()?,
                         _ => return None,
                     };
                     let full = PixelRect {
