@@ -569,3 +569,181 @@ fn postprocess_sieves_to_a_minimum_mapping_unit() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("connectivity 4 or 8"));
     assert!(!dir.path().join("x.tif").exists());
 }
+
+/// `sample` then `stats`: a stratified sample of a 10 m UTM map as a
+/// GeoPackage (points at pixel centres, the allocation in `design`), labelled
+/// the way an analyst would (here by GDAL: most points right, some wrong, a
+/// few left empty, one more off the map), and
+/// its area-adjusted accuracy equal to the library's on the same pairs.
+#[test]
+fn sample_writes_a_stratified_sample_that_stats_reads_back() {
+    use gdal::vector::LayerAccess;
+    use unidiff_studio::scene::named_classes;
+    let dir = tempfile::tempdir().unwrap();
+    let (w, h) = (60usize, 40usize);
+    let gt = [500000.0, 10.0, 0.0, 4_000_000.0, 0.0, -10.0];
+    let grid = georeferenced(w, h, 32633, gt);
+    // Class 1: the left 40 columns; class 2: the rest but a 3 x 3 block of
+    // class 3; two unmapped pixels.
+    let map: Vec<u8> = (0..w * h)
+        .map(|i| match (i / w, i % w) {
+            (0, 0) | (0, 1) => 0,
+            (r, c) if (10..13).contains(&r) && (50..53).contains(&c) => 3,
+            (_, c) if c < 40 => 1,
+            _ => 2,
+        })
+        .collect();
+    let classes = named_classes(3, &["water".into(), "land".into(), "roof".into()]);
+    let map_path = dir.path().join("map.tif");
+    unidiff_studio::io::classmap::write_class_map(&map_path, &map, &grid, &classes).unwrap();
+    let sample_path = dir.path().join("sample.gpkg");
+    let out = bin()
+        .args(["sample", "--per-class", "30", "--seed", "5", "--classmap"])
+        .arg(&map_path)
+        .arg("--out")
+        .arg(&sample_path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("class 3 has only 9 mapped pixels"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("sample.gpkg.tmp").exists());
+
+    // The analyst's labels.
+    let ds = gdal::Dataset::open_ex(
+        &sample_path,
+        gdal::DatasetOptions {
+            open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE | gdal::GdalOpenFlags::GDAL_OF_VECTOR,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let int = |f: &gdal::vector::Feature<'_>, name: &str| {
+        f.field_as_integer(f.field_index(name).unwrap())
+            .unwrap()
+            .unwrap()
+    };
+    let mut design = ds.layer_by_name("design").unwrap();
+    let allocation: Vec<(i32, i64, i32)> = design
+        .features()
+        .map(|f| {
+            (
+                int(&f, "stratum"),
+                f.field_as_integer64(f.field_index("mapped_pixels").unwrap())
+                    .unwrap()
+                    .unwrap(),
+                int(&f, "points"),
+            )
+        })
+        .collect();
+    assert_eq!(allocation, [(1, 1598, 30), (2, 791, 30), (3, 9, 9)]);
+    let mut layer = ds.layer_by_name("sample").unwrap();
+    let mut labelled = Vec::new();
+    let mut edits = Vec::new();
+    for f in layer.features() {
+        let id = int(&f, "id");
+        let class = int(&f, "map_class") as u8;
+        let (row, col) = (int(&f, "row") as usize, int(&f, "col") as usize);
+        assert_eq!(map[row * w + col], class, "point {id}");
+        let (x, y, _) = f.geometry().unwrap().get_point(0);
+        assert!((x - (gt[0] + (col as f64 + 0.5) * 10.0)).abs() < 1e-6);
+        assert!((y - (gt[3] - (row as f64 + 0.5) * 10.0)).abs() < 1e-6);
+        // Every 4th point of class 1 is really land; every 10th point is
+        // left empty.
+        let reference = match (id % 10, id % 4, class) {
+            (0, _, _) => None,
+            (_, 0, 1) => Some(2),
+            _ => Some(class),
+        };
+        if let Some(r) = reference {
+            labelled.push((class, r));
+        }
+        edits.push((f.fid().unwrap(), reference));
+    }
+    assert_eq!(edits.len(), 69);
+    for (fid, reference) in edits {
+        let mut f = layer.feature(fid).unwrap();
+        let i = f.field_index("reference").unwrap();
+        if let Some(r) = reference {
+            f.set_field_integer(i, i32::from(r)).unwrap();
+        }
+        layer.set_feature(f).unwrap();
+    }
+    // One more labelled point, off the map.
+    let mut off = gdal::vector::Feature::new(layer.defn()).unwrap();
+    let mut p = gdal::vector::Geometry::empty(gdal::vector::OGRwkbGeometryType::wkbPoint).unwrap();
+    p.set_point_2d(0, (gt[0] - 50.0, gt[3]));
+    off.set_geometry(p).unwrap();
+    off.set_field_integer(off.field_index("reference").unwrap(), 1)
+        .unwrap();
+    off.create(&layer).unwrap();
+    drop(off);
+    // Closing the dataset writes the edits.
+    drop(ds);
+
+    let out_dir = dir.path().join("stats");
+    let out = bin()
+        .args(["stats", "--classmap"])
+        .arg(&map_path)
+        .arg("--reference")
+        .arg(&sample_path)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1 points of layer sample lie outside the map"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("6 points of layer sample have no `reference` yet"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("accuracy.json")).unwrap()).unwrap();
+    let want = unidiff_studio::metrics::area_accuracy::area_adjusted_accuracy(
+        &[(1, 15.98), (2, 7.91), (3, 0.09)],
+        &labelled,
+    );
+    let got = &json["estimates"];
+    assert_eq!(
+        got["sample_size"].as_u64().unwrap() as usize,
+        labelled.len()
+    );
+    let close = |a: &serde_json::Value, b: f64| (a.as_f64().unwrap() - b).abs() < 1e-12;
+    assert!(close(&got["overall"]["value"], want.overall.value), "{got}");
+    assert!(
+        close(&got["overall"]["se"], want.overall.se.unwrap()),
+        "{got}"
+    );
+    assert!(close(&got["area"][1]["value"], want.area[1].value), "{got}");
+    assert!(want.overall.value < 1.0 && want.area[1].value > 7.91);
+
+    // A class field that is not there: the fields it has are listed.
+    let out = bin()
+        .args(["stats", "--class-field", "cls", "--classmap"])
+        .arg(&map_path)
+        .arg("--reference")
+        .arg(&sample_path)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(
+            "has no field `cls` (its fields: id, map_class, map_name, row, col, reference)"
+        ),
+        "{stderr}"
+    );
+}

@@ -8,6 +8,7 @@ mod postprocess;
 mod progress;
 mod render;
 pub mod run;
+mod sample;
 mod stats;
 mod sweep;
 mod vectorize;
@@ -91,6 +92,9 @@ pub enum Command {
     /// A class map's areas and, with reference labels, its area-adjusted
     /// accuracy with confidence intervals.
     Stats(stats::StatsArgs),
+    /// A stratified random validation sample of a class map, as a
+    /// GeoPackage of points to label.
+    Sample(sample::SampleArgs),
     /// A class map as a GeoPackage of polygons with class, name and area.
     Vectorize(vectorize::VectorizeArgs),
     /// A class map cleaned by GDAL's sieve and/or a majority filter.
@@ -158,6 +162,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::Sweep(args)) => sweep::run(&args),
         Some(Command::Stats(args)) => stats::run(&args),
+        Some(Command::Sample(args)) => sample::run(&args),
         Some(Command::Vectorize(args)) => vectorize::run(&args),
         Some(Command::Postprocess(args)) => postprocess::run(&args),
         None if cli.demo && cli.headless => {

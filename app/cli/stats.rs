@@ -11,18 +11,26 @@ use clap::Args;
 use crate::io::atomic::write_bytes;
 use crate::io::classmap::read_class_table;
 use crate::io::open_labels;
+use crate::io::sample_points::{REFERENCE_FIELD, read_reference_points};
 use crate::metrics::area_accuracy::area_adjusted_accuracy;
 use crate::metrics::areas::class_areas;
+use crate::scene::LabelImage;
 
 #[derive(Debug, Args)]
 pub struct StatsArgs {
     /// The class map (GeoTIFF, 0 = unmapped).
     #[arg(long)]
     pub classmap: PathBuf,
-    /// Reference labels on the map's grid (0 = no reference): every
-    /// labelled pixel is a sample point, the map classes are the strata.
+    /// The reference: labels on the map's grid (a raster, 0 = no
+    /// reference: every labelled pixel is a sample point), or a vector
+    /// file of points (GeoPackage, Shapefile, GeoJSON; any CRS) with the
+    /// class in `--class-field`, such as `unidiff-studio sample` writes.
+    /// The map classes are the strata.
     #[arg(long)]
     pub reference: Option<PathBuf>,
+    /// The reference points' class field (a class number or name).
+    #[arg(long, default_value = REFERENCE_FIELD)]
+    pub class_field: String,
     /// Output folder.
     #[arg(long)]
     pub out: PathBuf,
@@ -44,25 +52,11 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<()> {
     let Some(reference_path) = &args.reference else {
         return Ok(());
     };
-    let reference = open_labels(reference_path)?;
-    if reference.grid.geo_transform.is_some() {
-        map.grid
-            .check_same(
-                &args.classmap.display().to_string(),
-                &reference.grid,
-                &reference_path.display().to_string(),
-            )
-            .context("the reference is not on the map's grid")?;
-    } else if (reference.grid.width, reference.grid.height) != (map.grid.width, map.grid.height) {
-        anyhow::bail!(
-            "{} is {} x {} pixels, the map {} x {}",
-            reference_path.display(),
-            reference.grid.height,
-            reference.grid.width,
-            map.grid.height,
-            map.grid.width
-        );
-    }
+    let (sample, mut notes) = if is_vector(reference_path) {
+        reference_points(args, reference_path, &map, &classes)?
+    } else {
+        (reference_pixels(args, reference_path, &map)?, Vec::new())
+    };
     // Strata: the mapped area of each class, in ha where known.
     let in_ha = areas.mapped_m2.is_some();
     let strata: Vec<(u8, f64)> = areas
@@ -70,14 +64,9 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<()> {
         .iter()
         .map(|c| (c.value, c.ha.unwrap_or(c.pixels as f64)))
         .collect();
-    let sample: Vec<(u8, u8)> = map
-        .data
-        .iter()
-        .zip(&reference.data)
-        .filter(|(_, r)| **r != 0)
-        .map(|(m, r)| (*m, *r))
-        .collect();
-    let estimates = area_adjusted_accuracy(&strata, &sample);
+    let mut estimates = area_adjusted_accuracy(&strata, &sample);
+    notes.append(&mut estimates.notes);
+    estimates.notes = notes;
     let json = serde_json::json!({
         "method": "Olofsson et al. (2014), Remote Sensing of Environment 148: 42-57, eqs. 2-10; map classes as strata",
         "classmap": args.classmap.display().to_string(),
@@ -104,4 +93,101 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<()> {
         println!("note: {note}");
     }
     Ok(())
+}
+
+/// (map class, reference class) of each sample point.
+type Sample = Vec<(u8, u8)>;
+
+/// A reference given as vectors (by the file's extension).
+fn is_vector(path: &std::path::Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+        [
+            "gpkg", "shp", "geojson", "json", "fgb", "kml", "gml", "sqlite",
+        ]
+        .contains(&e.to_ascii_lowercase().as_str())
+    })
+}
+
+/// (map class, reference class) of every labelled pixel of a reference
+/// raster on the map's grid.
+fn reference_pixels(
+    args: &StatsArgs,
+    reference_path: &std::path::Path,
+    map: &LabelImage,
+) -> anyhow::Result<Sample> {
+    let reference = open_labels(reference_path)?;
+    if reference.grid.geo_transform.is_some() {
+        map.grid
+            .check_same(
+                &args.classmap.display().to_string(),
+                &reference.grid,
+                &reference_path.display().to_string(),
+            )
+            .context("the reference is not on the map's grid")?;
+    } else if (reference.grid.width, reference.grid.height) != (map.grid.width, map.grid.height) {
+        anyhow::bail!(
+            "{} is {} x {} pixels, the map {} x {}",
+            reference_path.display(),
+            reference.grid.height,
+            reference.grid.width,
+            map.grid.height,
+            map.grid.width
+        );
+    }
+    Ok(map
+        .data
+        .iter()
+        .zip(&reference.data)
+        .filter(|(_, r)| **r != 0)
+        .map(|(m, r)| (*m, *r))
+        .collect())
+}
+
+/// (map class, reference class) at every labelled reference point, and
+/// notes on the points left out and on reference classes the map lacks.
+fn reference_points(
+    args: &StatsArgs,
+    reference_path: &std::path::Path,
+    map: &LabelImage,
+    classes: &[crate::scene::ClassInfo],
+) -> anyhow::Result<(Sample, Vec<String>)> {
+    let read = read_reference_points(reference_path, &args.class_field, &map.grid, classes)?;
+    let mut notes = Vec::new();
+    if read.outside > 0 {
+        notes.push(format!(
+            "{} points of layer {} lie outside the map and are left out",
+            read.outside, read.layer
+        ));
+    }
+    if read.unlabelled > 0 {
+        notes.push(format!(
+            "{} points of layer {} have no `{}` yet and are left out",
+            read.unlabelled, read.layer, args.class_field
+        ));
+    }
+    let w = map.grid.width;
+    let sample: Vec<(u8, u8)> = read
+        .points
+        .iter()
+        .map(|&(r, c, reference)| (map.data[r * w + c], reference))
+        .collect();
+    let mut mapped = [false; 256];
+    for &m in &map.data {
+        mapped[usize::from(m)] = true;
+    }
+    let mut foreign: Vec<u8> = sample
+        .iter()
+        .map(|&(_, r)| r)
+        .filter(|&r| !mapped[usize::from(r)])
+        .collect();
+    foreign.sort_unstable();
+    foreign.dedup();
+    if !foreign.is_empty() {
+        let list: Vec<String> = foreign.iter().map(u8::to_string).collect();
+        notes.push(format!(
+            "reference classes {} do not occur in the map (their points count as errors of the map)",
+            list.join(", ")
+        ));
+    }
+    Ok((sample, notes))
 }

@@ -13,6 +13,7 @@ pub mod npy;
 pub mod open;
 pub mod polsar;
 pub mod raster;
+pub mod sample_points;
 pub mod scene_files;
 pub mod sieve;
 pub mod vectorize;

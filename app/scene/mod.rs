@@ -9,6 +9,7 @@ pub mod edit;
 pub mod grid;
 pub mod labels;
 pub mod rgb_image;
+pub mod sample;
 pub mod sar;
 pub mod wavelength;
 
@@ -16,7 +17,7 @@ pub use assemble::Scene;
 pub use classes::{ClassInfo, PALETTE, default_classes, named_classes};
 pub use cube::HsiCube;
 pub use edit::{Brush, Edit, LabelLayer, PixelRect, Stroke, UndoHistory};
-pub use grid::{GridMismatch, PixelGrid};
+pub use grid::{GeoTransform, GridMismatch, PixelGrid};
 pub use labels::LabelImage;
 pub use rgb_image::{ChannelStretch, Rgb8Image};
 pub use sar::{PowerScale, SarImage, SarKind};

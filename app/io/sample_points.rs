@@ -1,0 +1,366 @@
+//! A validation sample as a GeoPackage, and reference points read back from
+//! any vector file GDAL opens. The sample file holds a point layer `sample`
+//! (pixel centres in the map's CRS: id, map class and name, the pixel's
+//! row and column, and an empty `reference` field for the analyst to fill in
+//! here or in QGIS) and a table `design` (per stratum: mapped pixels and
+//! points drawn, the seed), written beside its target and renamed into place
+//! whole. Reading takes points from a layer in any CRS (reprojected to the
+//! map's), with the class in a field the caller names, as a number or as a
+//! class name; points outside the map and points not yet labelled are
+//! counted, never guessed.
+
+use std::path::Path;
+
+use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
+use gdal::vector::{
+    Feature, FieldValue, Geometry, LayerAccess, LayerOptions, OGRFieldType, OGRwkbGeometryType,
+    geometry_type_flatten,
+};
+use gdal::{Dataset, DriverManager};
+
+use super::ReadError;
+use super::atomic::write_atomically;
+use super::geotiff::{WriteError, failed};
+use crate::scene::sample::StratifiedSample;
+use crate::scene::{ClassInfo, GeoTransform, PixelGrid};
+
+/// The field the analyst fills in.
+pub const REFERENCE_FIELD: &str = "reference";
+
+/// GDAL's placeholder transform for a grid without georeference: pixel
+/// coordinates, rows down.
+const PIXEL_TRANSFORM: GeoTransform = [0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
+
+/// Writes `sample` of a map on `grid` to the GeoPackage `out`.
+pub fn write_sample(
+    out: &Path,
+    grid: &PixelGrid,
+    sample: &StratifiedSample,
+    classes: &[ClassInfo],
+) -> Result<(), WriteError> {
+    super::raster::init_gdal();
+    let srs = match &grid.crs_wkt {
+        Some(wkt) => Some(SpatialRef::from_wkt(wkt).map_err(|e| failed(out, e))?),
+        None => None,
+    };
+    write_atomically(out, |tmp| {
+        write_layers(tmp, grid, srs.as_ref(), sample, classes)
+    })
+}
+
+fn name_of(classes: &[ClassInfo], value: u8) -> String {
+    classes
+        .iter()
+        .find(|c| c.value == value)
+        .map_or_else(|| format!("class {value}"), |c| c.name.clone())
+}
+
+fn write_layers(
+    tmp: &Path,
+    grid: &PixelGrid,
+    srs: Option<&SpatialRef>,
+    sample: &StratifiedSample,
+    classes: &[ClassInfo],
+) -> Result<(), WriteError> {
+    let driver = DriverManager::get_driver_by_name("GPKG").map_err(|e| failed(tmp, e))?;
+    let mut ds = driver.create_vector_only(tmp).map_err(|e| failed(tmp, e))?;
+    let gt = grid.geo_transform.unwrap_or(PIXEL_TRANSFORM);
+    let mut txn = ds.start_transaction().map_err(|e| failed(tmp, e))?;
+    let points = txn
+        .create_layer(LayerOptions {
+            name: "sample",
+            srs,
+            ty: OGRwkbGeometryType::wkbPoint,
+            options: None,
+        })
+        .map_err(|e| failed(tmp, e))?;
+    points
+        .create_defn_fields(&[
+            ("id", OGRFieldType::OFTInteger),
+            ("map_class", OGRFieldType::OFTInteger),
+            ("map_name", OGRFieldType::OFTString),
+            ("row", OGRFieldType::OFTInteger),
+            ("col", OGRFieldType::OFTInteger),
+            (REFERENCE_FIELD, OGRFieldType::OFTInteger),
+        ])
+        .map_err(|e| failed(tmp, e))?;
+    for (i, p) in sample.points.iter().enumerate() {
+        let (c, r) = (p.col as f64 + 0.5, p.row as f64 + 0.5);
+        let xy = (gt[0] + c * gt[1] + r * gt[2], gt[3] + c * gt[4] + r * gt[5]);
+        let mut point =
+            Geometry::empty(OGRwkbGeometryType::wkbPoint).map_err(|e| failed(tmp, e))?;
+        point.set_point_2d(0, xy);
+        let mut f = Feature::new(points.defn()).map_err(|e| failed(tmp, e))?;
+        f.set_geometry(point).map_err(|e| failed(tmp, e))?;
+        let int = |v: usize| {
+            i32::try_from(v)
+                .map_err(|_| failed(tmp, format!("{v} does not fit a GeoPackage integer")))
+        };
+        f.set_field_integer(0, int(i + 1)?)
+            .map_err(|e| failed(tmp, e))?;
+        f.set_field_integer(1, i32::from(p.stratum))
+            .map_err(|e| failed(tmp, e))?;
+        f.set_field_string(2, &name_of(classes, p.stratum))
+            .map_err(|e| failed(tmp, e))?;
+        f.set_field_integer(3, int(p.row)?)
+            .map_err(|e| failed(tmp, e))?;
+        f.set_field_integer(4, int(p.col)?)
+            .map_err(|e| failed(tmp, e))?;
+        f.set_field_null(5).map_err(|e| failed(tmp, e))?;
+        f.create(&points).map_err(|e| failed(tmp, e))?;
+    }
+    let design = txn
+        .create_layer(LayerOptions {
+            name: "design",
+            srs: None,
+            ty: OGRwkbGeometryType::wkbNone,
+            options: None,
+        })
+        .map_err(|e| failed(tmp, e))?;
+    design
+        .create_defn_fields(&[
+            ("stratum", OGRFieldType::OFTInteger),
+            ("name", OGRFieldType::OFTString),
+            ("mapped_pixels", OGRFieldType::OFTInteger64),
+            ("points", OGRFieldType::OFTInteger),
+            ("per_class", OGRFieldType::OFTInteger),
+            ("seed", OGRFieldType::OFTInteger64),
+        ])
+        .map_err(|e| failed(tmp, e))?;
+    for s in &sample.strata {
+        let mut f = Feature::new(design.defn()).map_err(|e| failed(tmp, e))?;
+        let big = |v: u64| {
+            i64::try_from(v)
+                .map_err(|_| failed(tmp, format!("{v} does not fit a GeoPackage integer")))
+        };
+        f.set_field_integer(0, i32::from(s.value))
+            .map_err(|e| failed(tmp, e))?;
+        f.set_field_string(1, &name_of(classes, s.value))
+            .map_err(|e| failed(tmp, e))?;
+        f.set_field_integer64(2, big(s.pixels as u64)?)
+            .map_err(|e| failed(tmp, e))?;
+        f.set_field_integer(3, i32::try_from(s.points).unwrap_or(i32::MAX))
+            .map_err(|e| failed(tmp, e))?;
+        f.set_field_integer(4, i32::try_from(sample.per_class).unwrap_or(i32::MAX))
+            .map_err(|e| failed(tmp, e))?;
+        f.set_field_integer64(5, big(sample.seed)?)
+            .map_err(|e| failed(tmp, e))?;
+        f.create(&design).map_err(|e| failed(tmp, e))?;
+    }
+    txn.commit().map_err(|e| failed(tmp, e))?;
+    Ok(())
+}
+
+/// Reference points on a map's grid.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReferencePoints {
+    /// (row, column, reference class) of each labelled point on the map.
+    pub points: Vec<(usize, usize, u8)>,
+    /// Points outside the map's extent.
+    pub outside: usize,
+    /// Points whose class field is empty (not labelled yet).
+    pub unlabelled: usize,
+    /// The layer read.
+    pub layer: String,
+}
+
+/// Reads the points of `path` (its layer `sample` if it has one, else its
+/// first layer) with their class in `field` (a number, or one of
+/// `classes`' names), onto `grid`.
+pub fn read_reference_points(
+    path: &Path,
+    field: &str,
+    grid: &PixelGrid,
+    classes: &[ClassInfo],
+) -> Result<ReferencePoints, ReadError> {
+    super::raster::init_gdal();
+    if !path.exists() {
+        return Err(ReadError::NotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    let bad = |message: String| ReadError::format(path, message);
+    let ds =
+        Dataset::open(path).map_err(|e| bad(format!("not a vector file GDAL can open ({e})")))?;
+    let mut layer = match ds.layer_by_name("sample") {
+        Ok(l) => l,
+        Err(_) => ds
+            .layer(0)
+            .map_err(|_| bad("has no vector layer".to_string()))?,
+    };
+    let layer_name = layer.name();
+    let names: Vec<String> = layer.defn().fields().map(|f| f.name()).collect();
+    let Some(index) = names.iter().position(|n| n.eq_ignore_ascii_case(field)) else {
+        return Err(bad(format!(
+            "layer {layer_name} has no field `{field}` (its fields: {})",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        )));
+    };
+    let to_map = match (layer.spatial_ref(), &grid.crs_wkt) {
+        (Some(from), Some(wkt)) => {
+            let mut from = from;
+            let mut to =
+                SpatialRef::from_wkt(wkt).map_err(|e| bad(format!("the map's CRS: {e}")))?;
+            from.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+            to.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+            if from == to {
+                None
+            } else {
+                Some(CoordTransform::new(&from, &to).map_err(|e| {
+                    bad(format!(
+                        "cannot reproject layer {layer_name} to the map's CRS ({e})"
+                    ))
+                })?)
+            }
+        }
+        _ => None,
+    };
+    let inverse = invert(&grid.geo_transform.unwrap_or(PIXEL_TRANSFORM))
+        .ok_or_else(|| bad("the map's geotransform cannot be inverted".to_string()))?;
+    let mut out = ReferencePoints {
+        layer: layer_name.clone(),
+        ..ReferencePoints::default()
+    };
+    for f in layer.features() {
+        let id = f.fid().map_or_else(|| "?".to_string(), |i| i.to_string());
+        let Some(g) = f.geometry() else {
+            return Err(bad(format!(
+                "feature {id} of layer {layer_name} has no geometry"
+            )));
+        };
+        if geometry_type_flatten(g.geometry_type()) != OGRwkbGeometryType::wkbPoint {
+            return Err(bad(format!(
+                "feature {id} of layer {layer_name} is a {}, not a point: a reference sample is points",
+                gdal::vector::geometry_type_to_name(g.geometry_type())
+            )));
+        }
+        let class = match f.field(index).map_err(|e| bad(e.to_string()))? {
+            None => None,
+            Some(v) => class_of(&v, classes).map_err(|why| {
+                bad(format!(
+                    "feature {id} of layer {layer_name}: field `{field}` {why}"
+                ))
+            })?,
+        };
+        let Some(class) = class else {
+            out.unlabelled += 1;
+            continue;
+        };
+        let (mut x, mut y, _) = g.get_point(0);
+        if let Some(t) = &to_map {
+            let (mut xs, mut ys, mut zs) = ([x], [y], [0.0]);
+            t.transform_coords(&mut xs, &mut ys, &mut zs)
+                .map_err(|e| bad(format!("feature {id}: cannot reproject ({e})")))?;
+            (x, y) = (xs[0], ys[0]);
+        }
+        let col = inverse[0] + x * inverse[1] + y * inverse[2];
+        let row = inverse[3] + x * inverse[4] + y * inverse[5];
+        if !(col >= 0.0 && row >= 0.0 && col < grid.width as f64 && row < grid.height as f64) {
+            out.outside += 1;
+            continue;
+        }
+        out.points.push((row as usize, col as usize, class));
+    }
+    Ok(out)
+}
+
+/// The class of a field value: 1..=255 as a number (integral) or a class
+/// name; None for 0 or an empty text (not labelled).
+fn class_of(v: &FieldValue, classes: &[ClassInfo]) -> Result<Option<u8>, String> {
+    let number = |n: f64| -> Result<Option<u8>, String> {
+        if n == 0.0 {
+            Ok(None)
+        } else if n.fract() == 0.0 && (1.0..=255.0).contains(&n) {
+            Ok(Some(n as u8))
+        } else {
+            Err(format!("is {n}: a class is 1..255"))
+        }
+    };
+    match v {
+        FieldValue::IntegerValue(n) => number(f64::from(*n)),
+        FieldValue::Integer64Value(n) => number(*n as f64),
+        FieldValue::RealValue(n) => number(*n),
+        FieldValue::StringValue(s) => {
+            let s = s.trim();
+            if s.is_empty() {
+                return Ok(None);
+            }
+            if let Ok(n) = s.parse::<f64>() {
+                return number(n);
+            }
+            classes
+                .iter()
+                .find(|c| c.name.eq_ignore_ascii_case(s))
+                .map(|c| Some(c.value))
+                .ok_or_else(|| {
+                    let known: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
+                    format!(
+                        "is \"{s}\", not a class number nor one of the map's class names ({})",
+                        known.join(", ")
+                    )
+                })
+        }
+        other => Err(format!("holds {other:?}, not a class")),
+    }
+}
+
+/// The inverse of an affine geotransform: (col, row) from (x, y) as
+/// col = i[0] + x i[1] + y i[2], row = i[3] + x i[4] + y i[5].
+fn invert(gt: &GeoTransform) -> Option<[f64; 6]> {
+    let det = gt[1] * gt[5] - gt[2] * gt[4];
+    if det == 0.0 || !det.is_finite() {
+        return None;
+    }
+    let (a, b, d, e) = (gt[5] / det, -gt[2] / det, -gt[4] / det, gt[1] / det);
+    Some([
+        -(a * gt[0] + b * gt[3]),
+        a,
+        b,
+        -(d * gt[0] + e * gt[3]),
+        d,
+        e,
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_inverse_transform_takes_a_pixel_centre_back() {
+        let gt = [500_000.0, 10.0, 2.0, 4_000_000.0, -1.0, -10.0];
+        let i = invert(&gt).unwrap();
+        for (r, c) in [(0.5, 0.5), (3.5, 7.5), (100.25, 0.75)] {
+            let (x, y) = (gt[0] + c * gt[1] + r * gt[2], gt[3] + c * gt[4] + r * gt[5]);
+            let (c2, r2) = (i[0] + x * i[1] + y * i[2], i[3] + x * i[4] + y * i[5]);
+            assert!((c2 - c).abs() < 1e-9 && (r2 - r).abs() < 1e-9, "{c2} {r2}");
+        }
+        assert!(invert(&[0.0, 1.0, 1.0, 0.0, 1.0, 1.0]).is_none());
+    }
+
+    #[test]
+    fn a_class_is_a_number_or_a_name() {
+        let classes = crate::scene::named_classes(2, &["water".into(), "land".into()]);
+        assert_eq!(
+            class_of(&FieldValue::IntegerValue(2), &classes),
+            Ok(Some(2))
+        );
+        assert_eq!(class_of(&FieldValue::IntegerValue(0), &classes), Ok(None));
+        assert_eq!(class_of(&FieldValue::RealValue(1.0), &classes), Ok(Some(1)));
+        assert_eq!(
+            class_of(&FieldValue::StringValue("Land ".into()), &classes),
+            Ok(Some(2))
+        );
+        assert_eq!(
+            class_of(&FieldValue::StringValue(String::new()), &classes),
+            Ok(None)
+        );
+        assert!(class_of(&FieldValue::RealValue(1.5), &classes).is_err());
+        let e = class_of(&FieldValue::StringValue("forest".into()), &classes).unwrap_err();
+        assert!(e.contains("water, land"), "{e}");
+    }
+}
