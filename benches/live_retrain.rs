@@ -172,6 +172,7 @@ fn main() {
             "head_epochs": o.map(|o| o.head.epochs),
             "patches_from_store": cached,
             "backbone_kept": r.backbone_kept,
+            "head_warm_started": r.warm_started,
         }));
     }
     println!(

@@ -499,6 +499,7 @@ fn live_retraining_reuses_the_features_of_the_last_run() {
     {
         let r = h.state().session.as_ref().unwrap().result.as_ref().unwrap();
         assert!(!r.backbone_kept, "the first run builds the backbone");
+        assert!(!r.warm_started, "the first head is a fresh one");
     }
     // One more stroke: the head is retrained on features already computed.
     paint(&mut h, 1, &dry[1..]);
@@ -519,6 +520,13 @@ fn live_retraining_reuses_the_features_of_the_last_run() {
         r.backbone_kept
     };
     assert!(kept(&h), "the second run used the backbone kept loaded");
+    {
+        // A live update: the head went on from the first run's.
+        let r = h.state().session.as_ref().unwrap().result.as_ref().unwrap();
+        assert!(r.warm_started);
+        let epochs = r.outcome.mlp.as_ref().unwrap().1.head.epochs;
+        assert_eq!(epochs, unidiff_studio::jobs::classify::LIVE_EPOCHS);
+    }
     let differ = map_before
         .iter()
         .zip(&map_after)

@@ -1,6 +1,10 @@
 //! The classification job (Stage B and the random-forest baseline) for the
 //! app: the same `run_classification` the CLI's `run` calls, with the same
-//! defaults, on the labels painted so far, off the UI thread.
+//! defaults, on the labels painted so far, off the UI thread. A live update
+//! after a stroke continues from the last head on the same features for a
+//! few epochs instead of training a fresh one.
+
+use std::sync::Arc;
 
 use burn::backend::{Autodiff, Flex};
 
@@ -8,6 +12,7 @@ use super::loaded_backbone::LoadedBackbone;
 use super::{JobContext, JobEvent, on_device_else_cpu};
 use crate::model::backbone::BackboneSpec;
 use crate::model::device::{DeviceChoice, DeviceReport, Resolved, resolve};
+use crate::model::host_unet::HeadMlp;
 use crate::model::lean_ops::UNetAutodiff;
 use crate::pipeline::Modality;
 use crate::pipeline::baseline::ForestConfig;
@@ -75,6 +80,30 @@ pub struct ClassifyRequest {
     /// Timesteps to run one after the other (the sweep); empty: the
     /// settings' t. Not combined with `subsets`.
     pub timesteps: Vec<i64>,
+    /// A live update after a stroke ("classify again after each stroke"):
+    /// the head continues from the last one trained on the same features
+    /// for [`LIVE_EPOCHS`] instead of training afresh for the full count.
+    pub live: bool,
+}
+
+/// Epochs of a live update's head (a fresh head trains for 200).
+pub const LIVE_EPOCHS: usize = 50;
+
+/// The last head the worker trained, and the features it was trained on
+/// (backbone, device, t, block, modalities, widths, classes), for a live
+/// update to continue from.
+#[derive(Default)]
+pub struct LastHead {
+    trained: Option<(String, Arc<HeadMlp>)>,
+}
+
+impl LastHead {
+    fn for_key(&self, key: &str) -> Option<Arc<HeadMlp>> {
+        self.trained
+            .as_ref()
+            .filter(|(k, _)| k == key)
+            .map(|(_, w)| w.clone())
+    }
 }
 
 /// The timesteps 0, step, 2 step, ... up to 999.
@@ -137,7 +166,8 @@ pub struct Classified {
     pub backbone_kept: bool,
     pub labels_revision: u64,
     pub seconds: f64,
-    /// The shown map's class areas (by value; names are the app's).
+    /// The MLP's head continued from the last one (a live update).
+    pub warm_started: bool,
     /// Each result's class areas (none without a scene grid).
     pub areas: Vec<(ClassifierChoice, crate::metrics::areas::ClassAreas)>,
 }
@@ -151,12 +181,17 @@ pub fn run(
     req: &ClassifyRequest,
     store: &mut FeatureStore,
     backbone: &mut LoadedBackbone,
+    last_head: &mut LastHead,
 ) {
     job.progress("building the backbone", 0.0);
     let device = resolve(req.settings.device);
-    let run = |(store, backbone): &mut (&mut FeatureStore, &mut LoadedBackbone),
+    let run = |(store, backbone, last_head): &mut (
+        &mut FeatureStore,
+        &mut LoadedBackbone,
+        &mut LastHead,
+    ),
                device: &DeviceReport| {
-        let state = (&mut **store, &mut **backbone);
+        let state = (&mut **store, &mut **backbone, &mut **last_head);
         match device.resolved {
             Resolved::Cpu => {
                 classify_on::<Autodiff<Flex>>(job, req, &Default::default(), device, state)
@@ -179,7 +214,7 @@ pub fn run(
             ),
         }
     };
-    let result = on_device_else_cpu(job, &device, &mut (store, backbone), run);
+    let result = on_device_else_cpu(job, &device, &mut (store, backbone, last_head), run);
     job.finish(result.map(Some), |generation, result| {
         JobEvent::Classified { generation, result }
     });
@@ -190,7 +225,7 @@ fn classify_on<B: UNetAutodiff>(
     req: &ClassifyRequest,
     device_handle: &B::Device,
     device: &DeviceReport,
-    (store, loaded): (&mut FeatureStore, &mut LoadedBackbone),
+    (store, loaded, last_head): (&mut FeatureStore, &mut LoadedBackbone, &mut LastHead),
 ) -> anyhow::Result<Classified> {
     let cancel = job.cancel;
     let t0 = std::time::Instant::now();
@@ -243,6 +278,21 @@ fn classify_on<B: UNetAutodiff>(
             ..ForestConfig::default()
         },
     };
+    // A live update continues from the last head on the same features.
+    let head_key = format!(
+        "{backbone_id} t {} block {block} stride {stride} seed {} {:?} {:?} {} classes",
+        s.t,
+        s.seed,
+        s.modalities,
+        s.mlp_hidden,
+        req.scene.train_labels.as_ref().map_or(0, |l| l.max_class())
+    );
+    let mut settings = settings;
+    let single = req.subsets.is_empty() && req.timesteps.is_empty();
+    if let (true, true, Some(weights)) = (req.live, single, last_head.for_key(&head_key)) {
+        settings.stage_b.head.warm_start = Some(weights);
+        settings.stage_b.head.max_epochs = LIVE_EPOCHS;
+    }
     // One run, or one per modality subset (ablation) or per timestep
     // (sweep).
     let runs: Vec<(Option<Vec<Modality>>, Option<i64>)> = if !req.subsets.is_empty() {
@@ -328,6 +378,11 @@ fn classify_on<B: UNetAutodiff>(
         .into_iter()
         .nth(keep)
         .ok_or_else(|| anyhow::anyhow!("nothing to run"))?;
+    let mlp_out = outcome.mlp.as_ref().map(|(_, o)| o);
+    if let (true, Some(weights)) = (single, mlp_out.and_then(|o| o.head_weights.clone())) {
+        last_head.trained = Some((head_key, weights));
+    }
+    let warm_started = mlp_out.is_some_and(|o| o.head.warm_started);
     let classes = crate::scene::named_classes(outcome.classes, &[]);
     let areas = match req.scene.grid() {
         Some(grid) => outcome
@@ -343,6 +398,7 @@ fn classify_on<B: UNetAutodiff>(
         None => Vec::new(),
     };
     Ok(Classified {
+        warm_started,
         device: device.why.clone(),
         backbone_kept,
         areas,

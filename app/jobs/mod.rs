@@ -336,13 +336,15 @@ impl Jobs {
         // So does the backbone, until the choice, its file or the device
         // changes.
         let mut backbone = loaded_backbone::LoadedBackbone::default();
+        // And the last head, for a live update to continue from.
+        let mut last_head = classify::LastHead::default();
         start_errors.extend(
             spawn_worker(
                 "unidiff-classify",
                 JobKind::Classify,
                 classify_rx,
                 send.clone(),
-                move |job, r| classify::run(job, r, &mut store, &mut backbone),
+                move |job, r| classify::run(job, r, &mut store, &mut backbone, &mut last_head),
             )
             .err(),
         );

@@ -22,6 +22,8 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, TensorData};
+use std::sync::Arc;
+
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -152,6 +154,11 @@ pub struct HostHead {
 }
 
 impl HostHead {
+    /// The MLP's weights (without the scaler).
+    pub fn mlp(&self) -> &HeadMlp {
+        &self.mlp
+    }
+
     /// Class probabilities (N, K, P, P) of patch features (N, D, P, P), `pp`
     /// = P * P; patches in parallel.
     pub fn patch_probabilities(&self, features: &[f32], dim: usize, pp: usize) -> Vec<f32> {
@@ -268,6 +275,11 @@ pub struct HeadTrainConfig {
     /// autodiff, as on a GPU; for comparisons).
     #[serde(skip)]
     pub cpu_kernels: bool,
+    /// Start from these weights (a head trained on the same features a
+    /// moment ago: the app's live update after a stroke) instead of fresh
+    /// Kaiming draws, where every layer's shape matches; on the host path.
+    #[serde(skip)]
+    pub warm_start: Option<Arc<HeadMlp>>,
 }
 
 impl Default for HeadTrainConfig {
@@ -281,6 +293,7 @@ impl Default for HeadTrainConfig {
             seed: 0,
             standardize: true,
             cpu_kernels: true,
+            warm_start: None,
         }
     }
 }
@@ -293,6 +306,8 @@ pub struct HeadTrainReport {
     pub train_loss: Vec<f32>,
     /// Validation accuracy per epoch (empty without validation vectors).
     pub validation_accuracy: Vec<f64>,
+    /// Training started from the config's `warm_start` weights.
+    pub warm_started: bool,
 }
 
 /// Training vectors: `features` row-major (N x D), `labels` 0-based classes,
@@ -382,13 +397,20 @@ where
 {
     let model = Mlp::<B>::new(data.dim, data.classes, cfg, train.seed, device);
     if <B::InnerBackend as UNetOps>::ON_HOST && train.cpu_kernels {
-        let initial = host_mlp(&model.valid())?;
+        let fresh = host_mlp(&model.valid())?;
+        let warm = train
+            .warm_start
+            .as_deref()
+            .filter(|w| same_shapes(w, &fresh));
+        let warm_started = warm.is_some();
+        let initial = warm.cloned().unwrap_or(fresh);
         let mut host = HostTraining {
             trainer: HeadTrainer::new(initial, 1e-8, train.weight_decay as f32),
             x: Vec::new(),
             y: Vec::new(),
         };
-        let (best, report) = epochs(&mut host, data, train)?;
+        let (best, mut report) = epochs(&mut host, data, train)?;
+        report.warm_started = warm_started;
         let best = best.unwrap_or_else(|| host.trainer.mlp().clone());
         return Ok((burn_mlp(&best, device), report));
     }
@@ -407,6 +429,18 @@ where
         None => on_burn.snapshot()?,
     };
     Ok((best, report))
+}
+
+/// Two heads with the same layers (inputs, widths, classes).
+fn same_shapes(a: &HeadMlp, b: &HeadMlp) -> bool {
+    let dims = |m: &HeadMlp| -> Vec<(usize, usize)> {
+        m.hidden
+            .iter()
+            .map(|(l, _)| (l.d_in, l.d_out))
+            .chain([(m.out.d_in, m.out.d_out)])
+            .collect()
+    };
+    dims(a) == dims(b)
 }
 
 /// One way of training the head, step by step.
@@ -445,6 +479,7 @@ fn epochs<T: HeadTraining>(
         best_epoch: 0,
         train_loss: Vec::new(),
         validation_accuracy: Vec::new(),
+        warm_started: false,
     };
     let mut best: Option<(f64, T::Snapshot)> = None;
     let mut since_best = 0;
@@ -843,6 +878,39 @@ mod tests {
             classes: 3,
             validation,
         }
+    }
+
+    #[test]
+    fn a_warm_start_is_where_training_starts_when_the_shapes_match() {
+        let (x, y) = blobs(120, 12, 5);
+        let validation = vec![false; 120];
+        let data = blob_data(&x, &y, &validation);
+        let device = Default::default();
+        let cfg = |max_epochs, warm_start| HeadTrainConfig {
+            max_epochs,
+            seed: 1,
+            warm_start,
+            ..HeadTrainConfig::default()
+        };
+        let berlin = MlpConfig::berlin();
+        let (trained, report) = train_head::<AB>(&data, &berlin, &cfg(20, None), &device).unwrap();
+        assert!(!report.warm_started);
+        let weights = Arc::new(host_mlp(&trained.mlp).unwrap());
+        // No epoch: the head is the warm start itself.
+        let (again, report) =
+            train_head::<AB>(&data, &berlin, &cfg(0, Some(weights.clone())), &device).unwrap();
+        assert!(report.warm_started);
+        assert_eq!(host_mlp(&again.mlp).unwrap(), *weights);
+        // Another width: a fresh head, the same as without a warm start.
+        let other = MlpConfig { hidden: vec![16] };
+        let (ignored, report) =
+            train_head::<AB>(&data, &other, &cfg(3, Some(weights)), &device).unwrap();
+        assert!(!report.warm_started);
+        let (plain, _) = train_head::<AB>(&data, &other, &cfg(3, None), &device).unwrap();
+        assert_eq!(
+            host_mlp(&ignored.mlp).unwrap(),
+            host_mlp(&plain.mlp).unwrap()
+        );
     }
 
     #[test]

@@ -75,6 +75,9 @@ pub struct ClassificationResult {
         crate::pipeline::run::ClassifierChoice,
         crate::metrics::areas::ClassAreas,
     )>,
+    /// The MLP's head continued from the last one for a few epochs (a live
+    /// update after a stroke), instead of training afresh.
+    pub warm_started: bool,
     /// The classifier whose map the class-map layer shows (the run's own
     /// at first; the user may switch to another of the run's results).
     pub shown: crate::pipeline::run::ClassifierChoice,

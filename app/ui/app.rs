@@ -461,7 +461,7 @@ impl StudioApp {
             Some((at, rev)) if rev == revision => {
                 if Instant::now() >= at {
                     self.auto_classify_due = None;
-                    self.start_classification(Vec::new(), Vec::new());
+                    self.start_classification(Vec::new(), Vec::new(), true);
                 } else {
                     ctx.request_repaint_after(at - Instant::now());
                 }
@@ -577,6 +577,7 @@ impl StudioApp {
                             labels_revision: result.labels_revision,
                             seconds: result.seconds,
                             areas: result.areas,
+                            warm_started: result.warm_started,
                         });
                     }
                     self.map.dirty.insert(LayerId::ClassMap, Dirty::All);

@@ -51,12 +51,12 @@ impl StudioApp {
                     self.start_task(Task::RenderPrgb { cube, bands });
                 }
             }
-            AppCommand::Classify => self.start_classification(Vec::new(), Vec::new()),
+            AppCommand::Classify => self.start_classification(Vec::new(), Vec::new(), false),
             AppCommand::ClassifySweep(timesteps) => {
-                self.start_classification(Vec::new(), timesteps)
+                self.start_classification(Vec::new(), timesteps, false)
             }
             AppCommand::ClassifyAblation => {
-                self.start_classification(crate::jobs::classify::all_subsets(), Vec::new())
+                self.start_classification(crate::jobs::classify::all_subsets(), Vec::new(), false)
             }
             AppCommand::CancelClassify => self.jobs.cancel_classify(),
             AppCommand::Adapt => self.adapt(),
@@ -296,11 +296,13 @@ impl StudioApp {
 
     /// Starts a classification of the labels as they are now; one still
     /// running is cancelled (its result would be stale). The map keeps
-    /// showing the last result meanwhile.
+    /// showing the last result meanwhile. `live`: an update after a stroke
+    /// (the head continues from the last one).
     pub(crate) fn start_classification(
         &mut self,
         subsets: Vec<Vec<crate::pipeline::Modality>>,
         timesteps: Vec<i64>,
+        live: bool,
     ) {
         let Some(s) = &self.session else {
             return;
@@ -312,6 +314,7 @@ impl StudioApp {
             labels_revision: s.labels_revision,
             subsets,
             timesteps,
+            live,
         };
         self.classifying_revision = s.labels_revision;
         let generation = self.jobs.classify(request);

@@ -31,6 +31,15 @@ impl StudioApp {
             .default_width(520.0)
             .show(ctx, |ui| {
                 ui.label(RichText::new(&r.backbone).small().weak());
+                if r.warm_started {
+                    ui.label(
+                        RichText::new(format!(
+                            "live update: the MLP continued from the last map's head for {} epochs; Classify trains a fresh one",
+                            crate::jobs::classify::LIVE_EPOCHS
+                        ))
+                        .small(),
+                    );
+                }
                 egui::Grid::new("summary").striped(true).show(ui, |ui| {
                     ui.strong("classifier (the map shows ◉)");
                     for h in ["OA", "AA", "kappa", "mF1", "mIoU", "pixels", "held-out κ"] {
