@@ -53,7 +53,9 @@ pub struct RunInputs {
     /// SAR image (VV, VH bands; or a PolSARpro folder).
     #[arg(long)]
     pub sar: Option<PathBuf>,
-    /// Training labels (0 = unlabelled, classes 1..K).
+    /// Training labels (0 = unlabelled, classes 1..K): a raster, or points
+    /// / polygons in a GeoPackage, Shapefile or GeoJSON (any CRS) with the
+    /// class in --class-field, burnt onto the scene's grid.
     #[arg(long)]
     pub train_labels: Option<PathBuf>,
     /// Test labels, scored and never trained on.
@@ -62,6 +64,11 @@ pub struct RunInputs {
     /// Added to every label value first (1 for masks with classes from 0).
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     pub label_offset: i32,
+    /// The class attribute of vector labels (a class number, or a name of
+    /// --class-names; default: the first of class, cls, label, reference,
+    /// classvalue, mc_id, c_id the layer has).
+    #[arg(long)]
+    pub class_field: Option<String>,
     /// Take a seeded sparse training set of this fraction of each class
     /// from --train-labels and test on the rest (e.g. 0.005).
     #[arg(long)]
@@ -211,9 +218,15 @@ pub fn prepare(args: &RunInputs) -> anyhow::Result<Prepared> {
         train_labels: Some(train_path.clone()),
         test_labels: args.test_labels.clone(),
         label_offset: args.label_offset,
+        class_field: args.class_field.clone(),
+        class_names: args.class_names.clone(),
     };
-    let mut scene =
+    let opened =
         open_scene(&files, &CancelFlag::new(), &|_, _| {})?.context("the inputs were not read")?;
+    for note in &opened.notes {
+        eprintln!("note: {note}");
+    }
+    let mut scene = opened.scene;
     if let Some(s) = &split
         && let Some(reference) = &scene.train_labels
     {

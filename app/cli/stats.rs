@@ -12,6 +12,7 @@ use crate::io::atomic::write_bytes;
 use crate::io::classmap::read_class_table;
 use crate::io::open_labels;
 use crate::io::sample_points::{REFERENCE_FIELD, read_reference_points};
+use crate::io::vector_labels::is_vector_file;
 use crate::metrics::area_accuracy::area_adjusted_accuracy;
 use crate::metrics::areas::class_areas;
 use crate::scene::LabelImage;
@@ -52,7 +53,7 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<()> {
     let Some(reference_path) = &args.reference else {
         return Ok(());
     };
-    let (sample, mut notes) = if is_vector(reference_path) {
+    let (sample, mut notes) = if is_vector_file(reference_path) {
         reference_points(args, reference_path, &map, &classes)?
     } else {
         (reference_pixels(args, reference_path, &map)?, Vec::new())
@@ -97,16 +98,6 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<()> {
 
 /// (map class, reference class) of each sample point.
 type Sample = Vec<(u8, u8)>;
-
-/// A reference given as vectors (by the file's extension).
-fn is_vector(path: &std::path::Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-        [
-            "gpkg", "shp", "geojson", "json", "fgb", "kml", "gml", "sqlite",
-        ]
-        .contains(&e.to_ascii_lowercase().as_str())
-    })
-}
 
 /// (map class, reference class) of every labelled pixel of a reference
 /// raster on the map's grid.

@@ -16,8 +16,9 @@ pub mod raster;
 pub mod sample_points;
 pub mod scene_files;
 pub mod sieve;
+pub mod vector_labels;
 pub mod vectorize;
 
 pub use error::ReadError;
 pub use open::{SarScaleChoice, open_hsi, open_labels, open_labels_with_offset, open_sar};
-pub use scene_files::{SceneFiles, open_scene};
+pub use scene_files::{OpenedScene, SceneFiles, open_scene};

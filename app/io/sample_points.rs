@@ -11,9 +11,9 @@
 
 use std::path::Path;
 
-use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
+use gdal::spatial_ref::SpatialRef;
 use gdal::vector::{
-    Feature, FieldValue, Geometry, LayerAccess, LayerOptions, OGRFieldType, OGRwkbGeometryType,
+    Feature, Geometry, LayerAccess, LayerOptions, OGRFieldType, OGRwkbGeometryType,
     geometry_type_flatten,
 };
 use gdal::{Dataset, DriverManager};
@@ -21,15 +21,12 @@ use gdal::{Dataset, DriverManager};
 use super::ReadError;
 use super::atomic::write_atomically;
 use super::geotiff::{WriteError, failed};
+use super::vector_labels::{PIXEL_TRANSFORM, class_of, invert, transform_to};
 use crate::scene::sample::StratifiedSample;
-use crate::scene::{ClassInfo, GeoTransform, PixelGrid};
+use crate::scene::{ClassInfo, PixelGrid};
 
 /// The field the analyst fills in.
 pub const REFERENCE_FIELD: &str = "reference";
-
-/// GDAL's placeholder transform for a grid without georeference: pixel
-/// coordinates, rows down.
-const PIXEL_TRANSFORM: GeoTransform = [0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
 
 /// Writes `sample` of a map on `grid` to the GeoPackage `out`.
 pub fn write_sample(
@@ -200,25 +197,8 @@ pub fn read_reference_points(
             }
         )));
     };
-    let to_map = match (layer.spatial_ref(), &grid.crs_wkt) {
-        (Some(from), Some(wkt)) => {
-            let mut from = from;
-            let mut to =
-                SpatialRef::from_wkt(wkt).map_err(|e| bad(format!("the map's CRS: {e}")))?;
-            from.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
-            to.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
-            if from == to {
-                None
-            } else {
-                Some(CoordTransform::new(&from, &to).map_err(|e| {
-                    bad(format!(
-                        "cannot reproject layer {layer_name} to the map's CRS ({e})"
-                    ))
-                })?)
-            }
-        }
-        _ => None,
-    };
+    let to_map = transform_to(layer.spatial_ref(), grid)
+        .map_err(|m| bad(format!("layer {layer_name}: {m}")))?;
     let inverse = invert(&grid.geo_transform.unwrap_or(PIXEL_TRANSFORM))
         .ok_or_else(|| bad("the map's geotransform cannot be inverted".to_string()))?;
     let mut out = ReferencePoints {
@@ -266,101 +246,4 @@ pub fn read_reference_points(
         out.points.push((row as usize, col as usize, class));
     }
     Ok(out)
-}
-
-/// The class of a field value: 1..=255 as a number (integral) or a class
-/// name; None for 0 or an empty text (not labelled).
-fn class_of(v: &FieldValue, classes: &[ClassInfo]) -> Result<Option<u8>, String> {
-    let number = |n: f64| -> Result<Option<u8>, String> {
-        if n == 0.0 {
-            Ok(None)
-        } else if n.fract() == 0.0 && (1.0..=255.0).contains(&n) {
-            Ok(Some(n as u8))
-        } else {
-            Err(format!("is {n}: a class is 1..255"))
-        }
-    };
-    match v {
-        FieldValue::IntegerValue(n) => number(f64::from(*n)),
-        FieldValue::Integer64Value(n) => number(*n as f64),
-        FieldValue::RealValue(n) => number(*n),
-        FieldValue::StringValue(s) => {
-            let s = s.trim();
-            if s.is_empty() {
-                return Ok(None);
-            }
-            if let Ok(n) = s.parse::<f64>() {
-                return number(n);
-            }
-            classes
-                .iter()
-                .find(|c| c.name.eq_ignore_ascii_case(s))
-                .map(|c| Some(c.value))
-                .ok_or_else(|| {
-                    let known: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
-                    format!(
-                        "is \"{s}\", not a class number nor one of the map's class names ({})",
-                        known.join(", ")
-                    )
-                })
-        }
-        other => Err(format!("holds {other:?}, not a class")),
-    }
-}
-
-/// The inverse of an affine geotransform: (col, row) from (x, y) as
-/// col = i[0] + x i[1] + y i[2], row = i[3] + x i[4] + y i[5].
-fn invert(gt: &GeoTransform) -> Option<[f64; 6]> {
-    let det = gt[1] * gt[5] - gt[2] * gt[4];
-    if det == 0.0 || !det.is_finite() {
-        return None;
-    }
-    let (a, b, d, e) = (gt[5] / det, -gt[2] / det, -gt[4] / det, gt[1] / det);
-    Some([
-        -(a * gt[0] + b * gt[3]),
-        a,
-        b,
-        -(d * gt[0] + e * gt[3]),
-        d,
-        e,
-    ])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_inverse_transform_takes_a_pixel_centre_back() {
-        let gt = [500_000.0, 10.0, 2.0, 4_000_000.0, -1.0, -10.0];
-        let i = invert(&gt).unwrap();
-        for (r, c) in [(0.5, 0.5), (3.5, 7.5), (100.25, 0.75)] {
-            let (x, y) = (gt[0] + c * gt[1] + r * gt[2], gt[3] + c * gt[4] + r * gt[5]);
-            let (c2, r2) = (i[0] + x * i[1] + y * i[2], i[3] + x * i[4] + y * i[5]);
-            assert!((c2 - c).abs() < 1e-9 && (r2 - r).abs() < 1e-9, "{c2} {r2}");
-        }
-        assert!(invert(&[0.0, 1.0, 1.0, 0.0, 1.0, 1.0]).is_none());
-    }
-
-    #[test]
-    fn a_class_is_a_number_or_a_name() {
-        let classes = crate::scene::named_classes(2, &["water".into(), "land".into()]);
-        assert_eq!(
-            class_of(&FieldValue::IntegerValue(2), &classes),
-            Ok(Some(2))
-        );
-        assert_eq!(class_of(&FieldValue::IntegerValue(0), &classes), Ok(None));
-        assert_eq!(class_of(&FieldValue::RealValue(1.0), &classes), Ok(Some(1)));
-        assert_eq!(
-            class_of(&FieldValue::StringValue("Land ".into()), &classes),
-            Ok(Some(2))
-        );
-        assert_eq!(
-            class_of(&FieldValue::StringValue(String::new()), &classes),
-            Ok(None)
-        );
-        assert!(class_of(&FieldValue::RealValue(1.5), &classes).is_err());
-        let e = class_of(&FieldValue::StringValue("forest".into()), &classes).unwrap_err();
-        assert!(e.contains("water, land"), "{e}");
-    }
 }

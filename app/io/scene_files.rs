@@ -1,15 +1,17 @@
 //! One way to open a study area from its files, for the CLI and the app's
 //! load job alike: the HSI cube and/or SAR image, the label rasters (with a
 //! value offset), checked onto one pixel grid; labels without a
-//! georeference (`.mat`, `.npy`) take the scene's.
+//! georeference (`.mat`, `.npy`) take the scene's, and labels drawn as
+//! vectors (GeoPackage, Shapefile, GeoJSON) are burnt onto it.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 
+use super::vector_labels::{is_vector_file, rasterize_labels};
 use super::{SarScaleChoice, open_hsi, open_labels_with_offset, open_sar};
 use crate::base::CancelFlag;
-use crate::scene::Scene;
+use crate::scene::{Scene, named_classes};
 
 /// The files of one scene.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -18,8 +20,20 @@ pub struct SceneFiles {
     pub sar: Option<PathBuf>,
     pub train_labels: Option<PathBuf>,
     pub test_labels: Option<PathBuf>,
-    /// Added to every label value (1 for 0-based files).
+    /// Added to every label value (1 for 0-based files; not to vectors).
     pub label_offset: i32,
+    /// The class attribute of vector labels (None: the first of
+    /// `vector_labels::CLASS_FIELDS` there).
+    pub class_field: Option<String>,
+    /// Class names 1, 2, ... (vector labels may give the class by name).
+    pub class_names: Vec<String>,
+}
+
+/// A scene as read, and what the user should know about the reading.
+#[derive(Debug)]
+pub struct OpenedScene {
+    pub scene: Scene,
+    pub notes: Vec<String>,
 }
 
 /// Reads the files into a scene; `progress(step, fraction)` names the file
@@ -28,7 +42,7 @@ pub fn open_scene(
     files: &SceneFiles,
     cancel: &CancelFlag,
     progress: &dyn Fn(&str, f32),
-) -> anyhow::Result<Option<Scene>> {
+) -> anyhow::Result<Option<OpenedScene>> {
     if files.hsi.is_none() && files.sar.is_none() {
         anyhow::bail!("open an HSI cube or a SAR image first (labels alone have no image to show)");
     }
@@ -56,10 +70,22 @@ pub fn open_scene(
         progress(&format!("reading {}", p.display()), 0.3);
         open_labels_with_offset(p, files.label_offset)
     };
-    let train = files.train_labels.as_ref().map(read_labels).transpose()?;
-    let test = files.test_labels.as_ref().map(read_labels).transpose()?;
+    let raster = |p: &&PathBuf| !is_vector_file(p);
+    let train = files
+        .train_labels
+        .as_ref()
+        .filter(raster)
+        .map(read_labels)
+        .transpose()?;
+    let test = files
+        .test_labels
+        .as_ref()
+        .filter(raster)
+        .map(read_labels)
+        .transpose()?;
     let mut scene = Scene::from_layers(hsi, sar, train, test)
         .context("the inputs are not on one pixel grid")?;
+    let mut notes = Vec::new();
     if let Some(grid) = scene.grid().cloned() {
         for labels in [&mut scene.train_labels, &mut scene.test_labels]
             .into_iter()
@@ -69,6 +95,28 @@ pub fn open_scene(
                 labels.grid = grid.clone();
             }
         }
+        let classes = named_classes(files.class_names.len(), &files.class_names);
+        for (path, layer) in [
+            (&files.train_labels, &mut scene.train_labels),
+            (&files.test_labels, &mut scene.test_labels),
+        ] {
+            let Some(path) = path.as_ref().filter(|p| is_vector_file(p)) else {
+                continue;
+            };
+            progress(
+                &format!("burning {} onto the scene's grid", path.display()),
+                0.3,
+            );
+            let burnt = rasterize_labels(path, files.class_field.as_deref(), &grid, &classes)?;
+            notes.extend(burnt.notes(path));
+            anyhow::ensure!(
+                burnt.features > 0,
+                "{}: no feature of layer {} with a class lies on the scene",
+                path.display(),
+                burnt.layer
+            );
+            *layer = Some(burnt.labels);
+        }
     }
-    Ok((!cancel.is_cancelled()).then_some(scene))
+    Ok((!cancel.is_cancelled()).then_some(OpenedScene { scene, notes }))
 }

@@ -122,10 +122,14 @@ pub fn load(
         train_labels: req.train_labels.clone(),
         test_labels: req.test_labels.clone(),
         label_offset: req.label_offset,
+        class_field: None,
+        class_names: req.class_names.clone(),
     };
-    let Some(scene) = open_scene(&files, cancel, progress)? else {
+    let Some(opened) = open_scene(&files, cancel, progress)? else {
         return Ok(None);
     };
+    let scene = opened.scene;
+    warnings.extend(opened.notes);
     let step = std::cell::Cell::new(0.4f32);
     let renderings = render_all(&scene, RenderSettings::default(), |name| {
         progress(&format!("rendering {name}"), step.get());

@@ -25,6 +25,8 @@ pub enum Task {
         layer: LabelLayer,
         path: PathBuf,
         grid: PixelGrid,
+        /// The session's classes (vector labels may name them).
+        classes: Vec<ClassInfo>,
     },
     SaveLabels {
         layer: LabelLayer,
@@ -188,10 +190,15 @@ pub fn run(job: &JobContext<'_>, task: &Task) {
 
 fn perform(task: &Task) -> anyhow::Result<TaskDone> {
     Ok(match task {
-        Task::LoadLabels { layer, path, grid } => TaskDone::LabelsLoaded {
+        Task::LoadLabels {
+            layer,
+            path,
+            grid,
+            classes,
+        } => TaskDone::LabelsLoaded {
             layer: *layer,
             path: path.clone(),
-            loaded: load_labels(path, grid)?,
+            loaded: load_labels(path, grid, classes)?,
         },
         Task::SaveLabels {
             layer,

@@ -174,7 +174,7 @@ pub fn find_recovery(dir: &Path, grid: &PixelGrid) -> Option<Recovery> {
     let read = |layer| {
         let path = file_of(dir, layer);
         path.exists()
-            .then(|| load_labels(&path, grid).ok().map(|l| l.labels))
+            .then(|| load_labels(&path, grid, &[]).ok().map(|l| l.labels))
             .flatten()
     };
     let train = read(LabelLayer::Train);

@@ -1,6 +1,7 @@
 //! Label layers to and from files: GeoTIFF (uint8, colour table, class names,
 //! the scene's CRS) for saving, any label raster `open_labels` reads
-//! (GeoTIFF, `.mat`, `.npy`) for loading, checked against the scene's grid.
+//! (GeoTIFF, `.mat`, `.npy`) for loading, checked against the scene's grid,
+//! and labels drawn as vectors (GeoPackage, Shapefile, GeoJSON) burnt onto it.
 
 use std::path::Path;
 
@@ -8,6 +9,7 @@ use anyhow::Context;
 
 use crate::io::classmap::{read_class_table, write_class_map};
 use crate::io::open_labels;
+use crate::io::vector_labels::{is_vector_file, rasterize_labels};
 use crate::scene::ClassInfo;
 use crate::scene::{LabelImage, PixelGrid};
 
@@ -19,11 +21,39 @@ pub struct LoadedLabels {
     pub classes: Vec<ClassInfo>,
     /// Class values present in the file.
     pub values: Vec<u8>,
+    /// What the user should know (vector features off the scene or without
+    /// a class).
+    pub notes: Vec<String>,
 }
 
 /// Reads a label file and places it on `grid` (files without georeference,
 /// such as `.mat`, take the scene's).
-pub fn load_labels(path: &Path, grid: &PixelGrid) -> anyhow::Result<LoadedLabels> {
+pub fn load_labels(
+    path: &Path,
+    grid: &PixelGrid,
+    classes: &[ClassInfo],
+) -> anyhow::Result<LoadedLabels> {
+    if is_vector_file(path) {
+        let burnt = rasterize_labels(path, None, grid, classes)?;
+        anyhow::ensure!(
+            burnt.features > 0,
+            "{}: no feature of layer {} with a class lies on the scene",
+            path.display(),
+            burnt.layer
+        );
+        let values = burnt
+            .labels
+            .class_counts()
+            .iter()
+            .map(|(v, _)| *v)
+            .collect();
+        return Ok(LoadedLabels {
+            notes: burnt.notes(path),
+            labels: burnt.labels,
+            classes: Vec::new(),
+            values,
+        });
+    }
     let mut labels = open_labels(path)?;
     grid.check_same("the scene", &labels.grid, &format!("{}", path.display()))
         .context("the label file does not fit the scene")?;
@@ -35,7 +65,14 @@ pub fn load_labels(path: &Path, grid: &PixelGrid) -> anyhow::Result<LoadedLabels
         classes: read_class_table(path),
         labels,
         values,
+        notes: Vec::new(),
     })
+}
+
+/// A label file drawn as vectors (read by burning it onto the grid; saving
+/// goes to a GeoTIFF of its own).
+pub fn is_vector_labels(path: &Path) -> bool {
+    is_vector_file(path)
 }
 
 /// Writes a label layer as a class GeoTIFF (atomically, with `.qml` and the
@@ -64,12 +101,12 @@ mod tests {
         let mut classes = named_classes(3, &["water".into(), "urban".into()]);
         classes[1].color = [1, 2, 3];
         save_labels(&path, &labels, &classes).unwrap();
-        let back = load_labels(&path, &grid).unwrap();
+        let back = load_labels(&path, &grid, &[]).unwrap();
         assert_eq!(back.labels.data, labels.data);
         assert_eq!(back.values, vec![1, 2, 3]);
         assert_eq!(back.classes, classes);
         let other = PixelGrid::plain(5, 7);
-        let err = load_labels(&path, &other).unwrap_err();
+        let err = load_labels(&path, &other, &[]).unwrap_err();
         assert!(format!("{err:#}").contains("differ"), "{err:#}");
     }
 }

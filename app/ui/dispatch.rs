@@ -12,6 +12,7 @@ use super::layers::LayerId;
 use super::view_transform::{MAX_ZOOM, MIN_ZOOM};
 use crate::jobs::{ClassifyRequest, LoadRequest, Task, TaskDone, TaskKind};
 use crate::scene::LabelLayer;
+use crate::session::label_files::is_vector_labels;
 
 /// Zoom factor of one PgUp / PgDn.
 const KEY_ZOOM: f32 = 1.25;
@@ -221,7 +222,13 @@ impl StudioApp {
                         .set_file_name("labels.tif")
                         .save_file(),
                     FileAction::OpenLabels(_) => dialog
-                        .add_filter("label rasters", &["tif", "tiff", "mat", "npy", "img"])
+                        .add_filter(
+                            "labels (rasters; points or polygons with a class field)",
+                            &[
+                                "tif", "tiff", "mat", "npy", "img", "gpkg", "shp", "geojson",
+                                "json",
+                            ],
+                        )
                         .add_filter("all files", &["*"])
                         .pick_file(),
                     FileAction::ExportResults => dialog.pick_folder(),
@@ -248,11 +255,20 @@ impl StudioApp {
 
     /// Reads a label file into a layer in the background.
     fn load_label_file(&mut self, layer: LabelLayer, path: PathBuf) {
-        let Some(grid) = self.session.as_ref().and_then(|s| s.scene.grid().cloned()) else {
+        let Some((grid, classes)) = self
+            .session
+            .as_ref()
+            .and_then(|s| Some((s.scene.grid().cloned()?, s.classes.clone())))
+        else {
             self.error("open a scene before its labels");
             return;
         };
-        self.start_task(Task::LoadLabels { layer, path, grid });
+        self.start_task(Task::LoadLabels {
+            layer,
+            path,
+            grid,
+            classes,
+        });
     }
 
     /// Writes a label layer as a class GeoTIFF in the background.
@@ -433,7 +449,12 @@ impl StudioApp {
                     loaded.labels,
                     format!("load {} from {}", layer.name(), path.display()),
                 );
-                session.sources.set_labels_path(layer, Some(path.clone()));
+                // Saving writes a GeoTIFF: never over the vector file.
+                let source = (!is_vector_labels(&path)).then(|| path.clone());
+                session.sources.set_labels_path(layer, source);
+                for note in loaded.notes {
+                    self.info(note);
+                }
                 self.mark_labels_dirty(layer, Dirty::All);
                 self.map.palette_dirty = true;
                 if !added.is_empty() {
