@@ -11,17 +11,19 @@
 
 use std::path::Path;
 
+use gdal::DriverManager;
 use gdal::spatial_ref::SpatialRef;
 use gdal::vector::{
     Feature, Geometry, LayerAccess, LayerOptions, OGRFieldType, OGRwkbGeometryType,
     geometry_type_flatten,
 };
-use gdal::{Dataset, DriverManager};
 
 use super::ReadError;
 use super::atomic::write_atomically;
 use super::geotiff::{WriteError, failed};
-use super::vector_labels::{PIXEL_TRANSFORM, class_of, invert, transform_to};
+use super::vector_labels::{
+    PIXEL_TRANSFORM, class_field, class_of, invert, open_vector, transform_to,
+};
 use crate::scene::sample::StratifiedSample;
 use crate::scene::{ClassInfo, PixelGrid};
 
@@ -170,15 +172,8 @@ pub fn read_reference_points(
     grid: &PixelGrid,
     classes: &[ClassInfo],
 ) -> Result<ReferencePoints, ReadError> {
-    super::raster::init_gdal();
-    if !path.exists() {
-        return Err(ReadError::NotFound {
-            path: path.to_path_buf(),
-        });
-    }
     let bad = |message: String| ReadError::format(path, message);
-    let ds =
-        Dataset::open(path).map_err(|e| bad(format!("not a vector file GDAL can open ({e})")))?;
+    let ds = open_vector(path)?;
     let mut layer = match ds.layer_by_name("sample") {
         Ok(l) => l,
         Err(_) => ds
@@ -186,17 +181,8 @@ pub fn read_reference_points(
             .map_err(|_| bad("has no vector layer".to_string()))?,
     };
     let layer_name = layer.name();
-    let names: Vec<String> = layer.defn().fields().map(|f| f.name()).collect();
-    let Some(index) = names.iter().position(|n| n.eq_ignore_ascii_case(field)) else {
-        return Err(bad(format!(
-            "layer {layer_name} has no field `{field}` (its fields: {})",
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                names.join(", ")
-            }
-        )));
-    };
+    let (index, _) =
+        class_field(&layer, Some(field)).map_err(|m| bad(format!("layer {layer_name} {m}")))?;
     let to_map = transform_to(layer.spatial_ref(), grid)
         .map_err(|m| bad(format!("layer {layer_name}: {m}")))?;
     let inverse = invert(&grid.geo_transform.unwrap_or(PIXEL_TRANSFORM))

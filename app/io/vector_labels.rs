@@ -91,15 +91,8 @@ pub fn rasterize_labels(
     grid: &PixelGrid,
     classes: &[ClassInfo],
 ) -> Result<RasterisedLabels, ReadError> {
-    super::raster::init_gdal();
-    if !path.exists() {
-        return Err(ReadError::NotFound {
-            path: path.to_path_buf(),
-        });
-    }
     let bad = |message: String| ReadError::format(path, message);
-    let ds =
-        Dataset::open(path).map_err(|e| bad(format!("not a vector file GDAL can open ({e})")))?;
+    let ds = open_vector(path)?;
     let mut layer = ds
         .layer(0)
         .map_err(|_| bad("has no vector layer".to_string()))?;
@@ -161,9 +154,24 @@ pub fn rasterize_labels(
     Ok(out)
 }
 
+/// Opens a vector file, or says why not.
+pub(crate) fn open_vector(path: &Path) -> Result<Dataset, ReadError> {
+    super::raster::init_gdal();
+    if !path.exists() {
+        return Err(ReadError::NotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    Dataset::open(path)
+        .map_err(|e| ReadError::format(path, format!("not a vector file GDAL can open ({e})")))
+}
+
 /// The class field: `wanted`, or the first of [`CLASS_FIELDS`] present;
 /// an error lists the fields the layer has.
-fn class_field<L: LayerAccess>(layer: &L, wanted: Option<&str>) -> Result<(usize, String), String> {
+pub(crate) fn class_field<L: LayerAccess>(
+    layer: &L,
+    wanted: Option<&str>,
+) -> Result<(usize, String), String> {
     let names: Vec<String> = layer.defn().fields().map(|f| f.name()).collect();
     let listed = || {
         if names.is_empty() {
