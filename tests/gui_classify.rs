@@ -524,8 +524,10 @@ fn live_retraining_reuses_the_features_of_the_last_run() {
         // A live update: the head went on from the first run's.
         let r = h.state().session.as_ref().unwrap().result.as_ref().unwrap();
         assert!(r.warm_started);
-        let epochs = r.outcome.mlp.as_ref().unwrap().1.head.epochs;
-        assert_eq!(epochs, unidiff_studio::jobs::classify::LIVE_EPOCHS);
+        let out = &r.outcome.mlp.as_ref().unwrap().1;
+        assert_eq!(out.head.epochs, unidiff_studio::jobs::classify::LIVE_EPOCHS);
+        // No held-out comparison from a head that saw every label.
+        assert!(out.held_out_prediction.is_none());
     }
     let differ = map_before
         .iter()

@@ -292,6 +292,9 @@ fn classify_on<B: UNetAutodiff>(
     if let (true, true, Some(weights)) = (req.live, single, last_head.for_key(&head_key)) {
         settings.stage_b.head.warm_start = Some(weights);
         settings.stage_b.head.max_epochs = LIVE_EPOCHS;
+        // The held-out comparison needs heads that never saw the held-out
+        // labels, trained afresh: left to Classify.
+        settings.held_out_check = false;
     }
     // One run, or one per modality subset (ablation) or per timestep
     // (sweep).

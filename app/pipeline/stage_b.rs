@@ -677,7 +677,13 @@ fn predict_held_out<B: UNetAutodiff>(
         classes,
         validation: &validation,
     };
-    let (head, _) = train_head::<B>(&data, &cfg.mlp, &cfg.head, device)?;
+    // Never from a warm start: a head trained on every label has seen the
+    // held-out pixels.
+    let fresh = HeadTrainConfig {
+        warm_start: None,
+        ..cfg.head.clone()
+    };
+    let (head, _) = train_head::<B>(&data, &cfg.mlp, &fresh, device)?;
     let position: std::collections::HashMap<usize, usize> = split
         .pixels
         .iter()

@@ -34,7 +34,7 @@ impl StudioApp {
                 if r.warm_started {
                     ui.label(
                         RichText::new(format!(
-                            "live update: the MLP continued from the last map's head for {} epochs; Classify trains a fresh one",
+                            "live update: the MLP continued from the last map's head for {} epochs (no held-out comparison); Classify trains a fresh one",
                             crate::jobs::classify::LIVE_EPOCHS
                         ))
                         .small(),
