@@ -22,10 +22,7 @@ pub fn run(args: &VectorizeArgs) -> anyhow::Result<()> {
     let classes = read_class_table(&args.classmap);
     let summary = vectorize_class_map(&args.classmap, &args.out, &classes)?;
     for (value, ha) in &summary.hectares {
-        let name = classes
-            .iter()
-            .find(|c| c.value == *value)
-            .map_or_else(|| format!("class {value}"), |c| c.name.clone());
+        let name = crate::scene::class_name(&classes, *value);
         eprintln!("[ok] {name}: {ha:.2} ha");
     }
     eprintln!(

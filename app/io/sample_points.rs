@@ -22,10 +22,10 @@ use super::ReadError;
 use super::atomic::write_atomically;
 use super::geotiff::{WriteError, failed};
 use super::vector_labels::{
-    PIXEL_TRANSFORM, class_field, class_of, invert, open_vector, transform_to,
+    PIXEL_TRANSFORM, class_field, feature_class, invert, open_vector, transform_to,
 };
 use crate::scene::sample::StratifiedSample;
-use crate::scene::{ClassInfo, PixelGrid};
+use crate::scene::{ClassInfo, PixelGrid, class_name};
 
 /// The field the analyst fills in.
 pub const REFERENCE_FIELD: &str = "reference";
@@ -47,13 +47,6 @@ pub fn write_sample(
     })
 }
 
-fn name_of(classes: &[ClassInfo], value: u8) -> String {
-    classes
-        .iter()
-        .find(|c| c.value == value)
-        .map_or_else(|| format!("class {value}"), |c| c.name.clone())
-}
-
 fn write_layers(
     tmp: &Path,
     grid: &PixelGrid,
@@ -63,7 +56,6 @@ fn write_layers(
 ) -> Result<(), WriteError> {
     let driver = DriverManager::get_driver_by_name("GPKG").map_err(|e| failed(tmp, e))?;
     let mut ds = driver.create_vector_only(tmp).map_err(|e| failed(tmp, e))?;
-    let gt = grid.geo_transform.unwrap_or(PIXEL_TRANSFORM);
     let mut txn = ds.start_transaction().map_err(|e| failed(tmp, e))?;
     let points = txn
         .create_layer(LayerOptions {
@@ -84,8 +76,11 @@ fn write_layers(
         ])
         .map_err(|e| failed(tmp, e))?;
     for (i, p) in sample.points.iter().enumerate() {
-        let (c, r) = (p.col as f64 + 0.5, p.row as f64 + 0.5);
-        let xy = (gt[0] + c * gt[1] + r * gt[2], gt[3] + c * gt[4] + r * gt[5]);
+        // Pixel coordinates (GDAL's placeholder transform) without a
+        // georeference.
+        let xy = grid
+            .map_from_pixel(p.row as f64, p.col as f64)
+            .unwrap_or((p.col as f64 + 0.5, p.row as f64 + 0.5));
         let mut point =
             Geometry::empty(OGRwkbGeometryType::wkbPoint).map_err(|e| failed(tmp, e))?;
         point.set_point_2d(0, xy);
@@ -99,7 +94,7 @@ fn write_layers(
             .map_err(|e| failed(tmp, e))?;
         f.set_field_integer(1, i32::from(p.stratum))
             .map_err(|e| failed(tmp, e))?;
-        f.set_field_string(2, &name_of(classes, p.stratum))
+        f.set_field_string(2, &class_name(classes, p.stratum))
             .map_err(|e| failed(tmp, e))?;
         f.set_field_integer(3, int(p.row)?)
             .map_err(|e| failed(tmp, e))?;
@@ -134,7 +129,7 @@ fn write_layers(
         };
         f.set_field_integer(0, i32::from(s.value))
             .map_err(|e| failed(tmp, e))?;
-        f.set_field_string(1, &name_of(classes, s.value))
+        f.set_field_string(1, &class_name(classes, s.value))
             .map_err(|e| failed(tmp, e))?;
         f.set_field_integer64(2, big(s.pixels as u64)?)
             .map_err(|e| failed(tmp, e))?;
@@ -204,14 +199,8 @@ pub fn read_reference_points(
                 gdal::vector::geometry_type_to_name(g.geometry_type())
             )));
         }
-        let class = match f.field(index).map_err(|e| bad(e.to_string()))? {
-            None => None,
-            Some(v) => class_of(&v, classes).map_err(|why| {
-                bad(format!(
-                    "feature {id} of layer {layer_name}: field `{field}` {why}"
-                ))
-            })?,
-        };
+        let class = feature_class(&f, (index, field), classes)
+            .map_err(|why| bad(format!("feature {id} of layer {layer_name}: {why}")))?;
         let Some(class) = class else {
             out.unlabelled += 1;
             continue;

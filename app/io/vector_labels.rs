@@ -119,14 +119,8 @@ pub fn rasterize_labels(
     let mut values = Vec::new();
     for f in layer.features() {
         let id = f.fid().map_or_else(|| "?".to_string(), |i| i.to_string());
-        let class = match f.field(index).map_err(|e| bad(e.to_string()))? {
-            None => None,
-            Some(v) => class_of(&v, classes).map_err(|why| {
-                bad(format!(
-                    "feature {id} of layer {layer_name}: field `{field}` {why}"
-                ))
-            })?,
-        };
+        let class = feature_class(&f, (index, &field), classes)
+            .map_err(|why| bad(format!("feature {id} of layer {layer_name}: {why}")))?;
         let Some(class) = class else {
             out.unlabelled += 1;
             continue;
@@ -267,6 +261,19 @@ fn burn(
         None,
     )?;
     Ok(buffer.into_shape_and_vec().1)
+}
+
+/// The class in field `index` of a feature (None: empty or 0, not
+/// labelled); an error names the field and what it holds.
+pub(crate) fn feature_class(
+    f: &gdal::vector::Feature<'_>,
+    (index, field): (usize, &str),
+    classes: &[ClassInfo],
+) -> Result<Option<u8>, String> {
+    match f.field(index).map_err(|e| e.to_string())? {
+        None => Ok(None),
+        Some(v) => class_of(&v, classes).map_err(|why| format!("field `{field}` {why}")),
+    }
 }
 
 /// The class of a field value: 1..=255 as a number (integral) or a class

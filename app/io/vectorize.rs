@@ -14,7 +14,7 @@ use gdal::{Dataset, DriverManager};
 
 use super::atomic::write_atomically;
 use super::geotiff::{WriteError, failed};
-use crate::scene::ClassInfo;
+use crate::scene::{ClassInfo, class_name};
 
 /// What was written.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,12 +144,7 @@ fn write_layer(
         let message = super::raster::last_gdal_error();
         return Err(failed(tmp, format!("GDAL's polygonize failed: {message}")));
     }
-    let name_of = |v: u8| {
-        classes
-            .iter()
-            .find(|c| c.value == v)
-            .map_or_else(|| format!("class {v}"), |c| c.name.clone())
-    };
+    let name_of = |v: u8| class_name(classes, v);
     let mut layer = txn.layer_by_name("landcover").map_err(|e| failed(tmp, e))?;
     let mut rows = Vec::new();
     for f in layer.features() {

@@ -133,10 +133,7 @@ pub fn class_areas(map: &[u8], grid: &PixelGrid, classes: &[ClassInfo]) -> Class
         .into_iter()
         .map(|v| {
             let i = v as usize;
-            let name = classes
-                .iter()
-                .find(|c| c.value == v)
-                .map_or_else(|| format!("class {v}"), |c| c.name.clone());
+            let name = crate::scene::class_name(classes, v);
             let share = if known && mapped_m2 > 0.0 {
                 m2[i] / mapped_m2
             } else if mapped_pixels > 0 {

@@ -41,6 +41,14 @@ impl ClassInfo {
     }
 }
 
+/// The name of class `value` in `classes`, "class value" where it has none.
+pub fn class_name(classes: &[ClassInfo], value: u8) -> String {
+    classes
+        .iter()
+        .find(|c| c.value == value)
+        .map_or_else(|| ClassInfo::unnamed(value).name, |c| c.name.clone())
+}
+
 /// Classes 1..=k (at most 255) with palette colours, class v named
 /// `names[v - 1]` where given and "class v" otherwise.
 pub fn named_classes(k: usize, names: &[String]) -> Vec<ClassInfo> {

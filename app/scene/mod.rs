@@ -14,7 +14,7 @@ pub mod sar;
 pub mod wavelength;
 
 pub use assemble::Scene;
-pub use classes::{ClassInfo, PALETTE, default_classes, named_classes};
+pub use classes::{ClassInfo, PALETTE, class_name, default_classes, named_classes};
 pub use cube::HsiCube;
 pub use edit::{Brush, Edit, LabelLayer, PixelRect, Stroke, UndoHistory};
 pub use grid::{GeoTransform, GridMismatch, PixelGrid};
