@@ -354,3 +354,120 @@ fn the_sweep_suggests_a_t_from_the_held_out_training_labels() {
     }
     assert!(out.join("sweep.png").exists());
 }
+
+/// Band `b` (1-based) of a raster as f64, read with GDAL.
+fn band_f64(path: &Path, b: usize) -> Vec<f64> {
+    let ds = gdal::Dataset::open(path).unwrap();
+    ds.rasterband(b)
+        .unwrap()
+        .read_band_as::<f64>()
+        .unwrap()
+        .data()
+        .to_vec()
+}
+
+/// A model saved by `run` maps its own scene as `run` did, pixel for pixel,
+/// whatever the tile size (tiles that cut through patches, a stride that
+/// pads the grid), and the shards of a job array split the tiles so that
+/// together they give that map and each pixel comes from one shard.
+#[test]
+fn a_saved_model_maps_its_scene_as_the_run_did_in_tiles_and_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let model = dir.path().join("demo.udmodel");
+    ok(bin()
+        .args([
+            "run",
+            "--demo",
+            "--stride",
+            "24",
+            "--t",
+            "0",
+            "--no-baseline",
+        ])
+        .args(["--no-held-out-check", "--save-model"])
+        .arg(&model)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap());
+    let predict = |out: &Path, extra: &[&str]| {
+        ok(bin()
+            .arg("predict")
+            .arg("--model")
+            .arg(&model)
+            .arg("--hsi")
+            .arg(demo("Spain_7370579_S2Hand.tif"))
+            .arg("--sar")
+            .arg(demo("Spain_7370579_S1Hand.tif"))
+            .args(extra)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap())
+    };
+    let whole = dir.path().join("tiled");
+    predict(&whole, &["--tile", "100"]);
+    let want = band_f64(&run.join("classmap.tif"), 1);
+    assert_eq!(band_f64(&whole.join("classmap.tif"), 1), want);
+    for b in [1, 2] {
+        assert_eq!(
+            band_f64(&whole.join("probability.tif"), b),
+            band_f64(&run.join("probability.tif"), b),
+            "probability band {b}"
+        );
+    }
+    let names = Command::new("gdalinfo")
+        .arg(whole.join("classmap.tif"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&names.stdout);
+    assert!(text.contains("dry") && text.contains("water"), "{text}");
+
+    let mut joined = vec![0f64; want.len()];
+    for i in 0..3 {
+        let out = dir.path().join(format!("shard{i}"));
+        predict(&out, &["--tile", "200", "--shard", &format!("{i}/3")]);
+        let part = band_f64(&out.join("classmap.tif"), 1);
+        for (j, p) in joined.iter_mut().zip(&part) {
+            if *p != 0.0 {
+                assert_eq!(*j, 0.0, "a pixel mapped by two shards");
+                *j = *p;
+            }
+        }
+        let record = read_json(&out.join("run.json"));
+        assert_eq!(record["shard"]["count"], 3);
+    }
+    assert_eq!(joined, want);
+
+    // Another sensor is refused with the difference.
+    let e = String::from_utf8_lossy(
+        &bin()
+            .args(["predict", "--model"])
+            .arg(&model)
+            .arg("--sar")
+            .arg(demo("Spain_7370579_S1Hand.tif"))
+            .arg("--out")
+            .arg(dir.path().join("no_hsi"))
+            .output()
+            .unwrap()
+            .stderr,
+    )
+    .to_string();
+    assert!(e.contains("an HSI input"), "{e}");
+    // A tile smaller than a patch is refused.
+    let small = bin()
+        .args(["predict", "--tile", "8", "--model"])
+        .arg(&model)
+        .arg("--sar")
+        .arg(demo("Spain_7370579_S1Hand.tif"))
+        .arg("--out")
+        .arg(dir.path().join("small"))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&small.stderr);
+    assert!(
+        !small.status.success() && e.contains("smaller than the model's patch"),
+        "{e}"
+    );
+}

@@ -5,6 +5,7 @@ mod adapt;
 mod info;
 pub mod model;
 mod postprocess;
+mod predict;
 mod progress;
 mod render;
 pub mod run;
@@ -87,6 +88,9 @@ pub enum Command {
     Adapt(adapt::AdaptArgs),
     /// Stage B and the random-forest baseline: class maps and metrics.
     Run(run::RunArgs),
+    /// Apply a trained model (`run --save-model`) to a scene, tile by tile,
+    /// optionally one shard of a job array.
+    Predict(predict::PredictArgs),
     /// Stage B over several timesteps: OA and mF1 per t (JSON and PNG).
     Sweep(sweep::SweepArgs),
     /// A class map's areas and, with reference labels, its area-adjusted
@@ -160,6 +164,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Model(cmd)) => model::run(&cmd),
         Some(Command::Adapt(args)) => adapt::run(&args),
         Some(Command::Run(args)) => run::run(&args),
+        Some(Command::Predict(args)) => predict::run(&args),
         Some(Command::Sweep(args)) => sweep::run(&args),
         Some(Command::Stats(args)) => stats::run(&args),
         Some(Command::Sample(args)) => sample::run(&args),

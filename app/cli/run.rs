@@ -27,6 +27,7 @@ use crate::pipeline::Modality;
 use crate::pipeline::baseline::ForestConfig;
 use crate::pipeline::classifier::{HeadTrainConfig, MlpConfig};
 use crate::pipeline::export::{write_run_outputs, write_run_record};
+use crate::pipeline::model_bundle::{ModelBundle, TrainedRun};
 use crate::pipeline::run::{ClassifierChoice, RunOutcome, RunSettings, run_classification};
 use crate::pipeline::split::{SparseSplit, sparse_split};
 use crate::pipeline::stage_b::{StageBConfig, StageBProgress};
@@ -137,6 +138,11 @@ pub struct RunArgs {
     /// Output folder.
     #[arg(long)]
     pub out: PathBuf,
+    /// Also save the trained model (backbone reference, adapter, head,
+    /// classes, rendering statistics) as one file for `predict`, e.g.
+    /// model.udmodel.
+    #[arg(long)]
+    pub save_model: Option<PathBuf>,
 }
 
 /// A scene ready for Stage B, with how long getting there took.
@@ -519,6 +525,21 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         },
         "peak_rss_mib": peak_rss_mib(),
     });
+    if let Some(model_path) = &args.save_model {
+        let bundle = ModelBundle::from_run(&TrainedRun {
+            spec: &prepared.spec,
+            info: &info,
+            scene: &prepared.scene,
+            renderings: &prepared.renderings,
+            render_settings: RenderSettings::default(),
+            stage_b: &settings.stage_b,
+            outcome: &outcome,
+            classes: named_classes(outcome.classes, &prepared.class_names),
+            trained_on: prepared.inputs.clone(),
+        })?;
+        bundle.write(model_path)?;
+        eprintln!("[ok] wrote the model {}", model_path.display());
+    }
     let path = write_run_record(&args.out, &record)?;
     eprintln!("[ok] wrote {}", path.display());
     Ok(())

@@ -45,47 +45,63 @@ pub fn write_class_map(
     if class_map.len() != w * h {
         return Err(failed(path, "class map size differs from its grid"));
     }
-    let max = classes.iter().map(|c| c.value).max().unwrap_or(0) as usize;
     write_atomically(path, |tmp| {
         let ds = create_geotiff::<u8>(path, tmp, (w, h, 1), &[], grid)?;
         let mut band = ds.rasterband(1).map_err(|e| failed(path, e))?;
         band.write((0, 0), (w, h), &mut Buffer::new((w, h), class_map.to_vec()))
             .map_err(|e| failed(path, e))?;
-        band.set_no_data_value(Some(0.0))
-            .map_err(|e| failed(path, e))?;
-        let mut table = ColorTable::new(PaletteInterpretation::Rgba);
-        table.set_color_entry(0, &ColorEntry::rgba(0, 0, 0, 0));
-        for c in classes {
-            let [r, g, b] = c.color;
-            table.set_color_entry(
-                c.value as u16,
-                &ColorEntry::rgba(r as i16, g as i16, b as i16, 255),
-            );
-        }
-        band.set_color_table(&table);
-        // Category names: index = class value; 0 is "nodata".
-        let mut names = vec![String::new(); max + 1];
-        names[0] = "nodata".to_string();
-        for c in classes {
-            names[c.value as usize] = c.name.clone();
-        }
-        let list: gdal::cpl::CslStringList = names.into_iter().collect();
-        // SAFETY: the band handle is valid while `ds` lives; GDAL copies the list.
-        let err =
-            unsafe { gdal_sys::GDALSetRasterCategoryNames(band.c_rasterband(), list.as_ptr()) };
-        if err != gdal_sys::CPLErr::CE_None {
-            return Err(failed(path, "cannot store the class names"));
-        }
+        set_class_table(path, &mut band, classes)?;
         ds.close().map_err(|e| failed(path, e))
     })?;
     // The category names live in GDAL's .aux.xml sidecar for GeoTIFF: move it
     // along with the renamed file.
-    let tmp_aux = super::atomic::temp_path_for(path).with_extension("tmp.aux.xml");
-    let aux = aux_path(path);
-    if tmp_aux.exists() {
-        std::fs::rename(&tmp_aux, &aux)?;
-    }
+    move_aux(&super::atomic::temp_path_for(path), path)?;
     write_bytes(&path.with_extension("qml"), qgis_style(classes).as_bytes())?;
+    Ok(())
+}
+
+/// Gives a class map band its nodata value (0), colour table and class
+/// names (category names: index = class value, 0 is "nodata").
+pub(crate) fn set_class_table(
+    path: &Path,
+    band: &mut gdal::raster::RasterBand<'_>,
+    classes: &[ClassInfo],
+) -> Result<(), WriteError> {
+    let max = classes.iter().map(|c| c.value).max().unwrap_or(0) as usize;
+    band.set_no_data_value(Some(0.0))
+        .map_err(|e| failed(path, e))?;
+    let mut table = ColorTable::new(PaletteInterpretation::Rgba);
+    table.set_color_entry(0, &ColorEntry::rgba(0, 0, 0, 0));
+    for c in classes {
+        let [r, g, b] = c.color;
+        table.set_color_entry(
+            c.value as u16,
+            &ColorEntry::rgba(r as i16, g as i16, b as i16, 255),
+        );
+    }
+    band.set_color_table(&table);
+    let mut names = vec![String::new(); max + 1];
+    names[0] = "nodata".to_string();
+    for c in classes {
+        names[c.value as usize] = c.name.clone();
+    }
+    let list: gdal::cpl::CslStringList = names.into_iter().collect();
+    // SAFETY: the band handle is valid while its dataset lives; GDAL copies
+    // the list.
+    let err = unsafe { gdal_sys::GDALSetRasterCategoryNames(band.c_rasterband(), list.as_ptr()) };
+    if err != gdal_sys::CPLErr::CE_None {
+        return Err(failed(path, "cannot store the class names"));
+    }
+    Ok(())
+}
+
+/// Moves the PAM sidecar (`.aux.xml`, where GDAL keeps the class names) of
+/// a file written at `tmp` to its place beside `path`.
+pub(crate) fn move_aux(tmp: &Path, path: &Path) -> std::io::Result<()> {
+    let tmp_aux = aux_path(tmp);
+    if tmp_aux.exists() {
+        std::fs::rename(&tmp_aux, aux_path(path))?;
+    }
     Ok(())
 }
 

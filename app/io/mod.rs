@@ -9,6 +9,7 @@ pub mod download;
 pub mod error;
 pub mod geotiff;
 pub mod mat;
+pub mod memory;
 pub mod npy;
 pub mod open;
 pub mod polsar;
@@ -16,8 +17,10 @@ pub mod raster;
 pub mod sample_points;
 pub mod scene_files;
 pub mod sieve;
+pub mod tiled_map;
 pub mod vector_labels;
 pub mod vectorize;
+pub mod windowed;
 
 pub use error::ReadError;
 pub use open::{SarScaleChoice, open_hsi, open_labels, open_labels_with_offset, open_sar};

@@ -85,6 +85,17 @@ fn decide_scale(
     c11: &[f32],
     c22: &[f32],
 ) -> (PowerScale, String) {
+    let negatives = c11.iter().chain(c22).filter(|v| **v < 0.0).count();
+    decide_scale_counted(choice, hints, negatives)
+}
+
+/// [`decide_scale`] from the count of negative samples (a scene read in
+/// windows counts them in a pass of its own).
+pub(crate) fn decide_scale_counted(
+    choice: SarScaleChoice,
+    hints: &[String],
+    negatives: usize,
+) -> (PowerScale, String) {
     match choice {
         SarScaleChoice::Db => return (PowerScale::Db, "chosen by the user".to_string()),
         SarScaleChoice::Linear => return (PowerScale::Linear, "chosen by the user".to_string()),
@@ -96,7 +107,6 @@ fn decide_scale(
             format!("metadata or file name says dB ('{h}')"),
         );
     }
-    let negatives = c11.iter().chain(c22).filter(|v| **v < 0.0).count();
     if negatives > 0 {
         return (
             PowerScale::Db,
@@ -111,7 +121,7 @@ fn decide_scale(
     )
 }
 
-fn to_linear(values: &[f32], scale: PowerScale) -> Vec<f64> {
+pub(crate) fn to_linear(values: &[f32], scale: PowerScale) -> Vec<f64> {
     values
         .iter()
         .map(|&v| {
@@ -125,7 +135,7 @@ fn to_linear(values: &[f32], scale: PowerScale) -> Vec<f64> {
 }
 
 /// Picks (co-pol, cross-pol) band indices from band names, else (0, 1).
-fn dual_pol_bands(names: &[String]) -> (usize, usize, String) {
+pub(crate) fn dual_pol_bands(names: &[String]) -> (usize, usize, String) {
     let find = |keys: &[&str]| {
         names.iter().position(|n| {
             let up = n.to_ascii_uppercase();

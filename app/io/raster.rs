@@ -8,9 +8,9 @@ use gdal::Metadata;
 use gdal::raster::GdalDataType;
 
 use super::error::ReadError;
-use crate::scene::PixelGrid;
 use crate::scene::grid::is_unit_transform;
 use crate::scene::wavelength;
+use crate::scene::{PixelGrid, Window};
 
 /// What a raster file holds, read without its samples.
 #[derive(Debug, Clone)]
@@ -257,8 +257,9 @@ pub fn read_bands(
             ),
         ));
     }
-    let n = header.grid.len();
     let (w, h) = (header.grid.width, header.grid.height);
+    super::memory::check_whole_read(path, w, h, wanted.len(), 4)?;
+    let n = header.grid.len();
     let mut data = vec![0f32; n * wanted.len()];
     for (slot, &b) in wanted.iter().enumerate() {
         let band_error = |message: String| ReadError::BandRead {
@@ -276,6 +277,50 @@ pub fn read_bands(
         mask_invalid(out, nodata);
     }
     Ok((header, data))
+}
+
+/// Reads `window` of the given 0-based bands of an open raster as
+/// band-sequential f32, invalid samples as NaN.
+pub fn read_window(
+    path: &Path,
+    ds: &Dataset,
+    bands: &[usize],
+    window: Window,
+) -> Result<Vec<f32>, ReadError> {
+    let n = window.height * window.width;
+    let mut data = vec![0f32; n * bands.len()];
+    for (slot, &b) in bands.iter().enumerate() {
+        let band_error = |message: String| ReadError::BandRead {
+            path: path.to_path_buf(),
+            band: b + 1,
+            message,
+        };
+        let band = ds
+            .rasterband(b + 1)
+            .map_err(|e| band_error(e.to_string()))?;
+        let out = &mut data[slot * n..(slot + 1) * n];
+        let offset = (
+            isize::try_from(window.col0).map_err(|e| band_error(e.to_string()))?,
+            isize::try_from(window.row0).map_err(|e| band_error(e.to_string()))?,
+        );
+        let size = (window.width, window.height);
+        band.read_into_slice::<f32>(offset, size, size, out, None)
+            .map_err(|e| band_error(e.to_string()))?;
+        mask_invalid(out, band.no_data_value());
+    }
+    Ok(data)
+}
+
+/// Opens a raster for reads in windows: its dataset and header, refused
+/// when it has no bands or (ENVI) less data than its header says.
+pub fn open_for_windows(path: &Path) -> Result<(Dataset, RasterHeader), ReadError> {
+    let ds = open_dataset(path)?;
+    let header = header_of(path, &ds);
+    if header.band_count == 0 {
+        return Err(ReadError::format(path, "the raster has no bands"));
+    }
+    check_envi_size(path, &ds, &header)?;
+    Ok((ds, header))
 }
 
 /// Sets non-finite samples and those equal to `nodata` to NaN.

@@ -382,7 +382,10 @@ fn classify_on<B: UNetAutodiff>(
         .nth(keep)
         .ok_or_else(|| anyhow::anyhow!("nothing to run"))?;
     let mlp_out = outcome.mlp.as_ref().map(|(_, o)| o);
-    if let (true, Some(weights)) = (single, mlp_out.and_then(|o| o.head_weights.clone())) {
+    if let (true, Some(weights)) = (
+        single,
+        mlp_out.and_then(|o| o.host_head.as_ref().map(|h| Arc::new(h.mlp().clone()))),
+    ) {
         last_head.trained = Some((head_key, weights));
     }
     let warm_started = mlp_out.is_some_and(|o| o.head.warm_started);

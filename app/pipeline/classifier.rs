@@ -154,6 +154,16 @@ pub struct HostHead {
 }
 
 impl HostHead {
+    /// A head from its parts (a saved model's).
+    pub fn new(scaler: FeatureScaler, mlp: HeadMlp) -> Self {
+        Self { scaler, mlp }
+    }
+
+    /// The standardisation in front of the MLP.
+    pub fn scaler(&self) -> &FeatureScaler {
+        &self.scaler
+    }
+
     /// The MLP's weights (without the scaler).
     pub fn mlp(&self) -> &HeadMlp {
         &self.mlp

@@ -34,7 +34,7 @@ pub fn class_map_image(map: &[u8], grid: &PixelGrid, classes: &[ClassInfo]) -> R
 }
 
 /// Writes one classifier's files into `dir`; returns the paths written.
-fn write_result(
+pub fn write_result(
     dir: &Path,
     result: &ClassifierResult,
     grid: &PixelGrid,

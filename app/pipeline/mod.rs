@@ -10,6 +10,7 @@ pub mod features;
 pub mod filter_features;
 pub mod held_out;
 pub mod modality;
+pub mod model_bundle;
 pub mod noised;
 pub mod patch_grid;
 pub mod patches;
@@ -18,6 +19,7 @@ pub mod run;
 pub mod split;
 pub mod stage_a;
 pub mod stage_b;
+pub mod tiled_predict;
 
 pub use modality::Modality;
 pub use patch_grid::PatchGrid;

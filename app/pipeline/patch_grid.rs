@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use crate::scene::Window;
+
 /// Patches over a padded scene.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct PatchGrid {
@@ -74,18 +76,84 @@ impl PatchGrid {
     /// Copies patch `n` of a row-major, channel-interleaved u8 image (`channels`
     /// per pixel) into `out` as channel-planar (C x patch x patch); padding is 0.
     pub fn extract_u8(&self, image: &[u8], channels: usize, n: usize, out: &mut [u8]) {
+        self.extract_u8_in(image, self.whole(), channels, n, out);
+    }
+
+    /// The whole scene as a window.
+    pub fn whole(&self) -> Window {
+        Window {
+            row0: 0,
+            col0: 0,
+            height: self.height,
+            width: self.width,
+        }
+    }
+
+    /// [`Self::extract_u8`] from an image of the scene's `window` only (it
+    /// must hold the patch's scene pixels: [`Self::footprint`]).
+    pub fn extract_u8_in(
+        &self,
+        image: &[u8],
+        window: Window,
+        channels: usize,
+        n: usize,
+        out: &mut [u8],
+    ) {
         let p = self.patch;
         let (r0, c0) = self.top_left(n);
         for ch in 0..channels {
             for y in 0..p {
                 for x in 0..p {
                     out[(ch * p + y) * p + x] = match self.scene_pixel(r0 + y, c0 + x) {
-                        Some((r, c)) => image[(r * self.width + c) * channels + ch],
+                        Some((r, c)) => {
+                            let at = (r - window.row0) * window.width + c - window.col0;
+                            image[at * channels + ch]
+                        }
                         None => 0,
                     };
                 }
             }
         }
+    }
+
+    /// The patches that hold any pixel of `window` (of the scene), in grid
+    /// order.
+    pub fn patches_touching(&self, window: Window) -> Vec<usize> {
+        let stride = self.stride.max(1);
+        // Patch i spans padded [i * stride, i * stride + patch).
+        let span = |first: usize, len: usize, count: usize| {
+            let end = first + len;
+            let lo = (first + 1).saturating_sub(self.patch).div_ceil(stride);
+            let hi = end.div_ceil(stride).min(count);
+            lo..hi
+        };
+        let rows = span(window.row0 + self.pad_top, window.height, self.n_rows);
+        let cols = span(window.col0 + self.pad_left, window.width, self.n_cols);
+        rows.flat_map(|r| cols.clone().map(move |c| r * self.n_cols + c))
+            .collect()
+    }
+
+    /// The scene pixels under `patches`: the smallest window that holds
+    /// them (None when they lie in the padding only).
+    pub fn footprint(&self, patches: &[usize]) -> Option<Window> {
+        let mut lo = (usize::MAX, usize::MAX);
+        let mut hi = (0, 0);
+        for &n in patches {
+            let (r0, c0) = self.top_left(n);
+            let rows = r0.max(self.pad_top)..(r0 + self.patch).min(self.padded_height);
+            let cols = c0.max(self.pad_left)..(c0 + self.patch).min(self.padded_width);
+            if rows.is_empty() || cols.is_empty() {
+                continue;
+            }
+            lo = (lo.0.min(rows.start), lo.1.min(cols.start));
+            hi = (hi.0.max(rows.end), hi.1.max(cols.end));
+        }
+        (lo.0 < hi.0).then(|| Window {
+            row0: lo.0 - self.pad_top,
+            col0: lo.1 - self.pad_left,
+            height: hi.0 - lo.0,
+            width: hi.1 - lo.1,
+        })
     }
 
     /// Patches that together cover every scene pixel, as few as the grid
@@ -134,6 +202,52 @@ impl PatchGrid {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Against the definition: a patch touches a window when one of its
+    /// pixels is a scene pixel inside it; the footprint holds every scene
+    /// pixel of those patches.
+    #[test]
+    fn the_patches_touching_a_window_and_their_footprint() {
+        for (h, w, p, s) in [
+            (50, 37, 16, 8),
+            (13, 70, 8, 3),
+            (9, 9, 16, 8),
+            (64, 64, 16, 16),
+        ] {
+            let g = PatchGrid::new(h, w, p, s);
+            for (row0, col0, wh, ww) in [
+                (0, 0, h, w),
+                (5, 3, 7, 11),
+                (h - 1, w - 1, 1, 1),
+                (2, 0, 1, w),
+            ] {
+                let win = Window {
+                    row0,
+                    col0,
+                    height: wh,
+                    width: ww,
+                };
+                let pixels = |n: usize| {
+                    let (r0, c0) = g.top_left(n);
+                    (0..p * p).filter_map(move |i| g.scene_pixel(r0 + i / p, c0 + i % p))
+                };
+                let inside = |(r, c): (usize, usize)| {
+                    (row0..row0 + wh).contains(&r) && (col0..col0 + ww).contains(&c)
+                };
+                let want: Vec<usize> = (0..g.len()).filter(|&n| pixels(n).any(inside)).collect();
+                let got = g.patches_touching(win);
+                assert_eq!(got, want, "{h}x{w} p{p} s{s} window {win:?}");
+                let fp = g.footprint(&got).unwrap();
+                assert!(fp.fits(h, w));
+                for n in got {
+                    for (r, c) in pixels(n) {
+                        assert!((fp.row0..fp.row0 + fp.height).contains(&r));
+                        assert!((fp.col0..fp.col0 + fp.width).contains(&c));
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn every_scene_pixel_is_covered() {

@@ -9,6 +9,7 @@
 //! the last bits and so, now and then, in a pixel's class.
 
 use super::patch_grid::PatchGrid;
+use crate::scene::Window;
 
 /// The merged result on the scene grid (row-major, H x W).
 #[derive(Debug, Clone, PartialEq)]
@@ -26,34 +27,62 @@ pub struct MergedPrediction {
 /// drops (below 1e-12) is far below what an f32 mean keeps.
 const FIXED_ONE: f64 = (1u64 << 40) as f64;
 
-/// Sums of patch probabilities over the padded canvas.
+/// Sums of patch probabilities over the padded canvas, or over one window
+/// of the scene (a tile of a tiled prediction: every patch that touches it
+/// is added, and its pixels come out as they do from the whole canvas).
 pub struct ProbabilityCanvas {
     grid: PatchGrid,
     classes: usize,
-    /// classes x padded_height x padded_width, in units of 1 / FIXED_ONE
+    /// The region kept, in padded coordinates: top, left, height, width.
+    region: (usize, usize, usize, usize),
+    /// classes x region, in units of 1 / FIXED_ONE
     sum: Vec<u64>,
     coverage: Vec<u32>,
 }
 
 impl ProbabilityCanvas {
     pub fn new(grid: PatchGrid, classes: usize) -> Self {
+        Self::over(grid, classes, (0, 0, grid.padded_height, grid.padded_width))
+    }
+
+    /// A canvas that keeps only the scene pixels of `window`.
+    pub fn for_window(grid: PatchGrid, classes: usize, window: Window) -> Self {
+        let region = (
+            window.row0 + grid.pad_top,
+            window.col0 + grid.pad_left,
+            window.height,
+            window.width,
+        );
+        Self::over(grid, classes, region)
+    }
+
+    fn over(grid: PatchGrid, classes: usize, region: (usize, usize, usize, usize)) -> Self {
+        let pixels = region.2 * region.3;
         Self {
-            sum: vec![0; classes * grid.padded_height * grid.padded_width],
-            coverage: vec![0; grid.padded_height * grid.padded_width],
+            sum: vec![0; classes * pixels],
+            coverage: vec![0; pixels],
             grid,
             classes,
+            region,
         }
     }
 
-    /// Adds patch `n`'s probabilities, laid out classes x P x P.
+    /// Adds patch `n`'s probabilities, laid out classes x P x P (the part
+    /// inside the canvas's region).
     pub fn add_patch(&mut self, n: usize, probabilities: &[f32]) {
         let p = self.grid.patch;
         let (r0, c0) = self.grid.top_left(n);
-        let width = self.grid.padded_width;
-        let plane = self.grid.padded_height * width;
+        let (top, left, height, width) = self.region;
+        let plane = height * width;
         for y in 0..p {
+            let Some(row) = (r0 + y).checked_sub(top).filter(|&r| r < height) else {
+                continue;
+            };
             for x in 0..p {
-                let at = (r0 + y) * width + c0 + x;
+                let Some(col) = (c0 + x).checked_sub(left).filter(|&c| c < width) else {
+                    continue;
+                };
+                let at = row * width + col;
                 self.coverage[at] += 1;
                 for k in 0..self.classes {
                     // Softmax gives [0, 1]; the clamp keeps the integer
@@ -65,19 +94,26 @@ impl ProbabilityCanvas {
         }
     }
 
-    /// Averages, crops the padding and reduces per pixel.
+    /// Averages, crops the padding and reduces per pixel: the scene (or
+    /// the window) row-major.
     pub fn finish(&self) -> MergedPrediction {
         let g = &self.grid;
-        let plane = g.padded_height * g.padded_width;
-        let n = g.height * g.width;
+        let (top, left, height, width) = self.region;
+        let plane = height * width;
+        // The scene pixels of the region.
+        let rows = top.max(g.pad_top) - g.pad_top..(top + height).min(g.padded_height) - g.pad_top;
+        let cols =
+            left.max(g.pad_left) - g.pad_left..(left + width).min(g.padded_width) - g.pad_left;
+        let out_width = cols.len();
+        let n = rows.len() * out_width;
         let mut out = MergedPrediction {
             class_map: vec![0; n],
             max_probability: vec![0.0; n],
             entropy: vec![0.0; n],
         };
-        for r in 0..g.height {
-            for c in 0..g.width {
-                let at = (r + g.pad_top) * g.padded_width + c + g.pad_left;
+        for (i_r, r) in rows.clone().enumerate() {
+            for (i_c, c) in cols.clone().enumerate() {
+                let at = (r + g.pad_top - top) * width + c + g.pad_left - left;
                 let cov = f64::from(self.coverage[at].max(1)) * FIXED_ONE;
                 let mut best = (0usize, f32::NEG_INFINITY);
                 let mut h = 0f32;
@@ -90,7 +126,7 @@ impl ProbabilityCanvas {
                         h -= p * p.ln();
                     }
                 }
-                let i = r * g.width + c;
+                let i = i_r * out_width + i_c;
                 out.class_map[i] = (best.0 + 1) as u8;
                 out.max_probability[i] = best.1;
                 out.entropy[i] = h;

@@ -13,7 +13,7 @@ use burn::tensor::activation::softmax;
 use serde::Serialize;
 
 use super::classifier::{
-    HeadData, HeadTrainConfig, HeadTrainReport, MlpConfig, ValidationSplit, train_head,
+    HeadData, HeadTrainConfig, HeadTrainReport, HostHead, MlpConfig, ValidationSplit, train_head,
     validation_split,
 };
 use super::feature_store::{FeatureKey, FeatureStore, images_fingerprint};
@@ -23,7 +23,6 @@ use super::modality::Modality;
 use super::patch_grid::PatchGrid;
 use super::predict::{MergedPrediction, ProbabilityCanvas};
 use crate::base::CancelFlag;
-use crate::model::host_unet::HeadMlp;
 use crate::model::kernel_cache;
 use crate::model::lean_ops::{UNetAutodiff, UNetOps};
 use crate::model::tensor_read::{TensorReadError, f32_values};
@@ -120,9 +119,9 @@ pub struct StageBOutput {
     /// The class (1..=K, 0 = none) of each held-out training pixel from a
     /// head trained without them, when the run asked for it.
     pub held_out_prediction: Option<Vec<u8>>,
-    /// The trained MLP's weights on the host (CPU path), for a later run on
-    /// the same features to start from.
-    pub head_weights: Option<Arc<HeadMlp>>,
+    /// The trained head on the host (CPU path): for a later run on the same
+    /// features to start from, and for a saved model.
+    pub host_head: Option<Arc<HostHead>>,
 }
 
 /// Where a Stage B run is.
@@ -617,7 +616,7 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
         seconds_training,
         seconds_prediction: t2.elapsed().as_secs_f64(),
         held_out_prediction,
-        head_weights: host_head.map(|h| Arc::new(h.mlp().clone())),
+        host_head: host_head.map(Arc::new),
     })
 }
 

@@ -12,6 +12,7 @@ pub mod pauli;
 pub mod pca;
 pub mod percentile;
 pub mod prgb;
+pub mod rendering_fit;
 pub mod renderings;
 pub mod stretch;
 

@@ -30,9 +30,48 @@ impl Default for PauliSettings {
 /// Renders the SAR image: dual-pol with the paper's formula, quad-pol as the
 /// classic Pauli RGB.
 pub fn render_pauli(sar: &SarImage, settings: PauliSettings) -> Result<Rgb8Image, ProductError> {
+    render_pauli_with(sar, settings, None)
+}
+
+/// [`render_pauli`] with each channel stretched between given limits (p2,
+/// p98 of R, G, B: a trained model's) instead of this image's own
+/// percentiles, when `limits` is given.
+pub fn render_pauli_with(
+    sar: &SarImage,
+    settings: PauliSettings,
+    limits: Option<&[(f64, f64); 3]>,
+) -> Result<Rgb8Image, ProductError> {
     match &sar.kind {
-        SarKind::DualPol { c11, c22 } => dual_pol(sar, c11, c22, settings),
-        SarKind::QuadPol { t11, t22, t33 } => quad_pol(sar, t11, t22, t33),
+        SarKind::DualPol { c11, c22 } => dual_pol(sar, c11, c22, settings, limits),
+        SarKind::QuadPol { t11, t22, t33 } => quad_pol(sar, t11, t22, t33, limits),
+    }
+}
+
+/// The limits of channel `c`: given, or the (p2, p98) of `values` with the
+/// samples they were taken over.
+fn channel_limits(
+    values: &[f64],
+    c: usize,
+    name: &'static str,
+    limits: Option<&[(f64, f64); 3]>,
+) -> Result<((f64, f64), Option<usize>), ProductError> {
+    if let Some(l) = limits {
+        return Ok((l[c], None));
+    }
+    let (p, samples) = percentiles_of(values, &[2.0, 98.0])
+        .ok_or(ProductError::EmptySarChannel { channel: name })?;
+    Ok(((p[0], p[1]), Some(samples)))
+}
+
+fn channel_stretch(
+    c: usize,
+    source: &str,
+    (p2, p98): (f64, f64),
+    samples: Option<usize>,
+) -> ChannelStretch {
+    match samples {
+        Some(n) => ChannelStretch::exact(c, source, p2, p98, n),
+        None => ChannelStretch::fixed(c, source, p2, p98),
     }
 }
 
@@ -43,6 +82,7 @@ fn dual_pol(
     c11: &[f64],
     c22: &[f64],
     s: PauliSettings,
+    limits: Option<&[(f64, f64); 3]>,
 ) -> Result<Rgb8Image, ProductError> {
     let n = sar.grid.len();
     let channels: [(&'static str, &str, Vec<f64>); 3] = [
@@ -65,9 +105,7 @@ fn dual_pol(
     let mut data = vec![0u8; 3 * n];
     let mut stretch = Vec::with_capacity(3);
     for (c, (name, source, values)) in channels.iter().enumerate() {
-        let (p, samples) = percentiles_of(values, &[2.0, 98.0])
-            .ok_or(ProductError::EmptySarChannel { channel: name })?;
-        let (p2, p98) = (p[0], p[1]);
+        let ((p2, p98), samples) = channel_limits(values, c, name, limits)?;
         let (lo, hi) = (p2.sqrt(), p98.sqrt());
         for (i, &x) in values.iter().enumerate() {
             if x.is_nan() || hi <= lo {
@@ -77,7 +115,7 @@ fn dual_pol(
             let v = (v * s.gains[c]).clamp(0.0, 1.0).powf(s.gamma);
             data[3 * i + c] = quantize(v);
         }
-        stretch.push(ChannelStretch::exact(c, *source, p2, p98, samples));
+        stretch.push(channel_stretch(c, source, (p2, p98), samples));
     }
     Ok(Rgb8Image {
         width: sar.grid.width,
@@ -94,6 +132,7 @@ fn quad_pol(
     t11: &[f64],
     t22: &[f64],
     t33: &[f64],
+    limits: Option<&[(f64, f64); 3]>,
 ) -> Result<Rgb8Image, ProductError> {
     let n = sar.grid.len();
     let db = |v: &[f64]| -> Vec<f64> {
@@ -109,12 +148,11 @@ fn quad_pol(
     let mut data = vec![0u8; 3 * n];
     let mut stretch = Vec::with_capacity(3);
     for (c, (name, source, values)) in channels.iter().enumerate() {
-        let (p, samples) = percentiles_of(values, &[2.0, 98.0])
-            .ok_or(ProductError::EmptySarChannel { channel: name })?;
+        let ((p2, p98), samples) = channel_limits(values, c, name, limits)?;
         for (i, &x) in values.iter().enumerate() {
-            data[3 * i + c] = quantize(unit_from_percentiles(x, p[0], p[1]));
+            data[3 * i + c] = quantize(unit_from_percentiles(x, p2, p98));
         }
-        stretch.push(ChannelStretch::exact(c, *source, p[0], p[1], samples));
+        stretch.push(channel_stretch(c, source, (p2, p98), samples));
     }
     Ok(Rgb8Image {
         width: sar.grid.width,

@@ -283,13 +283,7 @@ pub fn render_pca(cube: &HsiCube) -> Result<(Rgb8Image, PcaFit), ProductError> {
         let mut tmp = s.clone();
         let p = percentiles_in_place(&mut tmp, &[2.0, 98.0]).ok_or(ProductError::NoValidPixels)?;
         let (p2, p98) = (p[0], p[1]);
-        let mut k = 0;
-        for (i, m) in mask.iter().enumerate() {
-            if *m {
-                data[3 * i + c] = quantize(unit_from_percentiles(s[k], p2, p98));
-                k += 1;
-            }
-        }
+        scores_into(s, &mask, c, (p2, p98), &mut data);
         stretch.push(ChannelStretch::exact(
             c,
             format!("PC{}", c + 1),
@@ -307,6 +301,70 @@ pub fn render_pca(cube: &HsiCube) -> Result<(Rgb8Image, PcaFit), ProductError> {
         },
         fit,
     ))
+}
+
+/// Channel `c` of an interleaved RGB image from the scores of the pixels
+/// in `mask` (in their order) stretched between `limits`; 0 elsewhere.
+fn scores_into(scores: &[f64], mask: &[bool], c: usize, limits: (f64, f64), data: &mut [u8]) {
+    let mut k = 0;
+    for (i, m) in mask.iter().enumerate() {
+        if *m {
+            data[3 * i + c] = quantize(unit_from_percentiles(scores[k], limits.0, limits.1));
+            k += 1;
+        }
+    }
+}
+
+/// PC1..PC3 of a fit made elsewhere (a trained model's: its bands, mean
+/// and components) stretched between given limits, pixel for pixel what
+/// [`render_pca`] gives on the cube it was fitted on. Pixels with a NaN or
+/// all zeros over the fit's bands are 0, as there.
+pub fn render_pca_with(
+    cube: &HsiCube,
+    fit: &PcaFit,
+    limits: &[(f64, f64); 3],
+) -> Result<Rgb8Image, ProductError> {
+    if let Some(&b) = fit.bands_used.iter().find(|&&b| b >= cube.bands) {
+        return Err(ProductError::BandOutOfRange {
+            band: b,
+            bands: cube.bands,
+        });
+    }
+    let (mask, _) = fit_mask(cube, &fit.bands_used);
+    let scores = project(cube, fit, &mask);
+    let mut data = vec![0u8; 3 * cube.grid.len()];
+    let mut stretch = Vec::with_capacity(3);
+    for (c, (s, &lim)) in scores.iter().zip(limits).enumerate() {
+        scores_into(s, &mask, c, lim, &mut data);
+        stretch.push(ChannelStretch::fixed(
+            c,
+            format!("PC{}", c + 1),
+            lim.0,
+            lim.1,
+        ));
+    }
+    Ok(Rgb8Image {
+        width: cube.grid.width,
+        height: cube.grid.height,
+        data,
+        stretch,
+    })
+}
+
+/// A fit of `bands_used`, `mean` and `components` alone (what projecting
+/// needs; the fit's statistics are not kept).
+pub fn pca_projection(bands_used: Vec<usize>, mean: Vec<f64>, components: Vec<Vec<f64>>) -> PcaFit {
+    PcaFit {
+        bands_used,
+        bands_excluded: Vec::new(),
+        n_fit_pixels: 0,
+        mean,
+        components,
+        explained_variance: Vec::new(),
+        explained_variance_ratio: Vec::new(),
+        singular_values: Vec::new(),
+        scatter: ScatterSum::F64,
+    }
 }
 
 #[cfg(test)]

@@ -168,9 +168,7 @@ pub fn render_prgb(cube: &HsiCube, bands: [usize; 3]) -> Result<Rgb8Image, Produ
         let (p, samples) =
             percentiles_f32(values, &[2.0, 98.0]).ok_or(ProductError::EmptyBand { band: b })?;
         let (p2, p98) = (p[0], p[1]);
-        for (i, &x) in values.iter().enumerate() {
-            data[3 * i + c] = quantize(unit_from_percentiles(f64::from(x), p2, p98));
-        }
+        stretch_into(values, c, (p2, p98), &mut data);
         stretch.push(ChannelStretch::exact(
             c,
             band_label(cube, b),
@@ -178,6 +176,42 @@ pub fn render_prgb(cube: &HsiCube, bands: [usize; 3]) -> Result<Rgb8Image, Produ
             p98,
             samples,
         ));
+    }
+    Ok(Rgb8Image {
+        width: cube.grid.width,
+        height: cube.grid.height,
+        data,
+        stretch,
+    })
+}
+
+/// Channel `c` of an interleaved RGB image from `values` stretched between
+/// `limits` (p2, p98).
+fn stretch_into(values: &[f32], c: usize, limits: (f64, f64), data: &mut [u8]) {
+    for (i, &x) in values.iter().enumerate() {
+        data[3 * i + c] = quantize(unit_from_percentiles(f64::from(x), limits.0, limits.1));
+    }
+}
+
+/// The pRGB image of `bands` stretched between given limits (p2, p98 per
+/// channel: a trained model's, not this cube's own), pixel for pixel what
+/// [`render_prgb`] gives on a cube with those percentiles.
+pub fn render_prgb_with(
+    cube: &HsiCube,
+    bands: [usize; 3],
+    limits: &[(f64, f64); 3],
+) -> Result<Rgb8Image, ProductError> {
+    let mut data = vec![0u8; 3 * cube.grid.len()];
+    let mut stretch = Vec::with_capacity(3);
+    for (c, (&b, &lim)) in bands.iter().zip(limits).enumerate() {
+        if b >= cube.bands {
+            return Err(ProductError::BandOutOfRange {
+                band: b,
+                bands: cube.bands,
+            });
+        }
+        stretch_into(cube.band(b), c, lim, &mut data);
+        stretch.push(ChannelStretch::fixed(c, band_label(cube, b), lim.0, lim.1));
     }
     Ok(Rgb8Image {
         width: cube.grid.width,

@@ -12,6 +12,7 @@ pub mod rgb_image;
 pub mod sample;
 pub mod sar;
 pub mod wavelength;
+pub mod window;
 
 pub use assemble::Scene;
 pub use classes::{ClassInfo, PALETTE, class_name, default_classes, named_classes};
@@ -21,3 +22,4 @@ pub use grid::{GeoTransform, GridMismatch, PixelGrid};
 pub use labels::LabelImage;
 pub use rgb_image::{ChannelStretch, Rgb8Image};
 pub use sar::{PowerScale, SarImage, SarKind};
+pub use window::Window;

@@ -35,6 +35,21 @@ impl ChannelStretch {
             exact: true,
         }
     }
+
+    /// Limits given from elsewhere (a trained model's, fitted on its
+    /// training scene): no samples of this image were taken.
+    pub fn fixed(channel: usize, source: impl Into<String>, p2: f64, p98: f64) -> Self {
+        Self {
+            samples: 0,
+            exact: false,
+            ..Self::exact(channel, source, p2, p98, 0)
+        }
+    }
+
+    /// (p2, p98).
+    pub fn limits(&self) -> (f64, f64) {
+        (self.p2, self.p98)
+    }
 }
 
 /// An H x W x 3 image, row-major, channels interleaved (R, G, B).
