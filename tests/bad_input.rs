@@ -169,3 +169,33 @@ fn file_that_is_not_a_raster() {
     let err = open_hsi(&path).unwrap_err();
     assert!(matches!(err, ReadError::NotARaster { .. }), "{err:?}");
 }
+
+/// A header that declares 200,000 x 100,000 pixels x 13 bands (a VRT with no
+/// sources: GDAL reads it as zeros): a whole read is refused before any
+/// sample is read, naming the file, the size and `predict`.
+#[test]
+fn a_raster_larger_than_memory_is_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let vrt = dir.path().join("huge.vrt");
+    let bands: String = (1..=13)
+        .map(|b| format!("<VRTRasterBand dataType=\"Int16\" band=\"{b}\"/>"))
+        .collect();
+    std::fs::write(
+        &vrt,
+        format!("<VRTDataset rasterXSize=\"200000\" rasterYSize=\"100000\">{bands}</VRTDataset>"),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let err = open_hsi(&vrt).unwrap_err();
+    assert!(matches!(err, ReadError::TooBig { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("huge.vrt") && text.contains("200000 x 100000"), "{text}");
+    assert!(text.contains("1040.0 GB") && text.contains("predict"), "{text}");
+    assert!(started.elapsed().as_secs() < 5, "refused before reading");
+    // Labels and SAR of that size are refused the same way.
+    assert!(matches!(open_labels(&vrt).unwrap_err(), ReadError::TooBig { .. }));
+    assert!(matches!(
+        open_sar(&vrt, SarScaleChoice::Auto).unwrap_err(),
+        ReadError::TooBig { .. }
+    ));
+}

@@ -243,6 +243,37 @@ fn classify_from_the_app_matches_the_headless_run() {
         .filter(|(a, b)| a != b)
         .count();
     assert_eq!(differ, 0, "class maps differ in {differ} pixels");
+    // Results -> Save model…, then `predict` with it maps the scene as the
+    // app did, with the session's class names.
+    h.get_by_label("Save model…");
+    let model_path = dir.path().join("app.udmodel");
+    h.state_mut()
+        .handle(AppCommand::SaveModel(model_path.clone()));
+    common::wait_tasks(&mut h);
+    let model = unidiff_studio::pipeline::model_bundle::ModelBundle::read(&model_path)
+        .unwrap_or_else(|e| panic!("{e}: {:?}", h.state().messages));
+    let names: Vec<&str> = model.classes.iter().map(|c| c.name.as_str()).collect();
+    let session_names: Vec<&str> = classes
+        .iter()
+        .take(names.len())
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(names, session_names);
+    let predicted = dir.path().join("predicted");
+    let status = Command::new(env!("CARGO_BIN_EXE_unidiff-studio"))
+        .args(["predict", "--tile", "128", "--model"])
+        .arg(&model_path)
+        .arg("--hsi")
+        .arg(demo("Spain_7370579_S2Hand.tif"))
+        .arg("--sar")
+        .arg(demo("Spain_7370579_S1Hand.tif"))
+        .arg("--out")
+        .arg(&predicted)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mapped = unidiff_studio::io::open_labels(&predicted.join("classmap.tif")).unwrap();
+    assert_eq!(mapped.data, class_map, "predict with the app's model");
     // The results window's class areas are the run's areas.csv.
     h.get_by_label("Class areas");
     let csv = std::fs::read_to_string(out.join("areas.csv")).unwrap();

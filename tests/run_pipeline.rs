@@ -407,7 +407,8 @@ fn a_saved_model_maps_its_scene_as_the_run_did_in_tiles_and_shards() {
             .unwrap())
     };
     let whole = dir.path().join("tiled");
-    predict(&whole, &["--tile", "100"]);
+    let log = predict(&whole, &["--tile", "100"]);
+    assert!(log.contains("read here in windows"), "{log}");
     let want = band_f64(&run.join("classmap.tif"), 1);
     assert_eq!(band_f64(&whole.join("classmap.tif"), 1), want);
     for b in [1, 2] {
@@ -424,21 +425,46 @@ fn a_saved_model_maps_its_scene_as_the_run_did_in_tiles_and_shards() {
     let text = String::from_utf8_lossy(&names.stdout);
     assert!(text.contains("dry") && text.contains("water"), "{text}");
 
-    let mut joined = vec![0f64; want.len()];
+    // Three shards of a job array, then their mosaic: the same map.
+    let mut parts = Vec::new();
     for i in 0..3 {
         let out = dir.path().join(format!("shard{i}"));
         predict(&out, &["--tile", "200", "--shard", &format!("{i}/3")]);
-        let part = band_f64(&out.join("classmap.tif"), 1);
-        for (j, p) in joined.iter_mut().zip(&part) {
-            if *p != 0.0 {
-                assert_eq!(*j, 0.0, "a pixel mapped by two shards");
-                *j = *p;
-            }
-        }
-        let record = read_json(&out.join("run.json"));
+        let record = read_json(&out.join("predict.json"));
         assert_eq!(record["shard"]["count"], 3);
+        parts.push(out);
     }
-    assert_eq!(joined, want);
+    let mosaic = |parts: &[&Path], out: &Path| {
+        bin()
+            .arg("mosaic")
+            .args(parts)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let joined = dir.path().join("joined");
+    let all: Vec<&Path> = parts.iter().map(|p| p.as_path()).collect();
+    ok(mosaic(&all, &joined));
+    assert_eq!(band_f64(&joined.join("classmap.tif"), 1), want);
+    for b in [1, 2] {
+        assert_eq!(
+            band_f64(&joined.join("probability.tif"), b),
+            band_f64(&run.join("probability.tif"), b),
+            "mosaic probability band {b}"
+        );
+    }
+    // A missing shard, a shard given twice, a shard that did not finish.
+    let refused = |parts: &[&Path], words: &str| {
+        let out = mosaic(parts, &dir.path().join("refused"));
+        let e = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success() && e.contains(words), "{words}: {e}");
+    };
+    refused(&all[..2], "run --shard 2/3");
+    refused(&[all[0], all[1], all[2], all[1]], "shards overlap");
+    std::fs::remove_file(parts[2].join("predict.json")).unwrap();
+    refused(&all, "did not finish");
+    assert!(!dir.path().join("refused/predict.json").exists());
 
     // Another sensor is refused with the difference.
     let e = String::from_utf8_lossy(

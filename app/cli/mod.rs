@@ -4,6 +4,7 @@
 mod adapt;
 mod info;
 pub mod model;
+mod mosaic;
 mod postprocess;
 mod predict;
 mod progress;
@@ -91,6 +92,8 @@ pub enum Command {
     /// Apply a trained model (`run --save-model`) to a scene, tile by tile,
     /// optionally one shard of a job array.
     Predict(predict::PredictArgs),
+    /// Join the output folders of `predict --shard i/N` into one map.
+    Mosaic(mosaic::MosaicArgs),
     /// Stage B over several timesteps: OA and mF1 per t (JSON and PNG).
     Sweep(sweep::SweepArgs),
     /// A class map's areas and, with reference labels, its area-adjusted
@@ -165,6 +168,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Adapt(args)) => adapt::run(&args),
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::Predict(args)) => predict::run(&args),
+        Some(Command::Mosaic(args)) => mosaic::run(&args),
         Some(Command::Sweep(args)) => sweep::run(&args),
         Some(Command::Stats(args)) => stats::run(&args),
         Some(Command::Sample(args)) => sample::run(&args),

@@ -2,8 +2,10 @@
 //! a scene tile by tile — the scene rendered with the training scene's
 //! statistics, every tile classified from the patches of the training grid
 //! that touch it — into the class map, probability/entropy raster, polygons
-//! and areas of `run`. `--shard i/N` does the i-th of N disjoint sets of
-//! tiles (a job array's task): its map holds those tiles and 0 elsewhere.
+//! and areas of `run`, as Cloud-Optimized GeoTIFFs. A GDAL raster is read
+//! in windows (the whole scene is never in memory); `--shard i/N` does the
+//! i-th of N disjoint sets of tiles (a job array's task): its map holds
+//! those tiles and nothing elsewhere, and `mosaic` joins the parts.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -15,16 +17,26 @@ use serde_json::json;
 
 use super::progress::Step;
 use super::run::{cancel_on_ctrl_c, peak_rss_mib};
-use crate::base::thousands;
+use crate::base::{CancelFlag, thousands};
+use crate::io::atomic::write_bytes;
+use crate::io::memory::size_words;
+use crate::io::tiled_map::{CLASS_MAP, TiledMapWriter};
+use crate::io::vectorize::vectorize_class_map;
+use crate::io::windowed::{WindowedScene, reads_in_windows};
 use crate::io::{SceneFiles, open_scene};
-use crate::model::backbone::load_backbone;
-use crate::pipeline::export::{write_result, write_run_record};
+use crate::metrics::areas::AreaSums;
+use crate::model::backbone::{BackboneSpec, load_backbone};
+use crate::model::checkpoint::file_sha256;
 use crate::pipeline::model_bundle::ModelBundle;
-use crate::pipeline::run::ClassifierResult;
 use crate::pipeline::stage_b::default_batch_patches;
 use crate::pipeline::tiled_predict::{
-    MapAssembly, TileProgress, TiledPredictError, predict_tiles, shard_tiles, tiles_of,
+    SceneReader, TileProgress, TiledPredictError, predict_tiles, scene_window, shard_tiles,
+    tiles_of,
 };
+use crate::scene::{PixelGrid, Scene, Window};
+
+/// The record a finished output folder holds (written last).
+pub const RECORD: &str = "predict.json";
 
 #[derive(Debug, Args)]
 pub struct PredictArgs {
@@ -68,6 +80,57 @@ fn parse_shard(text: &str) -> anyhow::Result<(usize, usize)> {
     }
 }
 
+/// The scene being mapped: read in windows through GDAL, or (a `.mat` or
+/// `.npy` array, a PolSARpro folder) held whole.
+enum Source {
+    Windows(WindowedScene),
+    Whole(Scene),
+}
+
+impl Source {
+    fn open(args: &PredictArgs) -> anyhow::Result<Self> {
+        let inputs = [&args.hsi, &args.sar];
+        if inputs
+            .iter()
+            .all(|p| p.as_ref().is_none_or(|p| reads_in_windows(p)))
+        {
+            return Ok(Self::Windows(WindowedScene::open(
+                args.hsi.as_deref(),
+                args.sar.as_deref(),
+            )?));
+        }
+        let files = SceneFiles {
+            hsi: args.hsi.clone(),
+            sar: args.sar.clone(),
+            train_labels: None,
+            test_labels: None,
+            label_offset: 0,
+            class_field: None,
+            class_names: Vec::new(),
+        };
+        let opened = open_scene(&files, &CancelFlag::new(), &|_, _| {})?
+            .context("the scene was not read")?;
+        for note in &opened.notes {
+            eprintln!("note: {note}");
+        }
+        Ok(Self::Whole(opened.scene))
+    }
+
+    fn grid(&self) -> anyhow::Result<PixelGrid> {
+        Ok(match self {
+            Self::Windows(s) => s.grid().clone(),
+            Self::Whole(s) => s.grid().context("the scene has no layer")?.clone(),
+        })
+    }
+
+    fn read(&self, window: Window) -> Result<Scene, String> {
+        match self {
+            Self::Windows(s) => s.read(window).map_err(|e| e.to_string()),
+            Self::Whole(s) => Ok(scene_window(s, window)),
+        }
+    }
+}
+
 pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let shard = args.shard.as_deref().map(parse_shard).transpose()?;
@@ -76,6 +139,8 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
     }
     let step = Step::start(format!("reading the model {}", args.model.display()));
     let bundle = ModelBundle::read(&args.model)?;
+    let model_sha256 = file_sha256(&args.model)
+        .with_context(|| format!("cannot read {}", args.model.display()))?;
     step.done();
     if args.tile < bundle.patch {
         return Err(TiledPredictError::TileTooSmall {
@@ -86,28 +151,38 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-
-    let step = Step::start("reading the scene");
-    let files = SceneFiles {
-        hsi: args.hsi.clone(),
-        sar: args.sar.clone(),
-        train_labels: None,
-        test_labels: None,
-        label_offset: 0,
-        class_field: None,
-        class_names: Vec::new(),
-    };
-    let opened = open_scene(&files, &crate::base::CancelFlag::new(), &|_, _| {})?
-        .context("the scene was not read")?;
-    for note in &opened.notes {
-        eprintln!("note: {note}");
+    // A record from an earlier run of this folder goes first: a folder
+    // with a predict.json is a finished one.
+    let record_path = args.out.join(RECORD);
+    if record_path.exists() {
+        std::fs::remove_file(&record_path)
+            .with_context(|| format!("cannot replace {}", record_path.display()))?;
     }
-    let scene = opened.scene;
+
+    let step = Step::start("opening the scene");
+    let source = Source::open(args)?;
+    let grid = source.grid()?;
+    let corner = Window {
+        row0: 0,
+        col0: 0,
+        height: 1,
+        width: 1,
+    };
     bundle
         .rendering
-        .check(&scene)
+        .check(&source.read(corner).map_err(anyhow::Error::msg)?)
         .with_context(|| format!("the model {} cannot map this scene", args.model.display()))?;
-    let grid = scene.grid().context("the scene has no layer")?.clone();
+    if let Source::Windows(s) = &source {
+        let whole = (grid.width * grid.height * s.bytes_per_pixel()) as u128;
+        eprintln!(
+            "[..] {} x {} pixels ({} as read whole; read here in windows of about {} x {})",
+            grid.width,
+            grid.height,
+            size_words(whole),
+            args.tile + 2 * bundle.patch,
+            args.tile + 2 * bundle.patch,
+        );
+    }
     step.done();
 
     let step = Step::start("building the backbone");
@@ -120,7 +195,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
     let built = (|| -> anyhow::Result<_> {
         let spec = bundle.backbone_spec(args.checkpoint.as_deref(), adapter.clone())?;
         let (model, info) = load_backbone::<Flex>(&spec, &Default::default())?;
-        if let crate::model::backbone::BackboneSpec::Checkpoint { path, .. } = &spec {
+        if let BackboneSpec::Checkpoint { path, .. } = &spec {
             bundle.check_backbone(&info, path)?;
         }
         Ok((model, info))
@@ -136,11 +211,12 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
     );
     step.done();
 
-    let tiles = shard_tiles(tiles_of(grid.height, grid.width, args.tile), shard)?;
-    let all_tiles = tiles_of(grid.height, grid.width, args.tile).len();
+    let all_tiles = tiles_of(grid.height, grid.width, args.tile);
+    let tiles = shard_tiles(all_tiles.clone(), shard)?;
     let step = Step::start(format!(
-        "classifying {} of {all_tiles} tiles of {} x {} (Ctrl-C cancels)",
+        "classifying {} of {} tiles of {} x {} (Ctrl-C cancels)",
         tiles.len(),
+        all_tiles.len(),
         args.tile,
         args.tile
     ));
@@ -148,11 +224,18 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
         .batch_patches
         .unwrap_or_else(|| default_batch_patches(bundle.patch))
         .max(1);
-    let mut assembly = MapAssembly::new(grid.height, grid.width);
+    let mut writer = TiledMapWriter::create(&args.out, &grid, &bundle.classes)?;
+    let mut areas = AreaSums::new(&grid);
+    let read = |w: Window| source.read(w);
+    let reader = SceneReader {
+        height: grid.height,
+        width: grid.width,
+        read: &read,
+    };
     predict_tiles(
         &model,
         &bundle,
-        &scene,
+        &reader,
         &tiles,
         batch,
         &Default::default(),
@@ -164,38 +247,49 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
             eprint!("\r[..] tile {}/{}{eta}      ", p.tiles_done, p.tiles);
         },
         &mut |tile| {
-            assembly.put(&tile);
-            Ok(())
+            let m = &tile.prediction;
+            areas.add(&m.class_map, tile.window.row0, tile.window.width);
+            writer
+                .put(tile.window, &m.class_map, &m.max_probability, &m.entropy)
+                .map_err(|e| TiledPredictError::Output(e.to_string()))
         },
     )?;
     eprintln!();
     let seconds_predict = step.done();
 
     let step = Step::start(format!("writing {}", args.out.display()));
-    let result = ClassifierResult {
-        class_map: assembly.prediction.class_map.clone(),
-        uncertainty: Some(assembly.prediction),
-        metrics: None,
-        seconds: seconds_predict,
-    };
-    let written = write_result(&args.out, &result, &grid, &bundle.classes)?;
+    let mut written = writer.finish()?;
+    let areas_csv = args.out.join("areas.csv");
+    write_bytes(
+        &areas_csv,
+        areas.finish(&bundle.classes).to_csv().as_bytes(),
+    )?;
+    written.push(areas_csv);
+    if shard.is_none() {
+        let gpkg = args.out.join("classmap.gpkg");
+        vectorize_class_map(&args.out.join(CLASS_MAP), &gpkg, &bundle.classes)?;
+        written.push(gpkg);
+    }
     step.done();
     let record = json!({
         "software": format!("unidiff-studio {}", env!("CARGO_PKG_VERSION")),
         "command": std::env::args().collect::<Vec<_>>(),
-        "model": args.model.display().to_string(),
+        "model": { "path": args.model.display().to_string(), "sha256": model_sha256 },
         "backbone": info,
         "trained_on": bundle.trained_on,
         "inputs": { "hsi": args.hsi, "sar": args.sar },
+        "width": grid.width,
+        "height": grid.height,
         "tile": args.tile,
         "shard": shard.map(|(i, n)| json!({ "index": i, "count": n })),
         "tiles": tiles.iter().map(|t| [t.row0, t.col0, t.height, t.width]).collect::<Vec<_>>(),
-        "tiles_in_scene": all_tiles,
+        "tiles_in_scene": all_tiles.len(),
         "outputs": written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "seconds": { "predict": seconds_predict, "total": started.elapsed().as_secs_f64() },
         "peak_rss_mib": peak_rss_mib(),
     });
-    let path = write_run_record(&args.out, &record)?;
-    eprintln!("[ok] wrote {}", path.display());
+    let text = serde_json::to_string_pretty(&record)?;
+    write_bytes(&record_path, format!("{text}\n").as_bytes())?;
+    eprintln!("[ok] wrote {}", record_path.display());
     Ok(())
 }

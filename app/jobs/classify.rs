@@ -4,6 +4,8 @@
 //! after a stroke continues from the last head on the same features for a
 //! few epochs instead of training a fresh one.
 
+use crate::pipeline::model_bundle::{ModelBundle, TrainedRun};
+use crate::products::renderings::RenderSettings;
 use std::sync::Arc;
 
 use burn::backend::{Autodiff, Flex};
@@ -170,6 +172,9 @@ pub struct Classified {
     pub warm_started: bool,
     /// Each result's class areas (none without a scene grid).
     pub areas: Vec<(ClassifierChoice, crate::metrics::areas::ClassAreas)>,
+    /// The trained model, for "Save model…" and `predict`; or why the run
+    /// has none.
+    pub model: Result<Arc<ModelBundle>, String>,
 }
 
 /// Runs the classification; sends progress, then Classified, Failed or
@@ -403,7 +408,25 @@ fn classify_on<B: UNetAutodiff>(
             .collect(),
         None => Vec::new(),
     };
+    let model = if !single {
+        Err("a sweep or an ablation keeps no model: classify once to save one".to_string())
+    } else {
+        ModelBundle::from_run(&TrainedRun {
+            spec: &s.backbone,
+            info: &info,
+            scene: &req.scene,
+            renderings: &req.renderings,
+            render_settings: RenderSettings::default(),
+            stage_b: &settings.stage_b,
+            outcome: &outcome,
+            classes: classes.clone(),
+            trained_on: serde_json::json!({ "labels_revision": req.labels_revision }),
+        })
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
+    };
     Ok(Classified {
+        model,
         warm_started,
         device: device.why.clone(),
         backbone_kept,

@@ -44,6 +44,12 @@ pub enum Task {
         grid: PixelGrid,
         class_names: Vec<String>,
     },
+    /// A trained model as a `.udmodel` file, with the session's classes.
+    SaveModel {
+        model: std::sync::Arc<crate::pipeline::model_bundle::ModelBundle>,
+        classes: Vec<ClassInfo>,
+        path: PathBuf,
+    },
     /// An RGBA image (the map as shown) as a PNG.
     WritePng {
         path: PathBuf,
@@ -82,6 +88,7 @@ pub enum TaskKind {
     LoadLabels,
     SaveLabels,
     ExportResults,
+    SaveModel,
     WritePng,
     RenderPrgb,
     CheckCheckpoint,
@@ -103,6 +110,7 @@ impl Task {
             Task::LoadLabels { .. } => TaskKind::LoadLabels,
             Task::SaveLabels { .. } => TaskKind::SaveLabels,
             Task::ExportResults { .. } => TaskKind::ExportResults,
+            Task::SaveModel { .. } => TaskKind::SaveModel,
             Task::WritePng { .. } => TaskKind::WritePng,
             Task::RenderPrgb { .. } => TaskKind::RenderPrgb,
             Task::CheckCheckpoint { .. } => TaskKind::CheckCheckpoint,
@@ -122,6 +130,7 @@ impl Task {
                 format!("cannot save the {} to {}", layer.name(), path.display())
             }
             Task::ExportResults { dir, .. } => format!("cannot export to {}", dir.display()),
+            Task::SaveModel { path, .. } => format!("cannot save the model to {}", path.display()),
             Task::WritePng { path, .. } => format!("cannot write {}", path.display()),
             Task::RenderPrgb { bands, .. } => format!("cannot render pRGB from bands {bands:?}"),
             Task::CheckCheckpoint { path } => {
@@ -152,6 +161,9 @@ pub enum TaskDone {
     ResultsExported {
         dir: PathBuf,
         files: usize,
+    },
+    ModelSaved {
+        path: PathBuf,
     },
     PngWritten {
         path: PathBuf,
@@ -227,6 +239,16 @@ fn perform(task: &Task) -> anyhow::Result<TaskDone> {
                 dir: dir.clone(),
                 files: files.len(),
             }
+        }
+        Task::SaveModel {
+            model,
+            classes,
+            path,
+        } => {
+            let mut model = (**model).clone();
+            model.classes = classes.clone();
+            model.write(path)?;
+            TaskDone::ModelSaved { path: path.clone() }
         }
         Task::WritePng {
             path,

@@ -110,53 +110,85 @@ pub struct ClassAreas {
 
 /// The areas of `map` (row-major on `grid`, 0 = unmapped).
 pub fn class_areas(map: &[u8], grid: &PixelGrid, classes: &[ClassInfo]) -> ClassAreas {
-    let pixel_areas = PixelAreas::of(grid);
-    let mut pixels = [0u64; 256];
-    let mut m2 = [0f64; 256];
-    for (row, line) in map.chunks(grid.width.max(1)).enumerate() {
-        let area = pixel_areas.as_ref().map_or(0.0, |p| p.at_row(row));
-        for &v in line {
-            pixels[v as usize] += 1;
-            m2[v as usize] += area;
+    let mut sums = AreaSums::new(grid);
+    sums.add(map, 0, grid.width);
+    sums.finish(classes)
+}
+
+/// Pixel counts and areas per class value, summed window by window (a
+/// tiled prediction's map is never whole in memory).
+pub struct AreaSums {
+    pixel_areas: Result<PixelAreas, String>,
+    pixels: [u64; 256],
+    m2: [f64; 256],
+}
+
+impl AreaSums {
+    /// Empty sums over the pixels of `grid`.
+    pub fn new(grid: &PixelGrid) -> Self {
+        Self {
+            pixel_areas: PixelAreas::of(grid),
+            pixels: [0; 256],
+            m2: [0.0; 256],
         }
     }
-    let mapped_pixels: u64 = pixels[1..].iter().sum();
-    let mapped_m2: f64 = m2[1..].iter().sum();
-    let known = pixel_areas.is_ok();
-    let mut values: Vec<u8> = classes.iter().map(|c| c.value).filter(|&v| v > 0).collect();
-    let unlisted: Vec<u8> = (1..=255u8)
-        .filter(|&v| pixels[v as usize] > 0 && !values.contains(&v))
-        .collect();
-    values.extend(unlisted);
-    values.sort_unstable();
-    let rows = values
-        .into_iter()
-        .map(|v| {
-            let i = v as usize;
-            let name = crate::scene::class_name(classes, v);
-            let share = if known && mapped_m2 > 0.0 {
-                m2[i] / mapped_m2
-            } else if mapped_pixels > 0 {
-                pixels[i] as f64 / mapped_pixels as f64
-            } else {
-                0.0
-            };
-            ClassArea {
-                value: v,
-                name,
-                pixels: pixels[i],
-                m2: known.then_some(m2[i]),
-                ha: known.then_some(m2[i] / 1e4),
-                km2: known.then_some(m2[i] / 1e6),
-                share,
+
+    /// Adds the rows of a window (`width` columns, row-major) whose first
+    /// row is row `row0` of the grid.
+    pub fn add(&mut self, map: &[u8], row0: usize, width: usize) {
+        for (row, line) in map.chunks(width.max(1)).enumerate() {
+            let area = self
+                .pixel_areas
+                .as_ref()
+                .map_or(0.0, |p| p.at_row(row0 + row));
+            for &v in line {
+                self.pixels[v as usize] += 1;
+                self.m2[v as usize] += area;
             }
-        })
-        .collect();
-    ClassAreas {
-        classes: rows,
-        mapped_pixels,
-        mapped_m2: known.then_some(mapped_m2),
-        note: pixel_areas.err(),
+        }
+    }
+
+    /// The table of every class in `classes` (and of values it lacks).
+    pub fn finish(&self, classes: &[ClassInfo]) -> ClassAreas {
+        let (pixels, m2) = (&self.pixels, &self.m2);
+        let mapped_pixels: u64 = pixels[1..].iter().sum();
+        let mapped_m2: f64 = m2[1..].iter().sum();
+        let known = self.pixel_areas.is_ok();
+        let mut values: Vec<u8> = classes.iter().map(|c| c.value).filter(|&v| v > 0).collect();
+        let unlisted: Vec<u8> = (1..=255u8)
+            .filter(|&v| pixels[v as usize] > 0 && !values.contains(&v))
+            .collect();
+        values.extend(unlisted);
+        values.sort_unstable();
+        let rows = values
+            .into_iter()
+            .map(|v| {
+                let i = v as usize;
+                let name = crate::scene::class_name(classes, v);
+                let share = if known && mapped_m2 > 0.0 {
+                    m2[i] / mapped_m2
+                } else if mapped_pixels > 0 {
+                    pixels[i] as f64 / mapped_pixels as f64
+                } else {
+                    0.0
+                };
+                ClassArea {
+                    value: v,
+                    name,
+                    pixels: pixels[i],
+                    m2: known.then_some(m2[i]),
+                    ha: known.then_some(m2[i] / 1e4),
+                    km2: known.then_some(m2[i] / 1e6),
+                    share,
+                }
+            })
+            .collect();
+        ClassAreas {
+            classes: rows,
+            mapped_pixels,
+            mapped_m2: known.then_some(mapped_m2),
+            note: self.pixel_areas.as_ref().err().cloned(),
+        }
     }
 }
 

@@ -26,8 +26,10 @@ use crate::scene::{Rgb8Image, Scene, Window};
 /// Why a tiled prediction stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum TiledPredictError {
-    #[error("the scene has no layer")]
-    NoLayer,
+    #[error("{0}")]
+    Read(String),
+    #[error("{0}")]
+    Output(String),
     #[error(
         "a tile of {tile} pixels is smaller than the model's patch ({patch}): give --tile {patch} or more"
     )]
@@ -96,8 +98,8 @@ fn rendering_of(r: &Renderings, modality: Modality) -> Option<&Rgb8Image> {
     }
 }
 
-/// The scene's layers inside `window`.
-fn scene_window(scene: &Scene, window: Window) -> Scene {
+/// The layers inside `window` of a scene held in memory.
+pub fn scene_window(scene: &Scene, window: Window) -> Scene {
     Scene {
         hsi: scene
             .hsi
@@ -112,14 +114,23 @@ fn scene_window(scene: &Scene, window: Window) -> Scene {
     }
 }
 
-/// Classifies `tiles` of `scene` with `bundle` on the backbone `model`,
-/// handing each finished tile to `tile_done` (which writes it out); patches
-/// go through the backbone `batch_patches` at a time.
+/// Where a tiled prediction reads the scene: its size (height, width) and
+/// the layers of any window of it.
+pub struct SceneReader<'a> {
+    pub height: usize,
+    pub width: usize,
+    pub read: &'a dyn Fn(Window) -> Result<Scene, String>,
+}
+
+/// Classifies `tiles` of the scene `reader` reads with `bundle` on the
+/// backbone `model`, handing each finished tile to `tile_done` (which
+/// writes it out); patches go through the backbone `batch_patches` at a
+/// time.
 #[allow(clippy::too_many_arguments)]
 pub fn predict_tiles<B: UNetOps>(
     model: &UNet<B>,
     bundle: &ModelBundle,
-    scene: &Scene,
+    reader: &SceneReader<'_>,
     tiles: &[Window],
     batch_patches: usize,
     device: &B::Device,
@@ -127,13 +138,7 @@ pub fn predict_tiles<B: UNetOps>(
     progress: &mut dyn FnMut(TileProgress),
     tile_done: &mut dyn FnMut(TileResult) -> Result<(), TiledPredictError>,
 ) -> Result<(), TiledPredictError> {
-    let grid_of_scene = scene.grid().ok_or(TiledPredictError::NoLayer)?;
-    let grid = PatchGrid::new(
-        grid_of_scene.height,
-        grid_of_scene.width,
-        bundle.patch,
-        bundle.stride,
-    );
+    let grid = PatchGrid::new(reader.height, reader.width, bundle.patch, bundle.stride);
     let p = grid.patch;
     let spec = FeatureSpec {
         t: bundle.t,
@@ -151,7 +156,8 @@ pub fn predict_tiles<B: UNetOps>(
         let patches = grid.patches_touching(tile);
         let mut canvas = ProbabilityCanvas::for_window(grid, classes, tile);
         if let Some(footprint) = grid.footprint(&patches) {
-            let renderings = bundle.rendering.render(&scene_window(scene, footprint))?;
+            let window = (reader.read)(footprint).map_err(TiledPredictError::Read)?;
+            let renderings = bundle.rendering.render(&window)?;
             let images = bundle
                 .modalities
                 .iter()
@@ -206,41 +212,6 @@ pub fn predict_tiles<B: UNetOps>(
         });
     }
     Ok(())
-}
-
-/// Whole-scene arrays filled tile by tile.
-pub struct MapAssembly {
-    pub width: usize,
-    pub prediction: MergedPrediction,
-}
-
-impl MapAssembly {
-    pub fn new(height: usize, width: usize) -> Self {
-        let n = height * width;
-        Self {
-            width,
-            prediction: MergedPrediction {
-                class_map: vec![0; n],
-                max_probability: vec![f32::NAN; n],
-                entropy: vec![f32::NAN; n],
-            },
-        }
-    }
-
-    /// Puts a tile's result in place.
-    pub fn put(&mut self, tile: &TileResult) {
-        let w = tile.window;
-        for r in 0..w.height {
-            let src = r * w.width..(r + 1) * w.width;
-            let at = (w.row0 + r) * self.width + w.col0;
-            let dst = at..at + w.width;
-            self.prediction.class_map[dst.clone()]
-                .copy_from_slice(&tile.prediction.class_map[src.clone()]);
-            self.prediction.max_probability[dst.clone()]
-                .copy_from_slice(&tile.prediction.max_probability[src.clone()]);
-            self.prediction.entropy[dst].copy_from_slice(&tile.prediction.entropy[src]);
-        }
-    }
 }
 
 #[cfg(test)]

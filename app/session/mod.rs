@@ -81,6 +81,8 @@ pub struct ClassificationResult {
     /// The classifier whose map the class-map layer shows (the run's own
     /// at first; the user may switch to another of the run's results).
     pub shown: crate::pipeline::run::ClassifierChoice,
+    /// The trained model ("Save model…"), or why the run has none.
+    pub model: Result<std::sync::Arc<crate::pipeline::model_bundle::ModelBundle>, String>,
 }
 
 impl ClassificationResult {

@@ -93,6 +93,8 @@ pub enum FileAction {
     LoadAdapter,
     /// A PNG of the map as shown, with its legend.
     ExportViewPng,
+    /// A `.udmodel` file for the trained model.
+    SaveModel,
 }
 
 /// Counts of the 256 values of each of a rendering's three channels.
@@ -578,6 +580,7 @@ impl StudioApp {
                             seconds: result.seconds,
                             areas: result.areas,
                             warm_started: result.warm_started,
+                            model: result.model,
                         });
                     }
                     self.map.dirty.insert(LayerId::ClassMap, Dirty::All);

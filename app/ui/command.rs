@@ -31,6 +31,8 @@ pub enum AppCommand {
     SaveLabels(LabelLayer, PathBuf),
     /// The last classification's files into a folder.
     ExportResults(PathBuf),
+    /// Write the last classification's trained model (for `predict`).
+    SaveModel(PathBuf),
     /// The map as shown (layers, legend) as a PNG, from the next frame.
     ExportViewPng(PathBuf),
     /// A guided-diffusion checkpoint as the backbone (checked first).

@@ -30,6 +30,7 @@ impl StudioApp {
             AppCommand::LoadLabels(layer, path) => self.load_label_file(layer, path),
             AppCommand::SaveLabels(layer, path) => self.save_label_file(layer, path),
             AppCommand::ExportResults(dir) => self.export_results(dir),
+            AppCommand::SaveModel(path) => self.save_model(path),
             AppCommand::ExportViewPng(path) => self.pending_view_png = Some((path, false)),
             AppCommand::UseCheckpoint(path) => {
                 self.info(format!("reading {} …", path.display()));
@@ -181,6 +182,7 @@ impl StudioApp {
             FileAction::ImportCheckpoint => AppCommand::UseCheckpoint(path),
             FileAction::LoadAdapter => AppCommand::UseAdapter(Some(path)),
             FileAction::ExportViewPng => AppCommand::ExportViewPng(path),
+            FileAction::SaveModel => AppCommand::SaveModel(path),
         };
         self.handle(command);
     }
@@ -238,6 +240,10 @@ impl StudioApp {
                     FileAction::ExportViewPng => dialog
                         .add_filter("PNG", &["png"])
                         .set_file_name("view.png")
+                        .save_file(),
+                    FileAction::SaveModel => dialog
+                        .add_filter("UniDiff models", &["udmodel"])
+                        .set_file_name("model.udmodel")
                         .save_file(),
                     FileAction::LoadAdapter => dialog
                         .add_filter("Stage A adapters", &["safetensors"])
@@ -308,6 +314,35 @@ impl StudioApp {
             class_names: s.classes.iter().map(|c| c.name.clone()).collect(),
         };
         self.start_task(task);
+    }
+
+    /// Writes the last classification's model, with the session's class
+    /// names and colours.
+    fn save_model(&mut self, path: PathBuf) {
+        let Some(s) = &self.session else {
+            return;
+        };
+        let model = match s.result.as_ref().map(|r| &r.model) {
+            Some(Ok(model)) => model,
+            Some(Err(why)) => return self.error(format!("no model to save: {why}")),
+            None => return self.error("no model to save: classify first"),
+        };
+        let classes = model
+            .classes
+            .iter()
+            .map(|c| {
+                s.classes
+                    .iter()
+                    .find(|named| named.value == c.value)
+                    .cloned()
+                    .unwrap_or_else(|| c.clone())
+            })
+            .collect();
+        self.start_task(Task::SaveModel {
+            model: model.clone(),
+            classes,
+            path,
+        });
     }
 
     /// Starts a classification of the labels as they are now; one still
@@ -485,6 +520,11 @@ impl StudioApp {
             TaskDone::ResultsExported { dir, files } => {
                 self.info(format!("exported {files} files to {}", dir.display()))
             }
+            TaskDone::ModelSaved { path } => self.info(format!(
+                "model saved to {}: map other scenes with `unidiff-studio predict --model {}`",
+                path.display(),
+                path.display()
+            )),
             TaskDone::PngWritten {
                 path,
                 width,

@@ -144,6 +144,16 @@ impl StudioApp {
                     {
                         self.send(AppCommand::PickFile(super::app::FileAction::ExportResults));
                     }
+                    let model = ui.add_enabled(r.model.is_ok(), egui::Button::new("Save model…"));
+                    let model = match &r.model {
+                        Ok(_) => model.on_hover_text(
+                            "the backbone reference, adapter, head, classes and rendering statistics in one file, for `unidiff-studio predict` on other scenes",
+                        ),
+                        Err(why) => model.on_disabled_hover_text(why.as_str()),
+                    };
+                    if model.clicked() {
+                        self.send(AppCommand::PickFile(super::app::FileAction::SaveModel));
+                    }
                     if ui
                         .button("Export view as PNG…")
                         .on_hover_text("the map as shown, with its legend")
