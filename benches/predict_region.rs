@@ -39,7 +39,7 @@ fn sample(class: usize, band: usize, row: usize, col: usize) -> i16 {
     ][class];
     let b = band as f64 / (BANDS - 1) as f64;
     let spectrum = base[0] + (base[3] - base[0]) * b + (base[1] - base[2]) * (b * 6.0).sin();
-    let hash = (row.wrapping_mul(2_654_435_761) ^ col.wrapping_mul(40_503) ^ band * 97) % 211;
+    let hash = (row.wrapping_mul(2_654_435_761) ^ col.wrapping_mul(40_503) ^ (band * 97)) % 211;
     (spectrum + hash as f64 - 105.0).round() as i16
 }
 
@@ -102,7 +102,7 @@ fn write_scene(path: &Path, labels: Option<&Path>, size: usize, offset: usize) {
                 .iter()
                 .enumerate()
                 .map(|(i, &c)| {
-                    if (row0 * size + i) % 61 == 0 {
+                    if (row0 * size + i).is_multiple_of(61) {
                         c as u8 + 1
                     } else {
                         0

@@ -189,11 +189,20 @@ fn a_raster_larger_than_memory_is_refused_before_reading() {
     let err = open_hsi(&vrt).unwrap_err();
     assert!(matches!(err, ReadError::TooBig { .. }), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("huge.vrt") && text.contains("200000 x 100000"), "{text}");
-    assert!(text.contains("1040.0 GB") && text.contains("predict"), "{text}");
+    assert!(
+        text.contains("huge.vrt") && text.contains("200000 x 100000"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1040.0 GB") && text.contains("predict"),
+        "{text}"
+    );
     assert!(started.elapsed().as_secs() < 5, "refused before reading");
     // Labels and SAR of that size are refused the same way.
-    assert!(matches!(open_labels(&vrt).unwrap_err(), ReadError::TooBig { .. }));
+    assert!(matches!(
+        open_labels(&vrt).unwrap_err(),
+        ReadError::TooBig { .. }
+    ));
     assert!(matches!(
         open_sar(&vrt, SarScaleChoice::Auto).unwrap_err(),
         ReadError::TooBig { .. }

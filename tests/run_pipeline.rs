@@ -466,6 +466,38 @@ fn a_saved_model_maps_its_scene_as_the_run_did_in_tiles_and_shards() {
     refused(&all, "did not finish");
     assert!(!dir.path().join("refused/predict.json").exists());
 
+    // SIGTERM (a scheduler ending the job) half-way: no map, no record, no
+    // working file left; the same command again completes it.
+    let stopped = dir.path().join("stopped");
+    let child = bin()
+        .args(["predict", "--tile", "40", "--model"])
+        .arg(&model)
+        .arg("--hsi")
+        .arg(demo("Spain_7370579_S2Hand.tif"))
+        .arg("--sar")
+        .arg(demo("Spain_7370579_S1Hand.tif"))
+        .arg("--out")
+        .arg(&stopped)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && e.contains("cancelled"), "{e}");
+    let left: Vec<String> = std::fs::read_dir(&stopped)
+        .unwrap()
+        .map(|f| f.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    predict(&stopped, &["--tile", "160"]);
+    assert_eq!(band_f64(&stopped.join("classmap.tif"), 1), want);
+
     // Another sensor is refused with the difference.
     let e = String::from_utf8_lossy(
         &bin()

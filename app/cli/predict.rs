@@ -83,8 +83,8 @@ fn parse_shard(text: &str) -> anyhow::Result<(usize, usize)> {
 /// The scene being mapped: read in windows through GDAL, or (a `.mat` or
 /// `.npy` array, a PolSARpro folder) held whole.
 enum Source {
-    Windows(WindowedScene),
-    Whole(Scene),
+    Windows(Box<WindowedScene>),
+    Whole(Box<Scene>),
 }
 
 impl Source {
@@ -94,10 +94,10 @@ impl Source {
             .iter()
             .all(|p| p.as_ref().is_none_or(|p| reads_in_windows(p)))
         {
-            return Ok(Self::Windows(WindowedScene::open(
+            return Ok(Self::Windows(Box::new(WindowedScene::open(
                 args.hsi.as_deref(),
                 args.sar.as_deref(),
-            )?));
+            )?)));
         }
         let files = SceneFiles {
             hsi: args.hsi.clone(),
@@ -113,7 +113,7 @@ impl Source {
         for note in &opened.notes {
             eprintln!("note: {note}");
         }
-        Ok(Self::Whole(opened.scene))
+        Ok(Self::Whole(Box::new(opened.scene)))
     }
 
     fn grid(&self) -> anyhow::Result<PixelGrid> {

@@ -655,3 +655,187 @@ impl Tensors<'_, '_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::products::pca::pca_projection;
+
+    fn linear(d_in: usize, d_out: usize, seed: f32) -> HeadLinear {
+        HeadLinear {
+            weight: (0..d_in * d_out)
+                .map(|i| (i as f32 * 0.37 + seed).sin())
+                .collect(),
+            bias: (0..d_out).map(|i| i as f32 * 1e-3 - seed).collect(),
+            d_in,
+            d_out,
+        }
+    }
+
+    fn bundle() -> ModelBundle {
+        let norm = HeadNorm {
+            gamma: vec![1.1; 4],
+            beta: vec![0.1; 4],
+            running_mean: vec![0.3, -0.2, 0.0, 1.0],
+            running_var: vec![1.0, 2.0, 0.5, 0.25],
+            momentum: 0.1,
+            epsilon: 1e-5,
+        };
+        ModelBundle {
+            backbone: BackboneRef::Random {
+                name: "tiny-random".into(),
+                seed: 3,
+            },
+            adapter: Some(("a.safetensors".into(), vec![1, 2, 3, 255])),
+            modalities: vec![Modality::Prgb, Modality::Sar],
+            t: 0,
+            block: 5,
+            patch: 32,
+            stride: 16,
+            noise_seed: 3,
+            classes: crate::scene::named_classes(2, &["dry".into(), "water".into()]),
+            rendering: RenderingFit {
+                cube_bands: Some(13),
+                wavelengths_nm: None,
+                prgb: Some(PrgbFit {
+                    bands: [3, 2, 1],
+                    limits: [(0.1, 0.7), (1.0 / 3.0, 2e-7), (-5.5, 1e300)],
+                }),
+                pca: Some(PcaRenderFit {
+                    fit: pca_projection(
+                        vec![0, 1, 3],
+                        vec![0.1, 0.2, std::f64::consts::PI],
+                        vec![
+                            vec![1.0, 2.0, 3.0],
+                            vec![4.0, 5.0, 6.0],
+                            vec![7.0, 8.0, 9.5],
+                        ],
+                    ),
+                    limits: [(-1.0, 1.0), (0.0, 2.0), (1e-17, 3.0)],
+                }),
+                pauli: Some(PauliFit {
+                    quad_pol: false,
+                    settings: PauliSettings::default(),
+                    limits: [(0.01, 0.5), (0.2, 0.9), (0.0, 1.7)],
+                }),
+            },
+            head: HostHead::new(
+                FeatureScaler {
+                    mean: vec![0.5; 6],
+                    inv_std: vec![2.0; 6],
+                },
+                HeadMlp {
+                    hidden: vec![(linear(6, 4, 0.2), norm)],
+                    out: linear(4, 2, 0.9),
+                },
+            ),
+            trained_on: serde_json::json!({ "hsi": "x.tif" }),
+        }
+    }
+
+    #[test]
+    fn a_bundle_comes_back_bit_for_bit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.udmodel");
+        let b = bundle();
+        b.write(&path).unwrap();
+        let r = ModelBundle::read(&path).unwrap();
+        assert_eq!(r.backbone, b.backbone);
+        assert_eq!(r.adapter, b.adapter);
+        assert_eq!((r.t, r.block, r.patch, r.stride), (0, 5, 32, 16));
+        assert_eq!(r.modalities, b.modalities);
+        assert_eq!(r.classes, b.classes);
+        assert_eq!(r.head.mlp(), b.head.mlp());
+        assert_eq!(r.head.scaler(), b.head.scaler());
+        assert_eq!(r.rendering.prgb, b.rendering.prgb);
+        assert_eq!(r.rendering.pauli, b.rendering.pauli);
+        let (rp, bp) = (
+            r.rendering.pca.as_ref().unwrap(),
+            b.rendering.pca.as_ref().unwrap(),
+        );
+        assert_eq!(rp.limits, bp.limits);
+        assert_eq!(
+            (&rp.fit.bands_used, &rp.fit.mean, &rp.fit.components),
+            (&bp.fit.bands_used, &bp.fit.mean, &bp.fit.components)
+        );
+        // Nothing but the file at the end: the temporary name is gone.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn another_version_a_foreign_file_and_a_damaged_one_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.udmodel");
+        bundle().write(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+
+        // A newer layout: the header says version 2.
+        // The header is a JSON string inside safetensors' own JSON header.
+        let key = br#"version\":1"#;
+        let at = bytes
+            .windows(key.len())
+            .position(|w| w == key)
+            .expect("the header's version");
+        let mut newer_bytes = bytes.clone();
+        newer_bytes[at + key.len() - 1] = b'2';
+        let newer = dir.path().join("newer.udmodel");
+        std::fs::write(&newer, &newer_bytes).unwrap();
+        let e = ModelBundle::read(&newer).unwrap_err().to_string();
+        assert!(
+            e.contains("newer.udmodel") && e.contains("version 2"),
+            "{e}"
+        );
+
+        // A safetensors file that is not a model.
+        let other = dir.path().join("adapter.safetensors");
+        crate::model::checkpoint::write_f32_safetensors(
+            &other,
+            &[("w".into(), vec![2], vec![1.0, 2.0])],
+            None,
+        )
+        .unwrap();
+        let e = ModelBundle::read(&other).unwrap_err().to_string();
+        assert!(
+            e.contains("adapter.safetensors") && e.contains("not a UniDiff Studio model"),
+            "{e}"
+        );
+
+        // Cut short: named as damaged or unreadable, never a panic.
+        let cut = dir.path().join("cut.udmodel");
+        std::fs::write(&cut, &bytes[..bytes.len() - 40]).unwrap();
+        let e = ModelBundle::read(&cut).unwrap_err().to_string();
+        assert!(e.contains("cut.udmodel"), "{e}");
+
+        // A missing file.
+        let e = ModelBundle::read(&dir.path().join("none.udmodel"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("none.udmodel"), "{e}");
+    }
+
+    #[test]
+    fn a_moved_checkpoint_is_named_and_another_one_refused() {
+        let mut b = bundle();
+        b.backbone = BackboneRef::Checkpoint {
+            file_name: "64x64_diffusion.pt".into(),
+            path: "/nowhere/64x64_diffusion.pt".into(),
+            sha256: "ab".repeat(32),
+            config: UNetConfig::tiny(),
+        };
+        let e = b.backbone_spec(None, None).unwrap_err().to_string();
+        assert!(
+            e.contains("64x64_diffusion.pt") && e.contains("/nowhere"),
+            "{e}"
+        );
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/adm_tiny/model.pt");
+        let spec = b.backbone_spec(Some(&fixture), None).unwrap();
+        let (_, info) = crate::model::backbone::load_backbone::<burn::backend::Flex>(
+            &spec,
+            &Default::default(),
+        )
+        .unwrap();
+        let e = b.check_backbone(&info, &fixture).unwrap_err().to_string();
+        assert!(e.contains("model.pt") && e.contains("SHA-256"), "{e}");
+    }
+}
