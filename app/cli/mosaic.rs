@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::predict::RECORD;
+use super::predict::{RECORD, prepare_output};
 use super::progress::Step;
 use crate::io::atomic::write_bytes;
 use crate::io::classmap::read_class_table;
@@ -175,13 +175,7 @@ pub fn run(args: &MosaicArgs) -> anyhow::Result<()> {
     let (_, header) = open_for_windows(&first_map)?;
     let grid = header.grid;
     let classes = read_class_table(&first_map);
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let record_path = args.out.join(RECORD);
-    if record_path.exists() {
-        std::fs::remove_file(&record_path)
-            .with_context(|| format!("cannot replace {}", record_path.display()))?;
-    }
+    let record_path = prepare_output(&args.out)?;
     let step = Step::start(format!(
         "joining {} tiles from {} parts",
         all.len(),

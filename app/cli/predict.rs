@@ -7,7 +7,7 @@
 //! i-th of N disjoint sets of tiles (a job array's task): its map holds
 //! those tiles and nothing elsewhere, and `mosaic` joins the parts.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -67,6 +67,19 @@ pub struct PredictArgs {
     /// Output folder.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// Creates an output folder and removes the record of an earlier run of it
+/// first (a folder with a `predict.json` is a finished one); returns the
+/// record's path.
+pub fn prepare_output(dir: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let record_path = dir.join(RECORD);
+    if record_path.exists() {
+        std::fs::remove_file(&record_path)
+            .with_context(|| format!("cannot replace {}", record_path.display()))?;
+    }
+    Ok(record_path)
 }
 
 /// "i/N" as (i, N).
@@ -149,15 +162,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
         }
         .into());
     }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    // A record from an earlier run of this folder goes first: a folder
-    // with a predict.json is a finished one.
-    let record_path = args.out.join(RECORD);
-    if record_path.exists() {
-        std::fs::remove_file(&record_path)
-            .with_context(|| format!("cannot replace {}", record_path.display()))?;
-    }
+    let record_path = prepare_output(&args.out)?;
 
     let step = Step::start("opening the scene");
     let source = Source::open(args)?;

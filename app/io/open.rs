@@ -134,8 +134,26 @@ pub(crate) fn to_linear(values: &[f32], scale: PowerScale) -> Vec<f64> {
         .collect()
 }
 
+/// The (co-pol, cross-pol) bands of a SAR raster and how they were found;
+/// a raster of fewer than two bands is refused.
+pub(crate) fn polarisation_bands(
+    path: &Path,
+    header: &raster::RasterHeader,
+) -> Result<(usize, usize, String), ReadError> {
+    if header.band_count < 2 {
+        return Err(ReadError::format(
+            path,
+            format!(
+                "SAR needs two polarisations (VV and VH, or HH and HV); the file has {} band(s)",
+                header.band_count
+            ),
+        ));
+    }
+    Ok(dual_pol_bands(&header.band_names))
+}
+
 /// Picks (co-pol, cross-pol) band indices from band names, else (0, 1).
-pub(crate) fn dual_pol_bands(names: &[String]) -> (usize, usize, String) {
+fn dual_pol_bands(names: &[String]) -> (usize, usize, String) {
     let find = |keys: &[&str]| {
         names.iter().position(|n| {
             let up = n.to_ascii_uppercase();
@@ -186,16 +204,7 @@ pub fn open_sar(path: &Path, choice: SarScaleChoice) -> Result<SarImage, ReadErr
         }
         None => {
             let header = raster::read_header(path)?;
-            if header.band_count < 2 {
-                return Err(ReadError::format(
-                    path,
-                    format!(
-                        "SAR needs two polarisations (VV and VH, or HH and HV); the file has {} band(s)",
-                        header.band_count
-                    ),
-                ));
-            }
-            let (co, cross, note) = dual_pol_bands(&header.band_names);
+            let (co, cross, note) = polarisation_bands(path, &header)?;
             let (header, data) = raster::read_bands(path, Some(&[co, cross]))?;
             hints.extend(header.band_names.iter().cloned());
             (header.grid, data, 2, note)

@@ -259,23 +259,13 @@ pub fn read_bands(
     }
     let (w, h) = (header.grid.width, header.grid.height);
     super::memory::check_whole_read(path, w, h, wanted.len(), 4)?;
-    let n = header.grid.len();
-    let mut data = vec![0f32; n * wanted.len()];
-    for (slot, &b) in wanted.iter().enumerate() {
-        let band_error = |message: String| ReadError::BandRead {
-            path: path.to_path_buf(),
-            band: b + 1,
-            message,
-        };
-        let band = ds
-            .rasterband(b + 1)
-            .map_err(|e| band_error(e.to_string()))?;
-        let out = &mut data[slot * n..(slot + 1) * n];
-        band.read_into_slice::<f32>((0, 0), (w, h), (w, h), out, None)
-            .map_err(|e| band_error(e.to_string()))?;
-        let nodata = band.no_data_value();
-        mask_invalid(out, nodata);
-    }
+    let whole = Window {
+        row0: 0,
+        col0: 0,
+        height: h,
+        width: w,
+    };
+    let data = read_window(path, &ds, wanted, whole)?;
     Ok((header, data))
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use gdal::Dataset;
 
 use super::error::ReadError;
-use super::open::{SarScaleChoice, decide_scale_counted, dual_pol_bands, to_linear};
+use super::open::{SarScaleChoice, decide_scale_counted, polarisation_bands, to_linear};
 use super::raster::{RasterHeader, open_for_windows, read_window};
 use crate::scene::{HsiCube, PixelGrid, PowerScale, SarImage, SarKind, Scene, Window};
 
@@ -146,16 +146,7 @@ impl WindowedScene {
 /// The SAR raster's polarisation bands and scale, and its grid.
 fn open_sar_windows(path: &Path) -> Result<(WindowedSar, PixelGrid), ReadError> {
     let (ds, header) = open_for_windows(path)?;
-    if header.band_count < 2 {
-        return Err(ReadError::format(
-            path,
-            format!(
-                "SAR needs two polarisations (VV and VH, or HH and HV); the file has {} band(s)",
-                header.band_count
-            ),
-        ));
-    }
-    let (co, cross, note) = dual_pol_bands(&header.band_names);
+    let (co, cross, note) = polarisation_bands(path, &header)?;
     let mut hints = vec![
         path.file_name()
             .map(|s| s.to_string_lossy().to_string())
