@@ -19,6 +19,7 @@ use crate::model::schedule::Schedule;
 use crate::model::unet::UNet;
 use crate::products::Rgb8Image;
 use crate::products::stretch::network_from_u8;
+use crate::scene::Window;
 
 /// Where the features are taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,11 +35,22 @@ pub struct FeatureSpec {
 /// x0 of patches `ids` of one rendering, N x 3 x P x P values in network
 /// space (padding pixels at -1).
 pub fn patch_values(grid: &PatchGrid, image: &Rgb8Image, ids: &[usize]) -> Vec<f32> {
+    patch_values_in(grid, image, grid.whole(), ids)
+}
+
+/// [`patch_values`] from a rendering of the scene's `window` only (it holds
+/// the patches' scene pixels: [`PatchGrid::footprint`]).
+pub fn patch_values_in(
+    grid: &PatchGrid,
+    image: &Rgb8Image,
+    window: Window,
+    ids: &[usize],
+) -> Vec<f32> {
     let p = grid.patch;
     let mut values = Vec::with_capacity(ids.len() * 3 * p * p);
     let mut buf = vec![0u8; 3 * p * p];
     for &n in ids {
-        grid.extract_u8(&image.data, 3, n, &mut buf);
+        grid.extract_u8_in(&image.data, window, 3, n, &mut buf);
         values.extend(buf.iter().map(|&v| network_from_u8(v)));
     }
     values

@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::products::renderings::Renderings;
+use crate::scene::Rgb8Image;
+
 /// One of the 3-channel renderings fed to the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
@@ -21,6 +24,15 @@ impl Modality {
             Modality::Prgb => 1,
             Modality::Pca => 2,
             Modality::Sar => 3,
+        }
+    }
+
+    /// This modality's image among `renderings`, when they hold it.
+    pub fn image_in(self, renderings: &Renderings) -> Option<&Rgb8Image> {
+        match self {
+            Modality::Prgb => renderings.prgb.as_ref().map(|(i, _)| i),
+            Modality::Pca => renderings.pca.as_ref().map(|(i, _)| i),
+            Modality::Sar => renderings.pauli.as_ref(),
         }
     }
 

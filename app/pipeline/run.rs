@@ -192,12 +192,7 @@ pub fn available_modalities<'a>(
     let mut images = Vec::new();
     let mut notes = Vec::new();
     for &m in requested {
-        let image = match m {
-            Modality::Prgb => renderings.prgb.as_ref().map(|(i, _)| i),
-            Modality::Pca => renderings.pca.as_ref().map(|(i, _)| i),
-            Modality::Sar => renderings.pauli.as_ref(),
-        };
-        match image {
+        match m.image_in(renderings) {
             Some(i) => images.push((m, i)),
             None => notes.push(format!(
                 "modality {} left out: it needs {} input",

@@ -9,8 +9,7 @@
 
 use std::time::Instant;
 
-use super::features::{FeatureExtractor, FeatureSpec};
-use super::modality::Modality;
+use super::features::{FeatureExtractor, FeatureSpec, patch_values_in};
 use super::model_bundle::ModelBundle;
 use super::noised::stage_b_noise;
 use super::patch_grid::PatchGrid;
@@ -20,8 +19,7 @@ use crate::model::lean_ops::UNetOps;
 use crate::model::tensor_read::f32_values;
 use crate::model::unet::UNet;
 use crate::products::rendering_fit::RenderFitError;
-use crate::products::renderings::Renderings;
-use crate::scene::{Rgb8Image, Scene, Window};
+use crate::scene::{Scene, Window};
 
 /// Why a tiled prediction stopped.
 #[derive(Debug, thiserror::Error)]
@@ -89,15 +87,6 @@ pub struct TileResult {
     pub prediction: MergedPrediction,
 }
 
-/// The image of `modality` among a window's renderings.
-fn rendering_of(r: &Renderings, modality: Modality) -> Option<&Rgb8Image> {
-    match modality {
-        Modality::Prgb => r.prgb.as_ref().map(|(i, _)| i),
-        Modality::Pca => r.pca.as_ref().map(|(i, _)| i),
-        Modality::Sar => r.pauli.as_ref(),
-    }
-}
-
 /// The layers inside `window` of a scene held in memory.
 pub fn scene_window(scene: &Scene, window: Window) -> Scene {
     Scene {
@@ -162,29 +151,18 @@ pub fn predict_tiles<B: UNetOps>(
                 .modalities
                 .iter()
                 .map(|&m| {
-                    rendering_of(&renderings, m)
+                    m.image_in(&renderings)
                         .map(|i| (m, i))
                         .ok_or(TiledPredictError::MissingModality(m.name()))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut buf = vec![0u8; 3 * p * p];
             for ids in patches.chunks(batch_patches.max(1)) {
                 if cancel.is_cancelled() {
                     return Err(TiledPredictError::Cancelled);
                 }
                 let inputs = images
                     .iter()
-                    .map(|(m, image)| {
-                        let mut values = Vec::with_capacity(ids.len() * 3 * p * p);
-                        for &n in ids {
-                            grid.extract_u8_in(&image.data, footprint, 3, n, &mut buf);
-                            values.extend(
-                                buf.iter()
-                                    .map(|&v| crate::products::stretch::network_from_u8(v)),
-                            );
-                        }
-                        (*m, values)
-                    })
+                    .map(|(m, image)| (*m, patch_values_in(&grid, image, footprint, ids)))
                     .collect();
                 let f = extractor
                     .features(inputs)
