@@ -3,10 +3,12 @@
 //! only place where the CLI and the app meet.
 
 use clap::Parser;
+use unidiff_studio::base::{data_dir::data_dir, logging};
 use unidiff_studio::{cli, ui};
 
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
+    logging::init(Some(&data_dir()));
     let checked = args.check().and_then(|()| {
         unidiff_studio::base::threads::use_threads(args.threads)?;
         Ok(())
@@ -29,6 +31,7 @@ fn main() -> std::process::ExitCode {
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
+            logging::to_file_only(log::Level::Error, &format!("{e:#}"));
             std::process::ExitCode::FAILURE
         }
     }

@@ -73,7 +73,7 @@ fn pan_while(
 
 fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (s2, s1, _) = unidiff_studio::demo::demo_paths();
+    let (s2, s1, _) = unidiff_studio::demo::demo_paths().unwrap();
     let hsi = dir.path().join("berlin_size_s2.tif");
     let sar = dir.path().join("berlin_size_s1.tif");
     resample(&s2, &hsi);

@@ -100,7 +100,13 @@ fn one_band_cube_asked_for_pca() {
         band_names: vec![String::new()],
     };
     let err = render_pca(&cube).unwrap_err();
-    assert_eq!(err, ProductError::TooFewBands { usable: 1 });
+    assert_eq!(
+        err,
+        ProductError::TooFewBands {
+            usable: 1,
+            needed: 3
+        }
+    );
     assert!(err.to_string().contains("at least 2 bands"));
 }
 

@@ -747,3 +747,97 @@ fn sample_writes_a_stratified_sample_that_stats_reads_back() {
         "{stderr}"
     );
 }
+
+/// `--rgb-bands` as one comma-separated value (as the README writes it) and
+/// as three values give the same pRGB; two bands are refused by name.
+#[test]
+fn rgb_bands_are_taken_with_commas_or_as_three_values() {
+    let render = |bands: &[&str], dir: &std::path::Path| {
+        bin()
+            .args(["render", "--hsi"])
+            .arg(demo("Spain_7370579_S2Hand.tif"))
+            .arg("--rgb-bands")
+            .args(bands)
+            .arg("--out")
+            .arg(dir)
+            .output()
+            .unwrap()
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for (bands, dir) in [(&["3,2,1"][..], a.path()), (&["3", "2", "1"][..], b.path())] {
+        let out = render(bands, dir);
+        assert!(
+            out.status.success(),
+            "{bands:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let png = |d: &std::path::Path| std::fs::read(d.join("prgb.png")).unwrap();
+    assert_eq!(png(a.path()), png(b.path()));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.path().join("render.json")).unwrap()).unwrap();
+    assert_eq!(
+        report["prgb"]["bands"],
+        serde_json::json!([3, 2, 1]),
+        "{report}"
+    );
+
+    let bad = render(&["3,2"], tempfile::tempdir().unwrap().path());
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("--rgb-bands takes three band numbers"),
+        "{err}"
+    );
+}
+
+/// Every command logs to `<data folder>/logs/unidiff-studio.log` (with the
+/// final error), and `RUST_LOG` decides what the terminal shows.
+#[test]
+fn a_command_logs_to_the_data_folder_and_rust_log_filters() {
+    let data = tempfile::tempdir().unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let ok = bin()
+        .env("UNIDIFF_STUDIO_DATA_DIR", data.path())
+        .env_remove("RUST_LOG")
+        .args(["render", "--hsi"])
+        .arg(demo("Spain_7370579_S2Hand.tif"))
+        .arg("--out")
+        .arg(out_dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let terminal = String::from_utf8_lossy(&ok.stderr);
+    assert!(terminal.contains("[ok] wrote"), "{terminal}");
+    let log_path = data.path().join("logs/unidiff-studio.log");
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("INFO  unidiff_studio::cli::render: [ok] wrote"),
+        "{log}"
+    );
+
+    let failed = bin()
+        .env("UNIDIFF_STUDIO_DATA_DIR", data.path())
+        .env("RUST_LOG", "error")
+        .args(["render", "--hsi", "/no/such/cube.tif", "--out"])
+        .arg(out_dir.path())
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    let terminal = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        !terminal.contains("[..]"),
+        "RUST_LOG=error still showed progress: {terminal}"
+    );
+    assert!(terminal.contains("/no/such/cube.tif"), "{terminal}");
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ERROR") && l.contains("/no/such/cube.tif")),
+        "{log}"
+    );
+}

@@ -721,3 +721,123 @@ fn get_the_backbone_downloads_checks_and_uses_it() {
     );
     assert_eq!(app.classify_settings.backbone, before);
 }
+
+/// The viewport commands the app sent in the last frame.
+fn sent_commands(h: &Harness<'_, StudioApp>) -> Vec<egui::ViewportCommand> {
+    h.output()
+        .viewport_output
+        .get(&egui::ViewportId::ROOT)
+        .map(|v| v.commands.clone())
+        .unwrap_or_default()
+}
+
+/// The window's close button, as the window system reports it.
+fn request_close(h: &mut Harness<'_, StudioApp>) {
+    h.input_mut()
+        .viewports
+        .entry(egui::ViewportId::ROOT)
+        .or_default()
+        .events
+        .push(egui::ViewportEvent::Close);
+    h.step();
+}
+
+#[test]
+fn the_title_says_what_is_open_and_closing_with_unsaved_labels_asks_first() {
+    use unidiff_studio::ui::desktop::CloseState;
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = with_demo(dir.path());
+    h.run_steps(2);
+    let title = h.state().window_title();
+    assert_eq!(
+        title,
+        "demo: Sen1Floods11 Spain_7370579 (Sentinel-1/2) — UniDiff Studio"
+    );
+    // Nothing unsaved: a close goes through without a question.
+    request_close(&mut h);
+    assert_eq!(h.state().close_state, CloseState::Open);
+    assert!(!sent_commands(&h).contains(&egui::ViewportCommand::CancelClose));
+
+    h.key_press(Key::B);
+    h.step();
+    stroke(&mut h, &[(100.5, 100.5), (120.5, 110.5)]);
+    let title = h.state().window_title();
+    assert!(
+        title.contains("(Sentinel-1/2) * — UniDiff Studio"),
+        "{title}"
+    );
+    assert!(
+        sent_commands(&h)
+            .iter()
+            .any(|c| matches!(c, egui::ViewportCommand::Title(t) if *t == title))
+            || h.state().window_title() == title,
+        "the window was not given the title"
+    );
+
+    // The close button with unsaved labels: held back, and asked.
+    request_close(&mut h);
+    assert_eq!(h.state().close_state, CloseState::Asking);
+    assert!(sent_commands(&h).contains(&egui::ViewportCommand::CancelClose));
+    h.step();
+    h.get_by_label("Close with unsaved labels?");
+    h.get_by_label("Cancel").click();
+    h.run_steps(2);
+    assert_eq!(h.state().close_state, CloseState::Open);
+
+    // Ctrl+Q asks the window to close, which is held back the same way.
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Q);
+    h.step();
+    assert!(sent_commands(&h).contains(&egui::ViewportCommand::Close));
+    request_close(&mut h);
+    assert_eq!(h.state().close_state, CloseState::Asking);
+    h.step();
+    h.get_by_label("Close without saving").click();
+    h.run_steps(2);
+    assert_eq!(h.state().close_state, CloseState::Confirmed);
+    request_close(&mut h);
+    assert!(!sent_commands(&h).contains(&egui::ViewportCommand::CancelClose));
+}
+
+#[test]
+fn without_a_file_dialog_the_app_says_so_and_takes_a_typed_path() {
+    use unidiff_studio::ui::app::FileAction;
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = with_demo(dir.path());
+    // What rfd reports when neither a portal nor zenity answers.
+    h.state_mut().handle(AppCommand::DialogFailed(
+        FileAction::SaveLabels(LabelLayer::Train),
+        "Failed to save file with zenity: No such file or directory".into(),
+    ));
+    h.run_steps(2);
+    assert!(
+        h.state().messages.iter().any(|m| m.error
+            && m.text.contains("no file dialog could be shown")
+            && m.text.contains("zenity")),
+        "{:?}",
+        h.state().messages
+    );
+    assert!(h.state().path_prompt.is_some());
+    h.get_by_label("Type a path");
+
+    // A folder that does not exist is refused in the field.
+    let target = dir.path().join("typed_labels.tif");
+    h.state_mut().path_prompt.as_mut().unwrap().text =
+        dir.path().join("no/such/labels.tif").display().to_string();
+    h.step();
+    h.get_by_label("OK").click();
+    h.run_steps(2);
+    let problem = h.state().path_prompt.as_ref().unwrap().problem.clone();
+    assert!(
+        problem.as_deref().unwrap_or("").contains("does not exist"),
+        "{problem:?}"
+    );
+
+    // A good path saves the labels there, as the dialog's would.
+    h.state_mut().path_prompt.as_mut().unwrap().text = target.display().to_string();
+    h.step();
+    h.get_by_label("OK").click();
+    h.run_steps(2);
+    assert!(h.state().path_prompt.is_none());
+    common::wait_tasks(&mut h);
+    assert!(target.is_file(), "{:?}", h.state().messages);
+}

@@ -424,6 +424,12 @@ fn a_saved_model_maps_its_scene_as_the_run_did_in_tiles_and_shards() {
         .unwrap();
     let text = String::from_utf8_lossy(&names.stdout);
     assert!(text.contains("dry") && text.contains("water"), "{text}");
+    assert!(whole.join("classmap.gpkg").is_file());
+    // Without polygons: the same map, no GeoPackage.
+    let bare = dir.path().join("bare");
+    predict(&bare, &["--tile", "256", "--no-polygons"]);
+    assert_eq!(band_f64(&bare.join("classmap.tif"), 1), want);
+    assert!(!bare.join("classmap.gpkg").exists());
 
     // Three shards of a job array, then their mosaic: the same map.
     let mut parts = Vec::new();

@@ -33,7 +33,7 @@ pub struct AdaptArgs {
     pub backbone: BackboneArgs,
     #[arg(long, default_value_t = 2000)]
     pub steps: usize,
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, allow_negative_numbers = true)]
     pub lr: f64,
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
@@ -62,6 +62,13 @@ pub fn run(args: &AdaptArgs) -> anyhow::Result<()> {
     if args.steps == 0 || args.batch == 0 {
         bail!("--steps and --batch must be at least 1");
     }
+    if !(args.lr.is_finite() && args.lr > 0.0 && args.lr <= 1.0) {
+        bail!(
+            "--lr {}: the learning rate must be a number in (0, 1] (the method's is 1e-4)",
+            args.lr
+        );
+    }
+    crate::io::atomic::check_output_file(&args.out)?;
     let hsi = args.hsi.as_deref().map(open_hsi).transpose()?;
     let sar = args
         .sar
@@ -70,16 +77,25 @@ pub fn run(args: &AdaptArgs) -> anyhow::Result<()> {
         .transpose()?;
     let scene = Scene::from_layers(hsi, sar, None, None)?;
     let renderings = render_all(&scene, RenderSettings::default(), |name| {
-        eprintln!("[..] rendering {name}")
+        log::info!("[..] rendering {name}")
     })?;
     let (images, notes) = available_modalities(&renderings, &modalities);
     for note in notes {
-        eprintln!("[--] {note}");
+        log::info!("[--] {note}");
     }
     if images.is_empty() {
         bail!("no modality to adapt on: give --hsi and/or --sar");
     }
     let pool = PatchPool::from_renderings(&images);
+    if args.batch > pool.len() {
+        bail!(
+            "--batch {}: the scene has only {} patches ({} modalities); give --batch {} or less",
+            args.batch,
+            pool.len(),
+            images.len(),
+            pool.len()
+        );
+    }
 
     let device = Default::default();
     let (model, info) = load_backbone::<Cpu>(&args.backbone.spec(args.seed)?, &device)?;
@@ -88,14 +104,14 @@ pub fn run(args: &AdaptArgs) -> anyhow::Result<()> {
     // CPU backend: convolutions as matrix products (fast backward pass).
     model.set_conv_im2col(true);
     let summary = summarize(&config)?;
-    eprintln!(
+    log::info!(
         "[..] backbone {}: {} parameters, training {} ({:.3} %); device: CPU (this build has no GPU backend)",
         info.description,
         thousands(summary.parameters),
         thousands(summary.trainable_parameters),
         summary.trainable_percent
     );
-    eprintln!(
+    log::info!(
         "[..] {} patches of {} modalities; Ctrl-C stops and keeps the steps done",
         pool.len(),
         images.len()
@@ -123,11 +139,11 @@ pub fn run(args: &AdaptArgs) -> anyhow::Result<()> {
         let _ = std::io::stderr().flush();
     })?;
     eprintln!();
-    eprintln!("[..] steps computed by {}", outcome.engine.0);
+    log::info!("[..] steps computed by {}", outcome.engine.0);
     let modalities: Vec<_> = images.iter().map(|(m, _)| *m).collect();
     let meta = outcome.metadata(&info, &modalities, &cfg, &summary);
     save_adapter(&args.out, &outcome.model, &meta)?;
-    eprintln!(
+    log::info!(
         "[ok] {} after {} steps; adapter written to {}",
         if outcome.cancelled {
             "cancelled"

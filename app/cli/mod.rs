@@ -125,8 +125,8 @@ pub struct RenderArgs {
     /// SAR image (2 bands VV, VH; or a PolSARpro folder).
     #[arg(long)]
     pub sar: Option<PathBuf>,
-    /// pRGB bands, 0-based: r,g,b.
-    #[arg(long, value_delimiter = ',', num_args = 3, conflicts_with = "preset")]
+    /// pRGB bands, 0-based: r,g,b (also as three separate values).
+    #[arg(long, value_delimiter = ',', num_args = 1..=3, conflicts_with = "preset")]
     pub rgb_bands: Option<Vec<usize>>,
     /// pRGB preset: berlin, augsburg or sentinel2.
     #[arg(long)]
@@ -150,13 +150,22 @@ pub use crate::demo::demo_paths;
 /// `--modalities` values as modalities, in the order given.
 pub fn parse_modalities(names: &[String]) -> anyhow::Result<Vec<crate::pipeline::Modality>> {
     use anyhow::Context;
-    names
-        .iter()
-        .map(|m| {
-            crate::pipeline::Modality::parse(m)
-                .with_context(|| format!("unknown modality '{m}' (prgb, pca, sar)"))
-        })
-        .collect()
+    let mut out: Vec<crate::pipeline::Modality> = Vec::new();
+    for m in names {
+        let modality = crate::pipeline::Modality::parse(m)
+            .with_context(|| format!("unknown modality '{m}' (prgb, pca, sar)"))?;
+        if out.contains(&modality) {
+            anyhow::bail!(
+                "--modalities {}: '{m}' is given twice; each modality once",
+                names.join(",")
+            );
+        }
+        out.push(modality);
+    }
+    if out.is_empty() {
+        anyhow::bail!("--modalities: give at least one of prgb, pca, sar");
+    }
+    Ok(out)
 }
 
 /// Runs the command line; the error is what the user reads.
@@ -176,7 +185,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Postprocess(args)) => postprocess::run(&args),
         None if cli.demo && cli.headless => {
             // The headless demo: renderings, then the classification run.
-            let (hsi, sar, _) = demo_paths();
+            let (hsi, sar, _) = demo_paths()?;
             let args = RenderArgs {
                 hsi: Some(hsi),
                 sar: Some(sar),
@@ -193,6 +202,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 "--demo".into(),
                 "--out".into(),
                 cli.demo_out.join("run").into_os_string(),
+                // The demo's own folder: a second demo replaces the first.
+                "--overwrite".into(),
             ];
             argv.extend(["--stride".into(), cli.demo_stride.to_string().into()]);
             let matches = <run::RunArgs as clap::Args>::augment_args(clap::Command::new("run"))

@@ -4,7 +4,7 @@
 use crate::base::thousands;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use burn::backend::NdArray;
 use burn::prelude::*;
 use burn::tensor::TensorData;
@@ -201,9 +201,9 @@ fn forward(args: &ForwardArgs) -> anyhow::Result<()> {
     let (xs, x) = input.f32("x")?;
     let t = input.i64("t")?;
     let y = input.i64("y")?;
-    if xs.len() != 4 || xs[0] != t.len() || t.len() != y.len() {
-        bail!("x must be N x C x H x W with N = len(t) = len(y)");
-    }
+    config
+        .check_input(&xs, &t, &y)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.input.display()))?;
     let x = Tensor::<B, 4>::from_data(TensorData::new(x, xs), &device);
     let emb = model.embedding(&t, &y);
     let mut acts: Vec<(String, Tensor<B, 4>)> = Vec::new();
@@ -212,7 +212,7 @@ fn forward(args: &ForwardArgs) -> anyhow::Result<()> {
     });
     acts.push(("out".to_string(), out));
     write_tensors(&args.output, &acts)?;
-    eprintln!(
+    log::info!(
         "[ok] wrote {} tensors to {}",
         acts.len(),
         args.output.display()
@@ -245,7 +245,7 @@ fn get(args: &GetArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| crate::session::autosave::data_dir().join("backbones")),
         config: load_config(&args.config)?,
     };
-    eprintln!("[..] {} -> {}", request.url, request.target().display());
+    log::info!("[..] {} -> {}", request.url, request.target().display());
     let cancel = super::run::cancel_on_ctrl_c();
     let mut last = None;
     let (path, record) = get_backbone(&request, &cancel, &mut |p| {
@@ -256,7 +256,7 @@ fn get(args: &GetArgs) -> anyhow::Result<()> {
         }
     })?;
     eprintln!();
-    eprintln!(
+    log::info!(
         "[ok] {} ({} bytes, {} tensors, {} parameters, sha256 {})",
         path.display(),
         thousands(record.bytes as usize),

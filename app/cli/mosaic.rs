@@ -238,6 +238,6 @@ pub fn run(args: &MosaicArgs) -> anyhow::Result<()> {
     });
     let text = serde_json::to_string_pretty(&record)?;
     write_bytes(&record_path, format!("{text}\n").as_bytes())?;
-    eprintln!("[ok] wrote {}", record_path.display());
+    log::info!("[ok] wrote {}", record_path.display());
     Ok(())
 }

@@ -67,14 +67,14 @@ pub fn run(args: &PostprocessArgs) -> anyhow::Result<()> {
     };
     if let Some(n) = min_pixels {
         if n > w * h {
-            eprintln!(
+            log::info!(
                 "[!!] the unit ({n} pixels) is larger than the map ({} pixels): every region but the largest goes",
                 w * h
             );
         }
         data = sieve(&data, &map.grid, n, args.connectivity)
             .with_context(|| format!("sieving {}", args.classmap.display()))?;
-        eprintln!(
+        log::info!(
             "[ok] sieved regions under {n} pixels ({}-connected)",
             args.connectivity
         );
@@ -85,11 +85,11 @@ pub fn run(args: &PostprocessArgs) -> anyhow::Result<()> {
             "--majority {k}: K must be odd and at least 3"
         );
         data = majority_filter(&data, w, h, k);
-        eprintln!("[ok] {k} x {k} majority filter");
+        log::info!("[ok] {k} x {k} majority filter");
     }
     let changed = data.iter().zip(&map.data).filter(|(a, b)| a != b).count();
     write_class_map(&args.out, &data, &map.grid, &classes)?;
-    eprintln!(
+    log::info!(
         "[ok] wrote {} ({changed} of {} pixels changed)",
         args.out.display(),
         w * h

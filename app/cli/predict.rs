@@ -26,7 +26,6 @@ use crate::io::windowed::{WindowedScene, reads_in_windows};
 use crate::io::{SceneFiles, open_scene};
 use crate::metrics::areas::AreaSums;
 use crate::model::backbone::{BackboneSpec, load_backbone};
-use crate::model::checkpoint::file_sha256;
 use crate::pipeline::model_bundle::ModelBundle;
 use crate::pipeline::stage_b::default_batch_patches;
 use crate::pipeline::tiled_predict::{
@@ -64,6 +63,12 @@ pub struct PredictArgs {
     /// Patches per feature batch (default: 64 K pixels a batch).
     #[arg(long)]
     pub batch_patches: Option<usize>,
+    /// No polygons of the class map (`classmap.gpkg`): GDAL's polygonize
+    /// holds every polygon of the map in memory (894 MiB for the 3.1 M
+    /// polygons of a 4096² map), which bounds a large region's peak; clean
+    /// the map first (`postprocess --sieve`) and `vectorize` it instead.
+    #[arg(long)]
+    pub no_polygons: bool,
     /// Output folder.
     #[arg(long)]
     pub out: PathBuf,
@@ -124,7 +129,7 @@ impl Source {
         let opened = open_scene(&files, &CancelFlag::new(), &|_, _| {})?
             .context("the scene was not read")?;
         for note in &opened.notes {
-            eprintln!("note: {note}");
+            log::info!("note: {note}");
         }
         Ok(Self::Whole(Box::new(opened.scene)))
     }
@@ -151,9 +156,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
         bail!("give --hsi and/or --sar");
     }
     let step = Step::start(format!("reading the model {}", args.model.display()));
-    let bundle = ModelBundle::read(&args.model)?;
-    let model_sha256 = file_sha256(&args.model)
-        .with_context(|| format!("cannot read {}", args.model.display()))?;
+    let (bundle, model_sha256) = ModelBundle::read_with_sha256(&args.model)?;
     step.done();
     if args.tile < bundle.patch {
         return Err(TiledPredictError::TileTooSmall {
@@ -179,7 +182,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
         .with_context(|| format!("the model {} cannot map this scene", args.model.display()))?;
     if let Source::Windows(s) = &source {
         let whole = (grid.width * grid.height * s.bytes_per_pixel()) as u128;
-        eprintln!(
+        log::info!(
             "[..] {} x {} pixels ({} as read whole; read here in windows of about {} x {})",
             grid.width,
             grid.height,
@@ -209,7 +212,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(a);
     }
     let (model, info) = built?;
-    eprintln!(
+    log::info!(
         "[..] backbone: {} ({} parameters); device: CPU",
         info.description,
         thousands(info.parameters)
@@ -270,7 +273,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
         areas.finish(&bundle.classes).to_csv().as_bytes(),
     )?;
     written.push(areas_csv);
-    if shard.is_none() {
+    if shard.is_none() && !args.no_polygons {
         let gpkg = args.out.join("classmap.gpkg");
         vectorize_class_map(&args.out.join(CLASS_MAP), &gpkg, &bundle.classes)?;
         written.push(gpkg);
@@ -295,6 +298,6 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
     });
     let text = serde_json::to_string_pretty(&record)?;
     write_bytes(&record_path, format!("{text}\n").as_bytes())?;
-    eprintln!("[ok] wrote {}", record_path.display());
+    log::info!("[ok] wrote {}", record_path.display());
     Ok(())
 }

@@ -11,7 +11,7 @@ pub struct Step {
 impl Step {
     pub fn start(name: impl Into<String>) -> Self {
         let name = name.into();
-        eprintln!("[..] {name}");
+        log::info!("[..] {name}");
         Self {
             name,
             start: Instant::now(),
@@ -21,7 +21,7 @@ impl Step {
     /// Ends the step; returns its duration in seconds.
     pub fn done(self) -> f64 {
         let s = self.start.elapsed().as_secs_f64();
-        eprintln!("[ok] {} ({s:.2} s)", self.name);
+        log::info!("[ok] {} ({s:.2} s)", self.name);
         s
     }
 }

@@ -162,13 +162,19 @@ pub fn render_scene(opts: &RenderOptions) -> anyhow::Result<RenderReport> {
     });
     let json = serde_json::to_vec_pretty(&report)?;
     write_bytes(&opts.out.join("render.json"), &json)?;
-    eprintln!("[ok] wrote {}", opts.out.display());
+    log::info!("[ok] wrote {}", opts.out.display());
     Ok(report)
 }
 
 pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
     let rgb = match (&args.rgb_bands, &args.preset) {
-        (Some(b), _) => RgbRequest::Bands([b[0], b[1], b[2]]),
+        (Some(b), _) => match b.as_slice() {
+            &[r, g, b] => RgbRequest::Bands([r, g, b]),
+            _ => bail!(
+                "--rgb-bands takes three band numbers, r,g,b (as 30,20,10 or 30 20 10); got {}",
+                b.len()
+            ),
+        },
         (None, Some(name)) => {
             RgbRequest::Preset(RgbPreset::parse(name).with_context(|| {
                 format!("unknown preset '{name}' (berlin, augsburg, sentinel2)")

@@ -18,6 +18,8 @@ use super::progress::Step;
 use super::{demo_paths, parse_modalities};
 use crate::base::CancelFlag;
 use crate::base::thousands;
+use crate::io::atomic::check_output_file;
+use crate::io::staged_folder::StagedFolder;
 use crate::io::{SceneFiles, open_scene};
 use crate::metrics::export::metrics_json;
 use crate::metrics::summary::MetricsSummary;
@@ -106,7 +108,7 @@ pub struct RunInputs {
     #[arg(long)]
     pub batch_patches: Option<usize>,
     /// Seed of the backbone (random), the noise, the split and the heads.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub seed: u64,
     /// Largest number of head-training epochs.
     #[arg(long, default_value_t = 200)]
@@ -117,8 +119,9 @@ pub struct RunInputs {
 pub struct RunArgs {
     #[command(flatten)]
     pub inputs: RunInputs,
-    /// Diffusion timestep t of the features.
-    #[arg(long, default_value_t = 300)]
+    /// Diffusion timestep t of the features (0..=999; a negative value is
+    /// taken only to be refused with the range).
+    #[arg(long, default_value_t = 300, allow_negative_numbers = true)]
     pub t: i64,
     /// mlp (diffusion features; both random forests run beside it), rf
     /// (random forest on the raw pixel values) or filter-rf (random forest on
@@ -135,9 +138,14 @@ pub struct RunArgs {
     /// Trees of the random forests.
     #[arg(long, default_value_t = 200)]
     pub trees: u16,
-    /// Output folder.
+    /// Output folder: written under a hidden name beside it and renamed
+    /// into place when whole; an existing folder with files is refused
+    /// unless --overwrite.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace an existing --out folder (as a whole, when the run is done).
+    #[arg(long)]
+    pub overwrite: bool,
     /// Also save the trained model (backbone reference, adapter, head,
     /// classes, rendering statistics) as one file for `predict`, e.g.
     /// model.udmodel.
@@ -167,7 +175,7 @@ fn hashed(path: &Path) -> anyhow::Result<serde_json::Value> {
 pub fn prepare(args: &RunInputs) -> anyhow::Result<Prepared> {
     let mut args = args.clone();
     if args.demo {
-        let (hsi, sar, labels) = demo_paths();
+        let (hsi, sar, labels) = demo_paths()?;
         args.hsi.get_or_insert(hsi);
         args.sar.get_or_insert(sar);
         if args.train_labels.is_none() {
@@ -230,7 +238,7 @@ pub fn prepare(args: &RunInputs) -> anyhow::Result<Prepared> {
     let opened =
         open_scene(&files, &CancelFlag::new(), &|_, _| {})?.context("the inputs were not read")?;
     for note in &opened.notes {
-        eprintln!("note: {note}");
+        log::info!("note: {note}");
     }
     let mut scene = opened.scene;
     if let Some(s) = &split
@@ -292,6 +300,12 @@ pub fn stage_b_config(
             args.mlp
         );
     }
+    if args.max_epochs == 0 {
+        bail!("--max-epochs 0: the head needs at least one epoch");
+    }
+    if args.batch_patches == Some(0) {
+        bail!("--batch-patches 0: a batch needs at least one patch");
+    }
     if !(0.0..0.9).contains(&args.validation_fraction) {
         bail!(
             "--validation-fraction {}: must be in 0..0.9 (0 = no early stopping)",
@@ -332,7 +346,7 @@ pub fn backbone_on_cpu(
     let step = Step::start("building the backbone");
     let (model, info) = load_backbone::<Flex>(spec, &Default::default())?;
     step.done();
-    eprintln!(
+    log::info!(
         "[..] backbone: {} ({} parameters); device: CPU (Stage B through the CPU forward of unidiff-kernels; this build has no GPU backend)",
         info.description,
         thousands(info.parameters)
@@ -407,9 +421,13 @@ pub fn peak_rss_mib() -> Option<f64> {
 fn print_summary(outcome: &RunOutcome) {
     let line = |what: &str, m: &Option<MetricsSummary>| {
         if let Some(m) = m {
-            eprintln!(
+            log::info!(
                 "[ok] {what}: OA {:.4}  AA {:.4}  kappa {:.4}  mF1 {:.4}  mIoU {:.4}",
-                m.oa, m.aa, m.kappa, m.mf1, m.miou
+                m.oa,
+                m.aa,
+                m.kappa,
+                m.mf1,
+                m.miou
             );
         }
     };
@@ -417,7 +435,7 @@ fn print_summary(outcome: &RunOutcome) {
         line(c.label(), &r.metrics);
     }
     if let Some(r) = &outcome.recommendation {
-        eprintln!("[ok] {}", r.sentence());
+        log::info!("[ok] {}", r.sentence());
     }
 }
 
@@ -429,6 +447,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             args.classifier
         );
     };
+    if args.trees == 0 {
+        bail!("--trees 0: a random forest needs at least one tree");
+    }
+    // Where the results go, checked before any work.
+    let staged = StagedFolder::prepare(&args.out, args.overwrite)?;
+    if let Some(model_path) = &args.save_model {
+        check_output_file(model_path)
+            .with_context(|| format!("--save-model {}", model_path.display()))?;
+    }
     let prepared = prepare(&args.inputs)?;
     let (model, info) = backbone_on_cpu(&prepared.spec)?;
     let settings = RunSettings {
@@ -453,23 +480,26 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         .test_labels
         .as_ref()
         .map_or(0, |l| l.labelled());
-    eprintln!(
+    log::info!(
         "[..] {train} training pixels, {test} test pixels; Stage B at t = {}, block {}",
-        args.t, settings.stage_b.block
+        args.t,
+        settings.stage_b.block
     );
     let step = Step::start("classifying (Ctrl-C cancels)");
     let outcome = classify(&model, &prepared, &settings, &cancel_on_ctrl_c())?;
     step.done();
     for w in &outcome.warnings {
-        eprintln!("[!!] {w}");
+        log::info!("[!!] {w}");
     }
     print_summary(&outcome);
 
     let step = Step::start(format!("writing {}", args.out.display()));
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
     let grid = prepared.scene.grid().context("the scene has no layer")?;
-    let written = write_run_outputs(&args.out, &outcome, grid, &prepared.class_names)?;
+    let written: Vec<PathBuf> =
+        write_run_outputs(staged.path(), &outcome, grid, &prepared.class_names)?
+            .iter()
+            .map(|p| staged.final_path(p))
+            .collect();
     let seconds_export = step.done();
 
     let names: Vec<String> = named_classes(outcome.classes, &prepared.class_names)
@@ -538,9 +568,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             trained_on: prepared.inputs.clone(),
         })?;
         bundle.write(model_path)?;
-        eprintln!("[ok] wrote the model {}", model_path.display());
+        log::info!("[ok] wrote the model {}", model_path.display());
     }
-    let path = write_run_record(&args.out, &record)?;
-    eprintln!("[ok] wrote {}", path.display());
+    let path = staged.final_path(&write_run_record(staged.path(), &record)?);
+    staged.commit()?;
+    log::info!("[ok] wrote {}", path.display());
     Ok(())
 }

@@ -39,15 +39,17 @@ pub fn run(args: &SampleArgs) -> anyhow::Result<()> {
     );
     write_sample(&args.out, &map.grid, &sample, &classes)?;
     for s in &sample.strata {
-        eprintln!(
+        log::info!(
             "[ok] class {}: {} of {} mapped pixels",
-            s.value, s.points, s.pixels
+            s.value,
+            s.points,
+            s.pixels
         );
     }
     for note in &sample.notes {
-        eprintln!("note: {note}");
+        log::info!("note: {note}");
     }
-    eprintln!(
+    log::info!(
         "[ok] wrote {} points to {} (layer sample; fill in `{REFERENCE_FIELD}`, then `unidiff-studio stats --reference` it)",
         sample.points.len(),
         args.out.display()

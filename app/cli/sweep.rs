@@ -26,7 +26,8 @@ pub struct SweepArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "0,100,200,300,400,500,600,700"
+        default_value = "0,100,200,300,400,500,600,700",
+        allow_negative_numbers = true
     )]
     pub t: Vec<i64>,
     /// Output folder.
@@ -37,6 +38,10 @@ pub struct SweepArgs {
 pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
     if args.t.is_empty() {
         bail!("give at least one timestep with --t");
+    }
+    // Every timestep checked before the first run.
+    if let Some(t) = args.t.iter().find(|t| !(0..1000).contains(*t)) {
+        bail!("--t {t}: the timestep must be in 0..999");
     }
     let prepared = prepare(&args.inputs)?;
     if prepared.scene.test_labels.is_none() {
@@ -65,7 +70,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
         // The MLP's kappa on the held-out training labels: what a user
         // without test labels can choose t by.
         let held_out = outcome.held_out_kappa(ClassifierChoice::Mlp);
-        eprintln!(
+        log::info!(
             "[ok] t = {t}: OA {:.4}, mF1 {:.4}{}",
             metrics.oa,
             metrics.mf1,
@@ -103,7 +108,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
             continue;
         };
         let held_out = outcome.held_out_kappa(classifier);
-        eprintln!(
+        log::info!(
             "[ok] {} (any t): OA {:.4}, mF1 {:.4}",
             classifier.label(),
             m.oa,
@@ -116,7 +121,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
     }
     let suggestion = suggested_t(&rows);
     if let Some((t, k)) = suggestion {
-        eprintln!(
+        log::info!(
             "[ok] on the held-out training labels t = {t} scores best (kappa {k:.4}); a suggestion, the test labels were not used"
         );
     }
@@ -162,7 +167,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
         &path,
         format!("{}\n", serde_json::to_string_pretty(&record)?).as_bytes(),
     )?;
-    eprintln!("[ok] wrote {} and {}", path.display(), png.display());
+    log::info!("[ok] wrote {} and {}", path.display(), png.display());
     Ok(())
 }
 

@@ -23,9 +23,9 @@ pub fn run(args: &VectorizeArgs) -> anyhow::Result<()> {
     let summary = vectorize_class_map(&args.classmap, &args.out, &classes)?;
     for (value, ha) in &summary.hectares {
         let name = crate::scene::class_name(&classes, *value);
-        eprintln!("[ok] {name}: {ha:.2} ha");
+        log::info!("[ok] {name}: {ha:.2} ha");
     }
-    eprintln!(
+    log::info!(
         "[ok] wrote {} polygons to {} (layer landcover)",
         summary.polygons,
         args.out.display()

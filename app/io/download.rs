@@ -185,9 +185,15 @@ fn fetch_once(
             });
         }
         Err(ureq::Error::Transport(t)) => {
+            // ureq's message starts with the address, which ours names.
+            let message = t.to_string();
+            let message = message
+                .strip_prefix(&format!("{url}: "))
+                .unwrap_or(&message)
+                .to_string();
             return Err(DownloadError::Connect {
                 url: url.to_string(),
-                message: t.to_string(),
+                message,
             });
         }
     };

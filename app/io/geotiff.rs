@@ -14,6 +14,10 @@ use crate::scene::Rgb8Image;
 pub enum WriteError {
     #[error("cannot write {path}: {message}")]
     Failed { path: String, message: String },
+    /// The input of the write (a class map to vectorize, sieve, ...)
+    /// cannot be read.
+    #[error(transparent)]
+    Input(#[from] super::ReadError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

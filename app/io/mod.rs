@@ -17,6 +17,7 @@ pub mod raster;
 pub mod sample_points;
 pub mod scene_files;
 pub mod sieve;
+pub mod staged_folder;
 pub mod tiled_map;
 pub mod vector_labels;
 pub mod vectorize;

@@ -269,6 +269,15 @@ pub fn open_labels(path: &Path) -> Result<LabelImage, ReadError> {
 /// so with 1 they become 1, 2 and unlabelled.
 pub fn open_labels_with_offset(path: &Path, offset: i32) -> Result<LabelImage, ReadError> {
     let (grid, values) = match array_of(path, MAT_LABEL_VARS)? {
+        Some(a) if a.bands > 1 => {
+            return Err(ReadError::format(
+                path,
+                format!(
+                    "labels are one band of class numbers; this array is {} x {} x {}",
+                    a.height, a.width, a.bands
+                ),
+            ));
+        }
         Some(a) => (
             PixelGrid::plain(a.width, a.height),
             a.data[..a.width * a.height].to_vec(),
@@ -278,6 +287,22 @@ pub fn open_labels_with_offset(path: &Path, offset: i32) -> Result<LabelImage, R
             (header.grid, data)
         }
     };
+    let negative = values
+        .iter()
+        .filter(|&&v| v + (offset as f32) < 0.0)
+        .count();
+    if negative > 0 {
+        let lowest = values.iter().copied().fold(f32::INFINITY, f32::min);
+        log::warn!(
+            "{}: {negative} pixels with negative label values (lowest {lowest}{}) are taken as unlabelled",
+            path.display(),
+            if offset != 0 {
+                format!(", before the offset {offset}")
+            } else {
+                String::new()
+            }
+        );
+    }
     Ok(LabelImage {
         data: classes_from(path, &values, offset)?,
         grid,

@@ -66,8 +66,38 @@ fn open_dataset(path: &Path) -> Result<Dataset, ReadError> {
     }
     Dataset::open(path).map_err(|e| ReadError::NotARaster {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        message: why_not_a_raster(path, &e.to_string()),
     })
+}
+
+/// What to say when GDAL opens nothing: GDAL's own message when it has
+/// one, else what the file looks like (empty, an ENVI data file without
+/// its header, text).
+fn why_not_a_raster(path: &Path, gdal_message: &str) -> String {
+    let said = gdal_message
+        .split_once("Error msg: '")
+        .map(|(_, m)| m.trim_end_matches('\'').trim())
+        .unwrap_or(gdal_message)
+        .trim();
+    if !said.is_empty() {
+        return said.to_string();
+    }
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let header_missing = ["img", "bin", "dat", "raw", "bsq", "bil", "bip"].contains(&ext.as_str())
+        && !path.with_extension("hdr").exists()
+        && !path.with_extension(format!("{ext}.hdr")).exists();
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() && m.len() == 0 => "the file is empty (0 bytes)".into(),
+        _ if header_missing => format!(
+            "an ENVI data file needs its header beside it: no {} or {}",
+            path.with_extension("hdr").display(),
+            path.with_extension(format!("{ext}.hdr")).display()
+        ),
+        _ => "no raster format GDAL knows matches its contents".into(),
+    }
 }
 
 fn subdatasets(ds: &Dataset) -> Vec<(String, String)> {
@@ -193,8 +223,7 @@ pub fn read_header(path: &Path) -> Result<RasterHeader, ReadError> {
     Ok(header_of(path, &ds))
 }
 
-/// ENVI rasters: refuse data files shorter than their header says (GDAL would
-/// otherwise read zeros past the end).
+/// ENVI rasters: refuse data files of another size than their header says.
 fn check_envi_size(path: &Path, ds: &Dataset, header: &RasterHeader) -> Result<(), ReadError> {
     if header.driver != "ENVI" {
         return Ok(());
@@ -209,7 +238,10 @@ fn check_envi_size(path: &Path, ds: &Dataset, header: &RasterHeader) -> Result<(
         .unwrap_or(1);
     let expected = offset + (header.grid.len() as u64) * (header.band_count as u64) * bytes;
     let actual = std::fs::metadata(&data).map(|m| m.len()).unwrap_or(0);
-    if actual < expected {
+    // Shorter: GDAL would read zeros past the end; longer: the header's
+    // size or data type is not the file's, and every band would be read
+    // from the wrong place.
+    if actual != expected {
         return Err(ReadError::EnviSizeMismatch {
             path: path.to_path_buf(),
             data,

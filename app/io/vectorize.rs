@@ -31,7 +31,8 @@ pub fn vectorize_class_map(
     out: &Path,
     classes: &[ClassInfo],
 ) -> Result<VectorSummary, WriteError> {
-    super::raster::init_gdal();
+    // A missing or unreadable map is said as a read problem, naming it.
+    super::raster::read_header(classmap)?;
     let src = Dataset::open(classmap).map_err(|e| failed(classmap, e))?;
     let band = src.rasterband(1).map_err(|e| failed(classmap, e))?;
     let srs = src.spatial_ref().ok();

@@ -31,9 +31,9 @@ impl LoadRequest {
     /// The bundled demo: Sentinel-2 as the optical cube, Sentinel-1 VV/VH,
     /// the hand-labelled water mask as test labels (dry = 1, water = 2) and an
     /// empty training layer to paint.
-    pub fn demo() -> Self {
-        let (hsi, sar, labels) = crate::demo::demo_paths();
-        Self {
+    pub fn demo() -> Result<Self, crate::demo::DemoNotFound> {
+        let (hsi, sar, labels) = crate::demo::demo_paths()?;
+        Ok(Self {
             hsi: Some(hsi),
             sar: Some(sar),
             train_labels: None,
@@ -42,7 +42,7 @@ impl LoadRequest {
             class_names: vec!["dry".into(), "water".into()],
             title: "demo: Sen1Floods11 Spain_7370579 (Sentinel-1/2)".into(),
             demo: true,
-        }
+        })
     }
 
     /// A request for the given files, sorted by what they look like: a file

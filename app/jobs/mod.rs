@@ -650,7 +650,7 @@ mod tests {
     fn a_request_no_worker_takes_fails_at_once_instead_of_hanging() {
         let mut jobs = jobs_without_workers();
         assert_eq!(jobs.start_errors().len(), 1);
-        let generation = jobs.load(LoadRequest::demo());
+        let generation = jobs.load(LoadRequest::demo().unwrap());
         match jobs.wait(std::time::Duration::from_secs(1)) {
             Some(JobEvent::Failed {
                 kind,

@@ -54,6 +54,19 @@ pub fn save_adapter<B: Backend>(
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
+    // An adapter with NaN or infinite weights would be refused by every run
+    // that loads it: it is never written.
+    if let Some((name, _, _)) = tensors
+        .iter()
+        .find(|(_, _, v)| v.iter().any(|x| !x.is_finite()))
+    {
+        return Err(CheckpointError::Unreadable {
+            path: path.display().to_string(),
+            message: format!(
+                "not written: the trained tensor {name} holds values that are not finite (the training diverged)"
+            ),
+        });
+    }
     let json = serde_json::to_string(meta).map_err(|e| CheckpointError::Unreadable {
         path: path.display().to_string(),
         message: e.to_string(),

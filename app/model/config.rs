@@ -135,6 +135,53 @@ impl UNetConfig {
         }
     }
 
+    /// Whether a batch can go through this network: `shape` N x C x H x W
+    /// with C its input channels and H, W multiples of its total
+    /// downsampling, `t` and `y` one per sample, t in 0..=999 (the
+    /// schedule's steps), y a class of a class-conditional network.
+    pub fn check_input(&self, shape: &[usize], t: &[i64], y: &[i64]) -> Result<(), String> {
+        let &[n, c, h, w] = shape else {
+            return Err(format!(
+                "x has shape {shape:?}; it must be N x C x H x W (4 dimensions)"
+            ));
+        };
+        if n == 0 {
+            return Err("x holds no sample (N = 0)".into());
+        }
+        if c != self.in_channels {
+            return Err(format!(
+                "x has {c} channels; this network takes {}",
+                self.in_channels
+            ));
+        }
+        let factor = 1usize << self.channel_mult.len().saturating_sub(1).min(16);
+        if h == 0 || w == 0 || !h.is_multiple_of(factor) || !w.is_multiple_of(factor) {
+            return Err(format!(
+                "x is {h} x {w}; this network halves its input {} times, so both sides must be positive multiples of {factor}",
+                self.channel_mult.len().saturating_sub(1)
+            ));
+        }
+        if t.len() != n || y.len() != n {
+            return Err(format!(
+                "x has {n} samples but t has {} and y {} values: one each per sample",
+                t.len(),
+                y.len()
+            ));
+        }
+        if let Some(bad) = t.iter().find(|t| !(0..1000).contains(*t)) {
+            return Err(format!("t = {bad}: timesteps are 0..=999"));
+        }
+        if let Some(classes) = self.num_classes
+            && let Some(bad) = y.iter().find(|&&y| y < 0 || y as u64 >= classes as u64)
+        {
+            return Err(format!(
+                "y = {bad}: this network's classes are 0..={}",
+                classes.saturating_sub(1)
+            ));
+        }
+        Ok(())
+    }
+
     /// Number of output blocks.
     pub fn output_block_count(&self) -> usize {
         self.channel_mult.len() * (self.num_res_blocks + 1)
@@ -153,6 +200,46 @@ impl UNetConfig {
                 "block {block}: this backbone has output blocks 0..{}",
                 blocks.saturating_sub(1)
             ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_the_network_cannot_take_is_refused_with_the_reason() {
+        let c = UNetConfig::tiny();
+        let f = 1usize << (c.channel_mult.len() - 1);
+        let classes = c.num_classes.unwrap_or(1) as i64;
+        assert!(
+            c.check_input(&[2, 3, 4 * f, 4 * f], &[0, 999], &[0, classes - 1])
+                .is_ok()
+        );
+        let e = c
+            .check_input(&[2, 4, 32, 32], &[0, 0], &[0, 0])
+            .unwrap_err();
+        assert!(e.contains("4 channels"), "{e}");
+        let e = c.check_input(&[1, 3, f + 1, f], &[0], &[0]).unwrap_err();
+        assert!(e.contains("multiples of"), "{e}");
+        let e = c.check_input(&[1, 3, 0, 0], &[0], &[0]).unwrap_err();
+        assert!(e.contains("multiples of"), "{e}");
+        let e = c.check_input(&[1, 3, f, f], &[5000], &[0]).unwrap_err();
+        assert!(e.contains("t = 5000"), "{e}");
+        let e = c.check_input(&[1, 3, f, f], &[-1], &[0]).unwrap_err();
+        assert!(e.contains("t = -1"), "{e}");
+        let e = c.check_input(&[2, 3, f, f], &[0], &[0, 0]).unwrap_err();
+        assert!(e.contains("one each per sample"), "{e}");
+        let e = c.check_input(&[3, 32, 32], &[0], &[0]).unwrap_err();
+        assert!(e.contains("4 dimensions"), "{e}");
+        let e = c.check_input(&[0, 3, f, f], &[], &[]).unwrap_err();
+        assert!(e.contains("no sample"), "{e}");
+        if c.num_classes.is_some() {
+            let e = c.check_input(&[1, 3, f, f], &[0], &[classes]).unwrap_err();
+            assert!(e.contains(&format!("y = {classes}")), "{e}");
+            let e = c.check_input(&[1, 3, f, f], &[0], &[-2]).unwrap_err();
+            assert!(e.contains("y = -2"), "{e}");
         }
     }
 }

@@ -68,7 +68,7 @@ pub struct BackboneRecord {
 /// Why the backbone could not be got.
 #[derive(Debug, thiserror::Error)]
 pub enum GetError {
-    #[error("{0}")]
+    #[error(transparent)]
     Download(#[from] DownloadError),
     #[error("the downloaded file is not the expected checkpoint and was deleted: {0}")]
     WrongFile(CheckpointError),
@@ -131,13 +131,24 @@ pub fn get_backbone(
     cancel: &CancelFlag,
     progress: &mut dyn FnMut(&DownloadProgress),
 ) -> Result<(PathBuf, BackboneRecord), GetError> {
+    let created = !request.dir.exists();
     std::fs::create_dir_all(&request.dir).map_err(|e| GetError::Folder {
         path: request.dir.display().to_string(),
         message: e.to_string(),
     })?;
     let target = request.target();
     let part = part_path(&target);
-    let bytes = fetch_resumable(&request.url, &part, cancel, progress)?;
+    let bytes = match fetch_resumable(&request.url, &part, cancel, progress) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            // A folder made for this download and left empty goes with it
+            // (one holding a partial download stays, to be resumed).
+            if created {
+                let _ = std::fs::remove_dir(&request.dir);
+            }
+            return Err(e.into());
+        }
+    };
     let discard = |e: CheckpointError| {
         // A file that is not the checkpoint cannot be resumed into one.
         let _ = std::fs::remove_file(&part);

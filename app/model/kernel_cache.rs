@@ -103,8 +103,8 @@ pub fn mark_used(name: &str) {
     let written = std::fs::create_dir_all(kernel_cache_dir())
         .and_then(|()| std::fs::write(&path, b"kernels compiled and tuned on this machine\n"));
     if let Err(e) = written {
-        eprintln!(
-            "note: could not record the GPU kernel cache in {}: {e}",
+        log::warn!(
+            "could not record the GPU kernel cache in {}: {e}",
             path.display()
         );
     }

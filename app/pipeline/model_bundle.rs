@@ -85,12 +85,39 @@ struct Header {
     trained_on: serde_json::Value,
 }
 
+/// The Stage A adapter of a model: its bytes once read from a bundle, or
+/// the adapter file of the run that trained the model, read only when the
+/// bundle is written (a live classification after every stroke builds a
+/// bundle it may never save).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AdapterBytes {
+    Read(Vec<u8>),
+    InFile(PathBuf),
+}
+
+impl AdapterBytes {
+    /// The bytes, reading the file when they are not in memory.
+    fn bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>, BundleError> {
+        match self {
+            AdapterBytes::Read(b) => Ok(std::borrow::Cow::Borrowed(b)),
+            AdapterBytes::InFile(path) => {
+                std::fs::read(path)
+                    .map(std::borrow::Cow::Owned)
+                    .map_err(|e| BundleError::Unreadable {
+                        path: path.display().to_string(),
+                        message: e.to_string(),
+                    })
+            }
+        }
+    }
+}
+
 /// A trained model.
 #[derive(Debug, Clone)]
 pub struct ModelBundle {
     pub backbone: BackboneRef,
     /// The adapter file's name and bytes.
-    pub adapter: Option<(String, Vec<u8>)>,
+    pub adapter: Option<(String, AdapterBytes)>,
     pub modalities: Vec<Modality>,
     pub t: i64,
     pub block: usize,
@@ -190,7 +217,8 @@ fn linear_tensors(prefix: &str, l: &HeadLinear, out: &mut Vec<RawTensor>) {
 
 impl ModelBundle {
     /// The model of a finished run: its MLP head (trained on the CPU path)
-    /// and what it needs around it; the adapter file is read in whole.
+    /// and what it needs around it; the adapter file is read when the
+    /// bundle is written.
     pub fn from_run(run: &TrainedRun<'_>) -> Result<Self, BundleError> {
         let (_, out) = run.outcome.mlp.as_ref().ok_or(BundleError::NoHead)?;
         let head = out.host_head.as_ref().ok_or(BundleError::NoHead)?;
@@ -209,16 +237,10 @@ impl ModelBundle {
                 seed: *seed,
             },
         };
-        let adapter = match run.spec.adapter() {
-            Some(path) => {
-                let bytes = std::fs::read(path).map_err(|e| BundleError::Unreadable {
-                    path: path.display().to_string(),
-                    message: e.to_string(),
-                })?;
-                Some((file_name(path), bytes))
-            }
-            None => None,
-        };
+        let adapter = run
+            .spec
+            .adapter()
+            .map(|path| (file_name(path), AdapterBytes::InFile(path.to_path_buf())));
         Ok(Self {
             backbone,
             adapter,
@@ -384,12 +406,13 @@ impl ModelBundle {
                 &[s.gains[0], s.gains[1], s.gains[2], s.gamma],
             ));
         }
-        if let Some((_, bytes)) = &self.adapter {
+        if let Some((_, adapter)) = &self.adapter {
+            let bytes = adapter.bytes()?.into_owned();
             tensors.push((
                 ADAPTER_TENSOR.to_string(),
                 Dtype::U8,
                 vec![bytes.len()],
-                bytes.clone(),
+                bytes,
             ));
         }
         let mut views = Vec::with_capacity(tensors.len());
@@ -407,17 +430,33 @@ impl ModelBundle {
     /// Reads a bundle, refusing another layout version and naming what is
     /// missing or damaged.
     pub fn read(path: &Path) -> Result<Self, BundleError> {
+        Self::read_with_sha256(path).map(|(bundle, _)| bundle)
+    }
+
+    /// [`ModelBundle::read`], with the SHA-256 (hex) of the bytes read: the
+    /// file is read once.
+    pub fn read_with_sha256(path: &Path) -> Result<(Self, String), BundleError> {
+        use sha2::Digest;
         let shown = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|e| BundleError::Unreadable {
             path: shown.clone(),
             message: e.to_string(),
         })?;
+        let sha256: String = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok((Self::from_bytes(shown, &bytes)?, sha256))
+    }
+
+    /// A bundle from the bytes of the file `shown`.
+    fn from_bytes(shown: String, bytes: &[u8]) -> Result<Self, BundleError> {
         let not_a_model = |message: String| BundleError::NotAModel {
             path: shown.clone(),
             message,
         };
         let (_, meta) =
-            SafeTensors::read_metadata(&bytes).map_err(|e| not_a_model(e.to_string()))?;
+            SafeTensors::read_metadata(bytes).map_err(|e| not_a_model(e.to_string()))?;
         let json = meta
             .metadata()
             .as_ref()
@@ -446,7 +485,7 @@ impl ModelBundle {
         };
         let header: Header =
             serde_json::from_value(value).map_err(|e| damaged(format!("header: {e}")))?;
-        let tensors = SafeTensors::deserialize(&bytes).map_err(|e| damaged(e.to_string()))?;
+        let tensors = SafeTensors::deserialize(bytes).map_err(|e| damaged(e.to_string()))?;
         let reader = Tensors {
             tensors: &tensors,
             damaged: &damaged,
@@ -532,7 +571,7 @@ impl ModelBundle {
                 let t = tensors
                     .tensor(ADAPTER_TENSOR)
                     .map_err(|e| damaged(format!("the adapter: {e}")))?;
-                Some((name.clone(), t.data().to_vec()))
+                Some((name.clone(), AdapterBytes::Read(t.data().to_vec())))
             }
             None => None,
         };
@@ -569,11 +608,12 @@ impl ModelBundle {
     /// Writes the adapter into `dir` (hidden, removed by the caller) so that
     /// the backbone loader can read it; None without an adapter.
     pub fn adapter_file_in(&self, dir: &Path) -> std::io::Result<Option<PathBuf>> {
-        let Some((name, bytes)) = &self.adapter else {
+        let Some((name, adapter)) = &self.adapter else {
             return Ok(None);
         };
+        let bytes = adapter.bytes().map_err(std::io::Error::other)?;
         let path = dir.join(format!(".{}.{}", std::process::id(), name));
-        crate::io::atomic::write_bytes(&path, bytes)?;
+        crate::io::atomic::write_bytes(&path, &bytes)?;
         Ok(Some(path))
     }
 }
@@ -686,7 +726,10 @@ mod tests {
                 name: "tiny-random".into(),
                 seed: 3,
             },
-            adapter: Some(("a.safetensors".into(), vec![1, 2, 3, 255])),
+            adapter: Some((
+                "a.safetensors".into(),
+                AdapterBytes::Read(vec![1, 2, 3, 255]),
+            )),
             modalities: vec![Modality::Prgb, Modality::Sar],
             t: 0,
             block: 5,
@@ -734,12 +777,45 @@ mod tests {
     }
 
     #[test]
+    fn an_adapter_in_a_file_is_read_when_the_bundle_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let adapter = dir.path().join("run_adapter.safetensors");
+        std::fs::write(&adapter, [9u8, 8, 7]).unwrap();
+        let mut b = bundle();
+        b.adapter = Some((
+            "run_adapter.safetensors".into(),
+            AdapterBytes::InFile(adapter.clone()),
+        ));
+        let path = dir.path().join("m.udmodel");
+        b.write(&path).unwrap();
+        let r = ModelBundle::read(&path).unwrap();
+        assert_eq!(
+            r.adapter,
+            Some((
+                "run_adapter.safetensors".into(),
+                AdapterBytes::Read(vec![9, 8, 7])
+            ))
+        );
+        // Gone by the time the model is saved: said, and nothing written.
+        std::fs::remove_file(&adapter).unwrap();
+        let other = dir.path().join("n.udmodel");
+        let e = b.write(&other).unwrap_err().to_string();
+        assert!(e.contains("run_adapter.safetensors"), "{e}");
+        assert!(!other.exists());
+    }
+
+    #[test]
     fn a_bundle_comes_back_bit_for_bit() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.udmodel");
         let b = bundle();
         b.write(&path).unwrap();
-        let r = ModelBundle::read(&path).unwrap();
+        let (r, sha256) = ModelBundle::read_with_sha256(&path).unwrap();
+        // The hash of the bytes read is the file's.
+        assert_eq!(
+            sha256,
+            crate::model::checkpoint::file_sha256(&path).unwrap()
+        );
         assert_eq!(r.backbone, b.backbone);
         assert_eq!(r.adapter, b.adapter);
         assert_eq!((r.t, r.block, r.patch, r.stride), (0, 5, 32, 16));

@@ -370,8 +370,15 @@ pub fn adapt<B: AutodiffBackend + UNetOps>(
         let b = sampler.sample(pool, cfg.batch);
         let (stepped, losses) = engine.step(model, b, cfg, &schedule, (step, pool.grid.patch))?;
         model = stepped;
-        curve.push(losses.loss);
         let done = step + 1;
+        if !losses.loss.is_finite() {
+            anyhow::bail!(
+                "Stage A stopped at step {done}: the loss is {} (the training diverged; a smaller learning rate than {} may help); no adapter is written",
+                losses.loss,
+                cfg.lr
+            );
+        }
+        curve.push(losses.loss);
         let (rate, eta) = match warm_start {
             Some(t0) if done > WARMUP_STEPS => {
                 let rate = (done - WARMUP_STEPS) as f64 / t0.elapsed().as_secs_f64().max(1e-9);

@@ -7,10 +7,14 @@ pub enum ProductError {
     BandOutOfRange { band: usize, bands: usize },
     #[error("band {band} has no valid samples (all nodata or NaN); choose another band")]
     EmptyBand { band: usize },
-    #[error("PCA needs at least 2 bands with data; the cube has {usable}")]
-    TooFewBands { usable: usize },
-    #[error("PCA found no pixel with a complete, non-zero spectrum")]
-    NoValidPixels,
+    #[error(
+        "PCA needs at least {needed} bands with data (one per component shown, and at least 2); the cube has {usable}"
+    )]
+    TooFewBands { usable: usize, needed: usize },
+    #[error(
+        "PCA needs at least 2 pixels with a complete, non-zero spectrum; the cube has {found} of {pixels} pixels"
+    )]
+    NoValidPixels { found: usize, pixels: usize },
     #[error("the SAR {channel} channel has no valid samples")]
     EmptySarChannel { channel: &'static str },
     #[error("{0}")]

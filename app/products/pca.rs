@@ -156,12 +156,18 @@ pub fn fit_pca_with(
         (0..cube.bands).partition(|&b| !cube.band_is_empty(b));
     let nb = bands_used.len();
     if nb < 2 || nb < n_components {
-        return Err(ProductError::TooFewBands { usable: nb });
+        return Err(ProductError::TooFewBands {
+            usable: nb,
+            needed: n_components.max(2),
+        });
     }
     let (mask, ranges) = fit_mask(cube, &bands_used);
     let n_fit = mask.iter().filter(|m| **m).count();
     if n_fit < 2 {
-        return Err(ProductError::NoValidPixels);
+        return Err(ProductError::NoValidPixels {
+            found: n_fit,
+            pixels: mask.len(),
+        });
     }
     let integer = match (path, integer_offsets(&ranges)) {
         (ScatterPath::Auto, Some((offsets, max_dev))) => {
@@ -281,7 +287,11 @@ pub fn render_pca(cube: &HsiCube) -> Result<(Rgb8Image, PcaFit), ProductError> {
     let mut stretch = Vec::with_capacity(3);
     for (c, s) in scores.iter().enumerate() {
         let mut tmp = s.clone();
-        let p = percentiles_in_place(&mut tmp, &[2.0, 98.0]).ok_or(ProductError::NoValidPixels)?;
+        let p =
+            percentiles_in_place(&mut tmp, &[2.0, 98.0]).ok_or(ProductError::NoValidPixels {
+                found: 0,
+                pixels: n,
+            })?;
         let (p2, p98) = (p[0], p[1]);
         scores_into(s, &mask, c, (p2, p98), &mut data);
         stretch.push(ChannelStretch::exact(

@@ -29,20 +29,7 @@ pub fn autosave_interval() -> Duration {
         .unwrap_or(AUTOSAVE_INTERVAL)
 }
 
-/// The app's data folder: `UNIDIFF_STUDIO_DATA_DIR`, else
-/// `$XDG_DATA_HOME/unidiff-studio`, else `~/.local/share/unidiff-studio`.
-pub fn data_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("UNIDIFF_STUDIO_DATA_DIR") {
-        return PathBuf::from(d);
-    }
-    if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
-        return PathBuf::from(d).join("unidiff-studio");
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    home.join(".local/share/unidiff-studio")
-}
+pub use crate::base::data_dir::data_dir;
 
 /// The autosave folder of a scene: named by a hash of its input paths.
 pub fn autosave_dir(root: &Path, sources: &SceneSources) -> PathBuf {

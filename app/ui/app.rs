@@ -49,6 +49,18 @@ pub enum Tool {
 pub struct Message {
     pub error: bool,
     pub text: String,
+    /// When it was posted: information disappears after
+    /// [`Message::INFO_SECONDS`]; errors stay until closed.
+    pub posted: std::time::Instant,
+}
+
+impl Message {
+    pub const INFO_SECONDS: f32 = 8.0;
+
+    /// Whether an information message has been shown long enough.
+    pub fn expired(&self, now: std::time::Instant) -> bool {
+        !self.error && now.duration_since(self.posted).as_secs_f32() > Self::INFO_SECONDS
+    }
 }
 
 /// A load or classification in progress.
@@ -204,6 +216,16 @@ pub struct StudioApp {
     /// fetches (OpenAI's address or the mirror in
     /// `UNIDIFF_STUDIO_BACKBONE_URL`, into the data folder's `backbones/`).
     pub downloading: Option<Loading>,
+    /// The title last sent to the window.
+    pub(crate) shown_title: String,
+    /// A close held back to ask about unsaved work, or agreed to.
+    pub close_state: super::desktop::CloseState,
+    /// A close asked for by a command, sent at the end of the frame.
+    pub(crate) close_pending: bool,
+    /// The classification running is a live update after a stroke.
+    pub(crate) classifying_live: bool,
+    /// A path field shown when no file dialog could be.
+    pub path_prompt: Option<super::path_prompt::PathPrompt>,
     pub backbone_request: crate::jobs::GetRequest,
     /// The device the last Stage A or Stage B job ran on, and why.
     pub last_device: Option<String>,
@@ -281,6 +303,11 @@ impl StudioApp {
             adapt_settings: Default::default(),
             adapting: None,
             downloading: None,
+            shown_title: String::new(),
+            close_state: Default::default(),
+            close_pending: false,
+            classifying_live: false,
+            path_prompt: None,
             backbone_request: crate::jobs::download::paper_request(
                 &options.data_dir.clone().unwrap_or_else(data_dir),
             ),
@@ -300,7 +327,7 @@ impl StudioApp {
             app.error(e);
         }
         if options.demo {
-            app.handle(AppCommand::Open(LoadRequest::demo()));
+            app.handle(AppCommand::OpenDemo);
         } else if !options.files.is_empty() {
             app.handle(AppCommand::Open(LoadRequest::from_files(&options.files)));
         }
@@ -314,14 +341,22 @@ impl StudioApp {
 
     pub fn error(&mut self, text: impl Into<String>) {
         let text = text.into();
-        eprintln!("error: {text}");
-        self.messages.push(Message { error: true, text });
+        log::error!("{text}");
+        self.messages.push(Message {
+            error: true,
+            text,
+            posted: std::time::Instant::now(),
+        });
     }
 
     pub fn info(&mut self, text: impl Into<String>) {
         let text = text.into();
-        eprintln!("{text}");
-        self.messages.push(Message { error: false, text });
+        log::info!("{text}");
+        self.messages.push(Message {
+            error: false,
+            text,
+            posted: std::time::Instant::now(),
+        });
     }
 
     /// Runs a label edit now and marks what changed.
@@ -402,7 +437,7 @@ impl StudioApp {
                 }
             }
         }
-        eprintln!(
+        log::info!(
             "opened {} ({:.1} s)",
             if session.sources.title.is_empty() {
                 "scene"
@@ -424,7 +459,7 @@ impl StudioApp {
                 })
             });
         if let Some(r) = &self.recovery {
-            eprintln!("autosave found: {} ({})", r.dir.display(), r.age());
+            log::info!("autosave found: {} ({})", r.dir.display(), r.age());
         }
         self.session = Some(session);
         for id in [
@@ -549,7 +584,7 @@ impl StudioApp {
                     for w in &result.outcome.warnings {
                         self.info(w.clone());
                     }
-                    eprintln!(
+                    log::info!(
                         "classified in {:.1} s on {}{}",
                         result.seconds,
                         result.device,
@@ -587,7 +622,12 @@ impl StudioApp {
                     self.map.dirty.insert(LayerId::Uncertainty, Dirty::All);
                     self.update_suggestions();
                     self.map.renderings_changed();
-                    self.show_results = !was_sweep;
+                    // A live update after a stroke keeps the window as the
+                    // user left it (open or closed) instead of raising it
+                    // over the layers each time.
+                    if !was_sweep && !self.classifying_live {
+                        self.show_results = true;
+                    }
                 }
                 JobEvent::AdaptStep { step, .. } => {
                     if let Some(l) = &mut self.adapting {
@@ -601,9 +641,11 @@ impl StudioApp {
                         l.fraction = step.step as f32 / step.steps.max(1) as f32;
                     }
                     if step.step == 1 || step.step % 10 == 0 || step.step == step.steps {
-                        eprintln!(
+                        log::info!(
                             "Stage A step {}/{}, loss {:.4}",
-                            step.step, step.steps, step.loss
+                            step.step,
+                            step.steps,
+                            step.loss
                         );
                     }
                     self.adapt_curve.push(step.loss);
@@ -760,7 +802,7 @@ impl StudioApp {
         let dir = autosave_dir(&self.data_dir, &snap.sources);
         match write_autosave(&dir, &snap) {
             Ok(()) => self.autosaved_revision = snap.labels_revision,
-            Err(e) => eprintln!("autosave failed: {e:#}"),
+            Err(e) => log::warn!("autosave failed: {e:#}"),
         }
     }
 
@@ -776,6 +818,7 @@ impl StudioApp {
         let t0 = Instant::now();
         let ctx = ui.ctx().clone();
         self.handle_events();
+        self.guard_close(&ctx);
         self.handle_screenshots(&ctx);
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw
@@ -831,7 +874,11 @@ impl StudioApp {
         self.results_window(&ctx);
         self.explorer_window(&ctx);
         self.maybe_auto_classify(&ctx);
+        self.path_prompt_window(&ctx);
+        self.close_dialog(&ctx);
         self.handle_queued_commands();
+        self.close_if_asked(&ctx);
+        self.update_title(&ctx);
         self.maybe_autosave(&ctx);
         self.frame_seconds.push(t0.elapsed().as_secs_f64());
         if self.frame_seconds.len() > 1000 {

@@ -20,6 +20,13 @@ use crate::session::Command;
 pub enum AppCommand {
     /// Open a scene (replacing the open one).
     Open(LoadRequest),
+    /// Open the bundled demo scene (or say where it was looked for).
+    OpenDemo,
+    /// Close the window (asked first when labels are unsaved, unless
+    /// `confirmed`).
+    Quit {
+        confirmed: bool,
+    },
     /// Files dropped on the window: a scene, or label files for the open one.
     OpenDropped(Vec<PathBuf>),
     CancelLoad,
@@ -27,6 +34,9 @@ pub enum AppCommand {
     PickFile(FileAction),
     /// A file picked in a dialog, and what it is for.
     FilePicked(FileAction, PathBuf),
+    /// No file dialog could be shown for `FileAction` (rfd's message):
+    /// the app says so and offers a path field instead.
+    DialogFailed(FileAction, String),
     LoadLabels(LabelLayer, PathBuf),
     SaveLabels(LabelLayer, PathBuf),
     /// The last classification's files into a folder.

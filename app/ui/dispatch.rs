@@ -23,10 +23,26 @@ impl StudioApp {
     pub fn handle(&mut self, command: AppCommand) {
         match command {
             AppCommand::Open(request) => self.open(request),
+            AppCommand::Quit { confirmed } => self.request_quit(confirmed),
+            AppCommand::OpenDemo => match LoadRequest::demo() {
+                Ok(request) => self.open(request),
+                Err(e) => self.error(e.to_string()),
+            },
             AppCommand::OpenDropped(files) => self.open_dropped(&files),
             AppCommand::CancelLoad => self.jobs.cancel_load(),
             AppCommand::PickFile(action) => self.pick_file(action),
             AppCommand::FilePicked(action, path) => self.open_with(&action, path),
+            AppCommand::DialogFailed(action, reason) => {
+                self.error(format!(
+                    "no file dialog could be shown ({reason}); type the path instead"
+                ));
+                let start = self.dialog_start_dir();
+                self.path_prompt = Some(super::path_prompt::PathPrompt::new(
+                    action,
+                    start.as_deref(),
+                    reason,
+                ));
+            }
             AppCommand::LoadLabels(layer, path) => self.load_label_file(layer, path),
             AppCommand::SaveLabels(layer, path) => self.save_label_file(layer, path),
             AppCommand::ExportResults(dir) => self.export_results(dir),
@@ -204,13 +220,20 @@ impl StudioApp {
 
     /// Opens a native file dialog on a thread; the pick comes back as
     /// [`AppCommand::FilePicked`].
-    fn pick_file(&mut self, action: FileAction) {
-        let commands = self.commands.clone();
-        let start_dir = self
-            .session
+    /// Where file dialogs start: the folder of the open scene's files.
+    fn dialog_start_dir(&self) -> Option<PathBuf> {
+        self.session
             .as_ref()
             .and_then(|s| s.sources.hsi.as_ref().or(s.sources.sar.as_ref()))
-            .and_then(|p| p.parent().map(|p| p.to_path_buf()));
+            .and_then(|p| p.parent().map(|p| p.to_path_buf()))
+    }
+
+    /// A native dialog (XDG portal, else zenity) on its own thread; when
+    /// none can be shown, rfd only logs why, so its errors are captured and
+    /// turned into [`AppCommand::DialogFailed`].
+    fn pick_file(&mut self, action: FileAction) {
+        let commands = self.commands.clone();
+        let start_dir = self.dialog_start_dir();
         let spawned = std::thread::Builder::new()
             .name("file dialog".into())
             .spawn(move || {
@@ -218,7 +241,7 @@ impl StudioApp {
                 if let Some(d) = start_dir {
                     dialog = dialog.set_directory(d);
                 }
-                let picked = match &action {
+                let (picked, errors) = crate::base::logging::capture_errors(|| match &action {
                     FileAction::SaveLabels(_) => dialog
                         .add_filter("GeoTIFF", &["tif", "tiff"])
                         .set_file_name("labels.tif")
@@ -249,9 +272,14 @@ impl StudioApp {
                         .add_filter("Stage A adapters", &["safetensors"])
                         .pick_file(),
                     FileAction::OpenHsi | FileAction::OpenSar => dialog.pick_file(),
-                };
-                if let Some(path) = picked {
-                    commands.send(AppCommand::FilePicked(action, path));
+                });
+                match picked {
+                    Some(path) => commands.send(AppCommand::FilePicked(action, path)),
+                    None if !errors.is_empty() => {
+                        commands.send(AppCommand::DialogFailed(action, errors.join("; ")));
+                    }
+                    // Cancelled by the user.
+                    None => {}
                 }
             });
         if let Err(e) = spawned {
@@ -368,6 +396,7 @@ impl StudioApp {
             live,
         };
         self.classifying_revision = s.labels_revision;
+        self.classifying_live = live;
         let generation = self.jobs.classify(request);
         self.classifying = Some(Loading::started(generation));
     }
@@ -557,7 +586,7 @@ impl StudioApp {
             TaskDone::AdapterChecked { backbone } => self.classify_settings.backbone = backbone,
             TaskDone::NoisedInput { image, t } => self.explorer.set_noised(image, t),
             TaskDone::Autosaved { dir, revision } => {
-                eprintln!(
+                log::info!(
                     "autosaved labels (revision {revision}) to {}",
                     dir.display()
                 );

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod command;
 pub mod cpu_map;
+pub mod desktop;
 mod dispatch;
 pub mod explorer;
 pub mod gpu_map;
@@ -12,6 +13,7 @@ mod inspector;
 pub mod layers;
 pub mod map_view;
 mod panels;
+pub mod path_prompt;
 pub mod prefs;
 mod results;
 pub mod shortcuts;
@@ -26,11 +28,25 @@ pub use command::AppCommand;
 /// Opens the window and runs until it closes: wgpu first, glow if wgpu
 /// cannot start.
 pub fn run_app(options: AppOptions) -> anyhow::Result<()> {
+    // The window's icon, built in (the same picture as the installed one).
+    let icon = eframe::icon_data::from_png_bytes(include_bytes!(
+        "../../assets/icons/unidiff-studio-256.png"
+    ))
+    .map_err(|e| anyhow::anyhow!("the built-in window icon is not a PNG: {e}"))?;
+    let icon = std::sync::Arc::new(icon);
+    // Preferences (window, theme, recent scenes) beside the app's other data.
+    let prefs_file = options
+        .data_dir
+        .clone()
+        .unwrap_or_else(crate::base::data_dir::data_dir)
+        .join("app.ron");
     let native = |renderer| eframe::NativeOptions {
         renderer,
+        persistence_path: Some(prefs_file.clone()),
         viewport: eframe::egui::ViewportBuilder::default()
             .with_title("UniDiff Studio")
             .with_app_id("unidiff-studio")
+            .with_icon(icon.clone())
             .with_inner_size([1400.0, 900.0])
             .with_drag_and_drop(true),
         ..Default::default()
@@ -45,7 +61,7 @@ pub fn run_app(options: AppOptions) -> anyhow::Result<()> {
     match start(eframe::Renderer::Wgpu, options.clone()) {
         Ok(()) => Ok(()),
         Err(e) => {
-            eprintln!("wgpu renderer failed ({e}); trying OpenGL (glow)");
+            log::warn!("wgpu renderer failed ({e}); trying OpenGL (glow)");
             start(eframe::Renderer::Glow, options)
                 .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
         }

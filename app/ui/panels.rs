@@ -13,7 +13,6 @@ use crate::session::Command;
 
 impl StudioApp {
     pub(crate) fn menu_bar(&mut self, ui: &mut egui::Ui) {
-        let ctx = ui.ctx().clone();
         egui::MenuBar::new().ui(ui, |ui| {
             ui.menu_button("File", |ui| {
                 if ui.button("Open HSI…").clicked() {
@@ -36,7 +35,7 @@ impl StudioApp {
                     }
                 });
                 if ui.button("Open demo scene").clicked() {
-                    self.send(AppCommand::Open(LoadRequest::demo()));
+                    self.send(AppCommand::OpenDemo);
                 }
                 ui.menu_button("Recent", |ui| self.recent_list(ui));
                 ui.separator();
@@ -65,8 +64,11 @@ impl StudioApp {
                     }
                 });
                 ui.separator();
-                if ui.button("Quit").clicked() {
-                    ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                if ui
+                    .add(egui::Button::new("Quit").shortcut_text("Ctrl+Q"))
+                    .clicked()
+                {
+                    self.send(AppCommand::Quit { confirmed: false });
                 }
             });
             ui.menu_button("Edit", |ui| {
@@ -136,17 +138,16 @@ impl StudioApp {
         }
         for r in self.prefs.recent.clone() {
             if ui.button(&r.title).clicked() {
-                let request = if r.demo {
-                    LoadRequest::demo()
+                if r.demo {
+                    self.send(AppCommand::OpenDemo);
                 } else {
-                    LoadRequest {
+                    self.send(AppCommand::Open(LoadRequest {
                         hsi: r.hsi.clone(),
                         sar: r.sar.clone(),
                         title: r.title.clone(),
                         ..LoadRequest::default()
-                    }
-                };
-                self.send(AppCommand::Open(request));
+                    }));
+                }
             }
         }
     }
@@ -550,7 +551,7 @@ impl StudioApp {
                 )
                 .clicked()
             {
-                self.send(AppCommand::Open(LoadRequest::demo()));
+                self.send(AppCommand::OpenDemo);
             }
             ui.add_space(8.0);
             ui.horizontal(|ui| {
@@ -628,6 +629,7 @@ impl StudioApp {
                             ),
                             ("right click", "inspect a pixel"),
                             ("?", "this sheet"),
+                            ("Ctrl+Q", "quit (asks first if labels are unsaved)"),
                         ] {
                             ui.strong(k);
                             ui.label(what);
@@ -638,8 +640,15 @@ impl StudioApp {
             self.show_shortcuts = open;
         }
         // Not over a frame being captured for "Export view as PNG".
+        let now = std::time::Instant::now();
+        self.messages.retain(|m| !m.expired(now));
+        if self.messages.iter().any(|m| !m.error) {
+            // Wake up to take expired information away.
+            ctx.request_repaint_after(std::time::Duration::from_millis(500));
+        }
         if !self.messages.is_empty() && self.pending_view_png.is_none() {
             let mut close = None;
+            let log_file = crate::base::logging::log_file();
             let width = (central.width() - 48.0).clamp(120.0, 420.0);
             egui::Area::new(egui::Id::new("messages"))
                 .pivot(egui::Align2::RIGHT_BOTTOM)
@@ -662,6 +671,13 @@ impl StudioApp {
                                     close = Some(i);
                                 }
                             });
+                            if let (true, Some(log)) = (m.error, log_file) {
+                                ui.label(
+                                    RichText::new(format!("details: {}", log.display()))
+                                        .small()
+                                        .weak(),
+                                );
+                            }
                         });
                     }
                 });

@@ -86,6 +86,9 @@ pub fn commands_for_keys(ctx: &egui::Context, state: ShortcutContext) -> Vec<App
     if pressed(Key::N) {
         out.push(AppCommand::NextSuggestion);
     }
+    if ctx.input_mut(|i| i.consume_key(Modifiers::COMMAND, Key::Q)) {
+        out.push(AppCommand::Quit { confirmed: false });
+    }
     if ctx.input_mut(|i| i.consume_key(Modifiers::SHIFT, Key::Slash))
         || ctx.input(|i| {
             i.events

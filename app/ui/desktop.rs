@@ -1,0 +1,189 @@
+//! Desktop habits: the window's title says what is open, whether it has
+//! unsaved changes and what is running; closing the window (its close
+//! button, Ctrl+Q, File → Quit) with unsaved training labels asks first.
+
+use eframe::egui::{self, RichText};
+
+use super::app::{FileAction, Loading, StudioApp};
+use super::command::AppCommand;
+use crate::scene::LabelLayer;
+
+/// The app's name, last in the title as desktop applications write it.
+pub const APP_NAME: &str = "UniDiff Studio";
+
+/// Whether a close is being asked about, or was agreed to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CloseState {
+    /// Nothing asked.
+    #[default]
+    Open,
+    /// The close was held back: the question is on screen.
+    Asking,
+    /// The user agreed to close without saving.
+    Confirmed,
+}
+
+/// The window title: `name *  —  job 42 %  —  UniDiff Studio` (the star
+/// when labels are unsaved; the job while one runs).
+pub fn title_for(scene: Option<&str>, unsaved: bool, job: Option<(&str, f32)>) -> String {
+    let mut parts = Vec::new();
+    if let Some(name) = scene.filter(|n| !n.is_empty()) {
+        parts.push(if unsaved {
+            format!("{name} *")
+        } else {
+            name.to_string()
+        });
+    }
+    if let Some((what, fraction)) = job {
+        parts.push(format!(
+            "{what} {:.0} %",
+            (fraction.clamp(0.0, 1.0) * 100.0).floor()
+        ));
+    }
+    parts.push(APP_NAME.to_string());
+    parts.join(" — ")
+}
+
+impl StudioApp {
+    /// The running job shown in the title: the first of load, Stage A,
+    /// classification, download, projection.
+    fn title_job(&self) -> Option<(&'static str, f32)> {
+        let jobs: [(&'static str, Option<&Loading>); 5] = [
+            ("opening", self.loading.as_ref()),
+            ("Stage A", self.adapting.as_ref()),
+            ("classifying", self.classifying.as_ref()),
+            ("downloading", self.downloading.as_ref()),
+            ("projecting", self.explorer.projecting.as_ref()),
+        ];
+        jobs.into_iter()
+            .find_map(|(what, l)| l.map(|l| (what, l.fraction)))
+    }
+
+    /// The title for the app's state now.
+    pub fn window_title(&self) -> String {
+        let scene = self.session.as_ref().map(|s| s.sources.title.as_str());
+        let unsaved = self
+            .session
+            .as_ref()
+            .is_some_and(|s| s.has_unsaved_labels());
+        title_for(scene, unsaved, self.title_job())
+    }
+
+    /// Sends the title to the window when it changed.
+    pub(crate) fn update_title(&mut self, ctx: &egui::Context) {
+        let title = self.window_title();
+        if self.shown_title != title {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.shown_title = title;
+        }
+    }
+
+    /// Whether closing now would lose work that is not saved.
+    pub fn has_unsaved_work(&self) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|s| s.has_unsaved_labels())
+    }
+
+    /// Holds back a close of the window while there is unsaved work, and
+    /// asks instead.
+    pub(crate) fn guard_close(&mut self, ctx: &egui::Context) {
+        if !ctx.input(|i| i.viewport().close_requested()) {
+            return;
+        }
+        if self.close_state == CloseState::Confirmed || !self.has_unsaved_work() {
+            return;
+        }
+        ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+        self.close_state = CloseState::Asking;
+    }
+
+    /// The question before a close that would lose unsaved labels.
+    pub(crate) fn close_dialog(&mut self, ctx: &egui::Context) {
+        if self.close_state != CloseState::Asking {
+            return;
+        }
+        let mut answer = None;
+        egui::Modal::new(egui::Id::new("close with unsaved labels")).show(ctx, |ui| {
+            ui.set_max_width(420.0);
+            ui.heading("Close with unsaved labels?");
+            ui.label(
+                "The training labels have changes that are not saved to a file. \
+                 An autosave is kept and offered when this scene is opened again.",
+            );
+            ui.add_space(8.0);
+            ui.horizontal(|ui| {
+                if ui.button("Save labels…").clicked() {
+                    answer = Some(CloseAnswer::Save);
+                }
+                if ui
+                    .button(RichText::new("Close without saving").color(ui.visuals().warn_fg_color))
+                    .clicked()
+                {
+                    answer = Some(CloseAnswer::Discard);
+                }
+                if ui.button("Cancel").clicked() || ui.input(|i| i.key_pressed(egui::Key::Escape)) {
+                    answer = Some(CloseAnswer::Cancel);
+                }
+            });
+        });
+        match answer {
+            Some(CloseAnswer::Save) => {
+                self.close_state = CloseState::Open;
+                self.send(AppCommand::PickFile(FileAction::SaveLabels(
+                    LabelLayer::Train,
+                )));
+            }
+            Some(CloseAnswer::Discard) => self.send(AppCommand::Quit { confirmed: true }),
+            Some(CloseAnswer::Cancel) => self.close_state = CloseState::Open,
+            None => {}
+        }
+    }
+
+    /// Asks the window to close (File → Quit, Ctrl+Q): the close is then
+    /// held back by [`StudioApp::guard_close`] if work would be lost, unless
+    /// `confirmed`.
+    pub(crate) fn request_quit(&mut self, confirmed: bool) {
+        if confirmed {
+            self.close_state = CloseState::Confirmed;
+        }
+        self.close_pending = true;
+    }
+
+    /// Sends the close asked for by a command this frame.
+    pub(crate) fn close_if_asked(&mut self, ctx: &egui::Context) {
+        if std::mem::take(&mut self.close_pending) {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum CloseAnswer {
+    Save,
+    Discard,
+    Cancel,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_title_names_the_scene_its_unsaved_mark_and_the_running_job() {
+        assert_eq!(title_for(None, false, None), "UniDiff Studio");
+        assert_eq!(title_for(Some(""), true, None), "UniDiff Studio");
+        assert_eq!(
+            title_for(Some("berlin"), true, None),
+            "berlin * — UniDiff Studio"
+        );
+        assert_eq!(
+            title_for(Some("berlin"), false, Some(("classifying", 0.426))),
+            "berlin — classifying 42 % — UniDiff Studio"
+        );
+        assert_eq!(
+            title_for(None, false, Some(("opening", 1.5))),
+            "opening 100 % — UniDiff Studio"
+        );
+    }
+}
