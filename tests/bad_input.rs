@@ -107,7 +107,7 @@ fn one_band_cube_asked_for_pca() {
             needed: 3
         }
     );
-    assert!(err.to_string().contains("at least 2 bands"));
+    assert!(err.to_string().contains("at least 3 bands"), "{err}");
 }
 
 #[test]

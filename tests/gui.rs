@@ -784,8 +784,9 @@ fn the_title_says_what_is_open_and_closing_with_unsaved_labels_asks_first() {
     h.run_steps(2);
     assert_eq!(h.state().close_state, CloseState::Open);
 
-    // Ctrl+Q asks the window to close, which is held back the same way.
-    h.key_press_modifiers(Modifiers::COMMAND, Key::Q);
+    // File → Quit (and Ctrl+Q, the same command: shortcuts' unit test)
+    // asks the window to close, which is held back the same way.
+    h.state_mut().handle(AppCommand::Quit { confirmed: false });
     h.step();
     assert!(sent_commands(&h).contains(&egui::ViewportCommand::Close));
     request_close(&mut h);

@@ -140,3 +140,46 @@ pub fn commands_for_keys(ctx: &egui::Context, state: ShortcutContext) -> Vec<App
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The commands of one frame in which `key` is pressed with `modifiers`.
+    fn commands_of(key: Key, modifiers: Modifiers, state: ShortcutContext) -> Vec<AppCommand> {
+        let ctx = egui::Context::default();
+        let input = egui::RawInput {
+            modifiers,
+            events: vec![egui::Event::Key {
+                key,
+                physical_key: None,
+                pressed: true,
+                repeat: false,
+                modifiers,
+            }],
+            ..Default::default()
+        };
+        let mut got = Vec::new();
+        let _ = ctx.run_ui(input, |ui| got = commands_for_keys(ui.ctx(), state));
+        got
+    }
+
+    #[test]
+    fn ctrl_q_asks_to_quit_with_or_without_a_scene() {
+        for has_scene in [false, true] {
+            let state = ShortcutContext {
+                has_scene,
+                classes: 2,
+                adapting: false,
+            };
+            let got = commands_of(Key::Q, Modifiers::COMMAND, state);
+            assert!(
+                got.iter()
+                    .any(|c| matches!(c, AppCommand::Quit { confirmed: false })),
+                "{got:?}"
+            );
+            // Q alone does nothing.
+            assert!(commands_of(Key::Q, Modifiers::NONE, state).is_empty());
+        }
+    }
+}
