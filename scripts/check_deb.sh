@@ -13,7 +13,7 @@ bin=${1:-target/debug/unidiff-studio}
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 
 need=()
-for p in desktop-file-utils appstream dpkg-dev binutils xvfb xdotool imagemagick; do
+for p in desktop-file-utils appstream dpkg-dev binutils xvfb xauth imagemagick; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
