@@ -13,20 +13,7 @@ use super::lean_ops::UNetOps;
 /// The progress phase of a GPU's first batch or step on this machine.
 pub const PHASE_COMPILING: &str = "compiling GPU kernels, first use only";
 
-/// The app's cache folder: `UNIDIFF_STUDIO_CACHE_DIR`, else
-/// `$XDG_CACHE_HOME/unidiff-studio`, else `~/.cache/unidiff-studio`.
-pub fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("UNIDIFF_STUDIO_CACHE_DIR") {
-        return PathBuf::from(d);
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(d).join("unidiff-studio");
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    home.join(".cache/unidiff-studio")
-}
+pub use crate::base::data_dir::cache_dir;
 
 /// Where cubecl keeps its caches.
 pub fn kernel_cache_dir() -> PathBuf {
