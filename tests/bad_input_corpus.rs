@@ -369,6 +369,18 @@ fn cases() -> Vec<(String, Case)> {
             "o",
         ),
         out("RUN --max-epochs 0 --out @/o", 1, &["--max-epochs 0"], "o"),
+        // Names for classes the labels do not have: said (then the epochs
+        // are refused).
+        out(
+            "RUN --class-names a,b,c,d --max-epochs 0 --out @/o",
+            1,
+            &[
+                "--class-names gives 4 names",
+                "c, d not used",
+                "--max-epochs 0",
+            ],
+            "o",
+        ),
         out(
             "RUN --batch-patches 0 --out @/o",
             1,

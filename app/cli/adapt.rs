@@ -105,7 +105,7 @@ pub fn run(args: &AdaptArgs) -> anyhow::Result<()> {
     model.set_conv_im2col(true);
     let summary = summarize(&config)?;
     log::info!(
-        "[..] backbone {}: {} parameters, training {} ({:.3} %); device: CPU (this build has no GPU backend)",
+        "[..] backbone {}: {} parameters, training {} ({:.3} %); device: CPU (the command line runs on the CPU, the app also on a GPU)",
         info.description,
         thousands(summary.parameters),
         thousands(summary.trainable_parameters),

@@ -241,6 +241,19 @@ pub fn prepare(args: &RunInputs) -> anyhow::Result<Prepared> {
         log::info!("note: {note}");
     }
     let mut scene = opened.scene;
+    let highest = [&scene.train_labels, &scene.test_labels]
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.data.iter().max().copied())
+        .max()
+        .unwrap_or(0) as usize;
+    if args.class_names.len() > highest {
+        log::warn!(
+            "--class-names gives {} names but the labels hold classes 1..={highest}: {} not used",
+            args.class_names.len(),
+            args.class_names[highest..].join(", ")
+        );
+    }
     if let Some(s) = &split
         && let Some(reference) = &scene.train_labels
     {
@@ -347,7 +360,7 @@ pub fn backbone_on_cpu(
     let (model, info) = load_backbone::<Flex>(spec, &Default::default())?;
     step.done();
     log::info!(
-        "[..] backbone: {} ({} parameters); device: CPU (Stage B through the CPU forward of unidiff-kernels; this build has no GPU backend)",
+        "[..] backbone: {} ({} parameters); device: CPU (Stage B through the CPU forward of unidiff-kernels; the command line runs on the CPU, the app also on a GPU)",
         info.description,
         thousands(info.parameters)
     );
