@@ -283,7 +283,11 @@ fn cases() -> Vec<(String, Case)> {
             &["unknown preset 'nonsense'"],
             "r",
         ),
-        case("render --hsi @/s2_64.tif --out @/outfile", 1, &["outfile"]),
+        case(
+            "render --hsi @/s2_64.tif --out @/outfile",
+            1,
+            &["outfile", "is a file"],
+        ),
         out(
             "render --hsi @/two.img --out @/r",
             1,
@@ -518,6 +522,11 @@ fn cases() -> Vec<(String, Case)> {
             1,
             &["--test-labels or --split-fraction"],
             "o",
+        ),
+        case(
+            "sweep --backbone tiny-random --hsi @/s2_64.tif --train-labels @/lab_64.tif --label-offset 1 --split-fraction 0.1 --t 0,300 --out @/outfile",
+            1,
+            &["outfile", "is a file"],
         ),
         // adapt
         out(
