@@ -167,12 +167,7 @@ pub fn render_scene(opts: &RenderOptions) -> anyhow::Result<RenderReport> {
 }
 
 pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
-    if args.out.exists() && !args.out.is_dir() {
-        bail!(
-            "--out {}: is a file, not a folder; give a folder for the outputs",
-            args.out.display()
-        );
-    }
+    crate::io::staged_folder::check_not_a_file(&args.out)?;
     let rgb = match (&args.rgb_bands, &args.preset) {
         (Some(b), _) => match b.as_slice() {
             &[r, g, b] => RgbRequest::Bands([r, g, b]),

@@ -39,12 +39,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
     if args.t.is_empty() {
         bail!("give at least one timestep with --t");
     }
-    if args.out.exists() && !args.out.is_dir() {
-        bail!(
-            "--out {}: is a file, not a folder; give a folder for the outputs",
-            args.out.display()
-        );
-    }
+    crate::io::staged_folder::check_not_a_file(&args.out)?;
     // Every timestep checked before the first run.
     if let Some(t) = args.t.iter().find(|t| !(0..1000).contains(*t)) {
         bail!("--t {t}: the timestep must be in 0..999");

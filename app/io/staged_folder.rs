@@ -36,6 +36,17 @@ fn staging_prefix(target: &Path) -> String {
     format!(".{name}.partial-")
 }
 
+/// Refuses, before any work, a file (or anything but a folder) where an
+/// output folder is asked for.
+pub fn check_not_a_file(target: &Path) -> Result<(), FolderError> {
+    if target.exists() && !target.is_dir() {
+        return Err(FolderError::IsAFile {
+            path: target.display().to_string(),
+        });
+    }
+    Ok(())
+}
+
 impl StagedFolder {
     /// Checks `target` before any work — not a file, empty or missing
     /// unless `overwrite`, its parent writable — removes what killed runs
@@ -46,9 +57,7 @@ impl StagedFolder {
             path: shown.clone(),
             message: e.to_string(),
         };
-        if target.is_file() {
-            return Err(FolderError::IsAFile { path: shown });
-        }
+        check_not_a_file(target)?;
         if target.is_dir() && !overwrite {
             let first = std::fs::read_dir(target)
                 .map_err(unwritable)?
@@ -86,11 +95,6 @@ impl StagedFolder {
     /// Where the files are written until [`StagedFolder::commit`].
     pub fn path(&self) -> &Path {
         &self.staging
-    }
-
-    /// The folder the outputs end up in.
-    pub fn target(&self) -> &Path {
-        &self.target
     }
 
     /// Where a file written under [`StagedFolder::path`] will be.

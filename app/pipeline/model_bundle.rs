@@ -442,10 +442,7 @@ impl ModelBundle {
             path: shown.clone(),
             message: e.to_string(),
         })?;
-        let sha256: String = sha2::Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let sha256 = format!("{:x}", sha2::Sha256::digest(&bytes));
         Ok((Self::from_bytes(shown, &bytes)?, sha256))
     }
 

@@ -62,11 +62,7 @@ impl StudioApp {
     /// The title for the app's state now.
     pub fn window_title(&self) -> String {
         let scene = self.session.as_ref().map(|s| s.sources.title.as_str());
-        let unsaved = self
-            .session
-            .as_ref()
-            .is_some_and(|s| s.has_unsaved_labels());
-        title_for(scene, unsaved, self.title_job())
+        title_for(scene, self.has_unsaved_work(), self.title_job())
     }
 
     /// Sends the title to the window when it changed.

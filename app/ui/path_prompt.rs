@@ -22,6 +22,10 @@ pub struct PathPrompt {
     pub reason: String,
     /// What was wrong with the last path entered.
     pub problem: Option<String>,
+    /// The completions of `listed_for` (the folder is read again only when
+    /// the text changes, not every frame).
+    listed: Vec<String>,
+    listed_for: Option<String>,
 }
 
 /// What a path must be for an action.
@@ -145,7 +149,18 @@ impl PathPrompt {
             text,
             reason,
             problem: None,
+            listed: Vec::new(),
+            listed_for: None,
         }
+    }
+
+    /// The completions of the text as it is now.
+    fn completions(&mut self) -> &[String] {
+        if self.listed_for.as_deref() != Some(self.text.as_str()) {
+            self.listed = completions(&self.text);
+            self.listed_for = Some(self.text.clone());
+        }
+        &self.listed
     }
 }
 
@@ -173,7 +188,7 @@ impl StudioApp {
                         .desired_width(f32::INFINITY)
                         .hint_text("/path/to/file"),
                 );
-                let list = completions(&prompt.text);
+                let list = prompt.completions().to_vec();
                 // Tab completes as far as every candidate agrees.
                 if field.has_focus()
                     && ui.input_mut(|i| i.consume_key(egui::Modifiers::NONE, egui::Key::Tab))
