@@ -12,14 +12,7 @@ cd "$(dirname "$0")/.."
 bin=${1:-target/debug/unidiff-studio}
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 
-need=()
-for p in desktop-file-utils appstream dpkg-dev binutils xvfb xauth imagemagick; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
-fi
+bash scripts/install_missing.sh desktop-file-utils appstream dpkg-dev binutils xvfb xauth imagemagick
 
 desktop-file-validate packaging/unidiff-studio.desktop
 appstreamcli validate --no-net packaging/io.github.unidiff.UniDiffStudio.metainfo.xml

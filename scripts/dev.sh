@@ -13,16 +13,7 @@ PACKAGES=(pkg-config libgdal-dev gdal-bin build-essential
   xvfb libvulkan1 mesa-vulkan-drivers libgl1-mesa-dri libegl1 libxkbcommon-x11-0
   libxcursor1 libxrandr2 libxi6 xdotool imagemagick)
 
-need_install=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_install+=("$p")
-done
-if [ ${#need_install[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  echo "installing: ${need_install[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_install[@]}"
-fi
+bash scripts/install_missing.sh "${PACKAGES[@]}"
 
 # The Rust toolchain (rustup) with rustfmt and clippy.
 if ! command -v cargo >/dev/null 2>&1; then
