@@ -60,11 +60,16 @@ fn paint(h: &mut Harness<'_, StudioApp>, class: u8, at: &[(usize, usize)]) {
 /// the result.
 fn wait_for_map(h: &mut Harness<'_, StudioApp>) -> (f64, f64) {
     let t0 = Instant::now();
-    let revision = h.state().session.as_ref().map_or(0, |s| s.labels_revision);
+    let revision = h
+        .state()
+        .store
+        .session
+        .as_ref()
+        .map_or(0, |s| s.labels_revision);
     let mut first = None;
     loop {
         h.step();
-        let s = h.state().session.as_ref();
+        let s = h.state().store.session.as_ref();
         let done = s.and_then(|s| s.result.as_ref()).map(|r| r.labels_revision);
         let previewed = s
             .and_then(|s| s.preview.as_ref())
@@ -72,14 +77,14 @@ fn wait_for_map(h: &mut Harness<'_, StudioApp>) -> (f64, f64) {
         if first.is_none() && (done == Some(revision) || previewed == Some(revision)) {
             first = Some(t0.elapsed().as_secs_f64());
         }
-        if done == Some(revision) && h.state().classifying.is_none() {
+        if done == Some(revision) && h.state().jobs.classifying.is_none() {
             let all = t0.elapsed().as_secs_f64();
             return (first.unwrap_or(all), all);
         }
         assert!(
             t0.elapsed() < Duration::from_secs(3600),
             "{:?}",
-            h.state().messages
+            h.state().store.messages
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -101,13 +106,14 @@ fn main() {
         .wgpu()
         .build_eframe(move |cc| StudioApp::new(cc, options));
     let t0 = Instant::now();
-    while h.state().session.is_none() || h.state().loading.is_some() {
+    while h.state().store.session.is_none() || h.state().jobs.loading.is_some() {
         h.step();
         assert!(t0.elapsed() < Duration::from_secs(120), "the demo loads");
         std::thread::sleep(Duration::from_millis(20));
     }
     let test = h
         .state()
+        .store
         .session
         .as_ref()
         .and_then(|s| s.scene.test_labels.clone())
@@ -116,7 +122,7 @@ fn main() {
     let backbone = std::env::var("BACKBONE").unwrap_or_else(|_| "tiny-random".into());
     {
         let app = h.state_mut();
-        app.classify_settings.backbone = if backbone.contains('/') {
+        app.store.classify_settings.backbone = if backbone.contains('/') {
             let path = std::path::PathBuf::from(&backbone);
             unidiff_studio::jobs::backbone::BackboneSpec::Checkpoint {
                 path,
@@ -130,16 +136,17 @@ fn main() {
                 adapter: None,
             }
         };
-        app.classify_settings.t = 0;
-        app.classify_settings.stride = Some(stride);
-        app.classify_settings.baseline = false;
-        app.auto_classify = true;
+        app.store.classify_settings.t = 0;
+        app.store.classify_settings.stride = Some(stride);
+        app.store.classify_settings.baseline = false;
+        app.store.auto_classify = true;
     }
     paint(&mut h, 1, &dry[..12.min(dry.len())]);
     paint(&mut h, 2, &water[..12.min(water.len())]);
     let (_, first) = wait_for_map(&mut h);
     let first_job = h
         .state()
+        .store
         .session
         .as_ref()
         .and_then(|s| s.result.as_ref())
@@ -155,6 +162,7 @@ fn main() {
         let (to_first_map, to_map) = wait_for_map(&mut h);
         let r = h
             .state()
+            .store
             .session
             .as_ref()
             .and_then(|s| s.result.as_ref())

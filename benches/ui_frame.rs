@@ -95,14 +95,18 @@ fn main() {
     }));
     let start = Instant::now();
     h.step();
-    while h.state().loading.is_some() {
+    while h.state().jobs.loading.is_some() {
         assert!(start.elapsed() < Duration::from_secs(300));
         std::thread::sleep(Duration::from_millis(20));
         h.step();
     }
-    assert!(h.state().session.is_some(), "{:?}", h.state().messages);
+    assert!(
+        h.state().store.session.is_some(),
+        "{:?}",
+        h.state().store.messages
+    );
     // Everything visible: three renderings and both label layers.
-    for l in &mut h.state_mut().layers.layers {
+    for l in &mut h.state_mut().store.layers.layers {
         l.visible = true;
         l.opacity = 0.7;
     }
@@ -116,7 +120,7 @@ fn main() {
     // Painting: a stroke down the scene, one pointer move per frame.
     h.key_press(egui::Key::B);
     h.step();
-    h.state_mut().brush_size = 9.0;
+    h.state_mut().store.brush_size = 9.0;
     let p0 = screen(&h, 200.0, 100.0);
     h.event(egui::Event::PointerMoved(p0));
     h.event(egui::Event::PointerButton {
@@ -148,6 +152,7 @@ fn main() {
     h.step();
     let painted = h
         .state()
+        .store
         .session
         .as_ref()
         .map(|s| s.class_counts(LabelLayer::Train)[1]);
@@ -186,11 +191,11 @@ fn main() {
     h.state_mut().map.fit_pending = true;
     h.run_steps(2);
     let rect = h.state().map.rect.expect("map shown");
-    for l in &mut h.state_mut().layers.layers {
+    for l in &mut h.state_mut().store.layers.layers {
         l.visible = l.id == unidiff_studio::ui::layers::LayerId::TrainLabels;
         l.opacity = 1.0;
     }
-    h.state_mut().active_class = 2;
+    h.state_mut().store.active_class = 2;
     let target = h
         .state()
         .map
@@ -208,7 +213,7 @@ fn main() {
     h.step();
     let img = h.render().expect("render");
     let px = img.get_pixel(target.x as u32, target.y as u32).0;
-    let colour = h.state().session.as_ref().map(|s| s.classes[1].color);
+    let colour = h.state().store.session.as_ref().map(|s| s.classes[1].color);
     let on_screen = colour.is_some_and(|c| (0..3).all(|i| (px[i] as i32 - c[i] as i32).abs() <= 2));
     // Frames while a classification (Stage B on the CPU) runs in the
     // background on both cores, panning with the arrow keys; then cancel.
@@ -221,31 +226,32 @@ fn main() {
     h.step();
     {
         let app = h.state_mut();
-        app.classify_settings.t = 0;
-        app.classify_settings.stride = Some(32);
+        app.store.classify_settings.t = 0;
+        app.store.classify_settings.stride = Some(32);
         app.handle(AppCommand::Classify);
     }
     let mut phases = std::collections::BTreeSet::new();
     let load_start = Instant::now();
     let under_load = pan_while(&mut h, 900, |app| {
-        let c = app.classifying.as_ref()?;
+        let c = app.jobs.classifying.as_ref()?;
         phases.insert(c.step.split(' ').next().unwrap_or("").to_string());
         Some(())
     });
     let loaded_seconds = load_start.elapsed().as_secs_f64();
-    h.state_mut().jobs.cancel_classify();
+    h.state_mut().jobs.workers.cancel_classify();
     // Frames while Stage A runs (the quick preset), the loss plot growing.
     h.state_mut().handle(AppCommand::Adapt);
-    let while_adapting = pan_while(&mut h, 600, |app| app.adapting.as_ref().map(|_| ()));
-    let adapt_steps_seen = h.state().adapt_curve.len();
-    h.state_mut().jobs.cancel_adapt();
+    let while_adapting = pan_while(&mut h, 600, |app| app.jobs.adapting.as_ref().map(|_| ()));
+    let adapt_steps_seen = h.state().store.adapt_curve.len();
+    h.state_mut().jobs.workers.cancel_adapt();
     // Frames while the explorer's feature projection runs, the explorer open.
-    h.state_mut().explorer.open = true;
-    h.state_mut().explorer.t = 300;
+    h.state_mut().views.explorer.open = true;
+    h.state_mut().views.explorer.t = 300;
     h.step();
     {
         let app = h.state_mut();
         let image = app
+            .store
             .session
             .as_ref()
             .and_then(|s| s.renderings.prgb.as_ref())
@@ -256,27 +262,25 @@ fn main() {
             modality: unidiff_studio::pipeline::Modality::Prgb,
             t: 300,
             block: None,
-            backbone: app.classify_settings.backbone.clone(),
+            backbone: app.store.classify_settings.backbone.clone(),
             seed: 0,
-            device: app.classify_settings.device,
+            device: app.store.classify_settings.device,
         };
         app.handle(AppCommand::Project(Box::new(request)));
     }
-    let while_projecting = pan_while(&mut h, 600, |app| {
-        app.explorer.projecting.as_ref().map(|_| ())
-    });
-    h.state_mut().jobs.cancel_features();
-    h.state_mut().explorer.open = false;
+    let while_projecting = pan_while(&mut h, 600, |app| app.jobs.projecting.as_ref().map(|_| ()));
+    h.state_mut().jobs.workers.cancel_features();
+    h.state_mut().views.explorer.open = false;
     // Frames while pRGB is rendered from other bands (a task), and while
     // the view is exported as a PNG (the capture, then a task).
     h.state_mut().handle(AppCommand::SetPrgbBands([7, 3, 1]));
-    let while_band_change = pan_while(&mut h, 600, |app| app.tasks_pending().then_some(()));
+    let while_band_change = pan_while(&mut h, 600, |app| app.jobs.tasks_pending().then_some(()));
     let png = dir.path().join("view.png");
     h.state_mut().handle(AppCommand::ExportViewPng(png.clone()));
     let while_exporting = pan_while(&mut h, 600, |app| {
-        (app.tasks_pending() || app.pending_view_png.is_some()).then_some(())
+        (app.jobs.tasks_pending() || app.pending_view_png.is_some()).then_some(())
     });
-    assert!(png.exists(), "{:?}", h.state().messages);
+    assert!(png.exists(), "{:?}", h.state().store.messages);
     println!(
         "{}",
         serde_json::json!({

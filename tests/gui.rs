@@ -34,9 +34,9 @@ fn with_demo(dir: &Path) -> Harness<'static, StudioApp> {
     let mut h = harness(dir, true);
     wait_loaded(&mut h);
     assert!(
-        h.state().session.is_some(),
+        h.state().store.session.is_some(),
         "messages: {:?}",
-        h.state().messages
+        h.state().store.messages
     );
     h
 }
@@ -76,6 +76,7 @@ fn stroke(h: &mut Harness<'_, StudioApp>, points: &[(f32, f32)]) {
 
 fn train_count(h: &Harness<'_, StudioApp>, class: u8) -> usize {
     h.state()
+        .store
         .session
         .as_ref()
         .unwrap()
@@ -92,7 +93,7 @@ fn assert_same(a: &[u8], b: &[u8], what: &str) {
 }
 
 fn train_data(h: &Harness<'_, StudioApp>) -> Vec<u8> {
-    let s = h.state().session.as_ref().unwrap();
+    let s = h.state().store.session.as_ref().unwrap();
     s.scene.train_labels.as_ref().unwrap().data.clone()
 }
 
@@ -110,7 +111,7 @@ fn demo_opens_layers_toggle_and_reorder() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = with_demo(dir.path());
     {
-        let s = h.state().session.as_ref().unwrap();
+        let s = h.state().store.session.as_ref().unwrap();
         assert!(s.renderings.prgb.is_some() && s.renderings.pca.is_some());
         assert!(s.renderings.pauli.is_some());
         assert_eq!(s.classes[1].name, "water");
@@ -118,25 +119,30 @@ fn demo_opens_layers_toggle_and_reorder() {
         let test = s.class_counts(LabelLayer::Test);
         assert_eq!(test[1] + test[2], 262_045);
     }
-    assert!(!h.state().layers.get(LayerId::Pca).unwrap().visible);
+    assert!(!h.state().store.layers.get(LayerId::Pca).unwrap().visible);
     h.get_by_label("PCA").click();
     h.run_steps(2);
-    assert!(h.state().layers.get(LayerId::Pca).unwrap().visible);
+    assert!(h.state().store.layers.get(LayerId::Pca).unwrap().visible);
     // The list shows the top layer first: the test labels' row is
     // (layers - 1 - position); its "raise" swaps it with the layer above.
-    let layers = h.state().layers.layers.len();
-    let before = h.state().layers.position(LayerId::TestLabels).unwrap();
-    let above = h.state().layers.layers[before + 1].id;
+    let layers = h.state().store.layers.layers.len();
+    let before = h
+        .state()
+        .store
+        .layers
+        .position(LayerId::TestLabels)
+        .unwrap();
+    let above = h.state().store.layers.layers[before + 1].id;
     h.get_all_by_label("⏶")
         .nth(layers - 1 - before)
         .unwrap()
         .click();
     h.run_steps(2);
     assert_eq!(
-        h.state().layers.position(LayerId::TestLabels),
+        h.state().store.layers.position(LayerId::TestLabels),
         Some(before + 1)
     );
-    assert_eq!(h.state().layers.position(above), Some(before));
+    assert_eq!(h.state().store.layers.position(above), Some(before));
 }
 
 #[test]
@@ -146,16 +152,16 @@ fn a_painted_stroke_counts_undoes_and_redoes() {
     h.key_press(Key::B);
     h.key_press(Key::Num2);
     h.run_steps(2);
-    assert_eq!(h.state().tool, Tool::Brush);
-    assert_eq!(h.state().active_class, 2);
+    assert_eq!(h.state().store.tool, Tool::Brush);
+    assert_eq!(h.state().store.active_class, 2);
     // Brush size keys: ] grows, [ shrinks.
-    let size = h.state().brush_size;
+    let size = h.state().store.brush_size;
     h.key_press(Key::CloseBracket);
     h.step();
-    assert!(h.state().brush_size > size);
+    assert!(h.state().store.brush_size > size);
     h.key_press(Key::OpenBracket);
     h.step();
-    assert_eq!(h.state().brush_size, size);
+    assert_eq!(h.state().store.brush_size, size);
     assert_eq!(size, 5.0);
 
     let (a, b) = ((100.5, 200.5), (160.5, 230.5));
@@ -188,6 +194,7 @@ fn a_painted_stroke_counts_undoes_and_redoes() {
     assert!(painted > 300, "{painted}");
     let state = h.state();
     let counts_shown = state
+        .store
         .session
         .as_ref()
         .unwrap()
@@ -234,7 +241,14 @@ fn labels_save_and_reload_pixel_for_pixel() {
     h.state_mut()
         .handle(AppCommand::SaveLabels(LabelLayer::Train, path.clone()));
     common::wait_tasks(&mut h);
-    assert!(!h.state().session.as_ref().unwrap().has_unsaved_labels());
+    assert!(
+        !h.state()
+            .store
+            .session
+            .as_ref()
+            .unwrap()
+            .has_unsaved_labels()
+    );
     // Change the layer, then load the file back.
     h.key_press(Key::E);
     h.step();
@@ -245,9 +259,9 @@ fn labels_save_and_reload_pixel_for_pixel() {
     common::wait_tasks(&mut h);
     assert_same(&train_data(&h), &painted, "reloaded labels");
     assert!(
-        h.state().messages.iter().all(|m| !m.error),
+        h.state().store.messages.iter().all(|m| !m.error),
         "{:?}",
-        h.state().messages
+        h.state().store.messages
     );
 }
 
@@ -268,7 +282,7 @@ fn bad_input_is_reported_in_the_window_and_the_session_survives() {
         ..LoadRequest::default()
     }));
     wait_loaded(&mut h);
-    let last = h.state().messages.last().cloned().expect("a message");
+    let last = h.state().store.messages.last().cloned().expect("a message");
     assert!(last.error && last.text.contains("corrupt.tif"), "{last:?}");
     h.get_by_label_contains("corrupt.tif");
     assert_same(&train_data(&h), &painted, "the session is intact");
@@ -288,7 +302,7 @@ fn bad_input_is_reported_in_the_window_and_the_session_survives() {
         ..LoadRequest::default()
     }));
     wait_loaded(&mut h);
-    let last = h.state().messages.last().cloned().expect("a message");
+    let last = h.state().store.messages.last().cloned().expect("a message");
     assert!(last.error && last.text.contains("differ"), "{last:?}");
     assert!(
         last.text.contains("256 x 256"),
@@ -303,6 +317,7 @@ fn bad_input_is_reported_in_the_window_and_the_session_survives() {
     data[1] = 1;
     let grid = h
         .state()
+        .store
         .session
         .as_ref()
         .unwrap()
@@ -315,9 +330,9 @@ fn bad_input_is_reported_in_the_window_and_the_session_survives() {
         .handle(AppCommand::LoadLabels(LabelLayer::Test, labels.clone()));
     common::wait_tasks(&mut h);
     h.run_steps(2);
-    let last = h.state().messages.last().cloned().expect("a message");
+    let last = h.state().store.messages.last().cloned().expect("a message");
     assert!(!last.error && last.text.contains("(7)"), "{last:?}");
-    let s = h.state().session.as_ref().unwrap();
+    let s = h.state().store.session.as_ref().unwrap();
     assert!(
         s.classes
             .iter()
@@ -354,7 +369,7 @@ fn the_map_view_composites_renderings_and_labels_on_the_gpu() {
     let img = h.render().expect("wgpu renders");
     let ppp = 1.0;
     let app = h.state();
-    let s = app.session.as_ref().unwrap();
+    let s = app.store.session.as_ref().unwrap();
     let (prgb, _) = s.renderings.prgb.as_ref().unwrap();
     // A pixel left of the painted disc shows the pRGB rendering as it is.
     let (ox, oy) = (cx as usize - 10, cy as usize);
@@ -368,7 +383,7 @@ fn the_map_view_composites_renderings_and_labels_on_the_gpu() {
         );
     }
     // The painted pixel: class colour over pRGB at the layer's opacity.
-    let layer = app.layers.get(LayerId::TrainLabels).unwrap();
+    let layer = app.store.layers.get(LayerId::TrainLabels).unwrap();
     let color = s.classes[1].color;
     let under = prgb.pixel(cy as usize, cx as usize);
     let got = pixel(&img, screen(&h, cx + 0.5, cy + 0.5), ppp);
@@ -412,7 +427,10 @@ fn an_autosave_is_offered_and_recovered_on_the_next_start() {
         train_data(&h)
     };
     let mut h = with_demo(dir.path());
-    assert!(h.state().recovery.is_some(), "the autosave is offered");
+    assert!(
+        h.state().store.recovery.is_some(),
+        "the autosave is offered"
+    );
     h.get_by_label("Recover").click();
     h.run_steps(2);
     assert_same(&train_data(&h), &painted, "labels after the bad input");
@@ -440,14 +458,14 @@ fn without_wgpu_the_map_is_composited_on_the_cpu_with_the_same_rules() {
     h.step();
     stroke(&mut h, &[(300.5, 300.5)]);
     let app = h.state();
-    let s = app.session.as_ref().unwrap();
-    let image = unidiff_studio::ui::cpu_map::composite(s, &app.layers);
+    let s = app.store.session.as_ref().unwrap();
+    let image = unidiff_studio::ui::cpu_map::composite(s, &app.store.layers);
     let (prgb, _) = s.renderings.prgb.as_ref().unwrap();
     let at = |x: usize, y: usize| image.pixels[y * 512 + x].to_array();
     let plain = at(290, 300);
     let want = prgb.pixel(300, 290);
     assert_eq!(&plain[..3], &want[..]);
-    let layer = app.layers.get(LayerId::TrainLabels).unwrap();
+    let layer = app.store.layers.get(LayerId::TrainLabels).unwrap();
     let color = s.classes[0].color;
     let under = prgb.pixel(300, 300);
     let got = at(300, 300);
@@ -467,7 +485,7 @@ fn prgb_bands_picked_in_the_panel_re_render_and_reach_the_gpu() {
     h.run_steps(2);
     let img = h.render().expect("wgpu renders");
     let app = h.state();
-    let s = app.session.as_ref().unwrap();
+    let s = app.store.session.as_ref().unwrap();
     let (prgb, bands) = s.renderings.prgb.as_ref().unwrap();
     assert_eq!(bands.bands, [7, 3, 1]);
     let direct =
@@ -490,14 +508,15 @@ fn the_timestep_explorer_shows_x_t_for_the_slider_value() {
     let mut h = with_demo(dir.path());
     h.get_by_label("Timestep explorer…").click();
     common::wait_tasks(&mut h);
-    assert!(h.state().explorer.open);
-    let at_zero = h.state().explorer.image.clone().expect("x_0 shown");
-    h.state_mut().explorer.t = 600;
+    assert!(h.state().views.explorer.open);
+    let at_zero = h.state().views.explorer.image.clone().expect("x_0 shown");
+    h.state_mut().views.explorer.t = 600;
     h.run_steps(2);
     common::wait_tasks(&mut h);
     let app = h.state();
-    let at_600 = app.explorer.image.clone().expect("x_600 shown");
+    let at_600 = app.views.explorer.image.clone().expect("x_600 shown");
     let (prgb, _) = app
+        .store
         .session
         .as_ref()
         .unwrap()
@@ -507,8 +526,14 @@ fn the_timestep_explorer_shows_x_t_for_the_slider_value() {
         .unwrap();
     // Stage B's input: its noise image (the run's seed, one patch of the
     // backbone) on every patch.
-    let seed = app.classify_settings.seed;
-    let patch = app.classify_settings.backbone.config().unwrap().image_size;
+    let seed = app.store.classify_settings.seed;
+    let patch = app
+        .store
+        .classify_settings
+        .backbone
+        .config()
+        .unwrap()
+        .image_size;
     let want = unidiff_studio::pipeline::noised::stage_b_input(prgb, 600, seed, patch);
     assert_eq!(at_600.data, want.data);
     h.get_by_label_contains("Stage B's noise image");
@@ -548,14 +573,15 @@ fn export_view_as_png_writes_the_map_as_shown_with_its_legend() {
         (rect.width().round() as u32, rect.height().round() as u32)
     );
     assert!(
-        app.messages
+        app.store
+            .messages
             .iter()
             .any(|m| m.text.contains("view written to")),
         "{:?}",
-        app.messages
+        app.store.messages
     );
     // The PNG is the map's part of the frame on screen.
-    let classes = app.session.as_ref().unwrap().classes.clone();
+    let classes = app.store.session.as_ref().unwrap().classes.clone();
     let frame = h.render().expect("wgpu renders");
     for (x, y) in [
         (center[0] - 30.0, center[1] + 0.5),
@@ -591,19 +617,23 @@ fn an_imported_checkpoint_becomes_the_backbone_and_a_wrong_file_is_refused() {
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/adm_tiny");
     let wait_messages = |h: &mut Harness<'_, StudioApp>, n: usize| {
         let t0 = std::time::Instant::now();
-        while h.state().messages.len() < n {
-            assert!(t0.elapsed().as_secs() < 60, "{:?}", h.state().messages);
+        while h.state().store.messages.len() < n {
+            assert!(
+                t0.elapsed().as_secs() < 60,
+                "{:?}",
+                h.state().store.messages
+            );
             std::thread::sleep(std::time::Duration::from_millis(20));
             h.step();
         }
     };
-    let before = h.state().messages.len();
+    let before = h.state().store.messages.len();
     h.state_mut()
         .handle(AppCommand::UseCheckpoint(fixtures.join("model.pt")));
     // "reading …", then the result.
     wait_messages(&mut h, before + 2);
     h.run_steps(2);
-    match &h.state().classify_settings.backbone {
+    match &h.state().store.classify_settings.backbone {
         BackboneSpec::Checkpoint { path, adapter, .. } => {
             assert!(path.ends_with("model.pt") && adapter.is_none())
         }
@@ -612,14 +642,14 @@ fn an_imported_checkpoint_becomes_the_backbone_and_a_wrong_file_is_refused() {
     h.get_by_label("checkpoint model.pt");
     h.get_by_label("Stage A trains 157,504 of 2,008,102 parameters (7.84 %)");
     // Not a checkpoint: an error, the backbone stays.
-    let before = h.state().messages.len();
+    let before = h.state().store.messages.len();
     h.state_mut()
         .handle(AppCommand::UseCheckpoint(fixtures.join("config.json")));
     wait_messages(&mut h, before + 2);
-    let last = h.state().messages.last().unwrap().clone();
+    let last = h.state().store.messages.last().unwrap().clone();
     assert!(last.error && last.text.contains("config.json"), "{last:?}");
     assert!(matches!(
-        h.state().classify_settings.backbone,
+        h.state().store.classify_settings.backbone,
         BackboneSpec::Checkpoint { .. }
     ));
 }
@@ -638,22 +668,36 @@ fn failed_file_tasks_report_the_file_and_keep_the_session() {
         &mut h,
         &[(center[0], center[1]), (center[0] + 10.0, center[1])],
     );
-    assert!(h.state().session.as_ref().unwrap().has_unsaved_labels());
+    assert!(
+        h.state()
+            .store
+            .session
+            .as_ref()
+            .unwrap()
+            .has_unsaved_labels()
+    );
     let missing = dir.path().join("no such folder").join("labels.tif");
     h.state_mut()
         .handle(AppCommand::SaveLabels(LabelLayer::Train, missing.clone()));
-    assert!(h.state().tasks_pending(), "the save is a task");
+    assert!(h.state().jobs.tasks_pending(), "the save is a task");
     common::wait_tasks(&mut h);
-    let last = h.state().messages.last().cloned().expect("a message");
+    let last = h.state().store.messages.last().cloned().expect("a message");
     assert!(
         last.error && last.text.contains("no such folder"),
         "{last:?}"
     );
     assert!(!missing.exists() && !missing.parent().unwrap().exists());
-    assert!(h.state().session.as_ref().unwrap().has_unsaved_labels());
+    assert!(
+        h.state()
+            .store
+            .session
+            .as_ref()
+            .unwrap()
+            .has_unsaved_labels()
+    );
     h.state_mut()
         .handle(AppCommand::ExportResults(dir.path().join("out")));
-    let last = h.state().messages.last().cloned().expect("a message");
+    let last = h.state().store.messages.last().cloned().expect("a message");
     assert!(
         last.error && last.text.contains("classify first"),
         "{last:?}"
@@ -665,7 +709,7 @@ fn failed_file_tasks_report_the_file_and_keep_the_session() {
 fn wait_download(h: &mut Harness<'_, StudioApp>) {
     let start = std::time::Instant::now();
     h.run_steps(2);
-    while h.state().downloading.is_some() || h.state().tasks_pending() {
+    while h.state().jobs.downloading.is_some() || h.state().jobs.tasks_pending() {
         assert!(
             start.elapsed() < std::time::Duration::from_secs(60),
             "the download took over 1 min"
@@ -687,7 +731,7 @@ fn get_the_backbone_downloads_checks_and_uses_it() {
     let backbones = dir.path().join("backbones");
     // The button fetches the request the app holds: here the tiny layout
     // from the test's server instead of the paper's 1.2 GB file.
-    h.state_mut().backbone_request = GetRequest {
+    h.state_mut().store.backbone_request = GetRequest {
         url: format!("{base}/files/tiny.pt"),
         dir: backbones.clone(),
         config: UNetConfig::tiny(),
@@ -695,9 +739,9 @@ fn get_the_backbone_downloads_checks_and_uses_it() {
     h.get_by_label("Get the paper's backbone").click();
     wait_download(&mut h);
     let app = h.state();
-    let errors: Vec<_> = app.messages.iter().filter(|m| m.error).collect();
+    let errors: Vec<_> = app.store.messages.iter().filter(|m| m.error).collect();
     assert!(errors.is_empty(), "{errors:?}");
-    match &app.classify_settings.backbone {
+    match &app.store.classify_settings.backbone {
         BackboneSpec::Checkpoint { path, config, .. } => {
             assert_eq!(path, &backbones.join("tiny.pt"));
             assert_eq!(config, &UNetConfig::tiny());
@@ -705,21 +749,22 @@ fn get_the_backbone_downloads_checks_and_uses_it() {
         other => panic!("the backbone is {other:?}"),
     }
     assert_eq!(std::fs::read(backbones.join("tiny.pt")).unwrap(), tiny);
-    let before = app.classify_settings.backbone.clone();
+    let before = app.store.classify_settings.backbone.clone();
 
     // A web page instead of the file: said in the window, backbone unchanged.
-    h.state_mut().backbone_request.url = format!("{base}/page.pt");
+    h.state_mut().store.backbone_request.url = format!("{base}/page.pt");
     h.get_by_label("Get the paper's backbone").click();
     wait_download(&mut h);
     let app = h.state();
     assert!(
-        app.messages
+        app.store
+            .messages
             .iter()
             .any(|m| m.error && m.text.contains("web page")),
         "{:?}",
-        app.messages
+        app.store.messages
     );
-    assert_eq!(app.classify_settings.backbone, before);
+    assert_eq!(app.store.classify_settings.backbone, before);
 }
 
 /// The viewport commands the app sent in the last frame.
@@ -755,7 +800,7 @@ fn the_title_says_what_is_open_and_closing_with_unsaved_labels_asks_first() {
     );
     // Nothing unsaved: a close goes through without a question.
     request_close(&mut h);
-    assert_eq!(h.state().close_state, CloseState::Open);
+    assert_eq!(h.state().store.close_state, CloseState::Open);
     assert!(!sent_commands(&h).contains(&egui::ViewportCommand::CancelClose));
 
     h.key_press(Key::B);
@@ -776,13 +821,13 @@ fn the_title_says_what_is_open_and_closing_with_unsaved_labels_asks_first() {
 
     // The close button with unsaved labels: held back, and asked.
     request_close(&mut h);
-    assert_eq!(h.state().close_state, CloseState::Asking);
+    assert_eq!(h.state().store.close_state, CloseState::Asking);
     assert!(sent_commands(&h).contains(&egui::ViewportCommand::CancelClose));
     h.step();
     h.get_by_label("Close with unsaved labels?");
     h.get_by_label("Cancel").click();
     h.run_steps(2);
-    assert_eq!(h.state().close_state, CloseState::Open);
+    assert_eq!(h.state().store.close_state, CloseState::Open);
 
     // File → Quit (and Ctrl+Q, the same command: shortcuts' unit test)
     // asks the window to close, which is held back the same way.
@@ -790,11 +835,11 @@ fn the_title_says_what_is_open_and_closing_with_unsaved_labels_asks_first() {
     h.step();
     assert!(sent_commands(&h).contains(&egui::ViewportCommand::Close));
     request_close(&mut h);
-    assert_eq!(h.state().close_state, CloseState::Asking);
+    assert_eq!(h.state().store.close_state, CloseState::Asking);
     h.step();
     h.get_by_label("Close without saving").click();
     h.run_steps(2);
-    assert_eq!(h.state().close_state, CloseState::Confirmed);
+    assert_eq!(h.state().store.close_state, CloseState::Confirmed);
     request_close(&mut h);
     assert!(!sent_commands(&h).contains(&egui::ViewportCommand::CancelClose));
 }
@@ -811,34 +856,53 @@ fn without_a_file_dialog_the_app_says_so_and_takes_a_typed_path() {
     ));
     h.run_steps(2);
     assert!(
-        h.state().messages.iter().any(|m| m.error
+        h.state().store.messages.iter().any(|m| m.error
             && m.text.contains("no file dialog could be shown")
             && m.text.contains("zenity")),
         "{:?}",
-        h.state().messages
+        h.state().store.messages
     );
-    assert!(h.state().path_prompt.is_some());
+    assert!(h.state().views.path_prompt.prompt.is_some());
     h.get_by_label("Type a path");
 
     // A folder that does not exist is refused in the field.
     let target = dir.path().join("typed_labels.tif");
-    h.state_mut().path_prompt.as_mut().unwrap().text =
-        dir.path().join("no/such/labels.tif").display().to_string();
+    h.state_mut()
+        .views
+        .path_prompt
+        .prompt
+        .as_mut()
+        .unwrap()
+        .text = dir.path().join("no/such/labels.tif").display().to_string();
     h.step();
     h.get_by_label("OK").click();
     h.run_steps(2);
-    let problem = h.state().path_prompt.as_ref().unwrap().problem.clone();
+    let problem = h
+        .state()
+        .views
+        .path_prompt
+        .prompt
+        .as_ref()
+        .unwrap()
+        .problem
+        .clone();
     assert!(
         problem.as_deref().unwrap_or("").contains("does not exist"),
         "{problem:?}"
     );
 
     // A good path saves the labels there, as the dialog's would.
-    h.state_mut().path_prompt.as_mut().unwrap().text = target.display().to_string();
+    h.state_mut()
+        .views
+        .path_prompt
+        .prompt
+        .as_mut()
+        .unwrap()
+        .text = target.display().to_string();
     h.step();
     h.get_by_label("OK").click();
     h.run_steps(2);
-    assert!(h.state().path_prompt.is_none());
+    assert!(h.state().views.path_prompt.prompt.is_none());
     common::wait_tasks(&mut h);
-    assert!(target.is_file(), "{:?}", h.state().messages);
+    assert!(target.is_file(), "{:?}", h.state().store.messages);
 }

@@ -90,6 +90,7 @@ fn classify_from_the_app_matches_the_headless_run() {
     let mut h = harness(dir.path());
     let test = h
         .state()
+        .store
         .session
         .as_ref()
         .unwrap()
@@ -108,7 +109,7 @@ fn classify_from_the_app_matches_the_headless_run() {
     paint(&mut h, 1, &dry);
     paint(&mut h, 2, &water);
     {
-        let s = &mut h.state_mut().classify_settings;
+        let s = &mut h.state_mut().store.classify_settings;
         s.t = 0;
         s.stride = Some(32);
         s.seed = 0;
@@ -118,10 +119,11 @@ fn classify_from_the_app_matches_the_headless_run() {
     // Start, see progress, cancel.
     h.get_by_label("Classify").click();
     h.run_steps(2);
-    assert!(h.state().classifying.is_some());
+    assert!(h.state().jobs.classifying.is_some());
     let t0 = Instant::now();
     while h
         .state()
+        .jobs
         .classifying
         .as_ref()
         .is_some_and(|c| c.fraction == 0.0)
@@ -133,11 +135,12 @@ fn classify_from_the_app_matches_the_headless_run() {
     save_render(&mut h, "classify_mid_run.png");
     h.get_by_label("Cancel").click();
     step_until(&mut h, Duration::from_secs(60), "cancel", |a| {
-        a.classifying.is_none()
+        a.jobs.classifying.is_none()
     });
-    assert!(h.state().session.as_ref().unwrap().result.is_none());
+    assert!(h.state().store.session.as_ref().unwrap().result.is_none());
     assert!(
         h.state()
+            .store
             .messages
             .iter()
             .any(|m| m.text.contains("cancelled"))
@@ -147,19 +150,19 @@ fn classify_from_the_app_matches_the_headless_run() {
     h.get_by_label("Classify").click();
     h.run_steps(2);
     step_until(&mut h, Duration::from_secs(900), "classification", |a| {
-        a.classifying.is_none()
+        a.jobs.classifying.is_none()
     });
     h.run_steps(3);
     let app = h.state();
-    let s = app.session.as_ref().unwrap();
+    let s = app.store.session.as_ref().unwrap();
     let result = s
         .result
         .as_ref()
-        .unwrap_or_else(|| panic!("{:?}", app.messages));
+        .unwrap_or_else(|| panic!("{:?}", app.store.messages));
     let (mlp, _) = result.outcome.mlp.as_ref().unwrap();
     let m = mlp.metrics.as_ref().unwrap();
-    assert!(app.show_results);
-    assert!(app.layers.get(LayerId::ClassMap).unwrap().visible);
+    assert!(app.views.results.open);
+    assert!(app.store.layers.get(LayerId::ClassMap).unwrap().visible);
     let oa_text = format!("{:.4}", m.oa);
     let (oa, kappa, mf1) = (m.oa, m.kappa, m.mf1);
     let class_map = mlp.class_map.clone();
@@ -251,7 +254,7 @@ fn classify_from_the_app_matches_the_headless_run() {
         .handle(AppCommand::SaveModel(model_path.clone()));
     common::wait_tasks(&mut h);
     let model = unidiff_studio::pipeline::model_bundle::ModelBundle::read(&model_path)
-        .unwrap_or_else(|e| panic!("{e}: {:?}", h.state().messages));
+        .unwrap_or_else(|e| panic!("{e}: {:?}", h.state().store.messages));
     let names: Vec<&str> = model.classes.iter().map(|c| c.name.as_str()).collect();
     let session_names: Vec<&str> = classes
         .iter()
@@ -279,7 +282,7 @@ fn classify_from_the_app_matches_the_headless_run() {
     let csv = std::fs::read_to_string(out.join("areas.csv")).unwrap();
     {
         let app = h.state();
-        let areas = app.session.as_ref().unwrap().result.as_ref().unwrap();
+        let areas = app.store.session.as_ref().unwrap().result.as_ref().unwrap();
         let areas = areas.areas().expect("class areas");
         assert!(areas.note.is_none(), "the demo is in UTM: {:?}", areas.note);
         for (line, c) in csv.lines().skip(1).zip(&areas.classes) {
@@ -298,7 +301,7 @@ fn classify_from_the_app_matches_the_headless_run() {
         serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
     {
         let app = h.state();
-        let r = app.session.as_ref().unwrap().result.as_ref().unwrap();
+        let r = app.store.session.as_ref().unwrap().result.as_ref().unwrap();
         let rec = r.outcome.recommendation.as_ref().expect("a recommendation");
         assert_eq!(record["recommendation"]["best"], rec.best.name());
         assert_eq!(
@@ -315,7 +318,7 @@ fn classify_from_the_app_matches_the_headless_run() {
     h.run_steps(3);
     {
         let app = h.state();
-        let r = app.session.as_ref().unwrap().result.as_ref().unwrap();
+        let r = app.store.session.as_ref().unwrap().result.as_ref().unwrap();
         assert_eq!(r.shown, ClassifierChoice::FilterRf);
         let written =
             unidiff_studio::io::open_labels(&out.join("baseline_filter_rf/classmap.tif")).unwrap();
@@ -327,12 +330,12 @@ fn classify_from_the_app_matches_the_headless_run() {
     // Uncertainty and where to label next.
     {
         let app = h.state();
-        let s = app.session.as_ref().unwrap();
+        let s = app.store.session.as_ref().unwrap();
         assert!(unidiff_studio::ui::layers::available(
             s,
             LayerId::Uncertainty
         ));
-        let sug = &app.suggestions;
+        let sug = &app.store.suggestions;
         assert_eq!(sug.len(), 5);
         assert!(sug.windows(2).all(|w| w[0].uncertainty >= w[1].uncertainty));
         let train = s.scene.train_labels.as_ref().unwrap();
@@ -348,9 +351,9 @@ fn classify_from_the_app_matches_the_headless_run() {
     h.run_steps(2);
     {
         let app = h.state();
-        let first = app.suggestions[0];
+        let first = app.store.suggestions[0];
         let c = app.map.view.center;
-        assert_eq!(app.suggestion_index, Some(0));
+        assert_eq!(app.store.suggestion_index, Some(0));
         assert!(
             (c[0] - (first.x as f32 + 16.0)).abs() < 1.0
                 && (c[1] - (first.y as f32 + 16.0)).abs() < 1.0
@@ -373,20 +376,21 @@ fn wait_for_result(h: &mut Harness<'_, StudioApp>, revision: u64) {
         h.step();
         let done = h
             .state()
+            .store
             .session
             .as_ref()
             .unwrap()
             .result
             .as_ref()
             .map(|r| r.labels_revision);
-        if done == Some(revision) && h.state().classifying.is_none() {
+        if done == Some(revision) && h.state().jobs.classifying.is_none() {
             return;
         }
         assert!(
             t0.elapsed() < Duration::from_secs(300),
             "no result for revision {revision}; classifying {:?}, messages {:?}",
-            h.state().classifying,
-            h.state().messages
+            h.state().jobs.classifying,
+            h.state().store.messages
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -398,6 +402,7 @@ fn with_auto_classify_a_stroke_replaces_the_map() {
     let mut h = harness(dir.path());
     let test = h
         .state()
+        .store
         .session
         .as_ref()
         .unwrap()
@@ -410,15 +415,17 @@ fn with_auto_classify_a_stroke_replaces_the_map() {
     {
         let app = h.state_mut();
         // The random forest alone: seconds per run on this CPU.
-        app.classify_settings.classifier = unidiff_studio::pipeline::run::ClassifierChoice::Rf;
-        app.auto_classify = true;
+        app.store.classify_settings.classifier =
+            unidiff_studio::pipeline::run::ClassifierChoice::Rf;
+        app.store.auto_classify = true;
     }
     paint(&mut h, 1, &dry[..4]);
     paint(&mut h, 2, &water[..4]);
-    let first = h.state().session.as_ref().unwrap().labels_revision;
+    let first = h.state().store.session.as_ref().unwrap().labels_revision;
     wait_for_result(&mut h, first);
     let map_before = h
         .state()
+        .store
         .session
         .as_ref()
         .unwrap()
@@ -431,11 +438,11 @@ fn with_auto_classify_a_stroke_replaces_the_map() {
     // More strokes: a new run, whose map replaces the old one.
     paint(&mut h, 2, &water[4..]);
     paint(&mut h, 1, &dry[4..]);
-    let second = h.state().session.as_ref().unwrap().labels_revision;
+    let second = h.state().store.session.as_ref().unwrap().labels_revision;
     assert!(second > first);
     wait_for_result(&mut h, second);
     let app = h.state();
-    let r = app.session.as_ref().unwrap().result.as_ref().unwrap();
+    let r = app.store.session.as_ref().unwrap().result.as_ref().unwrap();
     assert_eq!(r.labels_revision, second);
     let map_after = r.class_map().unwrap();
     let differ = map_before
@@ -486,6 +493,7 @@ fn corner_harness(dir: &Path) -> (Harness<'static, StudioApp>, Vec<u8>) {
     wait_loaded(&mut h);
     let test = h
         .state()
+        .store
         .session
         .as_ref()
         .unwrap()
@@ -505,20 +513,28 @@ fn live_retraining_reuses_the_features_of_the_last_run() {
     assert!(dry.len() >= 2 && water.len() >= 2, "{dry:?} {water:?}");
     {
         let app = h.state_mut();
-        let s = &mut app.classify_settings;
+        let s = &mut app.store.classify_settings;
         s.t = 0;
         s.stride = Some(32);
         s.baseline = false;
-        app.auto_classify = true;
+        app.store.auto_classify = true;
     }
     paint(&mut h, 1, &dry[..1]);
     paint(&mut h, 2, &water[..1]);
-    let first = h.state().session.as_ref().unwrap().labels_revision;
+    let first = h.state().store.session.as_ref().unwrap().labels_revision;
     let t0 = Instant::now();
     wait_for_result(&mut h, first);
     let first_seconds = t0.elapsed().as_secs_f64();
     let mlp = |h: &Harness<'_, StudioApp>| {
-        let r = h.state().session.as_ref().unwrap().result.as_ref().unwrap();
+        let r = h
+            .state()
+            .store
+            .session
+            .as_ref()
+            .unwrap()
+            .result
+            .as_ref()
+            .unwrap();
         let (c, out) = r.outcome.mlp.as_ref().unwrap();
         (
             c.class_map.clone(),
@@ -528,14 +544,22 @@ fn live_retraining_reuses_the_features_of_the_last_run() {
     };
     let (map_before, _, vectors_before) = mlp(&h);
     {
-        let r = h.state().session.as_ref().unwrap().result.as_ref().unwrap();
+        let r = h
+            .state()
+            .store
+            .session
+            .as_ref()
+            .unwrap()
+            .result
+            .as_ref()
+            .unwrap();
         assert!(!r.backbone_kept, "the first run builds the backbone");
         assert!(!r.warm_started, "the first head is a fresh one");
     }
     // One more stroke: the head is retrained on features already computed.
     paint(&mut h, 1, &dry[1..]);
     paint(&mut h, 2, &water[1..]);
-    let second = h.state().session.as_ref().unwrap().labels_revision;
+    let second = h.state().store.session.as_ref().unwrap().labels_revision;
     let t1 = Instant::now();
     wait_for_result(&mut h, second);
     let second_seconds = t1.elapsed().as_secs_f64();
@@ -547,13 +571,29 @@ fn live_retraining_reuses_the_features_of_the_last_run() {
     );
     assert!(vectors_after > vectors_before);
     let kept = |h: &Harness<'_, StudioApp>| {
-        let r = h.state().session.as_ref().unwrap().result.as_ref().unwrap();
+        let r = h
+            .state()
+            .store
+            .session
+            .as_ref()
+            .unwrap()
+            .result
+            .as_ref()
+            .unwrap();
         r.backbone_kept
     };
     assert!(kept(&h), "the second run used the backbone kept loaded");
     {
         // A live update: the head went on from the first run's.
-        let r = h.state().session.as_ref().unwrap().result.as_ref().unwrap();
+        let r = h
+            .state()
+            .store
+            .session
+            .as_ref()
+            .unwrap()
+            .result
+            .as_ref()
+            .unwrap();
         assert!(r.warm_started);
         let out = &r.outcome.mlp.as_ref().unwrap().1;
         assert_eq!(out.head.epochs, unidiff_studio::jobs::classify::LIVE_EPOCHS);
@@ -581,24 +621,25 @@ fn the_modality_ablation_runs_all_seven_subsets() {
     paint(&mut h, 1, &dry);
     paint(&mut h, 2, &water);
     {
-        let s = &mut h.state_mut().classify_settings;
+        let s = &mut h.state_mut().store.classify_settings;
         s.t = 0;
         s.stride = Some(32);
     }
     h.get_by_label("Modality ablation (7 runs)").click();
     h.run_steps(2);
     step_until(&mut h, Duration::from_secs(900), "ablation", |a| {
-        a.classifying.is_none()
+        a.jobs.classifying.is_none()
     });
     h.run_steps(2);
     let app = h.state();
     let r = app
+        .store
         .session
         .as_ref()
         .unwrap()
         .result
         .as_ref()
-        .unwrap_or_else(|| panic!("{:?}", app.messages));
+        .unwrap_or_else(|| panic!("{:?}", app.store.messages));
     assert_eq!(r.ablation.len(), 7);
     let subsets: Vec<usize> = r.ablation.iter().map(|(m, _)| m.len()).collect();
     assert_eq!(subsets, vec![1, 1, 1, 2, 2, 2, 3]);
@@ -634,7 +675,7 @@ fn step_until(
         assert!(
             t0.elapsed() < limit,
             "{what}: not within {limit:?}; messages {:?}",
-            h.state().messages
+            h.state().store.messages
         );
         std::thread::sleep(Duration::from_millis(50));
         h.step();
@@ -646,7 +687,8 @@ fn stage_a_from_the_panel_runs_cancels_runs_again_and_feeds_stage_b() {
     let dir = tempfile::tempdir().unwrap();
     let (mut h, test) = corner_harness(dir.path());
     let adapter_of = |app: &StudioApp| {
-        app.classify_settings
+        app.store
+            .classify_settings
             .backbone
             .adapter()
             .map(Path::to_path_buf)
@@ -655,15 +697,15 @@ fn stage_a_from_the_panel_runs_cancels_runs_again_and_feeds_stage_b() {
     h.get_by_label("Stage A trains 157,504 of 2,008,102 parameters (7.84 %)");
     // A long run: progress moves, then Cancel stops it and keeps the backbone.
     {
-        let s = &mut h.state_mut().adapt_settings;
+        let s = &mut h.state_mut().store.adapt_settings;
         s.steps = 500;
         s.batch = 2;
     }
     h.get_by_label("Run Stage A").click();
     step_until(&mut h, Duration::from_secs(120), "three steps", |a| {
-        a.adapt_curve.len() >= 3
+        a.store.adapt_curve.len() >= 3
     });
-    let step = h.state().adapting.as_ref().unwrap().step.clone();
+    let step = h.state().jobs.adapting.as_ref().unwrap().step.clone();
     assert!(
         step.starts_with("step ") && step.contains("/500, loss "),
         "{step}"
@@ -671,31 +713,32 @@ fn stage_a_from_the_panel_runs_cancels_runs_again_and_feeds_stage_b() {
     save_render(&mut h, "training_panel_mid_run.png");
     h.get_by_label("Cancel Stage A").click();
     step_until(&mut h, Duration::from_secs(60), "cancelled", |a| {
-        a.adapting.is_none()
+        a.jobs.adapting.is_none()
     });
     assert!(adapter_of(h.state()).is_none());
     assert!(
         h.state()
+            .store
             .messages
             .iter()
             .any(|m| m.text.contains("Stage A cancelled")),
         "{:?}",
-        h.state().messages
+        h.state().store.messages
     );
     // Again, to the end: the adapter is written and used by Stage B.
-    h.state_mut().adapt_settings.steps = 3;
+    h.state_mut().store.adapt_settings.steps = 3;
     h.get_by_label("Run Stage A").click();
     h.step();
-    assert!(h.state().adapting.is_some());
+    assert!(h.state().jobs.adapting.is_some());
     step_until(&mut h, Duration::from_secs(180), "Stage A done", |a| {
-        a.adapting.is_none()
+        a.jobs.adapting.is_none()
     });
     // The adapter is checked against the backbone (a task), then used.
     common::wait_tasks(&mut h);
     let adapter = adapter_of(h.state()).expect("the new adapter is in use");
     let meta = unidiff_studio::model::adapter::read_adapter_metadata(&adapter).unwrap();
     assert_eq!((meta.steps, meta.batch), (3, 2));
-    assert_eq!(meta.loss_curve, h.state().adapt_curve);
+    assert_eq!(meta.loss_curve, h.state().store.adapt_curve);
     assert!(meta.loss_curve.iter().all(|l| l.is_finite()));
     // Stage B on the adapted backbone.
     let dry = blocks_of_in(&test, 128, 1, 2, 11);
@@ -703,15 +746,23 @@ fn stage_a_from_the_panel_runs_cancels_runs_again_and_feeds_stage_b() {
     paint(&mut h, 1, &dry);
     paint(&mut h, 2, &water);
     {
-        let s = &mut h.state_mut().classify_settings;
+        let s = &mut h.state_mut().store.classify_settings;
         s.t = 0;
         s.stride = Some(32);
         s.baseline = false;
     }
     h.get_by_label("Classify").click();
-    let revision = h.state().session.as_ref().unwrap().labels_revision;
+    let revision = h.state().store.session.as_ref().unwrap().labels_revision;
     wait_for_result(&mut h, revision);
-    let r = h.state().session.as_ref().unwrap().result.as_ref().unwrap();
+    let r = h
+        .state()
+        .store
+        .session
+        .as_ref()
+        .unwrap()
+        .result
+        .as_ref()
+        .unwrap();
     assert!(
         r.backbone.contains("adapted by") && r.backbone.contains("3 Stage A steps"),
         "{}",
@@ -728,19 +779,19 @@ fn the_timestep_sweep_plots_scores_against_t_and_marks_the_best() {
     paint(&mut h, 2, &blocks_of_in(&test, 128, 2, 3, 11));
     {
         let app = h.state_mut();
-        app.classify_settings.stride = Some(32);
-        app.explorer.open = true;
-        app.explorer.sweep_step = 500;
+        app.store.classify_settings.stride = Some(32);
+        app.views.explorer.open = true;
+        app.views.explorer.sweep_step = 500;
     }
     h.run_steps(2);
     // x_t arrives from a task and moves the buttons below it: wait for it.
     common::wait_tasks(&mut h);
     h.get_by_label("Sweep (2 runs)").click();
     h.step();
-    let revision = h.state().session.as_ref().unwrap().labels_revision;
+    let revision = h.state().store.session.as_ref().unwrap().labels_revision;
     wait_for_result(&mut h, revision);
     let app = h.state();
-    let sweep = &app.explorer.sweep;
+    let sweep = &app.views.explorer.sweep;
     let ts: Vec<i64> = sweep.iter().map(|p| p.t).collect();
     assert_eq!(ts, vec![0, 500]);
     assert!(sweep.iter().all(|p| p.metrics.is_some()));
@@ -752,28 +803,28 @@ fn the_timestep_sweep_plots_scores_against_t_and_marks_the_best() {
             .all(|p| p.metrics.as_ref().unwrap().mf1 <= best_mf1)
     );
     // The map shown is the best timestep's.
-    let shown = app.session.as_ref().unwrap().result.as_ref().unwrap();
+    let shown = app.store.session.as_ref().unwrap().result.as_ref().unwrap();
     assert_eq!(shown.class_map().unwrap(), best.class_map.as_slice());
     let label = format!("best t = {} (mF1 {best_mf1:.3})", best.t);
     let best_t = best.t;
     h.get_by_label(&label);
     // The class map beside x_t follows the slider to the nearest swept t.
-    h.state_mut().explorer.t = 420;
+    h.state_mut().views.explorer.t = 420;
     h.run_steps(2);
-    assert_eq!(h.state().explorer.class_map_from, Some(500));
+    assert_eq!(h.state().views.explorer.class_map_from, Some(500));
     h.get_by_label("class map at t = 500 (nearest swept)");
     save_render(&mut h, "timestep_sweep.png");
     h.get_by_label("Use this t").click();
     h.run_steps(1);
-    assert_eq!(h.state().classify_settings.t, best_t);
+    assert_eq!(h.state().store.classify_settings.t, best_t);
     // The class map at the slider's own t: one more point joins the sweep.
     h.get_by_label("Class map at t = 420").click();
     h.step();
     wait_for_result(&mut h, revision);
     h.run_steps(2);
-    let ts: Vec<i64> = h.state().explorer.sweep.iter().map(|p| p.t).collect();
+    let ts: Vec<i64> = h.state().views.explorer.sweep.iter().map(|p| p.t).collect();
     assert_eq!(ts, vec![0, 420, 500]);
-    assert_eq!(h.state().explorer.class_map_from, Some(420));
+    assert_eq!(h.state().views.explorer.class_map_from, Some(420));
     h.get_by_label("class map at t = 420 (nearest swept)");
 }
 
@@ -783,32 +834,32 @@ fn the_explorer_projects_the_features_at_the_slider_timestep() {
     let (mut h, _) = corner_harness(dir.path());
     {
         let app = h.state_mut();
-        app.explorer.open = true;
-        app.explorer.t = 200;
+        app.views.explorer.open = true;
+        app.views.explorer.t = 200;
     }
     h.run_steps(2);
     common::wait_tasks(&mut h);
     h.get_by_label("Features at t = 200").click();
     h.step();
-    assert!(h.state().explorer.projecting.is_some());
+    assert!(h.state().jobs.projecting.is_some());
     step_until(&mut h, Duration::from_secs(120), "pRGB projection", |a| {
-        a.explorer.projection.is_some()
+        a.views.explorer.projection.is_some()
     });
     h.run_steps(2);
-    let prgb = h.state().explorer.projection.clone().unwrap();
+    let prgb = h.state().views.explorer.projection.clone().unwrap();
     assert_eq!((prgb.t, prgb.block), (200, 8));
     assert_eq!((prgb.image.width, prgb.image.height), (128, 128));
     h.get_by_label("prgb features at t = 200, block 8 (3 PCs)");
     // Another modality, another picture.
-    h.state_mut().explorer.layer = Some(LayerId::Pauli);
+    h.state_mut().views.explorer.layer = Some(LayerId::Pauli);
     h.run_steps(2);
     h.get_by_label("Features at t = 200").click();
     h.step();
     step_until(&mut h, Duration::from_secs(120), "SAR projection", |a| {
-        a.explorer.projecting.is_none()
+        a.jobs.projecting.is_none()
     });
     h.run_steps(2);
-    let sar = h.state().explorer.projection.clone().unwrap();
+    let sar = h.state().views.explorer.projection.clone().unwrap();
     assert_eq!(sar.modality, unidiff_studio::pipeline::Modality::Sar);
     assert_ne!(sar.image.data, prgb.image.data);
     h.get_by_label("sar features at t = 200, block 8 (3 PCs)");

@@ -1,7 +1,8 @@
-//! The eframe app: the session (data), the jobs (background work) and the
-//! view state, glued together once per frame. Widgets never change the
-//! session or start work: they send [`AppCommand`]s, which `dispatch.rs`
-//! runs after the frame's layout, marking what the map must re-upload.
+//! The eframe app: the store (what is open and set), the jobs (background
+//! work), the map widget and the views, glued together once per frame.
+//! Views read the store and send [`AppCommand`]s, which `dispatch.rs` runs
+//! after the frame's layout, marking what the map must re-upload; job ends
+//! are applied in `events.rs`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,19 +11,18 @@ use std::time::{Duration, Instant};
 
 use eframe::egui;
 
+use super::autosaver::{AutosaveDue, Autosaver};
 use super::command::{AppCommand, CommandSender};
-use super::layers::{LayerId, LayerStack};
+use super::job_status::JobStatus;
+use super::layers::LayerId;
 use super::prefs::{PREFS_KEY, Prefs, RecentScene};
+use super::store::Store;
 use super::view_transform::ViewTransform;
-use crate::jobs::{
-    ClassifySettings, JobEvent, JobKind, Jobs, LoadRequest, LoadedScene, Task, TaskKind,
-};
+use super::views::{ViewContext, Views};
+use crate::jobs::{Jobs, LoadRequest, LoadedScene};
 use crate::scene::{LabelLayer, PixelRect};
-use crate::session::autosave::{
-    AutosaveSnapshot, Recovery, autosave_dir, autosave_interval, data_dir, find_recovery,
-    write_autosave,
-};
-use crate::session::{ClassificationResult, Command, Session};
+use crate::session::autosave::{autosave_dir, data_dir, find_recovery};
+use crate::session::{Command, Session};
 
 /// How the app was started.
 #[derive(Debug, Clone, Default)]
@@ -171,79 +171,31 @@ impl MapView {
     }
 }
 
-/// The application.
+/// The application: the store the views read, the jobs, the map widget,
+/// the views, and the command queue that connects them.
 pub struct StudioApp {
-    pub session: Option<Session>,
+    /// What the views show and the commands change.
+    pub store: Store,
+    /// Background work: the workers, progress, queued tasks.
+    pub jobs: JobStatus,
     /// The map widget's state: transform, what to upload, GPU bookkeeping.
     pub map: MapView,
-    pub jobs: Jobs,
-    pub loading: Option<Loading>,
-    pub layers: LayerStack,
-    pub tool: Tool,
-    pub brush_size: f32,
-    pub active_class: u8,
-    pub paint_layer: LabelLayer,
-    pub selected_layer: LayerId,
-    pub messages: Vec<Message>,
-    pub inspected: Option<(usize, usize)>,
-    pub hovered: Option<(usize, usize)>,
-    pub recovery: Option<Recovery>,
-    pub prefs: Prefs,
-    pub show_shortcuts: bool,
+    /// The panels and windows, each with its own state.
+    pub views: Views,
     /// Where widgets, shortcuts and dialogs send commands, and their queue.
     pub(crate) commands: CommandSender,
     command_rx: crossbeam_channel::Receiver<AppCommand>,
-    /// File and raster tasks queued or running, by generation.
-    pub(crate) tasks: HashMap<u64, TaskKind>,
-    pub(crate) last_autosave: Instant,
-    pub(crate) autosaved_revision: u64,
+    /// When the labels were last autosaved, and from which revision.
+    pub(crate) autosaver: Autosaver,
     /// Seconds of CPU-side work of the last frames (the benchmark reads it).
     pub frame_seconds: Vec<f64>,
-    /// Root of the autosave folders.
-    pub data_dir: PathBuf,
-    /// Per-channel histograms of the rendering in the stretch editor, for
-    /// (layer, renderings version).
-    pub(crate) histogram_cache: Option<(LayerId, u64, Box<ChannelHistograms>)>,
-    /// Settings of the next classification, and the one running.
-    pub classify_settings: ClassifySettings,
-    pub classifying: Option<Loading>,
-    /// Settings of the next Stage A run, the one running, and the loss of
-    /// every step of the current (or last) run.
-    pub adapt_settings: crate::jobs::AdaptSettings,
-    pub adapting: Option<Loading>,
-    pub adapt_curve: Vec<f32>,
-    /// The backbone download running, and what "Get the paper's backbone"
-    /// fetches (OpenAI's address or the mirror in
-    /// `UNIDIFF_STUDIO_BACKBONE_URL`, into the data folder's `backbones/`).
-    pub downloading: Option<Loading>,
     /// The title last sent to the window.
     pub(crate) shown_title: String,
-    /// A close held back to ask about unsaved work, or agreed to.
-    pub close_state: super::desktop::CloseState,
     /// A close asked for by a command, sent at the end of the frame.
     pub(crate) close_pending: bool,
-    /// The classification running is a live update after a stroke.
-    pub(crate) classifying_live: bool,
-    /// A path field shown when no file dialog could be.
-    pub path_prompt: Option<super::path_prompt::PathPrompt>,
-    pub backbone_request: crate::jobs::GetRequest,
-    /// The device the last Stage A or Stage B job ran on, and why.
-    pub last_device: Option<String>,
-    /// The backbone layout and its "Stage A trains ..." line.
-    pub(crate) backbone_counts: Option<(crate::jobs::backbone::UNetConfig, String)>,
-    pub show_results: bool,
     /// Where the next captured frame's map goes (Export view as PNG).
     /// and whether the capture was asked for.
     pub pending_view_png: Option<(PathBuf, bool)>,
-    pub explorer: super::explorer::Explorer,
-    /// Classify again after each finished stroke (debounced).
-    pub auto_classify: bool,
-    pub(crate) auto_classify_due: Option<(Instant, u64)>,
-    pub(crate) classifying_revision: u64,
-    /// "Where to label next": the most uncertain unlabelled squares of the
-    /// last result, and the one the N key went to last.
-    pub suggestions: Vec<crate::session::UncertainRegion>,
-    pub suggestion_index: Option<usize>,
 }
 
 impl StudioApp {
@@ -273,57 +225,21 @@ impl StudioApp {
         let waker: crate::jobs::Waker = Arc::new(move || ctx.request_repaint());
         let jobs = Jobs::start(waker.clone());
         let (commands, command_rx) = CommandSender::new(waker);
+        let data_dir = options.data_dir.clone().unwrap_or_else(data_dir);
         let mut app = Self {
-            session: None,
+            store: Store::new(prefs, data_dir),
+            jobs: JobStatus::new(jobs),
             map: MapView::new(gpu_map, max_texture_side),
-            jobs,
-            loading: None,
-            layers: LayerStack::default(),
-            tool: Tool::Inspect,
-            brush_size: prefs.brush_size,
-            active_class: 1,
-            paint_layer: LabelLayer::Train,
-            selected_layer: LayerId::Prgb,
-            messages: Vec::new(),
-            inspected: None,
-            hovered: None,
-            recovery: None,
-            prefs,
-            show_shortcuts: false,
+            views: Views::default(),
             commands,
             command_rx,
-            tasks: HashMap::new(),
-            last_autosave: Instant::now(),
-            autosaved_revision: 0,
+            autosaver: Autosaver::new(),
             frame_seconds: Vec::new(),
-            data_dir: options.data_dir.clone().unwrap_or_else(data_dir),
-            histogram_cache: None,
-            classify_settings: ClassifySettings::default(),
-            classifying: None,
-            adapt_settings: Default::default(),
-            adapting: None,
-            downloading: None,
             shown_title: String::new(),
-            close_state: Default::default(),
             close_pending: false,
-            classifying_live: false,
-            path_prompt: None,
-            backbone_request: crate::jobs::download::paper_request(
-                &options.data_dir.clone().unwrap_or_else(data_dir),
-            ),
-            adapt_curve: Vec::new(),
-            last_device: None,
-            backbone_counts: None,
-            show_results: false,
             pending_view_png: None,
-            explorer: Default::default(),
-            auto_classify: false,
-            auto_classify_due: None,
-            classifying_revision: 0,
-            suggestions: Vec::new(),
-            suggestion_index: None,
         };
-        for e in app.jobs.start_errors().to_vec() {
+        for e in app.jobs.workers.start_errors().to_vec() {
             app.error(e);
         }
         if options.demo {
@@ -342,7 +258,7 @@ impl StudioApp {
     pub fn error(&mut self, text: impl Into<String>) {
         let text = text.into();
         log::error!("{text}");
-        self.messages.push(Message {
+        self.store.messages.push(Message {
             error: true,
             text,
             posted: std::time::Instant::now(),
@@ -352,7 +268,7 @@ impl StudioApp {
     pub fn info(&mut self, text: impl Into<String>) {
         let text = text.into();
         log::info!("{text}");
-        self.messages.push(Message {
+        self.store.messages.push(Message {
             error: false,
             text,
             posted: std::time::Instant::now(),
@@ -361,7 +277,7 @@ impl StudioApp {
 
     /// Runs a label edit now and marks what changed.
     pub(crate) fn apply_command(&mut self, c: Command) {
-        let Some(session) = &mut self.session else {
+        let Some(session) = &mut self.store.session else {
             return;
         };
         let changed = session.apply(c);
@@ -371,7 +287,7 @@ impl StudioApp {
         }
         if changed.classes {
             self.map.palette_dirty = true;
-            self.active_class = self.active_class.clamp(1, max.max(1));
+            self.store.active_class = self.store.active_class.clamp(1, max.max(1));
         }
     }
 
@@ -383,7 +299,7 @@ impl StudioApp {
         self.map.mark_dirty(id, d);
     }
 
-    fn install_session(&mut self, loaded: LoadedScene) {
+    pub(crate) fn install_session(&mut self, loaded: LoadedScene) {
         let LoadedScene {
             scene,
             renderings,
@@ -393,6 +309,7 @@ impl StudioApp {
             seconds,
         } = loaded;
         let same_grid = self
+            .store
             .session
             .as_ref()
             .and_then(|s| s.scene.grid())
@@ -400,7 +317,7 @@ impl StudioApp {
             .is_some_and(|(a, b)| a == b);
         let mut session = Session::new(scene, renderings, sources, classes);
         // A layer added to the open scene keeps the labels painted so far.
-        if same_grid && let Some(old) = self.session.take() {
+        if same_grid && let Some(old) = self.store.session.take() {
             session.scene.train_labels = old.scene.train_labels;
             session.scene.test_labels = old.scene.test_labels;
             session.classes = old.classes;
@@ -411,7 +328,7 @@ impl StudioApp {
             session.recount();
         } else {
             self.map.fit_pending = true;
-            self.inspected = None;
+            self.store.inspected = None;
         }
         for w in warnings {
             self.info(w);
@@ -424,7 +341,7 @@ impl StudioApp {
                 g.height, g.width
             ));
         }
-        self.prefs.remember(RecentScene {
+        self.store.prefs.remember(RecentScene {
             title: session.sources.title.clone(),
             hsi: session.sources.hsi.clone(),
             sar: session.sources.sar.clone(),
@@ -432,7 +349,7 @@ impl StudioApp {
         });
         if session.renderings.prgb.is_none() && session.renderings.pauli.is_some() {
             for id in [LayerId::Prgb, LayerId::Pauli] {
-                if let Some(l) = self.layers.get_mut(id) {
+                if let Some(l) = self.store.layers.get_mut(id) {
                     l.visible = id == LayerId::Pauli;
                 }
             }
@@ -446,11 +363,11 @@ impl StudioApp {
             },
             seconds
         );
-        self.autosaved_revision = session.labels_revision;
-        self.recovery = session
+        self.autosaver.opened(session.labels_revision);
+        self.store.recovery = session
             .scene
             .grid()
-            .and_then(|g| find_recovery(&autosave_dir(&self.data_dir, &session.sources), g))
+            .and_then(|g| find_recovery(&autosave_dir(&self.store.data_dir, &session.sources), g))
             .filter(|r| {
                 LabelLayer::ALL.iter().any(|&l| {
                     r.labels(l)
@@ -458,10 +375,10 @@ impl StudioApp {
                         .is_some_and(|(a, b)| a.data != b.data)
                 })
             });
-        if let Some(r) = &self.recovery {
+        if let Some(r) = &self.store.recovery {
             log::info!("autosave found: {} ({})", r.dir.display(), r.age());
         }
-        self.session = Some(session);
+        self.store.session = Some(session);
         for id in [
             LayerId::Prgb,
             LayerId::Pca,
@@ -473,7 +390,6 @@ impl StudioApp {
         }
         self.map.palette_dirty = true;
         self.map.renderings_changed();
-        self.last_autosave = Instant::now();
     }
 
     /// With auto-classify on, a finished edit schedules a classification
@@ -481,30 +397,34 @@ impl StudioApp {
     /// still going is superseded.
     fn maybe_auto_classify(&mut self, ctx: &egui::Context) {
         const PAUSE: Duration = Duration::from_millis(300);
-        let Some(s) = &self.session else {
+        let Some(s) = &self.store.session else {
             return;
         };
-        if !self.auto_classify || s.is_painting() {
+        if !self.store.auto_classify || s.is_painting() {
             return;
         }
         let revision = s.labels_revision;
         let done_for = s.result.as_ref().map(|r| r.labels_revision);
-        let running_for = self.classifying.as_ref().map(|_| self.classifying_revision);
+        let running_for = self
+            .jobs
+            .classifying
+            .as_ref()
+            .map(|_| self.jobs.classifying_revision);
         if done_for == Some(revision) || running_for == Some(revision) {
-            self.auto_classify_due = None;
+            self.jobs.auto_classify_due = None;
             return;
         }
-        match self.auto_classify_due {
+        match self.jobs.auto_classify_due {
             Some((at, rev)) if rev == revision => {
                 if Instant::now() >= at {
-                    self.auto_classify_due = None;
+                    self.jobs.auto_classify_due = None;
                     self.start_classification(Vec::new(), Vec::new(), true);
                 } else {
                     ctx.request_repaint_after(at - Instant::now());
                 }
             }
             _ => {
-                self.auto_classify_due = Some((Instant::now() + PAUSE, revision));
+                self.jobs.auto_classify_due = Some((Instant::now() + PAUSE, revision));
                 ctx.request_repaint_after(PAUSE);
             }
         }
@@ -513,7 +433,8 @@ impl StudioApp {
     /// Recomputes the most uncertain unlabelled squares (32 px) of the last
     /// result.
     pub fn update_suggestions(&mut self) {
-        self.suggestions = self
+        self.store.suggestions = self
+            .store
             .session
             .as_ref()
             .and_then(|s| {
@@ -522,12 +443,12 @@ impl StudioApp {
                 Some(r.uncertain_regions(width, s.scene.train_labels.as_ref(), 5, 32))
             })
             .unwrap_or_default();
-        self.suggestion_index = None;
+        self.store.suggestion_index = None;
     }
 
     /// Back to the last result's map: a preview goes with its run.
-    fn drop_preview(&mut self) {
-        if let Some(s) = &mut self.session
+    pub(crate) fn drop_preview(&mut self) {
+        if let Some(s) = &mut self.store.session
             && s.preview.take().is_some()
         {
             self.map.dirty.insert(LayerId::ClassMap, Dirty::All);
@@ -535,281 +456,56 @@ impl StudioApp {
         }
     }
 
-    fn handle_events(&mut self) {
-        for event in self.jobs.poll() {
-            let loading = self.loading.as_ref().map(|l| l.generation);
-            let classifying = self.classifying.as_ref().map(|l| l.generation);
-            let adapting = self.adapting.as_ref().map(|l| l.generation);
-            let projecting = self.explorer.projecting.as_ref().map(|l| l.generation);
-            let downloading = self.downloading.as_ref().map(|l| l.generation);
-            let event_generation = event.generation();
-            let g = Some(event_generation);
-            let task = self.tasks.get(&event.generation()).copied();
-            if task.is_none()
-                && ![loading, classifying, adapting, projecting, downloading].contains(&g)
-            {
-                continue;
-            }
-            match event {
-                JobEvent::Progress {
-                    kind,
-                    step,
-                    fraction,
-                    ..
-                } => {
-                    let slot = match kind {
-                        JobKind::Load => &mut self.loading,
-                        JobKind::Classify => &mut self.classifying,
-                        JobKind::Adapt => &mut self.adapting,
-                        JobKind::Features => &mut self.explorer.projecting,
-                        JobKind::Download => &mut self.downloading,
-                        JobKind::Task => continue,
-                    };
-                    if let Some(l) = slot {
-                        l.step = step;
-                        l.fraction = fraction;
-                    }
-                }
-                JobEvent::Previewed { preview, .. } => {
-                    if let Some(s) = &mut self.session {
-                        s.preview = Some(preview);
-                        self.map.dirty.insert(LayerId::ClassMap, Dirty::All);
-                        self.map.renderings_changed();
-                    }
-                }
-                JobEvent::Classified { result, .. } => {
-                    self.classifying = None;
-                    self.drop_preview();
-                    let result = *result;
-                    for w in &result.outcome.warnings {
-                        self.info(w.clone());
-                    }
-                    log::info!(
-                        "classified in {:.1} s on {}{}",
-                        result.seconds,
-                        result.device,
-                        if result.backbone_kept {
-                            " (the backbone kept loaded)"
-                        } else {
-                            ""
-                        }
-                    );
-                    self.last_device = Some(result.device.clone());
-                    let was_sweep = !result.sweep.is_empty();
-                    if was_sweep {
-                        self.explorer
-                            .merge_sweep(result.sweep, result.labels_revision);
-                    }
-                    if let Some(s) = &mut self.session {
-                        s.result = Some(ClassificationResult {
-                            shown: result.outcome.classifier,
-                            ablation: result
-                                .ablation
-                                .into_iter()
-                                .map(|r| (r.modalities, r.metrics))
-                                .collect(),
-                            outcome: result.outcome,
-                            backbone: result.backbone,
-                            backbone_kept: result.backbone_kept,
-                            labels_revision: result.labels_revision,
-                            seconds: result.seconds,
-                            areas: result.areas,
-                            warm_started: result.warm_started,
-                            model: result.model,
-                        });
-                    }
-                    self.map.dirty.insert(LayerId::ClassMap, Dirty::All);
-                    self.map.dirty.insert(LayerId::Uncertainty, Dirty::All);
-                    self.update_suggestions();
-                    self.map.renderings_changed();
-                    // A live update after a stroke keeps the window as the
-                    // user left it (open or closed) instead of raising it
-                    // over the layers each time.
-                    if !was_sweep && !self.classifying_live {
-                        self.show_results = true;
-                    }
-                }
-                JobEvent::AdaptStep { step, .. } => {
-                    if let Some(l) = &mut self.adapting {
-                        let eta = step
-                            .eta_seconds
-                            .map_or(String::new(), |e| format!(", ETA {e:.0} s"));
-                        l.step = format!(
-                            "step {}/{}, loss {:.4}{eta}",
-                            step.step, step.steps, step.loss
-                        );
-                        l.fraction = step.step as f32 / step.steps.max(1) as f32;
-                    }
-                    if step.step == 1 || step.step % 10 == 0 || step.step == step.steps {
-                        log::info!(
-                            "Stage A step {}/{}, loss {:.4}",
-                            step.step,
-                            step.steps,
-                            step.loss
-                        );
-                    }
-                    self.adapt_curve.push(step.loss);
-                }
-                JobEvent::Adapted { result, .. } => {
-                    self.adapting = None;
-                    self.adapt_curve.clone_from(&result.loss_curve);
-                    self.last_device = Some(result.device.clone());
-                    self.info(format!(
-                        "Stage A done: {} steps in {:.0} s, adapter written to {}; classifications now use it",
-                        result.steps_done,
-                        result.seconds,
-                        result.adapter.display()
-                    ));
-                    self.handle(AppCommand::UseAdapter(Some(result.adapter)));
-                }
-                JobEvent::TaskDone { generation, done } => {
-                    self.tasks.remove(&generation);
-                    self.task_done(*done);
-                }
-                JobEvent::Fetched { fetched, .. } => {
-                    self.downloading = None;
-                    self.info(format!(
-                        "downloaded {} ({:.1} MB, SHA-256 {})",
-                        fetched.path.display(),
-                        fetched.bytes as f64 / 1e6,
-                        fetched.sha256
-                    ));
-                    self.handle(AppCommand::UseCheckpoint(fetched.path));
-                }
-                JobEvent::Projected { result, .. } => {
-                    self.explorer.projecting = None;
-                    self.explorer.set_projection(*result);
-                }
-                JobEvent::Loaded { scene, .. } => {
-                    self.loading = None;
-                    self.install_session(*scene);
-                }
-                JobEvent::Failed { kind, message, .. } => {
-                    let what = match kind {
-                        JobKind::Load => {
-                            self.loading = None;
-                            "cannot open the scene"
-                        }
-                        JobKind::Classify => {
-                            self.classifying = None;
-                            self.drop_preview();
-                            "cannot classify"
-                        }
-                        JobKind::Adapt => {
-                            self.adapting = None;
-                            "Stage A failed"
-                        }
-                        JobKind::Features => {
-                            self.explorer.projecting = None;
-                            "cannot project the features"
-                        }
-                        JobKind::Download => {
-                            self.downloading = None;
-                            "cannot get the backbone (the one in use stays)"
-                        }
-                        JobKind::Task => {
-                            // Only events of tasks still listed get here.
-                            if let Some(kind) = self.tasks.remove(&event_generation) {
-                                self.task_failed(kind, message);
-                            }
-                            continue;
-                        }
-                    };
-                    self.error(format!("{what}: {message}"));
-                }
-                JobEvent::Cancelled { kind, .. } => match kind {
-                    JobKind::Load => {
-                        self.loading = None;
-                        self.info("loading cancelled");
-                    }
-                    JobKind::Classify => {
-                        self.classifying = None;
-                        self.drop_preview();
-                        self.info("classification cancelled; the map shows the last result");
-                    }
-                    JobKind::Adapt => {
-                        self.adapting = None;
-                        self.info("Stage A cancelled; the backbone is unchanged");
-                    }
-                    JobKind::Features => self.explorer.projecting = None,
-                    JobKind::Download => {
-                        self.downloading = None;
-                        self.info("download cancelled; the next try resumes it");
-                    }
-                    JobKind::Task => {
-                        self.tasks.remove(&event_generation);
-                    }
-                },
-            }
-        }
-    }
-
     /// Writes the labels in the background when they changed and the
     /// interval has passed.
     fn maybe_autosave(&mut self, ctx: &egui::Context) {
-        let Some(session) = &self.session else {
-            return;
-        };
-        if session.labels_revision == self.autosaved_revision || session.is_painting() {
-            return;
-        }
-        let interval = autosave_interval();
-        let due = self.last_autosave + interval;
-        if Instant::now() < due {
-            ctx.request_repaint_after(due - Instant::now());
-            return;
-        }
-        if self.tasks.values().any(|k| *k == TaskKind::Autosave) {
-            ctx.request_repaint_after(Duration::from_millis(200));
-            return;
-        }
-        let snap = self.snapshot();
-        let dir = autosave_dir(&self.data_dir, &snap.sources);
-        self.autosaved_revision = snap.labels_revision;
-        self.last_autosave = Instant::now();
-        self.start_task(Task::Autosave {
-            dir,
-            snapshot: Box::new(snap),
-        });
-    }
-
-    fn snapshot(&self) -> AutosaveSnapshot {
-        let s = self.session.as_ref();
-        AutosaveSnapshot {
-            sources: s.map(|s| s.sources.clone()).unwrap_or_default(),
-            classes: s.map(|s| s.classes.clone()).unwrap_or_default(),
-            train: s.and_then(|s| s.scene.train_labels.clone()),
-            test: s.and_then(|s| s.scene.test_labels.clone()),
-            labels_revision: s.map(|s| s.labels_revision).unwrap_or(0),
+        match self.autosaver.due(&self.store, &self.jobs) {
+            AutosaveDue::No => {}
+            AutosaveDue::After(wait) => ctx.request_repaint_after(wait),
+            AutosaveDue::Now(task) => self.jobs.start_task(task),
         }
     }
 
     /// Writes the autosave now (on exit), waiting for a write in flight.
     pub fn autosave_now(&mut self) {
-        let Some(session) = &self.session else {
-            return;
-        };
-        if session.labels_revision == self.autosaved_revision {
+        if !self.autosaver.behind(&self.store) {
             return;
         }
         // An autosave task in flight writes the same files: let it end.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while self.tasks.values().any(|k| *k == TaskKind::Autosave) && Instant::now() < deadline {
+        while self.jobs.autosaving() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
             self.handle_events();
         }
-        let snap = self.snapshot();
-        let dir = autosave_dir(&self.data_dir, &snap.sources);
-        match write_autosave(&dir, &snap) {
-            Ok(()) => self.autosaved_revision = snap.labels_revision,
-            Err(e) => log::warn!("autosave failed: {e:#}"),
-        }
+        self.autosaver.write_now(&self.store);
     }
 
     /// Runs the commands sent so far (by widgets, dialogs, drops).
     fn handle_queued_commands(&mut self) {
         while let Ok(c) = self.command_rx.try_recv() {
             self.handle(c);
+        }
+    }
+
+    /// Takes away information shown long enough (errors stay until
+    /// closed), and wakes up to do so.
+    fn expire_messages(&mut self, ctx: &egui::Context) {
+        let now = Instant::now();
+        self.store.messages.retain(|m| !m.expired(now));
+        if self.store.messages.iter().any(|m| !m.error) {
+            ctx.request_repaint_after(Duration::from_millis(500));
+        }
+    }
+
+    /// The window's theme as the preferences say.
+    fn apply_theme(&self, ctx: &egui::Context) {
+        let theme = if self.store.prefs.dark {
+            egui::Theme::Dark
+        } else {
+            egui::Theme::Light
+        };
+        if ctx.theme() != theme {
+            ctx.set_theme(theme);
         }
     }
 
@@ -838,44 +534,60 @@ impl StudioApp {
             }
         }
         self.handle_queued_commands();
-        egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
-        egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
-        if self.session.is_some() {
-            egui::Panel::left("layers")
-                .default_size(260.0)
-                .show(ui, |ui| {
-                    egui::ScrollArea::vertical().show(ui, |ui| self.layers_panel(ui));
-                });
-            egui::Panel::right("labels")
-                .default_size(300.0)
-                .show(ui, |ui| {
-                    egui::ScrollArea::vertical().show(ui, |ui| {
-                        self.labels_panel(ui);
-                        ui.separator();
-                        self.training_panel(ui);
-                        ui.separator();
-                        self.classify_panel(ui);
-                        ui.separator();
-                        self.inspector_panel(ui);
+        self.expire_messages(&ctx);
+        self.apply_theme(&ctx);
+        {
+            let views = &mut self.views;
+            let cx = ViewContext::new(&self.store, &self.jobs, &self.map, &self.commands);
+            egui::Panel::top("menu").show(ui, |ui| views.menu.ui(ui, &cx));
+            egui::Panel::bottom("status").show(ui, |ui| views.status.ui(ui, &cx));
+            if cx.store.session.is_some() {
+                egui::Panel::left("layers")
+                    .default_size(260.0)
+                    .show(ui, |ui| {
+                        egui::ScrollArea::vertical().show(ui, |ui| views.layers.ui(ui, &cx));
                     });
-                });
+                egui::Panel::right("labels")
+                    .default_size(300.0)
+                    .show(ui, |ui| {
+                        egui::ScrollArea::vertical().show(ui, |ui| {
+                            views.labels.ui(ui, &cx);
+                            ui.separator();
+                            views.backbone.ui(ui, &cx);
+                            ui.separator();
+                            views.stage_b.ui(ui, &cx);
+                            ui.separator();
+                            views.inspector.ui(ui, &cx);
+                        });
+                    });
+            }
         }
         let central = egui::CentralPanel::default()
             .show(ui, |ui| {
-                if self.session.is_some() {
+                if self.store.session.is_some() {
                     self.map_view(ui);
                 } else {
-                    self.start_page(ui);
+                    let cx = ViewContext::new(&self.store, &self.jobs, &self.map, &self.commands);
+                    self.views.start.ui(ui, &cx);
                 }
             })
             .response
             .rect;
-        self.windows(&ctx, central);
-        self.results_window(&ctx);
-        self.explorer_window(&ctx);
+        // The panels' commands run before the windows are drawn: a window
+        // a button opened shows in the same frame.
+        self.handle_queued_commands();
+        {
+            let views = &mut self.views;
+            let cx = ViewContext::new(&self.store, &self.jobs, &self.map, &self.commands);
+            let capturing = self.pending_view_png.is_some();
+            views.notices.ui(&ctx, &cx, central, capturing);
+            views.shortcuts.ui(&ctx);
+            views.results.ui(&ctx, &cx);
+            views.explorer.ui(&ctx, &cx);
+            views.path_prompt.ui(&ctx, &cx);
+            views.close.ui(&ctx, &cx);
+        }
         self.maybe_auto_classify(&ctx);
-        self.path_prompt_window(&ctx);
-        self.close_dialog(&ctx);
         self.handle_queued_commands();
         self.close_if_asked(&ctx);
         self.update_title(&ctx);
@@ -893,8 +605,8 @@ impl eframe::App for StudioApp {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        self.prefs.brush_size = self.brush_size;
-        eframe::set_value(storage, PREFS_KEY, &self.prefs);
+        self.store.prefs.brush_size = self.store.brush_size;
+        eframe::set_value(storage, PREFS_KEY, &self.store.prefs);
     }
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {

@@ -9,9 +9,11 @@ use std::path::PathBuf;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::app::{FileAction, Tool};
-use super::layers::LayerId;
-use crate::jobs::{GetRequest, LoadRequest, Waker};
+use super::layers::{LayerId, LayerState};
+use super::views::Window;
+use crate::jobs::{AdaptSettings, ClassifySettings, GetRequest, LoadRequest, Waker};
 use crate::pipeline::run::ClassifierChoice;
+use crate::products::Rgb8Image;
 use crate::scene::LabelLayer;
 use crate::session::Command;
 
@@ -27,6 +29,9 @@ pub enum AppCommand {
     Quit {
         confirmed: bool,
     },
+    /// Keep the window open after all (the close question's Cancel, or
+    /// Save labels first).
+    KeepOpen,
     /// Files dropped on the window: a scene, or label files for the open one.
     OpenDropped(Vec<PathBuf>),
     CancelLoad,
@@ -55,6 +60,23 @@ pub enum AppCommand {
     UseAdapter(Option<PathBuf>),
     /// Render pRGB from these bands.
     SetPrgbBands([usize; 3]),
+    /// The settings of the next classification (the panels edit a copy).
+    SetClassifySettings(Box<ClassifySettings>),
+    /// Only the timestep of the next classification (the explorer's "Use
+    /// this t").
+    SetTimestep(i64),
+    /// The settings of the next Stage A run.
+    SetAdaptSettings(Box<AdaptSettings>),
+    /// Classify again after each finished stroke.
+    SetAutoClassify(bool),
+    /// Make the explorer's x_t of `image` at `t` as Stage B does (its
+    /// noise image of `seed`, `patch` pixels a side).
+    MakeNoisedInput {
+        image: std::sync::Arc<Rgb8Image>,
+        t: usize,
+        seed: u64,
+        patch: usize,
+    },
     Classify,
     /// Stage B at each of these timesteps (the explorer's sweep).
     ClassifySweep(Vec<i64>),
@@ -72,18 +94,34 @@ pub enum AppCommand {
     Recover(bool),
     /// Centre the view on the next "label here next" square (N).
     NextSuggestion,
+    /// Centre the view on "label here next" square `i` (0-based).
+    GoToSuggestion(usize),
     /// A label edit (paint, undo, classes): the session's undoable command.
     Label(Command),
     SetTool(Tool),
+    SetBrushSize(f32),
+    /// The label layer the brush paints into.
+    SetPaintLayer(LabelLayer),
     /// Brush size one step up (true) or down.
     StepBrush(bool),
     /// Class `value` as the brush's (the digit keys).
     SelectClass(u8),
     ToggleLayer(LayerId),
+    /// A layer's visibility, opacity and stretch, as the layers panel
+    /// edited them.
+    EditLayer(LayerState),
+    /// One step up the stack (true: drawn later) or down.
+    MoveLayer(LayerId, bool),
+    /// The layer whose stretch the layers panel edits.
+    SelectLayer(LayerId),
     /// Which classifier's map the class-map layer shows (the run's results
     /// side by side on the map).
     ShowResultMap(ClassifierChoice),
     ToggleShortcuts,
+    ShowWindow(Window),
+    /// Close message `i` of the store's list.
+    DismissMessage(usize),
+    SetDarkTheme(bool),
     FitView,
     /// Pan by screen points.
     Pan([f32; 2]),

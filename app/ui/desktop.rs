@@ -4,8 +4,9 @@
 
 use eframe::egui::{self, RichText};
 
-use super::app::{FileAction, Loading, StudioApp};
+use super::app::{FileAction, StudioApp};
 use super::command::AppCommand;
+use super::views::ViewContext;
 use crate::scene::LabelLayer;
 
 /// The app's name, last in the title as desktop applications write it.
@@ -45,24 +46,14 @@ pub fn title_for(scene: Option<&str>, unsaved: bool, job: Option<(&str, f32)>) -
 }
 
 impl StudioApp {
-    /// The running job shown in the title: the first of load, Stage A,
-    /// classification, download, projection.
-    fn title_job(&self) -> Option<(&'static str, f32)> {
-        let jobs: [(&'static str, Option<&Loading>); 5] = [
-            ("opening", self.loading.as_ref()),
-            ("Stage A", self.adapting.as_ref()),
-            ("classifying", self.classifying.as_ref()),
-            ("downloading", self.downloading.as_ref()),
-            ("projecting", self.explorer.projecting.as_ref()),
-        ];
-        jobs.into_iter()
-            .find_map(|(what, l)| l.map(|l| (what, l.fraction)))
-    }
-
     /// The title for the app's state now.
     pub fn window_title(&self) -> String {
-        let scene = self.session.as_ref().map(|s| s.sources.title.as_str());
-        title_for(scene, self.has_unsaved_work(), self.title_job())
+        let scene = self
+            .store
+            .session
+            .as_ref()
+            .map(|s| s.sources.title.as_str());
+        title_for(scene, self.store.has_unsaved_work(), self.jobs.title_job())
     }
 
     /// Sends the title to the window when it changed.
@@ -74,29 +65,45 @@ impl StudioApp {
         }
     }
 
-    /// Whether closing now would lose work that is not saved.
-    pub fn has_unsaved_work(&self) -> bool {
-        self.session
-            .as_ref()
-            .is_some_and(|s| s.has_unsaved_labels())
-    }
-
     /// Holds back a close of the window while there is unsaved work, and
     /// asks instead.
     pub(crate) fn guard_close(&mut self, ctx: &egui::Context) {
         if !ctx.input(|i| i.viewport().close_requested()) {
             return;
         }
-        if self.close_state == CloseState::Confirmed || !self.has_unsaved_work() {
+        if self.store.close_state == CloseState::Confirmed || !self.store.has_unsaved_work() {
             return;
         }
         ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
-        self.close_state = CloseState::Asking;
+        self.store.close_state = CloseState::Asking;
     }
 
+    /// Asks the window to close (File → Quit, Ctrl+Q): the close is then
+    /// held back by [`StudioApp::guard_close`] if work would be lost, unless
+    /// `confirmed`.
+    pub(crate) fn request_quit(&mut self, confirmed: bool) {
+        if confirmed {
+            self.store.close_state = CloseState::Confirmed;
+        }
+        self.close_pending = true;
+    }
+
+    /// Sends the close asked for by a command this frame.
+    pub(crate) fn close_if_asked(&mut self, ctx: &egui::Context) {
+        if std::mem::take(&mut self.close_pending) {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+    }
+}
+
+/// The question before a close that would lose unsaved labels.
+#[derive(Default)]
+pub struct CloseDialog;
+
+impl CloseDialog {
     /// The question before a close that would lose unsaved labels.
-    pub(crate) fn close_dialog(&mut self, ctx: &egui::Context) {
-        if self.close_state != CloseState::Asking {
+    pub fn ui(&mut self, ctx: &egui::Context, cx: &ViewContext) {
+        if cx.store.close_state != CloseState::Asking {
             return;
         }
         let mut answer = None;
@@ -125,31 +132,14 @@ impl StudioApp {
         });
         match answer {
             Some(CloseAnswer::Save) => {
-                self.close_state = CloseState::Open;
-                self.send(AppCommand::PickFile(FileAction::SaveLabels(
+                cx.send(AppCommand::KeepOpen);
+                cx.send(AppCommand::PickFile(FileAction::SaveLabels(
                     LabelLayer::Train,
                 )));
             }
-            Some(CloseAnswer::Discard) => self.send(AppCommand::Quit { confirmed: true }),
-            Some(CloseAnswer::Cancel) => self.close_state = CloseState::Open,
+            Some(CloseAnswer::Discard) => cx.send(AppCommand::Quit { confirmed: true }),
+            Some(CloseAnswer::Cancel) => cx.send(AppCommand::KeepOpen),
             None => {}
-        }
-    }
-
-    /// Asks the window to close (File → Quit, Ctrl+Q): the close is then
-    /// held back by [`StudioApp::guard_close`] if work would be lost, unless
-    /// `confirmed`.
-    pub(crate) fn request_quit(&mut self, confirmed: bool) {
-        if confirmed {
-            self.close_state = CloseState::Confirmed;
-        }
-        self.close_pending = true;
-    }
-
-    /// Sends the close asked for by a command this frame.
-    pub(crate) fn close_if_asked(&mut self, ctx: &egui::Context) {
-        if std::mem::take(&mut self.close_pending) {
-            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
         }
     }
 }

@@ -8,8 +8,10 @@ use std::path::PathBuf;
 
 use super::app::{Dirty, FileAction, Loading, StudioApp};
 use super::command::AppCommand;
+use super::desktop::CloseState;
 use super::layers::LayerId;
 use super::view_transform::{MAX_ZOOM, MIN_ZOOM};
+use super::views::Window;
 use crate::jobs::{ClassifyRequest, LoadRequest, Task, TaskDone, TaskKind};
 use crate::scene::LabelLayer;
 use crate::session::label_files::is_vector_labels;
@@ -24,12 +26,13 @@ impl StudioApp {
         match command {
             AppCommand::Open(request) => self.open(request),
             AppCommand::Quit { confirmed } => self.request_quit(confirmed),
+            AppCommand::KeepOpen => self.store.close_state = CloseState::Open,
             AppCommand::OpenDemo => match LoadRequest::demo() {
                 Ok(request) => self.open(request),
                 Err(e) => self.error(e.to_string()),
             },
             AppCommand::OpenDropped(files) => self.open_dropped(&files),
-            AppCommand::CancelLoad => self.jobs.cancel_load(),
+            AppCommand::CancelLoad => self.jobs.workers.cancel_load(),
             AppCommand::PickFile(action) => self.pick_file(action),
             AppCommand::FilePicked(action, path) => self.open_with(&action, path),
             AppCommand::DialogFailed(action, reason) => {
@@ -37,7 +40,7 @@ impl StudioApp {
                     "no file dialog could be shown ({reason}); type the path instead"
                 ));
                 let start = self.dialog_start_dir();
-                self.path_prompt = Some(super::path_prompt::PathPrompt::new(
+                self.views.path_prompt.prompt = Some(super::path_prompt::PathPrompt::new(
                     action,
                     start.as_deref(),
                     reason,
@@ -50,25 +53,46 @@ impl StudioApp {
             AppCommand::ExportViewPng(path) => self.pending_view_png = Some((path, false)),
             AppCommand::UseCheckpoint(path) => {
                 self.info(format!("reading {} …", path.display()));
-                self.start_task(Task::CheckCheckpoint { path });
+                self.jobs.start_task(Task::CheckCheckpoint { path });
             }
             AppCommand::GetBackbone(request) => {
-                let generation = self.jobs.download(*request);
-                self.downloading = Some(Loading::started(generation));
+                let generation = self.jobs.workers.download(*request);
+                self.jobs.downloading = Some(Loading::started(generation));
             }
-            AppCommand::CancelGetBackbone => self.jobs.cancel_download(),
+            AppCommand::CancelGetBackbone => self.jobs.workers.cancel_download(),
             AppCommand::UseAdapter(None) => {
-                self.classify_settings.backbone = self.classify_settings.backbone.with_adapter(None)
+                self.store.classify_settings.backbone =
+                    self.store.classify_settings.backbone.with_adapter(None)
             }
-            AppCommand::UseAdapter(Some(path)) => self.start_task(Task::CheckAdapter {
-                backbone: self.classify_settings.backbone.clone(),
+            AppCommand::UseAdapter(Some(path)) => self.jobs.start_task(Task::CheckAdapter {
+                backbone: self.store.classify_settings.backbone.clone(),
                 path,
             }),
             AppCommand::SetPrgbBands(bands) => {
-                if let Some(cube) = self.session.as_ref().and_then(|s| s.scene.hsi.clone()) {
-                    self.start_task(Task::RenderPrgb { cube, bands });
+                if let Some(cube) = self
+                    .store
+                    .session
+                    .as_ref()
+                    .and_then(|s| s.scene.hsi.clone())
+                {
+                    self.jobs.start_task(Task::RenderPrgb { cube, bands });
                 }
             }
+            AppCommand::SetClassifySettings(settings) => self.store.classify_settings = *settings,
+            AppCommand::SetTimestep(t) => self.store.classify_settings.t = t,
+            AppCommand::SetAdaptSettings(settings) => self.store.adapt_settings = *settings,
+            AppCommand::SetAutoClassify(on) => self.store.auto_classify = on,
+            AppCommand::MakeNoisedInput {
+                image,
+                t,
+                seed,
+                patch,
+            } => self.jobs.start_task(Task::NoisedInput {
+                image,
+                t,
+                seed,
+                patch,
+            }),
             AppCommand::Classify => self.start_classification(Vec::new(), Vec::new(), false),
             AppCommand::ClassifySweep(timesteps) => {
                 self.start_classification(Vec::new(), timesteps, false)
@@ -76,63 +100,90 @@ impl StudioApp {
             AppCommand::ClassifyAblation => {
                 self.start_classification(crate::jobs::classify::all_subsets(), Vec::new(), false)
             }
-            AppCommand::CancelClassify => self.jobs.cancel_classify(),
+            AppCommand::CancelClassify => self.jobs.workers.cancel_classify(),
             AppCommand::Adapt => self.adapt(),
-            AppCommand::CancelAdapt => self.jobs.cancel_adapt(),
+            AppCommand::CancelAdapt => self.jobs.workers.cancel_adapt(),
             AppCommand::Project(request) => {
-                let generation = self.jobs.project(*request);
-                self.explorer.projecting = Some(Loading::started(generation));
+                let generation = self.jobs.workers.project(*request);
+                self.jobs.projecting = Some(Loading::started(generation));
             }
-            AppCommand::CancelProjection => self.jobs.cancel_features(),
+            AppCommand::CancelProjection => self.jobs.workers.cancel_features(),
             AppCommand::CancelJobs => {
-                if self.adapting.is_some() {
-                    self.jobs.cancel_adapt();
+                if self.jobs.adapting.is_some() {
+                    self.jobs.workers.cancel_adapt();
                 }
-                if self.classifying.is_some() {
-                    self.jobs.cancel_classify();
+                if self.jobs.classifying.is_some() {
+                    self.jobs.workers.cancel_classify();
                 }
-                if self.explorer.projecting.is_some() {
-                    self.jobs.cancel_features();
+                if self.jobs.projecting.is_some() {
+                    self.jobs.workers.cancel_features();
                 }
-                if self.downloading.is_some() {
-                    self.jobs.cancel_download();
+                if self.jobs.downloading.is_some() {
+                    self.jobs.workers.cancel_download();
                 }
             }
             AppCommand::Recover(true) => self.recover(),
             AppCommand::Recover(false) => {
-                if let Some(rec) = self.recovery.take() {
+                if let Some(rec) = self.store.recovery.take() {
                     crate::session::autosave::discard(&rec.dir);
                 }
             }
             AppCommand::NextSuggestion => self.next_suggestion(),
+            AppCommand::GoToSuggestion(i) => {
+                // The next one after the one before `i`.
+                let n = self.store.suggestions.len();
+                if i < n {
+                    self.store.suggestion_index = i.checked_sub(1).or(Some(n - 1));
+                    self.next_suggestion();
+                }
+            }
             AppCommand::Label(c) => self.apply_command(c),
-            AppCommand::SetTool(tool) => self.tool = tool,
+            AppCommand::SetTool(tool) => self.store.tool = tool,
+            AppCommand::SetBrushSize(size) => self.store.brush_size = size.clamp(1.0, 256.0),
+            AppCommand::SetPaintLayer(layer) => self.store.paint_layer = layer,
             AppCommand::StepBrush(up) => {
-                self.brush_size = if up {
-                    (self.brush_size * 1.25)
+                self.store.brush_size = if up {
+                    (self.store.brush_size * 1.25)
                         .min(256.0)
                         .round()
-                        .max(self.brush_size + 1.0)
+                        .max(self.store.brush_size + 1.0)
                 } else {
-                    (self.brush_size / 1.25).max(1.0).round()
+                    (self.store.brush_size / 1.25).max(1.0).round()
                 }
             }
             AppCommand::SelectClass(value) => {
-                self.active_class = value;
-                if self.tool == super::app::Tool::Inspect {
-                    self.tool = super::app::Tool::Brush;
+                self.store.active_class = value;
+                if self.store.tool == super::app::Tool::Inspect {
+                    self.store.tool = super::app::Tool::Brush;
                 }
             }
-            AppCommand::ToggleLayer(id) => self.layers.toggle(id),
+            AppCommand::ToggleLayer(id) => self.store.layers.toggle(id),
+            AppCommand::EditLayer(edited) => {
+                if let Some(layer) = self.store.layers.get_mut(edited.id) {
+                    *layer = edited;
+                }
+            }
+            AppCommand::MoveLayer(id, true) => self.store.layers.raise(id),
+            AppCommand::MoveLayer(id, false) => self.store.layers.lower(id),
+            AppCommand::SelectLayer(id) => self.store.selected_layer = id,
             AppCommand::ShowResultMap(classifier) => {
-                if let Some(r) = self.session.as_mut().and_then(|s| s.result.as_mut())
+                if let Some(r) = self.store.session.as_mut().and_then(|s| s.result.as_mut())
                     && r.outcome.result(classifier).is_some()
                 {
                     r.shown = classifier;
                     self.map.dirty.insert(LayerId::ClassMap, Dirty::All);
                 }
             }
-            AppCommand::ToggleShortcuts => self.show_shortcuts = !self.show_shortcuts,
+            AppCommand::ToggleShortcuts => self.views.shortcuts.open = !self.views.shortcuts.open,
+            AppCommand::ShowWindow(Window::Results) => self.views.results.open = true,
+            AppCommand::ShowWindow(Window::Explorer) => self.views.explorer.open = true,
+            AppCommand::ShowWindow(Window::Shortcuts) => self.views.shortcuts.open = true,
+            AppCommand::DismissMessage(i) => {
+                if i < self.store.messages.len() {
+                    self.store.messages.remove(i);
+                }
+            }
+            AppCommand::SetDarkTheme(dark) => self.store.prefs.dark = dark,
             AppCommand::FitView => self.map.fit_pending = true,
             AppCommand::Pan([x, y]) => self.map.view.pan(eframe::egui::vec2(x, y)),
             AppCommand::StepZoom(true) => {
@@ -144,25 +195,10 @@ impl StudioApp {
         }
     }
 
-    /// Queues file or raster work and remembers it until its event.
-    pub(crate) fn start_task(&mut self, task: Task) {
-        let kind = task.kind();
-        if kind.latest_only() {
-            self.tasks.retain(|_, k| *k != kind);
-        }
-        let generation = self.jobs.task(task);
-        self.tasks.insert(generation, kind);
-    }
-
-    /// Whether file or raster work of the app is queued or running.
-    pub fn tasks_pending(&self) -> bool {
-        !self.tasks.is_empty()
-    }
-
     /// Starts loading a scene in the background.
     fn open(&mut self, request: LoadRequest) {
-        let generation = self.jobs.load(request);
-        self.loading = Some(Loading::started(generation));
+        let generation = self.jobs.workers.load(request);
+        self.jobs.loading = Some(Loading::started(generation));
     }
 
     /// Adds a file to the open scene (or opens it alone), or does with it
@@ -170,7 +206,7 @@ impl StudioApp {
     fn open_with(&mut self, action: &FileAction, path: PathBuf) {
         let command = match action {
             FileAction::OpenHsi | FileAction::OpenSar => {
-                let mut request = match &self.session {
+                let mut request = match &self.store.session {
                     Some(s) => LoadRequest {
                         hsi: s.sources.hsi.clone(),
                         sar: s.sources.sar.clone(),
@@ -206,7 +242,7 @@ impl StudioApp {
     fn open_dropped(&mut self, files: &[PathBuf]) {
         let request = LoadRequest::from_files(files);
         let labels_only = request.hsi.is_none() && request.sar.is_none();
-        if labels_only && self.session.is_some() {
+        if labels_only && self.store.session.is_some() {
             if let Some(p) = request.train_labels {
                 self.load_label_file(LabelLayer::Train, p);
             }
@@ -222,7 +258,8 @@ impl StudioApp {
     /// [`AppCommand::FilePicked`].
     /// Where file dialogs start: the folder of the open scene's files.
     fn dialog_start_dir(&self) -> Option<PathBuf> {
-        self.session
+        self.store
+            .session
             .as_ref()
             .and_then(|s| s.sources.hsi.as_ref().or(s.sources.sar.as_ref()))
             .and_then(|p| p.parent().map(|p| p.to_path_buf()))
@@ -290,6 +327,7 @@ impl StudioApp {
     /// Reads a label file into a layer in the background.
     fn load_label_file(&mut self, layer: LabelLayer, path: PathBuf) {
         let Some((grid, classes)) = self
+            .store
             .session
             .as_ref()
             .and_then(|s| Some((s.scene.grid().cloned()?, s.classes.clone())))
@@ -297,7 +335,7 @@ impl StudioApp {
             self.error("open a scene before its labels");
             return;
         };
-        self.start_task(Task::LoadLabels {
+        self.jobs.start_task(Task::LoadLabels {
             layer,
             path,
             grid,
@@ -307,7 +345,7 @@ impl StudioApp {
 
     /// Writes a label layer as a class GeoTIFF in the background.
     fn save_label_file(&mut self, layer: LabelLayer, path: PathBuf) {
-        let Some(session) = &self.session else {
+        let Some(session) = &self.store.session else {
             return;
         };
         let Some(labels) = session.scene.labels(layer) else {
@@ -321,14 +359,14 @@ impl StudioApp {
             classes: session.classes.clone(),
             revision: session.labels_revision,
         };
-        self.start_task(task);
+        self.jobs.start_task(task);
     }
 
     /// Writes the last classification as `unidiff-studio run` does: class
     /// map GeoTIFF (+ .qml, colour table, names), probability.tif, map.png,
     /// metrics.json / .csv, the forest's under `baseline_rf/`.
     fn export_results(&mut self, dir: PathBuf) {
-        let Some(s) = &self.session else {
+        let Some(s) = &self.store.session else {
             return;
         };
         let (Some(r), Some(grid)) = (&s.result, s.scene.grid()) else {
@@ -341,13 +379,13 @@ impl StudioApp {
             grid: grid.clone(),
             class_names: s.classes.iter().map(|c| c.name.clone()).collect(),
         };
-        self.start_task(task);
+        self.jobs.start_task(task);
     }
 
     /// Writes the last classification's model, with the session's class
     /// names and colours.
     fn save_model(&mut self, path: PathBuf) {
-        let Some(s) = &self.session else {
+        let Some(s) = &self.store.session else {
             return;
         };
         let model = match s.result.as_ref().map(|r| &r.model) {
@@ -366,7 +404,7 @@ impl StudioApp {
                     .unwrap_or_else(|| c.clone())
             })
             .collect();
-        self.start_task(Task::SaveModel {
+        self.jobs.start_task(Task::SaveModel {
             model: model.clone(),
             classes,
             path,
@@ -383,31 +421,31 @@ impl StudioApp {
         timesteps: Vec<i64>,
         live: bool,
     ) {
-        let Some(s) = &self.session else {
+        let Some(s) = &self.store.session else {
             return;
         };
         let request = ClassifyRequest {
             scene: s.scene.clone(),
             renderings: s.renderings.clone(),
-            settings: self.classify_settings.clone(),
+            settings: self.store.classify_settings.clone(),
             labels_revision: s.labels_revision,
             subsets,
             timesteps,
             live,
         };
-        self.classifying_revision = s.labels_revision;
-        self.classifying_live = live;
-        let generation = self.jobs.classify(request);
-        self.classifying = Some(Loading::started(generation));
+        self.jobs.classifying_revision = s.labels_revision;
+        self.jobs.classifying_live = live;
+        let generation = self.jobs.workers.classify(request);
+        self.jobs.classifying = Some(Loading::started(generation));
     }
 
     /// Starts Stage A on the open scene with the panel's settings; the
     /// adapter goes to the data folder.
     fn adapt(&mut self) {
-        if self.adapting.is_some() {
+        if self.jobs.adapting.is_some() {
             return;
         }
-        let Some(s) = &self.session else {
+        let Some(s) = &self.store.session else {
             return;
         };
         let stamp = std::time::SystemTime::now()
@@ -422,22 +460,24 @@ impl StudioApp {
             .collect();
         let request = crate::jobs::AdaptRequest {
             renderings: s.renderings.clone(),
-            settings: self.adapt_settings.clone(),
-            backbone: self.classify_settings.backbone.clone(),
+            settings: self.store.adapt_settings.clone(),
+            backbone: self.store.classify_settings.backbone.clone(),
             out: self
+                .store
                 .data_dir
                 .join("adapters")
                 .join(format!("{slug}-{stamp}.safetensors")),
-            device: self.classify_settings.device,
+            device: self.store.classify_settings.device,
         };
-        self.adapt_curve.clear();
-        let generation = self.jobs.adapt(request);
-        self.adapting = Some(Loading::started(generation));
+        self.store.adapt_curve.clear();
+        let generation = self.jobs.workers.adapt(request);
+        self.jobs.adapting = Some(Loading::started(generation));
     }
 
     /// Takes the autosaved labels (one undo step per layer).
     fn recover(&mut self) {
-        let (Some(rec), Some(session)) = (self.recovery.take(), self.session.as_mut()) else {
+        let (Some(rec), Some(session)) = (self.store.recovery.take(), self.store.session.as_mut())
+        else {
             return;
         };
         for layer in LabelLayer::ALL {
@@ -465,18 +505,19 @@ impl StudioApp {
 
     /// Centres the view on the next suggestion (N).
     fn next_suggestion(&mut self) {
-        if self.suggestions.is_empty() {
+        if self.store.suggestions.is_empty() {
             return;
         }
         let i = self
+            .store
             .suggestion_index
-            .map_or(0, |i| (i + 1) % self.suggestions.len());
-        let r = self.suggestions[i];
+            .map_or(0, |i| (i + 1) % self.store.suggestions.len());
+        let r = self.store.suggestions[i];
         self.map.view.center = [
             r.x as f32 + r.side as f32 / 2.0,
             r.y as f32 + r.side as f32 / 2.0,
         ];
-        self.suggestion_index = Some(i);
+        self.store.suggestion_index = Some(i);
     }
 
     /// Takes what a finished task made.
@@ -487,7 +528,7 @@ impl StudioApp {
                 path,
                 loaded,
             } => {
-                let Some(session) = &mut self.session else {
+                let Some(session) = &mut self.store.session else {
                     return;
                 };
                 // Another scene may have been opened while the file was read.
@@ -538,7 +579,7 @@ impl StudioApp {
                 path,
                 revision,
             } => {
-                if let Some(session) = &mut self.session {
+                if let Some(session) = &mut self.store.session {
                     session.sources.set_labels_path(layer, Some(path.clone()));
                     if layer == LabelLayer::Train {
                         session.saved_revision = revision;
@@ -563,13 +604,13 @@ impl StudioApp {
                 path.display()
             )),
             TaskDone::PrgbRendered { image, bands } => {
-                let Some(session) = &mut self.session else {
+                let Some(session) = &mut self.store.session else {
                     return;
                 };
                 session.renderings.prgb = Some((image, bands));
                 self.map.dirty.insert(LayerId::Prgb, Dirty::All);
                 self.map.renderings_changed();
-                if let Some(l) = self.layers.get_mut(LayerId::Prgb) {
+                if let Some(l) = self.store.layers.get_mut(LayerId::Prgb) {
                     l.reset_stretch();
                 }
             }
@@ -579,12 +620,14 @@ impl StudioApp {
             } => {
                 self.info(format!(
                     "backbone: {} ({parameters} parameters)",
-                    super::training::backbone_words(&backbone)
+                    super::backbone_panel::backbone_words(&backbone)
                 ));
-                self.classify_settings.backbone = backbone;
+                self.store.classify_settings.backbone = backbone;
             }
-            TaskDone::AdapterChecked { backbone } => self.classify_settings.backbone = backbone,
-            TaskDone::NoisedInput { image, t } => self.explorer.set_noised(image, t),
+            TaskDone::AdapterChecked { backbone } => {
+                self.store.classify_settings.backbone = backbone
+            }
+            TaskDone::NoisedInput { image, t } => self.views.explorer.set_noised(image, t),
             TaskDone::Autosaved { dir, revision } => {
                 log::info!(
                     "autosaved labels (revision {revision}) to {}",
@@ -598,8 +641,7 @@ impl StudioApp {
     /// is tried again at the next interval.
     pub(crate) fn task_failed(&mut self, kind: TaskKind, message: String) {
         if kind == TaskKind::Autosave {
-            // A revision the labels never have: the next interval tries again.
-            self.autosaved_revision = u64::MAX;
+            self.autosaver.failed();
         }
         self.error(message);
     }

@@ -8,11 +8,11 @@
 use eframe::egui::{self, Color32, ColorImage, RichText, TextureOptions};
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
 
-use super::app::{Loading, StudioApp};
 use super::command::AppCommand;
 use super::layers::LayerId;
+use super::views::ViewContext;
 use crate::jobs::classify::{SweepPoint, best_of, sweep_timesteps};
-use crate::jobs::{ProjectRequest, Projection, Task};
+use crate::jobs::{ProjectRequest, Projection};
 use crate::pipeline::Modality;
 use crate::pipeline::run::available_modalities;
 use crate::products::Rgb8Image;
@@ -37,9 +37,8 @@ pub struct Explorer {
     /// The t of the class map in `class_map_texture`.
     pub class_map_from: Option<i64>,
     class_map_texture: Option<egui::TextureHandle>,
-    /// The feature projection being made, the last one made, and whether
-    /// its texture must be refreshed.
-    pub projecting: Option<Loading>,
+    /// The last feature projection made, and whether its texture must be
+    /// refreshed.
     pub projection: Option<Projection>,
     projection_texture: Option<egui::TextureHandle>,
     projection_dirty: bool,
@@ -61,7 +60,6 @@ impl Default for Explorer {
             sweep_step: 100,
             class_map_from: None,
             class_map_texture: None,
-            projecting: None,
             projection: None,
             projection_texture: None,
             projection_dirty: false,
@@ -148,82 +146,66 @@ fn rendering_of(
         .map(|(_, image)| *image)
 }
 
-impl StudioApp {
-    pub(crate) fn explorer_window(&mut self, ctx: &egui::Context) {
-        if !self.explorer.open {
+impl Explorer {
+    pub fn ui(&mut self, ctx: &egui::Context, cx: &ViewContext) {
+        if !self.open {
             return;
         }
-        let Some(session) = &self.session else {
+        let Some(session) = &cx.store.session else {
             return;
         };
-        let layer = self.explorer.layer.unwrap_or(LayerId::Prgb);
+        let layer = self.layer.unwrap_or(LayerId::Prgb);
         let modality = match layer {
             LayerId::Pca => Modality::Pca,
             LayerId::Pauli => Modality::Sar,
             _ => Modality::Prgb,
         };
         let source = rendering_of(&session.renderings, modality);
-        let seed = self.classify_settings.seed;
-        let patch = self
+        let seed = cx.store.classify_settings.seed;
+        let patch = cx
+            .store
             .classify_settings
             .backbone
             .config()
             .map(|c| c.image_size);
         if let (Some(src), Ok(patch)) = (source, &patch) {
-            let key = (
-                self.explorer.t,
-                layer,
-                self.map.renderings_version,
-                seed,
-                *patch,
-            );
-            if self.explorer.made_from != Some(key) && self.explorer.requested != Some(key) {
-                self.explorer.requested = Some(key);
-                let task = Task::NoisedInput {
+            let key = (self.t, layer, cx.map.renderings_version, seed, *patch);
+            if self.made_from != Some(key) && self.requested != Some(key) {
+                self.requested = Some(key);
+                cx.send(AppCommand::MakeNoisedInput {
                     image: std::sync::Arc::new(src.clone()),
-                    t: self.explorer.t,
+                    t: self.t,
                     seed,
                     patch: *patch,
-                };
-                self.start_task(task);
+                });
             }
         }
-        if self.explorer.texture_dirty
-            && let Some(noised) = &self.explorer.image
+        if self.texture_dirty
+            && let Some(noised) = &self.image
         {
             let color = ColorImage::from_rgb([noised.width, noised.height], &noised.data);
-            show_in(&mut self.explorer.texture, ctx, "x_t", color);
-            self.explorer.texture_dirty = false;
+            show_in(&mut self.texture, ctx, "x_t", color);
+            self.texture_dirty = false;
         }
-        let Some(session) = &self.session else {
+        let Some(session) = &cx.store.session else {
             return;
         };
         let width = session.scene.grid().map_or(0, |g| g.width);
-        if let Some(p) = self.explorer.nearest_swept(self.explorer.t)
-            && Some(p.t) != self.explorer.class_map_from
+        if let Some(p) = self.nearest_swept(self.t)
+            && Some(p.t) != self.class_map_from
             && width > 0
         {
-            let color = class_map_image(&p.class_map, width, &self.palette());
+            let color = class_map_image(&p.class_map, width, &cx.store.palette());
             let t = p.t;
-            show_in(
-                &mut self.explorer.class_map_texture,
-                ctx,
-                "class map at t",
-                color,
-            );
-            self.explorer.class_map_from = Some(t);
+            show_in(&mut self.class_map_texture, ctx, "class map at t", color);
+            self.class_map_from = Some(t);
         }
-        if self.explorer.projection_dirty
-            && let Some(p) = &self.explorer.projection
+        if self.projection_dirty
+            && let Some(p) = &self.projection
         {
             let color = ColorImage::from_rgb([p.image.width, p.image.height], &p.image.data);
-            show_in(
-                &mut self.explorer.projection_texture,
-                ctx,
-                "features at t",
-                color,
-            );
-            self.explorer.projection_dirty = false;
+            show_in(&mut self.projection_texture, ctx, "features at t", color);
+            self.projection_dirty = false;
         }
         let can_project = rendering_of(&session.renderings, modality).is_some();
         let noise_words = match &patch {
@@ -234,14 +216,14 @@ impl StudioApp {
         };
         let mut start_projection = false;
         let mut cancel_projection = false;
-        let sweep_stale = self.explorer.sweep_revision.is_some()
-            && self.explorer.sweep_revision != Some(session.labels_revision);
+        let sweep_stale =
+            self.sweep_revision.is_some() && self.sweep_revision != Some(session.labels_revision);
         let has_test = session.scene.test_labels.is_some();
-        let running = self.classifying.is_some();
+        let running = cx.jobs.classifying.is_some();
         let mut start_sweep = None;
         let mut use_t = None;
         let mut open = true;
-        let mut t = self.explorer.t;
+        let mut t = self.t;
         let mut chosen = layer;
         egui::Window::new("Timestep explorer")
             .open(&mut open)
@@ -260,7 +242,7 @@ impl StudioApp {
                 );
                 let half = (ui.available_width() / 2.0 - 4.0).max(64.0);
                 ui.horizontal(|ui| {
-                    if let Some(tex) = &self.explorer.texture {
+                    if let Some(tex) = &self.texture {
                         let size = tex.size_vec2();
                         ui.vertical(|ui| {
                             ui.label(format!("x_t at t = {t}"));
@@ -268,7 +250,7 @@ impl StudioApp {
                         });
                     }
                     if let (Some(tex), Some(p)) =
-                        (&self.explorer.projection_texture, &self.explorer.projection)
+                        (&self.projection_texture, &self.projection)
                     {
                         let size = tex.size_vec2();
                         ui.vertical(|ui| {
@@ -282,7 +264,7 @@ impl StudioApp {
                         });
                     }
                     if let (Some(tex), Some(at)) =
-                        (&self.explorer.class_map_texture, self.explorer.class_map_from)
+                        (&self.class_map_texture, self.class_map_from)
                     {
                         let size = tex.size_vec2();
                         ui.vertical(|ui| {
@@ -291,7 +273,7 @@ impl StudioApp {
                         });
                     }
                 });
-                match &self.explorer.projecting {
+                match &cx.jobs.projecting {
                     Some(l) => {
                         ui.horizontal(|ui| {
                             ui.add(egui::ProgressBar::new(l.fraction).text(l.step.clone()).desired_width(half));
@@ -316,17 +298,17 @@ impl StudioApp {
                 ui.separator();
                 ui.horizontal(|ui| {
                     ui.label("sweep t every");
-                    ui.add(egui::DragValue::new(&mut self.explorer.sweep_step).range(1..=999));
-                    let n = sweep_timesteps(self.explorer.sweep_step).len();
+                    ui.add(egui::DragValue::new(&mut self.sweep_step).range(1..=999));
+                    let n = sweep_timesteps(self.sweep_step).len();
                     if ui
                         .add_enabled(!running, egui::Button::new(format!("Sweep ({n} runs)")))
                         .on_hover_text("Stage B at each t with the panel's settings, in the background")
                         .clicked()
                     {
-                        start_sweep = Some(sweep_timesteps(self.explorer.sweep_step));
+                        start_sweep = Some(sweep_timesteps(self.sweep_step));
                     }
                 });
-                if self.explorer.class_map_from != Some(t as i64)
+                if self.class_map_from != Some(t as i64)
                     && ui
                         .add_enabled(!running, egui::Button::new(format!("Class map at t = {t}")))
                         .on_hover_text("Stage B at this t with the panel's settings; joins the sweep's points")
@@ -340,7 +322,7 @@ impl StudioApp {
                 if sweep_stale {
                     ui.label(RichText::new("labels changed since this sweep").small().weak());
                 }
-                let sweep = &self.explorer.sweep;
+                let sweep = &self.sweep;
                 if sweep.iter().any(|p| p.metrics.is_some()) {
                     let series = |f: fn(&crate::metrics::summary::MetricsSummary) -> f64| {
                         sweep
@@ -381,33 +363,34 @@ impl StudioApp {
                 }
             });
         if start_projection {
-            let image = self
+            let image = cx
+                .store
                 .session
                 .as_ref()
                 .and_then(|s| rendering_of(&s.renderings, modality).cloned());
             if let Some(image) = image {
-                self.send(AppCommand::Project(Box::new(ProjectRequest {
+                cx.send(AppCommand::Project(Box::new(ProjectRequest {
                     image,
                     modality,
                     t: t as i64,
-                    block: self.classify_settings.block,
-                    backbone: self.classify_settings.backbone.clone(),
-                    seed: self.classify_settings.seed,
-                    device: self.classify_settings.device,
+                    block: cx.store.classify_settings.block,
+                    backbone: cx.store.classify_settings.backbone.clone(),
+                    seed: cx.store.classify_settings.seed,
+                    device: cx.store.classify_settings.device,
                 })));
             }
         }
         if cancel_projection {
-            self.send(AppCommand::CancelProjection);
+            cx.send(AppCommand::CancelProjection);
         }
         if let Some(ts) = start_sweep {
-            self.send(AppCommand::ClassifySweep(ts));
+            cx.send(AppCommand::ClassifySweep(ts));
         }
         if let Some(best) = use_t {
-            self.classify_settings.t = best;
+            cx.send(AppCommand::SetTimestep(best));
         }
-        self.explorer.open = open;
-        self.explorer.t = t;
-        self.explorer.layer = Some(chosen);
+        self.open = open;
+        self.t = t;
+        self.layer = Some(chosen);
     }
 }

@@ -5,7 +5,7 @@
 use eframe::egui::{self, RichText};
 use egui_plot::{Line, Plot, PlotPoints};
 
-use super::app::StudioApp;
+use super::views::ViewContext;
 use crate::scene::{LabelLayer, SarKind};
 
 /// (name, linear value) of each SAR channel at pixel index `i`.
@@ -25,10 +25,14 @@ pub fn db(linear: f64) -> f64 {
     10.0 * linear.log10()
 }
 
-impl StudioApp {
-    pub(crate) fn inspector_panel(&mut self, ui: &mut egui::Ui) {
+/// The clicked pixel's values.
+#[derive(Default)]
+pub struct InspectorPanel;
+
+impl InspectorPanel {
+    pub fn ui(&mut self, ui: &mut egui::Ui, cx: &ViewContext) {
         ui.heading("Pixel");
-        let (Some((row, col)), Some(s)) = (self.inspected, &self.session) else {
+        let (Some((row, col)), Some(s)) = (cx.store.inspected, &cx.store.session) else {
             ui.label(
                 RichText::new("click the map with the inspect tool (I), or right-click").weak(),
             );

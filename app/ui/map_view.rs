@@ -18,7 +18,8 @@ use crate::session::Command;
 impl StudioApp {
     /// The scene's size in pixels (width, height).
     pub fn image_size(&self) -> Vec2 {
-        self.session
+        self.store
+            .session
             .as_ref()
             .and_then(|s| s.scene.grid())
             .map(|g| vec2(g.width as f32, g.height as f32))
@@ -43,14 +44,14 @@ impl StudioApp {
                 rect,
                 MapPaint(frame),
             ));
-        } else if let Some(session) = &self.session {
+        } else if let Some(session) = &self.store.session {
             // The glow fallback: one CPU-composited texture.
             let nearest = self.map.view.zoom >= 1.0;
             let version = self.map.renderings_version;
             if let Some(t) =
                 self.map
                     .cpu_map
-                    .texture(ui.ctx(), session, &self.layers, version, nearest)
+                    .texture(ui.ctx(), session, &self.store.layers, version, nearest)
             {
                 let tl = self.map.view.screen_from_image(rect, Pos2::ZERO);
                 let br = self.map.view.screen_from_image(rect, size.to_pos2());
@@ -72,7 +73,7 @@ impl StudioApp {
             Stroke::new(1.0, Color32::from_gray(90)),
             egui::StrokeKind::Outside,
         );
-        for (i, r) in self.suggestions.iter().enumerate() {
+        for (i, r) in self.store.suggestions.iter().enumerate() {
             let a = self
                 .map
                 .view
@@ -81,7 +82,7 @@ impl StudioApp {
                 rect,
                 Pos2::new((r.x + r.side) as f32, (r.y + r.side) as f32),
             );
-            let current = self.suggestion_index == Some(i);
+            let current = self.store.suggestion_index == Some(i);
             let color = if current {
                 Color32::from_rgb(255, 80, 200)
             } else {
@@ -101,7 +102,7 @@ impl StudioApp {
                 color,
             );
         }
-        if let Some((row, col)) = self.inspected {
+        if let Some((row, col)) = self.store.inspected {
             let a = self
                 .map
                 .view
@@ -119,13 +120,13 @@ impl StudioApp {
             );
         }
         self.map_legend(&painter, rect);
-        if matches!(self.tool, Tool::Brush | Tool::Eraser)
+        if matches!(self.store.tool, Tool::Brush | Tool::Eraser)
             && let Some(p) = response.hover_pos()
         {
-            let radius = (self.brush_size * self.map.view.zoom / 2.0).max(2.0);
-            let color = match self.tool {
+            let radius = (self.store.brush_size * self.map.view.zoom / 2.0).max(2.0);
+            let color = match self.store.tool {
                 Tool::Eraser => Color32::WHITE,
-                _ => self.class_color(self.active_class),
+                _ => self.class_color(self.store.active_class),
             };
             painter.circle_stroke(p, radius + 1.0, Stroke::new(1.0, Color32::BLACK));
             painter.circle_stroke(p, radius, Stroke::new(1.5, color));
@@ -135,7 +136,8 @@ impl StudioApp {
 
     /// The colour of a class value.
     pub fn class_color(&self, value: u8) -> Color32 {
-        self.session
+        self.store
+            .session
             .as_ref()
             .and_then(|s| s.classes.iter().find(|c| c.value == value))
             .map(|c| Color32::from_rgb(c.color[0], c.color[1], c.color[2]))
@@ -153,7 +155,7 @@ impl StudioApp {
             )
         });
         let inside = pointer.filter(|p| rect.contains(*p));
-        self.hovered = inside.and_then(|p| self.map.view.pixel_at(rect, p, size));
+        self.store.hovered = inside.and_then(|p| self.map.view.pixel_at(rect, p, size));
         // Zoom at the cursor: wheel, or pinch / Ctrl+wheel.
         if let Some(p) = inside {
             if scroll != 0.0 {
@@ -170,8 +172,8 @@ impl StudioApp {
             self.map.view.pan(response.drag_delta());
             return;
         }
-        let painting = self.session.as_ref().is_some_and(|s| s.is_painting());
-        match self.tool {
+        let painting = self.store.session.as_ref().is_some_and(|s| s.is_painting());
+        match self.store.tool {
             Tool::Brush | Tool::Eraser => {
                 // Walk the pointer events in order: a fast stroke can bring
                 // press, moves and release in one frame, and every position
@@ -187,16 +189,16 @@ impl StudioApp {
                             ..
                         } if !space && rect.contains(pos) => {
                             let q = self.map.view.image_from_screen(rect, pos);
-                            let value = if self.tool == Tool::Eraser {
+                            let value = if self.store.tool == Tool::Eraser {
                                 0
                             } else {
-                                self.active_class
+                                self.store.active_class
                             };
                             self.send(AppCommand::Label(Command::BeginStroke {
-                                layer: self.paint_layer,
+                                layer: self.store.paint_layer,
                                 brush: Brush {
                                     value,
-                                    size: self.brush_size,
+                                    size: self.store.brush_size,
                                 },
                                 x: q.x,
                                 y: q.y,
@@ -234,28 +236,17 @@ impl StudioApp {
             }
             Tool::Inspect => {
                 if response.clicked()
-                    && let Some(px) = self.hovered
+                    && let Some(px) = self.store.hovered
                 {
-                    self.inspected = Some(px);
+                    self.store.inspected = Some(px);
                 }
             }
         }
         if response.secondary_clicked()
-            && let Some(px) = self.hovered
+            && let Some(px) = self.store.hovered
         {
-            self.inspected = Some(px);
+            self.store.inspected = Some(px);
         }
-    }
-
-    /// The palette of the label layers: class colours, 0 transparent.
-    pub(crate) fn palette(&self) -> [[u8; 4]; 256] {
-        let mut p = [[0u8; 4]; 256];
-        if let Some(s) = &self.session {
-            for c in &s.classes {
-                p[c.value as usize] = [c.color[0], c.color[1], c.color[2], 255];
-            }
-        }
-        p
     }
 
     /// The frame for the GPU: visible layers bottom first, and the texture
@@ -263,7 +254,7 @@ impl StudioApp {
     fn map_frame(&mut self, rect: Rect, size: Vec2) -> MapFrame {
         let (origin, span) = self.map.view.image_window(rect);
         let mut uploads = Vec::new();
-        if let Some(s) = &self.session {
+        if let Some(s) = &self.store.session {
             let (w, h) = (size.x as u32, size.y as u32);
             for (id, dirty) in self.map.dirty.drain() {
                 let pixels = match id {
@@ -312,7 +303,7 @@ impl StudioApp {
             }
         }
         if std::mem::take(&mut self.map.palette_dirty) {
-            uploads.push(GpuUpload::Palette(Box::new(self.palette())));
+            uploads.push(GpuUpload::Palette(Box::new(self.store.palette())));
         }
         let applied = self
             .map
@@ -324,11 +315,13 @@ impl StudioApp {
             self.map.gpu_uploads.push((self.map.gpu_seq, Arc::new(u)));
         }
         let available = |id: LayerId| {
-            self.session
+            self.store
+                .session
                 .as_ref()
                 .is_some_and(|s| super::layers::available(s, id))
         };
         let layers = self
+            .store
             .layers
             .layers
             .iter()

@@ -1,26 +1,36 @@
-//! The desktop app (eframe on wgpu): panels and the map view. Owns no scene
-//! data: widgets read the session and send [`AppCommand`]s, `dispatch.rs`
-//! runs them; file, raster and model work goes to `jobs`.
+//! The desktop app (eframe on wgpu): the store, the views around the map,
+//! and the map view. Views read the store and send [`AppCommand`]s,
+//! `dispatch.rs` runs them; file, raster and model work goes to `jobs`.
 
 pub mod app;
+mod autosaver;
+mod backbone_panel;
 pub mod command;
 pub mod cpu_map;
 pub mod desktop;
 mod dispatch;
+mod events;
 pub mod explorer;
 pub mod gpu_map;
 mod inspector;
+pub mod job_status;
+mod labels_panel;
 pub mod layers;
+mod layers_panel;
 pub mod map_view;
-mod panels;
+mod menu_bar;
+mod notices;
 pub mod path_prompt;
 pub mod prefs;
 mod results;
 pub mod shortcuts;
 mod stage_b_panel;
-mod training;
+mod start_page;
+mod status_bar;
+pub mod store;
 mod view_export;
 pub mod view_transform;
+pub mod views;
 
 pub use app::{AppOptions, FileAction, StudioApp, Tool};
 pub use command::AppCommand;

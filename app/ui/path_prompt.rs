@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use eframe::egui::{self, RichText};
 
-use super::app::{FileAction, StudioApp};
+use super::app::FileAction;
 use super::command::AppCommand;
+use super::views::ViewContext;
 
 /// Completions listed under the field at most.
 const MAX_COMPLETIONS: usize = 12;
@@ -164,10 +165,15 @@ impl PathPrompt {
     }
 }
 
-impl StudioApp {
-    /// The path field, while one is asked for.
-    pub(crate) fn path_prompt_window(&mut self, ctx: &egui::Context) {
-        let Some(prompt) = &mut self.path_prompt else {
+/// The window of the path field, while one is asked for.
+#[derive(Default)]
+pub struct PathPromptWindow {
+    pub prompt: Option<PathPrompt>,
+}
+
+impl PathPromptWindow {
+    pub fn ui(&mut self, ctx: &egui::Context, cx: &ViewContext) {
+        let Some(prompt) = &mut self.prompt else {
             return;
         };
         let mut open = true;
@@ -224,10 +230,10 @@ impl StudioApp {
             });
         if let Some(path) = chosen {
             let action = prompt.action.clone();
-            self.path_prompt = None;
-            self.send(AppCommand::FilePicked(action, path));
+            self.prompt = None;
+            cx.send(AppCommand::FilePicked(action, path));
         } else if !open {
-            self.path_prompt = None;
+            self.prompt = None;
         }
     }
 }

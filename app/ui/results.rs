@@ -8,17 +8,23 @@
 use eframe::egui::{self, Color32, RichText};
 use egui_plot::{Bar, BarChart, Legend, Plot};
 
-use super::app::StudioApp;
 use super::command::AppCommand;
+use super::views::ViewContext;
 use crate::metrics::summary::MetricsSummary;
 
-impl StudioApp {
-    pub(crate) fn results_window(&mut self, ctx: &egui::Context) {
-        if !self.show_results {
+/// The results window and whether it is open.
+#[derive(Default)]
+pub struct ResultsWindow {
+    pub open: bool,
+}
+
+impl ResultsWindow {
+    pub fn ui(&mut self, ctx: &egui::Context, cx: &ViewContext) {
+        if !self.open {
             return;
         }
         // Borrowed, not cloned: the result holds the whole scene's maps.
-        let Some(session) = &self.session else {
+        let Some(session) = &cx.store.session else {
             return;
         };
         let Some(r) = &session.result else {
@@ -52,7 +58,7 @@ impl StudioApp {
                             .on_hover_text("show this classifier's map on the class-map layer")
                             .clicked()
                         {
-                            self.send(AppCommand::ShowResultMap(c));
+                            cx.send(AppCommand::ShowResultMap(c));
                         }
                         match &result.metrics {
                             Some(m) => {
@@ -142,7 +148,7 @@ impl StudioApp {
                         .on_hover_text("class map GeoTIFF, probabilities, metrics JSON and CSV")
                         .clicked()
                     {
-                        self.send(AppCommand::PickFile(super::app::FileAction::ExportResults));
+                        cx.send(AppCommand::PickFile(super::app::FileAction::ExportResults));
                     }
                     let model = ui.add_enabled(r.model.is_ok(), egui::Button::new("Save model…"));
                     let model = match &r.model {
@@ -152,14 +158,14 @@ impl StudioApp {
                         Err(why) => model.on_disabled_hover_text(why.as_str()),
                     };
                     if model.clicked() {
-                        self.send(AppCommand::PickFile(super::app::FileAction::SaveModel));
+                        cx.send(AppCommand::PickFile(super::app::FileAction::SaveModel));
                     }
                     if ui
                         .button("Export view as PNG…")
                         .on_hover_text("the map as shown, with its legend")
                         .clicked()
                     {
-                        self.send(AppCommand::PickFile(super::app::FileAction::ExportViewPng));
+                        cx.send(AppCommand::PickFile(super::app::FileAction::ExportViewPng));
                     }
                 });
                 let shown = r.outcome.result(r.shown).or(r.outcome.main_result());
@@ -171,7 +177,7 @@ impl StudioApp {
                 per_class_plot(ui, m, &names);
                 confusion_grid(ui, m, &names);
             });
-        self.show_results = open;
+        self.open = open;
     }
 }
 

@@ -23,9 +23,9 @@ pub struct ShortcutContext {
 impl StudioApp {
     pub(crate) fn shortcut_context(&self) -> ShortcutContext {
         ShortcutContext {
-            has_scene: self.session.is_some(),
-            classes: self.session.as_ref().map_or(0, |s| s.classes.len()),
-            adapting: self.adapting.is_some(),
+            has_scene: self.store.session.is_some(),
+            classes: self.store.session.as_ref().map_or(0, |s| s.classes.len()),
+            adapting: self.jobs.adapting.is_some(),
         }
     }
 }

@@ -4,16 +4,21 @@
 
 use eframe::egui;
 
-use super::app::StudioApp;
 use super::command::AppCommand;
+use super::views::{ViewContext, Window};
 use crate::pipeline::run::ClassifierChoice;
 
-impl StudioApp {
-    pub(crate) fn classify_panel(&mut self, ui: &mut egui::Ui) {
+/// Stage B's settings and runs.
+#[derive(Default)]
+pub struct StageBPanel;
+
+impl StageBPanel {
+    pub fn ui(&mut self, ui: &mut egui::Ui, cx: &ViewContext) {
         ui.heading("Classification");
-        let s = &mut self.classify_settings;
+        let mut settings = cx.store.classify_settings.clone();
+        let s = &mut settings;
         ui.add(egui::Slider::new(&mut s.t, 0..=999).text("timestep t"));
-        super::training::modality_checkboxes(ui, &mut s.modalities);
+        super::backbone_panel::modality_checkboxes(ui, &mut s.modalities);
         ui.horizontal(|ui| {
             ui.selectable_value(
                 &mut s.classifier,
@@ -62,36 +67,46 @@ impl StudioApp {
             ui.label("seed");
             ui.add(egui::DragValue::new(&mut s.seed));
         });
-        ui.checkbox(&mut self.auto_classify, "classify again after each stroke")
-            .on_hover_text("re-runs the classification a moment after the labels change; a run still going is dropped");
-        if ui.button("Timestep explorer…").clicked() {
-            self.explorer.open = true;
+        if settings != cx.store.classify_settings {
+            cx.send(AppCommand::SetClassifySettings(Box::new(settings)));
         }
-        match &self.classifying {
+        let mut auto = cx.store.auto_classify;
+        if ui
+            .checkbox(&mut auto, "classify again after each stroke")
+            .on_hover_text("re-runs the classification a moment after the labels change; a run still going is dropped")
+            .changed()
+        {
+            cx.send(AppCommand::SetAutoClassify(auto));
+        }
+        if ui.button("Timestep explorer…").clicked() {
+            cx.send(AppCommand::ShowWindow(Window::Explorer));
+        }
+        match &cx.jobs.classifying {
             Some(c) => {
                 let text = format!("{} ({:.0} s)", c.step, c.started.elapsed().as_secs_f32());
                 ui.add(egui::ProgressBar::new(c.fraction).text(text));
                 if ui.button("Cancel").clicked() {
-                    self.send(AppCommand::CancelClassify);
+                    cx.send(AppCommand::CancelClassify);
                 }
             }
             None => {
                 ui.horizontal(|ui| {
                     if ui.button("Classify").clicked() {
-                        self.send(AppCommand::Classify);
+                        cx.send(AppCommand::Classify);
                     }
                     if ui
                         .button("Modality ablation (7 runs)")
                         .on_hover_text("Stage B with each subset of pRGB, PCA and SAR")
                         .clicked()
                     {
-                        self.send(AppCommand::ClassifyAblation);
+                        cx.send(AppCommand::ClassifyAblation);
                     }
                 });
             }
         }
-        if let Some(r) = self.session.as_ref().and_then(|s| s.result.as_ref()) {
-            let stale = self
+        if let Some(r) = cx.store.session.as_ref().and_then(|s| s.result.as_ref()) {
+            let stale = cx
+                .store
                 .session
                 .as_ref()
                 .is_some_and(|s| s.labels_revision != r.labels_revision);
@@ -112,12 +127,12 @@ impl StudioApp {
                     .on_hover_text(rec.sentence());
             }
             if ui.button("Results…").clicked() {
-                self.show_results = true;
+                cx.send(AppCommand::ShowWindow(Window::Results));
             }
-            if !self.suggestions.is_empty() {
+            if !cx.store.suggestions.is_empty() {
                 ui.label("where to label next (N jumps to the next):");
                 let mut go = None;
-                for (i, r) in self.suggestions.iter().enumerate() {
+                for (i, r) in cx.store.suggestions.iter().enumerate() {
                     if ui
                         .small_button(format!(
                             "{}: rows {}..{}, cols {}..{} (uncertainty {:.2})",
@@ -134,8 +149,7 @@ impl StudioApp {
                     }
                 }
                 if let Some(i) = go {
-                    self.suggestion_index = i.checked_sub(1).or(Some(self.suggestions.len() - 1));
-                    self.send(AppCommand::NextSuggestion);
+                    cx.send(AppCommand::GoToSuggestion(i));
                 }
             }
         }

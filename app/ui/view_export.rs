@@ -12,9 +12,10 @@ use crate::jobs::Task;
 impl StudioApp {
     /// The class layers on screen, top first, by name.
     fn legend_title(&self) -> Option<&'static str> {
-        let s = self.session.as_ref()?;
+        let s = self.store.session.as_ref()?;
         let shown = |id: LayerId| {
-            self.layers
+            self.store
+                .layers
                 .get(id)
                 .is_some_and(|l| l.visible && l.opacity > 0.0)
                 && available(s, id)
@@ -31,7 +32,7 @@ impl StudioApp {
 
     /// Draws the legend in the map's bottom-left corner.
     pub(crate) fn map_legend(&self, painter: &egui::Painter, rect: Rect) {
-        let (Some(title), Some(s)) = (self.legend_title(), &self.session) else {
+        let (Some(title), Some(s)) = (self.legend_title(), &self.store.session) else {
             return;
         };
         if s.classes.is_empty() {
@@ -109,7 +110,7 @@ impl StudioApp {
             return;
         };
         match map_region(image, rect, ctx.pixels_per_point()) {
-            Some((width, height, rgba)) => self.start_task(Task::WritePng {
+            Some((width, height, rgba)) => self.jobs.start_task(Task::WritePng {
                 path,
                 width,
                 height,

@@ -55,7 +55,7 @@ macro_rules! shared_or_skip {
 pub fn wait_loaded(h: &mut egui_kittest::Harness<'_, unidiff_studio::ui::StudioApp>) {
     let start = std::time::Instant::now();
     h.step();
-    while h.state().loading.is_some() {
+    while h.state().jobs.loading.is_some() {
         assert!(
             start.elapsed() < std::time::Duration::from_secs(120),
             "loading took over 2 min"
@@ -71,7 +71,7 @@ pub fn wait_loaded(h: &mut egui_kittest::Harness<'_, unidiff_studio::ui::StudioA
 pub fn wait_tasks(h: &mut egui_kittest::Harness<'_, unidiff_studio::ui::StudioApp>) {
     let start = std::time::Instant::now();
     h.step();
-    while h.state().tasks_pending() {
+    while h.state().jobs.tasks_pending() {
         assert!(
             start.elapsed() < std::time::Duration::from_secs(60),
             "tasks took over 1 min"

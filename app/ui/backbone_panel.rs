@@ -1,4 +1,4 @@
-//! The training panel's first half: which backbone the runs use (with its
+//! The backbone and Stage A panel (the right panel's first half): which backbone the runs use (with its
 //! trainable fraction and the device, and why that device), and Stage A —
 //! presets, settings, Run / Cancel, progress with ETA and the loss of every
 //! step as a live plot. Stage B's settings follow in the classification
@@ -7,10 +7,11 @@
 use eframe::egui::{self, RichText};
 use egui_plot::{Line, Plot, PlotPoints};
 
-use super::app::{FileAction, StudioApp};
+use super::app::FileAction;
 use super::command::AppCommand;
+use super::views::ViewContext;
 use crate::jobs::AdaptSettings;
-use crate::jobs::backbone::{BackboneSpec, DeviceChoice, file_name, stage_a_counts};
+use crate::jobs::backbone::{BackboneSpec, DeviceChoice, UNetConfig, file_name, stage_a_counts};
 use crate::pipeline::Modality;
 
 /// The backbone in plain words.
@@ -44,23 +45,32 @@ pub(crate) fn modality_checkboxes(ui: &mut egui::Ui, modalities: &mut Vec<Modali
     });
 }
 
-impl StudioApp {
-    pub(crate) fn training_panel(&mut self, ui: &mut egui::Ui) {
+/// Which backbone and device the runs use, and Stage A.
+#[derive(Default)]
+pub struct BackbonePanel {
+    /// The backbone layout and its "Stage A trains ..." line, worked out
+    /// once per backbone.
+    counts: Option<(UNetConfig, String)>,
+}
+
+impl BackbonePanel {
+    pub fn ui(&mut self, ui: &mut egui::Ui, cx: &ViewContext) {
         ui.heading("Backbone");
-        let spec = self.classify_settings.backbone.clone();
+        let mut settings = cx.store.classify_settings.clone();
+        let spec = settings.backbone.clone();
         ui.label(backbone_words(&spec));
         // The parameter counts of the layout, worked out once per backbone.
         let config = spec.config().ok();
-        if self.backbone_counts.as_ref().map(|(c, _)| c) != config.as_ref() {
-            self.backbone_counts = config.map(|c| {
+        if self.counts.as_ref().map(|(c, _)| c) != config.as_ref() {
+            self.counts = config.map(|c| {
                 let line = stage_a_counts(&c);
                 (c, line)
             });
         }
-        if let Some((_, line)) = &self.backbone_counts {
+        if let Some((_, line)) = &self.counts {
             ui.label(RichText::new(line).small());
         }
-        let busy = self.adapting.is_some();
+        let busy = cx.jobs.adapting.is_some();
         ui.horizontal(|ui| {
             ui.label("device");
             for choice in DeviceChoice::ALL {
@@ -68,10 +78,7 @@ impl StudioApp {
                 let r = ui
                     .add_enabled(
                         compiled,
-                        egui::Button::selectable(
-                            self.classify_settings.device == choice,
-                            choice.name(),
-                        ),
+                        egui::Button::selectable(settings.device == choice, choice.name()),
                     )
                     .on_disabled_hover_text(format!(
                         "this build has no {} backend (build with --features {})",
@@ -79,11 +86,11 @@ impl StudioApp {
                         choice.name().to_lowercase()
                     ));
                 if r.clicked() {
-                    self.classify_settings.device = choice;
+                    settings.device = choice;
                 }
             }
         });
-        let in_use = match &self.last_device {
+        let in_use = match &cx.store.last_device {
             Some(d) => format!("last job ran on {d}"),
             None => "resolved when a job starts (auto: CUDA, else wgpu, else the CPU)".into(),
         };
@@ -95,7 +102,7 @@ impl StudioApp {
                     .on_hover_text("a small random U-Net: fast, for teaching and tests")
                     .clicked()
                 {
-                    self.classify_settings.backbone = BackboneSpec::Random {
+                    settings.backbone = BackboneSpec::Random {
                         name: "tiny-random".into(),
                         seed: 0,
                         adapter: None,
@@ -106,51 +113,55 @@ impl StudioApp {
                     .on_hover_text("the paper's layout with random weights")
                     .clicked()
                 {
-                    self.classify_settings.backbone = BackboneSpec::Random {
+                    settings.backbone = BackboneSpec::Random {
                         name: "random".into(),
                         seed: 0,
                         adapter: None,
                     };
                 }
-                if self.downloading.is_none()
+                if cx.jobs.downloading.is_none()
                     && ui
                         .small_button("Get the paper's backbone")
                         .on_hover_text(format!(
                             "downloads guided-diffusion's ImageNet 64x64 checkpoint (1.2 GB) from {} into {}, checks it and uses it; an interrupted download resumes",
-                            self.backbone_request.url,
-                            self.backbone_request.dir.display()
+                            cx.store.backbone_request.url,
+                            cx.store.backbone_request.dir.display()
                         ))
                         .clicked()
                 {
-                    self.send(AppCommand::GetBackbone(Box::new(self.backbone_request.clone())));
+                    cx.send(AppCommand::GetBackbone(Box::new(cx.store.backbone_request.clone())));
                 }
                 if ui
                     .small_button("Import checkpoint…")
                     .on_hover_text("guided-diffusion .pt (the paper's 64x64_diffusion.pt)")
                     .clicked()
                 {
-                    self.send(AppCommand::PickFile(FileAction::ImportCheckpoint));
+                    cx.send(AppCommand::PickFile(FileAction::ImportCheckpoint));
                 }
                 if ui.small_button("Load adapter…").clicked() {
-                    self.send(AppCommand::PickFile(FileAction::LoadAdapter));
+                    cx.send(AppCommand::PickFile(FileAction::LoadAdapter));
                 }
                 if spec.adapter().is_some() && ui.small_button("Base weights").clicked() {
-                    self.send(AppCommand::UseAdapter(None));
+                    cx.send(AppCommand::UseAdapter(None));
                 }
             });
         });
-        if let Some(d) = &self.downloading {
+        if let Some(d) = &cx.jobs.downloading {
             ui.horizontal(|ui| {
                 let text = format!("{} ({:.0} s)", d.step, d.started.elapsed().as_secs_f32());
                 ui.add(egui::ProgressBar::new(d.fraction).text(text));
                 if ui.button("Cancel download").clicked() {
-                    self.send(AppCommand::CancelGetBackbone);
+                    cx.send(AppCommand::CancelGetBackbone);
                 }
             });
         }
+        if settings != cx.store.classify_settings {
+            cx.send(AppCommand::SetClassifySettings(Box::new(settings)));
+        }
         ui.separator();
         ui.heading("Stage A: adaptation");
-        let s = &mut self.adapt_settings;
+        let mut adapt = cx.store.adapt_settings.clone();
+        let s = &mut adapt;
         ui.add_enabled_ui(!busy, |ui| {
             ui.horizontal(|ui| {
                 if ui
@@ -187,16 +198,20 @@ impl StudioApp {
             });
             modality_checkboxes(ui, &mut s.modalities);
         });
-        match &self.adapting {
+        if adapt != cx.store.adapt_settings {
+            cx.send(AppCommand::SetAdaptSettings(Box::new(adapt)));
+        }
+        match &cx.jobs.adapting {
             Some(a) => {
                 let text = format!("{} ({:.0} s)", a.step, a.started.elapsed().as_secs_f32());
                 ui.add(egui::ProgressBar::new(a.fraction).text(text));
                 if ui.button("Cancel Stage A").clicked() {
-                    self.send(AppCommand::CancelAdapt);
+                    cx.send(AppCommand::CancelAdapt);
                 }
             }
             None => {
-                let ready = self.session.is_some() && !self.adapt_settings.modalities.is_empty();
+                let ready =
+                    cx.store.session.is_some() && !cx.store.adapt_settings.modalities.is_empty();
                 if ui
                     .add_enabled(ready, egui::Button::new("Run Stage A"))
                     .on_hover_text(
@@ -204,12 +219,13 @@ impl StudioApp {
                     )
                     .clicked()
                 {
-                    self.send(AppCommand::Adapt);
+                    cx.send(AppCommand::Adapt);
                 }
             }
         }
-        if !self.adapt_curve.is_empty() {
-            let points: Vec<[f64; 2]> = self
+        if !cx.store.adapt_curve.is_empty() {
+            let points: Vec<[f64; 2]> = cx
+                .store
                 .adapt_curve
                 .iter()
                 .enumerate()
