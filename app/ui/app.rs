@@ -4,7 +4,6 @@
 //! after the frame's layout, marking what the map must re-upload; job ends
 //! are applied in `events.rs`.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,9 +14,9 @@ use super::autosaver::{AutosaveDue, Autosaver};
 use super::command::{AppCommand, CommandSender};
 use super::job_status::JobStatus;
 use super::layers::LayerId;
+use super::map_view::MapView;
 use super::prefs::{PREFS_KEY, Prefs, RecentScene};
 use super::store::Store;
-use super::view_transform::ViewTransform;
 use super::views::{ViewContext, Views};
 use crate::jobs::{Jobs, LoadRequest, LoadedScene};
 use crate::scene::{LabelLayer, PixelRect};
@@ -111,65 +110,6 @@ pub enum FileAction {
 
 /// Counts of the 256 values of each of a rendering's three channels.
 pub type ChannelHistograms = [[u32; 256]; 3];
-
-/// The map widget's own state: the view transform, which layers must be
-/// uploaded (and which part), the GPU uploads in flight with their
-/// sequence numbers, the CPU-composited fallback without wgpu, and the
-/// renderings version its textures show.
-pub struct MapView {
-    pub view: ViewTransform,
-    /// Fit the scene into the map at the next frame.
-    pub fit_pending: bool,
-    /// The wgpu map pipeline is installed (false on the glow fallback).
-    pub gpu_map: bool,
-    /// The largest texture side of the GPU (wgpu only).
-    pub max_texture_side: Option<u32>,
-    pub(crate) dirty: HashMap<LayerId, Dirty>,
-    pub(crate) palette_dirty: bool,
-    /// GPU uploads not yet applied, with their sequence numbers.
-    pub(crate) gpu_uploads: Vec<(u64, Arc<super::gpu_map::GpuUpload>)>,
-    pub(crate) gpu_seq: u64,
-    pub(crate) gpu_applied: Arc<std::sync::atomic::AtomicU64>,
-    /// The map's screen rectangle in the last frame.
-    pub rect: Option<egui::Rect>,
-    /// The map without wgpu, and the version of the renderings it shows.
-    pub(crate) cpu_map: super::cpu_map::CpuMap,
-    pub(crate) renderings_version: u64,
-}
-
-impl MapView {
-    fn new(gpu_map: bool, max_texture_side: Option<u32>) -> Self {
-        Self {
-            view: ViewTransform::default(),
-            fit_pending: true,
-            gpu_map,
-            max_texture_side,
-            dirty: HashMap::new(),
-            palette_dirty: true,
-            gpu_uploads: Vec::new(),
-            gpu_seq: 0,
-            gpu_applied: Arc::new(std::sync::atomic::AtomicU64::new(0)),
-            rect: None,
-            cpu_map: Default::default(),
-            renderings_version: 0,
-        }
-    }
-
-    /// Marks part of a layer for upload (merged with what is pending).
-    pub(crate) fn mark_dirty(&mut self, id: LayerId, d: Dirty) {
-        let merged = match (self.dirty.get(&id), d) {
-            (Some(Dirty::All), _) | (_, Dirty::All) => Dirty::All,
-            (Some(Dirty::Rect(a)), Dirty::Rect(b)) => Dirty::Rect(a.union(b)),
-            (None, d) => d,
-        };
-        self.dirty.insert(id, merged);
-    }
-
-    /// New renderings or results: every texture made from them is stale.
-    pub(crate) fn renderings_changed(&mut self) {
-        self.renderings_version += 1;
-    }
-}
 
 /// The application: the store the views read, the jobs, the map widget,
 /// the views, and the command queue that connects them.
@@ -565,7 +505,7 @@ impl StudioApp {
         let central = egui::CentralPanel::default()
             .show(ui, |ui| {
                 if self.store.session.is_some() {
-                    self.map_view(ui);
+                    self.map.ui(ui, &self.store, &self.commands);
                 } else {
                     let cx = ViewContext::new(&self.store, &self.jobs, &self.map, &self.commands);
                     self.views.start.ui(ui, &cx);

@@ -123,6 +123,10 @@ pub enum AppCommand {
     DismissMessage(usize),
     SetDarkTheme(bool),
     FitView,
+    /// The pixel under the pointer (None: outside the scene).
+    Hover(Option<(usize, usize)>),
+    /// Show this pixel (row, column) in the inspector.
+    InspectPixel((usize, usize)),
     /// Pan by screen points.
     Pan([f32; 2]),
     /// Zoom in (true) or out one step.

@@ -185,6 +185,8 @@ impl StudioApp {
             }
             AppCommand::SetDarkTheme(dark) => self.store.prefs.dark = dark,
             AppCommand::FitView => self.map.fit_pending = true,
+            AppCommand::Hover(pixel) => self.store.hovered = pixel,
+            AppCommand::InspectPixel(pixel) => self.store.inspected = Some(pixel),
             AppCommand::Pan([x, y]) => self.map.view.pan(eframe::egui::vec2(x, y)),
             AppCommand::StepZoom(true) => {
                 self.map.view.zoom = (self.map.view.zoom * KEY_ZOOM).min(MAX_ZOOM)

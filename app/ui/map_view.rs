@@ -1,60 +1,133 @@
-//! The map view: pan and zoom (a transform, no re-upload), painting strokes
-//! as session commands, hover and click for the status bar and inspector,
-//! and the frame handed to the GPU compositor (`gpu_map`).
+//! The map widget, which owns its state as galileo's egui map does: the
+//! view transform, the layers to upload and their GPU uploads in flight,
+//! the CPU-composited fallback. Its `ui` reads the store and turns input
+//! into commands — pan and zoom (a transform, no re-upload), painting
+//! strokes as session commands, hover and click for the status bar and
+//! inspector — and hands the frame to the GPU compositor (`gpu_map`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use eframe::egui::{self, Color32, Key, PointerButton, Pos2, Rect, Sense, Stroke, Vec2, vec2};
 use eframe::egui_wgpu;
 
-use super::app::{Dirty, StudioApp, Tool};
-use super::command::AppCommand;
+use super::app::{Dirty, Tool};
+use super::command::{AppCommand, CommandSender};
 use super::gpu_map::{GpuUpload, LayerDraw, MapFrame, MapPaint, TexturePixels, TextureUpload};
 use super::layers::LayerId;
+use super::store::Store;
 use super::view_transform::ViewTransform;
 use crate::scene::{Brush, LabelLayer, PixelRect};
 use crate::session::Command;
 
-impl StudioApp {
-    /// The scene's size in pixels (width, height).
-    pub fn image_size(&self) -> Vec2 {
-        self.store
-            .session
-            .as_ref()
-            .and_then(|s| s.scene.grid())
-            .map(|g| vec2(g.width as f32, g.height as f32))
-            .unwrap_or(Vec2::ZERO)
+/// The map widget's own state: the view transform, which layers must be
+/// uploaded (and which part), the GPU uploads in flight with their
+/// sequence numbers, the CPU-composited fallback without wgpu, and the
+/// renderings version its textures show.
+pub struct MapView {
+    pub view: ViewTransform,
+    /// Fit the scene into the map at the next frame.
+    pub fit_pending: bool,
+    /// The wgpu map pipeline is installed (false on the glow fallback).
+    pub gpu_map: bool,
+    /// The largest texture side of the GPU (wgpu only).
+    pub max_texture_side: Option<u32>,
+    pub(crate) dirty: HashMap<LayerId, Dirty>,
+    pub(crate) palette_dirty: bool,
+    /// GPU uploads not yet applied, with their sequence numbers.
+    pub(crate) gpu_uploads: Vec<(u64, Arc<super::gpu_map::GpuUpload>)>,
+    pub(crate) gpu_seq: u64,
+    pub(crate) gpu_applied: Arc<std::sync::atomic::AtomicU64>,
+    /// The map's screen rectangle in the last frame.
+    pub rect: Option<egui::Rect>,
+    /// The map without wgpu, and the version of the renderings it shows.
+    pub(crate) cpu_map: super::cpu_map::CpuMap,
+    pub(crate) renderings_version: u64,
+}
+
+impl MapView {
+    pub(crate) fn new(gpu_map: bool, max_texture_side: Option<u32>) -> Self {
+        Self {
+            view: ViewTransform::default(),
+            fit_pending: true,
+            gpu_map,
+            max_texture_side,
+            dirty: HashMap::new(),
+            palette_dirty: true,
+            gpu_uploads: Vec::new(),
+            gpu_seq: 0,
+            gpu_applied: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            rect: None,
+            cpu_map: Default::default(),
+            renderings_version: 0,
+        }
     }
 
+    /// Marks part of a layer for upload (merged with what is pending).
+    pub(crate) fn mark_dirty(&mut self, id: LayerId, d: Dirty) {
+        let merged = match (self.dirty.get(&id), d) {
+            (Some(Dirty::All), _) | (_, Dirty::All) => Dirty::All,
+            (Some(Dirty::Rect(a)), Dirty::Rect(b)) => Dirty::Rect(a.union(b)),
+            (None, d) => d,
+        };
+        self.dirty.insert(id, merged);
+    }
+
+    /// New renderings or results: every texture made from them is stale.
+    pub(crate) fn renderings_changed(&mut self) {
+        self.renderings_version += 1;
+    }
+}
+
+/// The scene's size in pixels (width, height).
+pub fn image_size(store: &Store) -> Vec2 {
+    store
+        .session
+        .as_ref()
+        .and_then(|s| s.scene.grid())
+        .map(|g| vec2(g.width as f32, g.height as f32))
+        .unwrap_or(Vec2::ZERO)
+}
+
+/// The colour of a class value.
+pub fn class_color(store: &Store, value: u8) -> Color32 {
+    store
+        .session
+        .as_ref()
+        .and_then(|s| s.classes.iter().find(|c| c.value == value))
+        .map(|c| Color32::from_rgb(c.color[0], c.color[1], c.color[2]))
+        .unwrap_or(Color32::GRAY)
+}
+
+impl MapView {
     /// The map: input, then the GPU paint callback and the brush cursor.
-    pub(crate) fn map_view(&mut self, ui: &mut egui::Ui) {
+    pub fn ui(&mut self, ui: &mut egui::Ui, store: &Store, commands: &CommandSender) {
         let rect = ui.available_rect_before_wrap();
         let response = ui.allocate_rect(rect, Sense::click_and_drag());
-        self.map.rect = Some(rect);
-        let size = self.image_size();
-        if self.map.fit_pending && rect.width() > 1.0 {
-            self.map.view = ViewTransform::fit(size, rect);
-            self.map.fit_pending = false;
+        self.rect = Some(rect);
+        let size = image_size(store);
+        if self.fit_pending && rect.width() > 1.0 {
+            self.view = ViewTransform::fit(size, rect);
+            self.fit_pending = false;
         }
-        self.map_input(ui, rect, &response, size);
-        self.map.view.clamp_to(size);
-        if self.map.gpu_map {
-            let frame = self.map_frame(rect, size);
+        self.map_input(ui, rect, &response, size, store, commands);
+        self.view.clamp_to(size);
+        if self.gpu_map {
+            let frame = self.map_frame(rect, size, store);
             ui.painter().add(egui_wgpu::Callback::new_paint_callback(
                 rect,
                 MapPaint(frame),
             ));
-        } else if let Some(session) = &self.store.session {
+        } else if let Some(session) = &store.session {
             // The glow fallback: one CPU-composited texture.
-            let nearest = self.map.view.zoom >= 1.0;
-            let version = self.map.renderings_version;
+            let nearest = self.view.zoom >= 1.0;
+            let version = self.renderings_version;
             if let Some(t) =
-                self.map
-                    .cpu_map
-                    .texture(ui.ctx(), session, &self.store.layers, version, nearest)
+                self.cpu_map
+                    .texture(ui.ctx(), session, &store.layers, version, nearest)
             {
-                let tl = self.map.view.screen_from_image(rect, Pos2::ZERO);
-                let br = self.map.view.screen_from_image(rect, size.to_pos2());
+                let tl = self.view.screen_from_image(rect, Pos2::ZERO);
+                let br = self.view.screen_from_image(rect, size.to_pos2());
                 ui.painter_at(rect).image(
                     t.id(),
                     Rect::from_min_max(tl, br),
@@ -65,24 +138,23 @@ impl StudioApp {
         }
         // Outline of the scene, and the inspected pixel.
         let painter = ui.painter_at(rect);
-        let tl = self.map.view.screen_from_image(rect, Pos2::ZERO);
-        let br = self.map.view.screen_from_image(rect, size.to_pos2());
+        let tl = self.view.screen_from_image(rect, Pos2::ZERO);
+        let br = self.view.screen_from_image(rect, size.to_pos2());
         painter.rect_stroke(
             Rect::from_min_max(tl, br),
             0.0,
             Stroke::new(1.0, Color32::from_gray(90)),
             egui::StrokeKind::Outside,
         );
-        for (i, r) in self.store.suggestions.iter().enumerate() {
+        for (i, r) in store.suggestions.iter().enumerate() {
             let a = self
-                .map
                 .view
                 .screen_from_image(rect, Pos2::new(r.x as f32, r.y as f32));
-            let b = self.map.view.screen_from_image(
+            let b = self.view.screen_from_image(
                 rect,
                 Pos2::new((r.x + r.side) as f32, (r.y + r.side) as f32),
             );
-            let current = self.store.suggestion_index == Some(i);
+            let current = store.suggestion_index == Some(i);
             let color = if current {
                 Color32::from_rgb(255, 80, 200)
             } else {
@@ -102,13 +174,11 @@ impl StudioApp {
                 color,
             );
         }
-        if let Some((row, col)) = self.store.inspected {
+        if let Some((row, col)) = store.inspected {
             let a = self
-                .map
                 .view
                 .screen_from_image(rect, Pos2::new(col as f32, row as f32));
             let b = self
-                .map
                 .view
                 .screen_from_image(rect, Pos2::new(col as f32 + 1.0, row as f32 + 1.0));
             let r = Rect::from_min_max(a, b).expand(2.0);
@@ -119,14 +189,14 @@ impl StudioApp {
                 egui::StrokeKind::Outside,
             );
         }
-        self.map_legend(&painter, rect);
-        if matches!(self.store.tool, Tool::Brush | Tool::Eraser)
+        super::view_export::map_legend(store, &painter, rect);
+        if matches!(store.tool, Tool::Brush | Tool::Eraser)
             && let Some(p) = response.hover_pos()
         {
-            let radius = (self.store.brush_size * self.map.view.zoom / 2.0).max(2.0);
-            let color = match self.store.tool {
+            let radius = (store.brush_size * self.view.zoom / 2.0).max(2.0);
+            let color = match store.tool {
                 Tool::Eraser => Color32::WHITE,
-                _ => self.class_color(self.store.active_class),
+                _ => class_color(store, store.active_class),
             };
             painter.circle_stroke(p, radius + 1.0, Stroke::new(1.0, Color32::BLACK));
             painter.circle_stroke(p, radius, Stroke::new(1.5, color));
@@ -134,17 +204,15 @@ impl StudioApp {
         }
     }
 
-    /// The colour of a class value.
-    pub fn class_color(&self, value: u8) -> Color32 {
-        self.store
-            .session
-            .as_ref()
-            .and_then(|s| s.classes.iter().find(|c| c.value == value))
-            .map(|c| Color32::from_rgb(c.color[0], c.color[1], c.color[2]))
-            .unwrap_or(Color32::GRAY)
-    }
-
-    fn map_input(&mut self, ui: &egui::Ui, rect: Rect, response: &egui::Response, size: Vec2) {
+    fn map_input(
+        &mut self,
+        ui: &egui::Ui,
+        rect: Rect,
+        response: &egui::Response,
+        size: Vec2,
+        store: &Store,
+        commands: &CommandSender,
+    ) {
         let (pointer, primary_down, space, scroll, zoom_delta) = ui.input(|i| {
             (
                 i.pointer.hover_pos(),
@@ -155,25 +223,28 @@ impl StudioApp {
             )
         });
         let inside = pointer.filter(|p| rect.contains(*p));
-        self.store.hovered = inside.and_then(|p| self.map.view.pixel_at(rect, p, size));
+        let hovered = inside.and_then(|p| self.view.pixel_at(rect, p, size));
+        if hovered != store.hovered {
+            commands.send(AppCommand::Hover(hovered));
+        }
         // Zoom at the cursor: wheel, or pinch / Ctrl+wheel.
         if let Some(p) = inside {
             if scroll != 0.0 {
-                self.map.view.zoom_at(rect, p, (scroll / 200.0).exp());
+                self.view.zoom_at(rect, p, (scroll / 200.0).exp());
             }
             if zoom_delta != 1.0 {
-                self.map.view.zoom_at(rect, p, zoom_delta);
+                self.view.zoom_at(rect, p, zoom_delta);
             }
         }
         // Pan: middle drag, or Space + drag.
         if response.dragged_by(PointerButton::Middle)
             || (space && response.dragged_by(PointerButton::Primary))
         {
-            self.map.view.pan(response.drag_delta());
+            self.view.pan(response.drag_delta());
             return;
         }
-        let painting = self.store.session.as_ref().is_some_and(|s| s.is_painting());
-        match self.store.tool {
+        let painting = store.session.as_ref().is_some_and(|s| s.is_painting());
+        match store.tool {
             Tool::Brush | Tool::Eraser => {
                 // Walk the pointer events in order: a fast stroke can bring
                 // press, moves and release in one frame, and every position
@@ -188,17 +259,17 @@ impl StudioApp {
                             pressed: true,
                             ..
                         } if !space && rect.contains(pos) => {
-                            let q = self.map.view.image_from_screen(rect, pos);
-                            let value = if self.store.tool == Tool::Eraser {
+                            let q = self.view.image_from_screen(rect, pos);
+                            let value = if store.tool == Tool::Eraser {
                                 0
                             } else {
-                                self.store.active_class
+                                store.active_class
                             };
-                            self.send(AppCommand::Label(Command::BeginStroke {
-                                layer: self.store.paint_layer,
+                            commands.send(AppCommand::Label(Command::BeginStroke {
+                                layer: store.paint_layer,
                                 brush: Brush {
                                     value,
-                                    size: self.store.brush_size,
+                                    size: store.brush_size,
                                 },
                                 x: q.x,
                                 y: q.y,
@@ -206,8 +277,8 @@ impl StudioApp {
                             painting = true;
                         }
                         egui::Event::PointerMoved(pos) if painting => {
-                            let q = self.map.view.image_from_screen(rect, pos);
-                            self.send(AppCommand::Label(Command::ContinueStroke {
+                            let q = self.view.image_from_screen(rect, pos);
+                            commands.send(AppCommand::Label(Command::ContinueStroke {
                                 x: q.x,
                                 y: q.y,
                             }));
@@ -218,12 +289,12 @@ impl StudioApp {
                             pressed: false,
                             ..
                         } if painting => {
-                            let q = self.map.view.image_from_screen(rect, pos);
-                            self.send(AppCommand::Label(Command::ContinueStroke {
+                            let q = self.view.image_from_screen(rect, pos);
+                            commands.send(AppCommand::Label(Command::ContinueStroke {
                                 x: q.x,
                                 y: q.y,
                             }));
-                            self.send(AppCommand::Label(Command::EndStroke));
+                            commands.send(AppCommand::Label(Command::EndStroke));
                             painting = false;
                         }
                         _ => {}
@@ -231,32 +302,32 @@ impl StudioApp {
                 }
                 // The button went up outside the window: end the stroke.
                 if painting && !primary_down {
-                    self.send(AppCommand::Label(Command::EndStroke));
+                    commands.send(AppCommand::Label(Command::EndStroke));
                 }
             }
             Tool::Inspect => {
                 if response.clicked()
-                    && let Some(px) = self.store.hovered
+                    && let Some(px) = hovered
                 {
-                    self.store.inspected = Some(px);
+                    commands.send(AppCommand::InspectPixel(px));
                 }
             }
         }
         if response.secondary_clicked()
-            && let Some(px) = self.store.hovered
+            && let Some(px) = hovered
         {
-            self.store.inspected = Some(px);
+            commands.send(AppCommand::InspectPixel(px));
         }
     }
 
     /// The frame for the GPU: visible layers bottom first, and the texture
     /// uploads pending (whole images once, label rectangles after edits).
-    fn map_frame(&mut self, rect: Rect, size: Vec2) -> MapFrame {
-        let (origin, span) = self.map.view.image_window(rect);
+    fn map_frame(&mut self, rect: Rect, size: Vec2, store: &Store) -> MapFrame {
+        let (origin, span) = self.view.image_window(rect);
         let mut uploads = Vec::new();
-        if let Some(s) = &self.store.session {
+        if let Some(s) = &store.session {
             let (w, h) = (size.x as u32, size.y as u32);
-            for (id, dirty) in self.map.dirty.drain() {
+            for (id, dirty) in self.dirty.drain() {
                 let pixels = match id {
                     LayerId::Prgb => s.renderings.prgb.as_ref().map(|(i, _)| &i.data),
                     LayerId::Pca => s.renderings.pca.as_ref().map(|(i, _)| &i.data),
@@ -302,26 +373,22 @@ impl StudioApp {
                 }
             }
         }
-        if std::mem::take(&mut self.map.palette_dirty) {
-            uploads.push(GpuUpload::Palette(Box::new(self.store.palette())));
+        if std::mem::take(&mut self.palette_dirty) {
+            uploads.push(GpuUpload::Palette(Box::new(store.palette())));
         }
-        let applied = self
-            .map
-            .gpu_applied
-            .load(std::sync::atomic::Ordering::SeqCst);
-        self.map.gpu_uploads.retain(|(seq, _)| *seq > applied);
+        let applied = self.gpu_applied.load(std::sync::atomic::Ordering::SeqCst);
+        self.gpu_uploads.retain(|(seq, _)| *seq > applied);
         for u in uploads {
-            self.map.gpu_seq += 1;
-            self.map.gpu_uploads.push((self.map.gpu_seq, Arc::new(u)));
+            self.gpu_seq += 1;
+            self.gpu_uploads.push((self.gpu_seq, Arc::new(u)));
         }
         let available = |id: LayerId| {
-            self.store
+            store
                 .session
                 .as_ref()
                 .is_some_and(|s| super::layers::available(s, id))
         };
-        let layers = self
-            .store
+        let layers = store
             .layers
             .layers
             .iter()
@@ -338,10 +405,10 @@ impl StudioApp {
             origin,
             span,
             image_size: [size.x, size.y],
-            smooth: self.map.view.zoom < 1.0,
+            smooth: self.view.zoom < 1.0,
             layers,
-            uploads: self.map.gpu_uploads.clone(),
-            applied: self.map.gpu_applied.clone(),
+            uploads: self.gpu_uploads.clone(),
+            applied: self.gpu_applied.clone(),
         }
     }
 }

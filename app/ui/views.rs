@@ -4,9 +4,9 @@
 //! [`AppCommand`]; what is its own (a window open, a histogram worked out
 //! once) it keeps itself.
 
-use super::app::MapView;
 use super::command::{AppCommand, CommandSender};
 use super::job_status::JobStatus;
+use super::map_view::MapView;
 use super::store::Store;
 
 /// What a view reads, and where it sends commands.
