@@ -215,8 +215,6 @@ fn main() {
     let px = img.get_pixel(target.x as u32, target.y as u32).0;
     let colour = h.state().store.session.as_ref().map(|s| s.classes[1].color);
     let on_screen = colour.is_some_and(|c| (0..3).all(|i| (px[i] as i32 - c[i] as i32).abs() <= 2));
-    // Frames while a classification (Stage B on the CPU) runs in the
-    // background on both cores, panning with the arrow keys; then cancel.
     h.event(egui::Event::PointerButton {
         pos: target,
         button: PointerButton::Primary,
@@ -224,6 +222,27 @@ fn main() {
         modifiers: Modifiers::NONE,
     });
     h.step();
+    // Frames while pRGB is rendered from other bands (a task), and while
+    // the view is exported as a PNG (the capture, then a task), before the
+    // jobs below load the cores (a cancelled job's last batch still runs).
+    h.state_mut().handle(AppCommand::SetPrgbBands([7, 3, 1]));
+    let while_band_change = pan_while(&mut h, 600, |app| app.jobs.tasks_pending().then_some(()));
+    let png = dir.path().join("view.png");
+    h.state_mut().handle(AppCommand::ExportViewPng(png.clone()));
+    let while_exporting = pan_while(&mut h, 600, |app| {
+        (app.jobs.tasks_pending() || app.pending_view_png.is_some()).then_some(())
+    });
+    assert!(
+        png.exists(),
+        "no PNG after {} frames (band change {} frames; capture pending: {:?}, tasks: {:?}): {:?}",
+        while_exporting.len(),
+        while_band_change.len(),
+        h.state().pending_view_png,
+        h.state().jobs.queued_tasks(),
+        h.state().store.messages
+    );
+    // Frames while a classification (Stage B on the CPU) runs in the
+    // background on both cores, panning with the arrow keys; then cancel.
     {
         let app = h.state_mut();
         app.store.classify_settings.t = 0;
@@ -271,16 +290,6 @@ fn main() {
     let while_projecting = pan_while(&mut h, 600, |app| app.jobs.projecting.as_ref().map(|_| ()));
     h.state_mut().jobs.workers.cancel_features();
     h.state_mut().views.explorer.open = false;
-    // Frames while pRGB is rendered from other bands (a task), and while
-    // the view is exported as a PNG (the capture, then a task).
-    h.state_mut().handle(AppCommand::SetPrgbBands([7, 3, 1]));
-    let while_band_change = pan_while(&mut h, 600, |app| app.jobs.tasks_pending().then_some(()));
-    let png = dir.path().join("view.png");
-    h.state_mut().handle(AppCommand::ExportViewPng(png.clone()));
-    let while_exporting = pan_while(&mut h, 600, |app| {
-        (app.jobs.tasks_pending() || app.pending_view_png.is_some()).then_some(())
-    });
-    assert!(png.exists(), "{:?}", h.state().store.messages);
     println!(
         "{}",
         serde_json::json!({

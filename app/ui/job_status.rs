@@ -155,6 +155,11 @@ impl JobStatus {
         !self.tasks.is_empty()
     }
 
+    /// The kinds of the tasks queued or running.
+    pub fn queued_tasks(&self) -> Vec<TaskKind> {
+        self.tasks.values().copied().collect()
+    }
+
     /// Whether an autosave is queued or being written.
     pub fn autosaving(&self) -> bool {
         self.tasks.values().any(|k| *k == TaskKind::Autosave)
