@@ -26,9 +26,11 @@ use unidiff_studio::base::CancelFlag;
 use unidiff_studio::cli::run::{Cpu, RunInputs, backbone_on_cpu, prepare, stage_b_config};
 use unidiff_studio::metrics::summary::MetricsSummary;
 use unidiff_studio::pipeline::baseline::{ForestConfig, PixelFeatures, random_forest_map};
+use unidiff_studio::pipeline::classification::{
+    ClassificationSettings, ClassifierChoice, classify_scene_stored,
+};
 use unidiff_studio::pipeline::feature_store::FeatureStore;
 use unidiff_studio::pipeline::patch_grid::PatchGrid;
-use unidiff_studio::pipeline::run::{ClassifierChoice, RunSettings, run_classification_stored};
 
 #[derive(Parser)]
 struct Inputs {
@@ -210,7 +212,7 @@ fn main() -> anyhow::Result<()> {
             let mut store = FeatureStore::across_runs(8 << 30);
             for (v, (name, extra)) in VARIANTS.iter().enumerate() {
                 let vin = base(extra);
-                let settings = RunSettings {
+                let settings = ClassificationSettings {
                     modalities: prepared.modalities.clone(),
                     classifier: ClassifierChoice::Mlp,
                     baseline: v == 0 && t == ts[0],
@@ -222,7 +224,7 @@ fn main() -> anyhow::Result<()> {
                     },
                 };
                 let t0 = Instant::now();
-                let outcome = run_classification_stored::<Cpu>(
+                let outcome = classify_scene_stored::<Cpu>(
                     (&model, &backbone),
                     &prepared.scene,
                     &prepared.renderings,

@@ -15,7 +15,7 @@ use common::{demo, wait_loaded};
 use eframe::egui::vec2;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use unidiff_studio::pipeline::run::ClassifierChoice;
+use unidiff_studio::pipeline::classification::ClassifierChoice;
 use unidiff_studio::scene::{Brush, LabelLayer};
 use unidiff_studio::session::Command as SessionCommand;
 use unidiff_studio::ui::layers::LayerId;
@@ -416,7 +416,7 @@ fn with_auto_classify_a_stroke_replaces_the_map() {
         let app = h.state_mut();
         // The random forest alone: seconds per run on this CPU.
         app.store.classify_settings.classifier =
-            unidiff_studio::pipeline::run::ClassifierChoice::Rf;
+            unidiff_studio::pipeline::classification::ClassifierChoice::Rf;
         app.store.auto_classify = true;
     }
     paint(&mut h, 1, &dry[..4]);

@@ -27,10 +27,12 @@ use crate::model::backbone::{BackboneInfo, BackboneSpec, load_backbone};
 use crate::model::checkpoint::file_sha256;
 use crate::pipeline::Modality;
 use crate::pipeline::baseline::ForestConfig;
+use crate::pipeline::classification::{
+    Classification, ClassificationSettings, ClassifierChoice, classify_scene,
+};
 use crate::pipeline::classifier::{HeadTrainConfig, MlpConfig};
 use crate::pipeline::export::{write_run_outputs, write_run_record};
 use crate::pipeline::model_bundle::{ModelBundle, TrainedRun};
-use crate::pipeline::run::{ClassifierChoice, RunOutcome, RunSettings, run_classification};
 use crate::pipeline::split::{SparseSplit, sparse_split};
 use crate::pipeline::stage_b::{StageBConfig, StageBProgress};
 use crate::products::renderings::{RenderSettings, Renderings, render_all};
@@ -388,10 +390,10 @@ pub fn cancel_on_ctrl_c() -> CancelFlag {
 pub fn classify(
     model: &crate::model::UNet<Flex>,
     prepared: &Prepared,
-    settings: &RunSettings,
+    settings: &ClassificationSettings,
     cancel: &CancelFlag,
-) -> anyhow::Result<RunOutcome> {
-    let outcome = run_classification::<Cpu>(
+) -> anyhow::Result<Classification> {
+    let outcome = classify_scene::<Cpu>(
         model,
         &prepared.scene,
         &prepared.renderings,
@@ -431,7 +433,7 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-fn print_summary(outcome: &RunOutcome) {
+fn print_summary(outcome: &Classification) {
     let line = |what: &str, m: &Option<MetricsSummary>| {
         if let Some(m) = m {
             log::info!(
@@ -471,7 +473,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     }
     let prepared = prepare(&args.inputs)?;
     let (model, info) = backbone_on_cpu(&prepared.spec)?;
-    let settings = RunSettings {
+    let settings = ClassificationSettings {
         modalities: prepared.modalities.clone(),
         classifier,
         baseline: !args.no_baseline,

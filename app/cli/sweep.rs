@@ -15,7 +15,7 @@ use super::run::{RunInputs, backbone_on_cpu, cancel_on_ctrl_c, classify, prepare
 use crate::io::atomic::write_bytes;
 use crate::io::geotiff::write_rgb_png;
 use crate::pipeline::baseline::ForestConfig;
-use crate::pipeline::run::{ClassifierChoice, RunSettings};
+use crate::pipeline::classification::{ClassificationSettings, ClassifierChoice};
 use crate::products::Rgb8Image;
 
 #[derive(Debug, Args)]
@@ -52,7 +52,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
     let cancel = cancel_on_ctrl_c();
     let mut rows = Vec::new();
     for &t in &args.t {
-        let settings = RunSettings {
+        let settings = ClassificationSettings {
             modalities: prepared.modalities.clone(),
             classifier: ClassifierChoice::Mlp,
             baseline: false,
@@ -93,7 +93,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
     // the diffusion features are read against.
     let mut forests = serde_json::Map::new();
     for classifier in [ClassifierChoice::FilterRf, ClassifierChoice::Rf] {
-        let settings = RunSettings {
+        let settings = ClassificationSettings {
             modalities: prepared.modalities.clone(),
             classifier,
             baseline: false,

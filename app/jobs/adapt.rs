@@ -19,8 +19,8 @@ use crate::model::kernel_cache;
 use crate::model::lean_ops::UNetOps;
 use crate::model::loss::LossKind;
 use crate::pipeline::Modality;
+use crate::pipeline::classification::available_modalities;
 use crate::pipeline::patches::PatchPool;
-use crate::pipeline::run::available_modalities;
 use crate::pipeline::stage_a::{AdaptConfig, adapt};
 use crate::products::renderings::Renderings;
 

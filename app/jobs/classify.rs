@@ -1,5 +1,5 @@
 //! The classification job (Stage B and the random-forest baseline) for the
-//! app: the same `run_classification` the CLI's `run` calls, with the same
+//! app: the same `classify_scene` the CLI's `run` calls, with the same
 //! defaults, on the labels painted so far, off the UI thread. A live update
 //! after a stroke continues from the last head on the same features for a
 //! few epochs instead of training a fresh one.
@@ -18,9 +18,11 @@ use crate::model::host_unet::HeadMlp;
 use crate::model::lean_ops::UNetAutodiff;
 use crate::pipeline::Modality;
 use crate::pipeline::baseline::ForestConfig;
+use crate::pipeline::classification::{
+    Classification, ClassificationSettings, ClassifierChoice, classify_scene_stored,
+};
 use crate::pipeline::classifier::{HeadTrainConfig, MlpConfig};
 use crate::pipeline::feature_store::FeatureStore;
-use crate::pipeline::run::{ClassifierChoice, RunOutcome, RunSettings, run_classification_stored};
 use crate::pipeline::stage_b::StageBConfig;
 use crate::products::renderings::Renderings;
 use crate::scene::Scene;
@@ -155,7 +157,7 @@ pub struct AblationRow {
 /// What the job hands back.
 #[derive(Debug)]
 pub struct Classified {
-    pub outcome: RunOutcome,
+    pub outcome: Classification,
     /// Filled by an ablation request, one row per subset.
     pub ablation: Vec<AblationRow>,
     /// Filled by a sweep, one point per timestep; the outcome is then the
@@ -256,7 +258,7 @@ fn classify_on<B: UNetAutodiff>(
     );
     let patch = info.config.image_size;
     let stride = s.stride.unwrap_or(patch / 2).clamp(1, patch);
-    let settings = RunSettings {
+    let settings = ClassificationSettings {
         modalities: s.modalities.clone(),
         classifier: s.classifier,
         baseline: s.baseline,
@@ -352,7 +354,7 @@ fn classify_on<B: UNetAutodiff>(
                 (i as f32 + p.fraction) / n_runs as f32,
             );
         };
-        let outcome = run_classification_stored::<B>(
+        let outcome = classify_scene_stored::<B>(
             (model, &backbone_id),
             &req.scene,
             &req.renderings,

@@ -12,8 +12,8 @@ use anyhow::Context;
 
 use super::JobContext;
 use crate::model::backbone::{BackboneSpec, adapter_fits, spec_for_checkpoint};
+use crate::pipeline::classification::Classification;
 use crate::pipeline::noised::stage_b_input;
-use crate::pipeline::run::RunOutcome;
 use crate::products::prgb::{RgbBands, render_prgb};
 use crate::scene::{ClassInfo, HsiCube, LabelImage, LabelLayer, PixelGrid, Rgb8Image};
 use crate::session::autosave::{AutosaveSnapshot, write_autosave};
@@ -40,7 +40,7 @@ pub enum Task {
     /// classification into a folder, as `unidiff-studio run` writes them.
     ExportResults {
         dir: PathBuf,
-        outcome: Box<RunOutcome>,
+        outcome: Box<Classification>,
         grid: PixelGrid,
         class_names: Vec<String>,
     },

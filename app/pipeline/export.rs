@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::run::{ClassifierResult, RunOutcome};
+use super::classification::{Classification, ClassifierResult};
 use crate::io::atomic::write_bytes;
 use crate::io::classmap::write_class_map;
 use crate::io::geotiff::{WriteError, write_f32_geotiff, write_rgb_png};
@@ -82,7 +82,7 @@ pub fn write_result(
 /// `dir/baseline_filter_rf`.
 pub fn write_run_outputs(
     dir: &Path,
-    outcome: &RunOutcome,
+    outcome: &Classification,
     grid: &PixelGrid,
     class_names: &[String],
 ) -> Result<Vec<PathBuf>, WriteError> {

@@ -6,8 +6,8 @@
 
 use serde::Serialize;
 
+use super::classification::ClassifierChoice;
 use super::classifier::{ValidationSplit, validation_split};
-use super::run::ClassifierChoice;
 use crate::metrics::summary::MetricsSummary;
 use crate::scene::LabelImage;
 

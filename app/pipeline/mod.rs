@@ -2,6 +2,7 @@
 //! modalities, the Stage A patch pool and the Stage A adaptation loop.
 
 pub mod baseline;
+pub mod classification;
 pub mod classifier;
 pub mod export;
 pub mod feature_projection;
@@ -15,7 +16,6 @@ pub mod noised;
 pub mod patch_grid;
 pub mod patches;
 pub mod predict;
-pub mod run;
 pub mod split;
 pub mod stage_a;
 pub mod stage_b;

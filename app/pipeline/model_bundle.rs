@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
+use super::classification::Classification;
 use super::classifier::{FeatureScaler, HostHead};
 use super::modality::Modality;
-use super::run::RunOutcome;
 use super::stage_b::StageBConfig;
 use crate::model::backbone::{BackboneInfo, BackboneSpec, file_name};
 use crate::model::config::UNetConfig;
@@ -182,7 +182,7 @@ pub struct TrainedRun<'a> {
     pub renderings: &'a Renderings,
     pub render_settings: RenderSettings,
     pub stage_b: &'a StageBConfig,
-    pub outcome: &'a RunOutcome,
+    pub outcome: &'a Classification,
     pub classes: Vec<ClassInfo>,
     /// The training inputs, as `run.json` names them.
     pub trained_on: serde_json::Value,

@@ -57,7 +57,7 @@ pub struct MapPreview {
 /// A classification of this scene and what it was made from.
 #[derive(Debug, Clone)]
 pub struct ClassificationResult {
-    pub outcome: crate::pipeline::run::RunOutcome,
+    pub outcome: crate::pipeline::classification::Classification,
     /// Per modality subset, when the run was an ablation.
     pub ablation: Vec<(
         Vec<crate::pipeline::Modality>,
@@ -72,7 +72,7 @@ pub struct ClassificationResult {
     pub seconds: f64,
     /// Each classifier's map's class areas (by class value).
     pub areas: Vec<(
-        crate::pipeline::run::ClassifierChoice,
+        crate::pipeline::classification::ClassifierChoice,
         crate::metrics::areas::ClassAreas,
     )>,
     /// The MLP's head continued from the last one for a few epochs (a live
@@ -80,7 +80,7 @@ pub struct ClassificationResult {
     pub warm_started: bool,
     /// The classifier whose map the class-map layer shows (the run's own
     /// at first; the user may switch to another of the run's results).
-    pub shown: crate::pipeline::run::ClassifierChoice,
+    pub shown: crate::pipeline::classification::ClassifierChoice,
     /// The trained model ("Save model…"), or why the run has none.
     pub model: Result<std::sync::Arc<crate::pipeline::model_bundle::ModelBundle>, String>,
 }

@@ -12,7 +12,7 @@ use super::app::{FileAction, Tool};
 use super::layers::{LayerId, LayerState};
 use super::views::Window;
 use crate::jobs::{AdaptSettings, ClassifySettings, GetRequest, LoadRequest, Waker};
-use crate::pipeline::run::ClassifierChoice;
+use crate::pipeline::classification::ClassifierChoice;
 use crate::products::Rgb8Image;
 use crate::scene::LabelLayer;
 use crate::session::Command;

@@ -14,7 +14,7 @@ use super::views::ViewContext;
 use crate::jobs::classify::{SweepPoint, best_of, sweep_timesteps};
 use crate::jobs::{ProjectRequest, Projection};
 use crate::pipeline::Modality;
-use crate::pipeline::run::available_modalities;
+use crate::pipeline::classification::available_modalities;
 use crate::products::Rgb8Image;
 
 /// The explorer's state: what it shows and the image it made.

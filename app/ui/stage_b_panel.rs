@@ -6,7 +6,7 @@ use eframe::egui;
 
 use super::command::AppCommand;
 use super::views::{ViewContext, Window};
-use crate::pipeline::run::ClassifierChoice;
+use crate::pipeline::classification::ClassifierChoice;
 
 /// Stage B's settings and runs.
 #[derive(Default)]

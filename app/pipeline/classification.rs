@@ -1,9 +1,13 @@
-//! A whole classification run on a loaded scene: Stage B with the diffusion
+//! One classification of a loaded scene (a [`Classification`]): Stage B with the diffusion
 //! features (or one of the random forests alone), the two forests beside it
 //! (raw pixels; raw pixels + multi-scale filter features), the metrics of
 //! each on the test labels, and which one scores best on a held-out part of
-//! the training labels. The command line and the app call this same
-//! function, so every app result can be reproduced headless.
+//! the training labels. The command line (`run`, `sweep`) and the app call
+//! this same function, so every app result can be reproduced headless.
+//! Names: a `Classification` is what one call makes (each classifier's
+//! [`ClassifierResult`]); the job reports it as `jobs::Classified`; the
+//! session keeps the last one as `session::ClassificationResult` with what it
+//! was made from. "run" is only the `run` command and its output folder.
 
 use std::time::Instant;
 
@@ -73,7 +77,7 @@ impl ClassifierChoice {
 
 /// What to run.
 #[derive(Debug, Clone, Serialize)]
-pub struct RunSettings {
+pub struct ClassificationSettings {
     /// Requested modalities, in concatenation order; those whose input is
     /// missing are left out with a note.
     pub modalities: Vec<Modality>,
@@ -100,7 +104,7 @@ pub struct ClassifierResult {
 
 /// Everything a run produced.
 #[derive(Debug, Clone)]
-pub struct RunOutcome {
+pub struct Classification {
     /// Classes 1..=K scored (K = the largest class in training or test labels).
     pub classes: usize,
     pub modalities: Vec<Modality>,
@@ -121,7 +125,7 @@ pub struct RunOutcome {
     pub recommendation: Option<Recommendation>,
 }
 
-impl RunOutcome {
+impl Classification {
     /// One classifier's result, if it ran.
     pub fn result(&self, classifier: ClassifierChoice) -> Option<&ClassifierResult> {
         match classifier {
@@ -166,7 +170,7 @@ impl RunOutcome {
 
 /// Why a run cannot go on.
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
+pub enum ClassificationError {
     #[error("no training labels: give a training label raster or paint some labels")]
     NoTrainingLabels,
     #[error(
@@ -236,17 +240,17 @@ fn score(test: Option<&[u8]>, map: &[u8], classes: usize) -> Option<MetricsSumma
 /// Runs the classification of `scene` (its training and optional test
 /// labels) with `model` as the frozen backbone; `progress` hears every Stage B
 /// batch, `cancel` stops the run at the next one.
-pub fn run_classification<B: UNetAutodiff>(
+pub fn classify_scene<B: UNetAutodiff>(
     model: &UNet<B::InnerBackend>,
     scene: &Scene,
     renderings: &Renderings,
-    settings: &RunSettings,
+    settings: &ClassificationSettings,
     device: &B::Device,
     cancel: &CancelFlag,
     progress: &mut dyn FnMut(&StageBProgress),
-) -> Result<RunOutcome, RunError> {
+) -> Result<Classification, ClassificationError> {
     let mut store = FeatureStore::for_one_run(settings.stage_b.feature_cache_bytes);
-    run_classification_stored::<B>(
+    classify_scene_stored::<B>(
         (model, ""),
         scene,
         renderings,
@@ -258,31 +262,31 @@ pub fn run_classification<B: UNetAutodiff>(
     )
 }
 
-/// [`run_classification`] with the features kept in `store` (the app keeps
+/// [`classify_scene`] with the features kept in `store` (the app keeps
 /// one between runs); `backbone` = (the network, the name that identifies
 /// its weights).
 #[allow(clippy::too_many_arguments)]
-pub fn run_classification_stored<B: UNetAutodiff>(
+pub fn classify_scene_stored<B: UNetAutodiff>(
     backbone: (&UNet<B::InnerBackend>, &str),
     scene: &Scene,
     renderings: &Renderings,
-    settings: &RunSettings,
+    settings: &ClassificationSettings,
     device: &B::Device,
     cancel: &CancelFlag,
     progress: &mut dyn FnMut(&StageBProgress),
     store: &mut FeatureStore,
-) -> Result<RunOutcome, RunError> {
+) -> Result<Classification, ClassificationError> {
     let train = scene
         .train_labels
         .as_ref()
         .filter(|l| l.labelled() > 0)
-        .ok_or(RunError::NoTrainingLabels)?;
+        .ok_or(ClassificationError::NoTrainingLabels)?;
     let test = scene.test_labels.as_ref();
     let scored = test.map(|t| scoring_labels(t, train));
     let test_pixels_excluded = scored.as_ref().map_or(0, |(_, n)| *n);
     let scored = scored.as_ref().map(|(d, _)| d.as_slice());
     if let [(only, _)] = train.class_counts()[..] {
-        return Err(RunError::OneClass(only));
+        return Err(ClassificationError::OneClass(only));
     }
     let train_k = train.max_class() as usize;
     let classes = train_k.max(test.map_or(0, |t| t.max_class() as usize));
@@ -301,7 +305,7 @@ pub fn run_classification_stored<B: UNetAutodiff>(
         }
     }
 
-    let mut outcome = RunOutcome {
+    let mut outcome = Classification {
         classes,
         modalities: Vec::new(),
         warnings,
@@ -327,7 +331,7 @@ pub fn run_classification_stored<B: UNetAutodiff>(
         let (images, notes) = available_modalities(renderings, &settings.modalities);
         outcome.warnings.extend(notes);
         if images.is_empty() {
-            return Err(RunError::NoModality {
+            return Err(ClassificationError::NoModality {
                 requested: settings
                     .modalities
                     .iter()
@@ -367,7 +371,7 @@ pub fn run_classification_stored<B: UNetAutodiff>(
     let wants = |c: ClassifierChoice| settings.classifier == c || beside;
     if wants(ClassifierChoice::Rf) || wants(ClassifierChoice::FilterRf) {
         if cancel.is_cancelled() {
-            return Err(RunError::StageB(StageBError::Cancelled));
+            return Err(ClassificationError::StageB(StageBError::Cancelled));
         }
         let t0 = Instant::now();
         let raw = pixel_features(scene)?;
@@ -375,7 +379,7 @@ pub fn run_classification_stored<B: UNetAutodiff>(
         let mut forest = |c: ClassifierChoice,
                           features: &dyn PixelRows,
                           seconds_features: f64|
-         -> Result<ClassifierResult, RunError> {
+         -> Result<ClassifierResult, ClassificationError> {
             let t0 = Instant::now();
             let map = random_forest_map(features, train, &settings.forest)?;
             if let Some(split) = &split {
@@ -394,7 +398,7 @@ pub fn run_classification_stored<B: UNetAutodiff>(
             let seconds = seconds_raw + t0.elapsed().as_secs_f64();
             outcome.filter_forest = Some(forest(ClassifierChoice::FilterRf, &filtered, seconds)?);
             if cancel.is_cancelled() {
-                return Err(RunError::StageB(StageBError::Cancelled));
+                return Err(ClassificationError::StageB(StageBError::Cancelled));
             }
         }
         if wants(ClassifierChoice::Rf) {
@@ -412,9 +416,9 @@ fn forest_held_out(
     classifier: ClassifierChoice,
     features: &dyn PixelRows,
     split: &HeldOutSplit,
-    settings: &RunSettings,
+    settings: &ClassificationSettings,
     classes: usize,
-) -> Result<HeldOutScore, RunError> {
+) -> Result<HeldOutScore, ClassificationError> {
     let forest = fit_forest(features, &split.rest, &settings.forest)?;
     let predicted = forest.predict_pixels(features, &split.pixels)?;
     Ok(HeldOutScore::new(classifier, split, &predicted, classes))
