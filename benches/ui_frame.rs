@@ -232,6 +232,14 @@ fn main() {
     let while_exporting = pan_while(&mut h, 600, |app| {
         (app.jobs.tasks_pending() || app.pending_view_png.is_some()).then_some(())
     });
+    // The app's own share of those frames (its `frame`, without the
+    // harness's software render of the captured frame).
+    let app_frames = &h.state().frame_seconds;
+    let export_app_part = app_frames[app_frames.len().saturating_sub(while_exporting.len())..].to_vec();
+    let band_change_app_part = {
+        let end = app_frames.len().saturating_sub(while_exporting.len());
+        app_frames[end.saturating_sub(while_band_change.len())..end].to_vec()
+    };
     assert!(
         png.exists(),
         "no PNG after {} frames (band change {} frames; capture pending: {:?}, tasks: {:?}): {:?}",
@@ -301,6 +309,8 @@ fn main() {
             "frames_while_projecting_features": stats(while_projecting),
             "frames_while_changing_prgb_bands": stats(while_band_change),
             "frames_while_exporting_the_view": stats(while_exporting),
+            "app_part_of_frames_while_exporting": stats(export_app_part),
+            "app_part_of_frames_while_changing_bands": stats(band_change_app_part),
             "scene": format!("{ROWS} x {COLS}, 3 renderings + 2 label layers"),
             "painting": stats(painting),
             "panning": stats(panning),

@@ -97,27 +97,25 @@ impl BackbonePanel {
         ui.label(RichText::new(in_use).small().weak());
         ui.add_enabled_ui(!busy, |ui| {
             ui.horizontal_wrapped(|ui| {
-                if ui
-                    .small_button("tiny random")
-                    .on_hover_text("a small random U-Net: fast, for teaching and tests")
-                    .clicked()
-                {
-                    settings.backbone = BackboneSpec::Random {
-                        name: "tiny-random".into(),
-                        seed: 0,
-                        adapter: None,
-                    };
-                }
-                if ui
-                    .small_button("random ImageNet-64")
-                    .on_hover_text("the paper's layout with random weights")
-                    .clicked()
-                {
-                    settings.backbone = BackboneSpec::Random {
-                        name: "random".into(),
-                        seed: 0,
-                        adapter: None,
-                    };
+                for (label, name, hover) in [
+                    (
+                        "tiny random",
+                        "tiny-random",
+                        "a small random U-Net: fast, for teaching and tests",
+                    ),
+                    (
+                        "random ImageNet-64",
+                        "random",
+                        "the paper's layout with random weights",
+                    ),
+                ] {
+                    if ui.small_button(label).on_hover_text(hover).clicked() {
+                        settings.backbone = BackboneSpec::Random {
+                            name: name.into(),
+                            seed: 0,
+                            adapter: None,
+                        };
+                    }
                 }
                 if cx.jobs.downloading.is_none()
                     && ui
