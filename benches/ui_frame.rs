@@ -235,7 +235,8 @@ fn main() {
     // The app's own share of those frames (its `frame`, without the
     // harness's software render of the captured frame).
     let app_frames = &h.state().frame_seconds;
-    let export_app_part = app_frames[app_frames.len().saturating_sub(while_exporting.len())..].to_vec();
+    let export_app_part =
+        app_frames[app_frames.len().saturating_sub(while_exporting.len())..].to_vec();
     let band_change_app_part = {
         let end = app_frames.len().saturating_sub(while_exporting.len());
         app_frames[end.saturating_sub(while_band_change.len())..end].to_vec()
