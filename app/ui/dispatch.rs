@@ -129,14 +129,7 @@ impl StudioApp {
                 }
             }
             AppCommand::NextSuggestion => self.next_suggestion(),
-            AppCommand::GoToSuggestion(i) => {
-                // The next one after the one before `i`.
-                let n = self.store.suggestions.len();
-                if i < n {
-                    self.store.suggestion_index = i.checked_sub(1).or(Some(n - 1));
-                    self.next_suggestion();
-                }
-            }
+            AppCommand::GoToSuggestion(i) => self.go_to_suggestion(i),
             AppCommand::Label(c) => self.apply_command(c),
             AppCommand::SetTool(tool) => self.store.tool = tool,
             AppCommand::SetBrushSize(size) => self.store.brush_size = size.clamp(1.0, 256.0),
@@ -514,7 +507,14 @@ impl StudioApp {
             .store
             .suggestion_index
             .map_or(0, |i| (i + 1) % self.store.suggestions.len());
-        let r = self.store.suggestions[i];
+        self.go_to_suggestion(i);
+    }
+
+    /// Centres the view on suggestion `i` (none past the list's end).
+    fn go_to_suggestion(&mut self, i: usize) {
+        let Some(&r) = self.store.suggestions.get(i) else {
+            return;
+        };
         self.map.view.center = [
             r.x as f32 + r.side as f32 / 2.0,
             r.y as f32 + r.side as f32 / 2.0,
