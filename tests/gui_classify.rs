@@ -865,3 +865,124 @@ fn the_explorer_projects_the_features_at_the_slider_timestep() {
     h.get_by_label("sar features at t = 200, block 8 (3 PCs)");
     save_render(&mut h, "explorer_features.png");
 }
+
+/// A project saved from the app (labels painted, a classification, changed
+/// settings and layers), its whole folder moved, and opened again: the
+/// same labels, classes, settings, layers, model and map, pixel for pixel.
+#[test]
+fn a_project_saved_moved_and_reopened_gives_back_labels_settings_model_and_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("site_a");
+    std::fs::create_dir_all(&a).unwrap();
+    let (mut h, test) = corner_harness(&a);
+    let dry = blocks_of_in(&test, 128, 1, 2, 11);
+    let water = blocks_of_in(&test, 128, 2, 2, 11);
+    assert!(dry.len() == 2 && water.len() == 2, "{dry:?} {water:?}");
+    {
+        let app = h.state_mut();
+        let s = &mut app.store.classify_settings;
+        s.t = 0;
+        s.stride = Some(32);
+        s.baseline = false;
+        app.store.adapt_settings.steps = 7;
+        app.store.layers.get_mut(LayerId::Pauli).unwrap().visible = true;
+        app.store.layers.get_mut(LayerId::Prgb).unwrap().opacity = 0.5;
+    }
+    paint(&mut h, 1, &dry);
+    paint(&mut h, 2, &water);
+    let revision = h.state().store.session.as_ref().unwrap().labels_revision;
+    h.state_mut().handle(AppCommand::Classify);
+    wait_for_result(&mut h, revision);
+    h.state_mut()
+        .handle(AppCommand::SaveProjectAs(a.join("flood")));
+    common::wait_tasks(&mut h);
+    let project = a.join("flood.udproj");
+    assert!(project.is_file(), "{:?}", h.state().store.messages);
+    assert_eq!(h.state().store.project.as_deref(), Some(project.as_path()));
+    assert!(
+        !h.state().store.has_unsaved_work(),
+        "saving the project saves the labels"
+    );
+    assert!(h.state().window_title().starts_with("flood.udproj"));
+
+    let snapshot = |h: &Harness<'_, StudioApp>| {
+        let app = h.state();
+        let s = app.store.session.as_ref().unwrap();
+        let r = s
+            .result
+            .as_ref()
+            .unwrap_or_else(|| panic!("no result; messages {:?}", app.store.messages));
+        (
+            s.scene.train_labels.as_ref().unwrap().data.clone(),
+            s.scene.test_labels.as_ref().unwrap().data.clone(),
+            s.classes.clone(),
+            app.store.classify_settings.clone(),
+            app.store.adapt_settings.clone(),
+            app.store.layers.layers.clone(),
+            r.class_map().unwrap().to_vec(),
+            r.shown,
+            {
+                // The model as its file holds it.
+                let file = tempfile::NamedTempFile::new().unwrap();
+                r.model.as_ref().unwrap().write(file.path()).unwrap();
+                std::fs::read(file.path()).unwrap()
+            },
+            r.outcome
+                .result(r.shown)
+                .unwrap()
+                .metrics
+                .as_ref()
+                .unwrap()
+                .oa,
+        )
+    };
+    let before = snapshot(&h);
+
+    // Closing the project: nothing unsaved, so nothing asked.
+    h.state_mut()
+        .handle(AppCommand::NewProject { confirmed: false });
+    h.run_steps(2);
+    assert!(h.state().store.session.is_none() && h.state().store.project.is_none());
+
+    // The whole folder moves; the old place is gone.
+    let b = dir.path().join("site_b");
+    std::fs::rename(&a, &b).unwrap();
+    let moved = b.join("flood.udproj");
+    h.state_mut().handle(AppCommand::OpenProject(moved.clone()));
+    wait_loaded(&mut h);
+    let errors: Vec<_> = h
+        .state()
+        .store
+        .messages
+        .iter()
+        .filter(|m| m.error)
+        .map(|m| m.text.clone())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let after = snapshot(&h);
+    assert_eq!(before.0, after.0, "training labels");
+    assert_eq!(before.1, after.1, "test labels");
+    assert_eq!(before.2, after.2, "classes");
+    assert_eq!(before.3, after.3, "Stage B settings");
+    assert_eq!(before.4, after.4, "Stage A settings");
+    assert_eq!(before.5, after.5, "layers");
+    assert!(before.6 == after.6, "the map, pixel for pixel");
+    assert_eq!(before.7, after.7);
+    assert!(before.8 == after.8, "the trained model, byte for byte");
+    assert_eq!(before.9, after.9, "the map's scores");
+    let app = h.state();
+    assert_eq!(app.store.project.as_deref(), Some(moved.as_path()));
+    let sources = &app.store.session.as_ref().unwrap().sources;
+    assert!(sources.hsi.as_ref().unwrap().starts_with(&b), "{sources:?}");
+    assert!(app.store.prefs.recent[0].project.as_deref() == Some(moved.as_path()));
+
+    // A stroke makes the work unsaved: New project asks first.
+    paint(&mut h, 2, &dry[..1]);
+    h.state_mut()
+        .handle(AppCommand::NewProject { confirmed: false });
+    assert!(h.state().store.session.is_some());
+    assert_eq!(
+        h.state().store.close_state,
+        unidiff_studio::ui::desktop::CloseState::Asking
+    );
+}

@@ -25,7 +25,8 @@ use crate::pipeline::stage_a::{AdaptConfig, adapt};
 use crate::products::renderings::Renderings;
 
 /// What the Stage A part of the training panel sets.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct AdaptSettings {
     pub steps: usize,
     pub lr: f64,

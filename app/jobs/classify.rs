@@ -29,7 +29,8 @@ use crate::scene::Scene;
 use crate::session::MapPreview;
 
 /// What the training panel sets (defaults as `unidiff-studio run`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ClassifySettings {
     pub t: i64,
     /// Output block L (None: 11, or the last block of a smaller backbone).

@@ -3,13 +3,15 @@
 
 use std::path::PathBuf;
 
-use super::{CancelFlag, JobContext, JobEvent};
+use super::project::OpenedProject;
+use super::{AdaptSettings, CancelFlag, ClassifySettings, JobContext, JobEvent};
 use crate::io::classmap::read_class_table;
 use crate::io::{SceneFiles, open_scene};
+use crate::products::prgb::RgbRequest;
 use crate::products::renderings::{RenderSettings, Renderings, render_all};
 use crate::scene::Scene;
 use crate::scene::{ClassInfo, named_classes};
-use crate::session::SceneSources;
+use crate::session::{ClassificationResult, SceneSources};
 
 /// What to open.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -25,6 +27,9 @@ pub struct LoadRequest {
     pub title: String,
     /// The bundled demo scene (remembered as such in recent scenes).
     pub demo: bool,
+    /// A project being opened: its classes, bands, settings and last
+    /// result come with the scene.
+    pub project: Option<Box<OpenedProject>>,
 }
 
 impl LoadRequest {
@@ -42,6 +47,7 @@ impl LoadRequest {
             class_names: vec!["dry".into(), "water".into()],
             title: "demo: Sen1Floods11 Spain_7370579 (Sentinel-1/2)".into(),
             demo: true,
+            project: None,
         })
     }
 
@@ -95,6 +101,19 @@ pub struct LoadedScene {
     pub classes: Vec<ClassInfo>,
     pub warnings: Vec<String>,
     pub seconds: f64,
+    /// What the opened project restores besides the scene.
+    pub project: Option<RestoredProject>,
+}
+
+/// A project's state besides its scene and labels.
+#[derive(Debug)]
+pub struct RestoredProject {
+    pub path: PathBuf,
+    pub stage_b: ClassifySettings,
+    pub stage_a: AdaptSettings,
+    /// The app's view settings, as it saved them.
+    pub view: serde_json::Value,
+    pub result: Option<ClassificationResult>,
 }
 
 /// Loads, reporting each step; sends Loaded, Failed or Cancelled last.
@@ -131,7 +150,11 @@ pub fn load(
     let scene = opened.scene;
     warnings.extend(opened.notes);
     let step = std::cell::Cell::new(0.4f32);
-    let renderings = render_all(&scene, RenderSettings::default(), |name| {
+    let mut render = RenderSettings::default();
+    if let Some(bands) = req.project.as_ref().and_then(|p| p.file.prgb_bands) {
+        render.rgb = RgbRequest::Bands(bands);
+    }
+    let renderings = render_all(&scene, render, |name| {
         progress(&format!("rendering {name}"), step.get());
         step.set(step.get() + 0.2);
     })?;
@@ -166,6 +189,36 @@ pub fn load(
     {
         warnings.push("the cube has no wavelengths: bands are shown by index".to_string());
     }
+    let project = match &req.project {
+        Some(p) => {
+            if !p.file.classes.is_empty() {
+                classes = p.file.classes.clone();
+            }
+            progress("reading the project's last result", 0.95);
+            let result = scene.grid().map_or(Ok(None), |grid| {
+                p.restore_result(
+                    grid,
+                    scene.train_labels.as_ref(),
+                    scene.test_labels.as_ref(),
+                    0,
+                )
+            });
+            let result = result.unwrap_or_else(|e| {
+                warnings.push(format!(
+                    "the project's last result could not be read: {e:#}"
+                ));
+                None
+            });
+            Some(RestoredProject {
+                path: p.path.clone(),
+                stage_b: p.stage_b(),
+                stage_a: p.file.stage_a.clone(),
+                view: p.file.view.clone(),
+                result,
+            })
+        }
+        None => None,
+    };
     let sources = SceneSources {
         hsi: req.hsi.clone(),
         sar: req.sar.clone(),
@@ -183,5 +236,6 @@ pub fn load(
         classes,
         warnings,
         seconds: t0.elapsed().as_secs_f64(),
+        project,
     }))
 }

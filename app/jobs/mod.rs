@@ -10,6 +10,7 @@ pub mod download;
 pub mod features;
 pub mod load;
 pub mod loaded_backbone;
+pub mod project;
 pub mod tasks;
 
 use std::sync::Arc;

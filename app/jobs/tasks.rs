@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::JobContext;
+use super::project::{ProjectSnapshot, save_project};
 use crate::model::backbone::{BackboneSpec, adapter_fits, spec_for_checkpoint};
 use crate::pipeline::classification::Classification;
 use crate::pipeline::noised::stage_b_input;
@@ -79,6 +80,11 @@ pub enum Task {
         dir: PathBuf,
         snapshot: Box<AutosaveSnapshot>,
     },
+    /// The project file and its data folder.
+    SaveProject {
+        path: PathBuf,
+        snapshot: Box<ProjectSnapshot>,
+    },
 }
 
 /// Kinds of tasks; a new task of a kind where [`TaskKind::latest_only`]
@@ -95,6 +101,7 @@ pub enum TaskKind {
     CheckAdapter,
     NoisedInput,
     Autosave,
+    SaveProject,
 }
 
 impl TaskKind {
@@ -117,6 +124,7 @@ impl Task {
             Task::CheckAdapter { .. } => TaskKind::CheckAdapter,
             Task::NoisedInput { .. } => TaskKind::NoisedInput,
             Task::Autosave { .. } => TaskKind::Autosave,
+            Task::SaveProject { .. } => TaskKind::SaveProject,
         }
     }
 
@@ -141,6 +149,9 @@ impl Task {
             }
             Task::NoisedInput { t, .. } => format!("cannot make x_t at t = {t}"),
             Task::Autosave { dir, .. } => format!("autosave to {} failed", dir.display()),
+            Task::SaveProject { path, .. } => {
+                format!("cannot save the project {}", path.display())
+            }
         }
     }
 }
@@ -188,6 +199,12 @@ pub enum TaskDone {
     Autosaved {
         dir: PathBuf,
         revision: u64,
+    },
+    ProjectSaved {
+        path: PathBuf,
+        /// The label revision saved.
+        revision: u64,
+        labels: super::project::SavedLabels,
     },
 }
 
@@ -300,6 +317,14 @@ fn perform(task: &Task) -> anyhow::Result<TaskDone> {
             TaskDone::Autosaved {
                 dir: dir.clone(),
                 revision: snapshot.labels_revision,
+            }
+        }
+        Task::SaveProject { path, snapshot } => {
+            let labels = save_project(path, snapshot)?;
+            TaskDone::ProjectSaved {
+                path: path.clone(),
+                revision: snapshot.labels_revision,
+                labels,
             }
         }
     })

@@ -17,7 +17,8 @@ use super::unet::UNet;
 use crate::base::NormalRng;
 
 /// The backbone the user asked for.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum BackboneSpec {
     /// A guided-diffusion checkpoint of `config`, optionally adapted.
     Checkpoint {

@@ -33,7 +33,7 @@ use crate::products::renderings::Renderings;
 use crate::scene::{LabelImage, Scene};
 
 /// The classifier whose map is the run's result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum ClassifierChoice {
     /// Frozen diffusion features + the MLP head (the method).
     #[serde(rename = "mlp")]

@@ -1,4 +1,5 @@
-//! Autosave of the label layers: every 30 s while they change and on exit,
+//! Autosave of the label layers (and, for a project, its settings and
+//! view): every 30 s while they change and on exit,
 //! into a folder of the app's data directory named after the scene, each file
 //! written atomically (temp + rename) and the manifest last. On start the app
 //! offers an autosave newer than the user's saved label files.
@@ -60,6 +61,12 @@ pub struct AutosaveManifest {
     /// Seconds since the Unix epoch.
     pub saved_at: f64,
     pub labels_revision: u64,
+    /// The project open when it was written.
+    #[serde(default)]
+    pub project: Option<PathBuf>,
+    /// That project's settings and view, as the app writes them.
+    #[serde(default)]
+    pub settings: Option<serde_json::Value>,
 }
 
 /// The label layers and classes to write.
@@ -70,6 +77,8 @@ pub struct AutosaveSnapshot {
     pub train: Option<LabelImage>,
     pub test: Option<LabelImage>,
     pub labels_revision: u64,
+    pub project: Option<PathBuf>,
+    pub settings: Option<serde_json::Value>,
 }
 
 fn file_of(dir: &Path, layer: LabelLayer) -> PathBuf {
@@ -103,6 +112,8 @@ pub fn write_autosave(dir: &Path, snap: &AutosaveSnapshot) -> anyhow::Result<()>
         classes: snap.classes.clone(),
         saved_at: now_secs(),
         labels_revision: snap.labels_revision,
+        project: snap.project.clone(),
+        settings: snap.settings.clone(),
     };
     let json = serde_json::to_vec_pretty(&manifest)?;
     write_bytes(&dir.join("autosave.json"), &json)
@@ -210,11 +221,14 @@ mod tests {
             train: Some(train.clone()),
             test: None,
             labels_revision: 7,
+            project: None,
+            settings: Some(serde_json::json!({"stage_b": {"t": 5}})),
         };
         write_autosave(&dir, &snap).unwrap();
         let rec = find_recovery(&dir, &grid).expect("offered");
         assert_eq!(rec.train.as_ref().map(|l| &l.data), Some(&train.data));
         assert_eq!(rec.manifest.labels_revision, 7);
+        assert_eq!(rec.manifest.settings, snap.settings);
         assert!(rec.test.is_none());
         // Saving the user's file afterwards makes the autosave stale.
         std::thread::sleep(Duration::from_millis(20));

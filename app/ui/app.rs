@@ -106,6 +106,10 @@ pub enum FileAction {
     ExportViewPng,
     /// A `.udmodel` file for the trained model.
     SaveModel,
+    /// A `.udproj` project to open.
+    OpenProject,
+    /// Where to save the project.
+    SaveProjectAs,
 }
 
 /// Counts of the 256 values of each of a rendering's three channels.
@@ -184,6 +188,10 @@ impl StudioApp {
         }
         if options.demo {
             app.handle(AppCommand::OpenDemo);
+        } else if let [file] = options.files.as_slice()
+            && super::project::is_project(file)
+        {
+            app.handle(AppCommand::OpenProject(file.clone()));
         } else if !options.files.is_empty() {
             app.handle(AppCommand::Open(LoadRequest::from_files(&options.files)));
         }
@@ -247,6 +255,7 @@ impl StudioApp {
             classes,
             warnings,
             seconds,
+            project,
         } = loaded;
         let same_grid = self
             .store
@@ -257,7 +266,10 @@ impl StudioApp {
             .is_some_and(|(a, b)| a == b);
         let mut session = Session::new(scene, renderings, sources, classes);
         // A layer added to the open scene keeps the labels painted so far.
-        if same_grid && let Some(old) = self.store.session.take() {
+        if same_grid
+            && project.is_none()
+            && let Some(old) = self.store.session.take()
+        {
             session.scene.train_labels = old.scene.train_labels;
             session.scene.test_labels = old.scene.test_labels;
             session.classes = old.classes;
@@ -269,6 +281,7 @@ impl StudioApp {
         } else {
             self.map.fit_pending = true;
             self.store.inspected = None;
+            self.store.project = None;
         }
         for w in warnings {
             self.info(w);
@@ -286,6 +299,7 @@ impl StudioApp {
             hsi: session.sources.hsi.clone(),
             sar: session.sources.sar.clone(),
             demo: session.sources.demo,
+            project: None,
         });
         if session.renderings.prgb.is_none() && session.renderings.pauli.is_some() {
             for id in [LayerId::Prgb, LayerId::Pauli] {
@@ -303,7 +317,12 @@ impl StudioApp {
             },
             seconds
         );
-        self.autosaver.opened(session.labels_revision);
+        if let Some(project) = project {
+            self.apply_project(&mut session, project);
+        }
+        let settings = super::project::project_settings(&self.store);
+        self.autosaver
+            .opened(session.labels_revision, settings.clone());
         self.store.recovery = session
             .scene
             .grid()
@@ -313,7 +332,10 @@ impl StudioApp {
                     r.labels(l)
                         .zip(session.scene.labels(l))
                         .is_some_and(|(a, b)| a.data != b.data)
-                })
+                }) || (settings.is_some()
+                    && r.manifest.project == self.store.project
+                    && r.manifest.settings.is_some()
+                    && r.manifest.settings != settings)
             });
         if let Some(r) = &self.store.recovery {
             log::info!("autosave found: {} ({})", r.dir.display(), r.age());
@@ -330,6 +352,14 @@ impl StudioApp {
         }
         self.map.palette_dirty = true;
         self.map.renderings_changed();
+        if self
+            .store
+            .session
+            .as_ref()
+            .is_some_and(|s| s.result.is_some())
+        {
+            self.update_suggestions();
+        }
     }
 
     /// With auto-classify on, a finished edit schedules a classification

@@ -1,11 +1,12 @@
-//! The autosaver: the labels written in the background (a task) when they
-//! changed and the interval has passed, and once more, waited for, when
+//! The autosaver: the labels (and an open project's settings and view)
+//! written in the background (a task) when they changed and the interval has passed, and once more, waited for, when
 //! the window closes. It keeps when it last saved and which label
 //! revision; the write itself is `session::autosave`'s.
 
 use std::time::{Duration, Instant};
 
 use super::job_status::JobStatus;
+use super::project::project_settings;
 use super::store::Store;
 use crate::jobs::Task;
 use crate::session::autosave::{AutosaveSnapshot, autosave_dir, autosave_interval, write_autosave};
@@ -14,6 +15,8 @@ use crate::session::autosave::{AutosaveSnapshot, autosave_dir, autosave_interval
 pub struct Autosaver {
     last: Instant,
     saved_revision: u64,
+    /// The project settings last written (a project's autosave covers them).
+    saved_settings: Option<serde_json::Value>,
 }
 
 /// What the autosaver asks of the frame.
@@ -31,12 +34,14 @@ impl Autosaver {
         Self {
             last: Instant::now(),
             saved_revision: 0,
+            saved_settings: None,
         }
     }
 
     /// A scene was opened (its labels are on disk as they are) at `revision`.
-    pub fn opened(&mut self, revision: u64) {
+    pub fn opened(&mut self, revision: u64, settings: Option<serde_json::Value>) {
         self.saved_revision = revision;
+        self.saved_settings = settings;
         self.last = Instant::now();
     }
 
@@ -46,12 +51,13 @@ impl Autosaver {
         self.saved_revision = u64::MAX;
     }
 
-    /// Whether the labels have changed since the last autosave.
+    /// Whether the labels (or an open project's settings) have changed
+    /// since the last autosave.
     pub fn behind(&self, store: &Store) -> bool {
-        store
-            .session
-            .as_ref()
-            .is_some_and(|s| s.labels_revision != self.saved_revision)
+        store.session.as_ref().is_some_and(|s| {
+            s.labels_revision != self.saved_revision
+                || project_settings(store).is_some_and(|p| Some(p) != self.saved_settings)
+        })
     }
 
     /// Whether to write now: labels changed, no stroke in progress, the
@@ -74,6 +80,7 @@ impl Autosaver {
         let snapshot = snapshot(store);
         let dir = autosave_dir(&store.data_dir, &snapshot.sources);
         self.saved_revision = snapshot.labels_revision;
+        self.saved_settings = snapshot.settings.clone();
         self.last = now;
         AutosaveDue::Now(Task::Autosave {
             dir,
@@ -86,7 +93,10 @@ impl Autosaver {
         let snapshot = snapshot(store);
         let dir = autosave_dir(&store.data_dir, &snapshot.sources);
         match write_autosave(&dir, &snapshot) {
-            Ok(()) => self.saved_revision = snapshot.labels_revision,
+            Ok(()) => {
+                self.saved_revision = snapshot.labels_revision;
+                self.saved_settings = snapshot.settings;
+            }
             Err(e) => log::warn!("autosave to {} failed: {e:#}", dir.display()),
         }
     }
@@ -107,5 +117,7 @@ fn snapshot(store: &Store) -> AutosaveSnapshot {
         train: s.and_then(|s| s.scene.train_labels.clone()),
         test: s.and_then(|s| s.scene.test_labels.clone()),
         labels_revision: s.map(|s| s.labels_revision).unwrap_or(0),
+        project: store.project.clone(),
+        settings: project_settings(store),
     }
 }

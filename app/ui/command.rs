@@ -24,6 +24,17 @@ pub enum AppCommand {
     Open(LoadRequest),
     /// Open the bundled demo scene (or say where it was looked for).
     OpenDemo,
+    /// Open a `.udproj` project: its scene, labels, settings and last result.
+    OpenProject(PathBuf),
+    /// Save to the open project's file (or ask where, the first time).
+    SaveProject,
+    /// Save the project to this file (it becomes the open project).
+    SaveProjectAs(PathBuf),
+    /// Close the scene and the project (asked first when labels are
+    /// unsaved, unless `confirmed`).
+    NewProject {
+        confirmed: bool,
+    },
     /// Close the window (asked first when labels are unsaved, unless
     /// `confirmed`).
     Quit {

@@ -14,6 +14,16 @@ pub const APP_NAME: &str = "UniDiff Studio";
 
 /// Whether a close is being asked about, or was agreed to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClosePurpose {
+    /// The window closes.
+    #[default]
+    Quit,
+    /// The scene and project close (File → New project).
+    NewProject,
+}
+
+/// Whether a close of the window (or of the project) is being asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CloseState {
     /// Nothing asked.
     #[default]
@@ -52,8 +62,15 @@ impl StudioApp {
             .store
             .session
             .as_ref()
-            .map(|s| s.sources.title.as_str());
-        title_for(scene, self.store.has_unsaved_work(), self.jobs.title_job())
+            .map(|s| match self.store.project_name() {
+                Some(project) => format!("{project} ({})", s.sources.title),
+                None => s.sources.title.clone(),
+            });
+        title_for(
+            scene.as_deref(),
+            self.store.has_unsaved_work(),
+            self.jobs.title_job(),
+        )
     }
 
     /// Sends the title to the window when it changed.
@@ -76,6 +93,7 @@ impl StudioApp {
         }
         ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
         self.store.close_state = CloseState::Asking;
+        self.store.close_purpose = ClosePurpose::Quit;
     }
 
     /// Asks the window to close (File → Quit, Ctrl+Q): the close is then
@@ -107,16 +125,26 @@ impl CloseDialog {
             return;
         }
         let mut answer = None;
+        let purpose = cx.store.close_purpose;
+        let project = cx.store.project.is_some();
         egui::Modal::new(egui::Id::new("close with unsaved labels")).show(ctx, |ui| {
             ui.set_max_width(420.0);
-            ui.heading("Close with unsaved labels?");
+            ui.heading(match purpose {
+                ClosePurpose::Quit => "Close with unsaved labels?",
+                ClosePurpose::NewProject => "Close this scene with unsaved labels?",
+            });
             ui.label(
                 "The training labels have changes that are not saved to a file. \
                  An autosave is kept and offered when this scene is opened again.",
             );
             ui.add_space(8.0);
             ui.horizontal(|ui| {
-                if ui.button("Save labels…").clicked() {
+                let save = if project {
+                    "Save project"
+                } else {
+                    "Save labels…"
+                };
+                if ui.button(save).clicked() {
                     answer = Some(CloseAnswer::Save);
                 }
                 if ui
@@ -133,11 +161,18 @@ impl CloseDialog {
         match answer {
             Some(CloseAnswer::Save) => {
                 cx.send(AppCommand::KeepOpen);
-                cx.send(AppCommand::PickFile(FileAction::SaveLabels(
-                    LabelLayer::Train,
-                )));
+                if project {
+                    cx.send(AppCommand::SaveProject);
+                } else {
+                    cx.send(AppCommand::PickFile(FileAction::SaveLabels(
+                        LabelLayer::Train,
+                    )));
+                }
             }
-            Some(CloseAnswer::Discard) => cx.send(AppCommand::Quit { confirmed: true }),
+            Some(CloseAnswer::Discard) => cx.send(match purpose {
+                ClosePurpose::Quit => AppCommand::Quit { confirmed: true },
+                ClosePurpose::NewProject => AppCommand::NewProject { confirmed: true },
+            }),
             Some(CloseAnswer::Cancel) => cx.send(AppCommand::KeepOpen),
             None => {}
         }

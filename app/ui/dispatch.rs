@@ -31,6 +31,10 @@ impl StudioApp {
                 Ok(request) => self.open(request),
                 Err(e) => self.error(e.to_string()),
             },
+            AppCommand::OpenProject(path) => self.open_project(path),
+            AppCommand::SaveProject => self.save_project(),
+            AppCommand::SaveProjectAs(path) => self.save_project_as(path),
+            AppCommand::NewProject { confirmed } => self.new_project(confirmed),
             AppCommand::OpenDropped(files) => self.open_dropped(&files),
             AppCommand::CancelLoad => self.jobs.workers.cancel_load(),
             AppCommand::PickFile(action) => self.pick_file(action),
@@ -191,7 +195,7 @@ impl StudioApp {
     }
 
     /// Starts loading a scene in the background.
-    fn open(&mut self, request: LoadRequest) {
+    pub(crate) fn open(&mut self, request: LoadRequest) {
         let generation = self.jobs.workers.load(request);
         self.jobs.loading = Some(Loading::started(generation));
     }
@@ -229,12 +233,17 @@ impl StudioApp {
             FileAction::ImportCheckpoint => AppCommand::UseCheckpoint(path),
             FileAction::LoadAdapter => AppCommand::UseAdapter(Some(path)),
             FileAction::ExportViewPng => AppCommand::ExportViewPng(path),
+            FileAction::OpenProject => AppCommand::OpenProject(path),
+            FileAction::SaveProjectAs => AppCommand::SaveProjectAs(path),
             FileAction::SaveModel => AppCommand::SaveModel(path),
         };
         self.handle(command);
     }
 
     fn open_dropped(&mut self, files: &[PathBuf]) {
+        if let Some(project) = files.iter().find(|f| super::project::is_project(f)) {
+            return self.open_project(project.clone());
+        }
         let request = LoadRequest::from_files(files);
         let labels_only = request.hsi.is_none() && request.sar.is_none();
         if labels_only && self.store.session.is_some() {
@@ -289,6 +298,13 @@ impl StudioApp {
                         .add_filter("all files", &["*"])
                         .pick_file(),
                     FileAction::ExportResults => dialog.pick_folder(),
+                    FileAction::OpenProject => dialog
+                        .add_filter("UniDiff Studio projects", &["udproj"])
+                        .pick_file(),
+                    FileAction::SaveProjectAs => dialog
+                        .add_filter("UniDiff Studio projects", &["udproj"])
+                        .set_file_name("project.udproj")
+                        .save_file(),
                     FileAction::ImportCheckpoint => dialog
                         .add_filter("guided-diffusion checkpoints", &["pt", "safetensors"])
                         .pick_file(),
@@ -494,6 +510,12 @@ impl StudioApp {
         for layer in LabelLayer::ALL {
             self.mark_labels_dirty(layer, Dirty::All);
         }
+        if let Some(settings) = rec.manifest.settings.clone()
+            && self.store.project.is_some()
+            && rec.manifest.project == self.store.project
+        {
+            self.recover_project_settings(settings);
+        }
         self.map.palette_dirty = true;
         self.info(format!("recovered the labels autosaved {}", rec.age()));
     }
@@ -630,6 +652,11 @@ impl StudioApp {
                 self.store.classify_settings.backbone = backbone
             }
             TaskDone::NoisedInput { image, t } => self.views.explorer.set_noised(image, t),
+            TaskDone::ProjectSaved {
+                path,
+                revision,
+                labels,
+            } => self.project_saved(path, revision, labels),
             TaskDone::Autosaved { dir, revision } => {
                 log::info!(
                     "autosaved labels (revision {revision}) to {}",

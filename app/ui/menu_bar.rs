@@ -1,4 +1,4 @@
-//! The menu bar: File (open, labels, recent scenes, quit), Edit (undo and
+//! The menu bar: File (projects, open, labels, recent scenes, quit), Edit (undo and
 //! redo with what they undo), View (fit, export, theme, shortcuts).
 
 use eframe::egui;
@@ -18,13 +18,37 @@ impl MenuBar {
     pub fn ui(&mut self, ui: &mut egui::Ui, cx: &ViewContext) {
         egui::MenuBar::new().ui(ui, |ui| {
             ui.menu_button("File", |ui| {
+                let has_scene = cx.store.session.is_some();
+                if ui.button("New project").clicked() {
+                    cx.send(AppCommand::NewProject { confirmed: false });
+                }
+                if ui
+                    .add(egui::Button::new("Open project…").shortcut_text("Ctrl+O"))
+                    .clicked()
+                {
+                    cx.send(AppCommand::PickFile(FileAction::OpenProject));
+                }
+                ui.add_enabled_ui(has_scene, |ui| {
+                    if ui
+                        .add(egui::Button::new("Save project").shortcut_text("Ctrl+S"))
+                        .clicked()
+                    {
+                        cx.send(AppCommand::SaveProject);
+                    }
+                    if ui
+                        .add(egui::Button::new("Save project as…").shortcut_text("Ctrl+Shift+S"))
+                        .clicked()
+                    {
+                        cx.send(AppCommand::PickFile(FileAction::SaveProjectAs));
+                    }
+                });
+                ui.separator();
                 if ui.button("Open HSI…").clicked() {
                     cx.send(AppCommand::PickFile(FileAction::OpenHsi));
                 }
                 if ui.button("Open SAR…").clicked() {
                     cx.send(AppCommand::PickFile(FileAction::OpenSar));
                 }
-                let has_scene = cx.store.session.is_some();
                 ui.add_enabled_ui(has_scene, |ui| {
                     if ui.button("Open training labels…").clicked() {
                         cx.send(AppCommand::PickFile(FileAction::OpenLabels(
@@ -140,7 +164,9 @@ pub(super) fn recent_list(ui: &mut egui::Ui, cx: &ViewContext) {
     }
     for r in &cx.store.prefs.recent {
         if ui.button(&r.title).clicked() {
-            if r.demo {
+            if let Some(project) = &r.project {
+                cx.send(AppCommand::OpenProject(project.clone()));
+            } else if r.demo {
                 cx.send(AppCommand::OpenDemo);
             } else {
                 cx.send(AppCommand::Open(LoadRequest {

@@ -22,6 +22,7 @@ mod menu_bar;
 mod notices;
 pub mod path_prompt;
 pub mod prefs;
+pub mod project;
 mod results;
 pub mod shortcuts;
 mod stage_b_panel;

@@ -47,10 +47,12 @@ impl FileAction {
             | FileAction::OpenSar
             | FileAction::OpenLabels(_)
             | FileAction::ImportCheckpoint
-            | FileAction::LoadAdapter => PathKind::Existing,
-            FileAction::SaveLabels(_) | FileAction::ExportViewPng | FileAction::SaveModel => {
-                PathKind::NewFile
-            }
+            | FileAction::LoadAdapter
+            | FileAction::OpenProject => PathKind::Existing,
+            FileAction::SaveLabels(_)
+            | FileAction::ExportViewPng
+            | FileAction::SaveModel
+            | FileAction::SaveProjectAs => PathKind::NewFile,
             FileAction::ExportResults => PathKind::Folder,
         }
     }
@@ -67,6 +69,8 @@ impl FileAction {
             FileAction::LoadAdapter => "the Stage A adapter (.safetensors)",
             FileAction::ExportViewPng => "the PNG file to write",
             FileAction::SaveModel => "the .udmodel file to write",
+            FileAction::OpenProject => "the .udproj project to open",
+            FileAction::SaveProjectAs => "the .udproj project file to write",
         }
     }
 }

@@ -20,6 +20,9 @@ pub struct RecentScene {
     pub hsi: Option<PathBuf>,
     pub sar: Option<PathBuf>,
     pub demo: bool,
+    /// The project file, when this entry is a project.
+    #[serde(default)]
+    pub project: Option<PathBuf>,
 }
 
 impl Default for Prefs {
@@ -38,8 +41,12 @@ pub const PREFS_KEY: &str = "unidiff-studio-prefs";
 impl Prefs {
     /// Puts `scene` first, without duplicates, keeping at most [`MAX_RECENT`].
     pub fn remember(&mut self, scene: RecentScene) {
-        self.recent
-            .retain(|r| !(r.hsi == scene.hsi && r.sar == scene.sar && r.demo == scene.demo));
+        self.recent.retain(|r| {
+            !(r.hsi == scene.hsi
+                && r.sar == scene.sar
+                && r.demo == scene.demo
+                && r.project == scene.project)
+        });
         self.recent.insert(0, scene);
         self.recent.truncate(MAX_RECENT);
     }
@@ -57,6 +64,7 @@ mod tests {
             hsi: Some(PathBuf::from(n)),
             sar: None,
             demo: false,
+            project: None,
         };
         for i in 0..12 {
             p.remember(scene(&format!("{i}.tif")));

@@ -4,7 +4,7 @@
 
 use eframe::egui::{self, Key, Modifiers};
 
-use super::app::{StudioApp, Tool};
+use super::app::{FileAction, StudioApp, Tool};
 use super::command::AppCommand;
 use super::layers::LayerId;
 use crate::session::Command;
@@ -85,6 +85,15 @@ pub fn commands_for_keys(ctx: &egui::Context, state: ShortcutContext) -> Vec<App
     }
     if pressed(Key::N) {
         out.push(AppCommand::NextSuggestion);
+    }
+    // Save As first: `consume_key` ignores Shift.
+    if ctx.input_mut(|i| i.consume_key(Modifiers::COMMAND | Modifiers::SHIFT, Key::S)) {
+        out.push(AppCommand::PickFile(FileAction::SaveProjectAs));
+    } else if ctx.input_mut(|i| i.consume_key(Modifiers::COMMAND, Key::S)) {
+        out.push(AppCommand::SaveProject);
+    }
+    if ctx.input_mut(|i| i.consume_key(Modifiers::COMMAND, Key::O)) {
+        out.push(AppCommand::PickFile(FileAction::OpenProject));
     }
     if ctx.input_mut(|i| i.consume_key(Modifiers::COMMAND, Key::Q)) {
         out.push(AppCommand::Quit { confirmed: false });

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use super::app::{Message, Tool};
-use super::desktop::CloseState;
+use super::desktop::{ClosePurpose, CloseState};
 use super::layers::{LayerId, LayerStack};
 use super::prefs::Prefs;
 use crate::jobs::{AdaptSettings, ClassifySettings, GetRequest};
@@ -57,8 +57,12 @@ pub struct Store {
     pub suggestion_index: Option<usize>,
     /// A close held back to ask about unsaved work, or agreed to.
     pub close_state: CloseState,
+    /// What the close question is about (the window, or the project).
+    pub close_purpose: ClosePurpose,
     /// Root of the autosave folders and downloads.
     pub data_dir: PathBuf,
+    /// The project file the work was opened from or last saved to.
+    pub project: Option<PathBuf>,
 }
 
 impl Store {
@@ -86,7 +90,9 @@ impl Store {
             suggestions: Vec::new(),
             suggestion_index: None,
             close_state: CloseState::default(),
+            close_purpose: ClosePurpose::default(),
             data_dir,
+            project: None,
         }
     }
 
@@ -95,6 +101,14 @@ impl Store {
         self.session
             .as_ref()
             .is_some_and(|s| s.has_unsaved_labels())
+    }
+
+    /// The project's name ("flood.udproj"), when one is open.
+    pub fn project_name(&self) -> Option<String> {
+        self.project
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().to_string())
     }
 
     /// The palette of the label layers: class colours, 0 transparent.
