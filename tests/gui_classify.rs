@@ -985,4 +985,50 @@ fn a_project_saved_moved_and_reopened_gives_back_labels_settings_model_and_map()
         h.state().store.close_state,
         unidiff_studio::ui::desktop::CloseState::Asking
     );
+    h.state_mut().handle(AppCommand::KeepOpen);
+
+    // The autosave covers the project: the stroke and a changed setting
+    // come back when the project is opened again from the command line.
+    h.state_mut().handle(AppCommand::SetTimestep(123));
+    let painted = h
+        .state()
+        .store
+        .session
+        .as_ref()
+        .unwrap()
+        .scene
+        .train_labels
+        .clone();
+    h.state_mut().autosave_now();
+    let data_dir = h.state().store.data_dir.clone();
+    drop(h);
+    let options = AppOptions {
+        demo: false,
+        files: vec![moved.clone()],
+        data_dir: Some(data_dir),
+    };
+    let mut h = Harness::builder()
+        .with_size(vec2(1400.0, 1000.0))
+        .wgpu()
+        .build_eframe(move |cc| StudioApp::new(cc, options));
+    wait_loaded(&mut h);
+    assert_eq!(h.state().store.project.as_deref(), Some(moved.as_path()));
+    assert_eq!(
+        h.state().store.classify_settings.t,
+        0,
+        "the project as saved"
+    );
+    assert!(
+        h.state().store.recovery.is_some(),
+        "the autosave is offered"
+    );
+    h.state_mut().handle(AppCommand::Recover(true));
+    h.run_steps(2);
+    let app = h.state();
+    assert_eq!(app.store.classify_settings.t, 123, "the autosaved setting");
+    assert_eq!(
+        app.store.session.as_ref().unwrap().scene.train_labels,
+        painted,
+        "the autosaved labels"
+    );
 }

@@ -130,6 +130,9 @@ impl ShortcutsWindow {
                                 "cancel the running Stage A, classification, projection",
                             ),
                             ("right click", "inspect a pixel"),
+                            ("Ctrl+S", "save the project (asks where the first time)"),
+                            ("Ctrl+Shift+S", "save the project as…"),
+                            ("Ctrl+O", "open a project"),
                             ("?", "this sheet"),
                             ("Ctrl+Q", "quit (asks first if labels are unsaved)"),
                         ] {
