@@ -906,3 +906,74 @@ fn without_a_file_dialog_the_app_says_so_and_takes_a_typed_path() {
     common::wait_tasks(&mut h);
     assert!(target.is_file(), "{:?}", h.state().store.messages);
 }
+
+/// The demo as a project: the scene is found wherever this installation
+/// keeps its demo, not by path; the painted labels, the test layer and the
+/// class names come back; Ctrl+S saves to the open project.
+#[test]
+fn the_demo_saved_as_a_project_opens_again_with_its_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = with_demo(dir.path());
+    h.key_press(Key::B);
+    h.step();
+    stroke(&mut h, &[(200.5, 100.5), (240.5, 140.5)]);
+    let painted = train_data(&h);
+    let test = h
+        .state()
+        .store
+        .session
+        .as_ref()
+        .unwrap()
+        .scene
+        .test_labels
+        .clone();
+    let project = dir.path().join("demo project.udproj");
+    h.state_mut()
+        .handle(AppCommand::SaveProjectAs(project.clone()));
+    common::wait_tasks(&mut h);
+    assert!(!h.state().store.has_unsaved_work());
+    // Another stroke, saved with Ctrl+S into the same project.
+    stroke(&mut h, &[(300.5, 300.5), (320.5, 330.5)]);
+    assert!(h.state().store.has_unsaved_work());
+    let painted_more = train_data(&h);
+    assert_ne!(painted, painted_more);
+    h.key_press_modifiers(Modifiers::COMMAND, Key::S);
+    common::wait_tasks(&mut h);
+    assert!(
+        !h.state().store.has_unsaved_work(),
+        "{:?}",
+        h.state().store.messages
+    );
+    let data_folders = std::fs::read_dir(dir.path().join("demo project_data"))
+        .unwrap()
+        .count();
+    assert_eq!(data_folders, 1, "the first save's data was removed");
+
+    h.state_mut()
+        .handle(AppCommand::NewProject { confirmed: false });
+    h.run_steps(2);
+    assert!(h.state().store.session.is_none());
+    h.state_mut()
+        .handle(AppCommand::OpenProject(project.clone()));
+    wait_loaded(&mut h);
+    let app = h.state();
+    let s = app.store.session.as_ref().unwrap();
+    assert!(s.sources.demo);
+    assert_eq!(train_data(&h), painted_more);
+    assert_eq!(s.scene.test_labels, test);
+    let names: Vec<_> = s.classes.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["dry", "water"]);
+    assert!(app.window_title().starts_with("demo project.udproj"));
+
+    // A project from a newer version is refused, naming the file.
+    let newer = dir.path().join("newer.udproj");
+    std::fs::write(&newer, br#"{"version": 9, "title": "x"}"#).unwrap();
+    h.state_mut().handle(AppCommand::OpenProject(newer));
+    let last = h.state().store.messages.last().unwrap();
+    assert!(
+        last.error && last.text.contains("newer.udproj") && last.text.contains("newer"),
+        "{}",
+        last.text
+    );
+    assert!(h.state().store.session.is_some(), "the open project stays");
+}
