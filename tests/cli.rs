@@ -841,3 +841,58 @@ fn a_command_logs_to_the_data_folder_and_rust_log_filters() {
         "{log}"
     );
 }
+
+/// `render` writes its folder whole: an existing folder with files is
+/// refused before any reading (naming it and --overwrite) and left as it
+/// was; --overwrite replaces it as a whole (no file of the old one stays).
+#[test]
+fn render_refuses_a_folder_with_files_and_overwrite_replaces_it_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("renderings");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    std::fs::write(out_dir.join("old.txt"), b"an older run's file").unwrap();
+    let render = |extra: &[&str]| {
+        bin()
+            .args(["render", "--hsi"])
+            .arg(demo("Spain_7370579_S2Hand.tif"))
+            .arg("--out")
+            .arg(&out_dir)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let refused = render(&[]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("renderings") && err.contains("--overwrite") && !err.contains("reading HSI"),
+        "{err}"
+    );
+    assert!(
+        out_dir.join("old.txt").exists(),
+        "the folder is left as it was"
+    );
+    let replaced = render(&["--overwrite"]);
+    assert!(
+        replaced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replaced.stderr)
+    );
+    assert!(!out_dir.join("old.txt").exists(), "replaced as a whole");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("render.json")).unwrap()).unwrap();
+    let png = report["prgb"]["files"]["png"].as_str().unwrap();
+    assert!(
+        std::path::Path::new(png).is_file(),
+        "render.json names the final files: {png}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "no staging folder stays: {leftovers:?}"
+    );
+}

@@ -140,9 +140,12 @@ pub struct RenderArgs {
     /// Gamma of the dual-pol Pauli rendering (0.8 Berlin, 0.7 Augsburg).
     #[arg(long, default_value_t = 0.8)]
     pub gamma: f64,
-    /// Output folder.
+    /// Output folder (new or empty; written whole or not at all).
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace an existing output folder that holds files, as a whole.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 pub use crate::demo::demo_paths;
@@ -195,6 +198,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 sar_linear: false,
                 gamma: 0.8,
                 out: cli.demo_out.join("renderings"),
+                // The demo's own folder: a second demo replaces the first.
+                overwrite: true,
             };
             render::run(&args)?;
             let mut argv: Vec<std::ffi::OsString> = vec![

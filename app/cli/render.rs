@@ -1,7 +1,7 @@
 //! `unidiff-studio render`: pRGB, PCA and Pauli images of a scene as PNG and
 //! georeferenced GeoTIFF, with `render.json` saying how each was made.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -11,6 +11,7 @@ use super::RenderArgs;
 use super::progress::Step;
 use crate::io::atomic::write_bytes;
 use crate::io::geotiff::{write_rgb_geotiff, write_rgb_png};
+use crate::io::staged_folder::StagedFolder;
 use crate::io::{SarScaleChoice, open_hsi, open_sar};
 use crate::products::pauli::PauliSettings;
 use crate::products::prgb::{RgbPreset, RgbRequest};
@@ -25,6 +26,9 @@ pub struct RenderOptions {
     pub sar: Option<PathBuf>,
     pub sar_scale: SarScaleChoice,
     pub settings: RenderSettings,
+    /// Where the files are written now (a staging folder, or `out`).
+    pub write_to: PathBuf,
+    /// Where they will be: the paths `render.json` gives.
     pub out: PathBuf,
 }
 
@@ -48,19 +52,18 @@ pub struct RenderReport {
 }
 
 fn write_product(
-    out: &Path,
+    opts: &RenderOptions,
     stem: &str,
     image: &Rgb8Image,
     scene: &Scene,
 ) -> anyhow::Result<ProductReport> {
     let grid = scene.grid().context("the scene has no layer")?;
-    let png = out.join(format!("{stem}.png"));
-    let tif = out.join(format!("{stem}.tif"));
-    write_rgb_png(&png, image)?;
-    write_rgb_geotiff(&tif, image, grid)?;
+    let (png, tif) = (format!("{stem}.png"), format!("{stem}.tif"));
+    write_rgb_png(&opts.write_to.join(&png), image)?;
+    write_rgb_geotiff(&opts.write_to.join(&tif), image, grid)?;
     Ok(ProductReport {
-        png: png.display().to_string(),
-        geotiff: tif.display().to_string(),
+        png: opts.out.join(png).display().to_string(),
+        geotiff: opts.out.join(tif).display().to_string(),
         stretch: image.stretch.clone(),
     })
 }
@@ -103,7 +106,7 @@ pub fn render_scene(opts: &RenderOptions) -> anyhow::Result<RenderReport> {
         s.done();
     }
     let render_s = t1.elapsed().as_secs_f64();
-    std::fs::create_dir_all(&opts.out)
+    std::fs::create_dir_all(&opts.write_to)
         .with_context(|| format!("cannot create the output folder {}", opts.out.display()))?;
     let t2 = Instant::now();
     let grid = scene.grid().context("the scene has no layer")?;
@@ -129,12 +132,12 @@ pub fn render_scene(opts: &RenderOptions) -> anyhow::Result<RenderReport> {
         seconds: serde_json::Value::Null,
     };
     if let Some((image, bands)) = &renderings.prgb {
-        let p = write_product(&opts.out, "prgb", image, &scene)?;
+        let p = write_product(opts, "prgb", image, &scene)?;
         report.prgb =
             Some(serde_json::json!({"bands": bands.bands, "reason": bands.reason, "files": p}));
     }
     if let Some((image, fit)) = &renderings.pca {
-        let p = write_product(&opts.out, "pca", image, &scene)?;
+        let p = write_product(opts, "pca", image, &scene)?;
         report.pca = Some(serde_json::json!({
             "explained_variance_ratio": fit.explained_variance_ratio,
             "explained_variance": fit.explained_variance,
@@ -148,7 +151,7 @@ pub fn render_scene(opts: &RenderOptions) -> anyhow::Result<RenderReport> {
         }));
     }
     if let Some(image) = &renderings.pauli {
-        let p = write_product(&opts.out, "pauli", image, &scene)?;
+        let p = write_product(opts, "pauli", image, &scene)?;
         report.pauli = Some(serde_json::json!({
             "kind": scene.sar.as_ref().map(|s| s.kind_name()),
             "settings": opts.settings.pauli,
@@ -161,12 +164,18 @@ pub fn render_scene(opts: &RenderOptions) -> anyhow::Result<RenderReport> {
         "write": t2.elapsed().as_secs_f64(),
     });
     let json = serde_json::to_vec_pretty(&report)?;
-    write_bytes(&opts.out.join("render.json"), &json)?;
-    log::info!("[ok] wrote {}", opts.out.display());
+    write_bytes(&opts.write_to.join("render.json"), &json)?;
     Ok(report)
 }
 
 pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
+    // Inputs first, then the output folder: a missing input is the first
+    // thing to hear of.
+    for path in [&args.hsi, &args.sar].into_iter().flatten() {
+        if !path.exists() {
+            return Err(crate::io::ReadError::NotFound { path: path.clone() }.into());
+        }
+    }
     crate::io::staged_folder::check_not_a_file(&args.out)?;
     let rgb = match (&args.rgb_bands, &args.preset) {
         (Some(b), _) => match b.as_slice() {
@@ -193,6 +202,9 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
     if !(args.gamma > 0.0 && args.gamma.is_finite()) {
         bail!("--gamma must be a positive number");
     }
+    // The output folder checked before any work; filled under a hidden
+    // name and put in place whole at the end.
+    let staged = StagedFolder::prepare(&args.out, args.overwrite)?;
     let opts = RenderOptions {
         hsi: args.hsi.clone(),
         sar: args.sar.clone(),
@@ -204,7 +216,11 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
                 ..PauliSettings::default()
             },
         },
+        write_to: staged.path().to_path_buf(),
         out: args.out.clone(),
     };
-    render_scene(&opts).map(|_| ())
+    render_scene(&opts)?;
+    let out = staged.commit()?;
+    log::info!("[ok] wrote {}", out.display());
+    Ok(())
 }

@@ -14,6 +14,7 @@ use super::progress::Step;
 use super::run::{RunInputs, backbone_on_cpu, cancel_on_ctrl_c, classify, prepare, stage_b_config};
 use crate::io::atomic::write_bytes;
 use crate::io::geotiff::write_rgb_png;
+use crate::io::staged_folder::StagedFolder;
 use crate::pipeline::baseline::ForestConfig;
 use crate::pipeline::classification::{ClassificationSettings, ClassifierChoice};
 use crate::products::Rgb8Image;
@@ -30,9 +31,12 @@ pub struct SweepArgs {
         allow_negative_numbers = true
     )]
     pub t: Vec<i64>,
-    /// Output folder.
+    /// Output folder (new or empty; written whole or not at all).
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace an existing output folder that holds files, as a whole.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
@@ -44,6 +48,9 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
     if let Some(t) = args.t.iter().find(|t| !(0..1000).contains(*t)) {
         bail!("--t {t}: the timestep must be in 0..999");
     }
+    // The output folder checked before any work, filled under a hidden
+    // name and put in place whole at the end.
+    let staged = StagedFolder::prepare(&args.out, args.overwrite)?;
     let prepared = prepare(&args.inputs)?;
     if prepared.scene.test_labels.is_none() {
         bail!("a sweep scores each timestep: give --test-labels or --split-fraction");
@@ -126,8 +133,6 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
             "[ok] on the held-out training labels t = {t} scores best (kappa {k:.4}); a suggestion, the test labels were not used"
         );
     }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
     let points: Vec<(f64, f64, f64)> = rows
         .iter()
         .map(|r| {
@@ -138,8 +143,8 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
             )
         })
         .collect();
+    write_rgb_png(&staged.path().join("sweep.png"), &sweep_plot(&points))?;
     let png = args.out.join("sweep.png");
-    write_rgb_png(&png, &sweep_plot(&points))?;
     let record = json!({
         "software": format!("unidiff-studio {}", env!("CARGO_PKG_VERSION")),
         "backbone": info,
@@ -163,12 +168,16 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
             "orange": "OA",
         },
     });
-    let path = args.out.join("sweep.json");
     write_bytes(
-        &path,
+        &staged.path().join("sweep.json"),
         format!("{}\n", serde_json::to_string_pretty(&record)?).as_bytes(),
     )?;
-    log::info!("[ok] wrote {} and {}", path.display(), png.display());
+    let out = staged.commit()?;
+    log::info!(
+        "[ok] wrote {} and {}",
+        out.join("sweep.json").display(),
+        png.display()
+    );
     Ok(())
 }
 
