@@ -840,3 +840,95 @@ fn link_inputs(base: &Path, own: &Path) {
         }
     }
 }
+
+/// The app's load job (what File → Open, drops, recent scenes and projects
+/// run) on the same bad files: an error naming the file and the problem,
+/// never a panic, for each.
+#[test]
+fn the_app_load_job_refuses_bad_inputs_naming_the_file() {
+    use unidiff_studio::jobs::LoadRequest;
+    use unidiff_studio::jobs::load::load;
+    let dir = tempfile::tempdir().unwrap();
+    fixtures(dir.path());
+    let at = |name: &str| Some(dir.path().join(name));
+    let hsi = |name: &str| LoadRequest {
+        hsi: at(name),
+        ..LoadRequest::default()
+    };
+    let with_s2 = |f: &dyn Fn(&mut LoadRequest)| {
+        let mut r = hsi("s2_64.tif");
+        f(&mut r);
+        r
+    };
+    let cases: Vec<(LoadRequest, &[&str])> = vec![
+        (LoadRequest::default(), &["HSI", "SAR"]),
+        (
+            LoadRequest {
+                hsi: Some("/no/such/cube.tif".into()),
+                ..LoadRequest::default()
+            },
+            &["/no/such/cube.tif", "no such file"],
+        ),
+        (hsi("empty.tif"), &["empty.tif", "empty"]),
+        (hsi("text.tif"), &["text.tif", "not a raster"]),
+        (hsi("cut.tif"), &["cut.tif"]),
+        (hsi("small.img"), &["small.img", "header describes"]),
+        (hsi("nohdr.img"), &["nohdr.img", "nohdr.hdr"]),
+        (
+            hsi("garbage.npy"),
+            &["garbage.npy", "not a NumPy .npy file"],
+        ),
+        (hsi("trunc.mat"), &["trunc.mat"]),
+        (
+            LoadRequest {
+                sar: at("adir"),
+                ..LoadRequest::default()
+            },
+            &["adir", "PolSARpro"],
+        ),
+        (
+            with_s2(&|r| r.sar = Some(demo("Spain_7370579_S1Hand.tif"))),
+            &["Spain_7370579_S1Hand.tif", "differ"],
+        ),
+        (
+            with_s2(&|r| r.train_labels = at("label_256.tif")),
+            &["label_256.tif"],
+        ),
+        (
+            with_s2(&|r| r.train_labels = at("labels3d.npy")),
+            &["labels3d.npy"],
+        ),
+        (
+            with_s2(&|r| r.test_labels = at("text.tif")),
+            &["text.tif", "not a raster"],
+        ),
+        (
+            with_s2(&|r| r.train_labels = at("nonsense.json")),
+            &["nonsense.json"],
+        ),
+    ];
+    let cancel = unidiff_studio::base::CancelFlag::new();
+    let mut failures = Vec::new();
+    for (req, says) in &cases {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            load(req, &cancel, &|_, _| {})
+        }));
+        match outcome {
+            Err(_) => failures.push(format!("{req:?}: panicked")),
+            Ok(Ok(_)) => failures.push(format!("{req:?}: loaded")),
+            Ok(Err(e)) => {
+                let message = format!("{e:#}");
+                if let Some(missing) = says.iter().find(|s| !message.contains(*s)) {
+                    failures.push(format!("{req:?}: '{missing}' not in: {message}"));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} bad loads:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}

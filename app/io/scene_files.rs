@@ -84,6 +84,22 @@ pub fn open_scene(
         .map(read_labels)
         .transpose()?;
     let mut scene = Scene::from_layers(hsi, sar, train, test)
+        .map_err(|mut e| {
+            // The message names the files, not only their roles.
+            for name in [&mut e.first_name, &mut e.second_name] {
+                let path = match name.as_str() {
+                    "HSI" => files.hsi.as_ref(),
+                    "SAR" => files.sar.as_ref(),
+                    "training labels" => files.train_labels.as_ref(),
+                    "test labels" => files.test_labels.as_ref(),
+                    _ => None,
+                };
+                if let Some(p) = path {
+                    *name = format!("{name} {}", p.display());
+                }
+            }
+            e
+        })
         .context("the inputs are not on one pixel grid")?;
     let mut notes = Vec::new();
     if let Some(grid) = scene.grid().cloned() {
