@@ -896,3 +896,71 @@ fn render_refuses_a_folder_with_files_and_overwrite_replaces_it_whole() {
         "no staging folder stays: {leftovers:?}"
     );
 }
+
+/// A full disk, made real with a file-size limit (`ulimit -f`, SIGXFSZ
+/// ignored so that a write past it fails with "File too large" as on a full
+/// disk): `render` and `run` fail naming the file they could not write,
+/// and `--out` does not appear, nor any hidden folder beside it.
+#[test]
+fn a_full_disk_fails_naming_the_file_and_leaves_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let limited = |kb: &str, args: &[&std::ffi::OsStr]| {
+        Command::new("bash")
+            .arg("-c")
+            .arg("trap '' XFSZ; ulimit -f \"$1\"; shift; exec \"$@\"")
+            .arg("limited")
+            .arg(kb)
+            .arg(env!("CARGO_BIN_EXE_unidiff-studio"))
+            .args(args)
+            .env("UNIDIFF_STUDIO_DATA_DIR", dir.path().join("data"))
+            .output()
+            .unwrap()
+    };
+    let hsi = demo("Spain_7370579_S2Hand.tif");
+    let rendered = dir.path().join("renderings");
+    let ran = dir.path().join("run");
+    for (kb, args, out) in [
+        (
+            "100",
+            vec![
+                "render".as_ref(),
+                "--hsi".as_ref(),
+                hsi.as_os_str(),
+                "--out".as_ref(),
+                rendered.as_os_str(),
+            ],
+            &rendered,
+        ),
+        (
+            "300",
+            vec![
+                "run".as_ref(),
+                "--demo".as_ref(),
+                "--stride".as_ref(),
+                "32".as_ref(),
+                "--out".as_ref(),
+                ran.as_os_str(),
+            ],
+            &ran,
+        ),
+    ] {
+        let o = limited(kb, &args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("error: cannot write") && !err.contains("panicked"),
+            "{err}"
+        );
+        assert!(
+            !out.exists(),
+            "{} appeared after a failed write",
+            out.display()
+        );
+    }
+    let hidden: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
+}

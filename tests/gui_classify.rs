@@ -368,6 +368,20 @@ fn classify_from_the_app_matches_the_headless_run() {
     let from_app = unidiff_studio::io::open_labels(&exported.join("classmap.tif")).unwrap();
     assert_eq!(from_app.data, written.data);
     assert!(exported.join("metrics.json").exists() && exported.join("baseline_rf").exists());
+    // Again into the same folder: its files stay, the new export goes
+    // into a subfolder of its own, whole.
+    let before = std::fs::read(exported.join("metrics.json")).unwrap();
+    h.state_mut()
+        .handle(AppCommand::ExportResults(exported.clone()));
+    common::wait_tasks(&mut h);
+    assert_eq!(
+        std::fs::read(exported.join("metrics.json")).unwrap(),
+        before
+    );
+    let again = unidiff_studio::io::open_labels(&exported.join("results-1/classmap.tif")).unwrap();
+    assert_eq!(again.data, written.data);
+    let last = &h.state().store.messages.last().unwrap().text;
+    assert!(last.contains("results-1"), "{last}");
 }
 
 fn wait_for_result(h: &mut Harness<'_, StudioApp>, revision: u64) {

@@ -142,6 +142,9 @@ fn write_layers(
         f.create(&design).map_err(|e| failed(tmp, e))?;
     }
     txn.commit().map_err(|e| failed(tmp, e))?;
+    // Closing writes what GDAL still holds: its failure (a full disk) is
+    // the write's.
+    ds.close().map_err(|e| failed(tmp, e))?;
     Ok(())
 }
 

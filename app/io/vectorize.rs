@@ -179,6 +179,9 @@ fn write_layer(
     }
     hectares.sort_by_key(|(v, _)| *v);
     txn.commit().map_err(|e| failed(tmp, e))?;
+    // Closing writes what GDAL still holds: its failure (a full disk) is
+    // the write's.
+    ds.close().map_err(|e| failed(tmp, e))?;
     Ok(VectorSummary {
         polygons: rows.len(),
         hectares,

@@ -12,6 +12,7 @@ use anyhow::Context;
 
 use super::JobContext;
 use super::project::{ProjectSnapshot, save_project};
+use crate::io::staged_folder::StagedFolder;
 use crate::model::backbone::{BackboneSpec, adapter_fits, spec_for_checkpoint};
 use crate::pipeline::classification::Classification;
 use crate::pipeline::noised::stage_b_input;
@@ -217,6 +218,25 @@ pub fn run(job: &JobContext<'_>, task: &Task) {
     });
 }
 
+/// Where an export into `dir` goes: `dir` itself when it is new or empty,
+/// else its first free `results-N` subfolder (nothing of the user's is
+/// replaced).
+fn export_folder(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+    crate::io::staged_folder::check_not_a_file(dir)?;
+    let holds_files = dir.is_dir()
+        && std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read the folder {}", dir.display()))?
+            .next()
+            .is_some();
+    if !holds_files {
+        return Ok(dir.to_path_buf());
+    }
+    (1..10_000)
+        .map(|n| dir.join(format!("results-{n}")))
+        .find(|p| !p.exists())
+        .with_context(|| format!("{} holds too many results folders", dir.display()))
+}
+
 fn perform(task: &Task) -> anyhow::Result<TaskDone> {
     Ok(match task {
         Task::LoadLabels {
@@ -249,11 +269,18 @@ fn perform(task: &Task) -> anyhow::Result<TaskDone> {
             grid,
             class_names,
         } => {
-            std::fs::create_dir_all(dir).context("cannot create the folder")?;
-            let files =
-                crate::pipeline::export::write_run_outputs(dir, outcome, grid, class_names)?;
+            // Written whole under a hidden name, then put in place; a
+            // folder that already holds files keeps them and gets the
+            // results in a new subfolder.
+            let staged = StagedFolder::prepare(&export_folder(dir)?, false)?;
+            let files = crate::pipeline::export::write_run_outputs(
+                staged.path(),
+                outcome,
+                grid,
+                class_names,
+            )?;
             TaskDone::ResultsExported {
-                dir: dir.clone(),
+                dir: staged.commit()?,
                 files: files.len(),
             }
         }
