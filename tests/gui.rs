@@ -603,6 +603,30 @@ fn export_view_as_png_writes_the_map_as_shown_with_its_legend() {
     );
     let got = png.get_pixel(swatch.0 as u32, swatch.1 as u32).0;
     assert_eq!(&got[..3], &classes[0].color[..], "legend swatch");
+    // Windows over the map (here the shortcut sheet) are not in the PNG:
+    // the export is the map alone, the same as without them.
+    h.state_mut().handle(AppCommand::ToggleShortcuts);
+    h.run_steps(2);
+    assert!(
+        h.query_by_label("this sheet").is_some(),
+        "the sheet is open"
+    );
+    let again = dir.path().join("view_with_window.png");
+    h.state_mut()
+        .handle(AppCommand::ExportViewPng(again.clone()));
+    h.run_steps(4);
+    common::wait_tasks(&mut h);
+    let png_again = image::open(&again).expect("written").to_rgba8();
+    let differ = png
+        .pixels()
+        .zip(png_again.pixels())
+        .filter(|(a, b)| {
+            a.0.iter()
+                .zip(b.0)
+                .any(|(x, y)| (*x as i32 - y as i32).abs() > 1)
+        })
+        .count();
+    assert_eq!(differ, 0, "pixels under the window differ");
     if let Ok(shots) = std::env::var("UNIDIFF_SCREENSHOT_DIR") {
         let _ = std::fs::create_dir_all(&shots);
         let _ = std::fs::copy(&out, PathBuf::from(shots).join("view_export.png"));

@@ -551,9 +551,13 @@ impl StudioApp {
             let cx = ViewContext::new(&self.store, &self.jobs, &self.map, &self.commands);
             let capturing = self.pending_view_png.is_some();
             views.notices.ui(&ctx, &cx, central, capturing);
-            views.shortcuts.ui(&ctx);
-            views.results.ui(&ctx, &cx);
-            views.explorer.ui(&ctx, &cx);
+            // "Export view as PNG" captures the map alone: the floating
+            // windows sit out the captured frame (egui keeps their places).
+            if !capturing {
+                views.shortcuts.ui(&ctx);
+                views.results.ui(&ctx, &cx);
+                views.explorer.ui(&ctx, &cx);
+            }
             views.path_prompt.ui(&ctx, &cx);
             views.close.ui(&ctx, &cx);
         }
