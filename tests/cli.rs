@@ -964,3 +964,57 @@ fn a_full_disk_fails_naming_the_file_and_leaves_no_output() {
         .collect();
     assert!(hidden.is_empty(), "{hidden:?}");
 }
+
+/// `run` killed outright (SIGKILL: no handler runs) in the middle of its
+/// work leaves `--out` absent and one hidden partial folder beside it; the
+/// next run into the same `--out` removes that folder and completes.
+#[test]
+fn a_killed_run_leaves_no_output_and_the_next_run_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let run = |extra: &[&str]| {
+        let mut c = bin();
+        c.args(["run", "--demo", "--stride", "32"])
+            .args(extra)
+            .arg("--out")
+            .arg(&out)
+            .env("UNIDIFF_STUDIO_DATA_DIR", dir.path().join("data"));
+        c
+    };
+    let hidden = || -> Vec<String> {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with(".run.partial-"))
+            .collect()
+    };
+    let mut child = run(&[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The partial folder appears before any work; kill during the work.
+    let t0 = std::time::Instant::now();
+    while hidden().is_empty() {
+        assert!(t0.elapsed().as_secs() < 60, "no partial folder appeared");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert!(!out.exists(), "a killed run left --out");
+    assert_eq!(hidden().len(), 1, "{:?}", hidden());
+    // The next run (the forest alone: seconds) removes it and completes.
+    let done = run(&["--classifier", "rf", "--no-baseline"])
+        .output()
+        .unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(out.join("run.json").is_file());
+    assert!(hidden().is_empty(), "{:?}", hidden());
+}
