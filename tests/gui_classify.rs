@@ -989,6 +989,13 @@ fn a_project_saved_moved_and_reopened_gives_back_labels_settings_model_and_map()
     let sources = &app.store.session.as_ref().unwrap().sources;
     assert!(sources.hsi.as_ref().unwrap().starts_with(&b), "{sources:?}");
     assert!(app.store.prefs.recent[0].project.as_deref() == Some(moved.as_path()));
+    assert!(
+        !app.store.prefs.recent[1..]
+            .iter()
+            .any(|r| r.project.is_none() && r.hsi == sources.hsi),
+        "the project's scene is not listed again beside it: {:?}",
+        app.store.prefs.recent
+    );
 
     // A stroke makes the work unsaved: New project asks first.
     paint(&mut h, 2, &dry[..1]);

@@ -294,13 +294,16 @@ impl StudioApp {
                 g.height, g.width
             ));
         }
-        self.store.prefs.remember(RecentScene {
-            title: session.sources.title.clone(),
-            hsi: session.sources.hsi.clone(),
-            sar: session.sources.sar.clone(),
-            demo: session.sources.demo,
-            project: None,
-        });
+        // A project is remembered as the project (when it is applied).
+        if project.is_none() {
+            self.store.prefs.remember(RecentScene {
+                title: session.sources.title.clone(),
+                hsi: session.sources.hsi.clone(),
+                sar: session.sources.sar.clone(),
+                demo: session.sources.demo,
+                project: None,
+            });
+        }
         if session.renderings.prgb.is_none() && session.renderings.pauli.is_some() {
             for id in [LayerId::Prgb, LayerId::Pauli] {
                 if let Some(l) = self.store.layers.get_mut(id) {
