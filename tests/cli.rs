@@ -951,6 +951,10 @@ fn a_full_disk_fails_naming_the_file_and_leaves_no_output() {
             err.contains("error: cannot write") && !err.contains("panicked"),
             "{err}"
         );
+        // The file is named where the user asked for it, not in the
+        // hidden folder it was being written in.
+        let named = format!("cannot write {}/", out.display());
+        assert!(err.contains(&named) && !err.contains(".partial-"), "{err}");
         assert!(
             !out.exists(),
             "{} appeared after a failed write",

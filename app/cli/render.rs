@@ -219,7 +219,7 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
         write_to: staged.path().to_path_buf(),
         out: args.out.clone(),
     };
-    render_scene(&opts)?;
+    render_scene(&opts).map_err(|e| staged.final_words(e))?;
     let out = staged.commit()?;
     log::info!("[ok] wrote {}", out.display());
     Ok(())

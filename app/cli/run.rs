@@ -511,7 +511,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let step = Step::start(format!("writing {}", args.out.display()));
     let grid = prepared.scene.grid().context("the scene has no layer")?;
     let written: Vec<PathBuf> =
-        write_run_outputs(staged.path(), &outcome, grid, &prepared.class_names)?
+        write_run_outputs(staged.path(), &outcome, grid, &prepared.class_names)
+            .map_err(|e| staged.final_words(e))?
             .iter()
             .map(|p| staged.final_path(p))
             .collect();
@@ -585,7 +586,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         bundle.write(model_path)?;
         log::info!("[ok] wrote the model {}", model_path.display());
     }
-    let path = staged.final_path(&write_run_record(staged.path(), &record)?);
+    let path = staged
+        .final_path(&write_run_record(staged.path(), &record).map_err(|e| staged.final_words(e))?);
     staged.commit()?;
     log::info!("[ok] wrote {}", path.display());
     Ok(())

@@ -143,7 +143,8 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
             )
         })
         .collect();
-    write_rgb_png(&staged.path().join("sweep.png"), &sweep_plot(&points))?;
+    write_rgb_png(&staged.path().join("sweep.png"), &sweep_plot(&points))
+        .map_err(|e| staged.final_words(e))?;
     let png = args.out.join("sweep.png");
     let record = json!({
         "software": format!("unidiff-studio {}", env!("CARGO_PKG_VERSION")),
@@ -171,7 +172,8 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
     write_bytes(
         &staged.path().join("sweep.json"),
         format!("{}\n", serde_json::to_string_pretty(&record)?).as_bytes(),
-    )?;
+    )
+    .map_err(|e| staged.final_words(e))?;
     let out = staged.commit()?;
     log::info!(
         "[ok] wrote {} and {}",

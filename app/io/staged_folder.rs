@@ -97,6 +97,20 @@ impl StagedFolder {
         &self.staging
     }
 
+    /// A failed write's error in the user's words: the hidden folder's
+    /// path in its message becomes the output folder's (nothing of it is
+    /// left; the message names the file as the user asked for it).
+    pub fn final_words(&self, error: impl Into<anyhow::Error>) -> anyhow::Error {
+        let error = error.into();
+        let staging = self.staging.display().to_string();
+        let text = format!("{error:#}");
+        if text.contains(&staging) {
+            anyhow::anyhow!(text.replace(&staging, &self.target.display().to_string()))
+        } else {
+            error
+        }
+    }
+
     /// Where a file written under [`StagedFolder::path`] will be.
     pub fn final_path(&self, written: &Path) -> PathBuf {
         written
