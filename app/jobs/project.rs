@@ -275,32 +275,26 @@ pub fn save_project(path: &Path, snap: &ProjectSnapshot) -> anyhow::Result<Saved
             save_dir.display()
         )
     })?;
-    let in_project = |name: &str| -> (PathBuf, PathBuf) {
-        let file = save_dir.join(name);
-        let rel = relative_path(&absolute(&file), &absolute_dir(dir));
-        (file, rel)
+    // A data file where it is written, and as the project file names it
+    // (`NAME_data/save-…/file`, beside the project file by construction).
+    let save_rel = PathBuf::from(root.file_name().unwrap_or_default())
+        .join(save_dir.file_name().unwrap_or_default());
+    let in_project = |name: &str| (save_dir.join(name), save_rel.join(name));
+    let write_labels = |layer: &Option<LabelImage>, name: &str| -> anyhow::Result<_> {
+        let Some(l) = layer else {
+            return Ok(None);
+        };
+        let (file, rel) = in_project(name);
+        write_class_map(&file, &l.data, &l.grid, &snap.classes)
+            .with_context(|| format!("cannot write the project's labels {}", file.display()))?;
+        Ok(Some((file, rel)))
     };
-    let mut labels = [None, None];
-    let mut written = SavedLabels::default();
-    for (slot, (layer, name)) in [
-        (&snap.train, "train_labels.tif"),
-        (&snap.test, "test_labels.tif"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        if let Some(l) = layer {
-            let (file, rel) = in_project(name);
-            write_class_map(&file, &l.data, &l.grid, &snap.classes)
-                .with_context(|| format!("cannot write the project's labels {}", file.display()))?;
-            labels[slot] = Some(rel);
-            if slot == 0 {
-                written.train = Some(file);
-            } else {
-                written.test = Some(file);
-            }
-        }
-    }
+    let train = write_labels(&snap.train, "train_labels.tif")?;
+    let test = write_labels(&snap.test, "test_labels.tif")?;
+    let written = SavedLabels {
+        train: train.as_ref().map(|(file, _)| file.clone()),
+        test: test.as_ref().map(|(file, _)| file.clone()),
+    };
     let mut model = None;
     let mut result = None;
     if let Some(r) = &snap.result {
@@ -345,7 +339,6 @@ pub fn save_project(path: &Path, snap: &ProjectSnapshot) -> anyhow::Result<Saved
             .adapter()
             .map(|a| ProjectPath::new(dir, a)),
     };
-    let [train_labels, test_labels] = labels;
     let file = ProjectFile {
         version: PROJECT_VERSION,
         title: snap.sources.title.clone(),
@@ -353,8 +346,8 @@ pub fn save_project(path: &Path, snap: &ProjectSnapshot) -> anyhow::Result<Saved
         hsi: file_of(snap.sources.hsi.as_ref()).filter(|_| !snap.sources.demo),
         sar: file_of(snap.sources.sar.as_ref()).filter(|_| !snap.sources.demo),
         classes: snap.classes.clone(),
-        train_labels,
-        test_labels,
+        train_labels: train.map(|(_, rel)| rel),
+        test_labels: test.map(|(_, rel)| rel),
         prgb_bands: snap.prgb_bands,
         stage_b: snap.stage_b.clone(),
         stage_a: snap.stage_a.clone(),

@@ -189,7 +189,7 @@ impl StudioApp {
         if options.demo {
             app.handle(AppCommand::OpenDemo);
         } else if let [file] = options.files.as_slice()
-            && super::project::is_project(file)
+            && crate::jobs::project::is_project_file(file)
         {
             app.handle(AppCommand::OpenProject(file.clone()));
         } else if !options.files.is_empty() {

@@ -241,7 +241,10 @@ impl StudioApp {
     }
 
     fn open_dropped(&mut self, files: &[PathBuf]) {
-        if let Some(project) = files.iter().find(|f| super::project::is_project(f)) {
+        if let Some(project) = files
+            .iter()
+            .find(|f| crate::jobs::project::is_project_file(f))
+        {
             return self.open_project(project.clone());
         }
         let request = LoadRequest::from_files(files);

@@ -13,12 +13,11 @@ use super::prefs::RecentScene;
 use super::store::Store;
 use crate::jobs::load::RestoredProject;
 use crate::jobs::project::{
-    ProjectSnapshot, ResultSnapshot, SavedLabels, is_project_file, read_project,
-    with_project_extension,
+    ProjectSnapshot, ResultSnapshot, SavedLabels, read_project, with_project_extension,
 };
 use crate::jobs::{AdaptSettings, ClassifySettings, Task};
 use crate::scene::LabelLayer;
-use crate::session::Session;
+use crate::session::{SceneSources, Session};
 
 /// What the project keeps of the app's view, beside the data.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -158,7 +157,9 @@ impl StudioApp {
             self.map.dirty.insert(LayerId::ClassMap, Dirty::All);
             self.map.dirty.insert(LayerId::Uncertainty, Dirty::All);
         }
-        self.remember_project(session, &path);
+        self.store
+            .prefs
+            .remember(recent_entry(&session.sources, &path));
         self.store.project = Some(path);
     }
 
@@ -179,29 +180,11 @@ impl StudioApp {
         }
     }
 
-    /// Puts the project first in the recent list.
-    pub(crate) fn remember_project(&mut self, session: &Session, path: &std::path::Path) {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        self.store.prefs.remember(RecentScene {
-            title: format!("{name} ({})", session.sources.title),
-            hsi: session.sources.hsi.clone(),
-            sar: session.sources.sar.clone(),
-            demo: session.sources.demo,
-            project: Some(path.to_path_buf()),
-        });
-    }
-
     /// A saved project: the file is now the open project, and its labels
     /// are saved as of `revision`.
     pub(crate) fn project_saved(&mut self, path: PathBuf, revision: u64, labels: SavedLabels) {
-        if let Some(s) = self.store.session.take() {
-            self.remember_project(&s, &path);
-            self.store.session = Some(s);
-        }
         if let Some(s) = &mut self.store.session {
+            self.store.prefs.remember(recent_entry(&s.sources, &path));
             s.saved_revision = s.saved_revision.max(revision);
             // The layers now live in the project's data folder.
             s.sources.train_labels = labels.train;
@@ -212,7 +195,17 @@ impl StudioApp {
     }
 }
 
-/// Whether a dropped or given file is a project.
-pub fn is_project(path: &std::path::Path) -> bool {
-    is_project_file(path)
+/// The recent-list entry of the project at `path` over a scene.
+fn recent_entry(sources: &SceneSources, path: &std::path::Path) -> RecentScene {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    RecentScene {
+        title: format!("{name} ({})", sources.title),
+        hsi: sources.hsi.clone(),
+        sar: sources.sar.clone(),
+        demo: sources.demo,
+        project: Some(path.to_path_buf()),
+    }
 }
