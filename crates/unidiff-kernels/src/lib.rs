@@ -25,8 +25,10 @@ use rayon::prelude::*;
 
 mod head;
 mod train;
+mod winograd;
 pub use head::{HeadLinear, HeadMlp, HeadNorm, HeadTrainer};
 pub use train::{Adam, TrainTape, Trainer};
+pub use winograd::Tile;
 
 /// GroupNorm's group count in the ADM U-Net.
 pub const GROUPS: usize = 32;
@@ -244,6 +246,36 @@ pub struct Conv {
     c_in: usize,
     c_out: usize,
     k: usize,
+    /// The Winograd weights, kept where small.
+    transformed: TransformedWeights,
+}
+
+/// A convolution's Winograd weights per tile, computed on first use and
+/// kept when they take at most [`KEPT_TRANSFORMED`] bytes (the small
+/// networks' layers; the ImageNet-64 network's wide ones are transformed
+/// per call, whose cost their products amortise, rather than adding
+/// gigabytes to its weights).
+#[derive(Debug, Clone, Default)]
+struct TransformedWeights([std::sync::OnceLock<Vec<f32>>; 2]);
+
+/// Largest Winograd weights kept with their convolution.
+const KEPT_TRANSFORMED: usize = 8 << 20;
+
+impl TransformedWeights {
+    /// Whether `conv`'s weights for `tile` are kept.
+    fn kept(&self, conv: &Conv, tile: Tile) -> bool {
+        winograd::transformed_len(conv.c_in, conv.c_out, tile) * 4 <= KEPT_TRANSFORMED
+    }
+
+    fn get<'a>(&'a self, conv: &Conv, tile: Tile) -> Option<&'a [f32]> {
+        if !self.kept(conv, tile) {
+            return None;
+        }
+        let slot = &self.0[tile as usize];
+        Some(slot.get_or_init(|| {
+            winograd::transformed_weights(&conv.weight, conv.c_in, conv.c_out, tile)
+        }))
+    }
 }
 
 impl Conv {
@@ -268,11 +300,43 @@ impl Conv {
             c_in,
             c_out,
             k,
+            transformed: TransformedWeights::default(),
         })
     }
 
-    /// The convolution of `x`.
+    /// The convolution of `x`: a 3x3 one by Winograd's F(4 x 4, 3 x 3)
+    /// (`winograd`) where that is faster, else (and a 1x1 one) as
+    /// im2col + one product.
     pub fn forward(&self, x: &Act) -> Act {
+        if self.k == 3 && self.c_in.min(self.c_out) >= winograd::MIN_CHANNELS {
+            let tile = Tile::for_image(x.h, x.w);
+            if self.transformed.kept(self, tile)
+                || x.n * x.hw() >= winograd::MIN_PIXELS_TRANSFORMING
+            {
+                return self.forward_tile(x, tile);
+            }
+        }
+        self.forward_im2col(x)
+    }
+
+    /// A 3x3 convolution of `x` by the given Winograd tile (the 1x1 one as
+    /// [`Conv::forward`]).
+    pub fn forward_tile(&self, x: &Act, tile: Tile) -> Act {
+        if self.k != 3 {
+            return self.forward_im2col(x);
+        }
+        match self.transformed.get(self, tile) {
+            Some(u) => winograd::conv3(x, u, &self.bias, self.c_out, tile),
+            None => {
+                let u = winograd::transformed_weights(&self.weight, self.c_in, self.c_out, tile);
+                winograd::conv3(x, &u, &self.bias, self.c_out, tile)
+            }
+        }
+    }
+
+    /// The convolution of `x` as im2col + GEMM (the direct sum, the
+    /// reference of the Winograd path).
+    pub fn forward_im2col(&self, x: &Act) -> Act {
         let rows = self.c_in * self.k * self.k;
         // At least MIN_COLUMNS columns a product: narrower ones run below
         // the GEMM's rate.

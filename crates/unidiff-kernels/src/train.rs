@@ -42,6 +42,7 @@ impl Conv {
             c_in: self.c_out,
             c_out: self.c_in,
             k: self.k,
+            transformed: Default::default(),
         }
     }
 }

@@ -1,0 +1,559 @@
+//! 3x3 convolutions by Winograd's minimal filtering F(m x m, 3 x 3) (Lavin
+//! and Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016).
+//! The U-Net's time on the CPU is its 3x3 convolutions' matrix products:
+//! im2col + GEMM does 9 multiply-adds per output, input channel and output
+//! channel; F(4 x 4, 3 x 3) does 36 per 16 outputs (2.25), F(2 x 2, 3 x 3)
+//! 16 per 4 (4), the rest being transforms whose cost grows with the
+//! channels, not with their square.
+//!
+//! Per chunk of tiles (an `m x m` block of outputs each, numbered across
+//! the images' tile rows): the input tiles (`a x a`, a = m + 2, zero outside
+//! the image) are transformed, `V = B^T d B`; the weights, `U = G g G^T`;
+//! then for each of the a^2 points one product `M_k = U_k V_k` (c_out x
+//! c_in times c_in x tiles) and the output tiles `Y = A^T M A` plus the
+//! bias. The transforms run on eight tiles at once, one per SIMD lane.
+//!
+//! A tile's outputs depend on its own input values and on the product's
+//! column alone, so a patch's result does not depend on its batch, as with
+//! im2col. The rounding differs from the direct sum: F(4) stays within a
+//! few 1e-6 relative of it on the U-Net's layers (tested against im2col).
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+use crate::{Act, avx2_fma, buffer, recycle};
+
+/// Tiles transformed together, one per lane.
+const LANES: usize = 8;
+type Lanes = [f32; LANES];
+
+/// Largest transformed-input buffer of one chunk, in f32 values (4 MiB):
+/// the products then read it from cache.
+const VALUES_PER_CHUNK: usize = 1 << 20;
+/// Fewest tiles a chunk: narrower products run below the GEMM's rate.
+const MIN_TILES: usize = 256;
+
+/// The three matrices of F(M x M, 3 x 3), A = M + 2 points.
+pub(crate) struct Minimal<const M: usize, const A: usize> {
+    bt: [[f32; A]; A],
+    g: [[f32; 3]; A],
+    at: [[f32; A]; M],
+}
+
+/// F(2 x 2, 3 x 3): points 0, 1, -1, infinity.
+pub(crate) const F2: Minimal<2, 4> = Minimal {
+    bt: [
+        [1.0, 0.0, -1.0, 0.0],
+        [0.0, 1.0, 1.0, 0.0],
+        [0.0, -1.0, 1.0, 0.0],
+        [0.0, 1.0, 0.0, -1.0],
+    ],
+    g: [
+        [1.0, 0.0, 0.0],
+        [0.5, 0.5, 0.5],
+        [0.5, -0.5, 0.5],
+        [0.0, 0.0, 1.0],
+    ],
+    at: [[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]],
+};
+
+/// F(4 x 4, 3 x 3): points 0, 1, -1, 2, -2, infinity.
+pub(crate) const F4: Minimal<4, 6> = Minimal {
+    bt: [
+        [4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
+        [0.0, -4.0, -4.0, 1.0, 1.0, 0.0],
+        [0.0, 4.0, -4.0, -1.0, 1.0, 0.0],
+        [0.0, -2.0, -1.0, 2.0, 1.0, 0.0],
+        [0.0, 2.0, -1.0, -2.0, 1.0, 0.0],
+        [0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
+    ],
+    g: [
+        [1.0 / 4.0, 0.0, 0.0],
+        [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+        [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+        [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+        [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+        [0.0, 0.0, 1.0],
+    ],
+    at: [
+        [1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+        [0.0, 1.0, -1.0, 2.0, -2.0, 0.0],
+        [0.0, 1.0, 1.0, 4.0, 4.0, 0.0],
+        [0.0, 1.0, -1.0, 8.0, -8.0, 1.0],
+    ],
+};
+
+/// Which F(m x m, 3 x 3) a convolution runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tile {
+    F2,
+    F4,
+}
+
+impl Tile {
+    /// F(4) unless the image is smaller than its tile.
+    pub fn for_image(h: usize, w: usize) -> Self {
+        if h >= 4 && w >= 4 { Tile::F4 } else { Tile::F2 }
+    }
+}
+
+/// Fewest channels in and out for which the transforms pay: at 32 in and
+/// out im2col was faster (15.7 against 18.3 ms for 64 images of 32 x 32 on
+/// two cores), at 64 F(4) was 1.5-1.9x faster.
+pub(crate) const MIN_CHANNELS: usize = 48;
+
+/// Fewest pixels (images x height x width) of one call for which F(4) with
+/// its weights transformed in that call beats im2col: the transform costs
+/// about 2.5 ns a transformed weight on two cores, the product saves 6.75
+/// multiply-adds a pixel and weight at ~100 G a second (on two cores:
+/// 768 channels at 4 x 8 x 8 im2col 13 ms, F(4) 57; at 4 x 32 x 32 with
+/// 384 channels im2col 89 ms, F(4) 42).
+pub(crate) const MIN_PIXELS_TRANSFORMING: usize = 1536;
+
+/// `a * b + c`, fused where the CPU has FMA.
+#[inline(always)]
+fn fma<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA { a.mul_add(b, c) } else { a * b + c }
+}
+
+/// A 3x3 "same" convolution of `x` by F(m x m, 3 x 3), with the weights
+/// as [`transformed_weights`] gives them for `tile`.
+pub(crate) fn conv3(x: &Act, u: &[f32], bias: &[f32], c_out: usize, tile: Tile) -> Act {
+    match tile {
+        Tile::F2 => conv3_with::<2, 4>(&F2, x, u, bias, c_out),
+        Tile::F4 => conv3_with::<4, 6>(&F4, x, u, bias, c_out),
+    }
+}
+
+/// `U = G g G^T` of every kernel of `weight` (c_out x c_in x 3 x 3,
+/// PyTorch's layout), as [c_out][point][c_in].
+pub(crate) fn transformed_weights(weight: &[f32], c_in: usize, c_out: usize, tile: Tile) -> Vec<f32> {
+    match tile {
+        Tile::F2 => weights_transformed::<2, 4>(&F2, weight, c_in, c_out),
+        Tile::F4 => weights_transformed::<4, 6>(&F4, weight, c_in, c_out),
+    }
+}
+
+/// The transformed weights' length for `tile`.
+pub(crate) fn transformed_len(c_in: usize, c_out: usize, tile: Tile) -> usize {
+    let a = match tile {
+        Tile::F2 => 4,
+        Tile::F4 => 6,
+    };
+    a * a * c_in * c_out
+}
+
+/// Runs `$body::<true, ..>` compiled for AVX2 + FMA where the CPU has them,
+/// else `$body::<false, ..>` (closures and rayon's tasks do not inherit a
+/// caller's target features, so each task dispatches itself).
+macro_rules! dispatch_fma {
+    ($avx2:ident, $body:ident, <$($g:ident),*>, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        fn $avx2<$(const $g: usize),*>($($arg: $ty),*) -> $ret {
+            $body::<true, $($g),*>($($arg),*)
+        }
+    };
+}
+
+/// Where tile `t` of a chunk lies: (image, first output row, first output
+/// column).
+#[derive(Clone, Copy)]
+struct TileGrid {
+    n: usize,
+    h: usize,
+    w: usize,
+    /// Tiles per image row and column.
+    th: usize,
+    tw: usize,
+    m: usize,
+}
+
+impl TileGrid {
+    fn new(x: &Act, m: usize) -> Self {
+        Self {
+            n: x.n,
+            h: x.h,
+            w: x.w,
+            th: x.h.div_ceil(m),
+            tw: x.w.div_ceil(m),
+            m,
+        }
+    }
+
+    fn tiles(&self) -> usize {
+        self.n * self.th * self.tw
+    }
+
+    fn place(&self, t: usize) -> (usize, usize, usize) {
+        let per_image = self.th * self.tw;
+        let (b, r) = (t / per_image, t % per_image);
+        (b, (r / self.tw) * self.m, (r % self.tw) * self.m)
+    }
+}
+
+fn conv3_with<const M: usize, const A: usize>(
+    f: &Minimal<M, A>,
+    x: &Act,
+    u: &[f32],
+    bias: &[f32],
+    c_out: usize,
+) -> Act {
+    let c_in = x.c;
+    let grid = TileGrid::new(x, M);
+    let tiles = grid.tiles();
+    let points = A * A;
+    let per_chunk = (VALUES_PER_CHUNK / (points * c_in).max(1))
+        .max(MIN_TILES)
+        .min(tiles.max(1));
+    let mut v = buffer(points * c_in * per_chunk);
+    let mut prod = buffer(points * c_out * per_chunk);
+    let mut out = x.like(c_out);
+    let plane = x.n * x.hw();
+    for t0 in (0..tiles).step_by(per_chunk) {
+        let tc = (t0 + per_chunk).min(tiles) - t0;
+        // V: [c_in][point][tile].
+        let v = &mut v[..points * c_in * tc];
+        v.par_chunks_mut(points * tc)
+            .zip(x.data.par_chunks(plane))
+            .for_each(|(dst, src)| input_tiles::<M, A>(f, &grid, src, t0, tc, dst));
+        // M_k = U_k V_k: [point][c_out][tile].
+        let prod = &mut prod[..points * c_out * tc];
+        prod.par_chunks_mut(c_out * tc)
+            .enumerate()
+            .for_each(|(k, dst)| {
+                // U_k: rows c_out, `points * c_in` apart.
+                let lhs = MatRef::from_column_major_slice_with_stride(
+                    &u[k * c_in..][..(c_out - 1) * points * c_in + c_in],
+                    c_in,
+                    c_out,
+                    points * c_in,
+                )
+                .transpose();
+                let rhs = MatRef::from_column_major_slice_with_stride(
+                    &v[k * tc..][..(c_in - 1) * points * tc + tc],
+                    tc,
+                    c_in,
+                    points * tc,
+                )
+                .transpose();
+                let dst = MatMut::from_column_major_slice_mut(dst, tc, c_out).transpose_mut();
+                matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
+            });
+        let prod = &*prod;
+        out.data
+            .par_chunks_mut(plane)
+            .zip(bias)
+            .enumerate()
+            .for_each(|(co, (dst, &b))| {
+                output_tiles::<M, A>(f, &grid, prod, co, c_out, t0, tc, b, dst)
+            });
+    }
+    recycle(std::mem::take(&mut v));
+    recycle(std::mem::take(&mut prod));
+    out
+}
+
+fn weights_transformed<const M: usize, const A: usize>(
+    f: &Minimal<M, A>,
+    weight: &[f32],
+    c_in: usize,
+    c_out: usize,
+) -> Vec<f32> {
+    let points = A * A;
+    let mut u = vec![0f32; points * c_out * c_in];
+    u.par_chunks_mut(points * c_in)
+        .zip(weight.par_chunks(c_in * 9))
+        .for_each(|(dst, kernels)| {
+            let mut d = [0f32; 36];
+            for (ci, g) in kernels.chunks_exact(9).enumerate() {
+                kernel_transform(&f.g, g, &mut d[..points]);
+                for (k, &v) in d[..points].iter().enumerate() {
+                    dst[k * c_in + ci] = v;
+                }
+            }
+        });
+    u
+}
+
+/// `G g G^T` of one 3x3 kernel `g` into `d` (A x A). Plain products and
+/// sums, the same on every CPU: the weights are transformed once a call.
+fn kernel_transform<const A: usize>(gm: &[[f32; 3]; A], g: &[f32], d: &mut [f32]) {
+    // G g: A x 3, then (G g) G^T: A x A.
+    let mut gg = [[0f32; 3]; A];
+    for (row, grow) in gg.iter_mut().zip(gm) {
+        for (q, v) in row.iter_mut().enumerate() {
+            *v = grow[0] * g[q] + grow[1] * g[3 + q] + grow[2] * g[6 + q];
+        }
+    }
+    for (i, row) in gg.iter().enumerate() {
+        for (j, grow) in gm.iter().enumerate() {
+            d[i * A + j] = row[0] * grow[0] + row[1] * grow[1] + row[2] * grow[2];
+        }
+    }
+}
+
+/// `y = B^T d B` on each lane.
+#[inline(always)]
+fn input_transform<const FMA: bool, const A: usize>(
+    bt: &[[f32; A]; A],
+    d: &[[Lanes; A]; A],
+) -> [[Lanes; A]; A] {
+    let mut tmp = [[[0f32; LANES]; A]; A];
+    for (trow, brow) in tmp.iter_mut().zip(bt) {
+        for (&c, drow) in brow.iter().zip(d) {
+            if c != 0.0 {
+                for (tv, dv) in trow.iter_mut().zip(drow) {
+                    for (t, &x) in tv.iter_mut().zip(dv) {
+                        *t = fma::<FMA>(c, x, *t);
+                    }
+                }
+            }
+        }
+    }
+    let mut y = [[[0f32; LANES]; A]; A];
+    for (yrow, trow) in y.iter_mut().zip(&tmp) {
+        for (yv, brow) in yrow.iter_mut().zip(bt) {
+            for (&c, tv) in brow.iter().zip(trow) {
+                if c != 0.0 {
+                    for (o, &x) in yv.iter_mut().zip(tv) {
+                        *o = fma::<FMA>(c, x, *o);
+                    }
+                }
+            }
+        }
+    }
+    y
+}
+
+/// The transformed input tiles `t0..t0 + tc` of one channel (`src`, its
+/// n x h x w values) into `dst`, [point][tile].
+fn input_tiles<const M: usize, const A: usize>(
+    f: &Minimal<M, A>,
+    grid: &TileGrid,
+    src: &[f32],
+    t0: usize,
+    tc: usize,
+    dst: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA (checked just above).
+        unsafe { input_tiles_avx2::<M, A>(f, grid, src, t0, tc, dst) };
+        return;
+    }
+    input_tiles_body::<false, M, A>(f, grid, src, t0, tc, dst)
+}
+
+dispatch_fma!(input_tiles_avx2, input_tiles_body, <M, A>,
+    (f: &Minimal<M, A>, grid: &TileGrid, src: &[f32], t0: usize, tc: usize, dst: &mut [f32]) -> ());
+
+#[inline(always)]
+fn input_tiles_body<const FMA: bool, const M: usize, const A: usize>(
+    f: &Minimal<M, A>,
+    grid: &TileGrid,
+    src: &[f32],
+    t0: usize,
+    tc: usize,
+    dst: &mut [f32],
+) {
+    let (h, w) = (grid.h, grid.w);
+    let hw = h * w;
+    for g0 in (0..tc).step_by(LANES) {
+        let lanes = (tc - g0).min(LANES);
+        let mut d = [[[0f32; LANES]; A]; A];
+        for l in 0..lanes {
+            let (b, y0, x0) = grid.place(t0 + g0 + l);
+            let image = &src[b * hw..(b + 1) * hw];
+            // Input rows y0 - 1 .. y0 + A - 1, columns x0 - 1 .. x0 + A - 1.
+            let interior = y0 >= 1 && x0 >= 1 && y0 + A - 1 <= h && x0 + A - 1 <= w;
+            if interior {
+                for (i, drow) in d.iter_mut().enumerate() {
+                    let row = &image[(y0 + i - 1) * w + x0 - 1..][..A];
+                    for (dv, &v) in drow.iter_mut().zip(row) {
+                        dv[l] = v;
+                    }
+                }
+            } else {
+                for (i, drow) in d.iter_mut().enumerate() {
+                    let y = (y0 + i).wrapping_sub(1);
+                    for (j, dv) in drow.iter_mut().enumerate() {
+                        let xx = (x0 + j).wrapping_sub(1);
+                        dv[l] = if y < h && xx < w { image[y * w + xx] } else { 0.0 };
+                    }
+                }
+            }
+        }
+        let v = input_transform::<FMA, A>(&f.bt, &d);
+        for (k, vv) in v.iter().flatten().enumerate() {
+            dst[k * tc + g0..][..lanes].copy_from_slice(&vv[..lanes]);
+        }
+    }
+}
+
+/// `Y = A^T m A` on each lane.
+#[inline(always)]
+fn output_transform<const FMA: bool, const M: usize, const A: usize>(
+    at: &[[f32; A]; M],
+    m: &[[Lanes; A]; A],
+) -> [[Lanes; M]; M] {
+    let mut tmp = [[[0f32; LANES]; A]; M];
+    for (trow, arow) in tmp.iter_mut().zip(at) {
+        for (&c, mrow) in arow.iter().zip(m) {
+            if c != 0.0 {
+                for (tv, mv) in trow.iter_mut().zip(mrow) {
+                    for (t, &x) in tv.iter_mut().zip(mv) {
+                        *t = fma::<FMA>(c, x, *t);
+                    }
+                }
+            }
+        }
+    }
+    let mut y = [[[0f32; LANES]; M]; M];
+    for (yrow, trow) in y.iter_mut().zip(&tmp) {
+        for (yv, arow) in yrow.iter_mut().zip(at) {
+            for (&c, tv) in arow.iter().zip(trow) {
+                if c != 0.0 {
+                    for (o, &x) in yv.iter_mut().zip(tv) {
+                        *o = fma::<FMA>(c, x, *o);
+                    }
+                }
+            }
+        }
+    }
+    y
+}
+
+/// Output channel `co`'s tiles `t0..t0 + tc` from the products `prod`
+/// ([point][c_out][tile]), plus `bias`, into `dst` (its n x h x w values).
+#[allow(clippy::too_many_arguments)]
+fn output_tiles<const M: usize, const A: usize>(
+    f: &Minimal<M, A>,
+    grid: &TileGrid,
+    prod: &[f32],
+    co: usize,
+    c_out: usize,
+    t0: usize,
+    tc: usize,
+    bias: f32,
+    dst: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA (checked just above).
+        unsafe { output_tiles_avx2::<M, A>(f, grid, prod, co, c_out, t0, tc, bias, dst) };
+        return;
+    }
+    output_tiles_body::<false, M, A>(f, grid, prod, co, c_out, t0, tc, bias, dst)
+}
+
+dispatch_fma!(output_tiles_avx2, output_tiles_body, <M, A>,
+    (f: &Minimal<M, A>, grid: &TileGrid, prod: &[f32], co: usize, c_out: usize, t0: usize,
+     tc: usize, bias: f32, dst: &mut [f32]) -> ());
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn output_tiles_body<const FMA: bool, const M: usize, const A: usize>(
+    f: &Minimal<M, A>,
+    grid: &TileGrid,
+    prod: &[f32],
+    co: usize,
+    c_out: usize,
+    t0: usize,
+    tc: usize,
+    bias: f32,
+    dst: &mut [f32],
+) {
+    let (h, w) = (grid.h, grid.w);
+    let hw = h * w;
+    for g0 in (0..tc).step_by(LANES) {
+        let lanes = (tc - g0).min(LANES);
+        let mut m = [[[0f32; LANES]; A]; A];
+        for (k, mv) in m.iter_mut().flatten().enumerate() {
+            mv[..lanes].copy_from_slice(&prod[(k * c_out + co) * tc + g0..][..lanes]);
+        }
+        let y = output_transform::<FMA, M, A>(&f.at, &m);
+        for l in 0..lanes {
+            let (b, y0, x0) = grid.place(t0 + g0 + l);
+            let image = &mut dst[b * hw..(b + 1) * hw];
+            let rows = M.min(h - y0);
+            let cols = M.min(w - x0);
+            for (i, yrow) in y.iter().enumerate().take(rows) {
+                let out = &mut image[(y0 + i) * w + x0..][..cols];
+                for (o, yv) in out.iter_mut().zip(yrow) {
+                    *o = yv[l] + bias;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Conv;
+
+    fn pseudo_random(len: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Both tilings equal im2col's direct sum within f32 rounding, on image
+    /// sizes that do and do not divide into tiles, at the U-Net's scale of
+    /// values.
+    #[test]
+    fn winograd_equals_the_direct_convolution() {
+        for &(c_in, c_out, n, h, w) in &[
+            (3, 32, 2, 32, 32),
+            (32, 64, 3, 16, 16),
+            (64, 32, 2, 9, 7),
+            (16, 16, 1, 3, 5),
+            (128, 64, 1, 8, 8),
+        ] {
+            let x = Act {
+                data: pseudo_random(c_in * n * h * w, 1),
+                c: c_in,
+                n,
+                h,
+                w,
+            };
+            let weight: Vec<f32> = pseudo_random(c_out * c_in * 9, 2)
+                .iter()
+                .map(|v| v * (1.0 / (9.0 * c_in as f32)).sqrt())
+                .collect();
+            let bias = pseudo_random(c_out, 3);
+            let conv = Conv::new(weight.clone(), bias.clone(), c_in, c_out, 3, 1)
+                .expect("valid convolution");
+            let want = conv.forward_im2col(&x);
+            let scale = want.data.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for tile in [Tile::F2, Tile::F4] {
+                let got = conv.forward_tile(&x, tile);
+                assert_eq!((got.c, got.n, got.h, got.w), (c_out, n, h, w));
+                let d = got
+                    .data
+                    .iter()
+                    .zip(&want.data)
+                    .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                // F(4)'s points +-2 and its 1/24 round more than F(2)'s.
+                let bound = match tile {
+                    Tile::F2 => 2e-6,
+                    Tile::F4 => 8e-6,
+                };
+                eprintln!("{tile:?} {c_in}->{c_out} {n}x{h}x{w}: {:.2e}", d / scale);
+                assert!(
+                    d <= bound * scale.max(1.0),
+                    "{tile:?} {c_in}->{c_out} {n}x{h}x{w}: max abs diff {d} (scale {scale})"
+                );
+            }
+        }
+    }
+}
