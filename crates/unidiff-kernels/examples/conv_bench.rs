@@ -17,7 +17,11 @@ fn main() {
     let iters = args.get(5).copied().unwrap_or(20);
     let values = |len: usize, seed: u32| -> Vec<f32> {
         (0..len)
-            .map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32 / (1 << 24) as f32 - 0.5)
+            .map(|i| {
+                ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32
+                    / (1 << 24) as f32
+                    - 0.5
+            })
             .collect()
     };
     let x = Act {
@@ -27,7 +31,14 @@ fn main() {
         h,
         w,
     };
-    let Ok(conv) = Conv::new(values(c_out * c_in * 9, 2), values(c_out, 3), c_in, c_out, 3, 1) else {
+    let Ok(conv) = Conv::new(
+        values(c_out * c_in * 9, 2),
+        values(c_out, 3),
+        c_in,
+        c_out,
+        3,
+        1,
+    ) else {
         eprintln!("bad convolution");
         return;
     };
@@ -39,10 +50,21 @@ fn main() {
         }
         let ms = start.elapsed().as_secs_f64() * 1e3 / iters as f64;
         let gflop = 2.0 * (c_in * c_out * 9 * n * h * w) as f64 / 1e9;
-        println!("{name:8} {ms:8.3} ms  ({:.1} direct-GFLOP/s)", gflop / ms * 1e3);
+        println!(
+            "{name:8} {ms:8.3} ms  ({:.1} direct-GFLOP/s)",
+            gflop / ms * 1e3
+        );
     };
+    // A seventh argument runs one of them: 0 im2col, 2 F(2), 4 F(4).
+    let only = args.get(6).copied();
     println!("conv {c_in}->{c_out}, {n}x{h}x{w}");
-    time("im2col", &|| conv.forward_im2col(&x));
-    time("F2", &|| conv.forward_tile(&x, Tile::F2));
-    time("F4", &|| conv.forward_tile(&x, Tile::F4));
+    if only.is_none_or(|o| o == 0) {
+        time("im2col", &|| conv.forward_im2col(&x));
+    }
+    if only.is_none_or(|o| o == 2) {
+        time("F2", &|| conv.forward_tile(&x, Tile::F2));
+    }
+    if only.is_none_or(|o| o == 4) {
+        time("F4", &|| conv.forward_tile(&x, Tile::F4));
+    }
 }

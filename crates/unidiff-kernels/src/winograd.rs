@@ -22,17 +22,17 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-use crate::{Act, avx2_fma, buffer, recycle};
+use crate::{Act, avx2_fma};
 
 /// Tiles transformed together, one per lane.
 const LANES: usize = 8;
 type Lanes = [f32; LANES];
 
-/// Largest transformed-input buffer of one chunk, in f32 values (4 MiB):
-/// the products then read it from cache.
-const VALUES_PER_CHUNK: usize = 1 << 20;
+/// Largest transformed-input (or product) buffer of one chunk, in f32
+/// values (512 KiB, a core's share of cache: 1 MiB and 4 MiB were slower).
+const VALUES_PER_CHUNK: usize = 1 << 17;
 /// Fewest tiles a chunk: narrower products run below the GEMM's rate.
-const MIN_TILES: usize = 256;
+const MIN_TILES: usize = 64;
 
 /// The three matrices of F(M x M, 3 x 3), A = M + 2 points.
 pub(crate) struct Minimal<const M: usize, const A: usize> {
@@ -98,10 +98,10 @@ impl Tile {
     }
 }
 
-/// Fewest channels in and out for which the transforms pay: at 32 in and
-/// out im2col was faster (15.7 against 18.3 ms for 64 images of 32 x 32 on
-/// two cores), at 64 F(4) was 1.5-1.9x faster.
-pub(crate) const MIN_CHANNELS: usize = 48;
+/// Fewest channels in and out for which the transforms pay (two cores,
+/// 64 images of 32 x 32: 16 channels in and out F(4) 5.2 ms, im2col 10.2;
+/// 3 in, 32 out (the first layer) F(4) 5.0, im2col 3.9).
+pub(crate) const MIN_CHANNELS: usize = 16;
 
 /// Fewest pixels (images x height x width) of one call for which F(4) with
 /// its weights transformed in that call beats im2col: the transform costs
@@ -128,7 +128,12 @@ pub(crate) fn conv3(x: &Act, u: &[f32], bias: &[f32], c_out: usize, tile: Tile) 
 
 /// `U = G g G^T` of every kernel of `weight` (c_out x c_in x 3 x 3,
 /// PyTorch's layout), as [c_out][point][c_in].
-pub(crate) fn transformed_weights(weight: &[f32], c_in: usize, c_out: usize, tile: Tile) -> Vec<f32> {
+pub(crate) fn transformed_weights(
+    weight: &[f32],
+    c_in: usize,
+    c_out: usize,
+    tile: Tile,
+) -> Vec<f32> {
     match tile {
         Tile::F2 => weights_transformed::<2, 4>(&F2, weight, c_in, c_out),
         Tile::F4 => weights_transformed::<4, 6>(&F4, weight, c_in, c_out),
@@ -205,55 +210,98 @@ fn conv3_with<const M: usize, const A: usize>(
     let grid = TileGrid::new(x, M);
     let tiles = grid.tiles();
     let points = A * A;
-    let per_chunk = (VALUES_PER_CHUNK / (points * c_in).max(1))
+    // Chunks small enough for a core's cache, and at least one per thread.
+    let per_chunk = (VALUES_PER_CHUNK / (points * c_in.max(c_out)).max(1))
         .max(MIN_TILES)
-        .min(tiles.max(1));
-    let mut v = buffer(points * c_in * per_chunk);
-    let mut prod = buffer(points * c_out * per_chunk);
+        .min(tiles.div_ceil(rayon::current_num_threads().max(1)))
+        .next_multiple_of(LANES)
+        .max(LANES);
     let mut out = x.like(c_out);
+    let shared = SharedOut {
+        ptr: out.data.as_mut_ptr(),
+        len: out.data.len(),
+    };
     let plane = x.n * x.hw();
-    for t0 in (0..tiles).step_by(per_chunk) {
-        let tc = (t0 + per_chunk).min(tiles) - t0;
-        // V: [c_in][point][tile].
-        let v = &mut v[..points * c_in * tc];
-        v.par_chunks_mut(points * tc)
-            .zip(x.data.par_chunks(plane))
-            .for_each(|(dst, src)| input_tiles::<M, A>(f, &grid, src, t0, tc, dst));
-        // M_k = U_k V_k: [point][c_out][tile].
-        let prod = &mut prod[..points * c_out * tc];
-        prod.par_chunks_mut(c_out * tc)
-            .enumerate()
-            .for_each(|(k, dst)| {
-                // U_k: rows c_out, `points * c_in` apart.
-                let lhs = MatRef::from_column_major_slice_with_stride(
-                    &u[k * c_in..][..(c_out - 1) * points * c_in + c_in],
-                    c_in,
-                    c_out,
-                    points * c_in,
-                )
-                .transpose();
-                let rhs = MatRef::from_column_major_slice_with_stride(
-                    &v[k * tc..][..(c_in - 1) * points * tc + tc],
-                    tc,
-                    c_in,
-                    points * tc,
-                )
-                .transpose();
-                let dst = MatMut::from_column_major_slice_mut(dst, tc, c_out).transpose_mut();
-                matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
+    (0..tiles.div_ceil(per_chunk))
+        .into_par_iter()
+        .for_each(|chunk| {
+            let t0 = chunk * per_chunk;
+            let tc = (t0 + per_chunk).min(tiles) - t0;
+            SCRATCH.with(|scratch| {
+                let (v, prod) = &mut *scratch.borrow_mut();
+                v.resize(v.len().max(points * c_in * tc), 0.0);
+                prod.resize(prod.len().max(points * c_out * tc), 0.0);
+                // V: [c_in][point][tile].
+                let v = &mut v[..points * c_in * tc];
+                for (dst, src) in v
+                    .chunks_exact_mut(points * tc)
+                    .zip(x.data.chunks_exact(plane))
+                {
+                    input_tiles::<M, A>(f, &grid, src, t0, tc, dst);
+                }
+                // M_k = U_k V_k: [point][c_out][tile].
+                let prod = &mut prod[..points * c_out * tc];
+                for (k, dst) in prod.chunks_exact_mut(c_out * tc).enumerate() {
+                    // U_k: rows c_out, `points * c_in` apart.
+                    let lhs = MatRef::from_column_major_slice_with_stride(
+                        &u[k * c_in..][..(c_out - 1) * points * c_in + c_in],
+                        c_in,
+                        c_out,
+                        points * c_in,
+                    )
+                    .transpose();
+                    let rhs = MatRef::from_column_major_slice_with_stride(
+                        &v[k * tc..][..(c_in - 1) * points * tc + tc],
+                        tc,
+                        c_in,
+                        points * tc,
+                    )
+                    .transpose();
+                    let dst = MatMut::from_column_major_slice_mut(dst, tc, c_out).transpose_mut();
+                    matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
+                }
+                for (co, &b) in bias.iter().enumerate() {
+                    output_tiles::<M, A>(f, &grid, prod, co, c_out, t0, tc, b, shared);
+                }
             });
-        let prod = &*prod;
-        out.data
-            .par_chunks_mut(plane)
-            .zip(bias)
-            .enumerate()
-            .for_each(|(co, (dst, &b))| {
-                output_tiles::<M, A>(f, &grid, prod, co, c_out, t0, tc, b, dst)
-            });
-    }
-    recycle(std::mem::take(&mut v));
-    recycle(std::mem::take(&mut prod));
+        });
     out
+}
+
+thread_local! {
+    /// Each thread's transformed inputs and products of its current chunk
+    /// (kept between calls: fresh pages cost more than the transforms).
+    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// The output activation, written by the chunks side by side: each writes
+/// the pixels of its own tiles, which no other chunk's tiles cover.
+#[derive(Clone, Copy)]
+struct SharedOut {
+    ptr: *mut f32,
+    len: usize,
+}
+
+// SAFETY: the pointer is to the output buffer, which outlives the parallel
+// loop that writes it; writers touch disjoint indices (tiles do not overlap)
+// and nothing reads it until the loop has ended.
+unsafe impl Send for SharedOut {}
+// SAFETY: as for Send: only disjoint writes through shared references.
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// Writes `value` at `index` (bounds-checked).
+    ///
+    /// # Safety
+    /// No other thread writes or reads `index` during the call.
+    #[inline(always)]
+    unsafe fn write(self, index: usize, value: f32) {
+        assert!(index < self.len, "output index {index} of {}", self.len);
+        // SAFETY: in bounds (checked above); exclusive by the caller's
+        // contract.
+        unsafe { *self.ptr.add(index) = value };
+    }
 }
 
 fn weights_transformed<const M: usize, const A: usize>(
@@ -291,6 +339,20 @@ fn kernel_transform<const A: usize>(gm: &[[f32; 3]; A], g: &[f32], d: &mut [f32]
     for (i, row) in gg.iter().enumerate() {
         for (j, grow) in gm.iter().enumerate() {
             d[i * A + j] = row[0] * grow[0] + row[1] * grow[1] + row[2] * grow[2];
+        }
+    }
+}
+
+/// `dst = src` (of equal lengths): a whole group of lanes as one fixed-size
+/// move (`copy_from_slice` of eight values was a call into memmove).
+#[inline(always)]
+fn copy_lanes(dst: &mut [f32], src: &[f32]) {
+    match (<&mut Lanes>::try_from(&mut *dst), <&Lanes>::try_from(src)) {
+        (Ok(d), Ok(s)) => *d = *s,
+        _ => {
+            for (d, &s) in dst.iter_mut().zip(src) {
+                *d = s;
+            }
         }
     }
 }
@@ -381,14 +443,18 @@ fn input_tiles_body<const FMA: bool, const M: usize, const A: usize>(
                     let y = (y0 + i).wrapping_sub(1);
                     for (j, dv) in drow.iter_mut().enumerate() {
                         let xx = (x0 + j).wrapping_sub(1);
-                        dv[l] = if y < h && xx < w { image[y * w + xx] } else { 0.0 };
+                        dv[l] = if y < h && xx < w {
+                            image[y * w + xx]
+                        } else {
+                            0.0
+                        };
                     }
                 }
             }
         }
         let v = input_transform::<FMA, A>(&f.bt, &d);
         for (k, vv) in v.iter().flatten().enumerate() {
-            dst[k * tc + g0..][..lanes].copy_from_slice(&vv[..lanes]);
+            copy_lanes(&mut dst[k * tc + g0..][..lanes], &vv[..lanes]);
         }
     }
 }
@@ -427,7 +493,7 @@ fn output_transform<const FMA: bool, const M: usize, const A: usize>(
 }
 
 /// Output channel `co`'s tiles `t0..t0 + tc` from the products `prod`
-/// ([point][c_out][tile]), plus `bias`, into `dst` (its n x h x w values).
+/// ([point][c_out][tile]), plus `bias`, into the output `dst`.
 #[allow(clippy::too_many_arguments)]
 fn output_tiles<const M: usize, const A: usize>(
     f: &Minimal<M, A>,
@@ -438,7 +504,7 @@ fn output_tiles<const M: usize, const A: usize>(
     t0: usize,
     tc: usize,
     bias: f32,
-    dst: &mut [f32],
+    dst: SharedOut,
 ) {
     #[cfg(target_arch = "x86_64")]
     if avx2_fma() {
@@ -451,7 +517,7 @@ fn output_tiles<const M: usize, const A: usize>(
 
 dispatch_fma!(output_tiles_avx2, output_tiles_body, <M, A>,
     (f: &Minimal<M, A>, grid: &TileGrid, prod: &[f32], co: usize, c_out: usize, t0: usize,
-     tc: usize, bias: f32, dst: &mut [f32]) -> ());
+     tc: usize, bias: f32, dst: SharedOut) -> ());
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -464,7 +530,7 @@ fn output_tiles_body<const FMA: bool, const M: usize, const A: usize>(
     t0: usize,
     tc: usize,
     bias: f32,
-    dst: &mut [f32],
+    dst: SharedOut,
 ) {
     let (h, w) = (grid.h, grid.w);
     let hw = h * w;
@@ -472,18 +538,23 @@ fn output_tiles_body<const FMA: bool, const M: usize, const A: usize>(
         let lanes = (tc - g0).min(LANES);
         let mut m = [[[0f32; LANES]; A]; A];
         for (k, mv) in m.iter_mut().flatten().enumerate() {
-            mv[..lanes].copy_from_slice(&prod[(k * c_out + co) * tc + g0..][..lanes]);
+            copy_lanes(
+                &mut mv[..lanes],
+                &prod[(k * c_out + co) * tc + g0..][..lanes],
+            );
         }
         let y = output_transform::<FMA, M, A>(&f.at, &m);
         for l in 0..lanes {
             let (b, y0, x0) = grid.place(t0 + g0 + l);
-            let image = &mut dst[b * hw..(b + 1) * hw];
+            let image = (co * grid.n + b) * hw;
             let rows = M.min(h - y0);
             let cols = M.min(w - x0);
             for (i, yrow) in y.iter().enumerate().take(rows) {
-                let out = &mut image[(y0 + i) * w + x0..][..cols];
-                for (o, yv) in out.iter_mut().zip(yrow) {
-                    *o = yv[l] + bias;
+                let start = image + (y0 + i) * w + x0;
+                for (j, yv) in yrow.iter().enumerate().take(cols) {
+                    // SAFETY: pixel (y0 + i, x0 + j) of image b belongs to
+                    // this tile alone, and each tile is in one chunk.
+                    unsafe { dst.write(start + j, yv[l] + bias) };
                 }
             }
         }
