@@ -308,7 +308,8 @@ impl Conv {
     /// (`winograd`) where that is faster, else (and a 1x1 one) as
     /// im2col + one product.
     pub fn forward(&self, x: &Act) -> Act {
-        if self.k == 3 && self.c_in.min(self.c_out) >= winograd::MIN_CHANNELS {
+        if self.k == 3 && self.c_in.min(self.c_out) >= winograd::MIN_CHANNELS && winograd::enabled()
+        {
             let tile = Tile::for_image(x.h, x.w);
             if self.transformed.kept(self, tile)
                 || x.n * x.hw() >= winograd::MIN_PIXELS_TRANSFORMING

@@ -111,6 +111,15 @@ pub(crate) const MIN_CHANNELS: usize = 16;
 /// 384 channels im2col 89 ms, F(4) 42).
 pub(crate) const MIN_PIXELS_TRANSFORMING: usize = 1536;
 
+/// Whether 3x3 convolutions may run by Winograd's algorithm: yes unless the
+/// environment sets `UNIDIFF_WINOGRAD=0` (im2col everywhere: the before /
+/// after comparison of the benchmarks, and a way round should a layer ever
+/// need the direct sum's rounding).
+pub fn enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var("UNIDIFF_WINOGRAD").map_or(true, |v| v.trim() != "0"))
+}
+
 /// `a * b + c`, fused where the CPU has FMA.
 #[inline(always)]
 fn fma<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
