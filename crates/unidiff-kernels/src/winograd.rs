@@ -366,12 +366,93 @@ fn copy_lanes(dst: &mut [f32], src: &[f32]) {
     }
 }
 
+/// `a * x + b` on each lane.
+#[inline(always)]
+fn axpb<const FMA: bool>(a: f32, x: Lanes, b: Lanes) -> Lanes {
+    let mut out = [0f32; LANES];
+    for ((o, &x), &b) in out.iter_mut().zip(&x).zip(&b) {
+        *o = fma::<FMA>(a, x, b);
+    }
+    out
+}
+
+/// `x + y` (and `x - y` by `sub`) on each lane.
+#[inline(always)]
+fn add(x: Lanes, y: Lanes) -> Lanes {
+    let mut out = x;
+    for (o, &y) in out.iter_mut().zip(&y) {
+        *o += y;
+    }
+    out
+}
+
+#[inline(always)]
+fn sub(x: Lanes, y: Lanes) -> Lanes {
+    let mut out = x;
+    for (o, &y) in out.iter_mut().zip(&y) {
+        *o -= y;
+    }
+    out
+}
+
+/// F(4)'s `B^T d` of six values (rows of [`F4`]'s `bt`) with shared terms:
+/// 12 operations instead of 22.
+#[inline(always)]
+fn bt4<const FMA: bool>(d: [Lanes; 6]) -> [Lanes; 6] {
+    let a = axpb::<FMA>(-4.0, d[2], d[4]);
+    let b = axpb::<FMA>(-4.0, d[1], d[3]);
+    let c = sub(d[4], d[2]);
+    let e = sub(d[3], d[1]);
+    let e2 = add(e, e);
+    [
+        axpb::<FMA>(4.0, d[0], axpb::<FMA>(-5.0, d[2], d[4])),
+        add(a, b),
+        sub(a, b),
+        add(c, e2),
+        sub(c, e2),
+        axpb::<FMA>(4.0, d[1], axpb::<FMA>(-5.0, d[3], d[5])),
+    ]
+}
+
+/// F(4)'s `A^T m` of six values (rows of [`F4`]'s `at`) with shared terms.
+#[inline(always)]
+fn at4<const FMA: bool>(m: [Lanes; 6]) -> [Lanes; 4] {
+    let p = add(m[1], m[2]);
+    let q = sub(m[1], m[2]);
+    let r = add(m[3], m[4]);
+    let s = sub(m[3], m[4]);
+    [
+        add(add(m[0], p), r),
+        axpb::<FMA>(2.0, s, q),
+        axpb::<FMA>(4.0, r, p),
+        add(axpb::<FMA>(8.0, s, q), m[5]),
+    ]
+}
+
 /// `y = B^T d B` on each lane.
 #[inline(always)]
 fn input_transform<const FMA: bool, const A: usize>(
     bt: &[[f32; A]; A],
     d: &[[Lanes; A]; A],
 ) -> [[Lanes; A]; A] {
+    if A == 6 {
+        // F(4): B^T's rows in shared terms, columns then rows.
+        let mut tmp = [[[0f32; LANES]; A]; A];
+        for j in 0..6 {
+            let col = bt4::<FMA>([d[0][j], d[1][j], d[2][j], d[3][j], d[4][j], d[5][j]]);
+            for (i, v) in col.into_iter().enumerate() {
+                tmp[i][j] = v;
+            }
+        }
+        let mut y = [[[0f32; LANES]; A]; A];
+        for (yrow, t) in y.iter_mut().zip(&tmp) {
+            let row = bt4::<FMA>([t[0], t[1], t[2], t[3], t[4], t[5]]);
+            for (o, v) in yrow.iter_mut().zip(row) {
+                *o = v;
+            }
+        }
+        return y;
+    }
     let mut tmp = [[[0f32; LANES]; A]; A];
     for (trow, brow) in tmp.iter_mut().zip(bt) {
         for (&c, drow) in brow.iter().zip(d) {
@@ -474,6 +555,24 @@ fn output_transform<const FMA: bool, const M: usize, const A: usize>(
     at: &[[f32; A]; M],
     m: &[[Lanes; A]; A],
 ) -> [[Lanes; M]; M] {
+    if A == 6 && M == 4 {
+        // F(4): A^T's rows in shared terms, columns then rows.
+        let mut tmp = [[[0f32; LANES]; A]; M];
+        for j in 0..6 {
+            let col = at4::<FMA>([m[0][j], m[1][j], m[2][j], m[3][j], m[4][j], m[5][j]]);
+            for (i, v) in col.into_iter().enumerate() {
+                tmp[i][j] = v;
+            }
+        }
+        let mut y = [[[0f32; LANES]; M]; M];
+        for (yrow, t) in y.iter_mut().zip(&tmp) {
+            let row = at4::<FMA>([t[0], t[1], t[2], t[3], t[4], t[5]]);
+            for (o, v) in yrow.iter_mut().zip(row) {
+                *o = v;
+            }
+        }
+        return y;
+    }
     let mut tmp = [[[0f32; LANES]; A]; M];
     for (trow, arow) in tmp.iter_mut().zip(at) {
         for (&c, mrow) in arow.iter().zip(m) {
