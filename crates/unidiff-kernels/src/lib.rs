@@ -5,8 +5,9 @@
 //! strided iterators and copies rather than in matrix products. Here every
 //! activation is one contiguous `C x N x H x W` buffer (channels outermost,
 //! so that a channel concatenation is an append and a 1x1 convolution is one
-//! matrix product over the whole batch); 3x3 convolutions are im2col + one
-//! GEMM per group of images (faer's gemm, all cores); GroupNorm, the FiLM
+//! matrix product over the whole batch); 3x3 convolutions run by Winograd's
+//! F(4x4, 3x3) (`winograd`) or, where that is slower, as im2col + one GEMM
+//! per group of images (faer's gemm, all cores); GroupNorm, the FiLM
 //! scale / shift and SiLU are one pass; attention is two GEMMs per (image,
 //! head) with the softmax between them. The element-wise loops are compiled
 //! a second time for AVX2 + FMA and chosen at run time.
