@@ -60,7 +60,9 @@ for row in "${ROWS[@]}"; do
   done
   ratio="—"
   [ -n "$best_theirs" ] && ratio=$(python3 -c "print(f'{$best_ours / $best_theirs:.2f}x')")
-  printf '| %s | %.0f | %s | %s |\n' "$name" "$best_ours" "${best_theirs:-not run}" "$ratio" >> "$OUT/table.md"
+  theirs_ms="not run"
+  [ -n "$best_theirs" ] && theirs_ms=$(printf '%.0f' "$best_theirs")
+  printf '| %s | %.0f | %s | %s |\n' "$name" "$best_ours" "$theirs_ms" "$ratio" >> "$OUT/table.md"
 done
 echo "threads: $THREADS, $(date -u +%F), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 cat "$OUT/table.md"
