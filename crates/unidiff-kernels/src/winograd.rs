@@ -690,6 +690,47 @@ mod tests {
             .collect()
     }
 
+    /// `Conv::forward` runs the first layer (3 channels in) by im2col, bit
+    /// for bit, and a 64-channel layer by F(4) (not the same bits, the same
+    /// values within rounding); the kept weights serve a second call alike.
+    #[test]
+    fn forward_picks_im2col_or_winograd_by_the_layer() {
+        let layer = |c_in: usize, c_out: usize| {
+            let weight: Vec<f32> = pseudo_random(c_out * c_in * 9, 5)
+                .iter()
+                .map(|v| v * (1.0 / (9.0 * c_in as f32)).sqrt())
+                .collect();
+            let conv = Conv::new(weight, pseudo_random(c_out, 6), c_in, c_out, 3, 1)
+                .expect("valid convolution");
+            let x = Act {
+                data: pseudo_random(c_in * 2 * 16 * 16, 7),
+                c: c_in,
+                n: 2,
+                h: 16,
+                w: 16,
+            };
+            (conv.forward(&x), conv.forward(&x), conv.forward_im2col(&x))
+        };
+        let (first, again, direct) = layer(3, 32);
+        assert_eq!(first.data, direct.data);
+        assert_eq!(again.data, direct.data);
+        if enabled() {
+            let (first, again, direct) = layer(64, 64);
+            assert_ne!(
+                first.data, direct.data,
+                "a 64-channel layer runs by Winograd"
+            );
+            assert_eq!(first.data, again.data);
+            let scale = direct.data.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = first
+                .data
+                .iter()
+                .zip(&direct.data)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(d <= 8e-6 * scale, "max abs diff {d} (scale {scale})");
+        }
+    }
+
     /// Both tilings equal im2col's direct sum within f32 rounding, on image
     /// sizes that do and do not divide into tiles, at the U-Net's scale of
     /// values.
