@@ -192,6 +192,79 @@ fn a_sar_only_run_twice_gives_the_same_map() {
     assert_eq!(maps[0], maps[1]);
 }
 
+/// `run --label-curve`: a row per n with the spread over the draws; a
+/// point at or above every class's count is the run's own training set,
+/// so its map scores exactly as the run's map.
+#[test]
+fn the_label_curve_grows_on_nested_subsets_and_ends_at_the_runs_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("curve");
+    let log = ok(bin()
+        .args(["run", "--backbone", "tiny-random", "--sar"])
+        .arg(demo("Spain_7370579_S1Hand.tif"))
+        .arg("--train-labels")
+        .arg(demo("Spain_7370579_LabelHand.tif"))
+        .args(["--label-offset", "1", "--split-fraction", "0.005"])
+        .args(["--stride", "32", "--no-baseline", "--no-held-out-check"])
+        .args(["--label-curve", "100000,4,20", "--label-curve-draws", "2"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap());
+    assert!(log.contains("label curve (2 draws per point"), "{log}");
+    let run = read_json(&out.join("run.json"));
+    let curve = &run["label_curve"];
+    let points = curve["points"].as_array().unwrap();
+    assert_eq!(points.len(), 6, "{curve}");
+    let per_class: Vec<u64> = points
+        .iter()
+        .map(|p| p["per_class"].as_u64().unwrap())
+        .collect();
+    assert_eq!(per_class, [4, 20, 100000, 4, 20, 100000]);
+    let train = run["stage_b"]["training_vectors"].as_u64().unwrap();
+    let all_labels = points[2]["labels"].as_u64().unwrap();
+    for p in points {
+        let n = p["per_class"].as_u64().unwrap();
+        let labels = p["labels"].as_u64().unwrap();
+        // Two classes, each with more than 20 training pixels.
+        if n < 100000 {
+            assert_eq!(labels, 2 * n, "{p}");
+        } else {
+            assert_eq!(labels, all_labels);
+        }
+        let oa = p["metrics"]["oa"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&oa));
+    }
+    assert!(
+        all_labels > 40 && all_labels <= train,
+        "{all_labels} of {train} vectors"
+    );
+    // Every label: the run's own head and map.
+    let metrics = read_json(&out.join("metrics.json"));
+    for p in [&points[2], &points[5]] {
+        let oa = p["metrics"]["oa"].as_f64().unwrap();
+        assert_eq!(oa, metrics["OA"].as_f64().unwrap(), "{p}");
+    }
+    // The CSV: a header and a line per n, ascending.
+    let csv = std::fs::read_to_string(out.join("label_curve.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert!(lines[1].starts_with("4,8.0,2,"), "{csv}");
+    assert!(lines[3].starts_with("100000,"), "{csv}");
+    let last: Vec<&str> = lines[3].split(',').collect();
+    assert_eq!(last[4], "0.000000", "two draws of every label agree: {csv}");
+
+    // A curve without test labels, or for a forest, is refused up front.
+    let refused = bin()
+        .args(["run", "--demo", "--classifier", "rf", "--label-curve", "5"])
+        .arg("--out")
+        .arg(dir.path().join("refused"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--classifier mlp"));
+}
+
 #[test]
 fn a_labels_raster_on_another_grid_is_refused_with_both_grids() {
     let dir = tempfile::tempdir().unwrap();

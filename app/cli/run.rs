@@ -32,6 +32,7 @@ use crate::pipeline::classification::{
 };
 use crate::pipeline::classifier::{HeadTrainConfig, MlpConfig};
 use crate::pipeline::export::{write_run_outputs, write_run_record};
+use crate::pipeline::label_curve::{LabelCurve, LabelCurveSpec, Spread};
 use crate::pipeline::model_bundle::{ModelBundle, TrainedRun};
 use crate::pipeline::split::{SparseSplit, sparse_split};
 use crate::pipeline::stage_b::{StageBConfig, StageBProgress};
@@ -140,6 +141,15 @@ pub struct RunArgs {
     /// Trees of the random forests.
     #[arg(long, default_value_t = 200)]
     pub trees: u16,
+    /// The label-efficiency curve: the MLP head trained again on nested
+    /// seeded subsets of this many training labels per class (e.g.
+    /// 10,25,50,100,200), each subset's map scored on the test labels;
+    /// label_curve.csv and run.json's label_curve.
+    #[arg(long, value_delimiter = ',')]
+    pub label_curve: Vec<usize>,
+    /// Seeded draws per point of --label-curve (the spread of each point).
+    #[arg(long, default_value_t = crate::pipeline::label_curve::DEFAULT_REPEATS)]
+    pub label_curve_draws: usize,
     /// Output folder: written under a hidden name beside it and renamed
     /// into place when whole; an existing folder with files is refused
     /// unless --overwrite.
@@ -454,6 +464,30 @@ fn print_summary(outcome: &Classification) {
     }
 }
 
+/// The label curve as a table in the log: per n, the labels used and the
+/// mean (min-max) of OA and mF1 over the draws.
+fn print_label_curve(curve: &LabelCurve) {
+    log::info!(
+        "[ok] label curve ({} draws per point, {:.1} s):",
+        curve.spec.repeats,
+        curve.seconds
+    );
+    log::info!("     labels/class   labels   OA (min-max)               mF1 (min-max)");
+    let cell = |s: &Option<Spread>| match s {
+        Some(s) => format!("{:.4} ({:.4}-{:.4})", s.mean, s.min, s.max),
+        None => "-".into(),
+    };
+    for r in &curve.rows {
+        log::info!(
+            "     {:>12}   {:>6.0}   {:<26} {}",
+            r.per_class,
+            r.labels,
+            cell(&r.oa),
+            cell(&r.mf1)
+        );
+    }
+}
+
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let Some(classifier) = ClassifierChoice::parse(&args.classifier) else {
@@ -471,14 +505,37 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         check_output_file(model_path)
             .with_context(|| format!("--save-model {}", model_path.display()))?;
     }
+    let label_curve = if args.label_curve.is_empty() {
+        None
+    } else {
+        if classifier != ClassifierChoice::Mlp {
+            bail!("--label-curve trains the MLP head: it needs --classifier mlp");
+        }
+        Some(
+            LabelCurveSpec::new(
+                args.label_curve.clone(),
+                args.label_curve_draws,
+                args.inputs.seed,
+            )
+            .map_err(|e| anyhow::anyhow!("--label-curve: {e}"))?,
+        )
+    };
     let prepared = prepare(&args.inputs)?;
+    if label_curve.is_some() && prepared.scene.test_labels.is_none() {
+        bail!(
+            "--label-curve scores each subset's map on test labels: give --test-labels or --split-fraction"
+        );
+    }
     let (model, info) = backbone_on_cpu(&prepared.spec)?;
     let settings = ClassificationSettings {
         modalities: prepared.modalities.clone(),
         classifier,
         baseline: !args.no_baseline,
         held_out_check: !args.no_held_out_check,
-        stage_b: stage_b_config(&args.inputs, &info, args.t)?,
+        stage_b: StageBConfig {
+            label_curve,
+            ..stage_b_config(&args.inputs, &info, args.t)?
+        },
         forest: ForestConfig {
             trees: args.trees,
             seed: args.inputs.seed,
@@ -507,6 +564,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         log::info!("[!!] {w}");
     }
     print_summary(&outcome);
+    if let Some(curve) = &outcome.label_curve {
+        print_label_curve(curve);
+    }
 
     let step = Step::start(format!("writing {}", args.out.display()));
     let grid = prepared.scene.grid().context("the scene has no layer")?;
@@ -556,6 +616,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         })),
         "result_classifier": outcome.classifier,
         "recommendation": outcome.recommendation,
+        "label_curve": outcome.label_curve,
         "metrics": outcome.main_result().and_then(|r| r.metrics.as_ref()).map(|m| metrics_json(m, &names)),
         "outputs": written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "seconds": {
@@ -566,6 +627,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             "prediction": outcome.mlp.as_ref().map(|(_, o)| o.seconds_prediction),
             "random_forest": outcome.forest.as_ref().map(|r| r.seconds),
             "filter_random_forest": outcome.filter_forest.as_ref().map(|r| r.seconds),
+            "label_curve": outcome.label_curve.as_ref().map(|c| c.seconds),
             "export": seconds_export,
             "total": started.elapsed().as_secs_f64(),
         },

@@ -502,6 +502,7 @@ impl OpenedProject {
             filter_forest: None,
             test_pixels_excluded: excluded,
             recommendation: None,
+            label_curve: None,
         };
         match saved.classifier {
             ClassifierChoice::Mlp => {
@@ -528,6 +529,8 @@ impl OpenedProject {
                     seconds_prediction: 0.0,
                     held_out_prediction: None,
                     host_head: None,
+                    label_curve: Vec::new(),
+                    seconds_label_curve: 0.0,
                 };
                 outcome.mlp = Some((result, stage_b));
             }

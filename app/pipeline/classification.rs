@@ -13,12 +13,15 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use rayon::prelude::*;
+
 use super::baseline::{
-    BaselineError, ForestConfig, PixelRows, fit_forest, pixel_features, random_forest_map,
+    BaselineError, ForestConfig, PixelRows, TrainedForest, fit_forest, pixel_features,
 };
 use super::feature_store::FeatureStore;
 use super::filter_features::filter_features;
 use super::held_out::{HeldOutScore, HeldOutSplit, Recommendation, held_out_split};
+use super::label_curve::{CurvePoint, LabelCurve};
 use super::modality::Modality;
 use super::predict::MergedPrediction;
 use super::stage_b::{
@@ -123,6 +126,9 @@ pub struct Classification {
     /// Every classifier's score on the held-out training labels, and the
     /// best (None when not asked for or too few labels).
     pub recommendation: Option<Recommendation>,
+    /// The MLP's accuracy against the number of training labels, when
+    /// asked for (`StageBConfig::label_curve`).
+    pub label_curve: Option<LabelCurve>,
 }
 
 impl Classification {
@@ -315,6 +321,7 @@ pub fn classify_scene_stored<B: UNetAutodiff>(
         filter_forest: None,
         test_pixels_excluded,
         recommendation: None,
+        label_curve: None,
     };
     let split = if settings.held_out_check {
         held_out_split(train, settings.stage_b.head.seed)
@@ -359,6 +366,23 @@ pub fn classify_scene_stored<B: UNetAutodiff>(
                 classes,
             ));
         }
+        if let Some(spec) = &settings.stage_b.label_curve {
+            let points = out
+                .label_curve
+                .iter()
+                .map(|(subset, map)| CurvePoint {
+                    per_class: subset.per_class,
+                    repeat: subset.repeat,
+                    labels: subset.pixels.len(),
+                    metrics: score(scored, map, classes),
+                })
+                .collect();
+            outcome.label_curve = Some(LabelCurve::new(
+                spec.clone(),
+                points,
+                out.seconds_label_curve,
+            ));
+        }
         let result = ClassifierResult {
             metrics: score(scored, &out.prediction.class_map, classes),
             class_map: out.prediction.class_map.clone(),
@@ -376,33 +400,48 @@ pub fn classify_scene_stored<B: UNetAutodiff>(
         let t0 = Instant::now();
         let raw = pixel_features(scene)?;
         let seconds_raw = t0.elapsed().as_secs_f64();
-        let mut forest = |c: ClassifierChoice,
-                          features: &dyn PixelRows,
-                          seconds_features: f64|
-         -> Result<ClassifierResult, ClassificationError> {
+        let filtered = if wants(ClassifierChoice::FilterRf) {
             let t0 = Instant::now();
-            let map = random_forest_map(features, train, &settings.forest)?;
-            if let Some(split) = &split {
-                held_out_scores.push(forest_held_out(c, features, split, settings, classes)?);
+            let filtered = filter_features(&raw, train)?;
+            Some((filtered, seconds_raw + t0.elapsed().as_secs_f64()))
+        } else {
+            None
+        };
+        let mut jobs: Vec<(ClassifierChoice, &dyn PixelRows, f64)> = Vec::new();
+        if let Some((filtered, seconds)) = &filtered {
+            jobs.push((ClassifierChoice::FilterRf, filtered, *seconds));
+        }
+        if wants(ClassifierChoice::Rf) {
+            jobs.push((ClassifierChoice::Rf, &raw, seconds_raw));
+        }
+        // smartcore fits a forest's trees one after another on one core;
+        // the forests (each once on every label and once without the
+        // held-out ones) are independent, so they are fitted side by side,
+        // each exactly as it would be alone.
+        let fitted: Vec<FittedForests> = jobs
+            .par_iter()
+            .map(|&(_, features, _)| fit_forests(features, train, split.as_ref(), settings))
+            .collect::<Result<_, _>>()?;
+        if cancel.is_cancelled() {
+            return Err(ClassificationError::StageB(StageBError::Cancelled));
+        }
+        for ((c, features, seconds_features), fitted) in jobs.into_iter().zip(fitted) {
+            let t0 = Instant::now();
+            let map = fitted.all.predict_map(features)?;
+            if let (Some(split), Some(held_out)) = (&split, &fitted.held_out) {
+                let predicted = held_out.predict_pixels(features, &split.pixels)?;
+                held_out_scores.push(HeldOutScore::new(c, split, &predicted, classes));
             }
-            Ok(ClassifierResult {
+            let result = ClassifierResult {
                 metrics: score(scored, &map, classes),
                 class_map: map,
                 uncertainty: None,
-                seconds: seconds_features + t0.elapsed().as_secs_f64(),
-            })
-        };
-        if wants(ClassifierChoice::FilterRf) {
-            let t0 = Instant::now();
-            let filtered = filter_features(&raw, train)?;
-            let seconds = seconds_raw + t0.elapsed().as_secs_f64();
-            outcome.filter_forest = Some(forest(ClassifierChoice::FilterRf, &filtered, seconds)?);
-            if cancel.is_cancelled() {
-                return Err(ClassificationError::StageB(StageBError::Cancelled));
+                seconds: seconds_features + fitted.seconds + t0.elapsed().as_secs_f64(),
+            };
+            match c {
+                ClassifierChoice::FilterRf => outcome.filter_forest = Some(result),
+                _ => outcome.forest = Some(result),
             }
-        }
-        if wants(ClassifierChoice::Rf) {
-            outcome.forest = Some(forest(ClassifierChoice::Rf, &raw, seconds_raw)?);
         }
     }
     if let Some(split) = &split {
@@ -411,15 +450,33 @@ pub fn classify_scene_stored<B: UNetAutodiff>(
     Ok(outcome)
 }
 
-/// A forest trained without the held-out labels, scored on them.
-fn forest_held_out(
-    classifier: ClassifierChoice,
+/// A forest trained on every training label and, for the held-out check,
+/// one trained without the held-out labels.
+struct FittedForests {
+    all: TrainedForest,
+    held_out: Option<TrainedForest>,
+    /// Wall time of the two fits, side by side.
+    seconds: f64,
+}
+
+fn fit_forests(
     features: &dyn PixelRows,
-    split: &HeldOutSplit,
+    train: &LabelImage,
+    split: Option<&HeldOutSplit>,
     settings: &ClassificationSettings,
-    classes: usize,
-) -> Result<HeldOutScore, ClassificationError> {
-    let forest = fit_forest(features, &split.rest, &settings.forest)?;
-    let predicted = forest.predict_pixels(features, &split.pixels)?;
-    Ok(HeldOutScore::new(classifier, split, &predicted, classes))
+) -> Result<FittedForests, BaselineError> {
+    let t0 = Instant::now();
+    let (all, held_out) = rayon::join(
+        || fit_forest(features, train, &settings.forest),
+        || {
+            split
+                .map(|s| fit_forest(features, &s.rest, &settings.forest))
+                .transpose()
+        },
+    );
+    Ok(FittedForests {
+        all: all?,
+        held_out: held_out?,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
 }

@@ -98,6 +98,11 @@ pub fn write_run_outputs(
         };
         written.extend(write_result(&folder, result, grid, &classes)?);
     }
+    if let Some(curve) = &outcome.label_curve {
+        let path = dir.join("label_curve.csv");
+        write_bytes(&path, curve.to_csv().as_bytes())?;
+        written.push(path);
+    }
     Ok(written)
 }
 

@@ -10,6 +10,7 @@ pub mod feature_store;
 pub mod features;
 pub mod filter_features;
 pub mod held_out;
+pub mod label_curve;
 pub mod modality;
 pub mod model_bundle;
 pub mod noised;

@@ -10,6 +10,7 @@ use std::time::Instant;
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use burn::tensor::activation::softmax;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::classifier::{
@@ -19,6 +20,7 @@ use super::classifier::{
 use super::feature_store::{FeatureKey, FeatureStore, images_fingerprint};
 use super::features::{FeatureExtractor, FeatureSpec, patch_values};
 use super::held_out::HeldOutSplit;
+use super::label_curve::{CurveSubset, LabelCurveSpec, nested_subsets};
 use super::modality::Modality;
 use super::patch_grid::PatchGrid;
 use super::predict::{MergedPrediction, ProbabilityCanvas};
@@ -50,6 +52,9 @@ pub struct StageBConfig {
     /// Host memory the features of the labelled patches may keep (f32) so
     /// that the prediction pass does not compute them again; 0 = recompute.
     pub feature_cache_bytes: usize,
+    /// Also train the head on nested subsets of the training labels and
+    /// map the scene with each (the label-efficiency curve).
+    pub label_curve: Option<LabelCurveSpec>,
 }
 
 /// Patches per feature batch for a patch side: 64 K pixels a batch (16
@@ -76,6 +81,7 @@ impl Default for StageBConfig {
             validation_fraction: 0.0,
             validation_block: 64,
             feature_cache_bytes: 1 << 30,
+            label_curve: None,
         }
     }
 }
@@ -122,6 +128,10 @@ pub struct StageBOutput {
     /// The trained head on the host (CPU path): for a later run on the same
     /// features to start from, and for a saved model.
     pub host_head: Option<Arc<HostHead>>,
+    /// The label curve's subsets, each with its merged class map.
+    pub label_curve: Vec<(CurveSubset, Vec<u8>)>,
+    /// Training the label curve's heads and mapping with them.
+    pub seconds_label_curve: f64,
 }
 
 /// Where a Stage B run is.
@@ -480,6 +490,23 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
     let held_out_prediction = held_out_prediction?;
     let seconds_training = t1.elapsed().as_secs_f64();
 
+    // The label curve's heads, side by side, on subsets of the same vectors.
+    let t_curve = Instant::now();
+    let curve_subsets = cfg
+        .label_curve
+        .as_ref()
+        .map(|spec| nested_subsets(train_labels, spec))
+        .unwrap_or_default();
+    let curve_heads: Vec<HostHead> = curve_subsets
+        .par_iter()
+        .map(|subset| train_subset_head::<B>(&labelled, subset, classes, cfg, device))
+        .collect::<Result<_, _>>()?;
+    let mut curve_canvases: Vec<ProbabilityCanvas> = curve_heads
+        .iter()
+        .map(|_| ProbabilityCanvas::new(grid, classes))
+        .collect();
+    let mut seconds_label_curve = t_curve.elapsed().as_secs_f64();
+
     // Pass 2: every patch, batch by batch, into the probability canvas.
     let t2 = Instant::now();
     let host_head = if <B::InnerBackend as UNetOps>::ON_HOST {
@@ -551,6 +578,34 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
                 (batch, d)
             }
         };
+        if !curve_heads.is_empty() {
+            let t_curve = Instant::now();
+            let read_back;
+            let values: Option<&Vec<f32>> = match &batch {
+                BatchFeatures::Stored => None,
+                BatchFeatures::Host(values) => Some(values),
+                BatchFeatures::Device(f) => {
+                    read_back = f32_values(f.clone(), "the scene's features")?;
+                    Some(&read_back)
+                }
+            };
+            let stored: Vec<&[f32]> = if values.is_none() {
+                ids.iter().filter_map(|&n| store.get(n)).collect()
+            } else {
+                Vec::new()
+            };
+            for (h, canvas) in curve_heads.iter().zip(&mut curve_canvases) {
+                let probs = match values {
+                    Some(values) => h.patch_probabilities(values, d, p * p),
+                    None => h.probabilities_of(&stored, p * p),
+                };
+                let per = classes * p * p;
+                for (b, &n) in ids.iter().enumerate() {
+                    canvas.add_patch(n, &probs[b * per..(b + 1) * per]);
+                }
+            }
+            seconds_label_curve += t_curve.elapsed().as_secs_f64();
+        }
         let host = match (&host_head, batch) {
             (Some(h), BatchFeatures::Stored) => {
                 let stored: Vec<&[f32]> = ids.iter().filter_map(|&n| store.get(n)).collect();
@@ -604,6 +659,11 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
         progress(&clock.progress(PHASE_SCENE, predicted, grid.len()));
     }
     let prediction = canvas.finish();
+    let label_curve = curve_subsets
+        .into_iter()
+        .zip(&curve_canvases)
+        .map(|(subset, canvas)| (subset, canvas.finish().class_map))
+        .collect();
     Ok(StageBOutput {
         prediction,
         classes,
@@ -617,6 +677,8 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
         seconds_prediction: t2.elapsed().as_secs_f64(),
         held_out_prediction,
         host_head: host_head.map(Arc::new),
+        label_curve,
+        seconds_label_curve,
     })
 }
 
@@ -638,6 +700,49 @@ struct LabelledVectors<'a> {
     /// (row, column) of each vector's pixel.
     pixels: &'a [(usize, usize)],
     width: usize,
+}
+
+/// Trains a head on the vectors of the pixels of `subset` as the run's own
+/// head is trained on all of them (the same validation split of what it
+/// keeps, the same seed), on the host.
+fn train_subset_head<B: UNetAutodiff>(
+    v: &LabelledVectors<'_>,
+    subset: &CurveSubset,
+    classes: usize,
+    cfg: &StageBConfig,
+    device: &B::Device,
+) -> Result<HostHead, StageBError> {
+    let pixel_of = |i: usize| v.pixels[i].0 * v.width + v.pixels[i].1;
+    // The subset's pixels are sorted; the vectors keep the run's order.
+    let kept: Vec<usize> = (0..v.labels.len())
+        .filter(|&i| subset.pixels.binary_search(&pixel_of(i)).is_ok())
+        .collect();
+    let features: Vec<f32> = kept
+        .iter()
+        .flat_map(|&i| v.features[i * v.dim..(i + 1) * v.dim].iter().copied())
+        .collect();
+    let labels: Vec<i64> = kept.iter().map(|&i| v.labels[i]).collect();
+    let pixels: Vec<(usize, usize)> = kept.iter().map(|&i| v.pixels[i]).collect();
+    let (validation, _) = validation_split(
+        &pixels,
+        &labels,
+        cfg.validation_fraction,
+        cfg.validation_block,
+        cfg.head.seed,
+    );
+    let data = HeadData {
+        features: &features,
+        dim: v.dim,
+        labels: &labels,
+        classes,
+        validation: &validation,
+    };
+    let fresh = HeadTrainConfig {
+        warm_start: None,
+        ..cfg.head.clone()
+    };
+    let (head, _) = train_head::<B>(&data, &cfg.mlp, &fresh, device)?;
+    Ok(head.on_host()?)
 }
 
 /// Trains a head on the vectors of pixels outside `split` (early stopping
