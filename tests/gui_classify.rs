@@ -677,6 +677,77 @@ fn the_modality_ablation_runs_all_seven_subsets() {
         .expect("the table is shown");
 }
 
+/// The label curve from the panel's checkbox: a row per n in the results,
+/// the n that takes every painted label giving the run's own map.
+#[test]
+fn the_label_curve_from_the_panel_shows_accuracy_against_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, test) = corner_harness(dir.path());
+    let dry = blocks_of_in(&test, 128, 1, 4, 11);
+    let water = blocks_of_in(&test, 128, 2, 4, 11);
+    assert!(dry.len() >= 2 && water.len() >= 2, "{dry:?} {water:?}");
+    paint(&mut h, 1, &dry);
+    paint(&mut h, 2, &water);
+    {
+        let s = &mut h.state_mut().store.classify_settings;
+        s.t = 0;
+        s.stride = Some(32);
+        s.baseline = false;
+    }
+    h.run_steps(2);
+    h.get_by_label("label curve").click();
+    h.run_steps(2);
+    assert_eq!(
+        h.state().store.classify_settings.label_curve,
+        vec![10, 25, 50, 100, 200]
+    );
+    h.get_by_label("Classify").click();
+    h.run_steps(2);
+    step_until(&mut h, Duration::from_secs(900), "classification", |a| {
+        a.jobs.classifying.is_none()
+    });
+    h.run_steps(2);
+    let app = h.state();
+    let r = app
+        .store
+        .session
+        .as_ref()
+        .unwrap()
+        .result
+        .as_ref()
+        .unwrap_or_else(|| panic!("{:?}", app.store.messages));
+    let curve = r.outcome.label_curve.as_ref().expect("a label curve");
+    assert_eq!(curve.points.len(), 15);
+    let per_class: Vec<usize> = curve.rows.iter().map(|r| r.per_class).collect();
+    assert_eq!(per_class, vec![10, 25, 50, 100, 200]);
+    // Painted blocks hold at most 4 x 25 pixels a class: 200 takes them all.
+    let painted = r.outcome.mlp.as_ref().unwrap().1.training_vectors;
+    assert!(painted > 0);
+    let all = curve.rows[4].oa.clone().expect("scored");
+    let oa = r
+        .outcome
+        .mlp
+        .as_ref()
+        .unwrap()
+        .0
+        .metrics
+        .as_ref()
+        .unwrap()
+        .oa;
+    assert_eq!((all.mean, all.sd), (oa, Some(0.0)));
+    let first = curve.rows[0].labels;
+    assert_eq!(first, 20.0, "10 labels of each of 2 classes");
+    // In the results window, under its header.
+    h.get_by_label("Label curve (accuracy against labels per class)")
+        .click();
+    h.run_steps(2);
+    h.get_by_label("labels / class");
+    h.get_all_by_label(&format!("{:.4} ({:.4}-{:.4})", all.mean, all.min, all.max))
+        .next()
+        .expect("the last row's OA shown");
+    save_render(&mut h, "label_curve.png");
+}
+
 /// Steps the app until `done` holds (at most `limit`).
 fn step_until(
     h: &mut Harness<'_, StudioApp>,

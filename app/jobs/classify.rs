@@ -4,6 +4,7 @@
 //! after a stroke continues from the last head on the same features for a
 //! few epochs instead of training a fresh one.
 
+use crate::pipeline::label_curve::{DEFAULT_REPEATS, LabelCurveSpec};
 use crate::pipeline::model_bundle::{ModelBundle, TrainedRun};
 use crate::products::renderings::RenderSettings;
 use std::sync::Arc;
@@ -47,6 +48,10 @@ pub struct ClassifySettings {
     pub backbone: BackboneSpec,
     /// Where the model runs (all jobs use it).
     pub device: DeviceChoice,
+    /// Labels per class of each point of the label-efficiency curve (the
+    /// MLP head trained again on nested subsets); empty: no curve.
+    #[serde(default)]
+    pub label_curve: Vec<usize>,
 }
 
 impl Default for ClassifySettings {
@@ -66,6 +71,7 @@ impl Default for ClassifySettings {
                 adapter: None,
             },
             device: DeviceChoice::Auto,
+            label_curve: Vec::new(),
         }
     }
 }
@@ -303,6 +309,13 @@ fn classify_on<B: UNetAutodiff>(
         // The held-out comparison needs heads that never saw the held-out
         // labels, trained afresh: left to Classify.
         settings.held_out_check = false;
+    }
+    // The label curve on a Classify of the MLP (not on a live update, a
+    // sweep or the ablation, whose runs it would multiply).
+    if single && !req.live && s.classifier == ClassifierChoice::Mlp && !s.label_curve.is_empty() {
+        let spec = LabelCurveSpec::new(s.label_curve.clone(), DEFAULT_REPEATS, s.seed)
+            .map_err(|e| anyhow::anyhow!("label curve: {e}"))?;
+        settings.stage_b.label_curve = Some(spec);
     }
     // One run, or one per modality subset (ablation) or per timestep
     // (sweep).

@@ -334,6 +334,14 @@ pub fn classify_scene_stored<B: UNetAutodiff>(
             "{test_pixels_excluded} test pixels are also training labels: they are left out of the scores"
         ));
     }
+    let mut settings = std::borrow::Cow::Borrowed(settings);
+    if settings.stage_b.label_curve.is_some() && scored.is_none() {
+        outcome.warnings.push(
+            "the label curve scores its maps on test labels and there are none: left out".into(),
+        );
+        settings.to_mut().stage_b.label_curve = None;
+    }
+    let settings = settings.as_ref();
     if settings.classifier == ClassifierChoice::Mlp {
         let (images, notes) = available_modalities(renderings, &settings.modalities);
         outcome.warnings.extend(notes);

@@ -6,11 +6,12 @@
 //! with counts.
 
 use eframe::egui::{self, Color32, RichText};
-use egui_plot::{Bar, BarChart, Legend, Plot};
+use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, Points};
 
 use super::command::AppCommand;
 use super::views::ViewContext;
 use crate::metrics::summary::MetricsSummary;
+use crate::pipeline::label_curve::{CurveRow, LabelCurve, Spread};
 
 /// The results window and whether it is open.
 #[derive(Default)]
@@ -142,6 +143,11 @@ impl ResultsWindow {
                         }
                     });
                 }
+                if let Some(curve) = &r.outcome.label_curve {
+                    ui.collapsing("Label curve (accuracy against labels per class)", |ui| {
+                        label_curve_ui(ui, curve);
+                    });
+                }
                 ui.horizontal(|ui| {
                     if ui
                         .button("Export results…")
@@ -179,6 +185,80 @@ impl ResultsWindow {
             });
         self.open = open;
     }
+}
+
+/// The label curve: OA and mF1 of every draw as points, their means as
+/// lines, against labels per class; the table below with the spread.
+fn label_curve_ui(ui: &mut egui::Ui, curve: &LabelCurve) {
+    let series = [
+        (
+            "OA",
+            Color32::from_rgb(31, 119, 180),
+            (|r: &CurveRow| r.oa.clone()) as fn(&CurveRow) -> Option<Spread>,
+        ),
+        ("mF1", Color32::from_rgb(44, 160, 44), |r: &CurveRow| {
+            r.mf1.clone()
+        }),
+    ];
+    Plot::new("label curve")
+        .height(170.0)
+        .legend(Legend::default())
+        .include_y(0.0)
+        .include_y(1.0)
+        .include_x(0.0)
+        .x_axis_label("labels per class")
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            for (name, color, of) in &series {
+                let mean: Vec<[f64; 2]> = curve
+                    .rows
+                    .iter()
+                    .filter_map(|r| of(r).map(|s| [r.per_class as f64, s.mean]))
+                    .collect();
+                plot.line(Line::new(*name, PlotPoints::from(mean)).color(*color));
+                let draws: Vec<[f64; 2]> = curve
+                    .points
+                    .iter()
+                    .filter_map(|p| {
+                        let m = p.metrics.as_ref()?;
+                        Some([p.per_class as f64, if *name == "OA" { m.oa } else { m.mf1 }])
+                    })
+                    .collect();
+                plot.points(
+                    Points::new(*name, PlotPoints::from(draws))
+                        .color(*color)
+                        .radius(2.5),
+                );
+            }
+        });
+    egui::Grid::new("label curve table")
+        .striped(true)
+        .show(ui, |ui| {
+            for h in ["labels / class", "labels", "OA (min-max)", "mF1 (min-max)"] {
+                ui.strong(h);
+            }
+            ui.end_row();
+            let cell = |s: &Option<Spread>| {
+                s.as_ref().map_or("-".to_string(), |s| {
+                    format!("{:.4} ({:.4}-{:.4})", s.mean, s.min, s.max)
+                })
+            };
+            for r in &curve.rows {
+                ui.label(r.per_class.to_string());
+                ui.label(format!("{:.0}", r.labels));
+                ui.label(cell(&r.oa));
+                ui.label(cell(&r.mf1));
+                ui.end_row();
+            }
+        });
+    ui.label(
+        RichText::new(format!(
+            "{} seeded draws per point, nested; {:.1} s",
+            curve.spec.repeats, curve.seconds
+        ))
+        .small()
+        .weak(),
+    );
 }
 
 fn class_name(names: &[String], k: usize) -> String {

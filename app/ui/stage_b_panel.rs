@@ -10,12 +10,31 @@ use crate::pipeline::classification::ClassifierChoice;
 
 /// Stage B's settings and runs.
 #[derive(Default)]
-pub struct StageBPanel;
+pub struct StageBPanel {
+    /// The label curve's sizes as typed (applied when they parse).
+    curve_text: Option<String>,
+}
+
+/// The label curve's points when it is first switched on.
+const DEFAULT_CURVE: [usize; 5] = [10, 25, 50, 100, 200];
+
+/// Labels per class from "10, 25, 50": None unless every entry is a
+/// number above 0.
+fn parse_curve(text: &str) -> Option<Vec<usize>> {
+    let sizes: Option<Vec<usize>> = text
+        .split(',')
+        .map(|v| v.trim().parse::<usize>().ok().filter(|&n| n > 0))
+        .collect();
+    sizes.filter(|s| !s.is_empty())
+}
 
 impl StageBPanel {
     pub fn ui(&mut self, ui: &mut egui::Ui, cx: &ViewContext) {
         ui.heading("Classification");
         let mut settings = cx.store.classify_settings.clone();
+        if settings.label_curve.is_empty() {
+            self.curve_text = None;
+        }
         let s = &mut settings;
         ui.add(egui::Slider::new(&mut s.t, 0..=999).text("timestep t"));
         super::backbone_panel::modality_checkboxes(ui, &mut s.modalities);
@@ -50,6 +69,34 @@ impl StageBPanel {
                 for (name, hidden) in [("128-32 (Berlin)", vec![128, 32]), ("128 (Augsburg)", vec![128])] {
                     if ui.selectable_label(s.mlp_hidden == hidden, name).clicked() {
                         s.mlp_hidden = hidden;
+                    }
+                }
+            });
+            ui.horizontal(|ui| {
+                let mut on = !s.label_curve.is_empty();
+                if ui
+                    .checkbox(&mut on, "label curve")
+                    .on_hover_text("also train the head on nested subsets of this many labels per class (3 draws each) and score each map on the test labels: accuracy against the number of labels, in the results")
+                    .changed()
+                {
+                    s.label_curve = if on { DEFAULT_CURVE.to_vec() } else { Vec::new() };
+                    self.curve_text = None;
+                }
+                if on {
+                    let text = self.curve_text.get_or_insert_with(|| {
+                        s.label_curve
+                            .iter()
+                            .map(|n| n.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    });
+                    let edit = ui.add(egui::TextEdit::singleline(text).desired_width(140.0));
+                    match parse_curve(text) {
+                        Some(sizes) => s.label_curve = sizes,
+                        None => {
+                            edit.on_hover_text("labels per class, e.g. 10, 25, 50");
+                            ui.colored_label(ui.visuals().warn_fg_color, "numbers above 0, comma-separated");
+                        }
                     }
                 }
             });
@@ -153,5 +200,18 @@ impl StageBPanel {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_curve;
+
+    #[test]
+    fn curve_sizes_parse_or_are_refused_whole() {
+        assert_eq!(parse_curve("10, 25,50"), Some(vec![10, 25, 50]));
+        assert_eq!(parse_curve("10, 0"), None);
+        assert_eq!(parse_curve("10, x"), None);
+        assert_eq!(parse_curve(""), None);
     }
 }
