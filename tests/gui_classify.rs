@@ -748,6 +748,173 @@ fn the_label_curve_from_the_panel_shows_accuracy_against_labels() {
     save_render(&mut h, "label_curve.png");
 }
 
+/// Results → Export polygons…: the shown map as a GeoPackage layer with
+/// the session's class names and areas; a folder that does not exist is
+/// named in the error and leaves nothing behind.
+#[test]
+fn export_polygons_writes_the_shown_map_as_a_geopackage() {
+    use gdal::vector::LayerAccess;
+    use unidiff_studio::ui::app::FileAction;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, test) = corner_harness(dir.path());
+    paint(&mut h, 1, &blocks_of_in(&test, 128, 1, 2, 11));
+    paint(&mut h, 2, &blocks_of_in(&test, 128, 2, 2, 11));
+    {
+        let s = &mut h.state_mut().store.classify_settings;
+        s.t = 0;
+        s.stride = Some(32);
+        s.baseline = false;
+    }
+    h.run_steps(2);
+    h.get_by_label("Classify").click();
+    h.run_steps(2);
+    step_until(&mut h, Duration::from_secs(900), "classification", |a| {
+        a.jobs.classifying.is_none()
+    });
+    h.run_steps(2);
+    h.get_by_label("Export polygons…");
+    let out = dir.path().join("map.gpkg");
+    h.state_mut().handle(AppCommand::FilePicked(
+        FileAction::ExportPolygons,
+        out.clone(),
+    ));
+    common::wait_tasks(&mut h);
+    let messages: Vec<String> = h
+        .state()
+        .store
+        .messages
+        .iter()
+        .map(|m| m.text.clone())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("polygons to") && m.contains("map.gpkg")),
+        "{messages:?}"
+    );
+    let map = h
+        .state()
+        .store
+        .session
+        .as_ref()
+        .unwrap()
+        .result
+        .as_ref()
+        .unwrap()
+        .class_map()
+        .unwrap()
+        .to_vec();
+    let gpkg = gdal::Dataset::open(&out).unwrap();
+    let mut layer = gpkg.layer_by_name("landcover").unwrap();
+    let mut names = std::collections::BTreeSet::new();
+    let mut count = 0;
+    for f in layer.features() {
+        count += 1;
+        let name = f.field_index("name").unwrap();
+        names.insert(f.field_as_string(name).unwrap().unwrap_or_default());
+    }
+    assert!(count > 0);
+    let classes_in_map: std::collections::BTreeSet<u8> = map.iter().copied().collect();
+    let expected: std::collections::BTreeSet<String> = classes_in_map
+        .iter()
+        .map(|&c| ["", "dry", "water"][c as usize].to_string())
+        .collect();
+    assert_eq!(names, expected);
+    // Only the GeoPackage: the temporary raster is gone.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.contains("map.gpkg"))
+        .collect();
+    assert_eq!(left, vec!["map.gpkg".to_string()]);
+
+    // Into a folder that does not exist: the error names the file.
+    let missing = dir.path().join("no/such/folder/map.gpkg");
+    h.state_mut().handle(AppCommand::FilePicked(
+        FileAction::ExportPolygons,
+        missing.clone(),
+    ));
+    common::wait_tasks(&mut h);
+    let text = missing.display().to_string();
+    assert!(
+        h.state()
+            .store
+            .messages
+            .iter()
+            .any(|m| m.text.contains("cannot write the polygons to") && m.text.contains(&text)),
+        "{:?}",
+        h.state().store.messages
+    );
+    assert!(!missing.exists());
+
+    // Results → Validation sample…: 10 points per class of the shown map.
+    let sample = dir.path().join("sample.gpkg");
+    h.state_mut().handle(AppCommand::FilePicked(
+        FileAction::ValidationSample { per_class: 10 },
+        sample.clone(),
+    ));
+    common::wait_tasks(&mut h);
+    // The analyst labels every point but the first as the map says.
+    {
+        let ds = gdal::Dataset::open_ex(
+            &sample,
+            gdal::DatasetOptions {
+                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE
+                    | gdal::GdalOpenFlags::GDAL_OF_VECTOR,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut layer = ds.layer_by_name("sample").unwrap();
+        let edits: Vec<(u64, i32)> = layer
+            .features()
+            .map(|f| {
+                let class = f.field_as_integer(f.field_index("map_class").unwrap());
+                (f.fid().unwrap(), class.unwrap().unwrap())
+            })
+            .collect();
+        let classes_in_map = map.iter().collect::<std::collections::BTreeSet<_>>().len();
+        assert_eq!(edits.len(), 10 * classes_in_map);
+        for &(fid, class) in &edits[1..] {
+            let mut f = layer.feature(fid).unwrap();
+            let i = f.field_index("reference").unwrap();
+            f.set_field_integer(i, class).unwrap();
+            layer.set_feature(f).unwrap();
+        }
+    }
+    // Results → Accuracy from sample…: a map that agrees with every
+    // labelled point, the unlabelled one said.
+    h.state_mut().handle(AppCommand::FilePicked(
+        FileAction::SampleAccuracy,
+        sample.clone(),
+    ));
+    common::wait_tasks(&mut h);
+    let app = h.state();
+    let r = app.store.session.as_ref().unwrap().result.as_ref().unwrap();
+    let (_, accuracy) = r
+        .sample_accuracy
+        .as_ref()
+        .unwrap_or_else(|| panic!("{:?}", app.store.messages));
+    let e = &accuracy.estimates;
+    assert_eq!(e.sample_size, 10 * e.classes.len() - 1);
+    assert!((e.overall.value - 1.0).abs() < 1e-12, "{:?}", e.overall);
+    assert!(
+        e.notes
+            .iter()
+            .any(|n| n.contains("have no `reference` yet")),
+        "{:?}",
+        e.notes
+    );
+    h.get_by_label("Validation sample (area-adjusted accuracy)")
+        .click();
+    h.run_steps(2);
+    h.get_all_by_label("overall accuracy 1.0000 (1.0000-1.0000)")
+        .next()
+        .expect("the overall accuracy shown");
+    save_render(&mut h, "validation_sample.png");
+}
+
 /// Steps the app until `done` holds (at most `limit`).
 fn step_until(
     h: &mut Harness<'_, StudioApp>,

@@ -143,42 +143,5 @@ fn reference_points(
     classes: &[crate::scene::ClassInfo],
 ) -> anyhow::Result<(Sample, Vec<String>)> {
     let read = read_reference_points(reference_path, &args.class_field, &map.grid, classes)?;
-    let mut notes = Vec::new();
-    if read.outside > 0 {
-        notes.push(format!(
-            "{} points of layer {} lie outside the map and are left out",
-            read.outside, read.layer
-        ));
-    }
-    if read.unlabelled > 0 {
-        notes.push(format!(
-            "{} points of layer {} have no `{}` yet and are left out",
-            read.unlabelled, read.layer, args.class_field
-        ));
-    }
-    let w = map.grid.width;
-    let sample: Vec<(u8, u8)> = read
-        .points
-        .iter()
-        .map(|&(r, c, reference)| (map.data[r * w + c], reference))
-        .collect();
-    let mut mapped = [false; 256];
-    for &m in &map.data {
-        mapped[usize::from(m)] = true;
-    }
-    let mut foreign: Vec<u8> = sample
-        .iter()
-        .map(|&(_, r)| r)
-        .filter(|&r| !mapped[usize::from(r)])
-        .collect();
-    foreign.sort_unstable();
-    foreign.dedup();
-    if !foreign.is_empty() {
-        let list: Vec<String> = foreign.iter().map(u8::to_string).collect();
-        notes.push(format!(
-            "reference classes {} do not occur in the map (their points count as errors of the map)",
-            list.join(", ")
-        ));
-    }
-    Ok((sample, notes))
+    Ok(read.paired_with_map(&map.data, map.grid.width, &args.class_field))
 }

@@ -161,6 +161,56 @@ pub struct ReferencePoints {
     pub layer: String,
 }
 
+impl ReferencePoints {
+    /// (map class, reference class) at every labelled point of `map`
+    /// (row-major, `width` wide), and notes on the points left out (outside
+    /// the map, `field` empty) and on reference classes the map lacks.
+    pub fn paired_with_map(
+        &self,
+        map: &[u8],
+        width: usize,
+        field: &str,
+    ) -> (Vec<(u8, u8)>, Vec<String>) {
+        let mut notes = Vec::new();
+        if self.outside > 0 {
+            notes.push(format!(
+                "{} points of layer {} lie outside the map and are left out",
+                self.outside, self.layer
+            ));
+        }
+        if self.unlabelled > 0 {
+            notes.push(format!(
+                "{} points of layer {} have no `{field}` yet and are left out",
+                self.unlabelled, self.layer
+            ));
+        }
+        let sample: Vec<(u8, u8)> = self
+            .points
+            .iter()
+            .map(|&(r, c, reference)| (map[r * width + c], reference))
+            .collect();
+        let mut mapped = [false; 256];
+        for &m in map {
+            mapped[usize::from(m)] = true;
+        }
+        let mut foreign: Vec<u8> = sample
+            .iter()
+            .map(|&(_, r)| r)
+            .filter(|&r| !mapped[usize::from(r)])
+            .collect();
+        foreign.sort_unstable();
+        foreign.dedup();
+        if !foreign.is_empty() {
+            let list: Vec<String> = foreign.iter().map(u8::to_string).collect();
+            notes.push(format!(
+                "reference classes {} do not occur in the map (their points count as errors of the map)",
+                list.join(", ")
+            ));
+        }
+        (sample, notes)
+    }
+}
+
 /// Reads the points of `path` (its layer `sample` if it has one, else its
 /// first layer) with their class in `field` (a number, or one of
 /// `classes`' names), onto `grid`.

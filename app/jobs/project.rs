@@ -557,6 +557,7 @@ impl OpenedProject {
             warm_started: false,
             shown: saved.classifier,
             model,
+            sample_accuracy: None,
         }))
     }
 }

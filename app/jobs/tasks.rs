@@ -46,6 +46,30 @@ pub enum Task {
         grid: PixelGrid,
         class_names: Vec<String>,
     },
+    /// A class map as polygons in a GeoPackage.
+    ExportPolygons {
+        path: PathBuf,
+        class_map: Vec<u8>,
+        grid: PixelGrid,
+        classes: Vec<ClassInfo>,
+    },
+    /// A stratified random validation sample of a map into a GeoPackage.
+    WriteValidationSample {
+        path: PathBuf,
+        class_map: Vec<u8>,
+        grid: PixelGrid,
+        classes: Vec<ClassInfo>,
+        per_class: usize,
+        seed: u64,
+    },
+    /// A map's area-adjusted accuracy from a labelled sample.
+    ScoreWithSample {
+        path: PathBuf,
+        class_map: Vec<u8>,
+        grid: PixelGrid,
+        classes: Vec<ClassInfo>,
+        shown: crate::pipeline::classification::ClassifierChoice,
+    },
     /// A trained model as a `.udmodel` file, with the session's classes.
     SaveModel {
         model: std::sync::Arc<crate::pipeline::model_bundle::ModelBundle>,
@@ -95,6 +119,9 @@ pub enum TaskKind {
     LoadLabels,
     SaveLabels,
     ExportResults,
+    ExportPolygons,
+    WriteValidationSample,
+    ScoreWithSample,
     SaveModel,
     WritePng,
     RenderPrgb,
@@ -118,6 +145,9 @@ impl Task {
             Task::LoadLabels { .. } => TaskKind::LoadLabels,
             Task::SaveLabels { .. } => TaskKind::SaveLabels,
             Task::ExportResults { .. } => TaskKind::ExportResults,
+            Task::ExportPolygons { .. } => TaskKind::ExportPolygons,
+            Task::WriteValidationSample { .. } => TaskKind::WriteValidationSample,
+            Task::ScoreWithSample { .. } => TaskKind::ScoreWithSample,
             Task::SaveModel { .. } => TaskKind::SaveModel,
             Task::WritePng { .. } => TaskKind::WritePng,
             Task::RenderPrgb { .. } => TaskKind::RenderPrgb,
@@ -139,6 +169,15 @@ impl Task {
                 format!("cannot save the {} to {}", layer.name(), path.display())
             }
             Task::ExportResults { dir, .. } => format!("cannot export to {}", dir.display()),
+            Task::ExportPolygons { path, .. } => {
+                format!("cannot write the polygons to {}", path.display())
+            }
+            Task::WriteValidationSample { path, .. } => {
+                format!("cannot write the validation sample to {}", path.display())
+            }
+            Task::ScoreWithSample { path, .. } => {
+                format!("cannot score the map with {}", path.display())
+            }
             Task::SaveModel { path, .. } => format!("cannot save the model to {}", path.display()),
             Task::WritePng { path, .. } => format!("cannot write {}", path.display()),
             Task::RenderPrgb { bands, .. } => format!("cannot render pRGB from bands {bands:?}"),
@@ -173,6 +212,18 @@ pub enum TaskDone {
     ResultsExported {
         dir: PathBuf,
         files: usize,
+    },
+    PolygonsExported {
+        path: PathBuf,
+        polygons: usize,
+    },
+    ValidationSampleWritten {
+        path: PathBuf,
+        written: crate::pipeline::validation_sample::SampleWritten,
+    },
+    SampleScored {
+        shown: crate::pipeline::classification::ClassifierChoice,
+        accuracy: Box<crate::pipeline::validation_sample::SampleAccuracy>,
     },
     ModelSaved {
         path: PathBuf,
@@ -284,6 +335,57 @@ fn perform(task: &Task) -> anyhow::Result<TaskDone> {
                 files: files.len(),
             }
         }
+        Task::ExportPolygons {
+            path,
+            class_map,
+            grid,
+            classes,
+        } => {
+            // GDAL polygonizes a raster: the map goes to a GeoTIFF (and its
+            // sidecars) in a hidden folder beside the target first, removed
+            // afterwards.
+            let name = path
+                .file_name()
+                .map_or_else(|| "polygons".into(), |n| n.to_string_lossy().to_string());
+            let scratch = path.with_file_name(format!(".{name}.raster-{}", std::process::id()));
+            std::fs::create_dir(&scratch)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", scratch.display()))?;
+            let raster = scratch.join("classmap.tif");
+            let written = crate::io::classmap::write_class_map(&raster, class_map, grid, classes)
+                .and_then(|()| crate::io::vectorize::vectorize_class_map(&raster, path, classes));
+            if let Err(e) = std::fs::remove_dir_all(&scratch) {
+                log::warn!("could not remove {}: {e}", scratch.display());
+            }
+            TaskDone::PolygonsExported {
+                path: path.clone(),
+                polygons: written?.polygons,
+            }
+        }
+        Task::WriteValidationSample {
+            path,
+            class_map,
+            grid,
+            classes,
+            per_class,
+            seed,
+        } => TaskDone::ValidationSampleWritten {
+            path: path.clone(),
+            written: crate::pipeline::validation_sample::write_validation_sample(
+                path, class_map, grid, classes, *per_class, *seed,
+            )?,
+        },
+        Task::ScoreWithSample {
+            path,
+            class_map,
+            grid,
+            classes,
+            shown,
+        } => TaskDone::SampleScored {
+            shown: *shown,
+            accuracy: Box::new(crate::pipeline::validation_sample::accuracy_from_sample(
+                path, class_map, grid, classes,
+            )?),
+        },
         Task::SaveModel {
             model,
             classes,

@@ -21,6 +21,7 @@ pub mod split;
 pub mod stage_a;
 pub mod stage_b;
 pub mod tiled_predict;
+pub mod validation_sample;
 
 pub use modality::Modality;
 pub use patch_grid::PatchGrid;

@@ -83,6 +83,12 @@ pub struct ClassificationResult {
     pub shown: crate::pipeline::classification::ClassifierChoice,
     /// The trained model ("Save model…"), or why the run has none.
     pub model: Result<std::sync::Arc<crate::pipeline::model_bundle::ModelBundle>, String>,
+    /// The area-adjusted accuracy of the shown map from a labelled
+    /// validation sample ("Accuracy from sample…"), and which map it was.
+    pub sample_accuracy: Option<(
+        crate::pipeline::classification::ClassifierChoice,
+        crate::pipeline::validation_sample::SampleAccuracy,
+    )>,
 }
 
 impl ClassificationResult {

@@ -98,6 +98,15 @@ pub enum FileAction {
     SaveLabels(LabelLayer),
     /// A folder for the class map, probabilities and metrics.
     ExportResults,
+    /// A GeoPackage for the shown class map as polygons.
+    ExportPolygons,
+    /// A GeoPackage for a validation sample of the shown map, this many
+    /// points per class.
+    ValidationSample {
+        per_class: usize,
+    },
+    /// A labelled validation sample to score the shown map with.
+    SampleAccuracy,
     /// A guided-diffusion checkpoint (.pt / .safetensors) as the backbone.
     ImportCheckpoint,
     /// A Stage A adapter for the backbone.

@@ -57,6 +57,13 @@ pub enum AppCommand {
     SaveLabels(LabelLayer, PathBuf),
     /// The last classification's files into a folder.
     ExportResults(PathBuf),
+    /// The shown class map as polygons (class, name, area) in a GeoPackage.
+    ExportPolygons(PathBuf),
+    /// A stratified random validation sample of the shown map (points per
+    /// class, seed) into a GeoPackage.
+    WriteValidationSample(PathBuf, usize, u64),
+    /// The shown map's area-adjusted accuracy from a labelled sample.
+    ScoreWithSample(PathBuf),
     /// Write the last classification's trained model (for `predict`).
     SaveModel(PathBuf),
     /// The map as shown (layers, legend) as a PNG, from the next frame.

@@ -6,6 +6,9 @@
 
 use std::path::PathBuf;
 
+use crate::pipeline::classification::ClassifierChoice;
+use crate::scene::{ClassInfo, PixelGrid};
+
 use super::app::{Dirty, FileAction, Loading, StudioApp};
 use super::command::AppCommand;
 use super::desktop::CloseState;
@@ -53,6 +56,11 @@ impl StudioApp {
             AppCommand::LoadLabels(layer, path) => self.load_label_file(layer, path),
             AppCommand::SaveLabels(layer, path) => self.save_label_file(layer, path),
             AppCommand::ExportResults(dir) => self.export_results(dir),
+            AppCommand::ExportPolygons(path) => self.export_polygons(path),
+            AppCommand::WriteValidationSample(path, per_class, seed) => {
+                self.write_validation_sample(path, per_class, seed)
+            }
+            AppCommand::ScoreWithSample(path) => self.score_with_sample(path),
             AppCommand::SaveModel(path) => self.save_model(path),
             AppCommand::ExportViewPng(path) => self.pending_view_png = Some((path, false)),
             AppCommand::UseCheckpoint(path) => {
@@ -230,6 +238,13 @@ impl StudioApp {
             FileAction::OpenLabels(layer) => AppCommand::LoadLabels(*layer, path),
             FileAction::SaveLabels(layer) => AppCommand::SaveLabels(*layer, path),
             FileAction::ExportResults => AppCommand::ExportResults(path),
+            FileAction::ExportPolygons => AppCommand::ExportPolygons(path),
+            FileAction::ValidationSample { per_class } => AppCommand::WriteValidationSample(
+                path,
+                *per_class,
+                self.store.classify_settings.seed,
+            ),
+            FileAction::SampleAccuracy => AppCommand::ScoreWithSample(path),
             FileAction::ImportCheckpoint => AppCommand::UseCheckpoint(path),
             FileAction::LoadAdapter => AppCommand::UseAdapter(Some(path)),
             FileAction::ExportViewPng => AppCommand::ExportViewPng(path),
@@ -301,6 +316,18 @@ impl StudioApp {
                         .add_filter("all files", &["*"])
                         .pick_file(),
                     FileAction::ExportResults => dialog.pick_folder(),
+                    FileAction::ExportPolygons => dialog
+                        .add_filter("GeoPackage", &["gpkg"])
+                        .set_file_name("classmap.gpkg")
+                        .save_file(),
+                    FileAction::ValidationSample { .. } => dialog
+                        .add_filter("GeoPackage", &["gpkg"])
+                        .set_file_name("sample.gpkg")
+                        .save_file(),
+                    FileAction::SampleAccuracy => dialog
+                        .add_filter("points", &["gpkg", "shp", "geojson", "json"])
+                        .add_filter("all files", &["*"])
+                        .pick_file(),
                     FileAction::OpenProject => dialog
                         .add_filter("UniDiff Studio projects", &["udproj"])
                         .pick_file(),
@@ -394,6 +421,71 @@ impl StudioApp {
             class_names: s.classes.iter().map(|c| c.name.clone()).collect(),
         };
         self.jobs.start_task(task);
+    }
+
+    /// Writes the class map on show (the classifier the results window
+    /// picked) as polygons with the session's class names.
+    fn export_polygons(&mut self, path: PathBuf) {
+        let Some(s) = &self.store.session else {
+            return;
+        };
+        let (Some(r), Some(grid)) = (&s.result, s.scene.grid()) else {
+            self.error("nothing to export: classify first");
+            return;
+        };
+        let Some(shown) = r.outcome.result(r.shown).or(r.outcome.main_result()) else {
+            self.error("nothing to export: the classification has no map");
+            return;
+        };
+        let task = Task::ExportPolygons {
+            path,
+            class_map: shown.class_map.clone(),
+            grid: grid.clone(),
+            classes: s.classes.clone(),
+        };
+        self.jobs.start_task(task);
+    }
+
+    /// The shown map, its grid and the session's classes (an error said
+    /// when there is none).
+    fn shown_map(&mut self) -> Option<(Vec<u8>, PixelGrid, Vec<ClassInfo>, ClassifierChoice)> {
+        let found = self.store.session.as_ref().and_then(|s| {
+            let r = s.result.as_ref()?;
+            let grid = s.scene.grid()?;
+            let map = r.class_map()?;
+            Some((map.to_vec(), grid.clone(), s.classes.clone(), r.shown))
+        });
+        if found.is_none() {
+            self.error("no map: classify first");
+        }
+        found
+    }
+
+    /// Draws a validation sample of the shown map into `path`.
+    fn write_validation_sample(&mut self, path: PathBuf, per_class: usize, seed: u64) {
+        if let Some((class_map, grid, classes, _)) = self.shown_map() {
+            self.jobs.start_task(Task::WriteValidationSample {
+                path,
+                class_map,
+                grid,
+                classes,
+                per_class,
+                seed,
+            });
+        }
+    }
+
+    /// Scores the shown map with the labelled sample at `path`.
+    fn score_with_sample(&mut self, path: PathBuf) {
+        if let Some((class_map, grid, classes, shown)) = self.shown_map() {
+            self.jobs.start_task(Task::ScoreWithSample {
+                path,
+                class_map,
+                grid,
+                classes,
+                shown,
+            });
+        }
     }
 
     /// Writes the last classification's model, with the session's class
@@ -616,6 +708,33 @@ impl StudioApp {
             }
             TaskDone::ResultsExported { dir, files } => {
                 self.info(format!("exported {files} files to {}", dir.display()))
+            }
+            TaskDone::PolygonsExported { path, polygons } => self.info(format!(
+                "wrote {polygons} polygons to {} (layer landcover)",
+                path.display()
+            )),
+            TaskDone::ValidationSampleWritten { path, written } => {
+                for note in &written.notes {
+                    self.info(note.clone());
+                }
+                self.info(format!(
+                    "wrote {} sample points to {}: fill in their `reference` field (in QGIS), then \"Accuracy from sample…\" in the results window",
+                    written.points,
+                    path.display()
+                ));
+            }
+            TaskDone::SampleScored { shown, accuracy } => {
+                let overall = accuracy.estimates.overall.clone();
+                let points = accuracy.estimates.sample_size;
+                if let Some(r) = self.store.session.as_mut().and_then(|s| s.result.as_mut()) {
+                    r.sample_accuracy = Some((shown, *accuracy));
+                    self.views.results.open = true;
+                }
+                self.info(format!(
+                    "area-adjusted overall accuracy {:.4} (SE {}) from {points} sample points",
+                    overall.value,
+                    overall.se.map_or("undefined".into(), |s| format!("{s:.4}"))
+                ));
             }
             TaskDone::ModelSaved { path } => self.info(format!(
                 "model saved to {}: map other scenes with `unidiff-studio predict --model {}`",

@@ -62,6 +62,7 @@ impl StudioApp {
                             areas: result.areas,
                             warm_started: result.warm_started,
                             model: result.model,
+                            sample_accuracy: None,
                         });
                     }
                     self.map.dirty.insert(LayerId::ClassMap, Dirty::All);

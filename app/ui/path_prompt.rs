@@ -48,9 +48,12 @@ impl FileAction {
             | FileAction::OpenLabels(_)
             | FileAction::ImportCheckpoint
             | FileAction::LoadAdapter
+            | FileAction::SampleAccuracy
             | FileAction::OpenProject => PathKind::Existing,
             FileAction::SaveLabels(_)
             | FileAction::ExportViewPng
+            | FileAction::ExportPolygons
+            | FileAction::ValidationSample { .. }
             | FileAction::SaveModel
             | FileAction::SaveProjectAs => PathKind::NewFile,
             FileAction::ExportResults => PathKind::Folder,
@@ -68,6 +71,11 @@ impl FileAction {
             FileAction::ImportCheckpoint => "the guided-diffusion checkpoint (.pt, .safetensors)",
             FileAction::LoadAdapter => "the Stage A adapter (.safetensors)",
             FileAction::ExportViewPng => "the PNG file to write",
+            FileAction::ExportPolygons => "the GeoPackage (.gpkg) to write the polygons to",
+            FileAction::ValidationSample { .. } => {
+                "the GeoPackage (.gpkg) to write the sample points to"
+            }
+            FileAction::SampleAccuracy => "the labelled sample (GeoPackage, Shapefile, GeoJSON)",
             FileAction::SaveModel => "the .udmodel file to write",
             FileAction::OpenProject => "the .udproj project to open",
             FileAction::SaveProjectAs => "the .udproj project file to write",

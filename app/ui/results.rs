@@ -10,13 +10,25 @@ use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, Points};
 
 use super::command::AppCommand;
 use super::views::ViewContext;
+use crate::metrics::area_accuracy::Estimate;
 use crate::metrics::summary::MetricsSummary;
 use crate::pipeline::label_curve::{CurveRow, LabelCurve, Spread};
+use crate::pipeline::validation_sample::SampleAccuracy;
 
 /// The results window and whether it is open.
-#[derive(Default)]
 pub struct ResultsWindow {
     pub open: bool,
+    /// Points per class of the next validation sample.
+    pub sample_per_class: usize,
+}
+
+impl Default for ResultsWindow {
+    fn default() -> Self {
+        Self {
+            open: false,
+            sample_per_class: 50,
+        }
+    }
 }
 
 impl ResultsWindow {
@@ -143,6 +155,31 @@ impl ResultsWindow {
                         }
                     });
                 }
+                ui.collapsing("Validation sample (area-adjusted accuracy)", |ui| {
+                    ui.horizontal(|ui| {
+                        ui.label("points per class");
+                        ui.add(egui::DragValue::new(&mut self.sample_per_class).range(2..=10_000));
+                        if ui
+                            .button("Validation sample…")
+                            .on_hover_text("a stratified random sample of the shown map (the map classes as strata) as GeoPackage points with an empty `reference` field, to label in QGIS")
+                            .clicked()
+                        {
+                            cx.send(AppCommand::PickFile(super::app::FileAction::ValidationSample {
+                                per_class: self.sample_per_class,
+                            }));
+                        }
+                        if ui
+                            .button("Accuracy from sample…")
+                            .on_hover_text("the shown map's overall, user's and producer's accuracy and class areas with 95 % intervals from a labelled sample (Olofsson et al. 2014)")
+                            .clicked()
+                        {
+                            cx.send(AppCommand::PickFile(super::app::FileAction::SampleAccuracy));
+                        }
+                    });
+                    if let Some((map, accuracy)) = &r.sample_accuracy {
+                        sample_accuracy_ui(ui, session, *map, accuracy);
+                    }
+                });
                 if let Some(curve) = &r.outcome.label_curve {
                     ui.collapsing("Label curve (accuracy against labels per class)", |ui| {
                         label_curve_ui(ui, curve);
@@ -155,6 +192,13 @@ impl ResultsWindow {
                         .clicked()
                     {
                         cx.send(AppCommand::PickFile(super::app::FileAction::ExportResults));
+                    }
+                    if ui
+                        .button("Export polygons…")
+                        .on_hover_text("the shown map as polygons in a GeoPackage: class, name and area (ha) per polygon, in the scene's CRS")
+                        .clicked()
+                    {
+                        cx.send(AppCommand::PickFile(super::app::FileAction::ExportPolygons));
                     }
                     let model = ui.add_enabled(r.model.is_ok(), egui::Button::new("Save model…"));
                     let model = match &r.model {
@@ -184,6 +228,74 @@ impl ResultsWindow {
                 confusion_grid(ui, m, &names);
             });
         self.open = open;
+    }
+}
+
+/// The estimates from a labelled sample: overall accuracy, then per class
+/// user's and producer's accuracy and the estimated area, each with its
+/// 95 % interval.
+fn sample_accuracy_ui(
+    ui: &mut egui::Ui,
+    session: &crate::session::Session,
+    map: crate::pipeline::classification::ClassifierChoice,
+    accuracy: &SampleAccuracy,
+) {
+    let e = &accuracy.estimates;
+    let pm = |x: &Estimate| match x.ci95 {
+        Some([lo, hi]) => format!("{:.4} ({:.4}-{:.4})", x.value, lo, hi),
+        None => format!("{:.4} (SE undefined)", x.value),
+    };
+    ui.label(
+        RichText::new(format!(
+            "{} map, {} points of {}",
+            map.label(),
+            e.sample_size,
+            accuracy.reference.display()
+        ))
+        .small()
+        .weak(),
+    );
+    ui.strong(format!("overall accuracy {}", pm(&e.overall)));
+    egui::Grid::new("sample accuracy")
+        .striped(true)
+        .show(ui, |ui| {
+            for h in [
+                "class",
+                "points",
+                "user's",
+                "producer's",
+                &format!("area ({})", accuracy.area_unit),
+            ] {
+                ui.strong(h);
+            }
+            ui.end_row();
+            for (i, &value) in e.classes.iter().enumerate() {
+                let name = session
+                    .classes
+                    .iter()
+                    .find(|k| k.value == value)
+                    .map_or_else(|| format!("class {value}"), |k| k.name.clone());
+                ui.label(name);
+                ui.label(
+                    e.stratum_points
+                        .get(i)
+                        .map_or("-".into(), |n| n.to_string()),
+                );
+                for x in [
+                    e.users.get(i).cloned().flatten(),
+                    e.producers.get(i).cloned().flatten(),
+                ] {
+                    ui.label(x.as_ref().map_or("-".into(), pm));
+                }
+                ui.label(e.area.get(i).map_or("-".into(), |a| match a.ci95 {
+                    Some([lo, hi]) => format!("{:.1} ({:.1}-{:.1})", a.value, lo, hi),
+                    None => format!("{:.1}", a.value),
+                }));
+                ui.end_row();
+            }
+        });
+    for note in &e.notes {
+        ui.label(RichText::new(note).small());
     }
 }
 
