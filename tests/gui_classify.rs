@@ -701,12 +701,7 @@ fn the_label_curve_from_the_panel_shows_accuracy_against_labels() {
         h.state().store.classify_settings.label_curve,
         vec![10, 25, 50, 100, 200]
     );
-    h.get_by_label("Classify").click();
-    h.run_steps(2);
-    step_until(&mut h, Duration::from_secs(900), "classification", |a| {
-        a.jobs.classifying.is_none()
-    });
-    h.run_steps(2);
+    classify_to_the_end(&mut h);
     let app = h.state();
     let r = app
         .store
@@ -766,12 +761,7 @@ fn export_polygons_writes_the_shown_map_as_a_geopackage() {
         s.baseline = false;
     }
     h.run_steps(2);
-    h.get_by_label("Classify").click();
-    h.run_steps(2);
-    step_until(&mut h, Duration::from_secs(900), "classification", |a| {
-        a.jobs.classifying.is_none()
-    });
-    h.run_steps(2);
+    classify_to_the_end(&mut h);
     h.get_by_label("Export polygons…");
     let out = dir.path().join("map.gpkg");
     h.state_mut().handle(AppCommand::FilePicked(
@@ -913,6 +903,16 @@ fn export_polygons_writes_the_shown_map_as_a_geopackage() {
         .next()
         .expect("the overall accuracy shown");
     save_render(&mut h, "validation_sample.png");
+}
+
+/// Clicks Classify and steps the app until the classification has ended.
+fn classify_to_the_end(h: &mut Harness<'_, StudioApp>) {
+    h.get_by_label("Classify").click();
+    h.run_steps(2);
+    step_until(h, Duration::from_secs(900), "classification", |a| {
+        a.jobs.classifying.is_none()
+    });
+    h.run_steps(2);
 }
 
 /// Steps the app until `done` holds (at most `limit`).

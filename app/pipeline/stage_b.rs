@@ -14,8 +14,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::classifier::{
-    HeadData, HeadTrainConfig, HeadTrainReport, HostHead, MlpConfig, ValidationSplit, train_head,
-    validation_split,
+    HeadData, HeadTrainConfig, HeadTrainReport, HostHead, MlpConfig, TrainedHead, ValidationSplit,
+    train_head, validation_split,
 };
 use super::feature_store::{FeatureKey, FeatureStore, images_fingerprint};
 use super::features::{FeatureExtractor, FeatureSpec, patch_values};
@@ -720,12 +720,25 @@ fn train_subset_head<B: UNetAutodiff>(
     let kept: Vec<usize> = (0..v.labels.len())
         .filter(|&i| subset.pixels.binary_search(&pixel_of(i)).is_ok())
         .collect();
-    let features: Vec<f32> = kept
+    Ok(train_fresh_head::<B>(v, &kept, classes, cfg, device)?.on_host()?)
+}
+
+/// Trains a fresh head (never from a warm start: the run's head may have
+/// seen labels this one must not) on the vectors `idx`, with the run's
+/// validation split of them and its seed.
+fn train_fresh_head<B: UNetAutodiff>(
+    v: &LabelledVectors<'_>,
+    idx: &[usize],
+    classes: usize,
+    cfg: &StageBConfig,
+    device: &B::Device,
+) -> Result<TrainedHead<B::InnerBackend>, StageBError> {
+    let features: Vec<f32> = idx
         .iter()
         .flat_map(|&i| v.features[i * v.dim..(i + 1) * v.dim].iter().copied())
         .collect();
-    let labels: Vec<i64> = kept.iter().map(|&i| v.labels[i]).collect();
-    let pixels: Vec<(usize, usize)> = kept.iter().map(|&i| v.pixels[i]).collect();
+    let labels: Vec<i64> = idx.iter().map(|&i| v.labels[i]).collect();
+    let pixels: Vec<(usize, usize)> = idx.iter().map(|&i| v.pixels[i]).collect();
     let (validation, _) = validation_split(
         &pixels,
         &labels,
@@ -744,8 +757,7 @@ fn train_subset_head<B: UNetAutodiff>(
         warm_start: None,
         ..cfg.head.clone()
     };
-    let (head, _) = train_head::<B>(&data, &cfg.mlp, &fresh, device)?;
-    Ok(head.on_host()?)
+    Ok(train_head::<B>(&data, &cfg.mlp, &fresh, device)?.0)
 }
 
 /// Trains a head on the vectors of pixels outside `split` (early stopping
@@ -767,30 +779,9 @@ fn predict_held_out<B: UNetAutodiff>(
             .flat_map(|&i| v.features[i * v.dim..(i + 1) * v.dim].iter().copied())
             .collect()
     };
-    let rest_features = gather(&rest);
-    let rest_labels: Vec<i64> = rest.iter().map(|&i| v.labels[i]).collect();
-    let rest_pixels: Vec<(usize, usize)> = rest.iter().map(|&i| v.pixels[i]).collect();
-    let (validation, _) = validation_split(
-        &rest_pixels,
-        &rest_labels,
-        cfg.validation_fraction,
-        cfg.validation_block,
-        cfg.head.seed,
-    );
-    let data = HeadData {
-        features: &rest_features,
-        dim: v.dim,
-        labels: &rest_labels,
-        classes,
-        validation: &validation,
-    };
     // Never from a warm start: a head trained on every label has seen the
     // held-out pixels.
-    let fresh = HeadTrainConfig {
-        warm_start: None,
-        ..cfg.head.clone()
-    };
-    let (head, _) = train_head::<B>(&data, &cfg.mlp, &fresh, device)?;
+    let head = train_fresh_head::<B>(v, &rest, classes, cfg, device)?;
     let position: std::collections::HashMap<usize, usize> = split
         .pixels
         .iter()
