@@ -59,20 +59,14 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<()> {
         (reference_pixels(args, reference_path, &map)?, Vec::new())
     };
     // Strata: the mapped area of each class, in ha where known.
-    let in_ha = areas.mapped_m2.is_some();
-    let strata: Vec<(u8, f64)> = areas
-        .classes
-        .iter()
-        .map(|c| (c.value, c.ha.unwrap_or(c.pixels as f64)))
-        .collect();
-    let mut estimates = area_adjusted_accuracy(&strata, &sample);
+    let mut estimates = area_adjusted_accuracy(&areas.strata(), &sample);
     notes.append(&mut estimates.notes);
     estimates.notes = notes;
     let json = serde_json::json!({
         "method": "Olofsson et al. (2014), Remote Sensing of Environment 148: 42-57, eqs. 2-10; map classes as strata",
         "classmap": args.classmap.display().to_string(),
         "reference": reference_path.display().to_string(),
-        "area_unit": if in_ha { "ha" } else { "pixels" },
+        "area_unit": areas.area_unit(),
         "caveat": "every labelled reference pixel is taken as a point of a stratified random sample; labels drawn otherwise (benchmark test sets, hand-picked polygons) are not one, and the intervals then do not hold",
         "estimates": estimates,
     });

@@ -193,6 +193,25 @@ impl AreaSums {
 }
 
 impl ClassAreas {
+    /// The map classes as strata of an area-adjusted accuracy: (value,
+    /// area in [`Self::area_unit`]).
+    pub fn strata(&self) -> Vec<(u8, f64)> {
+        self.classes
+            .iter()
+            .map(|c| (c.value, c.ha.unwrap_or(c.pixels as f64)))
+            .collect()
+    }
+
+    /// The unit of [`Self::strata`]: "ha", or "pixels" where the pixels'
+    /// areas are not known.
+    pub fn area_unit(&self) -> &'static str {
+        if self.mapped_m2.is_some() {
+            "ha"
+        } else {
+            "pixels"
+        }
+    }
+
     /// `value,name,pixels,m2,ha,km2,share` rows (empty area fields when the
     /// areas are not known).
     pub fn to_csv(&self) -> String {

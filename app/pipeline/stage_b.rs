@@ -705,6 +705,19 @@ struct LabelledVectors<'a> {
     width: usize,
 }
 
+impl LabelledVectors<'_> {
+    /// The feature rows of vectors `idx`, one after another.
+    fn features_of(&self, idx: &[usize]) -> Vec<f32> {
+        idx.iter()
+            .flat_map(|&i| {
+                self.features[i * self.dim..(i + 1) * self.dim]
+                    .iter()
+                    .copied()
+            })
+            .collect()
+    }
+}
+
 /// Trains a head on the vectors of the pixels of `subset` as the run's own
 /// head is trained on all of them (the same validation split of what it
 /// keeps, the same seed), on the host.
@@ -733,10 +746,7 @@ fn train_fresh_head<B: UNetAutodiff>(
     cfg: &StageBConfig,
     device: &B::Device,
 ) -> Result<TrainedHead<B::InnerBackend>, StageBError> {
-    let features: Vec<f32> = idx
-        .iter()
-        .flat_map(|&i| v.features[i * v.dim..(i + 1) * v.dim].iter().copied())
-        .collect();
+    let features = v.features_of(idx);
     let labels: Vec<i64> = idx.iter().map(|&i| v.labels[i]).collect();
     let pixels: Vec<(usize, usize)> = idx.iter().map(|&i| v.pixels[i]).collect();
     let (validation, _) = validation_split(
@@ -774,11 +784,6 @@ fn predict_held_out<B: UNetAutodiff>(
     let pixel_of = |i: usize| v.pixels[i].0 * v.width + v.pixels[i].1;
     let (held, rest): (Vec<usize>, Vec<usize>) =
         (0..v.labels.len()).partition(|&i| split.mask[pixel_of(i)]);
-    let gather = |idx: &[usize]| -> Vec<f32> {
-        idx.iter()
-            .flat_map(|&i| v.features[i * v.dim..(i + 1) * v.dim].iter().copied())
-            .collect()
-    };
     // Never from a warm start: a head trained on every label has seen the
     // held-out pixels.
     let head = train_fresh_head::<B>(v, &rest, classes, cfg, device)?;
@@ -791,7 +796,7 @@ fn predict_held_out<B: UNetAutodiff>(
     let mut sums = vec![0f64; split.pixels.len() * classes];
     if !held.is_empty() {
         let x = Tensor::<B::InnerBackend, 2>::from_data(
-            TensorData::new(gather(&held), [held.len(), v.dim]),
+            TensorData::new(v.features_of(&held), [held.len(), v.dim]),
             device,
         );
         let probs = f32_values(

@@ -74,21 +74,12 @@ pub fn accuracy_from_sample(
         ));
     }
     let areas = class_areas(map, grid, classes);
-    let strata: Vec<(u8, f64)> = areas
-        .classes
-        .iter()
-        .map(|c| (c.value, c.ha.unwrap_or(c.pixels as f64)))
-        .collect();
-    let mut estimates = area_adjusted_accuracy(&strata, &pairs);
+    let mut estimates = area_adjusted_accuracy(&areas.strata(), &pairs);
     notes.append(&mut estimates.notes);
     estimates.notes = notes;
     Ok(SampleAccuracy {
         reference: reference.to_path_buf(),
-        area_unit: if areas.mapped_m2.is_some() {
-            "ha"
-        } else {
-            "pixels"
-        },
+        area_unit: areas.area_unit(),
         estimates,
     })
 }
