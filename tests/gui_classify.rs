@@ -905,6 +905,179 @@ fn export_polygons_writes_the_shown_map_as_a_geopackage() {
     save_render(&mut h, "validation_sample.png");
 }
 
+/// Results → Clean-up: a sieve then a majority filter, each a step on the
+/// cleaned-map layer (equal to GDAL's sieve and the majority filter run on
+/// their own), the class areas, Export results and Export polygons made
+/// from the cleaned map, then both steps undone back to the class map.
+#[test]
+fn cleanup_steps_make_a_cleaned_layer_that_exports_and_undoes() {
+    use gdal::vector::LayerAccess;
+    use unidiff_studio::pipeline::cleanup::CleanStep;
+    use unidiff_studio::ui::app::FileAction;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, test) = corner_harness(dir.path());
+    paint(&mut h, 1, &blocks_of_in(&test, 128, 1, 2, 11));
+    paint(&mut h, 2, &blocks_of_in(&test, 128, 2, 2, 11));
+    {
+        let s = &mut h.state_mut().store.classify_settings;
+        s.t = 0;
+        s.stride = Some(32);
+        s.baseline = false;
+    }
+    h.run_steps(2);
+    classify_to_the_end(&mut h);
+    let (raw, grid) = {
+        let s = h.state().store.session.as_ref().unwrap();
+        let r = s.result.as_ref().unwrap();
+        (
+            r.class_map().unwrap().to_vec(),
+            s.scene.grid().unwrap().clone(),
+        )
+    };
+    let layer_visible =
+        |h: &Harness<'_, StudioApp>, id: LayerId| h.state().store.layers.get(id).unwrap().visible;
+    assert!(layer_visible(&h, LayerId::ClassMap));
+
+    h.get_by_label("Clean-up (minimum mapping unit)").click();
+    h.run_steps(2);
+    h.state_mut().views.results.sieve_unit = 20.0;
+    h.get_by_label("Sieve").click();
+    h.run_steps(2);
+    common::wait_tasks(&mut h);
+    h.run_steps(2);
+    let sieve = CleanStep::Sieve {
+        min_pixels: 20,
+        connectivity: 4,
+        hectares: None,
+    };
+    let sieved = sieve.apply(&raw, &grid).unwrap();
+    let changed = sieved.iter().zip(&raw).filter(|(a, b)| a != b).count();
+    assert!(changed > 0, "the sieve has specks to remove");
+    {
+        let s = h.state().store.session.as_ref().unwrap();
+        let r = s.result.as_ref().unwrap();
+        let c = r
+            .cleaned_map()
+            .unwrap_or_else(|| panic!("{:?}", h.state().store.messages));
+        assert_eq!(c.class_map.as_slice(), sieved.as_slice());
+        assert_eq!(c.changed, changed);
+        assert!(c.scores.is_some(), "scored on the test labels");
+        assert_eq!(s.cleaned_class_map(), Some(sieved.as_slice()));
+        assert_eq!(r.class_map(), Some(raw.as_slice()), "the class map stays");
+    }
+    assert!(layer_visible(&h, LayerId::CleanedMap));
+    assert!(!layer_visible(&h, LayerId::ClassMap));
+    h.get_by_label("1. sieve: regions under 20 px, 4-connected");
+    h.get_by_label("Class areas (cleaned map)");
+
+    // A 3 x 3 majority on top of the sieved map.
+    h.get_by_label("Majority filter").click();
+    h.run_steps(2);
+    common::wait_tasks(&mut h);
+    h.run_steps(2);
+    let both = CleanStep::Majority { k: 3 }.apply(&sieved, &grid).unwrap();
+    h.get_by_label("2. 3 x 3 majority");
+    save_render(&mut h, "cleanup.png");
+
+    // Export results: the cleaned map beside the run's own.
+    let out = dir.path().join("export");
+    h.state_mut().handle(AppCommand::FilePicked(
+        FileAction::ExportResults,
+        out.clone(),
+    ));
+    common::wait_tasks(&mut h);
+    let written = unidiff_studio::io::open_labels(&out.join("classmap_cleaned.tif")).unwrap();
+    assert_eq!(written.data, both);
+    let record = std::fs::read_to_string(out.join("cleanup.txt")).unwrap();
+    assert!(
+        record.contains("1. sieve: regions under 20 px") && record.contains("2. 3 x 3 majority")
+    );
+    assert_eq!(
+        unidiff_studio::io::open_labels(&out.join("classmap.tif"))
+            .unwrap()
+            .data,
+        raw
+    );
+
+    // Export polygons: the cleaned map's, their areas summing to its
+    // class areas.
+    let gpkg_path = dir.path().join("clean.gpkg");
+    h.state_mut().handle(AppCommand::FilePicked(
+        FileAction::ExportPolygons,
+        gpkg_path.clone(),
+    ));
+    common::wait_tasks(&mut h);
+    let gpkg = gdal::Dataset::open(&gpkg_path).unwrap();
+    let mut layer = gpkg.layer_by_name("landcover").unwrap();
+    let mut ha_of = std::collections::BTreeMap::<i32, f64>::new();
+    for f in layer.features() {
+        let class = f
+            .field_as_integer(f.field_index("class").unwrap())
+            .unwrap()
+            .unwrap();
+        let ha = f
+            .field_as_double(f.field_index("area_ha").unwrap())
+            .unwrap()
+            .unwrap();
+        *ha_of.entry(class).or_default() += ha;
+    }
+    {
+        let r = h
+            .state()
+            .store
+            .session
+            .as_ref()
+            .unwrap()
+            .result
+            .as_ref()
+            .unwrap();
+        for a in &r.delivered_areas().unwrap().classes {
+            let (Some(want), Some(&got)) = (a.ha, ha_of.get(&i32::from(a.value))) else {
+                continue;
+            };
+            assert!(
+                (got - want).abs() <= 1e-3 * want,
+                "class {}: {got} ha, {want} ha",
+                a.value
+            );
+        }
+        let pixels: u64 = r
+            .delivered_areas()
+            .unwrap()
+            .classes
+            .iter()
+            .map(|a| a.pixels)
+            .sum();
+        assert_eq!(pixels as usize, both.iter().filter(|&&v| v != 0).count());
+    }
+
+    // Undo, twice: back to the class map.
+    h.get_by_label("Undo last step").click();
+    h.run_steps(2);
+    assert_eq!(
+        h.state()
+            .store
+            .session
+            .as_ref()
+            .unwrap()
+            .cleaned_class_map(),
+        Some(sieved.as_slice())
+    );
+    h.get_by_label("Undo last step").click();
+    h.run_steps(2);
+    assert_eq!(
+        h.state()
+            .store
+            .session
+            .as_ref()
+            .unwrap()
+            .cleaned_class_map(),
+        None
+    );
+    assert!(layer_visible(&h, LayerId::ClassMap));
+    h.get_by_label("no step yet on the diffusion features + MLP map");
+}
+
 /// Clicks Classify and steps the app until the classification has ended.
 fn classify_to_the_end(h: &mut Harness<'_, StudioApp>) {
     h.get_by_label("Classify").click();

@@ -10,9 +10,7 @@ use clap::Args;
 
 use crate::io::classmap::{read_class_table, write_class_map};
 use crate::io::open_labels;
-use crate::io::sieve::sieve;
-use crate::metrics::areas::PixelAreas;
-use crate::products::majority::majority_filter;
+use crate::pipeline::cleanup::CleanStep;
 use crate::scene::named_classes;
 
 #[derive(Debug, Args)]
@@ -48,44 +46,36 @@ pub fn run(args: &PostprocessArgs) -> anyhow::Result<()> {
     if classes.is_empty() {
         classes = named_classes(map.max_class() as usize, &[]);
     }
+    let mut steps = Vec::new();
+    match (args.sieve, args.sieve_ha) {
+        (Some(n), _) => steps.push(CleanStep::Sieve {
+            min_pixels: n,
+            connectivity: args.connectivity,
+            hectares: None,
+        }),
+        (None, Some(ha)) => steps.push(
+            CleanStep::sieve_hectares(&map.grid, ha, args.connectivity)
+                .with_context(|| format!("--sieve-ha {ha} on {}", args.classmap.display()))?,
+        ),
+        (None, None) => {}
+    }
+    if let Some(k) = args.majority {
+        steps.push(CleanStep::Majority { k });
+    }
     let mut data = map.data.clone();
-    let min_pixels = match (args.sieve, args.sieve_ha) {
-        (Some(n), _) => Some(n),
-        (None, Some(ha)) => {
-            let area = PixelAreas::of(&map.grid).map_err(anyhow::Error::msg)?;
-            // The largest pixel of the map: a region of fewer pixels is
-            // surely under the unit.
-            let pixel_m2 = (0..h).map(|r| area.at_row(r)).fold(0.0, f64::max);
-            anyhow::ensure!(
-                pixel_m2 > 0.0,
-                "{}: the pixels have no area",
-                args.classmap.display()
-            );
-            Some((ha * 1e4 / pixel_m2).ceil() as usize)
-        }
-        (None, None) => None,
-    };
-    if let Some(n) = min_pixels {
-        if n > w * h {
+    for step in steps {
+        if let CleanStep::Sieve { min_pixels, .. } = step
+            && min_pixels > w * h
+        {
             log::info!(
-                "[!!] the unit ({n} pixels) is larger than the map ({} pixels): every region but the largest goes",
+                "[!!] the unit ({min_pixels} pixels) is larger than the map ({} pixels): every region but the largest goes",
                 w * h
             );
         }
-        data = sieve(&data, &map.grid, n, args.connectivity)
-            .with_context(|| format!("sieving {}", args.classmap.display()))?;
-        log::info!(
-            "[ok] sieved regions under {n} pixels ({}-connected)",
-            args.connectivity
-        );
-    }
-    if let Some(k) = args.majority {
-        anyhow::ensure!(
-            k >= 3 && k % 2 == 1,
-            "--majority {k}: K must be odd and at least 3"
-        );
-        data = majority_filter(&data, w, h, k);
-        log::info!("[ok] {k} x {k} majority filter");
+        data = step
+            .apply(&data, &map.grid)
+            .with_context(|| format!("{} on {}", step.describe(), args.classmap.display()))?;
+        log::info!("[ok] {}", step.describe());
     }
     let changed = data.iter().zip(&map.data).filter(|(a, b)| a != b).count();
     write_class_map(&args.out, &data, &map.grid, &classes)?;

@@ -558,6 +558,7 @@ impl OpenedProject {
             shown: saved.classifier,
             model,
             sample_accuracy: None,
+            cleaned: Vec::new(),
         }))
     }
 }

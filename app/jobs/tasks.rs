@@ -14,7 +14,8 @@ use super::JobContext;
 use super::project::{ProjectSnapshot, save_project};
 use crate::io::staged_folder::StagedFolder;
 use crate::model::backbone::{BackboneSpec, adapter_fits, spec_for_checkpoint};
-use crate::pipeline::classification::Classification;
+use crate::pipeline::classification::{Classification, ClassifierChoice};
+use crate::pipeline::cleanup::{CleanStep, CleanedMap, ScoringLabels, clean_map};
 use crate::pipeline::noised::stage_b_input;
 use crate::products::prgb::{RgbBands, render_prgb};
 use crate::scene::{ClassInfo, HsiCube, LabelImage, LabelLayer, PixelGrid, Rgb8Image};
@@ -43,8 +44,22 @@ pub enum Task {
     ExportResults {
         dir: PathBuf,
         outcome: Box<Classification>,
+        /// Clean-up steps of the maps: each classifier's last cleaned map
+        /// goes beside its own.
+        cleaned: Vec<CleanedMap>,
         grid: PixelGrid,
         class_names: Vec<String>,
+    },
+    /// One clean-up step (sieve, majority) on a map.
+    CleanMap {
+        source: ClassifierChoice,
+        /// The map the step starts from (the source's last cleaned map, or
+        /// its own); the step is kept only if it is still the latest.
+        before: std::sync::Arc<Vec<u8>>,
+        step: CleanStep,
+        grid: PixelGrid,
+        classes: Vec<ClassInfo>,
+        scoring: Option<ScoringLabels>,
     },
     /// A class map as polygons in a GeoPackage.
     ExportPolygons {
@@ -68,7 +83,8 @@ pub enum Task {
         class_map: Vec<u8>,
         grid: PixelGrid,
         classes: Vec<ClassInfo>,
-        shown: crate::pipeline::classification::ClassifierChoice,
+        /// Which map it is, in words.
+        map_name: String,
     },
     /// A trained model as a `.udmodel` file, with the session's classes.
     SaveModel {
@@ -119,6 +135,7 @@ pub enum TaskKind {
     LoadLabels,
     SaveLabels,
     ExportResults,
+    CleanMap,
     ExportPolygons,
     WriteValidationSample,
     ScoreWithSample,
@@ -145,6 +162,7 @@ impl Task {
             Task::LoadLabels { .. } => TaskKind::LoadLabels,
             Task::SaveLabels { .. } => TaskKind::SaveLabels,
             Task::ExportResults { .. } => TaskKind::ExportResults,
+            Task::CleanMap { .. } => TaskKind::CleanMap,
             Task::ExportPolygons { .. } => TaskKind::ExportPolygons,
             Task::WriteValidationSample { .. } => TaskKind::WriteValidationSample,
             Task::ScoreWithSample { .. } => TaskKind::ScoreWithSample,
@@ -169,6 +187,7 @@ impl Task {
                 format!("cannot save the {} to {}", layer.name(), path.display())
             }
             Task::ExportResults { dir, .. } => format!("cannot export to {}", dir.display()),
+            Task::CleanMap { step, .. } => format!("cannot clean the map ({})", step.describe()),
             Task::ExportPolygons { path, .. } => {
                 format!("cannot write the polygons to {}", path.display())
             }
@@ -221,8 +240,12 @@ pub enum TaskDone {
         path: PathBuf,
         written: crate::pipeline::validation_sample::SampleWritten,
     },
+    MapCleaned {
+        before: std::sync::Arc<Vec<u8>>,
+        cleaned: Box<CleanedMap>,
+    },
     SampleScored {
-        shown: crate::pipeline::classification::ClassifierChoice,
+        map_name: String,
         accuracy: Box<crate::pipeline::validation_sample::SampleAccuracy>,
     },
     ModelSaved {
@@ -317,6 +340,7 @@ fn perform(task: &Task) -> anyhow::Result<TaskDone> {
         Task::ExportResults {
             dir,
             outcome,
+            cleaned,
             grid,
             class_names,
         } => {
@@ -324,17 +348,42 @@ fn perform(task: &Task) -> anyhow::Result<TaskDone> {
             // folder that already holds files keeps them and gets the
             // results in a new subfolder.
             let staged = StagedFolder::prepare(&export_folder(dir)?, false)?;
-            let files = crate::pipeline::export::write_run_outputs(
+            let mut files = crate::pipeline::export::write_run_outputs(
                 staged.path(),
                 outcome,
                 grid,
                 class_names,
             )?;
+            files.extend(crate::pipeline::export::write_cleaned_maps(
+                staged.path(),
+                outcome,
+                cleaned,
+                grid,
+                class_names,
+            )?);
             TaskDone::ResultsExported {
                 dir: staged.commit()?,
                 files: files.len(),
             }
         }
+        Task::CleanMap {
+            source,
+            before,
+            step,
+            grid,
+            classes,
+            scoring,
+        } => TaskDone::MapCleaned {
+            before: before.clone(),
+            cleaned: Box::new(clean_map(
+                *source,
+                before,
+                grid,
+                *step,
+                classes,
+                scoring.as_ref(),
+            )?),
+        },
         Task::ExportPolygons {
             path,
             class_map,
@@ -379,9 +428,9 @@ fn perform(task: &Task) -> anyhow::Result<TaskDone> {
             class_map,
             grid,
             classes,
-            shown,
+            map_name,
         } => TaskDone::SampleScored {
-            shown: *shown,
+            map_name: map_name.clone(),
             accuracy: Box::new(crate::pipeline::validation_sample::accuracy_from_sample(
                 path, class_map, grid, classes,
             )?),

@@ -6,7 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::classification::{Classification, ClassifierResult};
+use super::classification::{Classification, ClassifierChoice, ClassifierResult};
+use super::cleanup::CleanedMap;
 use crate::io::atomic::write_bytes;
 use crate::io::classmap::write_class_map;
 use crate::io::geotiff::{WriteError, write_f32_geotiff, write_rgb_png};
@@ -90,18 +91,69 @@ pub fn write_run_outputs(
     let mut written = Vec::new();
     // The asked-for classifier's result at the top, the others beside it
     // in baseline_rf/ and baseline_filter_rf/.
-    for (k, (c, result)) in outcome.results().into_iter().enumerate() {
-        let folder = if k == 0 {
-            dir.to_path_buf()
-        } else {
-            dir.join(format!("baseline_{}", c.name().replace('-', "_")))
-        };
+    for (c, result) in outcome.results() {
+        let folder = result_folder(dir, outcome, c);
         written.extend(write_result(&folder, result, grid, &classes)?);
     }
     if let Some(curve) = &outcome.label_curve {
         let path = dir.join("label_curve.csv");
         write_bytes(&path, curve.to_csv().as_bytes())?;
         written.push(path);
+    }
+    Ok(written)
+}
+
+/// Where a classifier's files go: the asked-for one's into `dir`, the
+/// others' into `dir/baseline_<name>`.
+fn result_folder(dir: &Path, outcome: &Classification, c: ClassifierChoice) -> PathBuf {
+    if outcome
+        .results()
+        .first()
+        .is_some_and(|(first, _)| *first == c)
+    {
+        dir.to_path_buf()
+    } else {
+        dir.join(format!("baseline_{}", c.name().replace('-', "_")))
+    }
+}
+
+/// Writes each classifier's map after its last clean-up step beside its
+/// own files: `classmap_cleaned.tif` (+ `.gpkg` polygons), `areas_cleaned.csv`
+/// and `cleanup.txt` (the steps, in order, with the pixels each changed).
+pub fn write_cleaned_maps(
+    dir: &Path,
+    outcome: &Classification,
+    cleaned: &[CleanedMap],
+    grid: &PixelGrid,
+    class_names: &[String],
+) -> Result<Vec<PathBuf>, WriteError> {
+    let classes = named_classes(outcome.classes, class_names);
+    let mut written = Vec::new();
+    for (c, _) in outcome.results() {
+        let steps: Vec<&CleanedMap> = cleaned.iter().filter(|m| m.source == c).collect();
+        let Some(last) = steps.last() else {
+            continue;
+        };
+        let folder = result_folder(dir, outcome, c);
+        std::fs::create_dir_all(&folder)?;
+        let tif = folder.join("classmap_cleaned.tif");
+        write_class_map(&tif, &last.class_map, grid, &classes)?;
+        let gpkg = folder.join("classmap_cleaned.gpkg");
+        crate::io::vectorize::vectorize_class_map(&tif, &gpkg, &classes)?;
+        let areas = folder.join("areas_cleaned.csv");
+        write_bytes(&areas, last.areas.to_csv().as_bytes())?;
+        let mut text = format!("clean-up of the {} map, in order:\n", c.label());
+        for (i, m) in steps.iter().enumerate() {
+            text.push_str(&format!(
+                "{}. {}: {} pixels changed\n",
+                i + 1,
+                m.step.describe(),
+                m.changed
+            ));
+        }
+        let record = folder.join("cleanup.txt");
+        write_bytes(&record, text.as_bytes())?;
+        written.extend([tif, gpkg, areas, record]);
     }
     Ok(written)
 }

@@ -4,6 +4,7 @@
 pub mod baseline;
 pub mod classification;
 pub mod classifier;
+pub mod cleanup;
 pub mod export;
 pub mod feature_projection;
 pub mod feature_store;

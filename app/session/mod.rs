@@ -85,10 +85,10 @@ pub struct ClassificationResult {
     pub model: Result<std::sync::Arc<crate::pipeline::model_bundle::ModelBundle>, String>,
     /// The area-adjusted accuracy of the shown map from a labelled
     /// validation sample ("Accuracy from sample…"), and which map it was.
-    pub sample_accuracy: Option<(
-        crate::pipeline::classification::ClassifierChoice,
-        crate::pipeline::validation_sample::SampleAccuracy,
-    )>,
+    pub sample_accuracy: Option<(String, crate::pipeline::validation_sample::SampleAccuracy)>,
+    /// Clean-up steps (sieve, majority) of each classifier's map, in the
+    /// order applied; the last of the shown classifier's is the cleaned map.
+    pub cleaned: Vec<crate::pipeline::cleanup::CleanedMap>,
 }
 
 impl ClassificationResult {
@@ -106,6 +106,54 @@ impl ClassificationResult {
             .iter()
             .find(|(c, _)| *c == self.shown)
             .map(|(_, a)| a)
+    }
+
+    /// The clean-up steps of the shown classifier's map, first first.
+    pub fn cleanup_steps(&self) -> impl Iterator<Item = &crate::pipeline::cleanup::CleanedMap> {
+        self.cleaned.iter().filter(|c| c.source == self.shown)
+    }
+
+    /// The shown classifier's map after its last clean-up step, if any.
+    pub fn cleaned_map(&self) -> Option<&crate::pipeline::cleanup::CleanedMap> {
+        self.cleanup_steps().last()
+    }
+
+    /// The map the products are made from (exports, validation sample,
+    /// class areas): the cleaned map when there is one, else the shown map.
+    pub fn delivered_map(&self) -> Option<&[u8]> {
+        match self.cleaned_map() {
+            Some(c) => Some(c.class_map.as_slice()),
+            None => self.class_map(),
+        }
+    }
+
+    /// The class areas of [`Self::delivered_map`].
+    pub fn delivered_areas(&self) -> Option<&crate::metrics::areas::ClassAreas> {
+        match self.cleaned_map() {
+            Some(c) => Some(&c.areas),
+            None => self.areas(),
+        }
+    }
+
+    /// The delivered map, in words ("diffusion features + MLP, 2 clean-up
+    /// steps").
+    pub fn delivered_name(&self) -> String {
+        match self.cleanup_steps().count() {
+            0 => format!("{} map", self.shown.label()),
+            1 => format!("{} map after 1 clean-up step", self.shown.label()),
+            n => format!("{} map after {n} clean-up steps", self.shown.label()),
+        }
+    }
+
+    /// Drops the last clean-up step of the shown map; whether there was one.
+    pub fn undo_cleanup(&mut self) -> bool {
+        match self.cleaned.iter().rposition(|c| c.source == self.shown) {
+            Some(i) => {
+                self.cleaned.remove(i);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -295,6 +343,15 @@ impl Session {
             Some(p) => Some(p.class_map.as_slice()),
             None => self.result.as_ref()?.class_map(),
         }
+    }
+
+    /// The map the cleaned-map layer shows: the shown map after its
+    /// clean-up steps (none while a classification's first map is shown).
+    pub fn cleaned_class_map(&self) -> Option<&[u8]> {
+        if self.preview.is_some() {
+            return None;
+        }
+        Some(self.result.as_ref()?.cleaned_map()?.class_map.as_slice())
     }
 
     /// A session over a loaded scene; missing label layers start empty.

@@ -444,7 +444,7 @@ impl StudioApp {
         match self.autosaver.due(&self.store, &self.jobs) {
             AutosaveDue::No => {}
             AutosaveDue::After(wait) => ctx.request_repaint_after(wait),
-            AutosaveDue::Now(task) => self.jobs.start_task(task),
+            AutosaveDue::Now(task) => self.jobs.start_task(*task),
         }
     }
 

@@ -26,7 +26,7 @@ pub enum AutosaveDue {
     /// Look again after this long.
     After(Duration),
     /// Write these labels now (as a task).
-    Now(Task),
+    Now(Box<Task>),
 }
 
 impl Autosaver {
@@ -82,10 +82,10 @@ impl Autosaver {
         self.saved_revision = snapshot.labels_revision;
         self.saved_settings = snapshot.settings.clone();
         self.last = now;
-        AutosaveDue::Now(Task::Autosave {
+        AutosaveDue::Now(Box::new(Task::Autosave {
             dir,
             snapshot: Box::new(snapshot),
-        })
+        }))
     }
 
     /// Writes the labels now, on this thread (the window is closing).

@@ -57,6 +57,11 @@ pub enum AppCommand {
     SaveLabels(LabelLayer, PathBuf),
     /// The last classification's files into a folder.
     ExportResults(PathBuf),
+    /// One clean-up step on the shown map (or on its last cleaned map): a
+    /// new cleaned-map layer.
+    CleanMap(CleanRequest),
+    /// Drop the shown map's last clean-up step.
+    UndoCleanStep,
     /// The shown class map as polygons (class, name, area) in a GeoPackage.
     ExportPolygons(PathBuf),
     /// A stratified random validation sample of the shown map (points per
@@ -149,6 +154,15 @@ pub enum AppCommand {
     Pan([f32; 2]),
     /// Zoom in (true) or out one step.
     StepZoom(bool),
+}
+
+/// A clean-up step as the results window asks for it (an area is turned
+/// into pixels with the scene's grid when the step starts).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CleanRequest {
+    SievePixels { min_pixels: usize, connectivity: u8 },
+    SieveHectares { ha: f64, connectivity: u8 },
+    Majority { k: usize },
 }
 
 /// Where commands go: clone it into threads (file dialogs) and widgets; each

@@ -77,6 +77,7 @@ pub fn composite(session: &Session, layers: &LayerStack) -> ColorImage {
                 .as_ref()
                 .map(|l| l.data.as_slice()),
             LayerId::ClassMap => session.shown_class_map(),
+            LayerId::CleanedMap => session.cleaned_class_map(),
             _ => None,
         };
         if let Some(labels) = labels {

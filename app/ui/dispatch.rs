@@ -6,11 +6,11 @@
 
 use std::path::PathBuf;
 
-use crate::pipeline::classification::ClassifierChoice;
+use crate::pipeline::cleanup::{CleanStep, CleanedMap, ScoringLabels};
 use crate::scene::{ClassInfo, PixelGrid};
 
 use super::app::{Dirty, FileAction, Loading, StudioApp};
-use super::command::AppCommand;
+use super::command::{AppCommand, CleanRequest};
 use super::desktop::CloseState;
 use super::layers::LayerId;
 use super::view_transform::{MAX_ZOOM, MIN_ZOOM};
@@ -57,6 +57,8 @@ impl StudioApp {
             AppCommand::SaveLabels(layer, path) => self.save_label_file(layer, path),
             AppCommand::ExportResults(dir) => self.export_results(dir),
             AppCommand::ExportPolygons(path) => self.export_polygons(path),
+            AppCommand::CleanMap(request) => self.clean_map(request),
+            AppCommand::UndoCleanStep => self.undo_clean_step(),
             AppCommand::WriteValidationSample(path, per_class, seed) => {
                 self.write_validation_sample(path, per_class, seed)
             }
@@ -176,7 +178,10 @@ impl StudioApp {
                     && r.outcome.result(classifier).is_some()
                 {
                     r.shown = classifier;
+                    let cleaned = r.cleaned_map().is_some();
                     self.map.dirty.insert(LayerId::ClassMap, Dirty::All);
+                    self.map.dirty.insert(LayerId::CleanedMap, Dirty::All);
+                    self.show_cleaned_layer(cleaned);
                 }
             }
             AppCommand::ToggleShortcuts => self.views.shortcuts.open = !self.views.shortcuts.open,
@@ -417,43 +422,119 @@ impl StudioApp {
         let task = Task::ExportResults {
             dir,
             outcome: Box::new(r.outcome.clone()),
+            cleaned: r.cleaned.clone(),
             grid: grid.clone(),
             class_names: s.classes.iter().map(|c| c.name.clone()).collect(),
         };
         self.jobs.start_task(task);
     }
 
-    /// Writes the class map on show (the classifier the results window
-    /// picked) as polygons with the session's class names.
+    /// Writes the delivered map (the shown classifier's, after its clean-up
+    /// steps) as polygons with the session's class names.
     fn export_polygons(&mut self, path: PathBuf) {
+        if let Some((class_map, grid, classes, _)) = self.shown_map() {
+            self.jobs.start_task(Task::ExportPolygons {
+                path,
+                class_map,
+                grid,
+                classes,
+            });
+        }
+    }
+
+    /// Starts one clean-up step on the shown map's latest version.
+    fn clean_map(&mut self, request: CleanRequest) {
         let Some(s) = &self.store.session else {
             return;
         };
+        if s.preview.is_some() {
+            return self.error("a classification is under way: clean its map when it has finished");
+        }
         let (Some(r), Some(grid)) = (&s.result, s.scene.grid()) else {
-            self.error("nothing to export: classify first");
-            return;
+            return self.error("no map to clean: classify first");
         };
-        let Some(shown) = r.outcome.result(r.shown).or(r.outcome.main_result()) else {
-            self.error("nothing to export: the classification has no map");
-            return;
+        let step = match request {
+            CleanRequest::SievePixels {
+                min_pixels,
+                connectivity,
+            } => CleanStep::Sieve {
+                min_pixels,
+                connectivity,
+                hectares: None,
+            },
+            CleanRequest::SieveHectares { ha, connectivity } => {
+                match CleanStep::sieve_hectares(grid, ha, connectivity) {
+                    Ok(step) => step,
+                    Err(e) => return self.error(format!("cannot sieve to {ha} ha: {e}")),
+                }
+            }
+            CleanRequest::Majority { k } => CleanStep::Majority { k },
         };
-        let task = Task::ExportPolygons {
-            path,
-            class_map: shown.class_map.clone(),
+        let before = match (r.cleaned_map(), r.class_map()) {
+            (Some(c), _) => c.class_map.clone(),
+            (None, Some(map)) => std::sync::Arc::new(map.to_vec()),
+            (None, None) => return self.error("no map to clean: the classification has none"),
+        };
+        // Scored on the test labels as they are now, with the training
+        // pixels left out as the run scores them.
+        let scoring = s.scene.test_labels.as_ref().map(|t| ScoringLabels {
+            labels: match &s.scene.train_labels {
+                Some(train) => crate::pipeline::classification::scoring_labels(t, train).0,
+                None => t.data.clone(),
+            },
+            classes: r.outcome.classes,
+        });
+        let task = Task::CleanMap {
+            source: r.shown,
+            before,
+            step,
             grid: grid.clone(),
             classes: s.classes.clone(),
+            scoring,
         };
         self.jobs.start_task(task);
     }
 
-    /// The shown map, its grid and the session's classes (an error said
-    /// when there is none).
-    fn shown_map(&mut self) -> Option<(Vec<u8>, PixelGrid, Vec<ClassInfo>, ClassifierChoice)> {
+    /// Drops the shown map's last clean-up step.
+    fn undo_clean_step(&mut self) {
+        let Some(r) = self.store.session.as_mut().and_then(|s| s.result.as_mut()) else {
+            return;
+        };
+        let Some(last) = r.cleaned_map().map(|c| c.step.describe()) else {
+            return self.error("the shown map has no clean-up step to undo");
+        };
+        r.undo_cleanup();
+        let cleaned = r.cleaned_map().is_some();
+        self.map.dirty.insert(LayerId::CleanedMap, Dirty::All);
+        self.show_cleaned_layer(cleaned);
+        self.info(format!("undid the clean-up step: {last}"));
+    }
+
+    /// Shows the cleaned-map layer instead of the class map when the shown
+    /// map has one, the class map again when it has none.
+    fn show_cleaned_layer(&mut self, cleaned: bool) {
+        if let Some(l) = self.store.layers.get_mut(LayerId::ClassMap) {
+            l.visible = !cleaned;
+        }
+        if cleaned && let Some(l) = self.store.layers.get_mut(LayerId::CleanedMap) {
+            l.visible = true;
+        }
+    }
+
+    /// The delivered map (the shown classifier's after its clean-up
+    /// steps), its grid, the session's classes and the map in words (an
+    /// error said when there is none).
+    fn shown_map(&mut self) -> Option<(Vec<u8>, PixelGrid, Vec<ClassInfo>, String)> {
         let found = self.store.session.as_ref().and_then(|s| {
             let r = s.result.as_ref()?;
             let grid = s.scene.grid()?;
-            let map = r.class_map()?;
-            Some((map.to_vec(), grid.clone(), s.classes.clone(), r.shown))
+            let map = r.delivered_map()?;
+            Some((
+                map.to_vec(),
+                grid.clone(),
+                s.classes.clone(),
+                r.delivered_name(),
+            ))
         });
         if found.is_none() {
             self.error("no map: classify first");
@@ -477,13 +558,13 @@ impl StudioApp {
 
     /// Scores the shown map with the labelled sample at `path`.
     fn score_with_sample(&mut self, path: PathBuf) {
-        if let Some((class_map, grid, classes, shown)) = self.shown_map() {
+        if let Some((class_map, grid, classes, map_name)) = self.shown_map() {
             self.jobs.start_task(Task::ScoreWithSample {
                 path,
                 class_map,
                 grid,
                 classes,
-                shown,
+                map_name,
             });
         }
     }
@@ -723,11 +804,12 @@ impl StudioApp {
                     path.display()
                 ));
             }
-            TaskDone::SampleScored { shown, accuracy } => {
+            TaskDone::MapCleaned { before, cleaned } => self.map_cleaned(&before, *cleaned),
+            TaskDone::SampleScored { map_name, accuracy } => {
                 let overall = accuracy.estimates.overall.clone();
                 let points = accuracy.estimates.sample_size;
                 if let Some(r) = self.store.session.as_mut().and_then(|s| s.result.as_mut()) {
-                    r.sample_accuracy = Some((shown, *accuracy));
+                    r.sample_accuracy = Some((map_name, *accuracy));
                     self.views.results.open = true;
                 }
                 self.info(format!(
@@ -790,6 +872,47 @@ impl StudioApp {
 
     /// A failed task: its message names the file; an autosave that failed
     /// is tried again at the next interval.
+    /// Keeps a finished clean-up step when the map it started from is
+    /// still its classifier's latest; says what it changed.
+    fn map_cleaned(&mut self, before: &[u8], cleaned: CleanedMap) {
+        let Some(r) = self.store.session.as_mut().and_then(|s| s.result.as_mut()) else {
+            return;
+        };
+        let latest = match r.cleaned.iter().rev().find(|c| c.source == cleaned.source) {
+            Some(c) => Some(c.class_map.as_slice()),
+            None => r
+                .outcome
+                .result(cleaned.source)
+                .map(|m| m.class_map.as_slice()),
+        };
+        if latest != Some(before) {
+            return self.error(format!(
+                "the map changed while it was being cleaned ({}): the step was not kept, apply it again",
+                cleaned.step.describe()
+            ));
+        }
+        let total = cleaned.class_map.len().max(1);
+        let mut said = format!(
+            "{}: {} pixels changed ({:.2} % of the map)",
+            cleaned.step.describe(),
+            cleaned.changed,
+            100.0 * cleaned.changed as f64 / total as f64
+        );
+        if let Some(sc) = &cleaned.scores {
+            said.push_str(&format!(
+                "; on {} test pixels OA {:.4} -> {:.4}, mF1 {:.4} -> {:.4}",
+                sc.pixels, sc.oa_before, sc.oa_after, sc.mf1_before, sc.mf1_after
+            ));
+        }
+        let shown = cleaned.source == r.shown;
+        r.cleaned.push(cleaned);
+        if shown {
+            self.map.dirty.insert(LayerId::CleanedMap, Dirty::All);
+            self.show_cleaned_layer(true);
+        }
+        self.info(said);
+    }
+
     pub(crate) fn task_failed(&mut self, kind: TaskKind, message: String) {
         if kind == TaskKind::Autosave {
             self.autosaver.failed();

@@ -63,6 +63,7 @@ impl StudioApp {
                             warm_started: result.warm_started,
                             model: result.model,
                             sample_accuracy: None,
+                            cleaned: Vec::new(),
                         });
                     }
                     self.map.dirty.insert(LayerId::ClassMap, Dirty::All);

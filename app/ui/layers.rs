@@ -16,6 +16,8 @@ pub enum LayerId {
     ClassMap,
     /// Its per-pixel entropy.
     Uncertainty,
+    /// The class map after its clean-up steps (sieve, majority).
+    CleanedMap,
 }
 
 impl LayerId {
@@ -28,13 +30,14 @@ impl LayerId {
             LayerId::TrainLabels => "Training labels",
             LayerId::ClassMap => "Class map",
             LayerId::Uncertainty => "Uncertainty (entropy)",
+            LayerId::CleanedMap => "Cleaned map",
         }
     }
 
     pub fn is_labels(self) -> bool {
         matches!(
             self,
-            LayerId::TestLabels | LayerId::TrainLabels | LayerId::ClassMap
+            LayerId::TestLabels | LayerId::TrainLabels | LayerId::ClassMap | LayerId::CleanedMap
         )
     }
 }
@@ -82,6 +85,7 @@ pub fn available(s: &crate::session::Session, id: LayerId) -> bool {
         LayerId::TrainLabels => s.scene.train_labels.is_some(),
         LayerId::TestLabels => s.scene.test_labels.is_some(),
         LayerId::ClassMap => s.shown_class_map().is_some(),
+        LayerId::CleanedMap => s.cleaned_class_map().is_some(),
         LayerId::Uncertainty => s
             .result
             .as_ref()
@@ -113,12 +117,32 @@ impl Default for LayerStack {
                 LayerState::new(LayerId::Uncertainty, false, 0.8),
                 LayerState::new(LayerId::TrainLabels, true, 0.85),
                 LayerState::new(LayerId::ClassMap, true, 0.6),
+                LayerState::new(LayerId::CleanedMap, true, 0.6),
             ],
         }
     }
 }
 
 impl LayerStack {
+    /// A stack as saved (a project's, the preferences'), with the layers
+    /// it lacks (saved by an older version) added where the default stack
+    /// has them: above the layer below them there, else at the top.
+    pub fn from_saved(saved: Vec<LayerState>) -> Self {
+        let mut stack = Self { layers: saved };
+        let default = Self::default().layers;
+        for (i, layer) in default.iter().enumerate() {
+            if stack.position(layer.id).is_some() {
+                continue;
+            }
+            let at = i
+                .checked_sub(1)
+                .and_then(|below| stack.position(default[below].id))
+                .map_or(stack.layers.len(), |p| p + 1);
+            stack.layers.insert(at, layer.clone());
+        }
+        stack
+    }
+
     pub fn get(&self, id: LayerId) -> Option<&LayerState> {
         self.layers.iter().find(|l| l.id == id)
     }
@@ -161,10 +185,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_saved_stack_gets_the_layers_it_lacks_above_their_neighbours() {
+        let mut saved = LayerStack::default().layers;
+        saved.retain(|l| l.id != LayerId::CleanedMap);
+        saved[0].visible = true;
+        let stack = LayerStack::from_saved(saved);
+        assert_eq!(stack.layers.len(), LayerStack::default().layers.len());
+        assert_eq!(
+            stack.position(LayerId::CleanedMap),
+            stack.position(LayerId::ClassMap).map(|p| p + 1)
+        );
+        assert!(stack.layers[0].visible, "the saved settings are kept");
+    }
+
+    #[test]
     fn raise_and_lower_move_one_step_and_stop_at_the_ends() {
         let mut s = LayerStack::default();
         s.raise(LayerId::ClassMap);
-        assert_eq!(s.position(LayerId::ClassMap), Some(6));
+        assert_eq!(s.position(LayerId::ClassMap), Some(7));
+        s.raise(LayerId::ClassMap);
+        assert_eq!(
+            s.position(LayerId::ClassMap),
+            Some(7),
+            "the top stays the top"
+        );
         s.lower(LayerId::TrainLabels);
         assert_eq!(s.position(LayerId::TrainLabels), Some(4));
         assert_eq!(s.position(LayerId::Uncertainty), Some(5));

@@ -346,6 +346,7 @@ impl MapView {
                         LayerId::TrainLabels => &s.scene.labels(LabelLayer::Train)?.data,
                         LayerId::TestLabels => &s.scene.labels(LabelLayer::Test)?.data,
                         LayerId::ClassMap => s.shown_class_map()?,
+                        LayerId::CleanedMap => s.cleaned_class_map()?,
                         _ => return None,
                     };
                     let full = PixelRect {

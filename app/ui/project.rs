@@ -143,7 +143,7 @@ impl StudioApp {
         self.store.classify_settings = stage_b;
         self.store.adapt_settings = stage_a;
         match serde_json::from_value::<ViewSettings>(view) {
-            Ok(v) if !v.layers.is_empty() => self.store.layers.layers = v.layers,
+            Ok(v) if !v.layers.is_empty() => self.store.layers = LayerStack::from_saved(v.layers),
             Ok(_) => {}
             Err(e) => self.info(format!(
                 "{}: the layer settings could not be read ({e}); the defaults are shown",
@@ -170,7 +170,7 @@ impl StudioApp {
                 self.store.classify_settings = s.stage_b;
                 self.store.adapt_settings = s.stage_a;
                 if !s.view.layers.is_empty() {
-                    self.store.layers.layers = s.view.layers;
+                    self.store.layers = LayerStack::from_saved(s.view.layers);
                 }
                 self.map.renderings_changed();
             }

@@ -8,7 +8,7 @@
 use eframe::egui::{self, Color32, RichText};
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, Points};
 
-use super::command::AppCommand;
+use super::command::{AppCommand, CleanRequest};
 use super::views::ViewContext;
 use crate::metrics::area_accuracy::Estimate;
 use crate::metrics::summary::MetricsSummary;
@@ -20,6 +20,13 @@ pub struct ResultsWindow {
     pub open: bool,
     /// Points per class of the next validation sample.
     pub sample_per_class: usize,
+    /// The next sieve's minimum mapping unit, in pixels or hectares.
+    pub sieve_unit: f64,
+    pub sieve_in_ha: bool,
+    /// 4 or 8.
+    pub sieve_connectivity: u8,
+    /// The next majority filter's window side (odd).
+    pub majority_k: usize,
 }
 
 impl Default for ResultsWindow {
@@ -27,6 +34,10 @@ impl Default for ResultsWindow {
         Self {
             open: false,
             sample_per_class: 50,
+            sieve_unit: 8.0,
+            sieve_in_ha: false,
+            sieve_connectivity: 4,
+            majority_k: 3,
         }
     }
 }
@@ -60,7 +71,7 @@ impl ResultsWindow {
                     );
                 }
                 egui::Grid::new("summary").striped(true).show(ui, |ui| {
-                    ui.strong("classifier (the map shows ◉)");
+                    ui.strong("classifier (the one selected is on the map)");
                     for h in ["OA", "AA", "kappa", "mF1", "mIoU", "pixels", "held-out κ"] {
                         ui.strong(h);
                     }
@@ -103,8 +114,14 @@ impl ResultsWindow {
                         .small(),
                     );
                 }
-                if let Some(areas) = r.areas() {
-                    ui.collapsing("Class areas", |ui| {
+                self.cleanup_ui(ui, cx, r);
+                if let Some(areas) = r.delivered_areas() {
+                    let title = if r.cleaned_map().is_some() {
+                        "Class areas (cleaned map)"
+                    } else {
+                        "Class areas"
+                    };
+                    ui.collapsing(title, |ui| {
                         egui::Grid::new("areas").striped(true).show(ui, |ui| {
                             for h in ["class", "pixels", "ha", "share"] {
                                 ui.strong(h);
@@ -177,7 +194,7 @@ impl ResultsWindow {
                         }
                     });
                     if let Some((map, accuracy)) = &r.sample_accuracy {
-                        sample_accuracy_ui(ui, session, *map, accuracy);
+                        sample_accuracy_ui(ui, session, map, accuracy);
                     }
                 });
                 if let Some(curve) = &r.outcome.label_curve {
@@ -195,7 +212,7 @@ impl ResultsWindow {
                     }
                     if ui
                         .button("Export polygons…")
-                        .on_hover_text("the shown map as polygons in a GeoPackage: class, name and area (ha) per polygon, in the scene's CRS")
+                        .on_hover_text("the shown map (after its clean-up steps) as polygons in a GeoPackage: class, name and area (ha) per polygon, in the scene's CRS")
                         .clicked()
                     {
                         cx.send(AppCommand::PickFile(super::app::FileAction::ExportPolygons));
@@ -229,6 +246,123 @@ impl ResultsWindow {
             });
         self.open = open;
     }
+
+    /// "Clean-up": GDAL's sieve to a minimum mapping unit and a K x K
+    /// majority filter on the shown map, each a step on the cleaned-map
+    /// layer, listed with what it changed, the last one undoable.
+    fn cleanup_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        cx: &ViewContext,
+        r: &crate::session::ClassificationResult,
+    ) {
+        ui.collapsing("Clean-up (minimum mapping unit)", |ui| {
+            ui.horizontal(|ui| {
+                ui.label("sieve regions under");
+                if self.sieve_in_ha {
+                    ui.add(
+                        egui::DragValue::new(&mut self.sieve_unit)
+                            .range(0.0001..=1e6)
+                            .speed(0.01),
+                    );
+                } else {
+                    self.sieve_unit = self.sieve_unit.round().max(2.0);
+                    ui.add(egui::DragValue::new(&mut self.sieve_unit).range(2.0..=1e9));
+                }
+                egui::ComboBox::from_id_salt("sieve unit")
+                    .selected_text(if self.sieve_in_ha { "ha" } else { "pixels" })
+                    .width(60.0)
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(&mut self.sieve_in_ha, false, "pixels");
+                        ui.selectable_value(&mut self.sieve_in_ha, true, "ha");
+                    });
+                ui.radio_value(&mut self.sieve_connectivity, 4, "4-connected");
+                ui.radio_value(&mut self.sieve_connectivity, 8, "8-connected");
+                if ui
+                    .button("Sieve")
+                    .on_hover_text("GDAL's sieve filter: every region smaller than the unit takes the class of its largest neighbour; unmapped pixels stay unmapped")
+                    .clicked()
+                {
+                    let connectivity = self.sieve_connectivity;
+                    cx.send(AppCommand::CleanMap(if self.sieve_in_ha {
+                        CleanRequest::SieveHectares {
+                            ha: self.sieve_unit,
+                            connectivity,
+                        }
+                    } else {
+                        CleanRequest::SievePixels {
+                            min_pixels: self.sieve_unit as usize,
+                            connectivity,
+                        }
+                    }));
+                }
+            });
+            ui.horizontal(|ui| {
+                ui.label("majority window");
+                egui::ComboBox::from_id_salt("majority window")
+                    .selected_text(format!("{0} x {0}", self.majority_k))
+                    .width(70.0)
+                    .show_ui(ui, |ui| {
+                        for k in (3..=15).step_by(2) {
+                            ui.selectable_value(&mut self.majority_k, k, format!("{k} x {k}"));
+                        }
+                    });
+                if ui
+                    .button("Majority filter")
+                    .on_hover_text("each mapped pixel takes the most frequent class of the window around it (ties keep its own); unmapped pixels stay unmapped")
+                    .clicked()
+                {
+                    cx.send(AppCommand::CleanMap(CleanRequest::Majority {
+                        k: self.majority_k,
+                    }));
+                }
+            });
+            let steps: Vec<_> = r.cleanup_steps().collect();
+            if steps.is_empty() {
+                ui.label(
+                    RichText::new(format!("no step yet on the {} map", r.shown.label()))
+                        .small()
+                        .weak(),
+                );
+                return;
+            }
+            egui::Grid::new("cleanup steps").striped(true).show(ui, |ui| {
+                for h in ["step", "pixels changed", "OA on test labels", "mF1"] {
+                    ui.strong(h);
+                }
+                ui.end_row();
+                for (i, c) in steps.iter().enumerate() {
+                    ui.label(format!("{}. {}", i + 1, c.step.describe()));
+                    ui.label(c.changed.to_string());
+                    match &c.scores {
+                        Some(s) => {
+                            ui.label(format!("{:.4} -> {:.4}", s.oa_before, s.oa_after));
+                            ui.label(format!("{:.4} -> {:.4}", s.mf1_before, s.mf1_after));
+                        }
+                        None => {
+                            ui.label("-");
+                            ui.label("-");
+                        }
+                    }
+                    ui.end_row();
+                }
+            });
+            ui.horizontal(|ui| {
+                if ui
+                    .button("Undo last step")
+                    .on_hover_text("back to the map before the last step")
+                    .clicked()
+                {
+                    cx.send(AppCommand::UndoCleanStep);
+                }
+                ui.label(
+                    RichText::new("the cleaned map is its own layer; the class areas, exports and the validation sample use it")
+                        .small()
+                        .weak(),
+                );
+            });
+        });
+    }
 }
 
 /// The estimates from a labelled sample: overall accuracy, then per class
@@ -237,7 +371,7 @@ impl ResultsWindow {
 fn sample_accuracy_ui(
     ui: &mut egui::Ui,
     session: &crate::session::Session,
-    map: crate::pipeline::classification::ClassifierChoice,
+    map: &str,
     accuracy: &SampleAccuracy,
 ) {
     let e = &accuracy.estimates;
@@ -247,8 +381,8 @@ fn sample_accuracy_ui(
     };
     ui.label(
         RichText::new(format!(
-            "{} map, {} points of {}",
-            map.label(),
+            "{}, {} points of {}",
+            map,
             e.sample_size,
             accuracy.reference.display()
         ))
@@ -408,9 +542,29 @@ fn per_class_plot(ui: &mut egui::Ui, m: &MetricsSummary, names: &[String]) {
             BarChart::new(*name, bars).color(*color)
         })
         .collect();
+    // One tick per class, named by the class (the plot's own grid would
+    // number them 0, 1, ...).
+    let classes = pc.recall.len();
+    let tick_names: Vec<String> = (0..classes).map(|k| class_name(names, k)).collect();
     Plot::new("per class")
         .height(180.0)
         .legend(Legend::default())
+        .x_grid_spacer(move |_| {
+            (0..classes)
+                .map(|k| egui_plot::GridMark {
+                    value: k as f64,
+                    step_size: 1.0,
+                })
+                .collect()
+        })
+        .x_axis_formatter(move |mark, _| {
+            let k = mark.value.round();
+            if (mark.value - k).abs() < 1e-6 && k >= 0.0 {
+                tick_names.get(k as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
         .include_y(0.0)
         .include_y(1.0)
         .allow_scroll(false)

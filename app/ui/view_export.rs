@@ -21,6 +21,7 @@ fn legend_title(store: &Store) -> Option<&'static str> {
             && available(s, id)
     };
     [
+        (LayerId::CleanedMap, "cleaned map"),
         (LayerId::ClassMap, "class map"),
         (LayerId::TrainLabels, "training labels"),
         (LayerId::TestLabels, "test labels"),
