@@ -1078,6 +1078,125 @@ fn cleanup_steps_make_a_cleaned_layer_that_exports_and_undoes() {
     h.get_by_label("no step yet on the diffusion features + MLP map");
 }
 
+/// Results → Validation sample…: the sample opens in the sample window
+/// with the class maps hidden; its points are labelled there (class
+/// buttons, then on to the next unlabelled point), each label written to
+/// the GeoPackage at once, and "Accuracy from these points" scores the map.
+#[test]
+fn a_validation_sample_is_labelled_in_the_app_and_scores_the_map() {
+    use unidiff_studio::io::sample_points::{REFERENCE_FIELD, read_sample_points};
+    use unidiff_studio::ui::app::FileAction;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, test) = corner_harness(dir.path());
+    paint(&mut h, 1, &blocks_of_in(&test, 128, 1, 2, 11));
+    paint(&mut h, 2, &blocks_of_in(&test, 128, 2, 2, 11));
+    {
+        let s = &mut h.state_mut().store.classify_settings;
+        s.t = 0;
+        s.stride = Some(32);
+        s.baseline = false;
+    }
+    h.run_steps(2);
+    classify_to_the_end(&mut h);
+    let sample_path = dir.path().join("sample.gpkg");
+    h.state_mut().handle(AppCommand::FilePicked(
+        FileAction::ValidationSample { per_class: 4 },
+        sample_path.clone(),
+    ));
+    common::wait_tasks(&mut h);
+    h.run_steps(2);
+    let (map, width, classes) = {
+        let s = h.state().store.session.as_ref().unwrap();
+        let r = s.result.as_ref().unwrap();
+        (
+            r.class_map().unwrap().to_vec(),
+            s.scene.grid().unwrap().width,
+            s.classes.clone(),
+        )
+    };
+    let n = {
+        let app = h.state();
+        let sample = app
+            .store
+            .sample
+            .as_ref()
+            .unwrap_or_else(|| panic!("{:?}", app.store.messages));
+        assert_eq!(sample.labelled(), 0);
+        let p = sample.points[sample.current];
+        assert_eq!(
+            app.map.view.center,
+            [p.col as f32 + 0.5, p.row as f32 + 0.5]
+        );
+        assert!(
+            !app.store.layers.get(LayerId::ClassMap).unwrap().visible,
+            "blind labelling"
+        );
+        sample.points.len()
+    };
+    let classes_in_map = map.iter().collect::<std::collections::BTreeSet<_>>().len();
+    assert_eq!(n, 4 * classes_in_map);
+    h.get_by_label(&format!(
+        "point 1 of {n}: row {}, column {}",
+        { h.state().store.sample.as_ref().unwrap().points[0].row },
+        h.state().store.sample.as_ref().unwrap().points[0].col
+    ));
+    // Every point but the last labelled as the map says: the first by its
+    // button, the others by command; each goes on to the next point.
+    for k in 0..n - 1 {
+        let (current, truth) = {
+            let s = h.state().store.sample.as_ref().unwrap();
+            let p = s.points[s.current];
+            (s.current, map[p.row * width + p.col])
+        };
+        assert_eq!(current, k);
+        if k == 0 {
+            let name = classes
+                .iter()
+                .find(|c| c.value == truth)
+                .unwrap()
+                .name
+                .clone();
+            h.get_by_role_and_label(eframe::egui::accesskit::Role::Button, &name)
+                .click();
+            h.run_steps(2);
+        } else {
+            h.state_mut()
+                .handle(AppCommand::SetSampleReference(Some(truth)));
+        }
+    }
+    common::wait_tasks(&mut h);
+    h.run_steps(2);
+    let app = h.state();
+    let sample = app.store.sample.as_ref().unwrap();
+    assert_eq!(sample.labelled(), n - 1);
+    assert!(!sample.unsaved, "every label written");
+    assert_eq!(sample.current, n - 1, "on the one point left");
+    let grid = app
+        .store
+        .session
+        .as_ref()
+        .unwrap()
+        .scene
+        .grid()
+        .unwrap()
+        .clone();
+    let on_disk = read_sample_points(&sample_path, REFERENCE_FIELD, &grid, &classes).unwrap();
+    assert_eq!(on_disk.points, sample.points);
+    h.get_by_label(&format!("sample.gpkg: {} of {n} points labelled", n - 1));
+    save_render(&mut h, "sample_labelling.png");
+    h.get_by_label("Accuracy from these points").click();
+    h.run_steps(2);
+    common::wait_tasks(&mut h);
+    let app = h.state();
+    let r = app.store.session.as_ref().unwrap().result.as_ref().unwrap();
+    let (_, accuracy) = r
+        .sample_accuracy
+        .as_ref()
+        .unwrap_or_else(|| panic!("{:?}", app.store.messages));
+    assert_eq!(accuracy.estimates.sample_size, n - 1);
+    assert!((accuracy.estimates.overall.value - 1.0).abs() < 1e-12);
+}
+
 /// Clicks Classify and steps the app until the classification has ended.
 fn classify_to_the_end(h: &mut Harness<'_, StudioApp>) {
     h.get_by_label("Classify").click();

@@ -211,6 +211,27 @@ impl ReferencePoints {
     }
 }
 
+/// One point of a sample as the app labels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SamplePoint {
+    /// The feature's id in its layer (where its reference is written back).
+    pub fid: u64,
+    pub row: usize,
+    pub col: usize,
+    /// Its reference class, when labelled.
+    pub reference: Option<u8>,
+}
+
+/// Every point of a sample layer on a map's grid, labelled or not.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SamplePoints {
+    pub points: Vec<SamplePoint>,
+    /// Points outside the map's extent.
+    pub outside: usize,
+    /// The layer read.
+    pub layer: String,
+}
+
 /// Reads the points of `path` (its layer `sample` if it has one, else its
 /// first layer) with their class in `field` (a number, or one of
 /// `classes`' names), onto `grid`.
@@ -220,6 +241,29 @@ pub fn read_reference_points(
     grid: &PixelGrid,
     classes: &[ClassInfo],
 ) -> Result<ReferencePoints, ReadError> {
+    let all = read_sample_points(path, field, grid, classes)?;
+    let mut out = ReferencePoints {
+        layer: all.layer,
+        outside: all.outside,
+        ..ReferencePoints::default()
+    };
+    for p in all.points {
+        match p.reference {
+            Some(class) => out.points.push((p.row, p.col, class)),
+            None => out.unlabelled += 1,
+        }
+    }
+    Ok(out)
+}
+
+/// [`read_reference_points`] keeping every point on the map, labelled or
+/// not, with its feature id.
+pub fn read_sample_points(
+    path: &Path,
+    field: &str,
+    grid: &PixelGrid,
+    classes: &[ClassInfo],
+) -> Result<SamplePoints, ReadError> {
     let bad = |message: String| ReadError::format(path, message);
     let ds = open_vector(path)?;
     let mut layer = match ds.layer_by_name("sample") {
@@ -235,9 +279,9 @@ pub fn read_reference_points(
         .map_err(|m| bad(format!("layer {layer_name}: {m}")))?;
     let inverse = invert(&grid.geo_transform.unwrap_or(PIXEL_TRANSFORM))
         .ok_or_else(|| bad("the map's geotransform cannot be inverted".to_string()))?;
-    let mut out = ReferencePoints {
+    let mut out = SamplePoints {
         layer: layer_name.clone(),
-        ..ReferencePoints::default()
+        ..SamplePoints::default()
     };
     for f in layer.features() {
         let id = f.fid().map_or_else(|| "?".to_string(), |i| i.to_string());
@@ -252,12 +296,8 @@ pub fn read_reference_points(
                 gdal::vector::geometry_type_to_name(g.geometry_type())
             )));
         }
-        let class = feature_class(&f, (index, field), classes)
+        let reference = feature_class(&f, (index, field), classes)
             .map_err(|why| bad(format!("feature {id} of layer {layer_name}: {why}")))?;
-        let Some(class) = class else {
-            out.unlabelled += 1;
-            continue;
-        };
         let (mut x, mut y, _) = g.get_point(0);
         if let Some(t) = &to_map {
             let (mut xs, mut ys, mut zs) = ([x], [y], [0.0]);
@@ -271,7 +311,138 @@ pub fn read_reference_points(
             out.outside += 1;
             continue;
         }
-        out.points.push((row as usize, col as usize, class));
+        out.points.push(SamplePoint {
+            fid: f.fid().unwrap_or(0),
+            row: row as usize,
+            col: col as usize,
+            reference,
+        });
     }
     Ok(out)
+}
+
+/// Writes the reference classes of the GeoPackage sample `path`'s layer
+/// `layer` (feature id, class or empty) into its `field`: on a copy, renamed
+/// over the file once every feature is written (a failure leaves the file as
+/// it was).
+pub fn write_references(
+    path: &Path,
+    layer: &str,
+    field: &str,
+    references: &[(u64, Option<u8>)],
+) -> Result<(), WriteError> {
+    let is_gpkg = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gpkg"));
+    if !is_gpkg {
+        return Err(failed(
+            path,
+            "only a GeoPackage sample (.gpkg) is labelled in the app; label this one in QGIS",
+        ));
+    }
+    super::raster::init_gdal();
+    write_atomically(path, |tmp| {
+        std::fs::copy(path, tmp).map_err(|e| failed(path, format!("cannot copy it: {e}")))?;
+        let mut ds = gdal::Dataset::open_ex(
+            tmp,
+            gdal::DatasetOptions {
+                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE
+                    | gdal::GdalOpenFlags::GDAL_OF_VECTOR,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| failed(tmp, e))?;
+        {
+            let txn = ds.start_transaction().map_err(|e| failed(tmp, e))?;
+            let l = txn
+                .layer_by_name(layer)
+                .map_err(|_| failed(path, format!("has no layer {layer}")))?;
+            let index = l
+                .defn()
+                .field_index(field)
+                .map_err(|_| failed(path, format!("layer {layer} has no field `{field}`")))?;
+            for &(fid, class) in references {
+                let mut f = l
+                    .feature(fid)
+                    .ok_or_else(|| failed(path, format!("layer {layer} has no feature {fid}")))?;
+                match class {
+                    Some(c) => f.set_field_integer(index, i32::from(c)),
+                    None => f.set_field_null(index),
+                }
+                .map_err(|e| failed(path, e))?;
+                l.set_feature(f).map_err(|e| failed(path, e))?;
+            }
+            txn.commit().map_err(|e| failed(tmp, e))?;
+        }
+        ds.close().map_err(|e| failed(tmp, e))?;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::sample_design::stratified_sample;
+    use crate::scene::named_classes;
+
+    #[test]
+    fn references_go_back_by_feature_id_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (w, h) = (20, 10);
+        let grid = PixelGrid {
+            width: w,
+            height: h,
+            geo_transform: Some([500_000.0, 10.0, 0.0, 4_000_000.0, 0.0, -10.0]),
+            crs_wkt: Some(
+                SpatialRef::from_epsg(32633)
+                    .and_then(|s| s.to_wkt())
+                    .expect("EPSG:32633"),
+            ),
+            crs_name: Some("EPSG:32633".into()),
+        };
+        let map: Vec<u8> = (0..w * h).map(|i| if i % w < 10 { 1 } else { 2 }).collect();
+        let classes = named_classes(2, &[]);
+        let path = dir.path().join("sample.gpkg");
+        write_sample(&path, &grid, &stratified_sample(&map, w, 3, 7), &classes).expect("written");
+        let read = read_sample_points(&path, REFERENCE_FIELD, &grid, &classes).expect("read");
+        assert_eq!(read.points.len(), 6);
+        assert!(read.points.iter().all(|p| p.reference.is_none()));
+        // Label all but the last, each as its map class.
+        let mut refs: Vec<(u64, Option<u8>)> = read
+            .points
+            .iter()
+            .map(|p| (p.fid, Some(map[p.row * w + p.col])))
+            .collect();
+        refs[5].1 = None;
+        write_references(&path, &read.layer, REFERENCE_FIELD, &refs).expect("labels written");
+        let again = read_sample_points(&path, REFERENCE_FIELD, &grid, &classes).expect("read");
+        let got: Vec<(u64, Option<u8>)> =
+            again.points.iter().map(|p| (p.fid, p.reference)).collect();
+        assert_eq!(got, refs);
+        let points = read_reference_points(&path, REFERENCE_FIELD, &grid, &classes).expect("read");
+        assert_eq!((points.points.len(), points.unlabelled), (5, 1));
+
+        // A feature id the layer lacks: an error, the file as it was, no
+        // temporary file left.
+        let before = std::fs::read(&path).expect("bytes");
+        let e = write_references(
+            &path,
+            &read.layer,
+            REFERENCE_FIELD,
+            &[(1, Some(2)), (999, Some(1))],
+        )
+        .expect_err("no feature 999");
+        assert!(e.to_string().contains("999"), "{e}");
+        assert_eq!(std::fs::read(&path).expect("bytes"), before);
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
+        // Only GeoPackages are written back.
+        let e = write_references(
+            &dir.path().join("s.geojson"),
+            "sample",
+            REFERENCE_FIELD,
+            &refs,
+        )
+        .expect_err("not a GeoPackage");
+        assert!(e.to_string().contains("only a GeoPackage"), "{e}");
+    }
 }

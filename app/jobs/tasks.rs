@@ -86,6 +86,18 @@ pub enum Task {
         /// Which map it is, in words.
         map_name: String,
     },
+    /// A sample's points on the scene's grid, to label in the app.
+    OpenSample {
+        path: PathBuf,
+        grid: PixelGrid,
+        classes: Vec<ClassInfo>,
+    },
+    /// A sample's reference classes (feature id, class) written back.
+    SaveSampleReferences {
+        path: PathBuf,
+        layer: String,
+        references: Vec<(u64, Option<u8>)>,
+    },
     /// A trained model as a `.udmodel` file, with the session's classes.
     SaveModel {
         model: std::sync::Arc<crate::pipeline::model_bundle::ModelBundle>,
@@ -139,6 +151,8 @@ pub enum TaskKind {
     ExportPolygons,
     WriteValidationSample,
     ScoreWithSample,
+    OpenSample,
+    SaveSampleReferences,
     SaveModel,
     WritePng,
     RenderPrgb,
@@ -152,7 +166,10 @@ pub enum TaskKind {
 impl TaskKind {
     /// Whether only the latest task of this kind is worth doing.
     pub fn latest_only(self) -> bool {
-        matches!(self, TaskKind::RenderPrgb | TaskKind::NoisedInput)
+        matches!(
+            self,
+            TaskKind::RenderPrgb | TaskKind::NoisedInput | TaskKind::SaveSampleReferences
+        )
     }
 }
 
@@ -166,6 +183,8 @@ impl Task {
             Task::ExportPolygons { .. } => TaskKind::ExportPolygons,
             Task::WriteValidationSample { .. } => TaskKind::WriteValidationSample,
             Task::ScoreWithSample { .. } => TaskKind::ScoreWithSample,
+            Task::OpenSample { .. } => TaskKind::OpenSample,
+            Task::SaveSampleReferences { .. } => TaskKind::SaveSampleReferences,
             Task::SaveModel { .. } => TaskKind::SaveModel,
             Task::WritePng { .. } => TaskKind::WritePng,
             Task::RenderPrgb { .. } => TaskKind::RenderPrgb,
@@ -196,6 +215,10 @@ impl Task {
             }
             Task::ScoreWithSample { path, .. } => {
                 format!("cannot score the map with {}", path.display())
+            }
+            Task::OpenSample { path, .. } => format!("cannot open the sample {}", path.display()),
+            Task::SaveSampleReferences { path, .. } => {
+                format!("cannot write the sample's labels to {}", path.display())
             }
             Task::SaveModel { path, .. } => format!("cannot save the model to {}", path.display()),
             Task::WritePng { path, .. } => format!("cannot write {}", path.display()),
@@ -247,6 +270,15 @@ pub enum TaskDone {
     SampleScored {
         map_name: String,
         accuracy: Box<crate::pipeline::validation_sample::SampleAccuracy>,
+    },
+    SampleOpened {
+        path: PathBuf,
+        points: Box<crate::io::sample_points::SamplePoints>,
+    },
+    SampleReferencesSaved {
+        path: PathBuf,
+        /// What was written.
+        references: Vec<(u64, Option<u8>)>,
     },
     ModelSaved {
         path: PathBuf,
@@ -435,6 +467,35 @@ fn perform(task: &Task) -> anyhow::Result<TaskDone> {
                 path, class_map, grid, classes,
             )?),
         },
+        Task::OpenSample {
+            path,
+            grid,
+            classes,
+        } => TaskDone::SampleOpened {
+            path: path.clone(),
+            points: Box::new(crate::io::sample_points::read_sample_points(
+                path,
+                crate::io::sample_points::REFERENCE_FIELD,
+                grid,
+                classes,
+            )?),
+        },
+        Task::SaveSampleReferences {
+            path,
+            layer,
+            references,
+        } => {
+            crate::io::sample_points::write_references(
+                path,
+                layer,
+                crate::io::sample_points::REFERENCE_FIELD,
+                references,
+            )?;
+            TaskDone::SampleReferencesSaved {
+                path: path.clone(),
+                references: references.clone(),
+            }
+        }
         Task::SaveModel {
             model,
             classes,

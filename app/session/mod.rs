@@ -5,6 +5,7 @@
 
 pub mod autosave;
 pub mod label_files;
+pub mod sample_labelling;
 
 use std::path::PathBuf;
 

@@ -107,6 +107,8 @@ pub enum FileAction {
     },
     /// A labelled validation sample to score the shown map with.
     SampleAccuracy,
+    /// A validation sample (GeoPackage) to label in the app.
+    LabelSample,
     /// A guided-diffusion checkpoint (.pt / .safetensors) as the backbone.
     ImportCheckpoint,
     /// A Stage A adapter for the backbone.
@@ -352,6 +354,10 @@ impl StudioApp {
         if let Some(r) = &self.store.recovery {
             log::info!("autosave found: {} ({})", r.dir.display(), r.age());
         }
+        if !same_grid {
+            // A sample's points were placed on the old scene's grid.
+            self.store.sample = None;
+        }
         self.store.session = Some(session);
         for id in [
             LayerId::Prgb,
@@ -568,6 +574,7 @@ impl StudioApp {
             if !capturing {
                 views.shortcuts.ui(&ctx);
                 views.results.ui(&ctx, &cx);
+                views.sample.ui(&ctx, &cx);
                 views.explorer.ui(&ctx, &cx);
             }
             views.path_prompt.ui(&ctx, &cx);

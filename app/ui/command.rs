@@ -69,6 +69,15 @@ pub enum AppCommand {
     WriteValidationSample(PathBuf, usize, u64),
     /// The shown map's area-adjusted accuracy from a labelled sample.
     ScoreWithSample(PathBuf),
+    /// Open a validation sample's points to label them in the app.
+    OpenSample(PathBuf),
+    /// The reference class of the sample point on show (None clears it);
+    /// written back to the sample's file, then on to the next unlabelled.
+    SetSampleReference(Option<u8>),
+    /// Show sample point `i` (0-based) and centre the map on it.
+    GoToSamplePoint(usize),
+    /// Stop labelling the sample (its labels are in its file).
+    CloseSample,
     /// Write the last classification's trained model (for `predict`).
     SaveModel(PathBuf),
     /// The map as shown (layers, legend) as a PNG, from the next frame.

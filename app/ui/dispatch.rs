@@ -58,6 +58,10 @@ impl StudioApp {
             AppCommand::ExportResults(dir) => self.export_results(dir),
             AppCommand::ExportPolygons(path) => self.export_polygons(path),
             AppCommand::CleanMap(request) => self.clean_map(request),
+            AppCommand::OpenSample(path) => self.open_sample(path),
+            AppCommand::SetSampleReference(class) => self.set_sample_reference(class),
+            AppCommand::GoToSamplePoint(i) => self.go_to_sample_point(i),
+            AppCommand::CloseSample => self.store.sample = None,
             AppCommand::UndoCleanStep => self.undo_clean_step(),
             AppCommand::WriteValidationSample(path, per_class, seed) => {
                 self.write_validation_sample(path, per_class, seed)
@@ -250,6 +254,7 @@ impl StudioApp {
                 self.store.classify_settings.seed,
             ),
             FileAction::SampleAccuracy => AppCommand::ScoreWithSample(path),
+            FileAction::LabelSample => AppCommand::OpenSample(path),
             FileAction::ImportCheckpoint => AppCommand::UseCheckpoint(path),
             FileAction::LoadAdapter => AppCommand::UseAdapter(Some(path)),
             FileAction::ExportViewPng => AppCommand::ExportViewPng(path),
@@ -329,6 +334,9 @@ impl StudioApp {
                         .add_filter("GeoPackage", &["gpkg"])
                         .set_file_name("sample.gpkg")
                         .save_file(),
+                    FileAction::LabelSample => {
+                        dialog.add_filter("GeoPackage", &["gpkg"]).pick_file()
+                    }
                     FileAction::SampleAccuracy => dialog
                         .add_filter("points", &["gpkg", "shp", "geojson", "json"])
                         .add_filter("all files", &["*"])
@@ -493,6 +501,58 @@ impl StudioApp {
             scoring,
         };
         self.jobs.start_task(task);
+    }
+
+    /// Reads a sample's points onto the scene's grid, to label them here.
+    fn open_sample(&mut self, path: PathBuf) {
+        let Some(s) = &self.store.session else {
+            return self.error("open a scene first: a sample's points are labelled on it");
+        };
+        let Some(grid) = s.scene.grid() else {
+            return;
+        };
+        let task = Task::OpenSample {
+            path,
+            grid: grid.clone(),
+            classes: s.classes.clone(),
+        };
+        self.jobs.start_task(task);
+    }
+
+    /// Labels the sample point on show, writes the labels back, and goes on
+    /// to the next unlabelled point.
+    fn set_sample_reference(&mut self, class: Option<u8>) {
+        let Some(sample) = &mut self.store.sample else {
+            return;
+        };
+        let i = sample.current;
+        if sample.set_reference(i, class) {
+            let task = Task::SaveSampleReferences {
+                path: sample.path.clone(),
+                layer: sample.layer.clone(),
+                references: sample.references(),
+            };
+            self.jobs.start_task(task);
+        }
+        if class.is_some()
+            && let Some(next) = sample.next_unlabelled(i + 1)
+        {
+            self.go_to_sample_point(next);
+        }
+    }
+
+    /// Shows sample point `i` and centres the map on it, close enough to
+    /// see its neighbourhood pixel by pixel.
+    fn go_to_sample_point(&mut self, i: usize) {
+        let Some(sample) = &mut self.store.sample else {
+            return;
+        };
+        let Some(p) = sample.points.get(i) else {
+            return;
+        };
+        sample.current = i;
+        self.map.view.center = [p.col as f32 + 0.5, p.row as f32 + 0.5];
+        self.map.view.zoom = self.map.view.zoom.clamp(4.0, MAX_ZOOM);
     }
 
     /// Drops the shown map's last clean-up step.
@@ -799,12 +859,46 @@ impl StudioApp {
                     self.info(note.clone());
                 }
                 self.info(format!(
-                    "wrote {} sample points to {}: fill in their `reference` field (in QGIS), then \"Accuracy from sample…\" in the results window",
+                    "wrote {} sample points to {}: label them in the sample window (or their `reference` field in QGIS), then \"Accuracy from these points\"",
                     written.points,
                     path.display()
                 ));
+                self.open_sample(path);
             }
             TaskDone::MapCleaned { before, cleaned } => self.map_cleaned(&before, *cleaned),
+            TaskDone::SampleOpened { path, points } => {
+                if points.points.is_empty() {
+                    return self.error(format!(
+                        "no point of layer {} of {} lies on the scene ({} outside)",
+                        points.layer,
+                        path.display(),
+                        points.outside
+                    ));
+                }
+                let sample = crate::session::sample_labelling::SampleLabelling::new(path, *points);
+                let current = sample.current;
+                self.info(format!(
+                    "labelling {}: {} of {} points labelled; the class maps are hidden while you label",
+                    sample.path.display(),
+                    sample.labelled(),
+                    sample.points.len()
+                ));
+                self.store.sample = Some(sample);
+                for id in [LayerId::ClassMap, LayerId::CleanedMap] {
+                    if let Some(l) = self.store.layers.get_mut(id) {
+                        l.visible = false;
+                    }
+                }
+                self.go_to_sample_point(current);
+            }
+            TaskDone::SampleReferencesSaved { path, references } => {
+                if let Some(s) = &mut self.store.sample
+                    && s.path == path
+                    && s.references() == references
+                {
+                    s.unsaved = false;
+                }
+            }
             TaskDone::SampleScored { map_name, accuracy } => {
                 let overall = accuracy.estimates.overall.clone();
                 let points = accuracy.estimates.sample_size;

@@ -174,6 +174,35 @@ impl MapView {
                 color,
             );
         }
+        if let Some(sample) = &store.sample {
+            // The sample's points: a class-coloured dot once labelled, an
+            // empty ring before; the point on show ringed in yellow.
+            let radius = (self.view.zoom * 0.6).clamp(3.0, 10.0);
+            for (i, p) in sample.points.iter().enumerate() {
+                let at = self
+                    .view
+                    .screen_from_image(rect, Pos2::new(p.col as f32 + 0.5, p.row as f32 + 0.5));
+                if !rect.expand(radius * 3.0).contains(at) {
+                    continue;
+                }
+                match p.reference {
+                    Some(v) => {
+                        painter.circle(
+                            at,
+                            radius,
+                            class_color(store, v),
+                            Stroke::new(1.0, Color32::BLACK),
+                        );
+                    }
+                    None => {
+                        painter.circle_stroke(at, radius, Stroke::new(1.5, Color32::WHITE));
+                    }
+                }
+                if i == sample.current {
+                    painter.circle_stroke(at, radius * 2.2, Stroke::new(2.5, Color32::YELLOW));
+                }
+            }
+        }
         if let Some((row, col)) = store.inspected {
             let a = self
                 .view

@@ -24,6 +24,7 @@ pub mod path_prompt;
 pub mod prefs;
 pub mod project;
 mod results;
+mod sample_window;
 pub mod shortcuts;
 mod stage_b_panel;
 mod start_page;

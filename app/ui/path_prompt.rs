@@ -49,6 +49,7 @@ impl FileAction {
             | FileAction::ImportCheckpoint
             | FileAction::LoadAdapter
             | FileAction::SampleAccuracy
+            | FileAction::LabelSample
             | FileAction::OpenProject => PathKind::Existing,
             FileAction::SaveLabels(_)
             | FileAction::ExportViewPng
@@ -76,6 +77,7 @@ impl FileAction {
                 "the GeoPackage (.gpkg) to write the sample points to"
             }
             FileAction::SampleAccuracy => "the labelled sample (GeoPackage, Shapefile, GeoJSON)",
+            FileAction::LabelSample => "the sample GeoPackage (.gpkg) to label",
             FileAction::SaveModel => "the .udmodel file to write",
             FileAction::OpenProject => "the .udproj project to open",
             FileAction::SaveProjectAs => "the .udproj project file to write",

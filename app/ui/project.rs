@@ -97,6 +97,7 @@ impl StudioApp {
         self.jobs.workers.cancel_load();
         self.handle(AppCommand::CancelJobs);
         self.store.session = None;
+        self.store.sample = None;
         self.store.project = None;
         self.store.recovery = None;
         self.store.suggestions.clear();

@@ -178,12 +178,19 @@ impl ResultsWindow {
                         ui.add(egui::DragValue::new(&mut self.sample_per_class).range(2..=10_000));
                         if ui
                             .button("Validation sample…")
-                            .on_hover_text("a stratified random sample of the shown map (the map classes as strata) as GeoPackage points with an empty `reference` field, to label in QGIS")
+                            .on_hover_text("a stratified random sample of the shown map (the map classes as strata) as GeoPackage points with an empty `reference` field, to label here (the sample window opens) or in QGIS")
                             .clicked()
                         {
                             cx.send(AppCommand::PickFile(super::app::FileAction::ValidationSample {
                                 per_class: self.sample_per_class,
                             }));
+                        }
+                        if ui
+                            .button("Label a sample…")
+                            .on_hover_text("open a sample's points (GeoPackage) in the sample window to label them here")
+                            .clicked()
+                        {
+                            cx.send(AppCommand::PickFile(super::app::FileAction::LabelSample));
                         }
                         if ui
                             .button("Accuracy from sample…")

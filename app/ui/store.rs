@@ -14,6 +14,7 @@ use super::prefs::Prefs;
 use crate::jobs::{AdaptSettings, ClassifySettings, GetRequest};
 use crate::scene::LabelLayer;
 use crate::session::autosave::Recovery;
+use crate::session::sample_labelling::SampleLabelling;
 use crate::session::{Session, UncertainRegion};
 
 /// What the views show and the commands change.
@@ -63,6 +64,8 @@ pub struct Store {
     pub data_dir: PathBuf,
     /// The project file the work was opened from or last saved to.
     pub project: Option<PathBuf>,
+    /// A validation sample being labelled (the sample window).
+    pub sample: Option<SampleLabelling>,
 }
 
 impl Store {
@@ -93,6 +96,7 @@ impl Store {
             close_purpose: ClosePurpose::default(),
             data_dir,
             project: None,
+            sample: None,
         }
     }
 

@@ -58,6 +58,7 @@ pub struct Views {
     pub stage_b: super::stage_b_panel::StageBPanel,
     pub inspector: super::inspector::InspectorPanel,
     pub results: super::results::ResultsWindow,
+    pub sample: super::sample_window::SampleWindow,
     pub explorer: super::explorer::Explorer,
     pub shortcuts: super::notices::ShortcutsWindow,
     pub notices: super::notices::Notices,
