@@ -506,6 +506,64 @@ fn vectorize_writes_polygons_with_names_and_true_areas() {
     }
 }
 
+/// `vectorize --dissolve`: beside the polygons, one multipolygon per class
+/// holding all its regions, with their summed area and their count.
+#[test]
+fn vectorize_dissolves_each_class_into_one_multipolygon() {
+    use gdal::vector::LayerAccess;
+    use unidiff_studio::scene::named_classes;
+    let dir = tempfile::tempdir().unwrap();
+    let (w, h) = (24usize, 12usize);
+    // Dry everywhere but two separate ponds of water.
+    let map: Vec<u8> = (0..w * h)
+        .map(|i| match (i / w, i % w) {
+            (2..=4, 2..=5) | (7..=9, 15..=20) => 2,
+            _ => 1,
+        })
+        .collect();
+    let grid = georeferenced(w, h, 32630, [500000.0, 10.0, 0.0, 4_400_000.0, 0.0, -10.0]);
+    let classes = named_classes(2, &["dry".into(), "water".into()]);
+    let map_path = dir.path().join("map.tif");
+    unidiff_studio::io::classmap::write_class_map(&map_path, &map, &grid, &classes).unwrap();
+    let gpkg = dir.path().join("map.gpkg");
+    let out = bin()
+        .args(["vectorize", "--dissolve", "--classmap"])
+        .arg(&map_path)
+        .arg("--out")
+        .arg(&gpkg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ds = gdal::Dataset::open(&gpkg).unwrap();
+    assert_eq!(ds.layer_by_name("landcover").unwrap().feature_count(), 3);
+    let mut dissolved = ds.layer_by_name("landcover_dissolved").unwrap();
+    let rows: Vec<(i32, String, f64, i32, String)> = dissolved
+        .features()
+        .map(|f| {
+            (
+                f.field_as_integer(0).unwrap().unwrap(),
+                f.field_as_string(1).unwrap().unwrap(),
+                f.field_as_double(2).unwrap().unwrap(),
+                f.field_as_integer(3).unwrap().unwrap(),
+                f.geometry().unwrap().geometry_name(),
+            )
+        })
+        .collect();
+    let water_px = map.iter().filter(|&&v| v == 2).count() as f64;
+    let dry_px = (w * h) as f64 - water_px;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!((rows[0].0, rows[0].1.as_str(), rows[0].3), (1, "dry", 1));
+    assert_eq!((rows[1].0, rows[1].1.as_str(), rows[1].3), (2, "water", 2));
+    assert!(rows.iter().all(|r| r.4 == "MULTIPOLYGON"), "{rows:?}");
+    // 10 m pixels: 0.01 ha each.
+    assert!((rows[0].2 - dry_px * 0.01).abs() < 1e-9, "{rows:?}");
+    assert!((rows[1].2 - water_px * 0.01).abs() < 1e-9, "{rows:?}");
+}
+
 /// `postprocess`: GDAL's sieve merges a 3-pixel speck into its surroundings
 /// and keeps a 12-pixel field (unit 5 pixels, or the same in ha); unmapped
 /// pixels stay unmapped; bad settings are refused with a reason.

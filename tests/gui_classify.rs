@@ -765,7 +765,7 @@ fn export_polygons_writes_the_shown_map_as_a_geopackage() {
     h.get_by_label("Export polygons…");
     let out = dir.path().join("map.gpkg");
     h.state_mut().handle(AppCommand::FilePicked(
-        FileAction::ExportPolygons,
+        FileAction::ExportPolygons { dissolve: false },
         out.clone(),
     ));
     common::wait_tasks(&mut h);
@@ -822,7 +822,7 @@ fn export_polygons_writes_the_shown_map_as_a_geopackage() {
     // Into a folder that does not exist: the error names the file.
     let missing = dir.path().join("no/such/folder/map.gpkg");
     h.state_mut().handle(AppCommand::FilePicked(
-        FileAction::ExportPolygons,
+        FileAction::ExportPolygons { dissolve: false },
         missing.clone(),
     ));
     common::wait_tasks(&mut h);
@@ -1003,7 +1003,7 @@ fn cleanup_steps_make_a_cleaned_layer_that_exports_and_undoes() {
     // class areas.
     let gpkg_path = dir.path().join("clean.gpkg");
     h.state_mut().handle(AppCommand::FilePicked(
-        FileAction::ExportPolygons,
+        FileAction::ExportPolygons { dissolve: true },
         gpkg_path.clone(),
     ));
     common::wait_tasks(&mut h);
@@ -1049,6 +1049,22 @@ fn cleanup_steps_make_a_cleaned_layer_that_exports_and_undoes() {
             .map(|a| a.pixels)
             .sum();
         assert_eq!(pixels as usize, both.iter().filter(|&&v| v != 0).count());
+    }
+    // Dissolved: one multipolygon per class, its area the sum of the
+    // class's polygons.
+    let mut dissolved = gpkg.layer_by_name("landcover_dissolved").unwrap();
+    let per_class: Vec<(i32, f64)> = dissolved
+        .features()
+        .map(|f| {
+            (
+                f.field_as_integer(0).unwrap().unwrap(),
+                f.field_as_double(2).unwrap().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(per_class.len(), ha_of.len());
+    for (class, ha) in per_class {
+        assert!((ha - ha_of[&class]).abs() < 1e-9, "class {class}");
     }
 
     // Undo, twice: back to the class map.

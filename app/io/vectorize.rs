@@ -5,11 +5,14 @@
 //! Lambert azimuthal equal-area plane centred on the map (never degrees²).
 //! The file is written beside its target and renamed into place whole
 //! (`io::atomic`; GDAL's GPKG driver takes the temporary name's extension).
+//! Dissolved, a second layer holds one multipolygon per class.
 
 use std::path::Path;
 
 use gdal::spatial_ref::{CoordTransform, SpatialRef};
-use gdal::vector::{FieldValue, LayerAccess, LayerOptions, OGRFieldType, OGRwkbGeometryType};
+use gdal::vector::{
+    Feature, FieldValue, Geometry, LayerAccess, LayerOptions, OGRFieldType, OGRwkbGeometryType,
+};
 use gdal::{Dataset, DriverManager};
 
 use super::atomic::write_atomically;
@@ -24,12 +27,28 @@ pub struct VectorSummary {
     pub hectares: Vec<(u8, f64)>,
 }
 
+/// The layer of one polygon per class (a multipolygon of its regions).
+pub const DISSOLVED_LAYER: &str = "landcover_dissolved";
+
 /// Polygonizes the class map GeoTIFF at `classmap` into `out`; `classes`
 /// names the values (a value without a name is "class N").
 pub fn vectorize_class_map(
     classmap: &Path,
     out: &Path,
     classes: &[ClassInfo],
+) -> Result<VectorSummary, WriteError> {
+    vectorize_class_map_with(classmap, out, classes, false)
+}
+
+/// [`vectorize_class_map`], and with `dissolve` a second layer
+/// [`DISSOLVED_LAYER`]: one feature per class, the multipolygon of all its
+/// regions (polygonize's regions of a class never overlap, so collecting
+/// them is their union), with its area and its count of regions.
+pub fn vectorize_class_map_with(
+    classmap: &Path,
+    out: &Path,
+    classes: &[ClassInfo],
+    dissolve: bool,
 ) -> Result<VectorSummary, WriteError> {
     // A missing or unreadable map is said as a read problem, naming it.
     super::raster::read_header(classmap)?;
@@ -38,7 +57,14 @@ pub fn vectorize_class_map(
     let srs = src.spatial_ref().ok();
     let mut summary = None;
     write_atomically(out, |tmp| {
-        summary = Some(write_layer(&src, &band, srs.as_ref(), tmp, classes)?);
+        summary = Some(write_layer(
+            &src,
+            &band,
+            srs.as_ref(),
+            tmp,
+            classes,
+            dissolve,
+        )?);
         Ok::<(), WriteError>(())
     })?;
     summary.ok_or_else(|| failed(out, "no layer was written"))
@@ -99,6 +125,7 @@ fn write_layer(
     srs: Option<&SpatialRef>,
     tmp: &Path,
     classes: &[ClassInfo],
+    dissolve: bool,
 ) -> Result<VectorSummary, WriteError> {
     let driver = DriverManager::get_driver_by_name("GPKG").map_err(|e| failed(tmp, e))?;
     let mut ds = driver.create_vector_only(tmp).map_err(|e| failed(tmp, e))?;
@@ -178,6 +205,65 @@ fn write_layer(
         }
     }
     hectares.sort_by_key(|(v, _)| *v);
+    if dissolve {
+        // Per class value: its multipolygon and how many regions it holds.
+        let mut by_class: Vec<(u8, Geometry, usize)> = Vec::new();
+        for f in layer.features() {
+            let class = f
+                .field_as_integer(0)
+                .map_err(|e| failed(tmp, e))?
+                .unwrap_or(0);
+            let value = u8::try_from(class).unwrap_or(0);
+            let Some(g) = f.geometry() else {
+                continue;
+            };
+            let at = match by_class.iter().position(|(v, _, _)| *v == value) {
+                Some(i) => i,
+                None => {
+                    let multi = Geometry::empty(OGRwkbGeometryType::wkbMultiPolygon)
+                        .map_err(|e| failed(tmp, e))?;
+                    by_class.push((value, multi, 0));
+                    by_class.len() - 1
+                }
+            };
+            let (_, multi, count) = &mut by_class[at];
+            multi.add_geometry(g.clone()).map_err(|e| failed(tmp, e))?;
+            *count += 1;
+        }
+        by_class.sort_by_key(|(v, _, _)| *v);
+        let dissolved = txn
+            .create_layer(LayerOptions {
+                name: DISSOLVED_LAYER,
+                srs,
+                ty: OGRwkbGeometryType::wkbMultiPolygon,
+                options: None,
+            })
+            .map_err(|e| failed(tmp, e))?;
+        dissolved
+            .create_defn_fields(&[
+                ("class", OGRFieldType::OFTInteger),
+                ("name", OGRFieldType::OFTString),
+                ("area_ha", OGRFieldType::OFTReal),
+                ("polygons", OGRFieldType::OFTInteger),
+            ])
+            .map_err(|e| failed(tmp, e))?;
+        for (value, multi, count) in by_class {
+            let ha = hectares
+                .iter()
+                .find(|(v, _)| *v == value)
+                .map_or(0.0, |(_, ha)| *ha);
+            let mut f = Feature::new(dissolved.defn()).map_err(|e| failed(tmp, e))?;
+            f.set_geometry(multi).map_err(|e| failed(tmp, e))?;
+            f.set_field_integer(0, i32::from(value))
+                .map_err(|e| failed(tmp, e))?;
+            f.set_field_string(1, &name_of(value))
+                .map_err(|e| failed(tmp, e))?;
+            f.set_field_double(2, ha).map_err(|e| failed(tmp, e))?;
+            f.set_field_integer(3, i32::try_from(count).unwrap_or(i32::MAX))
+                .map_err(|e| failed(tmp, e))?;
+            f.create(&dissolved).map_err(|e| failed(tmp, e))?;
+        }
+    }
     txn.commit().map_err(|e| failed(tmp, e))?;
     // Closing writes what GDAL still holds: its failure (a full disk) is
     // the write's.

@@ -64,6 +64,8 @@ pub enum Task {
     /// A class map as polygons in a GeoPackage.
     ExportPolygons {
         path: PathBuf,
+        /// Also a layer of one multipolygon per class.
+        dissolve: bool,
         class_map: Vec<u8>,
         grid: PixelGrid,
         classes: Vec<ClassInfo>,
@@ -258,6 +260,7 @@ pub enum TaskDone {
     PolygonsExported {
         path: PathBuf,
         polygons: usize,
+        dissolved: bool,
     },
     ValidationSampleWritten {
         path: PathBuf,
@@ -418,6 +421,7 @@ fn perform(task: &Task) -> anyhow::Result<TaskDone> {
         },
         Task::ExportPolygons {
             path,
+            dissolve,
             class_map,
             grid,
             classes,
@@ -433,13 +437,18 @@ fn perform(task: &Task) -> anyhow::Result<TaskDone> {
                 .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", scratch.display()))?;
             let raster = scratch.join("classmap.tif");
             let written = crate::io::classmap::write_class_map(&raster, class_map, grid, classes)
-                .and_then(|()| crate::io::vectorize::vectorize_class_map(&raster, path, classes));
+                .and_then(|()| {
+                    crate::io::vectorize::vectorize_class_map_with(
+                        &raster, path, classes, *dissolve,
+                    )
+                });
             if let Err(e) = std::fs::remove_dir_all(&scratch) {
                 log::warn!("could not remove {}: {e}", scratch.display());
             }
             TaskDone::PolygonsExported {
                 path: path.clone(),
                 polygons: written?.polygons,
+                dissolved: *dissolve,
             }
         }
         Task::WriteValidationSample {

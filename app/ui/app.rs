@@ -99,7 +99,10 @@ pub enum FileAction {
     /// A folder for the class map, probabilities and metrics.
     ExportResults,
     /// A GeoPackage for the shown class map as polygons.
-    ExportPolygons,
+    ExportPolygons {
+        /// Also one multipolygon per class.
+        dissolve: bool,
+    },
     /// A GeoPackage for a validation sample of the shown map, this many
     /// points per class.
     ValidationSample {

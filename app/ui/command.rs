@@ -63,7 +63,8 @@ pub enum AppCommand {
     /// Drop the shown map's last clean-up step.
     UndoCleanStep,
     /// The shown class map as polygons (class, name, area) in a GeoPackage.
-    ExportPolygons(PathBuf),
+    /// (and, when `bool`, one multipolygon per class in a second layer).
+    ExportPolygons(PathBuf, bool),
     /// A stratified random validation sample of the shown map (points per
     /// class, seed) into a GeoPackage.
     WriteValidationSample(PathBuf, usize, u64),

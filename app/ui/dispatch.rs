@@ -56,7 +56,7 @@ impl StudioApp {
             AppCommand::LoadLabels(layer, path) => self.load_label_file(layer, path),
             AppCommand::SaveLabels(layer, path) => self.save_label_file(layer, path),
             AppCommand::ExportResults(dir) => self.export_results(dir),
-            AppCommand::ExportPolygons(path) => self.export_polygons(path),
+            AppCommand::ExportPolygons(path, dissolve) => self.export_polygons(path, dissolve),
             AppCommand::CleanMap(request) => self.clean_map(request),
             AppCommand::OpenSample(path) => self.open_sample(path),
             AppCommand::SetSampleReference(class) => self.set_sample_reference(class),
@@ -247,7 +247,7 @@ impl StudioApp {
             FileAction::OpenLabels(layer) => AppCommand::LoadLabels(*layer, path),
             FileAction::SaveLabels(layer) => AppCommand::SaveLabels(*layer, path),
             FileAction::ExportResults => AppCommand::ExportResults(path),
-            FileAction::ExportPolygons => AppCommand::ExportPolygons(path),
+            FileAction::ExportPolygons { dissolve } => AppCommand::ExportPolygons(path, *dissolve),
             FileAction::ValidationSample { per_class } => AppCommand::WriteValidationSample(
                 path,
                 *per_class,
@@ -326,7 +326,7 @@ impl StudioApp {
                         .add_filter("all files", &["*"])
                         .pick_file(),
                     FileAction::ExportResults => dialog.pick_folder(),
-                    FileAction::ExportPolygons => dialog
+                    FileAction::ExportPolygons { .. } => dialog
                         .add_filter("GeoPackage", &["gpkg"])
                         .set_file_name("classmap.gpkg")
                         .save_file(),
@@ -439,10 +439,11 @@ impl StudioApp {
 
     /// Writes the delivered map (the shown classifier's, after its clean-up
     /// steps) as polygons with the session's class names.
-    fn export_polygons(&mut self, path: PathBuf) {
+    fn export_polygons(&mut self, path: PathBuf, dissolve: bool) {
         if let Some((class_map, grid, classes, _)) = self.shown_map() {
             self.jobs.start_task(Task::ExportPolygons {
                 path,
+                dissolve,
                 class_map,
                 grid,
                 classes,
@@ -850,9 +851,21 @@ impl StudioApp {
             TaskDone::ResultsExported { dir, files } => {
                 self.info(format!("exported {files} files to {}", dir.display()))
             }
-            TaskDone::PolygonsExported { path, polygons } => self.info(format!(
-                "wrote {polygons} polygons to {} (layer landcover)",
-                path.display()
+            TaskDone::PolygonsExported {
+                path,
+                polygons,
+                dissolved,
+            } => self.info(format!(
+                "wrote {polygons} polygons to {} (layer landcover{})",
+                path.display(),
+                if dissolved {
+                    format!(
+                        "; one per class in layer {}",
+                        crate::io::vectorize::DISSOLVED_LAYER
+                    )
+                } else {
+                    String::new()
+                }
             )),
             TaskDone::ValidationSampleWritten { path, written } => {
                 for note in &written.notes {

@@ -53,7 +53,7 @@ impl FileAction {
             | FileAction::OpenProject => PathKind::Existing,
             FileAction::SaveLabels(_)
             | FileAction::ExportViewPng
-            | FileAction::ExportPolygons
+            | FileAction::ExportPolygons { .. }
             | FileAction::ValidationSample { .. }
             | FileAction::SaveModel
             | FileAction::SaveProjectAs => PathKind::NewFile,
@@ -72,7 +72,7 @@ impl FileAction {
             FileAction::ImportCheckpoint => "the guided-diffusion checkpoint (.pt, .safetensors)",
             FileAction::LoadAdapter => "the Stage A adapter (.safetensors)",
             FileAction::ExportViewPng => "the PNG file to write",
-            FileAction::ExportPolygons => "the GeoPackage (.gpkg) to write the polygons to",
+            FileAction::ExportPolygons { .. } => "the GeoPackage (.gpkg) to write the polygons to",
             FileAction::ValidationSample { .. } => {
                 "the GeoPackage (.gpkg) to write the sample points to"
             }

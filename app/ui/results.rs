@@ -27,6 +27,8 @@ pub struct ResultsWindow {
     pub sieve_connectivity: u8,
     /// The next majority filter's window side (odd).
     pub majority_k: usize,
+    /// Export polygons also dissolved per class.
+    pub dissolve_polygons: bool,
 }
 
 impl Default for ResultsWindow {
@@ -38,6 +40,7 @@ impl Default for ResultsWindow {
             sieve_in_ha: false,
             sieve_connectivity: 4,
             majority_k: 3,
+            dissolve_polygons: false,
         }
     }
 }
@@ -222,8 +225,12 @@ impl ResultsWindow {
                         .on_hover_text("the shown map (after its clean-up steps) as polygons in a GeoPackage: class, name and area (ha) per polygon, in the scene's CRS")
                         .clicked()
                     {
-                        cx.send(AppCommand::PickFile(super::app::FileAction::ExportPolygons));
+                        cx.send(AppCommand::PickFile(super::app::FileAction::ExportPolygons {
+                            dissolve: self.dissolve_polygons,
+                        }));
                     }
+                    ui.checkbox(&mut self.dissolve_polygons, "dissolved")
+                        .on_hover_text("also a layer `landcover_dissolved`: one multipolygon per class with its area and region count");
                     let model = ui.add_enabled(r.model.is_ok(), egui::Button::new("Save model…"));
                     let model = match &r.model {
                         Ok(_) => model.on_hover_text(
