@@ -1005,6 +1005,14 @@ impl StudioApp {
             cleaned.changed,
             100.0 * cleaned.changed as f64 / total as f64
         );
+        if let CleanStep::Sieve { min_pixels, .. } = cleaned.step
+            && min_pixels > cleaned.class_map.len()
+        {
+            said.push_str(&format!(
+                "; the unit ({min_pixels} px) is larger than the map ({} px): every region but the largest went",
+                cleaned.class_map.len()
+            ));
+        }
         if let Some(sc) = &cleaned.scores {
             said.push_str(&format!(
                 "; on {} test pixels OA {:.4} -> {:.4}, mF1 {:.4} -> {:.4}",
