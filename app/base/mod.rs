@@ -1,12 +1,13 @@
 //! The few things every layer shares and that belong to none: cancelling
 //! work, the seeded random generator, number formatting, the thread count,
-//! the data folder and the log. Depends on nothing else in the crate.
+//! the data folder, the log and its step lines. Depends on nothing else in the crate.
 
 pub mod cancel;
 pub mod data_dir;
 pub mod logging;
 pub mod numbers;
 pub mod rng;
+pub mod step;
 pub mod threads;
 
 pub use cancel::CancelFlag;

@@ -7,7 +7,6 @@ pub mod model;
 mod mosaic;
 mod postprocess;
 mod predict;
-mod progress;
 mod render;
 pub mod run;
 mod sample;

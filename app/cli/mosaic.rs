@@ -13,7 +13,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::predict::{RECORD, prepare_output};
-use super::progress::Step;
+use crate::base::step::Step;
 use crate::io::atomic::write_bytes;
 use crate::io::classmap::read_class_table;
 use crate::io::raster::{open_for_windows, read_window};

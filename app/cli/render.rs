@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 
 use super::RenderArgs;
-use super::progress::Step;
+use crate::base::step::Step;
 use crate::io::atomic::write_bytes;
 use crate::io::geotiff::{write_rgb_geotiff, write_rgb_png};
 use crate::io::staged_folder::StagedFolder;

@@ -14,9 +14,9 @@ use clap::Args;
 use serde_json::json;
 
 use super::model::BackboneArgs;
-use super::progress::Step;
 use super::{demo_paths, parse_modalities};
 use crate::base::CancelFlag;
+use crate::base::step::Step;
 use crate::base::thousands;
 use crate::io::atomic::check_output_file;
 use crate::io::staged_folder::StagedFolder;
@@ -435,13 +435,7 @@ pub fn print_progress(p: &StageBProgress) {
     let _ = std::io::stderr().flush();
 }
 
-/// Peak resident memory of this process, in MiB (Linux).
-pub fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
+pub use crate::base::step::peak_rss_mib;
 
 fn print_summary(outcome: &Classification) {
     let line = |what: &str, m: &Option<MetricsSummary>| {

@@ -10,8 +10,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::json;
 
-use super::progress::Step;
 use super::run::{RunInputs, backbone_on_cpu, cancel_on_ctrl_c, classify, prepare, stage_b_config};
+use crate::base::step::Step;
 use crate::io::atomic::write_bytes;
 use crate::io::geotiff::write_rgb_png;
 use crate::io::staged_folder::StagedFolder;

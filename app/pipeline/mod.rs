@@ -1,6 +1,7 @@
 //! The method end to end: the patch grid of method.md section 3, the
 //! modalities, the Stage A patch pool and the Stage A adaptation loop.
 
+pub mod apply_model;
 pub mod baseline;
 pub mod classification;
 pub mod classifier;

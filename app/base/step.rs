@@ -1,4 +1,5 @@
-//! Progress lines on stderr for steps that take a while.
+//! Progress lines in the log for steps that take a while (the CLI's
+//! "[..] step" then "[ok] step (s)"), and the process's peak memory.
 
 use std::time::Instant;
 
@@ -24,4 +25,13 @@ impl Step {
         log::info!("[ok] {} ({s:.2} s)", self.name);
         s
     }
+}
+
+/// The process's peak resident memory (VmHWM) in MiB, where the system
+/// says (Linux).
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
