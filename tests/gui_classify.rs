@@ -1213,6 +1213,96 @@ fn a_validation_sample_is_labelled_in_the_app_and_scores_the_map() {
     assert!((accuracy.estimates.overall.value - 1.0).abs() < 1e-12);
 }
 
+/// File → Apply model to scenes…: the last classification's model applied
+/// (in tiles of 64) to the scene it was trained on reproduces its map pixel
+/// for pixel, into a folder named after the scene, with the model beside.
+#[test]
+fn apply_model_to_scenes_maps_the_training_scene_as_the_classification_did() {
+    use unidiff_studio::jobs::SceneInputs;
+    use unidiff_studio::ui::views::Window;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, test) = corner_harness(dir.path());
+    paint(&mut h, 1, &blocks_of_in(&test, 128, 1, 2, 11));
+    paint(&mut h, 2, &blocks_of_in(&test, 128, 2, 2, 11));
+    {
+        let s = &mut h.state_mut().store.classify_settings;
+        s.t = 0;
+        s.stride = Some(32);
+        s.baseline = false;
+    }
+    h.run_steps(2);
+    classify_to_the_end(&mut h);
+    let map = {
+        let r = h
+            .state()
+            .store
+            .session
+            .as_ref()
+            .unwrap()
+            .result
+            .as_ref()
+            .unwrap();
+        r.outcome.main_class_map().unwrap().to_vec()
+    };
+    // Nothing to map yet: said, nothing started.
+    h.state_mut().handle(AppCommand::ShowWindow(Window::Apply));
+    h.run_steps(2);
+    h.get_by_label("Apply").click();
+    h.run_steps(2);
+    assert!(h.state().jobs.applying.is_none());
+    assert!(
+        h.state()
+            .store
+            .messages
+            .iter()
+            .any(|m| m.text.contains("has no file")),
+        "{:?}",
+        h.state().store.messages
+    );
+    let out = dir.path().join("maps");
+    {
+        let a = &mut h.state_mut().store.apply_settings;
+        // The second scene's file is missing: said for it, the first mapped.
+        a.scenes = vec![
+            SceneInputs {
+                hsi: Some(dir.path().join("Spain_7370579_S2Hand.tif")),
+                sar: Some(dir.path().join("Spain_7370579_S1Hand.tif")),
+            },
+            SceneInputs {
+                hsi: Some(dir.path().join("missing.tif")),
+                sar: None,
+            },
+        ];
+        a.out = Some(out.clone());
+        a.tile = 64;
+    }
+    // The message's notice would sit over the window's button.
+    h.state_mut().store.messages.clear();
+    h.run_steps(2);
+    h.state_mut().handle(AppCommand::ApplyModel);
+    h.run_steps(2);
+    step_until(&mut h, Duration::from_secs(600), "applying", |a| {
+        a.jobs.applying.is_none()
+    });
+    h.run_steps(2);
+    let folder = out.join("Spain_7370579_S2Hand");
+    let written = unidiff_studio::io::open_labels(&folder.join("classmap.tif"))
+        .unwrap_or_else(|e| panic!("{e}: {:?}", h.state().store.messages));
+    assert_eq!(
+        written.data, map,
+        "the applied model's map is the classification's"
+    );
+    assert!(folder.join("predict.json").exists());
+    assert!(out.join("model.udmodel").exists());
+    let last = h.state().store.last_applied.as_ref().unwrap();
+    assert!(last.scenes[0].2.is_ok());
+    let why = last.scenes[1].2.as_ref().unwrap_err();
+    assert!(why.contains("missing.tif"), "{why}");
+    assert!(!out.join("missing").join("predict.json").exists());
+    h.get_by_label_contains("Spain_7370579_S2Hand: 128 x 128 px");
+    save_render(&mut h, "apply.png");
+}
+
 /// Clicks Classify and steps the app until the classification has ended.
 fn classify_to_the_end(h: &mut Harness<'_, StudioApp>) {
     h.get_by_label("Classify").click();

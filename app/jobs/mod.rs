@@ -4,6 +4,7 @@
 //! carries a generation; the UI drops events of superseded requests.
 
 pub mod adapt;
+pub mod apply;
 pub mod backbone;
 pub mod classify;
 pub mod download;
@@ -23,6 +24,7 @@ use crate::model::device::{DeviceReport, Resolved, panic_message};
 use crate::pipeline::feature_store::FeatureStore;
 use crate::pipeline::stage_b::StageBConfig;
 pub use adapt::{AdaptRequest, AdaptSettings, AdaptStep, Adapted};
+pub use apply::{AppliedScenes, ApplyScenesRequest, ModelSource, SceneInputs};
 pub use classify::{Classified, ClassifyRequest, ClassifySettings};
 pub use download::{Fetched, GetRequest};
 pub use features::{ProjectRequest, Projection};
@@ -43,6 +45,8 @@ pub enum JobKind {
     Task,
     /// Fetching a backbone.
     Download,
+    /// A trained model mapping other scenes.
+    Apply,
 }
 
 /// What a worker reports.
@@ -86,6 +90,11 @@ pub enum JobEvent {
         generation: u64,
         done: Box<TaskDone>,
     },
+    /// Scenes mapped with a trained model.
+    Applied {
+        generation: u64,
+        result: Box<AppliedScenes>,
+    },
     /// A backbone downloaded, checked and in place.
     Fetched {
         generation: u64,
@@ -114,6 +123,7 @@ impl JobEvent {
             | JobEvent::Projected { generation, .. }
             | JobEvent::TaskDone { generation, .. }
             | JobEvent::Fetched { generation, .. }
+            | JobEvent::Applied { generation, .. }
             | JobEvent::Failed { generation, .. }
             | JobEvent::Cancelled { generation, .. } => *generation,
         }
@@ -303,6 +313,7 @@ pub struct Jobs {
     features_tx: Sender<(u64, Box<ProjectRequest>, CancelFlag)>,
     task_tx: Sender<(u64, Box<Task>, CancelFlag)>,
     download_tx: Sender<(u64, Box<GetRequest>, CancelFlag)>,
+    apply_tx: Sender<(u64, Box<ApplyScenesRequest>, CancelFlag)>,
     /// The queued task of each latest-only kind.
     task_cancel: std::collections::HashMap<TaskKind, CancelFlag>,
     events: Receiver<JobEvent>,
@@ -316,6 +327,7 @@ pub struct Jobs {
     adapt_cancel: Option<CancelFlag>,
     features_cancel: Option<CancelFlag>,
     download_cancel: Option<CancelFlag>,
+    apply_cancel: Option<CancelFlag>,
 }
 
 impl Jobs {
@@ -393,6 +405,17 @@ impl Jobs {
             )
             .err(),
         );
+        let (apply_tx, apply_rx) = unbounded::<(u64, Box<ApplyScenesRequest>, CancelFlag)>();
+        start_errors.extend(
+            spawn_worker(
+                "unidiff-apply",
+                JobKind::Apply,
+                apply_rx,
+                send.clone(),
+                |job, r| apply::run(job, r),
+            )
+            .err(),
+        );
         start_errors
             .extend(spawn_worker("unidiff-load", JobKind::Load, load_rx, send, load::run).err());
         Self {
@@ -402,6 +425,7 @@ impl Jobs {
             features_tx,
             task_tx,
             download_tx,
+            apply_tx,
             task_cancel: Default::default(),
             events,
             events_tx,
@@ -412,6 +436,7 @@ impl Jobs {
             adapt_cancel: None,
             features_cancel: None,
             download_cancel: None,
+            apply_cancel: None,
         }
     }
 
@@ -424,6 +449,23 @@ impl Jobs {
             .send((generation, Box::new(request), cancel))
             .is_ok();
         self.unless_sent(sent, JobKind::Download, generation)
+    }
+
+    /// Queues a model application to scenes, cancelling one still running.
+    pub fn apply(&mut self, request: ApplyScenesRequest) -> u64 {
+        let (generation, cancel) = supersede(&mut self.generation, &mut self.apply_cancel);
+        let sent = self
+            .apply_tx
+            .send((generation, Box::new(request), cancel))
+            .is_ok();
+        self.unless_sent(sent, JobKind::Apply, generation)
+    }
+
+    /// Cancels the running model application, if any.
+    pub fn cancel_apply(&mut self) {
+        if let Some(c) = self.apply_cancel.take() {
+            c.cancel();
+        }
     }
 
     /// Cancels the running download, if any.
@@ -634,6 +676,7 @@ mod tests {
             features_tx: unbounded().0,
             task_tx: unbounded().0,
             download_tx: unbounded().0,
+            apply_tx: unbounded().0,
             task_cancel: Default::default(),
             events,
             events_tx,
@@ -644,6 +687,7 @@ mod tests {
             adapt_cancel: None,
             features_cancel: None,
             download_cancel: None,
+            apply_cancel: None,
         }
     }
 

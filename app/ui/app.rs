@@ -112,6 +112,16 @@ pub enum FileAction {
     SampleAccuracy,
     /// A validation sample (GeoPackage) to label in the app.
     LabelSample,
+    /// Scene `index`'s HSI (or, with `sar`, SAR) image for "Apply model to
+    /// scenes".
+    ApplyInput {
+        index: usize,
+        sar: bool,
+    },
+    /// The output folder of "Apply model to scenes".
+    ApplyOut,
+    /// A `.udmodel` file to apply.
+    ApplyModelFile,
     /// A guided-diffusion checkpoint (.pt / .safetensors) as the backbone.
     ImportCheckpoint,
     /// A Stage A adapter for the backbone.
@@ -578,6 +588,7 @@ impl StudioApp {
                 views.shortcuts.ui(&ctx);
                 views.results.ui(&ctx, &cx);
                 views.sample.ui(&ctx, &cx);
+                views.apply.ui(&ctx, &cx);
                 views.explorer.ui(&ctx, &cx);
             }
             views.path_prompt.ui(&ctx, &cx);

@@ -79,6 +79,12 @@ pub enum AppCommand {
     GoToSamplePoint(usize),
     /// Stop labelling the sample (its labels are in its file).
     CloseSample,
+    /// The settings of the next "Apply model to scenes" (the window edits a
+    /// copy).
+    SetApplySettings(Box<crate::jobs::apply::ApplySettings>),
+    /// Map the scenes of the apply settings in the background.
+    ApplyModel,
+    CancelApply,
     /// Write the last classification's trained model (for `predict`).
     SaveModel(PathBuf),
     /// The map as shown (layers, legend) as a PNG, from the next frame.

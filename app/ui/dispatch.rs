@@ -62,6 +62,9 @@ impl StudioApp {
             AppCommand::SetSampleReference(class) => self.set_sample_reference(class),
             AppCommand::GoToSamplePoint(i) => self.go_to_sample_point(i),
             AppCommand::CloseSample => self.store.sample = None,
+            AppCommand::SetApplySettings(settings) => self.store.apply_settings = *settings,
+            AppCommand::ApplyModel => self.apply_model(),
+            AppCommand::CancelApply => self.jobs.workers.cancel_apply(),
             AppCommand::UndoCleanStep => self.undo_clean_step(),
             AppCommand::WriteValidationSample(path, per_class, seed) => {
                 self.write_validation_sample(path, per_class, seed)
@@ -192,6 +195,7 @@ impl StudioApp {
             AppCommand::ShowWindow(Window::Results) => self.views.results.open = true,
             AppCommand::ShowWindow(Window::Explorer) => self.views.explorer.open = true,
             AppCommand::ShowWindow(Window::Shortcuts) => self.views.shortcuts.open = true,
+            AppCommand::ShowWindow(Window::Apply) => self.views.apply.open = true,
             AppCommand::DismissMessage(i) => {
                 if i < self.store.messages.len() {
                     self.store.messages.remove(i);
@@ -255,6 +259,27 @@ impl StudioApp {
             ),
             FileAction::SampleAccuracy => AppCommand::ScoreWithSample(path),
             FileAction::LabelSample => AppCommand::OpenSample(path),
+            FileAction::ApplyInput { index, sar } => {
+                let mut settings = self.store.apply_settings.clone();
+                if let Some(scene) = settings.scenes.get_mut(*index) {
+                    if *sar {
+                        scene.sar = Some(path);
+                    } else {
+                        scene.hsi = Some(path);
+                    }
+                }
+                AppCommand::SetApplySettings(Box::new(settings))
+            }
+            FileAction::ApplyOut => {
+                let mut settings = self.store.apply_settings.clone();
+                settings.out = Some(path);
+                AppCommand::SetApplySettings(Box::new(settings))
+            }
+            FileAction::ApplyModelFile => {
+                let mut settings = self.store.apply_settings.clone();
+                settings.model_file = Some(path);
+                AppCommand::SetApplySettings(Box::new(settings))
+            }
             FileAction::ImportCheckpoint => AppCommand::UseCheckpoint(path),
             FileAction::LoadAdapter => AppCommand::UseAdapter(Some(path)),
             FileAction::ExportViewPng => AppCommand::ExportViewPng(path),
@@ -334,6 +359,17 @@ impl StudioApp {
                         .add_filter("GeoPackage", &["gpkg"])
                         .set_file_name("sample.gpkg")
                         .save_file(),
+                    FileAction::ApplyInput { .. } => dialog
+                        .add_filter(
+                            "rasters",
+                            &["tif", "tiff", "img", "hdr", "vrt", "jp2", "mat", "npy"],
+                        )
+                        .add_filter("all files", &["*"])
+                        .pick_file(),
+                    FileAction::ApplyOut => dialog.pick_folder(),
+                    FileAction::ApplyModelFile => dialog
+                        .add_filter("UniDiff Studio models", &["udmodel"])
+                        .pick_file(),
                     FileAction::LabelSample => {
                         dialog.add_filter("GeoPackage", &["gpkg"]).pick_file()
                     }
@@ -554,6 +590,32 @@ impl StudioApp {
         sample.current = i;
         self.map.view.center = [p.col as f32 + 0.5, p.row as f32 + 0.5];
         self.map.view.zoom = self.map.view.zoom.clamp(4.0, MAX_ZOOM);
+    }
+
+    /// Starts mapping the apply settings' scenes (what is missing said).
+    fn apply_model(&mut self) {
+        let session_model = match self.store.session.as_ref().and_then(|s| s.result.as_ref()) {
+            Some(r) => r.model.clone().map(|m| {
+                // With the session's class names and colours.
+                let mut m = (*m).clone();
+                if let Some(s) = &self.store.session {
+                    for c in &mut m.classes {
+                        if let Some(named) = s.classes.iter().find(|k| k.value == c.value) {
+                            *c = named.clone();
+                        }
+                    }
+                }
+                std::sync::Arc::new(m)
+            }),
+            None => Err("classify first, or choose a saved model file".to_string()),
+        };
+        match self.store.apply_settings.request(session_model) {
+            Ok(request) => {
+                let generation = self.jobs.workers.apply(request);
+                self.jobs.applying = Some(Loading::started(generation));
+            }
+            Err(why) => self.error(why),
+        }
     }
 
     /// Drops the shown map's last clean-up step.

@@ -110,6 +110,22 @@ impl StudioApp {
                     self.handle(AppCommand::UseCheckpoint(fetched.path));
                 }
                 JobEvent::Projected { result, .. } => self.views.explorer.set_projection(*result),
+                JobEvent::Applied { result, .. } => {
+                    for (name, folder, outcome) in &result.scenes {
+                        match outcome {
+                            Ok(a) => self.info(format!(
+                                "{name}: mapped {} x {} pixels ({} tiles) in {:.0} s into {}",
+                                a.width,
+                                a.height,
+                                a.tiles,
+                                a.seconds,
+                                folder.display()
+                            )),
+                            Err(why) => self.error(format!("{name}: not mapped: {why}")),
+                        }
+                    }
+                    self.store.last_applied = Some(*result);
+                }
                 JobEvent::Loaded { scene, .. } => self.install_session(*scene),
                 JobEvent::Failed { kind, message, .. } => {
                     let what = match kind {
@@ -121,6 +137,7 @@ impl StudioApp {
                         JobKind::Adapt => "Stage A failed",
                         JobKind::Features => "cannot project the features",
                         JobKind::Download => "cannot get the backbone (the one in use stays)",
+                        JobKind::Apply => "cannot apply the model",
                         JobKind::Task => {
                             if let Some(kind) = ended.task {
                                 self.task_failed(kind, message);
@@ -138,6 +155,9 @@ impl StudioApp {
                     }
                     JobKind::Adapt => self.info("Stage A cancelled; the backbone is unchanged"),
                     JobKind::Download => self.info("download cancelled; the next try resumes it"),
+                    JobKind::Apply => self.info(
+                        "applying the model cancelled: the scenes finished are whole (each folder with a predict.json); the one under way is not",
+                    ),
                     JobKind::Features | JobKind::Task => {}
                 },
             }

@@ -21,6 +21,8 @@ pub struct JobStatus {
     pub downloading: Option<Loading>,
     /// The explorer's feature projection.
     pub projecting: Option<Loading>,
+    /// A trained model mapping other scenes.
+    pub applying: Option<Loading>,
     /// File and raster tasks queued or running, by generation.
     pub(crate) tasks: HashMap<u64, TaskKind>,
     /// The classification running is a live update after a stroke.
@@ -47,6 +49,7 @@ impl JobStatus {
             adapting: None,
             downloading: None,
             projecting: None,
+            applying: None,
             tasks: HashMap::new(),
             classifying_live: false,
             classifying_revision: 0,
@@ -62,6 +65,7 @@ impl JobStatus {
             JobKind::Adapt => Some(&mut self.adapting),
             JobKind::Features => Some(&mut self.projecting),
             JobKind::Download => Some(&mut self.downloading),
+            JobKind::Apply => Some(&mut self.applying),
             JobKind::Task => None,
         }
     }
@@ -76,6 +80,7 @@ impl JobStatus {
                 &self.adapting,
                 &self.projecting,
                 &self.downloading,
+                &self.applying,
             ]
             .iter()
             .any(|slot| slot.as_ref().map(|l| l.generation) == Some(generation))
@@ -124,6 +129,7 @@ impl JobStatus {
                 JobEvent::Adapted { .. } => Some(JobKind::Adapt),
                 JobEvent::Projected { .. } => Some(JobKind::Features),
                 JobEvent::Fetched { .. } => Some(JobKind::Download),
+                JobEvent::Applied { .. } => Some(JobKind::Apply),
                 JobEvent::TaskDone { .. } => Some(JobKind::Task),
                 JobEvent::Failed { kind, .. } | JobEvent::Cancelled { kind, .. } => Some(*kind),
             };

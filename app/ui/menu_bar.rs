@@ -91,6 +91,13 @@ impl MenuBar {
                         )));
                     }
                 });
+                if ui
+                    .button("Apply model to scenes…")
+                    .on_hover_text("map other scenes (any size, read in tiles) with the last classification's model or a saved one")
+                    .clicked()
+                {
+                    cx.send(AppCommand::ShowWindow(Window::Apply));
+                }
                 ui.separator();
                 if ui
                     .add(egui::Button::new("Quit").shortcut_text("Ctrl+Q"))

@@ -3,6 +3,7 @@
 //! `dispatch.rs` runs them; file, raster and model work goes to `jobs`.
 
 pub mod app;
+mod apply_window;
 mod autosaver;
 mod backbone_panel;
 pub mod command;

@@ -50,6 +50,8 @@ impl FileAction {
             | FileAction::LoadAdapter
             | FileAction::SampleAccuracy
             | FileAction::LabelSample
+            | FileAction::ApplyInput { .. }
+            | FileAction::ApplyModelFile
             | FileAction::OpenProject => PathKind::Existing,
             FileAction::SaveLabels(_)
             | FileAction::ExportViewPng
@@ -57,7 +59,7 @@ impl FileAction {
             | FileAction::ValidationSample { .. }
             | FileAction::SaveModel
             | FileAction::SaveProjectAs => PathKind::NewFile,
-            FileAction::ExportResults => PathKind::Folder,
+            FileAction::ExportResults | FileAction::ApplyOut => PathKind::Folder,
         }
     }
 
@@ -78,6 +80,10 @@ impl FileAction {
             }
             FileAction::SampleAccuracy => "the labelled sample (GeoPackage, Shapefile, GeoJSON)",
             FileAction::LabelSample => "the sample GeoPackage (.gpkg) to label",
+            FileAction::ApplyInput { sar: false, .. } => "the scene's hyperspectral cube",
+            FileAction::ApplyInput { sar: true, .. } => "the scene's SAR image",
+            FileAction::ApplyOut => "the folder to write the maps into",
+            FileAction::ApplyModelFile => "the trained model (.udmodel) to apply",
             FileAction::SaveModel => "the .udmodel file to write",
             FileAction::OpenProject => "the .udproj project to open",
             FileAction::SaveProjectAs => "the .udproj project file to write",

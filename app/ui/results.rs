@@ -242,6 +242,13 @@ impl ResultsWindow {
                         cx.send(AppCommand::PickFile(super::app::FileAction::SaveModel));
                     }
                     if ui
+                        .add_enabled(r.model.is_ok(), egui::Button::new("Apply to scenes…"))
+                        .on_hover_text("map other scenes of any size with this model (File → Apply model to scenes…)")
+                        .clicked()
+                    {
+                        cx.send(AppCommand::ShowWindow(super::views::Window::Apply));
+                    }
+                    if ui
                         .button("Export view as PNG…")
                         .on_hover_text("the map as shown, with its legend")
                         .clicked()

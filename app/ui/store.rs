@@ -11,7 +11,8 @@ use super::app::{Message, Tool};
 use super::desktop::{ClosePurpose, CloseState};
 use super::layers::{LayerId, LayerStack};
 use super::prefs::Prefs;
-use crate::jobs::{AdaptSettings, ClassifySettings, GetRequest};
+use crate::jobs::apply::ApplySettings;
+use crate::jobs::{AdaptSettings, AppliedScenes, ClassifySettings, GetRequest};
 use crate::scene::LabelLayer;
 use crate::session::autosave::Recovery;
 use crate::session::sample_labelling::SampleLabelling;
@@ -66,6 +67,9 @@ pub struct Store {
     pub project: Option<PathBuf>,
     /// A validation sample being labelled (the sample window).
     pub sample: Option<SampleLabelling>,
+    /// Settings of the next "Apply model to scenes", and how the last went.
+    pub apply_settings: ApplySettings,
+    pub last_applied: Option<AppliedScenes>,
 }
 
 impl Store {
@@ -97,6 +101,8 @@ impl Store {
             data_dir,
             project: None,
             sample: None,
+            apply_settings: ApplySettings::default(),
+            last_applied: None,
         }
     }
 

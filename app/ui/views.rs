@@ -44,6 +44,7 @@ pub enum Window {
     Results,
     Explorer,
     Shortcuts,
+    Apply,
 }
 
 /// Every panel and window of the app.
@@ -59,6 +60,7 @@ pub struct Views {
     pub inspector: super::inspector::InspectorPanel,
     pub results: super::results::ResultsWindow,
     pub sample: super::sample_window::SampleWindow,
+    pub apply: super::apply_window::ApplyWindow,
     pub explorer: super::explorer::Explorer,
     pub shortcuts: super::notices::ShortcutsWindow,
     pub notices: super::notices::Notices,
