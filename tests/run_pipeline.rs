@@ -533,6 +533,39 @@ fn a_saved_model_maps_its_scene_as_the_run_did_in_tiles_and_shards() {
             "mosaic probability band {b}"
         );
     }
+    // A list of scenes split over a job array of 2: each task maps its
+    // scene whole into the folder named after it; run again, it skips it.
+    let list = dir.path().join("scenes.csv");
+    let line = format!(
+        "{},{}",
+        demo("Spain_7370579_S2Hand.tif").display(),
+        demo("Spain_7370579_S1Hand.tif").display()
+    );
+    std::fs::write(&list, format!("hsi,sar\n{line}\n{line}\n")).unwrap();
+    let region = dir.path().join("region");
+    let by_list = |i: usize| {
+        ok(bin()
+            .args(["predict", "--tile", "256", "--no-polygons", "--model"])
+            .arg(&model)
+            .arg("--scenes")
+            .arg(&list)
+            .args(["--shard", &format!("{i}/2"), "--out"])
+            .arg(&region)
+            .output()
+            .unwrap())
+    };
+    by_list(0);
+    by_list(1);
+    for name in ["Spain_7370579_S2Hand", "Spain_7370579_S2Hand-2"] {
+        assert_eq!(
+            band_f64(&region.join(name).join("classmap.tif"), 1),
+            want,
+            "{name}"
+        );
+    }
+    let again = by_list(1);
+    assert!(again.contains("already mapped"), "{again}");
+
     // A missing shard, a shard given twice, a shard that did not finish.
     let refused = |parts: &[&Path], words: &str| {
         let out = mosaic(parts, &dir.path().join("refused"));

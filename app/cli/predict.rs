@@ -3,13 +3,16 @@
 //! stop; `--shard i/N` does the i-th of N disjoint sets of tiles (a job
 //! array's task), and `mosaic` joins the parts.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::Args;
 
 use super::run::cancel_on_ctrl_c;
-use crate::pipeline::apply_model::{ApplyRequest, apply_model};
+use crate::base::CancelFlag;
+use crate::pipeline::apply_model::{
+    Applied, ApplyRequest, SceneInputs, already_mapped, apply_model, read_scene_list, scene_folders,
+};
 use crate::pipeline::tiled_predict::TileProgress;
 
 pub use crate::pipeline::apply_model::{RECORD, prepare_output};
@@ -25,6 +28,13 @@ pub struct PredictArgs {
     /// SAR image (the model's kind: dual- or quad-pol).
     #[arg(long)]
     pub sar: Option<PathBuf>,
+    /// A list of scenes instead of one (CSV, header `hsi,sar`, paths
+    /// relative to the list): each mapped whole into a folder of --out
+    /// named after its first file; with --shard i/N every N-th scene from
+    /// the i-th. A scene whose folder already holds its finished map is
+    /// skipped (a job run again completes the list).
+    #[arg(long, conflicts_with_all = ["hsi", "sar"])]
+    pub scenes: Option<PathBuf>,
     /// The backbone checkpoint, when it is no longer where the model was
     /// trained (checked by its SHA-256).
     #[arg(long)]
@@ -33,8 +43,9 @@ pub struct PredictArgs {
     /// not depend on it.
     #[arg(long, default_value_t = 1024)]
     pub tile: usize,
-    /// Do only shard i of N (0-based, e.g. 2/8): every N-th tile from the
-    /// i-th; `$SLURM_ARRAY_TASK_ID/N` in a job array.
+    /// Do only shard i of N (0-based, e.g. 2/8): every N-th tile (with
+    /// --scenes: scene) from the i-th; `$SLURM_ARRAY_TASK_ID/N` in a job
+    /// array.
     #[arg(long)]
     pub shard: Option<String>,
     /// Patches per feature batch (default: 64 K pixels a batch).
@@ -64,8 +75,11 @@ fn parse_shard(text: &str) -> anyhow::Result<(usize, usize)> {
 
 pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
     let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+    if let Some(list) = &args.scenes {
+        return run_list(args, list, shard);
+    }
     if args.hsi.is_none() && args.sar.is_none() {
-        bail!("give --hsi and/or --sar");
+        bail!("give --hsi and/or --sar (or --scenes LIST)");
     }
     let request = ApplyRequest {
         model: args.model.clone(),
@@ -80,8 +94,13 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
         command: std::env::args().collect(),
     };
     log::info!("[..] mapping into {} (Ctrl-C cancels)", args.out.display());
+    apply_with_progress(&request, &cancel_on_ctrl_c()).map(|_| ())
+}
+
+/// [`apply_model`] with a progress line on stderr.
+fn apply_with_progress(request: &ApplyRequest, cancel: &CancelFlag) -> anyhow::Result<Applied> {
     let mut tiles_seen = false;
-    let applied = apply_model(&request, &cancel_on_ctrl_c(), &mut |p: &TileProgress| {
+    let applied = apply_model(request, cancel, &mut |p: &TileProgress| {
         tiles_seen = true;
         let eta = p
             .eta_seconds
@@ -91,5 +110,56 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
     if tiles_seen {
         eprintln!();
     }
-    applied.map(|_| ())
+    applied
+}
+
+/// `--scenes LIST`: the list's scenes (the shard's share of them), each
+/// whole into its folder of --out; finished ones skipped; stops at the
+/// first scene that fails (the ones before it are whole).
+fn run_list(args: &PredictArgs, list: &Path, shard: Option<(usize, usize)>) -> anyhow::Result<()> {
+    let scenes = read_scene_list(list)?;
+    // Folder names come from the whole list: the same in every shard.
+    let folders = scene_folders(&args.out, &scenes);
+    let (i, n) = shard.unwrap_or((0, 1));
+    let mine: Vec<(usize, &SceneInputs, &PathBuf)> = scenes
+        .iter()
+        .zip(&folders)
+        .enumerate()
+        .filter(|(k, _)| k % n == i)
+        .map(|(k, (s, f))| (k, s, f))
+        .collect();
+    log::info!(
+        "[..] {} of the {} scenes of {} into {} (Ctrl-C cancels)",
+        mine.len(),
+        scenes.len(),
+        list.display(),
+        args.out.display()
+    );
+    let cancel = cancel_on_ctrl_c();
+    for (k, scene, folder) in mine {
+        if already_mapped(folder, scene) {
+            log::info!(
+                "[ok] scene {} ({}): already mapped",
+                k + 1,
+                folder.display()
+            );
+            continue;
+        }
+        log::info!("[..] scene {} of {}: {}", k + 1, scenes.len(), scene.name());
+        let request = ApplyRequest {
+            model: args.model.clone(),
+            hsi: scene.hsi.clone(),
+            sar: scene.sar.clone(),
+            checkpoint: args.checkpoint.clone(),
+            tile: args.tile,
+            shard: None,
+            batch_patches: args.batch_patches,
+            polygons: !args.no_polygons,
+            out: folder.clone(),
+            command: std::env::args().collect(),
+        };
+        apply_with_progress(&request, &cancel)
+            .with_context(|| format!("scene {} of {}", k + 1, list.display()))?;
+    }
+    Ok(())
 }

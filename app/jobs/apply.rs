@@ -5,33 +5,16 @@
 //! (`model.udmodel`), so the folder says what made its maps. A scene that
 //! fails is reported and the others go on; Cancel stops at the next batch.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 
 use super::{JobContext, JobEvent};
 use crate::pipeline::apply_model::{Applied, ApplyRequest, apply_model};
+pub use crate::pipeline::apply_model::{SceneInputs, scene_folders};
 use crate::pipeline::model_bundle::ModelBundle;
 use crate::pipeline::tiled_predict::TileProgress;
-
-/// One scene to map: its cube and/or its SAR image.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SceneInputs {
-    pub hsi: Option<PathBuf>,
-    pub sar: Option<PathBuf>,
-}
-
-impl SceneInputs {
-    /// A folder name for its outputs: the first file's stem.
-    pub fn name(&self) -> String {
-        self.hsi
-            .as_ref()
-            .or(self.sar.as_ref())
-            .and_then(|p| p.file_stem())
-            .map_or_else(|| "scene".into(), |s| s.to_string_lossy().to_string())
-    }
-}
 
 /// Which model maps the scenes.
 #[derive(Debug, Clone)]
@@ -123,25 +106,6 @@ pub struct AppliedScenes {
     pub scenes: Vec<(String, PathBuf, Result<Applied, String>)>,
 }
 
-/// Output folders for the scenes: their names, made unique ("a", "a-2").
-pub fn scene_folders(out: &Path, scenes: &[SceneInputs]) -> Vec<PathBuf> {
-    let mut taken: Vec<String> = Vec::new();
-    scenes
-        .iter()
-        .map(|s| {
-            let base = s.name();
-            let mut name = base.clone();
-            let mut k = 2;
-            while taken.contains(&name) {
-                name = format!("{base}-{k}");
-                k += 1;
-            }
-            taken.push(name.clone());
-            out.join(name)
-        })
-        .collect()
-}
-
 /// Runs one request (the worker's body).
 pub fn run(job: &JobContext<'_>, request: &ApplyScenesRequest) {
     let result = apply_scenes(job, request);
@@ -218,26 +182,4 @@ fn apply_scenes(
         out: request.out.clone(),
         scenes,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scene_folders_are_named_by_the_first_file_and_unique() {
-        let s = |hsi: Option<&str>, sar: Option<&str>| SceneInputs {
-            hsi: hsi.map(PathBuf::from),
-            sar: sar.map(PathBuf::from),
-        };
-        let scenes = [
-            s(Some("/d/a.tif"), Some("/d/a_s1.tif")),
-            s(None, Some("/e/b.tif")),
-            s(Some("/f/a.tif"), None),
-            s(None, None),
-        ];
-        let folders = scene_folders(Path::new("/out"), &scenes);
-        let names: Vec<_> = folders.iter().map(|p| p.display().to_string()).collect();
-        assert_eq!(names, ["/out/a", "/out/b", "/out/a-2", "/out/scene"]);
-    }
 }

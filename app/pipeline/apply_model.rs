@@ -62,6 +62,106 @@ pub struct ApplyRequest {
     pub command: Vec<String>,
 }
 
+/// One scene to map: its cube and/or its SAR image.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SceneInputs {
+    pub hsi: Option<PathBuf>,
+    pub sar: Option<PathBuf>,
+}
+
+impl SceneInputs {
+    /// A folder name for its outputs: the first file's stem.
+    pub fn name(&self) -> String {
+        self.hsi
+            .as_ref()
+            .or(self.sar.as_ref())
+            .and_then(|p| p.file_stem())
+            .map_or_else(|| "scene".into(), |s| s.to_string_lossy().to_string())
+    }
+}
+
+/// Output folders for the scenes: their names, made unique ("a", "a-2").
+pub fn scene_folders(out: &Path, scenes: &[SceneInputs]) -> Vec<PathBuf> {
+    let mut taken: Vec<String> = Vec::new();
+    scenes
+        .iter()
+        .map(|s| {
+            let base = s.name();
+            let mut name = base.clone();
+            let mut k = 2;
+            while taken.contains(&name) {
+                name = format!("{base}-{k}");
+                k += 1;
+            }
+            taken.push(name.clone());
+            out.join(name)
+        })
+        .collect()
+}
+
+/// Reads a list of scenes: a CSV file whose header names the columns
+/// `hsi` and `sar` (either may be left empty on a line, not both), paths
+/// relative to the list's folder, `#` lines ignored.
+pub fn read_scene_list(path: &Path) -> anyhow::Result<Vec<SceneInputs>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the scene list {}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+    let (_, header) = lines
+        .next()
+        .with_context(|| format!("{}: the scene list is empty", path.display()))?;
+    let columns: Vec<String> = header.split(',').map(|c| c.trim().to_lowercase()).collect();
+    let hsi = columns.iter().position(|c| c == "hsi");
+    let sar = columns.iter().position(|c| c == "sar");
+    if hsi.is_none() && sar.is_none() {
+        bail!(
+            "{}: the first line must name the columns hsi and/or sar (e.g. `hsi,sar`), not `{}`",
+            path.display(),
+            header.trim()
+        );
+    }
+    let mut scenes = Vec::new();
+    for (n, line) in lines {
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let field = |at: Option<usize>| {
+            at.and_then(|i| fields.get(i))
+                .filter(|f| !f.is_empty())
+                .map(|f| base.join(f))
+        };
+        let scene = SceneInputs {
+            hsi: field(hsi),
+            sar: field(sar),
+        };
+        if scene.hsi.is_none() && scene.sar.is_none() {
+            bail!("{} line {}: no HSI and no SAR file", path.display(), n + 1);
+        }
+        scenes.push(scene);
+    }
+    if scenes.is_empty() {
+        bail!("{}: the scene list names no scene", path.display());
+    }
+    Ok(scenes)
+}
+
+/// Whether `dir` holds a finished map of `scene` (its `predict.json` names
+/// the same inputs), so a job run again skips it.
+pub fn already_mapped(dir: &Path, scene: &SceneInputs) -> bool {
+    let Ok(text) = std::fs::read_to_string(dir.join(RECORD)) else {
+        return false;
+    };
+    let Ok(record) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return false;
+    };
+    let same = |key: &str, p: &Option<PathBuf>| {
+        let recorded = record["inputs"][key].as_str().map(PathBuf::from);
+        recorded == *p
+    };
+    same("hsi", &scene.hsi) && same("sar", &scene.sar)
+}
+
 /// What a finished application wrote.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Applied {
@@ -286,4 +386,49 @@ pub fn apply_model(
         tiles: tiles.len(),
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scene_folders_are_named_by_the_first_file_and_unique() {
+        let s = |hsi: Option<&str>, sar: Option<&str>| SceneInputs {
+            hsi: hsi.map(PathBuf::from),
+            sar: sar.map(PathBuf::from),
+        };
+        let scenes = [
+            s(Some("/d/a.tif"), Some("/d/a_s1.tif")),
+            s(None, Some("/e/b.tif")),
+            s(Some("/f/a.tif"), None),
+            s(None, None),
+        ];
+        let folders = scene_folders(Path::new("/out"), &scenes);
+        let names: Vec<_> = folders.iter().map(|p| p.display().to_string()).collect();
+        assert_eq!(names, ["/out/a", "/out/b", "/out/a-2", "/out/scene"]);
+    }
+
+    #[test]
+    fn a_scene_list_reads_relative_paths_and_says_what_is_wrong() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let list = dir.path().join("scenes.csv");
+        std::fs::write(
+            &list,
+            "# region north\nhsi, sar\na/s2.tif, a/s1.tif\n, /abs/s1.tif\n\nb/s2.tif,\n",
+        )
+        .expect("written");
+        let scenes = read_scene_list(&list).expect("read");
+        assert_eq!(scenes.len(), 3);
+        assert_eq!(scenes[0].hsi, Some(dir.path().join("a/s2.tif")));
+        assert_eq!(scenes[1].hsi, None);
+        assert_eq!(scenes[1].sar, Some(PathBuf::from("/abs/s1.tif")));
+        assert_eq!(scenes[2].sar, None);
+        std::fs::write(&list, "cube\nx.tif\n").expect("written");
+        let e = read_scene_list(&list).expect_err("no hsi/sar header");
+        assert!(e.to_string().contains("hsi and/or sar"), "{e}");
+        std::fs::write(&list, "hsi,sar\n,\n").expect("written");
+        let e = read_scene_list(&list).expect_err("an empty line of fields");
+        assert!(e.to_string().contains("line 2"), "{e}");
+    }
 }
