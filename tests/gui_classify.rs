@@ -751,17 +751,7 @@ fn export_polygons_writes_the_shown_map_as_a_geopackage() {
     use gdal::vector::LayerAccess;
     use unidiff_studio::ui::app::FileAction;
     let dir = tempfile::tempdir().unwrap();
-    let (mut h, test) = corner_harness(dir.path());
-    paint(&mut h, 1, &blocks_of_in(&test, 128, 1, 2, 11));
-    paint(&mut h, 2, &blocks_of_in(&test, 128, 2, 2, 11));
-    {
-        let s = &mut h.state_mut().store.classify_settings;
-        s.t = 0;
-        s.stride = Some(32);
-        s.baseline = false;
-    }
-    h.run_steps(2);
-    classify_to_the_end(&mut h);
+    let mut h = classified_corner(dir.path());
     h.get_by_label("Export polygons…");
     let out = dir.path().join("map.gpkg");
     h.state_mut().handle(AppCommand::FilePicked(
@@ -915,17 +905,7 @@ fn cleanup_steps_make_a_cleaned_layer_that_exports_and_undoes() {
     use unidiff_studio::pipeline::cleanup::CleanStep;
     use unidiff_studio::ui::app::FileAction;
     let dir = tempfile::tempdir().unwrap();
-    let (mut h, test) = corner_harness(dir.path());
-    paint(&mut h, 1, &blocks_of_in(&test, 128, 1, 2, 11));
-    paint(&mut h, 2, &blocks_of_in(&test, 128, 2, 2, 11));
-    {
-        let s = &mut h.state_mut().store.classify_settings;
-        s.t = 0;
-        s.stride = Some(32);
-        s.baseline = false;
-    }
-    h.run_steps(2);
-    classify_to_the_end(&mut h);
+    let mut h = classified_corner(dir.path());
     let (raw, grid) = {
         let s = h.state().store.session.as_ref().unwrap();
         let r = s.result.as_ref().unwrap();
@@ -1103,17 +1083,7 @@ fn a_validation_sample_is_labelled_in_the_app_and_scores_the_map() {
     use unidiff_studio::io::sample_points::{REFERENCE_FIELD, read_sample_points};
     use unidiff_studio::ui::app::FileAction;
     let dir = tempfile::tempdir().unwrap();
-    let (mut h, test) = corner_harness(dir.path());
-    paint(&mut h, 1, &blocks_of_in(&test, 128, 1, 2, 11));
-    paint(&mut h, 2, &blocks_of_in(&test, 128, 2, 2, 11));
-    {
-        let s = &mut h.state_mut().store.classify_settings;
-        s.t = 0;
-        s.stride = Some(32);
-        s.baseline = false;
-    }
-    h.run_steps(2);
-    classify_to_the_end(&mut h);
+    let mut h = classified_corner(dir.path());
     let sample_path = dir.path().join("sample.gpkg");
     h.state_mut().handle(AppCommand::FilePicked(
         FileAction::ValidationSample { per_class: 4 },
@@ -1221,17 +1191,7 @@ fn apply_model_to_scenes_maps_the_training_scene_as_the_classification_did() {
     use unidiff_studio::jobs::SceneInputs;
     use unidiff_studio::ui::views::Window;
     let dir = tempfile::tempdir().unwrap();
-    let (mut h, test) = corner_harness(dir.path());
-    paint(&mut h, 1, &blocks_of_in(&test, 128, 1, 2, 11));
-    paint(&mut h, 2, &blocks_of_in(&test, 128, 2, 2, 11));
-    {
-        let s = &mut h.state_mut().store.classify_settings;
-        s.t = 0;
-        s.stride = Some(32);
-        s.baseline = false;
-    }
-    h.run_steps(2);
-    classify_to_the_end(&mut h);
+    let mut h = classified_corner(dir.path());
     let map = {
         let r = h
             .state()
@@ -1301,6 +1261,23 @@ fn apply_model_to_scenes_maps_the_training_scene_as_the_classification_did() {
     assert!(!out.join("missing").join("predict.json").exists());
     h.get_by_label_contains("Spain_7370579_S2Hand: 128 x 128 px");
     save_render(&mut h, "apply.png");
+}
+
+/// The corner scene with two blocks of each class painted, classified by
+/// the MLP alone (t = 0, stride 32).
+fn classified_corner(dir: &Path) -> Harness<'static, StudioApp> {
+    let (mut h, test) = corner_harness(dir);
+    paint(&mut h, 1, &blocks_of_in(&test, 128, 1, 2, 11));
+    paint(&mut h, 2, &blocks_of_in(&test, 128, 2, 2, 11));
+    {
+        let s = &mut h.state_mut().store.classify_settings;
+        s.t = 0;
+        s.stride = Some(32);
+        s.baseline = false;
+    }
+    h.run_steps(2);
+    classify_to_the_end(&mut h);
+    h
 }
 
 /// Clicks Classify and steps the app until the classification has ended.
