@@ -260,7 +260,8 @@ pub enum TaskDone {
     PolygonsExported {
         path: PathBuf,
         polygons: usize,
-        dissolved: bool,
+        /// The layer of one multipolygon per class, when asked for.
+        dissolved: Option<&'static str>,
     },
     ValidationSampleWritten {
         path: PathBuf,
@@ -448,7 +449,7 @@ fn perform(task: &Task) -> anyhow::Result<TaskDone> {
             TaskDone::PolygonsExported {
                 path: path.clone(),
                 polygons: written?.polygons,
-                dissolved: *dissolve,
+                dissolved: dissolve.then_some(crate::io::vectorize::DISSOLVED_LAYER),
             }
         }
         Task::WriteValidationSample {

@@ -83,3 +83,74 @@ pub fn accuracy_from_sample(
         estimates,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::sample_points::{
+        read_reference_points, read_sample_points, write_references, write_sample,
+    };
+    use crate::scene::named_classes;
+    use gdal::spatial_ref::SpatialRef;
+
+    #[test]
+    fn references_go_back_by_feature_id_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (w, h) = (20, 10);
+        let grid = PixelGrid {
+            width: w,
+            height: h,
+            geo_transform: Some([500_000.0, 10.0, 0.0, 4_000_000.0, 0.0, -10.0]),
+            crs_wkt: Some(
+                SpatialRef::from_epsg(32633)
+                    .and_then(|s| s.to_wkt())
+                    .expect("EPSG:32633"),
+            ),
+            crs_name: Some("EPSG:32633".into()),
+        };
+        let map: Vec<u8> = (0..w * h).map(|i| if i % w < 10 { 1 } else { 2 }).collect();
+        let classes = named_classes(2, &[]);
+        let path = dir.path().join("sample.gpkg");
+        write_sample(&path, &grid, &stratified_sample(&map, w, 3, 7), &classes).expect("written");
+        let read = read_sample_points(&path, REFERENCE_FIELD, &grid, &classes).expect("read");
+        assert_eq!(read.points.len(), 6);
+        assert!(read.points.iter().all(|p| p.reference.is_none()));
+        // Label all but the last, each as its map class.
+        let mut refs: Vec<(u64, Option<u8>)> = read
+            .points
+            .iter()
+            .map(|p| (p.fid, Some(map[p.row * w + p.col])))
+            .collect();
+        refs[5].1 = None;
+        write_references(&path, &read.layer, REFERENCE_FIELD, &refs).expect("labels written");
+        let again = read_sample_points(&path, REFERENCE_FIELD, &grid, &classes).expect("read");
+        let got: Vec<(u64, Option<u8>)> =
+            again.points.iter().map(|p| (p.fid, p.reference)).collect();
+        assert_eq!(got, refs);
+        let points = read_reference_points(&path, REFERENCE_FIELD, &grid, &classes).expect("read");
+        assert_eq!((points.points.len(), points.unlabelled), (5, 1));
+
+        // A feature id the layer lacks: an error, the file as it was, no
+        // temporary file left.
+        let before = std::fs::read(&path).expect("bytes");
+        let e = write_references(
+            &path,
+            &read.layer,
+            REFERENCE_FIELD,
+            &[(1, Some(2)), (999, Some(1))],
+        )
+        .expect_err("no feature 999");
+        assert!(e.to_string().contains("999"), "{e}");
+        assert_eq!(std::fs::read(&path).expect("bytes"), before);
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
+        // Only GeoPackages are written back.
+        let e = write_references(
+            &dir.path().join("s.geojson"),
+            "sample",
+            REFERENCE_FIELD,
+            &refs,
+        )
+        .expect_err("not a GeoPackage");
+        assert!(e.to_string().contains("only a GeoPackage"), "{e}");
+    }
+}

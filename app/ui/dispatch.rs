@@ -920,14 +920,9 @@ impl StudioApp {
             } => self.info(format!(
                 "wrote {polygons} polygons to {} (layer landcover{})",
                 path.display(),
-                if dissolved {
-                    format!(
-                        "; one per class in layer {}",
-                        crate::io::vectorize::DISSOLVED_LAYER
-                    )
-                } else {
-                    String::new()
-                }
+                dissolved.map_or(String::new(), |layer| format!(
+                    "; one per class in layer {layer}"
+                ))
             )),
             TaskDone::ValidationSampleWritten { path, written } => {
                 for note in &written.notes {
