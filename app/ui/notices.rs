@@ -113,7 +113,7 @@ impl ShortcutsWindow {
                         for (k, what) in [
                             ("B / E / I", "brush / eraser / inspect"),
                             ("[ and ]", "brush size"),
-                            ("1 .. 9", "class"),
+                            ("1 .. 9", "class (of the brush; of the sample point on show while a sample is open)"),
                             ("Ctrl+Z", "undo"),
                             ("Ctrl+Shift+Z, Ctrl+Y", "redo"),
                             ("wheel", "zoom at the cursor"),

@@ -59,7 +59,7 @@ impl SampleWindow {
                     |v| crate::scene::class_name(&session.classes, v),
                 );
                 ui.label(format!("reference: {reference}"));
-                ui.label("what is at the ringed pixel?");
+                ui.label("what is at the ringed pixel? (a button, or the class's digit key)");
                 ui.horizontal_wrapped(|ui| {
                     for c in &session.classes {
                         let [r, g, b] = c.color;

@@ -18,6 +18,8 @@ pub struct ShortcutContext {
     pub has_scene: bool,
     pub classes: usize,
     pub adapting: bool,
+    /// A validation sample is open: digits label its point on show.
+    pub labelling_sample: bool,
 }
 
 impl StudioApp {
@@ -26,6 +28,7 @@ impl StudioApp {
             has_scene: self.store.session.is_some(),
             classes: self.store.session.as_ref().map_or(0, |s| s.classes.len()),
             adapting: self.jobs.adapting.is_some(),
+            labelling_sample: self.store.sample.is_some(),
         }
     }
 }
@@ -74,7 +77,12 @@ pub fn commands_for_keys(ctx: &egui::Context, state: ShortcutContext) -> Vec<App
     ];
     for (i, k) in digits.into_iter().enumerate() {
         if pressed(k) && i < state.classes {
-            out.push(AppCommand::SelectClass((i + 1) as u8));
+            let class = (i + 1) as u8;
+            out.push(if state.labelling_sample {
+                AppCommand::SetSampleReference(Some(class))
+            } else {
+                AppCommand::SelectClass(class)
+            });
         }
     }
     if pressed(Key::L) {
@@ -180,6 +188,7 @@ mod tests {
                 has_scene,
                 classes: 2,
                 adapting: false,
+                labelling_sample: false,
             };
             let got = commands_of(Key::Q, Modifiers::COMMAND, state);
             assert!(
@@ -190,5 +199,25 @@ mod tests {
             // Q alone does nothing.
             assert!(commands_of(Key::Q, Modifiers::NONE, state).is_empty());
         }
+    }
+
+    #[test]
+    fn digits_pick_the_brush_class_or_label_the_sample_point_on_show() {
+        let mut state = ShortcutContext {
+            has_scene: true,
+            classes: 2,
+            adapting: false,
+            labelling_sample: false,
+        };
+        let got = commands_of(Key::Num2, Modifiers::NONE, state);
+        assert!(matches!(got[..], [AppCommand::SelectClass(2)]), "{got:?}");
+        state.labelling_sample = true;
+        let got = commands_of(Key::Num2, Modifiers::NONE, state);
+        assert!(
+            matches!(got[..], [AppCommand::SetSampleReference(Some(2))]),
+            "{got:?}"
+        );
+        // A digit beyond the classes does nothing.
+        assert!(commands_of(Key::Num3, Modifiers::NONE, state).is_empty());
     }
 }
