@@ -61,14 +61,26 @@ impl HeadLinear {
 
 /// `W^T X + b` for columns X (`d_in x n`): `d_out x n`.
 fn columns_through(layer: &HeadLinear, x: &[f32], n: usize) -> Vec<f32> {
-    let mut out: Vec<f32> = layer
-        .bias
+    columns_through_weights(&layer.weight, &layer.bias, layer.d_in, x, n)
+}
+
+/// [`columns_through`] with the layer given as its `d_in x d_out` weights
+/// and its bias.
+fn columns_through_weights(
+    weight: &[f32],
+    bias: &[f32],
+    d_in: usize,
+    x: &[f32],
+    n: usize,
+) -> Vec<f32> {
+    let d_out = bias.len();
+    let mut out: Vec<f32> = bias
         .iter()
         .flat_map(|&b| std::iter::repeat_n(b, n))
         .collect();
-    let lhs = MatRef::from_row_major_slice(&layer.weight, layer.d_in, layer.d_out).transpose();
-    let rhs = MatRef::from_row_major_slice(x, layer.d_in, n);
-    let dst = MatMut::from_row_major_slice_mut(&mut out, layer.d_out, n);
+    let lhs = MatRef::from_row_major_slice(weight, d_in, d_out).transpose();
+    let rhs = MatRef::from_row_major_slice(x, d_in, n);
+    let dst = MatMut::from_row_major_slice_mut(&mut out, d_out, n);
     matmul(dst, Accum::Add, lhs, rhs, 1.0f32, Par::Seq);
     out
 }
@@ -133,9 +145,11 @@ impl HeadMlp {
     /// as a patch's features are kept), `K x n`: each column standardised
     /// as `(v - mean) * inv_std` per channel, through the MLP in eval mode,
     /// and a softmax. Channel-major all the way: the products are `W^T X`,
-    /// so no transpose of the (large) input is made, and the one pass over
-    /// it standardises it into `scratch`. Sequential (a caller runs patches
-    /// side by side); a column's result depends on `n` and the column alone.
+    /// so no transpose of the (large) input is made, and the standardisation
+    /// is folded into the first layer's weights (kept in `scratch`) and
+    /// bias, so the input is read once, by the product. Sequential (a caller
+    /// runs patches side by side); a column's result depends on the column
+    /// alone.
     pub fn column_probabilities(
         &self,
         x: &[f32],
@@ -145,12 +159,31 @@ impl HeadMlp {
     ) -> Vec<f32> {
         let d = mean.len();
         let n = x.len() / d.max(1);
+        // The standardisation folded into the first layer (W' = diag(s) W,
+        // b' = b - W'^T m): the product reads the features where they lie,
+        // with no standardised copy of them written and read back.
+        let first = self.hidden_or_out(0);
         scratch.clear();
-        scratch.reserve(d * n);
-        for ((row, &m), &s) in x.chunks_exact(n.max(1)).zip(mean).zip(inv_std) {
-            scratch.extend(row.iter().map(|&v| (v - m) * s));
-        }
-        let mut h = columns_through(self.hidden_or_out(0), scratch, n);
+        scratch.extend(
+            first
+                .weight
+                .chunks_exact(first.d_out.max(1))
+                .zip(inv_std)
+                .flat_map(|(row, &s)| row.iter().map(move |&w| w * s)),
+        );
+        let bias: Vec<f32> = (0..first.d_out)
+            .map(|j| {
+                let shift: f64 = scratch
+                    .iter()
+                    .skip(j)
+                    .step_by(first.d_out.max(1))
+                    .zip(mean)
+                    .map(|(&w, &m)| f64::from(w) * f64::from(m))
+                    .sum();
+                (f64::from(first.bias[j]) - shift) as f32
+            })
+            .collect();
+        let mut h = columns_through_weights(scratch, &bias, d, x, n);
         for (i, (_, norm)) in self.hidden.iter().enumerate() {
             let std = norm.running_std();
             for (k, row) in h.chunks_exact_mut(n.max(1)).enumerate() {
