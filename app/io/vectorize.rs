@@ -119,6 +119,30 @@ impl AreaMeter {
     }
 }
 
+/// Adds a polygon of class `value` to that class's multipolygon (made on
+/// its first polygon) and counts it.
+fn add_to_class(
+    by_class: &mut Vec<(u8, Geometry, usize)>,
+    value: u8,
+    polygon: &Geometry,
+) -> gdal::errors::Result<()> {
+    let at = match by_class.iter().position(|(v, _, _)| *v == value) {
+        Some(i) => i,
+        None => {
+            by_class.push((
+                value,
+                Geometry::empty(OGRwkbGeometryType::wkbMultiPolygon)?,
+                0,
+            ));
+            by_class.len() - 1
+        }
+    };
+    let (_, multi, count) = &mut by_class[at];
+    multi.add_geometry(polygon.clone())?;
+    *count += 1;
+    Ok(())
+}
+
 fn write_layer(
     src: &Dataset,
     band: &gdal::raster::RasterBand<'_>,
@@ -175,13 +199,22 @@ fn write_layer(
     let name_of = |v: u8| class_name(classes, v);
     let mut layer = txn.layer_by_name("landcover").map_err(|e| failed(tmp, e))?;
     let mut rows = Vec::new();
+    // Dissolved: per class value, its multipolygon and how many regions it
+    // holds, gathered in the same pass over the polygons.
+    let mut by_class: Vec<(u8, Geometry, usize)> = Vec::new();
     for f in layer.features() {
         let class = f
             .field_as_integer(0)
             .map_err(|e| failed(tmp, e))?
             .unwrap_or(0);
         let area = match f.geometry() {
-            Some(g) => meter.square_metres(g).map_err(|e| failed(tmp, e))?,
+            Some(g) => {
+                if dissolve {
+                    let value = u8::try_from(class).unwrap_or(0);
+                    add_to_class(&mut by_class, value, g).map_err(|e| failed(tmp, e))?;
+                }
+                meter.square_metres(g).map_err(|e| failed(tmp, e))?
+            }
             None => 0.0,
         };
         if let Some(fid) = f.fid() {
@@ -206,30 +239,6 @@ fn write_layer(
     }
     hectares.sort_by_key(|(v, _)| *v);
     if dissolve {
-        // Per class value: its multipolygon and how many regions it holds.
-        let mut by_class: Vec<(u8, Geometry, usize)> = Vec::new();
-        for f in layer.features() {
-            let class = f
-                .field_as_integer(0)
-                .map_err(|e| failed(tmp, e))?
-                .unwrap_or(0);
-            let value = u8::try_from(class).unwrap_or(0);
-            let Some(g) = f.geometry() else {
-                continue;
-            };
-            let at = match by_class.iter().position(|(v, _, _)| *v == value) {
-                Some(i) => i,
-                None => {
-                    let multi = Geometry::empty(OGRwkbGeometryType::wkbMultiPolygon)
-                        .map_err(|e| failed(tmp, e))?;
-                    by_class.push((value, multi, 0));
-                    by_class.len() - 1
-                }
-            };
-            let (_, multi, count) = &mut by_class[at];
-            multi.add_geometry(g.clone()).map_err(|e| failed(tmp, e))?;
-            *count += 1;
-        }
         by_class.sort_by_key(|(v, _, _)| *v);
         let dissolved = txn
             .create_layer(LayerOptions {
