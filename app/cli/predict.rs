@@ -13,7 +13,7 @@ use crate::base::CancelFlag;
 use crate::pipeline::apply_model::{
     Applied, ApplyRequest, SceneInputs, already_mapped, apply_model, read_scene_list, scene_folders,
 };
-use crate::pipeline::tiled_predict::TileProgress;
+use crate::pipeline::tiled_predict::{TileProgress, shard_share};
 
 pub use crate::pipeline::apply_model::{RECORD, prepare_output};
 
@@ -81,20 +81,35 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
     if args.hsi.is_none() && args.sar.is_none() {
         bail!("give --hsi and/or --sar (or --scenes LIST)");
     }
-    let request = ApplyRequest {
-        model: args.model.clone(),
+    let scene = SceneInputs {
         hsi: args.hsi.clone(),
         sar: args.sar.clone(),
+    };
+    let request = request_for(args, &scene, shard, &args.out);
+    log::info!("[..] mapping into {} (Ctrl-C cancels)", args.out.display());
+    apply_with_progress(&request, &cancel_on_ctrl_c()).map(|_| ())
+}
+
+/// What `predict` asks of [`apply_model`] for `scene` (its `shard` of
+/// tiles) into `out`.
+fn request_for(
+    args: &PredictArgs,
+    scene: &SceneInputs,
+    shard: Option<(usize, usize)>,
+    out: &Path,
+) -> ApplyRequest {
+    ApplyRequest {
+        model: args.model.clone(),
+        hsi: scene.hsi.clone(),
+        sar: scene.sar.clone(),
         checkpoint: args.checkpoint.clone(),
         tile: args.tile,
         shard,
         batch_patches: args.batch_patches,
         polygons: !args.no_polygons,
-        out: args.out.clone(),
+        out: out.to_path_buf(),
         command: std::env::args().collect(),
-    };
-    log::info!("[..] mapping into {} (Ctrl-C cancels)", args.out.display());
-    apply_with_progress(&request, &cancel_on_ctrl_c()).map(|_| ())
+    }
 }
 
 /// [`apply_model`] with a progress line on stderr.
@@ -120,14 +135,7 @@ fn run_list(args: &PredictArgs, list: &Path, shard: Option<(usize, usize)>) -> a
     let scenes = read_scene_list(list)?;
     // Folder names come from the whole list: the same in every shard.
     let folders = scene_folders(&args.out, &scenes);
-    let (i, n) = shard.unwrap_or((0, 1));
-    let mine: Vec<(usize, &SceneInputs, &PathBuf)> = scenes
-        .iter()
-        .zip(&folders)
-        .enumerate()
-        .filter(|(k, _)| k % n == i)
-        .map(|(k, (s, f))| (k, s, f))
-        .collect();
+    let mine = shard_share(scenes.iter().zip(&folders).enumerate().collect(), shard)?;
     log::info!(
         "[..] {} of the {} scenes of {} into {} (Ctrl-C cancels)",
         mine.len(),
@@ -136,7 +144,7 @@ fn run_list(args: &PredictArgs, list: &Path, shard: Option<(usize, usize)>) -> a
         args.out.display()
     );
     let cancel = cancel_on_ctrl_c();
-    for (k, scene, folder) in mine {
+    for (k, (scene, folder)) in mine {
         if already_mapped(folder, scene) {
             log::info!(
                 "[ok] scene {} ({}): already mapped",
@@ -146,18 +154,7 @@ fn run_list(args: &PredictArgs, list: &Path, shard: Option<(usize, usize)>) -> a
             continue;
         }
         log::info!("[..] scene {} of {}: {}", k + 1, scenes.len(), scene.name());
-        let request = ApplyRequest {
-            model: args.model.clone(),
-            hsi: scene.hsi.clone(),
-            sar: scene.sar.clone(),
-            checkpoint: args.checkpoint.clone(),
-            tile: args.tile,
-            shard: None,
-            batch_patches: args.batch_patches,
-            polygons: !args.no_polygons,
-            out: folder.clone(),
-            command: std::env::args().collect(),
-        };
+        let request = request_for(args, scene, None, folder);
         apply_with_progress(&request, &cancel)
             .with_context(|| format!("scene {} of {}", k + 1, list.display()))?;
     }

@@ -18,7 +18,7 @@ use serde_json::json;
 use super::model_bundle::ModelBundle;
 use super::stage_b::default_batch_patches;
 use super::tiled_predict::{
-    SceneReader, TileProgress, TiledPredictError, predict_tiles, scene_window, shard_tiles,
+    SceneReader, TileProgress, TiledPredictError, predict_tiles, scene_window, shard_share,
     tiles_of,
 };
 use crate::base::step::{Step, peak_rss_mib};
@@ -306,7 +306,7 @@ pub fn apply_model(
     step.done();
 
     let all_tiles = tiles_of(grid.height, grid.width, args.tile);
-    let tiles = shard_tiles(all_tiles.clone(), shard)?;
+    let tiles = shard_share(all_tiles.clone(), shard)?;
     let step = Step::start(format!(
         "classifying {} of {} tiles of {} x {}",
         tiles.len(),

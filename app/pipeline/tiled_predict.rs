@@ -60,16 +60,17 @@ pub fn tiles_of(height: usize, width: usize, tile: usize) -> Vec<Window> {
         .collect()
 }
 
-/// The tiles of shard `index` of `count`: every count-th tile from
-/// `index`, so that the shards are disjoint and together cover the scene.
-pub fn shard_tiles(
-    tiles: Vec<Window>,
+/// The share of shard `index` of `count` (of a scene's tiles, or of a
+/// list's scenes): every count-th item from `index`, so that the shards are
+/// disjoint and together cover them all.
+pub fn shard_share<T>(
+    items: Vec<T>,
     shard: Option<(usize, usize)>,
-) -> Result<Vec<Window>, TiledPredictError> {
+) -> Result<Vec<T>, TiledPredictError> {
     match shard {
-        None => Ok(tiles),
+        None => Ok(items),
         Some((index, count)) if index >= count => Err(TiledPredictError::BadShard { index, count }),
-        Some((index, count)) => Ok(tiles.into_iter().skip(index).step_by(count).collect()),
+        Some((index, count)) => Ok(items.into_iter().skip(index).step_by(count).collect()),
     }
 }
 
@@ -209,13 +210,13 @@ mod tests {
             }
         }
         assert!(covered.iter().all(|&c| c == 1));
-        let a = shard_tiles(tiles.clone(), Some((0, 4))).unwrap();
-        let b = shard_tiles(tiles.clone(), Some((3, 4))).unwrap();
+        let a = shard_share(tiles.clone(), Some((0, 4))).unwrap();
+        let b = shard_share(tiles.clone(), Some((3, 4))).unwrap();
         assert_eq!((a.len(), b.len()), (2, 1));
         let all: usize = (0..4)
-            .map(|i| shard_tiles(tiles.clone(), Some((i, 4))).unwrap().len())
+            .map(|i| shard_share(tiles.clone(), Some((i, 4))).unwrap().len())
             .sum();
         assert_eq!(all, tiles.len());
-        assert!(shard_tiles(tiles, Some((4, 4))).is_err());
+        assert!(shard_share(tiles, Some((4, 4))).is_err());
     }
 }

@@ -114,6 +114,18 @@ impl ClassificationResult {
         self.cleaned.iter().filter(|c| c.source == self.shown)
     }
 
+    /// A classifier's map after its clean-up steps (its own map when it
+    /// has none): what its next step starts from.
+    pub fn latest_map_of(
+        &self,
+        source: crate::pipeline::classification::ClassifierChoice,
+    ) -> Option<&[u8]> {
+        match self.cleaned.iter().rev().find(|c| c.source == source) {
+            Some(c) => Some(c.class_map.as_slice()),
+            None => self.outcome.result(source).map(|m| m.class_map.as_slice()),
+        }
+    }
+
     /// The shown classifier's map after its last clean-up step, if any.
     pub fn cleaned_map(&self) -> Option<&crate::pipeline::cleanup::CleanedMap> {
         self.cleanup_steps().last()
@@ -146,15 +158,10 @@ impl ClassificationResult {
         }
     }
 
-    /// Drops the last clean-up step of the shown map; whether there was one.
-    pub fn undo_cleanup(&mut self) -> bool {
-        match self.cleaned.iter().rposition(|c| c.source == self.shown) {
-            Some(i) => {
-                self.cleaned.remove(i);
-                true
-            }
-            None => false,
-        }
+    /// Drops the last clean-up step of the shown map and hands it back.
+    pub fn undo_cleanup(&mut self) -> Option<crate::pipeline::cleanup::CleanedMap> {
+        let i = self.cleaned.iter().rposition(|c| c.source == self.shown)?;
+        Some(self.cleaned.remove(i))
     }
 }
 

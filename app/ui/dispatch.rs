@@ -19,6 +19,21 @@ use crate::jobs::{ClassifyRequest, LoadRequest, Task, TaskDone, TaskKind};
 use crate::scene::LabelLayer;
 use crate::session::label_files::is_vector_labels;
 
+/// A model's classes with the session's names and colours (a class the
+/// session lacks keeps the model's).
+fn named_as_session(model: &[ClassInfo], session: &[ClassInfo]) -> Vec<ClassInfo> {
+    model
+        .iter()
+        .map(|c| {
+            session
+                .iter()
+                .find(|named| named.value == c.value)
+                .cloned()
+                .unwrap_or_else(|| c.clone())
+        })
+        .collect()
+}
+
 /// Zoom factor of one PgUp / PgDn.
 const KEY_ZOOM: f32 = 1.25;
 
@@ -596,14 +611,9 @@ impl StudioApp {
     fn apply_model(&mut self) {
         let session_model = match self.store.session.as_ref().and_then(|s| s.result.as_ref()) {
             Some(r) => r.model.clone().map(|m| {
-                // With the session's class names and colours.
                 let mut m = (*m).clone();
                 if let Some(s) = &self.store.session {
-                    for c in &mut m.classes {
-                        if let Some(named) = s.classes.iter().find(|k| k.value == c.value) {
-                            *c = named.clone();
-                        }
-                    }
+                    m.classes = named_as_session(&m.classes, &s.classes);
                 }
                 std::sync::Arc::new(m)
             }),
@@ -623,14 +633,13 @@ impl StudioApp {
         let Some(r) = self.store.session.as_mut().and_then(|s| s.result.as_mut()) else {
             return;
         };
-        let Some(last) = r.cleaned_map().map(|c| c.step.describe()) else {
+        let Some(last) = r.undo_cleanup() else {
             return self.error("the shown map has no clean-up step to undo");
         };
-        r.undo_cleanup();
         let cleaned = r.cleaned_map().is_some();
         self.map.dirty.insert(LayerId::CleanedMap, Dirty::All);
         self.show_cleaned_layer(cleaned);
-        self.info(format!("undid the clean-up step: {last}"));
+        self.info(format!("undid the clean-up step: {}", last.step.describe()));
     }
 
     /// Shows the cleaned-map layer instead of the class map when the shown
@@ -703,17 +712,7 @@ impl StudioApp {
             Some(Err(why)) => return self.error(format!("no model to save: {why}")),
             None => return self.error("no model to save: classify first"),
         };
-        let classes = model
-            .classes
-            .iter()
-            .map(|c| {
-                s.classes
-                    .iter()
-                    .find(|named| named.value == c.value)
-                    .cloned()
-                    .unwrap_or_else(|| c.clone())
-            })
-            .collect();
+        let classes = named_as_session(&model.classes, &s.classes);
         self.jobs.start_task(Task::SaveModel {
             model: model.clone(),
             classes,
@@ -1034,22 +1033,13 @@ impl StudioApp {
         }
     }
 
-    /// A failed task: its message names the file; an autosave that failed
-    /// is tried again at the next interval.
     /// Keeps a finished clean-up step when the map it started from is
     /// still its classifier's latest; says what it changed.
     fn map_cleaned(&mut self, before: &[u8], cleaned: CleanedMap) {
         let Some(r) = self.store.session.as_mut().and_then(|s| s.result.as_mut()) else {
             return;
         };
-        let latest = match r.cleaned.iter().rev().find(|c| c.source == cleaned.source) {
-            Some(c) => Some(c.class_map.as_slice()),
-            None => r
-                .outcome
-                .result(cleaned.source)
-                .map(|m| m.class_map.as_slice()),
-        };
-        if latest != Some(before) {
+        if r.latest_map_of(cleaned.source) != Some(before) {
             return self.error(format!(
                 "the map changed while it was being cleaned ({}): the step was not kept, apply it again",
                 cleaned.step.describe()
@@ -1085,6 +1075,8 @@ impl StudioApp {
         self.info(said);
     }
 
+    /// A failed task: its message names the file; an autosave that failed
+    /// is tried again at the next interval.
     pub(crate) fn task_failed(&mut self, kind: TaskKind, message: String) {
         if kind == TaskKind::Autosave {
             self.autosaver.failed();
