@@ -415,6 +415,100 @@ fn the_map_view_composites_renderings_and_labels_on_the_gpu() {
     }
 }
 
+/// The map's pixels (its rectangle of a fresh render), without the pointer.
+fn map_pixels(h: &mut Harness<'_, StudioApp>) -> Vec<[u8; 4]> {
+    h.remove_cursor();
+    h.run_steps(3);
+    let img = h.render().expect("wgpu renders");
+    let r = h.state().map.rect.expect("the map was shown");
+    let mut out = Vec::new();
+    for y in r.min.y.ceil() as u32..r.max.y.floor() as u32 {
+        for x in r.min.x.ceil() as u32..r.max.x.floor() as u32 {
+            out.push(img.get_pixel(x, y).0);
+        }
+    }
+    out
+}
+
+fn pixels_differing(a: &[[u8; 4]], b: &[[u8; 4]]) -> usize {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).filter(|(x, y)| x != y).count()
+}
+
+#[test]
+fn a_layer_larger_than_a_tile_is_drawn_from_tiles_as_one_texture_draws_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = with_demo(dir.path());
+    for l in &mut h.state_mut().store.layers.layers {
+        l.visible = true;
+        l.opacity = 0.6;
+    }
+    // Zoomed in over a corner where tiles of 64 pixels meet (no screen
+    // pixel's centre exactly on a scene pixel's edge, where two draws may
+    // round to either side).
+    h.state_mut().map.view.zoom = 2.0;
+    h.state_mut().map.view.center = [128.3, 100.3];
+    let one_texture = map_pixels(&mut h);
+    assert!(h.state().map.tiles.resident() >= 3, "one tile per layer");
+    h.state_mut().map.tiles.side = Some(64);
+    let tiled = map_pixels(&mut h);
+    let resident = h.state().map.tiles.resident();
+    assert!(resident > 20, "tiles of 64 on the GPU: {resident}");
+    assert_eq!(
+        pixels_differing(&one_texture, &tiled),
+        0,
+        "tiles draw what one texture draws"
+    );
+    // A stroke across a tile border patches both tiles (and the levels
+    // above) in the frame after it.
+    h.key_press(Key::B);
+    h.key_press(Key::Num2);
+    h.step();
+    h.state_mut().store.brush_size = 5.0;
+    stroke(&mut h, &[(118.5, 100.5), (139.5, 100.5)]);
+    let painted = map_pixels(&mut h);
+    assert!(pixels_differing(&tiled, &painted) > 100, "the stroke shows");
+    h.state_mut().map.tiles.side = None;
+    let painted_one = map_pixels(&mut h);
+    assert_eq!(
+        pixels_differing(&painted_one, &painted),
+        0,
+        "the stroke in tiles as in one texture"
+    );
+    // Zoomed out, a tiled layer is drawn from a level above (each pixel
+    // the mean of 2 x 2 or more), close to one texture sampled down.
+    h.state_mut().map.tiles.side = Some(64);
+    h.state_mut().map.view.zoom = 0.3;
+    h.state_mut().map.view.center = [256.0, 256.0];
+    let overview = map_pixels(&mut h);
+    h.state_mut().map.tiles.side = None;
+    let sampled = map_pixels(&mut h);
+    let mean_difference = overview
+        .iter()
+        .zip(&sampled)
+        .map(|(a, b)| {
+            (0..3)
+                .map(|c| (a[c] as i32 - b[c] as i32).abs())
+                .sum::<i32>() as f64
+        })
+        .sum::<f64>()
+        / (overview.len() * 3) as f64;
+    let drawn = overview
+        .iter()
+        .filter(|p| p[..3] != sampled[0][..3])
+        .count();
+    assert!(drawn > 1000, "the scene is drawn zoomed out: {drawn}");
+    assert!(
+        mean_difference < 8.0,
+        "overview vs one texture: mean difference {mean_difference:.2} levels"
+    );
+    if let Ok(out) = std::env::var("UNIDIFF_SCREENSHOT_DIR") {
+        let _ = std::fs::create_dir_all(&out);
+        let img = h.render().expect("wgpu renders");
+        let _ = img.save(PathBuf::from(out).join("kittest_map_zoomed_out.png"));
+    }
+}
+
 #[test]
 fn an_autosave_is_offered_and_recovered_on_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
@@ -459,7 +553,7 @@ fn without_wgpu_the_map_is_composited_on_the_cpu_with_the_same_rules() {
     stroke(&mut h, &[(300.5, 300.5)]);
     let app = h.state();
     let s = app.store.session.as_ref().unwrap();
-    let image = unidiff_studio::ui::cpu_map::composite(s, &app.store.layers);
+    let image = unidiff_studio::ui::cpu_map::composite(s, &app.store.layers, 1);
     let (prgb, _) = s.renderings.prgb.as_ref().unwrap();
     let at = |x: usize, y: usize| image.pixels[y * 512 + x].to_array();
     let plain = at(290, 300);
@@ -473,6 +567,18 @@ fn without_wgpu_the_map_is_composited_on_the_cpu_with_the_same_rules() {
         let want = layer.opacity * color[c] as f32 + (1.0 - layer.opacity) * under[c] as f32;
         assert!((got[c] as f32 - want).abs() <= 1.0, "{got:?} vs {want}");
     }
+    // A scene larger than the largest texture is composited from every
+    // step-th pixel: the same pixels, fewer of them.
+    let halved = unidiff_studio::ui::cpu_map::composite(s, &app.store.layers, 3);
+    assert_eq!(halved.size, [171, 171]);
+    for (y, x) in [(0, 0), (100, 100), (170, 3), (3, 170)] {
+        assert_eq!(
+            halved.pixels[y * 171 + x],
+            image.pixels[y * 3 * 512 + x * 3]
+        );
+    }
+    assert_eq!(unidiff_studio::ui::cpu_map::step_for(10980, 5000, 8192), 2);
+    assert_eq!(unidiff_studio::ui::cpu_map::step_for(512, 512, 8192), 1);
 }
 
 #[test]

@@ -310,14 +310,6 @@ impl StudioApp {
         for w in warnings {
             self.info(w);
         }
-        if let (Some(max), Some(g)) = (self.map.max_texture_side, session.scene.grid())
-            && (g.width as u32 > max || g.height as u32 > max)
-        {
-            self.error(format!(
-                "the scene ({} x {} pixels) is larger than this GPU's largest texture ({max} pixels a side): the map cannot show it yet (tiling is not implemented); labels, inspector and classification work",
-                g.height, g.width
-            ));
-        }
         // A project is remembered as the project (when it is applied).
         if project.is_none() {
             self.store.prefs.remember(RecentScene {

@@ -1,7 +1,8 @@
 //! The map view without wgpu (the glow fallback): the visible layers are
 //! composited on the CPU with the same stretch, palette and opacity rules as
 //! `shaders/map.wgsl`, into one egui texture that is rebuilt only when a
-//! layer, its settings or the labels change.
+//! layer, its settings or the labels change. A scene larger than the
+//! largest texture is composited from every `step`-th pixel.
 
 use eframe::egui::{self, Color32, ColorImage, TextureHandle, TextureOptions};
 
@@ -16,14 +17,21 @@ pub struct CpuMap {
     made_from: Option<(LayerStack, u64, u64, Vec<ClassInfo>, bool)>,
 }
 
-/// One output pixel of the RGB layers and label overlays, as the shader does.
-pub fn composite(session: &Session, layers: &LayerStack) -> ColorImage {
+/// The RGB layers and label overlays as the shader composites them, one
+/// output pixel for each `step`-th scene pixel across and down (1: all).
+pub fn composite(session: &Session, layers: &LayerStack, step: usize) -> ColorImage {
     let (w, h) = session
         .scene
         .grid()
         .map(|g| (g.width, g.height))
         .unwrap_or((0, 0));
-    let mut rgb = vec![[0f32; 3]; w * h];
+    let step = step.max(1);
+    let (ow, oh) = (w.div_ceil(step), h.div_ceil(step));
+    // The scene pixel behind each output pixel.
+    let source: Vec<usize> = (0..oh)
+        .flat_map(|y| (0..ow).map(move |x| y * step * w + x * step))
+        .collect();
+    let mut rgb = vec![[0f32; 3]; ow * oh];
     let mut palette = [[0f32; 4]; 256];
     for c in &session.classes {
         palette[c.value as usize] = [
@@ -48,7 +56,8 @@ pub fn composite(session: &Session, layers: &LayerStack) -> ColorImage {
             .then(|| session.result.as_ref()?.uncertainty_rgb())
             .flatten();
         if let Some(u) = uncertainty {
-            for (out, p) in rgb.iter_mut().zip(u.chunks_exact(3)) {
+            for (out, &i) in rgb.iter_mut().zip(&source) {
+                let p = &u[i * 3..i * 3 + 3];
                 for c in 0..3 {
                     out[c] = p[c] as f32 / 255.0 * l.opacity + out[c] * (1.0 - l.opacity);
                 }
@@ -56,7 +65,8 @@ pub fn composite(session: &Session, layers: &LayerStack) -> ColorImage {
             continue;
         }
         if let Some(image) = image {
-            for (out, p) in rgb.iter_mut().zip(image.data.chunks_exact(3)) {
+            for (out, &i) in rgb.iter_mut().zip(&source) {
+                let p = &image.data[i * 3..i * 3 + 3];
                 for c in 0..3 {
                     let range = (l.hi[c] - l.lo[c]).max(1e-6);
                     let v = ((p[c] as f32 / 255.0 - l.lo[c]) / range).clamp(0.0, 1.0);
@@ -81,8 +91,8 @@ pub fn composite(session: &Session, layers: &LayerStack) -> ColorImage {
             _ => None,
         };
         if let Some(labels) = labels {
-            for (out, &v) in rgb.iter_mut().zip(labels) {
-                let e = palette[v as usize];
+            for (out, &i) in rgb.iter_mut().zip(&source) {
+                let e = palette[labels[i] as usize];
                 let a = e[3] * l.opacity;
                 if a > 0.0 {
                     for c in 0..3 {
@@ -99,11 +109,18 @@ pub fn composite(session: &Session, layers: &LayerStack) -> ColorImage {
             Color32::from_rgb(q(p[0]), q(p[1]), q(p[2]))
         })
         .collect();
-    ColorImage::new([w, h], pixels)
+    ColorImage::new([ow, oh], pixels)
+}
+
+/// The step that makes a `width` x `height` scene fit `max_side`.
+pub fn step_for(width: usize, height: usize, max_side: usize) -> usize {
+    width.max(height).div_ceil(max_side.max(1)).max(1)
 }
 
 impl CpuMap {
-    /// The texture for this frame, rebuilt when the inputs changed.
+    /// The texture for this frame, rebuilt when the inputs changed, and
+    /// the part of it the scene covers (its last column and row may reach
+    /// past the scene when it is composited at a step).
     pub fn texture(
         &mut self,
         ctx: &egui::Context,
@@ -111,7 +128,7 @@ impl CpuMap {
         layers: &LayerStack,
         renderings_version: u64,
         nearest: bool,
-    ) -> Option<&TextureHandle> {
+    ) -> Option<(&TextureHandle, [f32; 2])> {
         let key = (
             layers.clone(),
             session.labels_revision,
@@ -124,14 +141,28 @@ impl CpuMap {
         } else {
             TextureOptions::LINEAR
         };
+        let (w, h) = session
+            .scene
+            .grid()
+            .map(|g| (g.width, g.height))
+            .unwrap_or((0, 0));
+        let step = step_for(w, h, ctx.input(|i| i.max_texture_side));
         if self.made_from.as_ref() != Some(&key) || self.texture.is_none() {
-            let image = composite(session, layers);
+            let image = composite(session, layers, step);
             match &mut self.texture {
                 Some(t) => t.set(image, options),
                 None => self.texture = Some(ctx.load_texture("map (CPU)", image, options)),
             }
             self.made_from = Some(key);
         }
-        self.texture.as_ref()
+        let covered = |n: usize| {
+            let padded = n.div_ceil(step) * step;
+            if padded == 0 {
+                1.0
+            } else {
+                n as f32 / padded as f32
+            }
+        };
+        self.texture.as_ref().map(|t| (t, [covered(w), covered(h)]))
     }
 }

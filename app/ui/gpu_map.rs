@@ -1,7 +1,9 @@
-//! The map view's GPU side: each layer lives in a wgpu texture, uploaded once
-//! (label layers patched by dirty rectangle), and is drawn through an
-//! egui_wgpu paint callback with `shaders/map.wgsl`. Pan and zoom only change
-//! the per-layer uniforms.
+//! The map view's GPU side: each layer is drawn from tile textures (see
+//! `map_tiles`: a pyramid of square tiles, so a layer may be larger than
+//! the GPU's largest texture), created and patched by the uploads
+//! `map_view` decides, and drawn through an egui_wgpu paint callback with
+//! `shaders/map.wgsl`, one draw per tile. Pan and zoom only change the
+//! draws' uniforms.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,36 +12,41 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use eframe::egui_wgpu::{self, CallbackResources, CallbackTrait, ScreenDescriptor};
 use eframe::{egui, wgpu};
 
-use super::layers::LayerId;
+use super::map_tiles::TileKey;
 use crate::scene::PixelRect;
 
 const SHADER: &str = include_str!("../../shaders/map.wgsl");
-/// Bytes of the `Layer` uniform (std140-compatible layout of map.wgsl).
-const UNIFORM_BYTES: u64 = 64;
+/// Bytes of the `Draw` uniform (std140-compatible layout of map.wgsl).
+const UNIFORM_BYTES: u64 = 96;
+/// Draws one frame may hold (tiles of every visible layer together).
+pub const MAX_DRAWS: usize = 2048;
 
-/// Pixels to upload into a layer's texture.
+/// Pixels for part of a tile's texture.
 #[derive(Debug, Clone)]
-pub enum TexturePixels {
-    /// An RGB rendering (3 bytes per pixel), whole.
-    Rgb(Arc<Vec<u8>>),
-    /// A rectangle of a label layer (1 byte per pixel, rows of the
-    /// rectangle's width).
-    Labels { bytes: Vec<u8>, rect: PixelRect },
+pub struct TileUpload {
+    pub key: TileKey,
+    /// The texture's size (a texture of another size is made anew).
+    pub size: (u32, u32),
+    /// One byte a pixel (class values) or RGBA.
+    pub is_labels: bool,
+    /// Where the bytes go in the texture.
+    pub rect: PixelRect,
+    pub bytes: Vec<u8>,
 }
 
-/// One texture upload.
-#[derive(Debug, Clone)]
-pub struct TextureUpload {
-    pub layer: LayerId,
-    pub width: u32,
-    pub height: u32,
-    pub pixels: TexturePixels,
-}
-
-/// One layer to draw, bottom first.
+/// One tile to draw: the scene rectangle it covers and how its texture
+/// maps onto it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LayerDraw {
-    pub layer: LayerId,
+pub struct TileDraw {
+    /// The texture to read.
+    pub key: TileKey,
+    /// Scene pixels `[x0, y0, x1, y1]` the draw covers.
+    pub quad: [f32; 4],
+    /// Scene pixels per texel (2^level).
+    pub scale: f32,
+    /// The texture's first texel and size, in texels of its level.
+    pub tex_origin: [f32; 2],
+    pub tex_size: [f32; 2],
     pub opacity: f32,
     pub is_labels: bool,
     pub stretch_lo: [f32; 3],
@@ -49,14 +56,14 @@ pub struct LayerDraw {
 /// What one frame of the map view draws.
 #[derive(Debug, Clone)]
 pub struct MapFrame {
-    /// Image coordinates of the map rectangle's top-left corner.
+    /// Scene coordinates of the map rectangle's top-left corner.
     pub origin: [f32; 2],
-    /// The rectangle's extent in image pixels.
+    /// The rectangle's extent in scene pixels.
     pub span: [f32; 2],
-    pub image_size: [f32; 2],
     /// Linear filtering (zoomed out) or nearest (zoomed in: crisp pixels).
     pub smooth: bool,
-    pub layers: Vec<LayerDraw>,
+    /// Bottom layer's tiles first.
+    pub draws: Vec<TileDraw>,
     /// Uploads not yet acknowledged by the GPU side, oldest first, each with
     /// its sequence number. A frame egui discards (a layout pass) never
     /// reaches `prepare`, so uploads stay queued until `applied` says so.
@@ -68,16 +75,18 @@ pub struct MapFrame {
 /// A change of GPU data.
 #[derive(Debug, Clone)]
 pub enum GpuUpload {
-    Texture(TextureUpload),
+    Tile(TileUpload),
+    /// A tile's texture is let go.
+    Evict(TileKey),
     /// The class palette (RGBA, 256 entries).
     Palette(Box<[[u8; 4]; 256]>),
 }
 
-struct LayerTexture {
+struct TileTexture {
     texture: wgpu::Texture,
     size: (u32, u32),
     is_labels: bool,
-    uniform: wgpu::Buffer,
+    /// Nearest and linear sampling.
     bind_groups: [wgpu::BindGroup; 2],
 }
 
@@ -87,9 +96,12 @@ pub struct MapResources {
     layout: wgpu::BindGroupLayout,
     samplers: [wgpu::Sampler; 2],
     palette: wgpu::Texture,
-    layers: HashMap<LayerId, LayerTexture>,
-    /// The layers to draw this frame, with the sampler to use.
-    draws: Vec<(LayerId, usize)>,
+    /// Every draw's uniform, one per `stride` bytes (dynamic offsets).
+    uniforms: wgpu::Buffer,
+    stride: u64,
+    tiles: HashMap<TileKey, TileTexture>,
+    /// The draws of this frame: texture, sampler, uniform offset.
+    draws: Vec<(TileKey, usize, u32)>,
     max_texture: u32,
     /// The last upload sequence number applied.
     applied: u64,
@@ -105,7 +117,12 @@ pub fn install(render_state: &egui_wgpu::RenderState) {
     });
     let entry = |binding, ty| wgpu::BindGroupLayoutEntry {
         binding,
-        visibility: wgpu::ShaderStages::FRAGMENT,
+        // The draw's uniform places the tile (vertex) and colours it.
+        visibility: if binding == 0 {
+            wgpu::ShaderStages::VERTEX_FRAGMENT
+        } else {
+            wgpu::ShaderStages::FRAGMENT
+        },
         ty,
         count: None,
     };
@@ -121,7 +138,7 @@ pub fn install(render_state: &egui_wgpu::RenderState) {
                 0,
                 wgpu::BindingType::Buffer {
                     ty: wgpu::BufferBindingType::Uniform,
-                    has_dynamic_offset: false,
+                    has_dynamic_offset: true,
                     min_binding_size: wgpu::BufferSize::new(UNIFORM_BYTES),
                 },
             ),
@@ -192,6 +209,14 @@ pub fn install(render_state: &egui_wgpu::RenderState) {
         view_formats: &[],
     });
     let max_texture = device.limits().max_texture_dimension_2d;
+    let align = u64::from(device.limits().min_uniform_buffer_offset_alignment.max(1));
+    let stride = UNIFORM_BYTES.div_ceil(align) * align;
+    let uniforms = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("map draws"),
+        size: stride * MAX_DRAWS as u64,
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
     render_state
         .renderer
         .write()
@@ -201,27 +226,37 @@ pub fn install(render_state: &egui_wgpu::RenderState) {
             layout,
             samplers,
             palette,
-            layers: HashMap::new(),
+            uniforms,
+            stride,
+            tiles: HashMap::new(),
             draws: Vec::new(),
             max_texture,
             applied: 0,
         });
 }
 
-/// The paint callback of one frame.
-pub struct MapPaint(pub MapFrame);
-
-fn uniform_bytes(frame: &MapFrame, d: &LayerDraw) -> Vec<u8> {
-    let mut out = Vec::with_capacity(UNIFORM_BYTES as usize);
+fn uniform_bytes(frame: &MapFrame, d: &TileDraw, out: &mut Vec<u8>) {
     let mut f = |v: f32| out.extend_from_slice(&v.to_ne_bytes());
-    f(frame.origin[0]);
-    f(frame.origin[1]);
-    f(frame.span[0]);
-    f(frame.span[1]);
-    f(frame.image_size[0]);
-    f(frame.image_size[1]);
-    f(d.opacity.clamp(0.0, 1.0));
+    for v in [
+        frame.origin[0],
+        frame.origin[1],
+        frame.span[0],
+        frame.span[1],
+        d.quad[0],
+        d.quad[1],
+        d.quad[2],
+        d.quad[3],
+        d.tex_origin[0],
+        d.tex_origin[1],
+        d.tex_size[0],
+        d.tex_size[1],
+        d.scale,
+        d.opacity.clamp(0.0, 1.0),
+    ] {
+        f(v);
+    }
     out.extend_from_slice(&u32::from(d.is_labels).to_ne_bytes());
+    out.extend_from_slice(&0u32.to_ne_bytes());
     let mut f = |v: f32| out.extend_from_slice(&v.to_ne_bytes());
     for c in 0..3 {
         f(d.stretch_lo[c]);
@@ -231,37 +266,24 @@ fn uniform_bytes(frame: &MapFrame, d: &LayerDraw) -> Vec<u8> {
         f(d.stretch_hi[c]);
     }
     f(1.0);
-    out
-}
-
-fn rgba_from_rgb(rgb: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(rgb.len() / 3 * 4);
-    for p in rgb.chunks_exact(3) {
-        out.extend_from_slice(&[p[0], p[1], p[2], 255]);
-    }
-    out
 }
 
 impl MapResources {
-    fn layer_texture(
-        &mut self,
-        device: &wgpu::Device,
-        upload: &TextureUpload,
-        is_labels: bool,
-    ) -> Option<&LayerTexture> {
-        let size = (upload.width, upload.height);
+    /// The tile's texture, made (anew when its size or kind changed).
+    fn tile_texture(&mut self, device: &wgpu::Device, upload: &TileUpload) -> Option<&TileTexture> {
+        let size = upload.size;
         let stale = self
-            .layers
-            .get(&upload.layer)
-            .is_none_or(|t| t.size != size || t.is_labels != is_labels);
+            .tiles
+            .get(&upload.key)
+            .is_none_or(|t| t.size != size || t.is_labels != upload.is_labels);
         if stale {
+            self.tiles.remove(&upload.key);
             if size.0 == 0 || size.1 == 0 || size.0 > self.max_texture || size.1 > self.max_texture
             {
-                self.layers.remove(&upload.layer);
                 return None;
             }
             let texture = device.create_texture(&wgpu::TextureDescriptor {
-                label: Some("map layer"),
+                label: Some("map tile"),
                 size: wgpu::Extent3d {
                     width: size.0,
                     height: size.1,
@@ -270,7 +292,7 @@ impl MapResources {
                 mip_level_count: 1,
                 sample_count: 1,
                 dimension: wgpu::TextureDimension::D2,
-                format: if is_labels {
+                format: if upload.is_labels {
                     wgpu::TextureFormat::R8Unorm
                 } else {
                     wgpu::TextureFormat::Rgba8Unorm
@@ -278,24 +300,22 @@ impl MapResources {
                 usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
                 view_formats: &[],
             });
-            let uniform = device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("map layer uniform"),
-                size: UNIFORM_BYTES,
-                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
             let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
             let palette_view = self
                 .palette
                 .create_view(&wgpu::TextureViewDescriptor::default());
             let bind = |sampler: &wgpu::Sampler| {
                 device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some("map layer"),
+                    label: Some("map tile"),
                     layout: &self.layout,
                     entries: &[
                         wgpu::BindGroupEntry {
                             binding: 0,
-                            resource: uniform.as_entire_binding(),
+                            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                buffer: &self.uniforms,
+                                offset: 0,
+                                size: wgpu::BufferSize::new(UNIFORM_BYTES),
+                            }),
                         },
                         wgpu::BindGroupEntry {
                             binding: 1,
@@ -313,73 +333,85 @@ impl MapResources {
                 })
             };
             let bind_groups = [bind(&self.samplers[0]), bind(&self.samplers[1])];
-            self.layers.insert(
-                upload.layer,
-                LayerTexture {
+            self.tiles.insert(
+                upload.key,
+                TileTexture {
                     texture,
                     size,
-                    is_labels,
-                    uniform,
+                    is_labels: upload.is_labels,
                     bind_groups,
                 },
             );
         }
-        self.layers.get(&upload.layer)
+        self.tiles.get(&upload.key)
     }
 
-    fn upload(&mut self, device: &wgpu::Device, queue: &wgpu::Queue, upload: &TextureUpload) {
-        let is_labels = matches!(upload.pixels, TexturePixels::Labels { .. });
-        let Some(t) = self.layer_texture(device, upload, is_labels) else {
+    fn upload(&mut self, device: &wgpu::Device, queue: &wgpu::Queue, upload: &TileUpload) {
+        let Some(t) = self.tile_texture(device, upload) else {
             return;
         };
         let (w, h) = t.size;
-        let write = |origin: (u32, u32), size: (u32, u32), bytes: &[u8], bytes_per_pixel: u32| {
-            queue.write_texture(
-                wgpu::TexelCopyTextureInfo {
-                    texture: &t.texture,
-                    mip_level: 0,
-                    origin: wgpu::Origin3d {
-                        x: origin.0,
-                        y: origin.1,
-                        z: 0,
-                    },
-                    aspect: wgpu::TextureAspect::All,
-                },
-                bytes,
-                wgpu::TexelCopyBufferLayout {
-                    offset: 0,
-                    bytes_per_row: Some(size.0 * bytes_per_pixel),
-                    rows_per_image: Some(size.1),
-                },
-                wgpu::Extent3d {
-                    width: size.0,
-                    height: size.1,
-                    depth_or_array_layers: 1,
-                },
-            );
-        };
-        match &upload.pixels {
-            TexturePixels::Rgb(rgb) if rgb.len() == (w * h * 3) as usize => {
-                write((0, 0), (w, h), &rgba_from_rgb(rgb), 4);
-            }
-            TexturePixels::Labels { bytes, rect: r }
-                if r.x1 <= w as usize
-                    && r.y1 <= h as usize
-                    && r.x0 < r.x1
-                    && r.y0 < r.y1
-                    && bytes.len() == r.width() * r.height() =>
-            {
-                write(
-                    (r.x0 as u32, r.y0 as u32),
-                    (r.width() as u32, r.height() as u32),
-                    bytes,
-                    1,
-                );
-            }
-            _ => {}
+        let r = upload.rect;
+        let bytes_per_pixel = if upload.is_labels { 1 } else { 4 };
+        if r.x1 > w as usize
+            || r.y1 > h as usize
+            || r.x0 >= r.x1
+            || r.y0 >= r.y1
+            || upload.bytes.len() != r.width() * r.height() * bytes_per_pixel
+        {
+            return;
         }
+        queue.write_texture(
+            wgpu::TexelCopyTextureInfo {
+                texture: &t.texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d {
+                    x: r.x0 as u32,
+                    y: r.y0 as u32,
+                    z: 0,
+                },
+                aspect: wgpu::TextureAspect::All,
+            },
+            &upload.bytes,
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some((r.width() * bytes_per_pixel) as u32),
+                rows_per_image: Some(r.height() as u32),
+            },
+            wgpu::Extent3d {
+                width: r.width() as u32,
+                height: r.height() as u32,
+                depth_or_array_layers: 1,
+            },
+        );
+    }
+
+    fn write_palette(&self, queue: &wgpu::Queue, palette: &[[u8; 4]; 256]) {
+        let bytes: Vec<u8> = palette.iter().flatten().copied().collect();
+        queue.write_texture(
+            wgpu::TexelCopyTextureInfo {
+                texture: &self.palette,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
+            &bytes,
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(256 * 4),
+                rows_per_image: Some(1),
+            },
+            wgpu::Extent3d {
+                width: 256,
+                height: 1,
+                depth_or_array_layers: 1,
+            },
+        );
     }
 }
+
+/// The paint callback of one frame.
+pub struct MapPaint(pub MapFrame);
 
 impl CallbackTrait for MapPaint {
     fn prepare(
@@ -400,29 +432,11 @@ impl CallbackTrait for MapPaint {
                 continue;
             }
             match upload.as_ref() {
-                GpuUpload::Texture(t) => res.upload(device, queue, t),
-                GpuUpload::Palette(palette) => {
-                    let bytes: Vec<u8> = palette.iter().flatten().copied().collect();
-                    queue.write_texture(
-                        wgpu::TexelCopyTextureInfo {
-                            texture: &res.palette,
-                            mip_level: 0,
-                            origin: wgpu::Origin3d::ZERO,
-                            aspect: wgpu::TextureAspect::All,
-                        },
-                        &bytes,
-                        wgpu::TexelCopyBufferLayout {
-                            offset: 0,
-                            bytes_per_row: Some(256 * 4),
-                            rows_per_image: Some(1),
-                        },
-                        wgpu::Extent3d {
-                            width: 256,
-                            height: 1,
-                            depth_or_array_layers: 1,
-                        },
-                    );
+                GpuUpload::Tile(t) => res.upload(device, queue, t),
+                GpuUpload::Evict(key) => {
+                    res.tiles.remove(key);
                 }
+                GpuUpload::Palette(palette) => res.write_palette(queue, palette),
             }
             last = last.max(*seq);
         }
@@ -430,12 +444,19 @@ impl CallbackTrait for MapPaint {
         frame.applied.store(last, Ordering::SeqCst);
         res.draws.clear();
         let sampler = usize::from(frame.smooth);
-        for d in &frame.layers {
-            if let Some(t) = res.layers.get(&d.layer) {
-                queue.write_buffer(&t.uniform, 0, &uniform_bytes(frame, d));
-                res.draws
-                    .push((d.layer, if d.is_labels { 0 } else { sampler }));
+        let mut bytes = Vec::new();
+        for d in frame.draws.iter().take(MAX_DRAWS) {
+            if !res.tiles.contains_key(&d.key) {
+                continue;
             }
+            let offset = res.draws.len() as u64 * res.stride;
+            bytes.resize(offset as usize, 0);
+            uniform_bytes(frame, d, &mut bytes);
+            res.draws
+                .push((d.key, if d.is_labels { 0 } else { sampler }, offset as u32));
+        }
+        if !bytes.is_empty() {
+            queue.write_buffer(&res.uniforms, 0, &bytes);
         }
         Vec::new()
     }
@@ -450,10 +471,10 @@ impl CallbackTrait for MapPaint {
             return;
         };
         render_pass.set_pipeline(&res.pipeline);
-        for (layer, sampler) in &res.draws {
-            if let Some(t) = res.layers.get(layer) {
-                render_pass.set_bind_group(0, &t.bind_groups[*sampler], &[]);
-                render_pass.draw(0..3, 0..1);
+        for (key, sampler, offset) in &res.draws {
+            if let Some(t) = res.tiles.get(key) {
+                render_pass.set_bind_group(0, &t.bind_groups[*sampler], &[*offset]);
+                render_pass.draw(0..6, 0..1);
             }
         }
     }

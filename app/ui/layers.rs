@@ -5,7 +5,9 @@
 use crate::products::ChannelStretch;
 
 /// A layer of the map view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum LayerId {
     Prgb,
     Pca,

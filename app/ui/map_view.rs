@@ -13,12 +13,16 @@ use eframe::egui_wgpu;
 
 use super::app::{Dirty, Tool};
 use super::command::{AppCommand, CommandSender};
-use super::gpu_map::{GpuUpload, LayerDraw, MapFrame, MapPaint, TexturePixels, TextureUpload};
+use super::gpu_map::{GpuUpload, MapFrame, MapPaint, TileDraw, TileUpload};
 use super::layers::LayerId;
+use super::map_tiles::{
+    FRAME_UPLOAD_BYTES, GPU_BUDGET_BYTES, Residency, TILE_SIDE, TileGrid, TileKey, labels_of,
+    rgb_pyramid, rgba_of,
+};
 use super::store::Store;
 use super::view_transform::ViewTransform;
 use crate::scene::{Brush, LabelLayer, PixelRect};
-use crate::session::Command;
+use crate::session::{Command, Session};
 
 /// The map widget's own state: the view transform, which layers must be
 /// uploaded (and which part), the GPU uploads in flight with their
@@ -43,6 +47,43 @@ pub struct MapView {
     /// The map without wgpu, and the version of the renderings it shows.
     pub(crate) cpu_map: super::cpu_map::CpuMap,
     pub(crate) renderings_version: u64,
+    /// The tiles on the GPU and the pyramids they are cut from.
+    pub tiles: MapTiles,
+}
+
+/// The map's tiles: the pyramid's grid, which tiles the GPU holds, the
+/// upper levels of the RGB layers (level 0 is the session's image), and
+/// the frame count that orders tile use.
+#[derive(Default)]
+pub struct MapTiles {
+    /// A tile side smaller than `TILE_SIDE` (tests; a GPU with small
+    /// textures).
+    pub side: Option<u32>,
+    grid: Option<TileGrid>,
+    resident: Residency,
+    /// Per RGB layer: level 0 when it is computed (the uncertainty), then
+    /// the levels above.
+    pyramids: HashMap<LayerId, RgbLevels>,
+    frame: u64,
+    /// Visible tiles still to upload after the last frame.
+    pub pending: usize,
+}
+
+struct RgbLevels {
+    level0: Option<Vec<u8>>,
+    above: Vec<Vec<u8>>,
+}
+
+impl MapTiles {
+    /// The tiles on the GPU now (tests, benches).
+    pub fn resident(&self) -> usize {
+        self.resident.len()
+    }
+
+    /// Bytes of tile textures on the GPU now.
+    pub fn resident_bytes(&self) -> usize {
+        self.resident.bytes()
+    }
 }
 
 impl MapView {
@@ -60,6 +101,7 @@ impl MapView {
             rect: None,
             cpu_map: Default::default(),
             renderings_version: 0,
+            tiles: MapTiles::default(),
         }
     }
 
@@ -113,7 +155,10 @@ impl MapView {
         self.map_input(ui, rect, &response, size, store, commands);
         self.view.clamp_to(size);
         if self.gpu_map {
-            let frame = self.map_frame(rect, size, store);
+            let frame = self.map_frame(rect, size, store, ui.ctx().pixels_per_point());
+            if self.tiles.pending > 0 {
+                ui.ctx().request_repaint();
+            }
             ui.painter().add(egui_wgpu::Callback::new_paint_callback(
                 rect,
                 MapPaint(frame),
@@ -122,7 +167,7 @@ impl MapView {
             // The glow fallback: one CPU-composited texture.
             let nearest = self.view.zoom >= 1.0;
             let version = self.renderings_version;
-            if let Some(t) =
+            if let Some((t, uv)) =
                 self.cpu_map
                     .texture(ui.ctx(), session, &store.layers, version, nearest)
             {
@@ -131,7 +176,7 @@ impl MapView {
                 ui.painter_at(rect).image(
                     t.id(),
                     Rect::from_min_max(tl, br),
-                    Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
+                    Rect::from_min_max(Pos2::ZERO, Pos2::new(uv[0], uv[1])),
                     Color32::WHITE,
                 );
             }
@@ -349,59 +394,122 @@ impl MapView {
         }
     }
 
-    /// The frame for the GPU: visible layers bottom first, and the texture
-    /// uploads pending (whole images once, label rectangles after edits).
-    fn map_frame(&mut self, rect: Rect, size: Vec2, store: &Store) -> MapFrame {
+    /// The tile side of this GPU.
+    fn tile_side(&self) -> u32 {
+        let gpu = self
+            .max_texture_side
+            .map_or(TILE_SIDE, |m| m.saturating_sub(2));
+        self.tiles.side.unwrap_or(TILE_SIDE).min(gpu).max(2)
+    }
+
+    /// The frame for the GPU: for each visible layer, bottom first, the
+    /// tiles of the level the zoom needs (the top level where a tile is not
+    /// on the GPU yet), and the uploads that bring tiles there (as many as
+    /// one frame's share; stroke rectangles patched into the tiles that
+    /// hold them).
+    fn map_frame(&mut self, rect: Rect, size: Vec2, store: &Store, ppp: f32) -> MapFrame {
         let (origin, span) = self.view.image_window(rect);
+        self.tiles.frame += 1;
+        let frame_no = self.tiles.frame;
         let mut uploads = Vec::new();
+        let grid = TileGrid::new(size.x as u32, size.y as u32, self.tile_side());
+        if self.tiles.grid != Some(grid) {
+            // Another scene (or tile side): every tile goes.
+            for key in self.tiles.resident.over_budget(0, u64::MAX) {
+                uploads.push(GpuUpload::Evict(key));
+            }
+            self.tiles.pyramids.clear();
+            self.tiles.grid = Some(grid);
+        }
+        let mut draws = Vec::new();
+        self.tiles.pending = 0;
         if let Some(s) = &store.session {
-            let (w, h) = (size.x as u32, size.y as u32);
-            for (id, dirty) in self.dirty.drain() {
-                let pixels = match id {
-                    LayerId::Prgb => s.renderings.prgb.as_ref().map(|(i, _)| &i.data),
-                    LayerId::Pca => s.renderings.pca.as_ref().map(|(i, _)| &i.data),
-                    LayerId::Pauli => s.renderings.pauli.as_ref().map(|i| &i.data),
-                    _ => None,
-                }
-                .map(|d| TexturePixels::Rgb(Arc::new(d.clone())))
-                .or_else(|| {
-                    (id == LayerId::Uncertainty)
-                        .then(|| s.result.as_ref()?.uncertainty_rgb())
-                        .flatten()
-                        .map(|rgb| TexturePixels::Rgb(Arc::new(rgb)))
-                });
-                let pixels = pixels.or_else(|| {
-                    let data = match id {
-                        LayerId::TrainLabels => &s.scene.labels(LabelLayer::Train)?.data,
-                        LayerId::TestLabels => &s.scene.labels(LabelLayer::Test)?.data,
-                        LayerId::ClassMap => s.shown_class_map()?,
-                        LayerId::CleanedMap => s.cleaned_class_map()?,
-                        _ => return None,
-                    };
-                    let full = PixelRect {
-                        x0: 0,
-                        y0: 0,
-                        x1: w as usize,
-                        y1: h as usize,
-                    };
-                    let rect = match dirty {
-                        Dirty::All => full,
-                        Dirty::Rect(r) => r,
-                    };
-                    Some(TexturePixels::Labels {
-                        bytes: crop(data, w as usize, rect),
-                        rect,
-                    })
-                });
-                if let Some(pixels) = pixels {
-                    uploads.push(GpuUpload::Texture(TextureUpload {
-                        layer: id,
-                        width: w,
-                        height: h,
-                        pixels,
-                    }));
+            for (id, dirty) in std::mem::take(&mut self.dirty) {
+                match dirty {
+                    Dirty::All => {
+                        self.tiles.pyramids.remove(&id);
+                        for key in self.tiles.resident.of_layer(id) {
+                            self.tiles.resident.remove(&key);
+                            uploads.push(GpuUpload::Evict(key));
+                        }
+                    }
+                    Dirty::Rect(r) => {
+                        for (key, part) in grid.tiles_touching(id, r) {
+                            if !self.tiles.resident.contains(&key) {
+                                continue;
+                            }
+                            if let Some(u) = self.tile_upload(s, &grid, key, Some(part)) {
+                                uploads.push(GpuUpload::Tile(u));
+                            }
+                        }
+                    }
                 }
             }
+            let level = grid.level_for_zoom(self.view.zoom, ppp);
+            let top = grid.top_level();
+            let window = [
+                origin[0],
+                origin[1],
+                origin[0] + span[0],
+                origin[1] + span[1],
+            ];
+            let mut budget = FRAME_UPLOAD_BYTES;
+            let visible = store
+                .layers
+                .layers
+                .iter()
+                .filter(|l| l.visible && l.opacity > 0.0 && super::layers::available(s, l.id));
+            for l in visible {
+                let draw = |key: TileKey, quad: [f32; 4]| {
+                    let t = grid.texture_rect(key);
+                    TileDraw {
+                        key,
+                        quad,
+                        scale: (1u64 << key.level) as f32,
+                        tex_origin: [t.x0 as f32, t.y0 as f32],
+                        tex_size: [t.width() as f32, t.height() as f32],
+                        opacity: l.opacity,
+                        is_labels: l.id.is_labels(),
+                        stretch_lo: l.lo,
+                        stretch_hi: l.hi,
+                    }
+                };
+                let top_key = TileKey {
+                    layer: l.id,
+                    level: top,
+                    col: 0,
+                    row: 0,
+                };
+                if !self.tiles.resident.contains(&top_key)
+                    && let Some(u) = self.tile_upload(s, &grid, top_key, None)
+                {
+                    budget = budget.saturating_sub(u.bytes.len());
+                    self.tiles.resident.insert(top_key, u.bytes.len(), frame_no);
+                    uploads.push(GpuUpload::Tile(u));
+                }
+                for key in grid.visible_tiles(l.id, level, window) {
+                    if !self.tiles.resident.contains(&key) {
+                        if budget == 0 {
+                            self.tiles.pending += 1;
+                        } else if let Some(u) = self.tile_upload(s, &grid, key, None) {
+                            budget = budget.saturating_sub(u.bytes.len());
+                            self.tiles.resident.insert(key, u.bytes.len(), frame_no);
+                            uploads.push(GpuUpload::Tile(u));
+                        }
+                    }
+                    let quad = grid.image_rect(key);
+                    if self.tiles.resident.contains(&key) {
+                        self.tiles.resident.touch(&key, frame_no);
+                        draws.push(draw(key, quad));
+                    } else if self.tiles.resident.contains(&top_key) {
+                        draws.push(draw(top_key, quad));
+                    }
+                }
+                self.tiles.resident.touch(&top_key, frame_no);
+            }
+        }
+        for key in self.tiles.resident.over_budget(GPU_BUDGET_BYTES, frame_no) {
+            uploads.push(GpuUpload::Evict(key));
         }
         if std::mem::take(&mut self.palette_dirty) {
             uploads.push(GpuUpload::Palette(Box::new(store.palette())));
@@ -412,45 +520,97 @@ impl MapView {
             self.gpu_seq += 1;
             self.gpu_uploads.push((self.gpu_seq, Arc::new(u)));
         }
-        let available = |id: LayerId| {
-            store
-                .session
-                .as_ref()
-                .is_some_and(|s| super::layers::available(s, id))
-        };
-        let layers = store
-            .layers
-            .layers
-            .iter()
-            .filter(|l| l.visible && l.opacity > 0.0 && available(l.id))
-            .map(|l| LayerDraw {
-                layer: l.id,
-                opacity: l.opacity,
-                is_labels: l.id.is_labels(),
-                stretch_lo: l.lo,
-                stretch_hi: l.hi,
-            })
-            .collect();
         MapFrame {
             origin,
             span,
-            image_size: [size.x, size.y],
             smooth: self.view.zoom < 1.0,
-            layers,
+            draws,
             uploads: self.gpu_uploads.clone(),
             applied: self.gpu_applied.clone(),
         }
     }
-}
 
-/// The bytes of `rect` of a row-major single-byte image of width `w`.
-pub fn crop(data: &[u8], w: usize, rect: PixelRect) -> Vec<u8> {
-    let mut out = Vec::with_capacity(rect.width() * rect.height());
-    for y in rect.y0..rect.y1 {
-        let row = y * w;
-        if let Some(s) = data.get(row + rect.x0..row + rect.x1) {
-            out.extend_from_slice(s);
+    /// The pixels of a tile's texture (`part` of it, or all of it), cut
+    /// from the session's layer at the tile's level.
+    fn tile_upload(
+        &mut self,
+        s: &Session,
+        grid: &TileGrid,
+        key: TileKey,
+        part: Option<PixelRect>,
+    ) -> Option<TileUpload> {
+        let t = grid.texture_rect(key);
+        let part = part.unwrap_or(t);
+        // Where the part lies in the texture.
+        let rect = PixelRect {
+            x0: part.x0 - t.x0,
+            y0: part.y0 - t.y0,
+            x1: part.x1 - t.x0,
+            y1: part.y1 - t.y0,
+        };
+        let size = (t.width() as u32, t.height() as u32);
+        if key.layer.is_labels() {
+            let data = match key.layer {
+                LayerId::TrainLabels => &s.scene.labels(LabelLayer::Train)?.data,
+                LayerId::TestLabels => &s.scene.labels(LabelLayer::Test)?.data,
+                LayerId::ClassMap => s.shown_class_map()?,
+                LayerId::CleanedMap => s.cleaned_class_map()?,
+                _ => return None,
+            };
+            let width = grid.width as usize;
+            if data.len() != width * grid.height as usize {
+                return None;
+            }
+            return Some(TileUpload {
+                key,
+                size,
+                is_labels: true,
+                rect,
+                bytes: labels_of(data, width, key.level, part),
+            });
         }
+        let session_level0 = match key.layer {
+            LayerId::Prgb => s.renderings.prgb.as_ref().map(|(i, _)| &i.data),
+            LayerId::Pca => s.renderings.pca.as_ref().map(|(i, _)| &i.data),
+            LayerId::Pauli => s.renderings.pauli.as_ref().map(|i| &i.data),
+            _ => None,
+        };
+        let needs_levels = key.level > 0 || session_level0.is_none();
+        if needs_levels && !self.tiles.pyramids.contains_key(&key.layer) {
+            let level0 = match session_level0 {
+                Some(_) => None,
+                None if key.layer == LayerId::Uncertainty => {
+                    Some(s.result.as_ref()?.uncertainty_rgb()?)
+                }
+                None => return None,
+            };
+            let base = level0.as_deref().or(session_level0.map(|d| d.as_slice()))?;
+            if base.len() != grid.width as usize * grid.height as usize * 3 {
+                return None;
+            }
+            let above = rgb_pyramid(base, grid);
+            self.tiles
+                .pyramids
+                .insert(key.layer, RgbLevels { level0, above });
+        }
+        let levels = self.tiles.pyramids.get(&key.layer);
+        let data: &[u8] = match key.level {
+            0 => match session_level0 {
+                Some(d) => d,
+                None => levels?.level0.as_deref()?,
+            },
+            k => levels?.above.get(k as usize - 1)?,
+        };
+        let (lw, lh) = grid.level_size(key.level);
+        if data.len() != lw as usize * lh as usize * 3 {
+            return None;
+        }
+        Some(TileUpload {
+            key,
+            size,
+            is_labels: false,
+            rect,
+            bytes: rgba_of(data, lw as usize, part),
+        })
     }
-    out
 }

@@ -18,6 +18,7 @@ pub mod job_status;
 mod labels_panel;
 pub mod layers;
 mod layers_panel;
+pub mod map_tiles;
 pub mod map_view;
 mod menu_bar;
 mod notices;
