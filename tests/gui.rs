@@ -510,6 +510,77 @@ fn a_layer_larger_than_a_tile_is_drawn_from_tiles_as_one_texture_draws_it() {
 }
 
 #[test]
+fn a_large_scene_shows_a_preview_and_what_its_whole_read_takes_before_it_is_in() {
+    let dir = tempfile::tempdir().unwrap();
+    // The demo's 13-band cube resampled to 3000 x 2000: 312 MB as f32,
+    // above the size that gets a preview.
+    let big = dir.path().join("large_s2.tif");
+    let status = std::process::Command::new("gdal_translate")
+        .args(["-q", "-outsize", "3000", "2000"])
+        .arg(demo("Spain_7370579_S2Hand.tif"))
+        .arg(&big)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut h = harness(dir.path(), false);
+    h.state_mut().handle(AppCommand::Open(LoadRequest {
+        hsi: Some(big),
+        title: "large".into(),
+        ..LoadRequest::default()
+    }));
+    let start = std::time::Instant::now();
+    let mut preview_seen = None;
+    while h.state().jobs.loading.is_some() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(300));
+        h.step();
+        if preview_seen.is_none()
+            && let Some(p) = h.state().store.scene_preview.clone()
+        {
+            h.remove_cursor();
+            h.run_steps(2);
+            let img = h.render().expect("wgpu renders");
+            let at = screen(&h, 1500.5, 1000.5);
+            preview_seen = Some((p, pixel(&img, at, 1.0)));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (p, shown) = preview_seen.expect("a preview while the cube was read");
+    assert_eq!((p.width, p.height, p.step), (3000, 2000, 3));
+    assert!(
+        p.note
+            .contains("3000 x 2000 pixels x 13 bands, 312.0 MB in memory"),
+        "{}",
+        p.note
+    );
+    // The map showed the preview there (every 3rd pixel; zoomed out the
+    // screen pixel blends the preview's pixels around it).
+    for c in 0..3 {
+        let around: Vec<i32> = (332..335)
+            .flat_map(|r| (499..502).map(move |q| (r, q)))
+            .map(|(r, q)| p.image.pixel(r, q)[c] as i32)
+            .collect();
+        let (lo, hi) = (around.iter().min().unwrap(), around.iter().max().unwrap());
+        let v = shown[c] as i32;
+        assert!(v >= lo - 2 && v <= hi + 2, "{shown:?} vs {lo}..{hi}");
+    }
+    let messages: Vec<String> = h
+        .state()
+        .store
+        .messages
+        .iter()
+        .map(|m| m.text.clone())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains("312.0 MB in memory")),
+        "{messages:?}"
+    );
+    // Then the scene itself replaces it.
+    h.run_steps(3);
+    assert!(h.state().store.session.is_some(), "{messages:?}");
+    assert!(h.state().store.scene_preview.is_none());
+}
+
+#[test]
 fn an_autosave_is_offered_and_recovered_on_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
     let painted = {

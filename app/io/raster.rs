@@ -333,6 +333,37 @@ pub fn read_window(
     Ok(data)
 }
 
+/// Reads the given 0-based bands of the whole raster sampled down to
+/// `out_width` x `out_height` (GDAL's nearest sampling, from its overviews
+/// when the file has them), band-sequential f32, invalid samples as NaN:
+/// a quick look at a raster too large to read whole at once.
+pub fn read_decimated(
+    path: &Path,
+    bands: &[usize],
+    out_width: usize,
+    out_height: usize,
+) -> Result<(RasterHeader, Vec<f32>), ReadError> {
+    let (ds, header) = open_for_windows(path)?;
+    let n = out_width * out_height;
+    let mut data = vec![0f32; n * bands.len()];
+    let size = (header.grid.width, header.grid.height);
+    for (slot, &b) in bands.iter().enumerate() {
+        let band_error = |message: String| ReadError::BandRead {
+            path: path.to_path_buf(),
+            band: b + 1,
+            message,
+        };
+        let band = ds
+            .rasterband(b + 1)
+            .map_err(|e| band_error(e.to_string()))?;
+        let out = &mut data[slot * n..(slot + 1) * n];
+        band.read_into_slice::<f32>((0, 0), size, (out_width, out_height), out, None)
+            .map_err(|e| band_error(e.to_string()))?;
+        mask_invalid(out, band.no_data_value());
+    }
+    Ok((header, data))
+}
+
 /// Opens a raster for reads in windows: its dataset and header, refused
 /// when it has no bands or (ENVI) less data than its header says.
 pub fn open_for_windows(path: &Path) -> Result<(Dataset, RasterHeader), ReadError> {

@@ -117,7 +117,19 @@ pub struct RestoredProject {
 }
 
 /// Loads, reporting each step; sends Loaded, Failed or Cancelled last.
+/// A large cube is first previewed (and what its whole read takes said).
 pub fn run(job: &JobContext<'_>, req: &LoadRequest) {
+    if let Some(hsi) = &req.hsi {
+        if let Some((_, note)) = super::scene_preview::whole_read_note(hsi) {
+            job.progress(note, 0.0);
+        }
+        if let Some(preview) = super::scene_preview::preview_of_cube(hsi) {
+            job.send(JobEvent::LoadPreview {
+                generation: job.generation,
+                preview: Box::new(preview),
+            });
+        }
+    }
     let result = load(req, job.cancel, &|step, fraction| {
         job.progress(step, fraction)
     });

@@ -12,6 +12,7 @@ pub mod features;
 pub mod load;
 pub mod loaded_backbone;
 pub mod project;
+pub mod scene_preview;
 pub mod tasks;
 
 use std::sync::Arc;
@@ -62,6 +63,11 @@ pub enum JobEvent {
     Loaded {
         generation: u64,
         scene: Box<LoadedScene>,
+    },
+    /// A coarse look at a large scene before its whole read.
+    LoadPreview {
+        generation: u64,
+        preview: Box<scene_preview::ScenePreview>,
     },
     Classified {
         generation: u64,
@@ -116,6 +122,7 @@ impl JobEvent {
         match self {
             JobEvent::Progress { generation, .. }
             | JobEvent::Loaded { generation, .. }
+            | JobEvent::LoadPreview { generation, .. }
             | JobEvent::Classified { generation, .. }
             | JobEvent::Previewed { generation, .. }
             | JobEvent::AdaptStep { generation, .. }

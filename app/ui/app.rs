@@ -557,7 +557,7 @@ impl StudioApp {
         }
         let central = egui::CentralPanel::default()
             .show(ui, |ui| {
-                if self.store.session.is_some() {
+                if self.store.session.is_some() || self.store.scene_preview.is_some() {
                     self.map.ui(ui, &self.store, &self.commands);
                 } else {
                     let cx = ViewContext::new(&self.store, &self.jobs, &self.map, &self.commands);

@@ -14,8 +14,29 @@ impl StudioApp {
     /// Applies the events of the jobs that ended since the last frame.
     pub(crate) fn handle_events(&mut self) {
         for ended in self.jobs.poll() {
+            if matches!(
+                ended.event,
+                JobEvent::Failed {
+                    kind: JobKind::Load,
+                    ..
+                } | JobEvent::Cancelled {
+                    kind: JobKind::Load,
+                    ..
+                }
+            ) {
+                self.store.scene_preview = None;
+            }
             match ended.event {
                 JobEvent::Progress { .. } => {}
+                JobEvent::LoadPreview { preview, .. } => {
+                    self.info(preview.note.clone());
+                    // Shown while no scene is open (an open one stays on
+                    // the map until the new one replaces it).
+                    if self.store.session.is_none() {
+                        self.store.scene_preview = Some(*preview);
+                        self.map.fit_pending = true;
+                    }
+                }
                 JobEvent::Previewed { preview, .. } => {
                     if let Some(s) = &mut self.store.session {
                         s.preview = Some(preview);
@@ -126,7 +147,10 @@ impl StudioApp {
                     }
                     self.store.last_applied = Some(*result);
                 }
-                JobEvent::Loaded { scene, .. } => self.install_session(*scene),
+                JobEvent::Loaded { scene, .. } => {
+                    self.store.scene_preview = None;
+                    self.install_session(*scene);
+                }
                 JobEvent::Failed { kind, message, .. } => {
                     let what = match kind {
                         JobKind::Load => "cannot open the scene",

@@ -110,7 +110,7 @@ impl JobStatus {
                     }
                     continue;
                 }
-                JobEvent::Previewed { .. } => None,
+                JobEvent::Previewed { .. } | JobEvent::LoadPreview { .. } => None,
                 JobEvent::AdaptStep { step, .. } => {
                     if let Some(l) = &mut self.adapting {
                         let eta = step

@@ -14,8 +14,9 @@ use std::collections::HashMap;
 use super::layers::LayerId;
 use crate::scene::PixelRect;
 
-/// The side of a tile in pixels, unless the GPU's textures are smaller.
-pub const TILE_SIDE: u32 = 1024;
+/// The side of a tile in pixels, unless the GPU's textures are smaller:
+/// small enough that cutting one (1 MiB as RGBA) fits in a frame.
+pub const TILE_SIDE: u32 = 512;
 
 /// Bytes of tile textures the map keeps on the GPU (all layers together);
 /// tiles drawn least lately go first when more are needed.
@@ -25,7 +26,7 @@ pub const GPU_BUDGET_BYTES: usize = 512 << 20;
 /// beside the coarsest level of each shown layer (which always goes, so
 /// nothing is ever blank): a pan into new tiles shows the coarse level
 /// there for a frame or two and never stalls a frame.
-pub const FRAME_UPLOAD_BYTES: usize = 4 << 20;
+pub const FRAME_UPLOAD_BYTES: usize = 1 << 20;
 
 /// One tile: a layer's pyramid level and its column and row there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -242,11 +243,11 @@ pub fn rgb_pyramid(rgb: &[u8], grid: &TileGrid) -> Vec<Vec<u8>> {
 /// The RGBA bytes of `rect` (level pixels) of one RGB level `level_width`
 /// pixels wide.
 pub fn rgba_of(rgb: &[u8], level_width: usize, rect: PixelRect) -> Vec<u8> {
-    let mut out = Vec::with_capacity(rect.width() * rect.height() * 4);
-    for y in rect.y0..rect.y1 {
+    let mut out = vec![255u8; rect.width() * rect.height() * 4];
+    for (y, out_row) in (rect.y0..rect.y1).zip(out.chunks_exact_mut(rect.width() * 4)) {
         let row = &rgb[(y * level_width + rect.x0) * 3..(y * level_width + rect.x1) * 3];
-        for p in row.chunks_exact(3) {
-            out.extend_from_slice(&[p[0], p[1], p[2], 255]);
+        for (o, p) in out_row.chunks_exact_mut(4).zip(row.chunks_exact(3)) {
+            o[..3].copy_from_slice(p);
         }
     }
     out
@@ -257,8 +258,17 @@ pub fn rgba_of(rgb: &[u8], level_width: usize, rect: PixelRect) -> Vec<u8> {
 pub fn labels_of(labels: &[u8], width: usize, level: u8, rect: PixelRect) -> Vec<u8> {
     let mut out = Vec::with_capacity(rect.width() * rect.height());
     for y in rect.y0..rect.y1 {
-        let row = (y << level) * width;
-        out.extend((rect.x0..rect.x1).map(|x| labels[row + (x << level)]));
+        let row = &labels[(y << level) * width..];
+        if level == 0 {
+            out.extend_from_slice(&row[rect.x0..rect.x1]);
+        } else {
+            out.extend(
+                row.iter()
+                    .skip(rect.x0 << level)
+                    .step_by(1 << level)
+                    .take(rect.width()),
+            );
+        }
     }
     out
 }
@@ -367,6 +377,7 @@ mod tests {
     fn a_sentinel_2_tile_makes_a_pyramid_whose_tiles_cover_each_level_once() {
         let g = TileGrid::new(10980, 10980, 1024);
         assert_eq!(g.top_level(), 4, "10980 / 16 = 687 fits one tile");
+        assert_eq!(TileGrid::new(10980, 10980, TILE_SIDE).top_level(), 5);
         assert_eq!(g.level_size(4), (687, 687));
         assert_eq!(g.tiles(0), (11, 11));
         for level in 0..=g.top_level() {

@@ -67,7 +67,17 @@ pub struct MapTiles {
     frame: u64,
     /// Visible tiles still to upload after the last frame.
     pub pending: usize,
+    /// The scene preview on the GPU (its note names it).
+    preview: Option<String>,
 }
+
+/// The texture of the scene preview (no layer's pyramid has this level).
+const PREVIEW_KEY: TileKey = TileKey {
+    layer: LayerId::Prgb,
+    level: u8::MAX,
+    col: 0,
+    row: 0,
+};
 
 struct RgbLevels {
     level0: Option<Vec<u8>>,
@@ -121,14 +131,18 @@ impl MapView {
     }
 }
 
-/// The scene's size in pixels (width, height).
+/// The scene's size in pixels (width, height): the open scene's, or the
+/// one being read's while its preview shows.
 pub fn image_size(store: &Store) -> Vec2 {
-    store
-        .session
-        .as_ref()
-        .and_then(|s| s.scene.grid())
-        .map(|g| vec2(g.width as f32, g.height as f32))
-        .unwrap_or(Vec2::ZERO)
+    match (&store.session, &store.scene_preview) {
+        (Some(s), _) => s
+            .scene
+            .grid()
+            .map(|g| vec2(g.width as f32, g.height as f32))
+            .unwrap_or(Vec2::ZERO),
+        (None, Some(p)) => vec2(p.width as f32, p.height as f32),
+        (None, None) => Vec2::ZERO,
+    }
 }
 
 /// The colour of a class value.
@@ -261,6 +275,19 @@ impl MapView {
                 0.0,
                 Stroke::new(2.0, Color32::YELLOW),
                 egui::StrokeKind::Outside,
+            );
+        }
+        if let (None, Some(p)) = (&store.session, &store.scene_preview) {
+            painter.text(
+                rect.left_top() + vec2(12.0, 12.0),
+                egui::Align2::LEFT_TOP,
+                format!(
+                    "Preview: every {} pixel across and down — {}…",
+                    ordinal(p.step),
+                    p.note
+                ),
+                egui::FontId::proportional(14.0),
+                Color32::WHITE,
             );
         }
         super::view_export::map_legend(store, &painter, rect);
@@ -508,6 +535,45 @@ impl MapView {
                 self.tiles.resident.touch(&top_key, frame_no);
             }
         }
+        // The preview of a scene being read, while none is open.
+        let preview = store
+            .scene_preview
+            .as_ref()
+            .filter(|_| store.session.is_none());
+        if self.tiles.preview.is_some() && preview.map(|p| &p.note) != self.tiles.preview.as_ref() {
+            uploads.push(GpuUpload::Evict(PREVIEW_KEY));
+            self.tiles.preview = None;
+        }
+        if let Some(p) = preview {
+            let (w, h) = (p.image.width, p.image.height);
+            if self.tiles.preview.is_none() && p.image.data.len() == w * h * 3 {
+                let rect = PixelRect {
+                    x0: 0,
+                    y0: 0,
+                    x1: w,
+                    y1: h,
+                };
+                uploads.push(GpuUpload::Tile(TileUpload {
+                    key: PREVIEW_KEY,
+                    size: (w as u32, h as u32),
+                    is_labels: false,
+                    rect,
+                    bytes: rgba_of(&p.image.data, w, rect),
+                }));
+                self.tiles.preview = Some(p.note.clone());
+            }
+            draws.push(TileDraw {
+                key: PREVIEW_KEY,
+                quad: [0.0, 0.0, size.x, size.y],
+                scale: p.step as f32,
+                tex_origin: [0.0, 0.0],
+                tex_size: [w as f32, h as f32],
+                opacity: 1.0,
+                is_labels: false,
+                stretch_lo: [0.0; 3],
+                stretch_hi: [1.0; 3],
+            });
+        }
         for key in self.tiles.resident.over_budget(GPU_BUDGET_BYTES, frame_no) {
             uploads.push(GpuUpload::Evict(key));
         }
@@ -613,4 +679,16 @@ impl MapView {
             bytes: rgba_of(data, lw as usize, part),
         })
     }
+}
+
+/// "2nd", "3rd", "11th", "21st".
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }

@@ -12,6 +12,7 @@ use super::desktop::{ClosePurpose, CloseState};
 use super::layers::{LayerId, LayerStack};
 use super::prefs::Prefs;
 use crate::jobs::apply::ApplySettings;
+use crate::jobs::scene_preview::ScenePreview;
 use crate::jobs::{AdaptSettings, AppliedScenes, ClassifySettings, GetRequest};
 use crate::scene::LabelLayer;
 use crate::session::autosave::Recovery;
@@ -70,6 +71,8 @@ pub struct Store {
     /// Settings of the next "Apply model to scenes", and how the last went.
     pub apply_settings: ApplySettings,
     pub last_applied: Option<AppliedScenes>,
+    /// A coarse look at the large scene being read while none is open.
+    pub scene_preview: Option<ScenePreview>,
 }
 
 impl Store {
@@ -103,6 +106,7 @@ impl Store {
             sample: None,
             apply_settings: ApplySettings::default(),
             last_applied: None,
+            scene_preview: None,
         }
     }
 

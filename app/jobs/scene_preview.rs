@@ -1,0 +1,140 @@
+//! Why this exists: a scene the size of a Sentinel-2 tile takes minutes to
+//! read whole, and the user should see what is coming and what it will
+//! cost before it is read. Before the whole read of a large scene the load
+//! job reads a coarse look at it — the pRGB bands (chosen from the header
+//! as the full rendering will choose them), every few pixels, through
+//! GDAL — and says how much memory the whole cube will take against what
+//! is available. The map shows that look until the scene is in.
+
+use std::path::Path;
+
+use crate::io::memory::{available_bytes, size_words};
+use crate::io::raster::{read_decimated, read_header};
+use crate::products::prgb::{RgbRequest, choose_rgb_bands, render_prgb};
+use crate::scene::{HsiCube, PixelGrid, Rgb8Image};
+
+/// Scenes whose whole read in memory takes more than this get a preview.
+pub const PREVIEW_ABOVE_BYTES: u128 = 256 << 20;
+
+/// The preview's longer side, at most, in pixels.
+pub const PREVIEW_SIDE: usize = 1024;
+
+/// A coarse look at a scene being read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScenePreview {
+    /// Every `step`-th pixel across and down of the scene.
+    pub image: Rgb8Image,
+    pub step: usize,
+    /// The scene's size in pixels.
+    pub width: usize,
+    pub height: usize,
+    /// What is read now and what the whole read takes.
+    pub note: String,
+}
+
+/// What the whole read of `path` takes in memory, in words, with what is
+/// available; None for files GDAL does not read (.mat, .npy) or cannot open.
+pub fn whole_read_note(path: &Path) -> Option<(u128, String)> {
+    let header = read_header(path).ok()?;
+    let (w, h, b) = (
+        header.grid.width,
+        header.grid.height,
+        header.band_count.max(1),
+    );
+    let bytes = w as u128 * h as u128 * b as u128 * 4;
+    let available = available_bytes()
+        .map(|a| format!(" of {} available", size_words(u128::from(a))))
+        .unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    Some((
+        bytes,
+        format!(
+            "reading {name} whole: {w} x {h} pixels x {b} bands, {} in memory{available}",
+            size_words(bytes)
+        ),
+    ))
+}
+
+/// The preview of an optical cube, when its whole read is large; None when
+/// it is small, or when the file cannot be read this way (the whole read
+/// then says why).
+pub fn preview_of_cube(path: &Path) -> Option<ScenePreview> {
+    let (bytes, note) = whole_read_note(path)?;
+    if bytes <= PREVIEW_ABOVE_BYTES {
+        return None;
+    }
+    let header = read_header(path).ok()?;
+    let (w, h) = (header.grid.width, header.grid.height);
+    let step = w.max(h).div_ceil(PREVIEW_SIDE).max(1);
+    let (pw, ph) = (w.div_ceil(step), h.div_ceil(step));
+    // The bands the full rendering will choose, from the header alone (one
+    // non-empty sample a band stands for the data).
+    let header_cube = HsiCube {
+        grid: PixelGrid::plain(1, 1),
+        bands: header.band_count,
+        data: vec![0.0; header.band_count],
+        wavelengths_nm: header.wavelengths_nm.clone(),
+        band_names: header.band_names.clone(),
+    };
+    let bands = choose_rgb_bands(&header_cube, RgbRequest::Auto).ok()?.bands;
+    let (_, data) = read_decimated(path, &bands, pw, ph).ok()?;
+    let small = HsiCube {
+        grid: PixelGrid::plain(pw, ph),
+        bands: 3,
+        data,
+        wavelengths_nm: None,
+        band_names: vec![String::new(); 3],
+    };
+    let image = render_prgb(&small, [0, 1, 2]).ok()?;
+    Some(ScenePreview {
+        image,
+        step,
+        width: w,
+        height: h,
+        note,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_cube_is_previewed_from_its_rgb_bands_and_a_small_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        // 3000 x 2000 x 13 Float32 (312 MB as f32): above the threshold,
+        // written sparse (GDAL's MEM-free creation leaves zeros) with
+        // values in the bands the rendering picks.
+        let path = dir.path().join("large.tif");
+        let status = std::process::Command::new("gdal_create")
+            .args([
+                "-q", "-of", "GTiff", "-outsize", "3000", "2000", "-bands", "13",
+            ])
+            .args(["-ot", "Float32", "-burn", "100", "-co", "SPARSE_OK=YES"])
+            .arg(&path)
+            .status();
+        let Ok(status) = status else {
+            eprintln!("gdal_create not found: test skipped");
+            return;
+        };
+        assert!(status.success());
+        let p = preview_of_cube(&path).expect("a preview of a large cube");
+        assert_eq!((p.width, p.height, p.step), (3000, 2000, 3));
+        assert_eq!((p.image.width, p.image.height), (1000, 667));
+        assert!(
+            p.note.contains("3000 x 2000 pixels x 13 bands"),
+            "{}",
+            p.note
+        );
+        assert!(p.note.contains("312.0 MB in memory"), "{}", p.note);
+        // The demo's cube (512 x 512 x 13) is read whole at once.
+        if let Ok((s2, _, _)) = crate::demo::demo_paths() {
+            assert!(preview_of_cube(&s2).is_none());
+            assert!(whole_read_note(&s2).is_some_and(|(b, _)| b == 512 * 512 * 13 * 4));
+        }
+        assert!(whole_read_note(&dir.path().join("missing.tif")).is_none());
+    }
+}
