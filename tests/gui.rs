@@ -415,10 +415,17 @@ fn the_map_view_composites_renderings_and_labels_on_the_gpu() {
     }
 }
 
-/// The map's pixels (its rectangle of a fresh render), without the pointer.
+/// The map's pixels (its rectangle of a fresh render), without the
+/// pointer, once every visible tile is on the GPU (one comes a frame).
 fn map_pixels(h: &mut Harness<'_, StudioApp>) -> Vec<[u8; 4]> {
     h.remove_cursor();
     h.run_steps(3);
+    let mut frames = 0;
+    while h.state().map.tiles.pending > 0 {
+        assert!(frames < 5000, "tiles still coming after {frames} frames");
+        h.step();
+        frames += 1;
+    }
     let img = h.render().expect("wgpu renders");
     let r = h.state().map.rect.expect("the map was shown");
     let mut out = Vec::new();

@@ -241,41 +241,47 @@ pub fn fit_pca_with(
 pub fn project(cube: &HsiCube, fit: &PcaFit, mask: &[bool]) -> Vec<Vec<f64>> {
     let k = fit.components.len();
     let n = mask.len();
-    let chunks: Vec<Vec<Vec<f64>>> = (0..n.div_ceil(CHUNK))
-        .into_par_iter()
-        .map(|c| {
-            let start = c * CHUNK;
-            let end = (start + CHUNK).min(n);
-            let rows: Vec<usize> = (start..end).filter(|&i| mask[i]).collect();
-            let mut acc = vec![vec![0f64; rows.len()]; k];
-            for (j, &b) in fit.bands_used.iter().enumerate() {
-                let band = cube.band(b);
-                let mu = fit.mean[j];
-                let full = rows.len() == end - start;
-                for (comp, scores) in fit.components.iter().zip(acc.iter_mut()) {
-                    let w = comp[j];
-                    if full {
-                        for (s, &x) in scores.iter_mut().zip(&band[start..end]) {
-                            *s += (f64::from(x) - mu) * w;
-                        }
-                    } else {
-                        for (s, &i) in scores.iter_mut().zip(&rows) {
-                            *s += (f64::from(band[i]) - mu) * w;
-                        }
+    // Each chunk writes its fitted pixels' scores straight into its own
+    // part of the outputs (no second copy of the scores: on a Sentinel-2
+    // tile they are 2.9 GB).
+    let counts: Vec<usize> = mask
+        .chunks(CHUNK)
+        .map(|c| c.iter().filter(|&&m| m).count())
+        .collect();
+    let total: usize = counts.iter().sum();
+    let mut out = vec![vec![0f64; total]; k];
+    let mut parts: Vec<Vec<&mut [f64]>> = counts.iter().map(|_| Vec::with_capacity(k)).collect();
+    for scores in out.iter_mut() {
+        let mut rest = scores.as_mut_slice();
+        for (part, &count) in parts.iter_mut().zip(&counts) {
+            let (mine, after) = rest.split_at_mut(count);
+            part.push(mine);
+            rest = after;
+        }
+    }
+    parts.into_par_iter().enumerate().for_each(|(c, mut acc)| {
+        let start = c * CHUNK;
+        let end = (start + CHUNK).min(n);
+        let rows: Vec<usize> = (start..end).filter(|&i| mask[i]).collect();
+        let full = rows.len() == end - start;
+        for (j, &b) in fit.bands_used.iter().enumerate() {
+            let band = cube.band(b);
+            let mu = fit.mean[j];
+            for (comp, scores) in fit.components.iter().zip(acc.iter_mut()) {
+                let w = comp[j];
+                if full {
+                    for (s, &x) in scores.iter_mut().zip(&band[start..end]) {
+                        *s += (f64::from(x) - mu) * w;
+                    }
+                } else {
+                    for (s, &i) in scores.iter_mut().zip(&rows) {
+                        *s += (f64::from(band[i]) - mu) * w;
                     }
                 }
             }
-            acc
-        })
-        .collect();
-    (0..k)
-        .map(|comp| {
-            chunks
-                .iter()
-                .flat_map(|c| c[comp].iter().copied())
-                .collect()
-        })
-        .collect()
+        }
+    });
+    out
 }
 
 /// Fits the PCA and renders PC1..PC3 as R, G, B.

@@ -16,7 +16,7 @@ use super::command::{AppCommand, CommandSender};
 use super::gpu_map::{GpuUpload, MapFrame, MapPaint, TileDraw, TileUpload};
 use super::layers::LayerId;
 use super::map_tiles::{
-    FRAME_UPLOAD_BYTES, GPU_BUDGET_BYTES, Residency, TILE_SIDE, TileGrid, TileKey, labels_of,
+    GPU_BUDGET_BYTES, Residency, TILE_SIDE, TILES_PER_FRAME, TileGrid, TileKey, labels_of,
     rgb_pyramid, rgba_of,
 };
 use super::store::Store;
@@ -480,7 +480,7 @@ impl MapView {
                 origin[0] + span[0],
                 origin[1] + span[1],
             ];
-            let mut budget = FRAME_UPLOAD_BYTES;
+            let mut cuts_left = TILES_PER_FRAME;
             let visible = store
                 .layers
                 .layers
@@ -510,16 +510,15 @@ impl MapView {
                 if !self.tiles.resident.contains(&top_key)
                     && let Some(u) = self.tile_upload(s, &grid, top_key, None)
                 {
-                    budget = budget.saturating_sub(u.bytes.len());
                     self.tiles.resident.insert(top_key, u.bytes.len(), frame_no);
                     uploads.push(GpuUpload::Tile(u));
                 }
                 for key in grid.visible_tiles(l.id, level, window) {
                     if !self.tiles.resident.contains(&key) {
-                        if budget == 0 {
+                        if cuts_left == 0 {
                             self.tiles.pending += 1;
                         } else if let Some(u) = self.tile_upload(s, &grid, key, None) {
-                            budget = budget.saturating_sub(u.bytes.len());
+                            cuts_left -= 1;
                             self.tiles.resident.insert(key, u.bytes.len(), frame_no);
                             uploads.push(GpuUpload::Tile(u));
                         }
