@@ -8,7 +8,8 @@
 //!
 //! Run: `cargo bench --bench predict_region --profile test` (the scene,
 //! ~1-3 GB, goes to a temporary folder; `SIZE=4096` for a quicker run;
-//! `KEEP=DIR` keeps the files there).
+//! `KEEP=DIR` keeps the files there; `POLYGONS=0` runs `predict
+//! --no-polygons`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop on the first surprise
 
 use std::path::Path;
@@ -173,9 +174,14 @@ fn main() {
     );
 
     let out = dir.join("predict");
+    // POLYGONS=0: no classmap.gpkg (GDAL's polygonize holds every polygon
+    // of the map in memory; see `predict --no-polygons`).
+    let polygons = std::env::var("POLYGONS").map_or(true, |v| v != "0");
     let t = Instant::now();
     let predict = Command::new(bin)
-        .args(["predict", "--tile", "1024", "--model"])
+        .args(["predict", "--tile", "1024"])
+        .args((!polygons).then_some("--no-polygons"))
+        .arg("--model")
         .arg(&model)
         .arg("--hsi")
         .arg(&scene)
@@ -204,6 +210,7 @@ fn main() {
             "peak_rss_mib": record["peak_rss_mib"],
             "classmap_mb": map_bytes as f64 / 1e6,
             "tiles": record["tiles_in_scene"],
+            "polygons": polygons,
             "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         })
     );

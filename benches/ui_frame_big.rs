@@ -24,6 +24,9 @@ use unidiff_studio::ui::{AppCommand, AppOptions, StudioApp};
 const SIDE: usize = 10980;
 
 fn stats(mut v: Vec<f64>) -> serde_json::Value {
+    if v.is_empty() {
+        return serde_json::json!({ "frames": 0 });
+    }
     v.sort_by(f64::total_cmp);
     let n = v.len().max(1);
     let mean = v.iter().sum::<f64>() / n as f64;
@@ -36,14 +39,25 @@ fn stats(mut v: Vec<f64>) -> serde_json::Value {
     })
 }
 
+thread_local! {
+    /// The map's own part (tiles decided and cut) of each timed frame.
+    static MAP_PART: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// One frame's time; then the frame is rendered (untimed), as a window
 /// would, so that its tile uploads reach the GPU.
 fn timed_step(h: &mut Harness<'_, StudioApp>) -> f64 {
     let t = Instant::now();
     h.step();
     let seconds = t.elapsed().as_secs_f64();
+    MAP_PART.with(|m| m.borrow_mut().push(h.state().map.tiles.last_frame_seconds));
     h.render().expect("wgpu renders");
     seconds
+}
+
+/// The map's part of the frames timed since the last call.
+fn map_part() -> serde_json::Value {
+    stats(MAP_PART.with(|m| std::mem::take(&mut *m.borrow_mut())))
 }
 
 fn peak_rss_mib() -> Option<f64> {
@@ -121,21 +135,25 @@ fn main() {
     h.event(egui::Event::PointerMoved(c));
     drag(&mut h, true);
     h.step();
+    map_part();
     let mut panning_out = Vec::new();
     for i in 0..200 {
         let p = c + vec2((i as f32 * 0.05).sin() * 200.0, 0.0);
         h.event(egui::Event::PointerMoved(p));
         panning_out.push(timed_step(&mut h));
     }
+    let map_part_panning_out = map_part();
     drag(&mut h, false);
     h.step();
 
     // Zooming in at the centre, one key press a frame, to 1:1 and a bit.
     let mut zooming_in = Vec::new();
+    map_part();
     while h.state().map.view.zoom < 1.2 {
         h.key_press(egui::Key::PageUp);
         zooming_in.push(timed_step(&mut h));
     }
+    let map_part_zooming_in = map_part();
     let mut settle = 0;
     while h.state().map.tiles.pending > 0 && settle < 600 {
         timed_step(&mut h);
@@ -148,6 +166,7 @@ fn main() {
     drag(&mut h, true);
     h.step();
     let mut panning_in = Vec::new();
+    map_part();
     let mut frames_with_tiles_pending = 0;
     let mut at = c;
     for _ in 0..400 {
@@ -164,16 +183,19 @@ fn main() {
         panning_in.push(timed_step(&mut h));
         frames_with_tiles_pending += usize::from(h.state().map.tiles.pending > 0);
     }
+    let map_part_panning_in = map_part();
     drag(&mut h, false);
     h.step();
     let resident_zoomed_in = h.state().map.tiles.resident();
 
     // Zooming out again to the whole scene.
     let mut zooming_out = Vec::new();
+    map_part();
     while h.state().map.view.zoom > zoomed_out_level_zoom {
         h.key_press(egui::Key::PageDown);
         zooming_out.push(timed_step(&mut h));
     }
+    let map_part_zooming_out = map_part();
     h.run_steps(3);
     let map = &h.state().map;
     println!(
@@ -190,6 +212,12 @@ fn main() {
             "frames_at_1_1_with_tiles_still_coming": frames_with_tiles_pending,
             "tiles_on_gpu_at_1_1": resident_zoomed_in,
             "zooming_out_one_step_a_frame": stats(zooming_out),
+            "map_part_of_frames": {
+                "panning_zoomed_out": map_part_panning_out,
+                "zooming_in": map_part_zooming_in,
+                "panning_at_1_1": map_part_panning_in,
+                "zooming_out": map_part_zooming_out,
+            },
             "tiles_on_gpu_at_end": map.tiles.resident(),
             "tile_bytes_on_gpu_at_end_mib": map.tiles.resident_bytes() as f64 / 1048576.0,
             "peak_rss_mib": peak_rss_mib(),

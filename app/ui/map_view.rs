@@ -67,6 +67,8 @@ pub struct MapTiles {
     frame: u64,
     /// Visible tiles still to upload after the last frame.
     pub pending: usize,
+    /// Seconds the last frame spent deciding and cutting tiles (benches).
+    pub last_frame_seconds: f64,
     /// The scene preview on the GPU (its note names it).
     preview: Option<String>,
 }
@@ -435,6 +437,7 @@ impl MapView {
     /// one frame's share; stroke rectangles patched into the tiles that
     /// hold them).
     fn map_frame(&mut self, rect: Rect, size: Vec2, store: &Store, ppp: f32) -> MapFrame {
+        let started = std::time::Instant::now();
         let (origin, span) = self.view.image_window(rect);
         self.tiles.frame += 1;
         let frame_no = self.tiles.frame;
@@ -585,6 +588,7 @@ impl MapView {
             self.gpu_seq += 1;
             self.gpu_uploads.push((self.gpu_seq, Arc::new(u)));
         }
+        self.tiles.last_frame_seconds = started.elapsed().as_secs_f64();
         MapFrame {
             origin,
             span,
