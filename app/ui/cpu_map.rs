@@ -2,13 +2,17 @@
 //! composited on the CPU with the same stretch, palette and opacity rules as
 //! `shaders/map.wgsl`, into one egui texture that is rebuilt only when a
 //! layer, its settings or the labels change. A scene larger than the
-//! largest texture is composited from every `step`-th pixel.
+//! largest texture (or than 4096 pixels a side) is composited from every
+//! `step`-th pixel.
 
 use eframe::egui::{self, Color32, ColorImage, TextureHandle, TextureOptions};
 
 use super::layers::{LayerId, LayerStack};
 use crate::scene::ClassInfo;
 use crate::session::Session;
+
+/// The composite's longest side, at most.
+pub const CPU_MAP_SIDE: usize = 4096;
 
 /// The composited texture and what it was made from.
 #[derive(Default)]
@@ -146,7 +150,9 @@ impl CpuMap {
             .grid()
             .map(|g| (g.width, g.height))
             .unwrap_or((0, 0));
-        let step = step_for(w, h, ctx.input(|i| i.max_texture_side));
+        // At most 4096 pixels a side: the composite holds 12 bytes a pixel
+        // while it is made (1.4 GB for a Sentinel-2 tile at every pixel).
+        let step = step_for(w, h, ctx.input(|i| i.max_texture_side).min(CPU_MAP_SIDE));
         if self.made_from.as_ref() != Some(&key) || self.texture.is_none() {
             let image = composite(session, layers, step);
             match &mut self.texture {
