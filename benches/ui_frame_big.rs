@@ -42,6 +42,9 @@ fn stats(mut v: Vec<f64>) -> serde_json::Value {
 thread_local! {
     /// The map's own part (tiles decided and cut) of each timed frame.
     static MAP_PART: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The app's own part (its `frame`, without the harness's event
+    /// handling, accessibility tree and tessellation) of each timed frame.
+    static APP_PART: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// One frame's time; then the frame is rendered (untimed), as a window
@@ -51,13 +54,18 @@ fn timed_step(h: &mut Harness<'_, StudioApp>) -> f64 {
     h.step();
     let seconds = t.elapsed().as_secs_f64();
     MAP_PART.with(|m| m.borrow_mut().push(h.state().map.tiles.last_frame_seconds));
+    let app = h.state().frame_seconds.last().copied().unwrap_or(0.0);
+    APP_PART.with(|m| m.borrow_mut().push(app));
     h.render().expect("wgpu renders");
     seconds
 }
 
-/// The map's part of the frames timed since the last call.
+/// The map's and the app's parts of the frames timed since the last call.
 fn map_part() -> serde_json::Value {
-    stats(MAP_PART.with(|m| std::mem::take(&mut *m.borrow_mut())))
+    serde_json::json!({
+        "map": stats(MAP_PART.with(|m| std::mem::take(&mut *m.borrow_mut()))),
+        "app": stats(APP_PART.with(|m| std::mem::take(&mut *m.borrow_mut()))),
+    })
 }
 
 fn peak_rss_mib() -> Option<f64> {
@@ -212,7 +220,7 @@ fn main() {
             "frames_at_1_1_with_tiles_still_coming": frames_with_tiles_pending,
             "tiles_on_gpu_at_1_1": resident_zoomed_in,
             "zooming_out_one_step_a_frame": stats(zooming_out),
-            "map_part_of_frames": {
+            "app_and_map_parts_of_frames": {
                 "panning_zoomed_out": map_part_panning_out,
                 "zooming_in": map_part_zooming_in,
                 "panning_at_1_1": map_part_panning_in,
