@@ -117,18 +117,24 @@ pub struct RestoredProject {
 }
 
 /// Loads, reporting each step; sends Loaded, Failed or Cancelled last.
-/// A large cube is first previewed (and what its whole read takes said).
+/// A large cube (or SAR image, alone) is first previewed, and what its
+/// whole read takes said.
 pub fn run(job: &JobContext<'_>, req: &LoadRequest) {
-    if let Some(hsi) = &req.hsi {
-        if let Some((_, note)) = super::scene_preview::whole_read_note(hsi) {
-            job.progress(note, 0.0);
-        }
-        if let Some(preview) = super::scene_preview::preview_of_cube(hsi) {
-            job.send(JobEvent::LoadPreview {
-                generation: job.generation,
-                preview: Box::new(preview),
-            });
-        }
+    use super::scene_preview::{preview_of_cube, preview_of_sar, whole_read_note};
+    let first = req.hsi.as_ref().or(req.sar.as_ref());
+    if let Some((_, note)) = first.and_then(|p| whole_read_note(p)) {
+        job.progress(note, 0.0);
+    }
+    let preview = match (&req.hsi, &req.sar) {
+        (Some(hsi), _) => preview_of_cube(hsi),
+        (None, Some(sar)) => preview_of_sar(sar),
+        (None, None) => None,
+    };
+    if let Some(preview) = preview {
+        job.send(JobEvent::LoadPreview {
+            generation: job.generation,
+            preview: Box::new(preview),
+        });
     }
     let result = load(req, job.cancel, &|step, fraction| {
         job.progress(step, fraction)

@@ -1,10 +1,11 @@
 //! Why this exists: a scene the size of a Sentinel-2 tile takes minutes to
 //! read whole, and the user should see what is coming and what it will
 //! cost before it is read. Before the whole read of a large scene the load
-//! job reads a coarse look at it — the pRGB bands (chosen from the header
-//! as the full rendering will choose them), every few pixels, through
-//! GDAL — and says how much memory the whole cube will take against what
-//! is available. The map shows that look until the scene is in.
+//! job reads a coarse look at it — the pRGB bands of an optical cube
+//! (chosen from the header as the full rendering will choose them), or a
+//! SAR image's first band in grey, every few pixels, through GDAL — and
+//! says how much memory the whole read will take against what is
+//! available. The map shows that look until the scene is in.
 
 use std::path::Path;
 
@@ -98,6 +99,42 @@ pub fn preview_of_cube(path: &Path) -> Option<ScenePreview> {
     })
 }
 
+/// The preview of a SAR image, when its whole read is large: its first
+/// band (VV or HH where the file puts it first) in grey, in decibels when
+/// the samples are powers (positive), every few pixels.
+pub fn preview_of_sar(path: &Path) -> Option<ScenePreview> {
+    let (bytes, note) = whole_read_note(path)?;
+    if bytes <= PREVIEW_ABOVE_BYTES {
+        return None;
+    }
+    let header = read_header(path).ok()?;
+    let (w, h) = (header.grid.width, header.grid.height);
+    let step = w.max(h).div_ceil(PREVIEW_SIDE).max(1);
+    let (pw, ph) = (w.div_ceil(step), h.div_ceil(step));
+    let (_, mut band) = read_decimated(path, &[0], pw, ph).ok()?;
+    let positive = band.iter().filter(|v| **v > 0.0).count();
+    if positive * 2 > band.len() {
+        for v in &mut band {
+            *v = if *v > 0.0 { 10.0 * v.log10() } else { f32::NAN };
+        }
+    }
+    let grey = HsiCube {
+        grid: PixelGrid::plain(pw, ph),
+        bands: 3,
+        data: [band.as_slice(), band.as_slice(), band.as_slice()].concat(),
+        wavelengths_nm: None,
+        band_names: vec![String::new(); 3],
+    };
+    let image = render_prgb(&grey, [0, 1, 2]).ok()?;
+    Some(ScenePreview {
+        image,
+        step,
+        width: w,
+        height: h,
+        note,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +173,39 @@ mod tests {
             assert!(whole_read_note(&s2).is_some_and(|(b, _)| b == 512 * 512 * 13 * 4));
         }
         assert!(whole_read_note(&dir.path().join("missing.tif")).is_none());
+    }
+
+    #[test]
+    fn a_large_sar_image_is_previewed_in_grey() {
+        let dir = tempfile::tempdir().unwrap();
+        // 8200 x 8200 x 1 Float32 (269 MB as f32), powers of 0.05.
+        let path = dir.path().join("large_vv.tif");
+        let status = std::process::Command::new("gdal_create")
+            .args([
+                "-q", "-of", "GTiff", "-outsize", "8200", "8200", "-bands", "1",
+            ])
+            .args(["-ot", "Float32", "-burn", "0.05", "-co", "SPARSE_OK=YES"])
+            .arg(&path)
+            .status();
+        let Ok(status) = status else {
+            eprintln!("gdal_create not found: test skipped");
+            return;
+        };
+        assert!(status.success());
+        let p = preview_of_sar(&path).expect("a preview of a large SAR image");
+        assert_eq!((p.width, p.height, p.step), (8200, 8200, 9));
+        assert_eq!((p.image.width, p.image.height), (912, 912));
+        assert!(
+            p.image
+                .data
+                .chunks_exact(3)
+                .all(|c| c[0] == c[1] && c[1] == c[2]),
+            "grey"
+        );
+        assert!(
+            p.note.contains("8200 x 8200 pixels x 1 bands"),
+            "{}",
+            p.note
+        );
     }
 }
