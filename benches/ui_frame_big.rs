@@ -5,12 +5,12 @@
 //! of the pyramid. Measures the CPU time of one egui frame (our logic,
 //! the tiles prepared for upload, layout and tessellation; not the GPU
 //! work) from the whole scene zoomed out, zooming in one key press a frame
-//! to 1:1, panning across tiles at 1:1, and zooming out again; with the
-//! tiles and bytes held on the GPU, and the frames until every visible
-//! tile is there.
+//! to 1:1, panning across tiles at 1:1, zooming out again, and zooming in
+//! and out with the mouse wheel; with the tiles and bytes held on the GPU,
+//! and the frames until every visible tile is there.
 //!
-//! Run: `cargo bench --bench ui_frame_big` (prints one JSON line; about 2
-//! GB of disk in a temporary folder and 4 GB of memory).
+//! Run: `cargo bench --profile test --bench ui_frame_big` (prints one JSON
+//! line; about 2 GB of disk in a temporary folder, 6.6 GB of memory).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop on the first surprise
 
 use std::process::Command;
@@ -205,6 +205,26 @@ fn main() {
     }
     let map_part_zooming_out = map_part();
     h.run_steps(3);
+
+    // Zooming with the wheel over the centre (the usual way): a notch every
+    // 4 frames (egui spreads each over frames), 20 in, then 20 out.
+    h.event(egui::Event::PointerMoved(c));
+    let mut zooming_wheel = Vec::new();
+    map_part();
+    let mut deepest = 0f32;
+    for i in 0..160 {
+        if i % 4 == 0 {
+            h.event(egui::Event::MouseWheel {
+                unit: egui::MouseWheelUnit::Point,
+                delta: vec2(0.0, if i < 80 { 50.0 } else { -50.0 }),
+                phase: egui::TouchPhase::Move,
+                modifiers: Modifiers::NONE,
+            });
+        }
+        zooming_wheel.push(timed_step(&mut h));
+        deepest = deepest.max(h.state().map.view.zoom);
+    }
+    let map_part_zooming_wheel = map_part();
     let map = &h.state().map;
     println!(
         "{}",
@@ -220,11 +240,14 @@ fn main() {
             "frames_at_1_1_with_tiles_still_coming": frames_with_tiles_pending,
             "tiles_on_gpu_at_1_1": resident_zoomed_in,
             "zooming_out_one_step_a_frame": stats(zooming_out),
+            "zooming_with_the_wheel_in_and_out": stats(zooming_wheel),
+            "wheel_zoom_deepest": deepest,
             "app_and_map_parts_of_frames": {
                 "panning_zoomed_out": map_part_panning_out,
                 "zooming_in": map_part_zooming_in,
                 "panning_at_1_1": map_part_panning_in,
                 "zooming_out": map_part_zooming_out,
+                "zooming_with_the_wheel": map_part_zooming_wheel,
             },
             "tiles_on_gpu_at_end": map.tiles.resident(),
             "tile_bytes_on_gpu_at_end_mib": map.tiles.resident_bytes() as f64 / 1048576.0,
