@@ -309,7 +309,41 @@ pub fn read_window(
     bands: &[usize],
     window: Window,
 ) -> Result<Vec<f32>, ReadError> {
-    let n = window.height * window.width;
+    let buffer = (window.width, window.height);
+    read_bands_into(path, ds, bands, window, buffer)
+}
+
+/// Reads the given 0-based bands of the whole raster sampled down to
+/// `out_width` x `out_height` (GDAL's nearest sampling, from its overviews
+/// when the file has them), band-sequential f32, invalid samples as NaN:
+/// a quick look at a raster too large to read whole at once.
+pub fn read_decimated(
+    path: &Path,
+    bands: &[usize],
+    out_width: usize,
+    out_height: usize,
+) -> Result<(RasterHeader, Vec<f32>), ReadError> {
+    let (ds, header) = open_for_windows(path)?;
+    let whole = Window {
+        row0: 0,
+        col0: 0,
+        height: header.grid.height,
+        width: header.grid.width,
+    };
+    let data = read_bands_into(path, &ds, bands, whole, (out_width, out_height))?;
+    Ok((header, data))
+}
+
+/// `window` of each band resampled by GDAL into a `buffer`-sized plane
+/// (the window's own size: as it is), band-sequential, invalid samples NaN.
+fn read_bands_into(
+    path: &Path,
+    ds: &Dataset,
+    bands: &[usize],
+    window: Window,
+    buffer: (usize, usize),
+) -> Result<Vec<f32>, ReadError> {
+    let n = buffer.0 * buffer.1;
     let mut data = vec![0f32; n * bands.len()];
     for (slot, &b) in bands.iter().enumerate() {
         let band_error = |message: String| ReadError::BandRead {
@@ -326,42 +360,11 @@ pub fn read_window(
             isize::try_from(window.row0).map_err(|e| band_error(e.to_string()))?,
         );
         let size = (window.width, window.height);
-        band.read_into_slice::<f32>(offset, size, size, out, None)
+        band.read_into_slice::<f32>(offset, size, buffer, out, None)
             .map_err(|e| band_error(e.to_string()))?;
         mask_invalid(out, band.no_data_value());
     }
     Ok(data)
-}
-
-/// Reads the given 0-based bands of the whole raster sampled down to
-/// `out_width` x `out_height` (GDAL's nearest sampling, from its overviews
-/// when the file has them), band-sequential f32, invalid samples as NaN:
-/// a quick look at a raster too large to read whole at once.
-pub fn read_decimated(
-    path: &Path,
-    bands: &[usize],
-    out_width: usize,
-    out_height: usize,
-) -> Result<(RasterHeader, Vec<f32>), ReadError> {
-    let (ds, header) = open_for_windows(path)?;
-    let n = out_width * out_height;
-    let mut data = vec![0f32; n * bands.len()];
-    let size = (header.grid.width, header.grid.height);
-    for (slot, &b) in bands.iter().enumerate() {
-        let band_error = |message: String| ReadError::BandRead {
-            path: path.to_path_buf(),
-            band: b + 1,
-            message,
-        };
-        let band = ds
-            .rasterband(b + 1)
-            .map_err(|e| band_error(e.to_string()))?;
-        let out = &mut data[slot * n..(slot + 1) * n];
-        band.read_into_slice::<f32>((0, 0), size, (out_width, out_height), out, None)
-            .map_err(|e| band_error(e.to_string()))?;
-        mask_invalid(out, band.no_data_value());
-    }
-    Ok((header, data))
 }
 
 /// Opens a raster for reads in windows: its dataset and header, refused

@@ -139,6 +139,24 @@ pub fn preview_of_sar(path: &Path) -> Option<ScenePreview> {
 mod tests {
     use super::*;
 
+    /// A Float32 GeoTIFF of (width, height, bands), every sample `value`,
+    /// written sparse by gdal_create (false, said, without it).
+    fn sparse_float_raster(path: &Path, size: (usize, usize, usize), value: &str) -> bool {
+        let status = std::process::Command::new("gdal_create")
+            .args(["-q", "-of", "GTiff", "-outsize"])
+            .args([size.0.to_string(), size.1.to_string()])
+            .args(["-bands", &size.2.to_string(), "-ot", "Float32"])
+            .args(["-burn", value, "-co", "SPARSE_OK=YES"])
+            .arg(path)
+            .status();
+        let Ok(status) = status else {
+            eprintln!("gdal_create not found: test skipped");
+            return false;
+        };
+        assert!(status.success());
+        true
+    }
+
     #[test]
     fn a_large_cube_is_previewed_from_its_rgb_bands_and_a_small_one_is_not() {
         let dir = tempfile::tempdir().unwrap();
@@ -146,18 +164,9 @@ mod tests {
         // written sparse (GDAL's MEM-free creation leaves zeros) with
         // values in the bands the rendering picks.
         let path = dir.path().join("large.tif");
-        let status = std::process::Command::new("gdal_create")
-            .args([
-                "-q", "-of", "GTiff", "-outsize", "3000", "2000", "-bands", "13",
-            ])
-            .args(["-ot", "Float32", "-burn", "100", "-co", "SPARSE_OK=YES"])
-            .arg(&path)
-            .status();
-        let Ok(status) = status else {
-            eprintln!("gdal_create not found: test skipped");
+        if !sparse_float_raster(&path, (3000, 2000, 13), "100") {
             return;
-        };
-        assert!(status.success());
+        }
         let p = preview_of_cube(&path).expect("a preview of a large cube");
         assert_eq!((p.width, p.height, p.step), (3000, 2000, 3));
         assert_eq!((p.image.width, p.image.height), (1000, 667));
@@ -180,18 +189,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // 8200 x 8200 x 1 Float32 (269 MB as f32), powers of 0.05.
         let path = dir.path().join("large_vv.tif");
-        let status = std::process::Command::new("gdal_create")
-            .args([
-                "-q", "-of", "GTiff", "-outsize", "8200", "8200", "-bands", "1",
-            ])
-            .args(["-ot", "Float32", "-burn", "0.05", "-co", "SPARSE_OK=YES"])
-            .arg(&path)
-            .status();
-        let Ok(status) = status else {
-            eprintln!("gdal_create not found: test skipped");
+        if !sparse_float_raster(&path, (8200, 8200, 1), "0.05") {
             return;
-        };
-        assert!(status.success());
+        }
         let p = preview_of_sar(&path).expect("a preview of a large SAR image");
         assert_eq!((p.width, p.height, p.step), (8200, 8200, 9));
         assert_eq!((p.image.width, p.image.height), (912, 912));
