@@ -120,16 +120,17 @@ pub struct RestoredProject {
 /// A large cube (or SAR image, alone) is first previewed, and what its
 /// whole read takes said.
 pub fn run(job: &JobContext<'_>, req: &LoadRequest) {
-    use super::scene_preview::{preview_of_cube, preview_of_sar, whole_read_note};
+    use super::scene_preview::{WholeRead, preview_of_cube, preview_of_sar};
+    // The raster read first: the cube, or the SAR image opened alone.
     let first = req.hsi.as_ref().or(req.sar.as_ref());
-    if let Some((_, note)) = first.and_then(|p| whole_read_note(p)) {
-        job.progress(note, 0.0);
+    let read = first.and_then(|p| WholeRead::of(p));
+    if let Some(read) = &read {
+        job.progress(read.note.clone(), 0.0);
     }
-    let preview = match (&req.hsi, &req.sar) {
-        (Some(hsi), _) => preview_of_cube(hsi),
-        (None, Some(sar)) => preview_of_sar(sar),
-        (None, None) => None,
-    };
+    let preview = read.as_ref().and_then(|read| match req.hsi {
+        Some(_) => preview_of_cube(read),
+        None => preview_of_sar(read),
+    });
     if let Some(preview) = preview {
         job.send(JobEvent::LoadPreview {
             generation: job.generation,
