@@ -596,6 +596,47 @@ fn cpu_kernels_stage_a_step_matches_the_reference() {
     }
 }
 
+/// A training batch of 8 and more runs split into groups of 4, one per
+/// thread (`split_group`, on two threads and more): the outputs are the whole batch's bit for
+/// bit, dropout included (the mask is drawn for the whole batch), and the
+/// gradients the same up to the order of their sums.
+#[test]
+fn a_split_training_batch_gives_the_whole_batchs_outputs_and_gradients() {
+    let model = tiny_from("adm_tiny/model.safetensors");
+    let trainer = HostTrainer::new(host_unet(&model).unwrap(), 0.1).unwrap();
+    let n = 10;
+    let (x0, _) = random_patches(11, n);
+    let t: Vec<i64> = (0..n as i64).map(|i| i * 97 % 1000).collect();
+    let y: Vec<i64> = (0..n as i64).map(|i| i % 5).collect();
+    let d_out: Vec<f32> = random_patches(12, 2 * n).0[..n * 6 * 32 * 32].to_vec();
+    let step = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                let (out, tape) = trainer
+                    .forward(Act::from_nchw(&x0, n, 3, 32, 32), &t, &y, 7)
+                    .unwrap();
+                let grads = trainer.backward(tape, Act::from_nchw(&d_out, n, 6, 32, 32));
+                (out.to_nchw(), grads)
+            })
+    };
+    let (whole_out, whole_grads) = step(1);
+    let (split_out, split_grads) = step(2);
+    let differ = whole_out
+        .iter()
+        .zip(&split_out)
+        .filter(|(a, b)| a.to_bits() != b.to_bits())
+        .count();
+    assert_eq!(differ, 0, "{differ} output values differ");
+    assert_eq!(whole_grads.len(), split_grads.len());
+    for (i, (a, b)) in whole_grads.iter().zip(&split_grads).enumerate() {
+        let r = rel_norm_diff(a, b);
+        assert!(r <= 1e-5, "gradient {i}: relative difference {r}");
+    }
+}
+
 #[test]
 fn stage_a_on_the_cpu_kernels_follows_burns_autodiff() {
     let pool = demo_pool();
@@ -1115,7 +1156,10 @@ fn a_patchs_host_features_do_not_depend_on_its_batch() {
     let model = tiny_from("adm_tiny/model.pt");
     let host = host_unet(&model).unwrap();
     let s = Schedule::cosine(1000);
-    let n = 16;
+    // Batches of 8 and more run split into groups of 4 side by side
+    // (`forward_split`, on two threads and more), 18 and 11 with a partial
+    // group; smaller ones whole.
+    let n = 18;
     let per = 3 * 32 * 32;
     let (x0, noise) = random_patches(5, n);
     let spec = FeatureSpec {
@@ -1137,7 +1181,7 @@ fn a_patchs_host_features_do_not_depend_on_its_batch() {
     };
     let all = features(0, n);
     let out = all.len() / n;
-    for (from, to) in [(0, 1), (3, 7), (5, 16)] {
+    for (from, to) in [(0, 1), (3, 7), (5, 16), (1, 17)] {
         let part = features(from, to);
         let differ = part
             .iter()

@@ -142,7 +142,7 @@ pub fn concat_features_host(
             .collect();
         let emb = host.embedding(&vec![spec.t; n], &vec![m.label_row(); n])?;
         let x = Act::from_nchw(&x_t, n, 3, p, p);
-        parts.push(host.forward_blocks(x, &emb, Some(spec.block), &mut |_, _| {}));
+        parts.push(host.forward_split(x, &emb, Some(spec.block)));
     }
     let Some(first) = parts.first() else {
         return Ok((Vec::new(), [0, 0, spec.size, spec.size]));

@@ -307,10 +307,26 @@ fn resample_backward(d: Act, how: Resample, h: usize, w: usize) -> Act {
 struct Dropout {
     p: f32,
     seed: u64,
+    /// The images of this forward within the step's batch: the first and
+    /// the batch's size (a batch split into groups draws the mask of the
+    /// whole batch).
+    first: usize,
+    batch: usize,
 }
 
 impl Dropout {
-    /// Whether element `i` of ResBlock `block`'s activation is kept.
+    /// Whether element `i` of ResBlock `block`'s activation `x` (of this
+    /// forward's images) is kept: element `i` of the batch's activation,
+    /// numbered as if the batch ran whole.
+    #[inline(always)]
+    fn kept_in(self, block: usize, i: usize, n: usize, hw: usize) -> bool {
+        let group = (n * hw).max(1);
+        let (c, rest) = (i / group, i % group);
+        self.kept(block, c * self.batch * hw + self.first * hw + rest)
+    }
+
+    /// Whether element `i` of ResBlock `block`'s activation of the whole
+    /// batch is kept.
     #[inline(always)]
     fn kept(self, block: usize, i: usize) -> bool {
         // splitmix64 of (seed, block, i).
@@ -327,8 +343,13 @@ impl Dropout {
     /// Zeroes the dropped elements and scales the kept ones by 1 / (1 - p).
     fn apply(self, block: usize, x: &mut Act) {
         let keep = 1.0 / (1.0 - self.p);
+        let (n, hw) = (x.n, x.hw());
         x.data.par_iter_mut().enumerate().for_each(|(i, v)| {
-            *v = if self.kept(block, i) { *v * keep } else { 0.0 };
+            *v = if self.kept_in(block, i, n, hw) {
+                *v * keep
+            } else {
+                0.0
+            };
         });
     }
 }
@@ -638,6 +659,12 @@ impl Kept {
 impl TrainTape {
     /// What this tape holds, in bytes.
     pub fn bytes(&self) -> usize {
+        self.groups.iter().map(|(_, g)| g.bytes()).sum()
+    }
+}
+
+impl GroupTape {
+    fn bytes(&self) -> usize {
         self.inputs
             .iter()
             .chain(&self.outputs)
@@ -689,8 +716,20 @@ fn block_forward_train(
     (h, tape)
 }
 
-/// What the backward pass of one training forward needs.
+/// What the backward pass of one training forward needs: per group of
+/// images that ran side by side, its first image and its tape.
+///
+/// A training batch is split as [`UNet::split_group`] says, each group's
+/// forward and backward on one thread: its activations stay in that core's
+/// cache, where the whole batch's layers would be split across the cores
+/// one at a time. The gradients are the groups' sums added (the same values
+/// up to the order of the sums); the dropout mask is the whole batch's.
 pub struct TrainTape {
+    groups: Vec<(usize, GroupTape)>,
+}
+
+/// What the backward pass of one group's training forward needs.
+struct GroupTape {
     y: Vec<i64>,
     emb: Vec<f32>,
     emb_silu: Vec<f32>,
@@ -757,7 +796,7 @@ impl Trainer {
             h: size,
             w: size,
         };
-        let (_, tape) = self.forward_keeping(x, &[0], &[0], 0, false)?;
+        let (_, tape) = self.forward_group(x, &[0], &[0], 0, (0, 1), false)?;
         Ok(tape.bytes())
     }
 
@@ -788,23 +827,62 @@ impl Trainer {
         y: &[i64],
         seed: u64,
     ) -> Result<(Act, TrainTape), KernelError> {
-        self.forward_keeping(x, t, y, seed, self.checkpoint)
+        let n = x.n;
+        if t.len() != n || y.len() != n {
+            return Err(KernelError::Layout(
+                "a timestep and a label per image are needed",
+            ));
+        }
+        let Some(group) = self.net.split_group(n, x.h, x.w) else {
+            let (out, tape) = self.forward_group(x, t, y, seed, (0, n), self.checkpoint)?;
+            return Ok((
+                out,
+                TrainTape {
+                    groups: vec![(0, tape)],
+                },
+            ));
+        };
+        let _pool = super::PoolScope::enter();
+        let groups: Vec<(Act, GroupTape)> = (0..n.div_ceil(group))
+            .into_par_iter()
+            .map(|g| {
+                let (a, b) = (g * group, ((g + 1) * group).min(n));
+                let x = x.images(a, b);
+                self.forward_group(x, &t[a..b], &y[a..b], seed, (a, n), self.checkpoint)
+            })
+            .collect::<Result<_, _>>()?;
+        drop(x);
+        let (outs, tapes): (Vec<Act>, Vec<GroupTape>) = groups.into_iter().unzip();
+        let out = Act::concat_images(&outs)
+            .ok_or(KernelError::Layout("the groups' outputs differ in shape"))?;
+        let firsts = (0..tapes.len()).map(|g| g * group);
+        Ok((
+            out,
+            TrainTape {
+                groups: firsts.zip(tapes).collect(),
+            },
+        ))
     }
 
-    fn forward_keeping(
+    /// The training forward of the images `x`, `(first, batch)`: their
+    /// place in the step's batch (for the dropout mask).
+    fn forward_group(
         &self,
         x: Act,
         t: &[i64],
         y: &[i64],
         seed: u64,
+        (first, batch): (usize, usize),
         checkpoint: bool,
-    ) -> Result<(Act, TrainTape), KernelError> {
+    ) -> Result<(Act, GroupTape), KernelError> {
         let _pool = super::PoolScope::enter();
         let emb = self.net.embedding(t, y)?;
         let emb_silu = silu_rows(&emb);
         let dropout = (self.dropout > 0.0).then_some(Dropout {
             p: self.dropout,
             seed,
+            first,
+            batch,
         });
         let mut index = 0;
         let mut run = |b: &Block, h: Act| -> (Act, Kept) {
@@ -855,7 +933,7 @@ impl Trainer {
         let last_stats = self.net.out_norm.stats(&h);
         let normed = self.net.out_norm.applied_with(&h, &last_stats, None, true);
         let out = self.net.out_conv.forward(&normed);
-        let tape = TrainTape {
+        let tape = GroupTape {
             y: y.to_vec(),
             emb,
             emb_silu,
@@ -873,8 +951,39 @@ impl Trainer {
     /// The trainable tensors' gradients (in [`Trainer::trainable_mut`]'s
     /// order) from the gradient of the output.
     pub fn backward(&self, tape: TrainTape, dout: Act) -> Vec<Vec<f32>> {
+        let mut groups = tape.groups;
+        if groups.len() == 1
+            && let Some((_, only)) = groups.pop()
+        {
+            return self.backward_group(only, dout);
+        }
         let _pool = super::PoolScope::enter();
-        let TrainTape {
+        let n = dout.n;
+        let parts: Vec<Vec<Vec<f32>>> = groups
+            .into_par_iter()
+            .map(|(first, g)| {
+                let last = (first + g.y.len()).min(n);
+                self.backward_group(g, dout.images(first, last))
+            })
+            .collect();
+        drop(dout);
+        // The groups' sums added in the groups' order.
+        let mut parts = parts.into_iter();
+        let mut sum = parts.next().unwrap_or_default();
+        for part in parts {
+            for (s, p) in sum.iter_mut().zip(part) {
+                for (a, b) in s.iter_mut().zip(p) {
+                    *a += b;
+                }
+            }
+        }
+        sum
+    }
+
+    /// [`Trainer::backward`] of one group's forward.
+    fn backward_group(&self, tape: GroupTape, dout: Act) -> Vec<Vec<f32>> {
+        let _pool = super::PoolScope::enter();
+        let GroupTape {
             y,
             emb,
             emb_silu,

@@ -158,20 +158,6 @@ pub(crate) fn transformed_len(c_in: usize, c_out: usize, tile: Tile) -> usize {
     a * a * c_in * c_out
 }
 
-/// Runs `$body::<true, ..>` compiled for AVX2 + FMA where the CPU has them,
-/// else `$body::<false, ..>` (closures and rayon's tasks do not inherit a
-/// caller's target features, so each task dispatches itself).
-macro_rules! dispatch_fma {
-    ($avx2:ident, $body:ident, <$($g:ident),*>, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        #[allow(clippy::too_many_arguments)]
-        fn $avx2<$(const $g: usize),*>($($arg: $ty),*) -> $ret {
-            $body::<true, $($g),*>($($arg),*)
-        }
-    };
-}
-
 /// Where tile `t` of a chunk lies: (image, first output row, first output
 /// column).
 #[derive(Clone, Copy)]
@@ -237,16 +223,18 @@ fn conv3_with<const M: usize, const A: usize>(
             let t0 = chunk * per_chunk;
             let tc = (t0 + per_chunk).min(tiles) - t0;
             SCRATCH.with(|scratch| {
-                let (v, prod) = &mut *scratch.borrow_mut();
+                let (v, prod, blocks) = &mut *scratch.borrow_mut();
                 v.resize(v.len().max(points * c_in * tc), 0.0);
                 prod.resize(prod.len().max(points * c_out * tc), 0.0);
                 // V: [c_in][point][tile].
                 let v = &mut v[..points * c_in * tc];
+                // The chunk's bordered rows are laid out (and zeroed) anew.
+                blocks.clear();
                 for (dst, src) in v
                     .chunks_exact_mut(points * tc)
                     .zip(x.data.chunks_exact(plane))
                 {
-                    input_tiles::<M, A>(f, &grid, src, t0, tc, dst);
+                    input_tiles::<M, A>(f, &grid, src, t0, tc, dst, blocks);
                 }
                 // M_k = U_k V_k: [point][c_out][tile].
                 let prod = &mut prod[..points * c_out * tc];
@@ -278,10 +266,11 @@ fn conv3_with<const M: usize, const A: usize>(
 }
 
 thread_local! {
-    /// Each thread's transformed inputs and products of its current chunk
-    /// (kept between calls: fresh pages cost more than the transforms).
-    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
-        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    /// Each thread's transformed inputs, products and bordered input rows
+    /// ([`input_tiles`]) of its current chunk (kept between calls: fresh
+    /// pages cost more than the transforms).
+    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
 /// The output activation, written by the chunks side by side: each writes
@@ -310,6 +299,24 @@ impl SharedOut {
         // SAFETY: in bounds (checked above); exclusive by the caller's
         // contract.
         unsafe { *self.ptr.add(index) = value };
+    }
+
+    /// Calls `store` with the address of values `index..index + 4`
+    /// (bounds-checked), for one four-value store.
+    ///
+    /// # Safety
+    /// No other thread writes or reads those values during the call, and
+    /// `store` writes at most four values there.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn write4(self, index: usize, store: impl FnOnce(*mut f32)) {
+        assert!(
+            index + 4 <= self.len,
+            "output values {index}.. of {}",
+            self.len
+        );
+        // SAFETY: in bounds (checked above).
+        store(unsafe { self.ptr.add(index) });
     }
 }
 
@@ -481,7 +488,7 @@ fn input_transform<const FMA: bool, const A: usize>(
 }
 
 /// The transformed input tiles `t0..t0 + tc` of one channel (`src`, its
-/// n x h x w values) into `dst`, [point][tile].
+/// n x h x w values) into `dst`, [point][tile]; `blocks` is scratch.
 fn input_tiles<const M: usize, const A: usize>(
     f: &Minimal<M, A>,
     grid: &TileGrid,
@@ -489,18 +496,17 @@ fn input_tiles<const M: usize, const A: usize>(
     t0: usize,
     tc: usize,
     dst: &mut [f32],
+    blocks: &mut Vec<f32>,
 ) {
     #[cfg(target_arch = "x86_64")]
     if avx2_fma() {
         // SAFETY: the CPU has AVX2 and FMA (checked just above).
-        unsafe { input_tiles_avx2::<M, A>(f, grid, src, t0, tc, dst) };
+        unsafe { lanes_x86::input_tiles::<M, A>(f, grid, src, t0, tc, dst, blocks) };
         return;
     }
+    let _ = blocks;
     input_tiles_body::<false, M, A>(f, grid, src, t0, tc, dst)
 }
-
-dispatch_fma!(input_tiles_avx2, input_tiles_body, <M, A>,
-    (f: &Minimal<M, A>, grid: &TileGrid, src: &[f32], t0: usize, tc: usize, dst: &mut [f32]) -> ());
 
 #[inline(always)]
 fn input_tiles_body<const FMA: bool, const M: usize, const A: usize>(
@@ -511,41 +517,67 @@ fn input_tiles_body<const FMA: bool, const M: usize, const A: usize>(
     tc: usize,
     dst: &mut [f32],
 ) {
-    let (h, w) = (grid.h, grid.w);
-    let hw = h * w;
     for g0 in (0..tc).step_by(LANES) {
         let lanes = (tc - g0).min(LANES);
-        let mut d = [[[0f32; LANES]; A]; A];
-        for l in 0..lanes {
-            let (b, y0, x0) = grid.place(t0 + g0 + l);
-            let image = &src[b * hw..(b + 1) * hw];
-            // Input rows y0 - 1 .. y0 + A - 1, columns x0 - 1 .. x0 + A - 1.
-            let interior = y0 >= 1 && x0 >= 1 && y0 + A - 1 <= h && x0 + A - 1 <= w;
-            if interior {
-                for (i, drow) in d.iter_mut().enumerate() {
-                    let row = &image[(y0 + i - 1) * w + x0 - 1..][..A];
-                    for (dv, &v) in drow.iter_mut().zip(row) {
-                        dv[l] = v;
-                    }
+        let d = gather_tiles::<A>(grid, src, t0 + g0, lanes);
+        let v = input_transform::<FMA, A>(&f.bt, &d);
+        store_transformed(&v, dst, tc, g0, lanes);
+    }
+}
+
+/// The `A x A` input values of tiles `t..t + lanes` of one channel, one
+/// tile per lane (zero outside the image), value by value.
+#[inline(always)]
+fn gather_tiles<const A: usize>(
+    grid: &TileGrid,
+    src: &[f32],
+    t: usize,
+    lanes: usize,
+) -> [[Lanes; A]; A] {
+    let (h, w) = (grid.h, grid.w);
+    let hw = h * w;
+    let mut d = [[[0f32; LANES]; A]; A];
+    for l in 0..lanes {
+        let (b, y0, x0) = grid.place(t + l);
+        let image = &src[b * hw..(b + 1) * hw];
+        // Input rows y0 - 1 .. y0 + A - 1, columns x0 - 1 .. x0 + A - 1.
+        let interior = y0 >= 1 && x0 >= 1 && y0 + A - 1 <= h && x0 + A - 1 <= w;
+        if interior {
+            for (i, drow) in d.iter_mut().enumerate() {
+                let row = &image[(y0 + i - 1) * w + x0 - 1..][..A];
+                for (dv, &v) in drow.iter_mut().zip(row) {
+                    dv[l] = v;
                 }
-            } else {
-                for (i, drow) in d.iter_mut().enumerate() {
-                    let y = (y0 + i).wrapping_sub(1);
-                    for (j, dv) in drow.iter_mut().enumerate() {
-                        let xx = (x0 + j).wrapping_sub(1);
-                        dv[l] = if y < h && xx < w {
-                            image[y * w + xx]
-                        } else {
-                            0.0
-                        };
-                    }
+            }
+        } else {
+            for (i, drow) in d.iter_mut().enumerate() {
+                let y = (y0 + i).wrapping_sub(1);
+                for (j, dv) in drow.iter_mut().enumerate() {
+                    let xx = (x0 + j).wrapping_sub(1);
+                    dv[l] = if y < h && xx < w {
+                        image[y * w + xx]
+                    } else {
+                        0.0
+                    };
                 }
             }
         }
-        let v = input_transform::<FMA, A>(&f.bt, &d);
-        for (k, vv) in v.iter().flatten().enumerate() {
-            copy_lanes(&mut dst[k * tc + g0..][..lanes], &vv[..lanes]);
-        }
+    }
+    d
+}
+
+/// Writes a group's transformed tiles (lanes `..lanes`) at tiles `g0..` of
+/// `dst` ([point][tile], `tc` tiles).
+#[inline(always)]
+fn store_transformed<const A: usize>(
+    v: &[[Lanes; A]; A],
+    dst: &mut [f32],
+    tc: usize,
+    g0: usize,
+    lanes: usize,
+) {
+    for (k, vv) in v.iter().flatten().enumerate() {
+        copy_lanes(&mut dst[k * tc + g0..][..lanes], &vv[..lanes]);
     }
 }
 
@@ -621,15 +653,11 @@ fn output_tiles<const M: usize, const A: usize>(
     #[cfg(target_arch = "x86_64")]
     if avx2_fma() {
         // SAFETY: the CPU has AVX2 and FMA (checked just above).
-        unsafe { output_tiles_avx2::<M, A>(f, grid, prod, co, c_out, t0, tc, bias, dst) };
+        unsafe { lanes_x86::output_tiles::<M, A>(f, grid, prod, co, c_out, t0, tc, bias, dst) };
         return;
     }
     output_tiles_body::<false, M, A>(f, grid, prod, co, c_out, t0, tc, bias, dst)
 }
-
-dispatch_fma!(output_tiles_avx2, output_tiles_body, <M, A>,
-    (f: &Minimal<M, A>, grid: &TileGrid, prod: &[f32], co: usize, c_out: usize, t0: usize,
-     tc: usize, bias: f32, dst: SharedOut) -> ());
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -644,29 +672,261 @@ fn output_tiles_body<const FMA: bool, const M: usize, const A: usize>(
     bias: f32,
     dst: SharedOut,
 ) {
-    let (h, w) = (grid.h, grid.w);
-    let hw = h * w;
     for g0 in (0..tc).step_by(LANES) {
         let lanes = (tc - g0).min(LANES);
-        let mut m = [[[0f32; LANES]; A]; A];
-        for (k, mv) in m.iter_mut().flatten().enumerate() {
-            copy_lanes(
-                &mut mv[..lanes],
-                &prod[(k * c_out + co) * tc + g0..][..lanes],
-            );
+        let y = output_group::<FMA, M, A>(f, prod, co, c_out, tc, g0, lanes);
+        store_tiles(grid, &y, co, t0 + g0, lanes, bias, dst);
+    }
+}
+
+/// `A^T m A` of the group of tiles `g0..g0 + lanes` of output channel
+/// `co` from the products `prod` ([point][c_out][tile], `tc` tiles).
+#[inline(always)]
+fn output_group<const FMA: bool, const M: usize, const A: usize>(
+    f: &Minimal<M, A>,
+    prod: &[f32],
+    co: usize,
+    c_out: usize,
+    tc: usize,
+    g0: usize,
+    lanes: usize,
+) -> [[Lanes; M]; M] {
+    let mut m = [[[0f32; LANES]; A]; A];
+    for (k, mv) in m.iter_mut().flatten().enumerate() {
+        copy_lanes(
+            &mut mv[..lanes],
+            &prod[(k * c_out + co) * tc + g0..][..lanes],
+        );
+    }
+    output_transform::<FMA, M, A>(&f.at, &m)
+}
+
+/// Writes output tiles `t..t + lanes` of channel `co` (one per lane of
+/// `y`) plus `bias`, value by value, leaving out what lies past the image.
+#[inline(always)]
+fn store_tiles<const M: usize>(
+    grid: &TileGrid,
+    y: &[[Lanes; M]; M],
+    co: usize,
+    t: usize,
+    lanes: usize,
+    bias: f32,
+    dst: SharedOut,
+) {
+    let (h, w) = (grid.h, grid.w);
+    for l in 0..lanes {
+        let (b, y0, x0) = grid.place(t + l);
+        let image = (co * grid.n + b) * h * w;
+        let rows = M.min(h - y0);
+        let cols = M.min(w - x0);
+        for (i, yrow) in y.iter().enumerate().take(rows) {
+            let start = image + (y0 + i) * w + x0;
+            for (j, yv) in yrow.iter().enumerate().take(cols) {
+                // SAFETY: pixel (y0 + i, x0 + j) of image b belongs to
+                // this tile alone, and each tile is in one chunk.
+                unsafe { dst.write(start + j, yv[l] + bias) };
+            }
         }
-        let y = output_transform::<FMA, M, A>(&f.at, &m);
-        for l in 0..lanes {
-            let (b, y0, x0) = grid.place(t0 + g0 + l);
-            let image = (co * grid.n + b) * hw;
-            let rows = M.min(h - y0);
-            let cols = M.min(w - x0);
-            for (i, yrow) in y.iter().enumerate().take(rows) {
-                let start = image + (y0 + i) * w + x0;
-                for (j, yv) in yrow.iter().enumerate().take(cols) {
-                    // SAFETY: pixel (y0 + i, x0 + j) of image b belongs to
+    }
+}
+
+/// The transforms' gathers and scatters by vector loads, stores and
+/// transposes (AVX2): value by value they cost more than the transforms,
+/// each scalar store then reloaded as part of a vector stalling.
+#[cfg(target_arch = "x86_64")]
+mod lanes_x86 {
+    use std::arch::x86_64::{
+        __m256, _mm_storeu_ps, _mm256_add_ps, _mm256_castps256_ps128, _mm256_extractf128_ps,
+        _mm256_loadu_ps, _mm256_permute2f128_ps, _mm256_set1_ps, _mm256_setzero_ps,
+        _mm256_shuffle_ps, _mm256_storeu_ps, _mm256_unpackhi_ps, _mm256_unpacklo_ps,
+    };
+
+    use super::{
+        LANES, Lanes, Minimal, SharedOut, TileGrid, input_transform, output_group, store_tiles,
+        store_transformed,
+    };
+
+    /// `out[j][l] = rows[l][j]`: the 8 x 8 transpose.
+    #[target_feature(enable = "avx2,fma")]
+    fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ]
+    }
+
+    /// `dst = src` by eight values at a time (`copy_from_slice` of an image
+    /// row of 8-32 values was a call into memmove).
+    #[target_feature(enable = "avx2,fma")]
+    fn copy_short(dst: &mut [f32], src: &[f32]) {
+        let mut d = dst.chunks_exact_mut(LANES);
+        let mut s = src.chunks_exact(LANES);
+        for (d, s) in (&mut d).zip(&mut s) {
+            super::copy_lanes(d, s);
+        }
+        for (d, &s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+            *d = s;
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn load8(values: &[f32]) -> __m256 {
+        let v: &Lanes = values[..LANES].try_into().unwrap_or(&[0.0; LANES]);
+        // SAFETY: `v` is eight f32 values.
+        unsafe { _mm256_loadu_ps(v.as_ptr()) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn lanes_of(v: __m256) -> Lanes {
+        let mut out = [0f32; LANES];
+        // SAFETY: `out` holds eight f32 values.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) };
+        out
+    }
+
+    /// [`super::input_tiles`] on AVX2: the chunk's tile rows are first
+    /// copied into zero-bordered blocks (`A` rows of `M * (tw - 1) + 8`
+    /// values each, the first column the image's column -1), so that each
+    /// tile's row is one in-bounds load of eight values; eight tiles' rows
+    /// transposed give the lanes.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn input_tiles<const M: usize, const A: usize>(
+        f: &Minimal<M, A>,
+        grid: &TileGrid,
+        src: &[f32],
+        t0: usize,
+        tc: usize,
+        dst: &mut [f32],
+        blocks: &mut Vec<f32>,
+    ) {
+        if tc == 0 || A > LANES {
+            return super::input_tiles_body::<true, M, A>(f, grid, src, t0, tc, dst);
+        }
+        let (h, w, tw) = (grid.h, grid.w, grid.tw);
+        let pw = M * (tw - 1) + LANES;
+        let block_len = A * pw;
+        let (r0, r1) = (t0 / tw, (t0 + tc - 1) / tw + 1);
+        // The borders stay zero from channel to channel of a chunk (its
+        // caller clears `blocks` at the chunk's start): only the image's
+        // rows are written below.
+        if blocks.len() != (r1 - r0) * block_len {
+            blocks.clear();
+            blocks.resize((r1 - r0) * block_len, 0.0);
+        }
+        for (gr, block) in (r0..r1).zip(blocks.chunks_exact_mut(block_len)) {
+            let (b, y0) = (gr / grid.th, (gr % grid.th) * M);
+            for (i, row) in block.chunks_exact_mut(pw).enumerate() {
+                let y = (y0 + i).wrapping_sub(1);
+                if y < h {
+                    copy_short(&mut row[1..=w], &src[(b * h + y) * w..][..w]);
+                }
+            }
+        }
+        for g0 in (0..tc).step_by(LANES) {
+            let lanes = (tc - g0).min(LANES);
+            // Lanes past the chunk's end repeat its last tile (not stored).
+            let base: [usize; LANES] = std::array::from_fn(|l| {
+                let t = t0 + g0 + l.min(lanes - 1);
+                (t / tw - r0) * block_len + (t % tw) * M
+            });
+            let mut d = [[[0f32; LANES]; A]; A];
+            for (i, drow) in d.iter_mut().enumerate() {
+                // Loops, not closures: a closure does not inherit the
+                // target features, and its intrinsics become calls.
+                let mut rows = [_mm256_setzero_ps(); LANES];
+                for (r, &at) in rows.iter_mut().zip(&base) {
+                    *r = load8(&blocks[at + i * pw..]);
+                }
+                let columns = transpose8(rows);
+                for (dv, &c) in drow.iter_mut().zip(&columns) {
+                    *dv = lanes_of(c);
+                }
+            }
+            let v = input_transform::<true, A>(&f.bt, &d);
+            store_transformed(&v, dst, tc, g0, lanes);
+        }
+    }
+
+    /// [`super::output_tiles`] on AVX2: a group of eight whole 4 x 4 tiles
+    /// is written as one four-value store per tile row, the lanes
+    /// transposed; other groups value by value.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn output_tiles<const M: usize, const A: usize>(
+        f: &Minimal<M, A>,
+        grid: &TileGrid,
+        prod: &[f32],
+        co: usize,
+        c_out: usize,
+        t0: usize,
+        tc: usize,
+        bias: f32,
+        dst: SharedOut,
+    ) {
+        let (h, w) = (grid.h, grid.w);
+        let bias8 = _mm256_set1_ps(bias);
+        for g0 in (0..tc).step_by(LANES) {
+            let lanes = (tc - g0).min(LANES);
+            let y = output_group::<true, M, A>(f, prod, co, c_out, tc, g0, lanes);
+            let places: [(usize, usize, usize); LANES] =
+                std::array::from_fn(|l| grid.place(t0 + g0 + l.min(lanes - 1)));
+            let whole = M == 4
+                && lanes == LANES
+                && places.iter().all(|&(_, y0, x0)| y0 + M <= h && x0 + M <= w);
+            if !whole {
+                store_tiles(grid, &y, co, t0 + g0, lanes, bias, dst);
+                continue;
+            }
+            for (i, yrow) in y.iter().enumerate() {
+                let v: &[Lanes] = yrow;
+                let a = _mm256_add_ps(load8(&v[0]), bias8);
+                let b = _mm256_add_ps(load8(&v[1]), bias8);
+                let c = _mm256_add_ps(load8(&v[2]), bias8);
+                let d = _mm256_add_ps(load8(&v[3]), bias8);
+                let t0v = _mm256_unpacklo_ps(a, b);
+                let t1v = _mm256_unpackhi_ps(a, b);
+                let t2v = _mm256_unpacklo_ps(c, d);
+                let t3v = _mm256_unpackhi_ps(c, d);
+                // Lanes 0-3 in the low halves, 4-7 in the high ones.
+                let quads = [
+                    _mm256_shuffle_ps::<0x44>(t0v, t2v),
+                    _mm256_shuffle_ps::<0xEE>(t0v, t2v),
+                    _mm256_shuffle_ps::<0x44>(t1v, t3v),
+                    _mm256_shuffle_ps::<0xEE>(t1v, t3v),
+                ];
+                for (l, &(b, y0, x0)) in places.iter().enumerate() {
+                    let q = quads[l % 4];
+                    let half = if l < 4 {
+                        _mm256_castps256_ps128(q)
+                    } else {
+                        _mm256_extractf128_ps::<1>(q)
+                    };
+                    let start = ((co * grid.n + b) * h + y0 + i) * w + x0;
+                    // SAFETY: pixels (y0 + i, x0..x0 + 4) of image b belong to
                     // this tile alone, and each tile is in one chunk.
-                    unsafe { dst.write(start + j, yv[l] + bias) };
+                    unsafe { dst.write4(start, |p| _mm_storeu_ps(p, half)) };
                 }
             }
         }
