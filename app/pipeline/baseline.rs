@@ -1,14 +1,13 @@
 //! The classical baseline users know from ilastik and EnMAP-Box: a random
 //! forest on each pixel's raw values (HSI bands, then SAR intensities in
 //! dB), trained on the same labels and scored with the same metrics as the
-//! diffusion-feature classifier. smartcore's forest; prediction in parallel.
+//! diffusion-feature classifier. The forest is [`super::forest`]'s; the
+//! scene's pixels are classified in chunks side by side.
 
 use rayon::prelude::*;
 use serde::Serialize;
-use smartcore::ensemble::random_forest_classifier::{
-    RandomForestClassifier, RandomForestClassifierParameters,
-};
-use smartcore::linalg::basic::matrix::DenseMatrix;
+
+use super::forest::{Forest, ForestParams};
 
 use crate::scene::{LabelImage, SarKind, Scene};
 
@@ -158,12 +157,9 @@ impl PixelRows for PixelFeatures {
     }
 }
 
-type Forest = RandomForestClassifier<f32, u8, DenseMatrix<f32>, Vec<u8>>;
-
 /// A forest trained on some labelled pixels of a scene's features.
 pub struct TrainedForest {
     forest: Forest,
-    dim: usize,
 }
 
 /// Trains a forest on the labelled pixels of `train` (pixels without values
@@ -185,28 +181,29 @@ pub fn fit_forest(
         features.rows_into(i, i + 1, &mut x);
     }
     let y: Vec<u8> = rows.iter().map(|&i| train.data[i]).collect();
-    let x = DenseMatrix::new(rows.len(), dim, x, false)
-        .map_err(|e| BaselineError::Forest(e.to_string()))?;
-    let params = RandomForestClassifierParameters {
-        n_trees: cfg.trees,
-        max_depth: cfg.max_depth,
+    let params = ForestParams {
+        trees: usize::from(cfg.trees),
+        max_depth: cfg.max_depth.map(usize::from),
         min_samples_leaf: cfg.min_samples_leaf,
+        // scikit-learn's max_features="sqrt".
+        mtry: ((dim as f64).sqrt().round() as usize).max(1),
         seed: cfg.seed,
-        m: Some(((dim as f64).sqrt().round() as usize).max(1)),
-        ..Default::default()
     };
-    let forest: Forest = RandomForestClassifier::fit(&x, &y, params)
-        .map_err(|e| BaselineError::Forest(e.to_string()))?;
-    Ok(TrainedForest { forest, dim })
+    let forest =
+        Forest::fit(&x, &y, dim, &params).map_err(|e| BaselineError::Forest(e.to_string()))?;
+    Ok(TrainedForest { forest })
 }
 
 impl TrainedForest {
     fn predict_rows(&self, values: Vec<f32>, rows: usize) -> Result<Vec<u8>, BaselineError> {
-        let m = DenseMatrix::new(rows, self.dim, values, false)
-            .map_err(|e| BaselineError::Forest(e.to_string()))?;
-        self.forest
-            .predict(&m)
-            .map_err(|e| BaselineError::Forest(e.to_string()))
+        let dim = self.forest.dim();
+        if values.len() != rows * dim {
+            return Err(BaselineError::Forest(format!(
+                "{} values are not {rows} rows of {dim}",
+                values.len()
+            )));
+        }
+        Ok(self.forest.predict(&values))
     }
 
     /// The class of every pixel of the scene (0 where it has no values),
@@ -218,7 +215,7 @@ impl TrainedForest {
             .into_par_iter()
             .map(|c| {
                 let (a, b) = (c * CHUNK, ((c + 1) * CHUNK).min(n));
-                let mut values = Vec::with_capacity((b - a) * self.dim);
+                let mut values = Vec::with_capacity((b - a) * self.forest.dim());
                 features.rows_into(a, b, &mut values);
                 let mut pred = self.predict_rows(values, b - a)?;
                 for (i, p) in pred.iter_mut().enumerate() {
@@ -241,7 +238,7 @@ impl TrainedForest {
         if pixels.is_empty() {
             return Ok(Vec::new());
         }
-        let mut values = Vec::with_capacity(pixels.len() * self.dim);
+        let mut values = Vec::with_capacity(pixels.len() * self.forest.dim());
         for &i in pixels {
             features.rows_into(i, i + 1, &mut values);
         }

@@ -422,10 +422,9 @@ pub fn classify_scene_stored<B: UNetAutodiff>(
         if wants(ClassifierChoice::Rf) {
             jobs.push((ClassifierChoice::Rf, &raw, seconds_raw));
         }
-        // smartcore fits a forest's trees one after another on one core;
-        // the forests (each once on every label and once without the
-        // held-out ones) are independent, so they are fitted side by side,
-        // each exactly as it would be alone.
+        // The forests (each once on every label and once without the
+        // held-out ones) are independent: fitted side by side (their trees
+        // too), each exactly as it would be alone.
         let fitted: Vec<FittedForests> = jobs
             .par_iter()
             .map(|&(_, features, _)| fit_forests(features, train, split.as_ref(), settings))

@@ -11,6 +11,7 @@ pub mod feature_projection;
 pub mod feature_store;
 pub mod features;
 pub mod filter_features;
+pub mod forest;
 pub mod held_out;
 pub mod label_curve;
 pub mod modality;
