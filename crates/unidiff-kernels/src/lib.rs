@@ -350,10 +350,12 @@ impl Conv {
         if self.k == 3 && self.c_in.min(self.c_out) >= winograd::MIN_CHANNELS && winograd::enabled()
         {
             let tile = Tile::for_image(x.h, x.w);
-            if self.transformed.kept(self, tile)
-                || x.n * x.hw() >= winograd::MIN_PIXELS_TRANSFORMING
-            {
+            let pixels = x.n * x.hw();
+            if self.transformed.kept(self, tile) || pixels >= winograd::MIN_PIXELS_F4_TRANSFORMING {
                 return self.forward_tile(x, tile);
+            }
+            if pixels >= winograd::MIN_PIXELS_TRANSFORMING {
+                return self.forward_tile(x, Tile::F2);
             }
         }
         self.forward_im2col(x)

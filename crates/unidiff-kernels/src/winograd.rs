@@ -103,13 +103,18 @@ impl Tile {
 /// 3 in, 32 out (the first layer) F(4) 5.0, im2col 3.9).
 pub(crate) const MIN_CHANNELS: usize = 16;
 
-/// Fewest pixels (images x height x width) of one call for which F(4) with
-/// its weights transformed in that call beats im2col: the transform costs
-/// about 2.5 ns a transformed weight on two cores, the product saves 6.75
-/// multiply-adds a pixel and weight at ~100 G a second (on two cores:
-/// 768 channels at 4 x 8 x 8 im2col 13 ms, F(4) 57; at 4 x 32 x 32 with
-/// 384 channels im2col 89 ms, F(4) 42).
-pub(crate) const MIN_PIXELS_TRANSFORMING: usize = 1536;
+/// Where a layer's transformed weights are not kept (the ImageNet-64
+/// network's wide layers) they are transformed in each call, F(2)'s (16
+/// per kernel) at less than half F(4)'s cost (36): im2col below
+/// [`MIN_PIXELS_TRANSFORMING`] pixels (images x height x width) a call,
+/// F(2) from there, F(4) from [`MIN_PIXELS_F4_TRANSFORMING`]. Two cores
+/// (AMD EPYC, AVX-512), 768 -> 768 channels, ms for im2col / F(2) / F(4):
+/// 4 x 8 x 8 25.4 / 23.2 / 57.3; 8 x 8 x 8 34.1 / 33.6 / 51.8; 16 x 8 x 8
+/// 62.5 / 47.5 / 61.4; 4 x 16 x 16 55.2 / 43.2 / 54.0; 8 x 16 x 16
+/// 121.7 / 69.6 / 71.8; 32 x 8 x 8 139.7 / 77.4 / 72.3; 384 -> 384 at
+/// 4 x 32 x 32 73.6 / 30.9 / 25.8.
+pub(crate) const MIN_PIXELS_TRANSFORMING: usize = 512;
+pub(crate) const MIN_PIXELS_F4_TRANSFORMING: usize = 2048;
 
 /// Whether 3x3 convolutions may run by Winograd's algorithm: yes unless the
 /// environment sets `UNIDIFF_WINOGRAD=0` (im2col everywhere: the before /
