@@ -282,7 +282,7 @@ impl Grower<'_> {
             return None;
         }
         let mut left = vec![0u32; k];
-        let mut best: Option<(u8, f64)> = None;
+        let mut best = Boundary::default();
         for bin in lo..hi {
             let row = &self.histogram[usize::from(bin) * k..][..k];
             if row.iter().all(|&c| c == 0) {
@@ -291,16 +291,9 @@ impl Grower<'_> {
             for (l, &c) in left.iter_mut().zip(row) {
                 *l += c;
             }
-            if let Some(score) = self.score(&left, counts, node.len())
-                && best.is_none_or(|(_, s)| score > s)
-            {
-                best = Some((bin, score));
-            }
+            best.offer(bin, self.score(&left, counts, node.len()));
         }
-        Some(match best {
-            Some((bin, score)) => (bin, Some(score)),
-            None => (lo, None),
-        })
+        Some(best.found(lo))
     }
 
     /// [`Grower::split_histogram`] by sorting the node's codes (small nodes).
@@ -321,23 +314,15 @@ impl Grower<'_> {
             return None;
         }
         let mut left = vec![0u32; self.k];
-        let mut best: Option<(u8, f64)> = None;
+        let mut best = Boundary::default();
         for i in 0..self.pairs.len() - 1 {
             let (code, class) = self.pairs[i];
             left[usize::from(class)] += 1;
-            if self.pairs[i + 1].0 == code {
-                continue;
-            }
-            if let Some(score) = self.score(&left, counts, node.len())
-                && best.is_none_or(|(_, s)| score > s)
-            {
-                best = Some((code, score));
+            if self.pairs[i + 1].0 != code {
+                best.offer(code, self.score(&left, counts, node.len()));
             }
         }
-        Some(match best {
-            Some((bin, score)) => (bin, Some(score)),
-            None => (first, None),
-        })
+        Some(best.found(first))
     }
 
     /// The Gini criterion's proxy to maximise (scikit-learn's): the sum of
@@ -357,6 +342,30 @@ impl Grower<'_> {
             sr += r * r;
         }
         Some(sl / f64::from(nl) + sr / f64::from(nr))
+    }
+}
+
+/// The best boundary offered so far: the last bin of the left side and
+/// its score (the first of equal scores kept).
+#[derive(Default)]
+struct Boundary(Option<(u8, f64)>);
+
+impl Boundary {
+    fn offer(&mut self, bin: u8, score: Option<f64>) {
+        if let Some(score) = score
+            && self.0.is_none_or(|(_, s)| score > s)
+        {
+            self.0 = Some((bin, score));
+        }
+    }
+
+    /// The best bin and its score; `fallback` and None when no boundary
+    /// had a score (too few samples on a side everywhere).
+    fn found(self, fallback: u8) -> (u8, Option<f64>) {
+        match self.0 {
+            Some((bin, score)) => (bin, Some(score)),
+            None => (fallback, None),
+        }
     }
 }
 
