@@ -30,6 +30,12 @@ impl NormalRng {
         ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     }
 
+    /// An index uniform in `0..n` (0 when n is 0), from one [`Self::uniform`]
+    /// draw: the shuffles, samples and bootstraps of the method.
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.uniform() * n as f64) as usize).min(n.saturating_sub(1))
+    }
+
     pub fn normal(&mut self) -> f64 {
         if let Some(s) = self.spare.take() {
             return s;

@@ -496,7 +496,7 @@ fn epochs<T: HeadTraining>(
     let mut order = train_idx;
     for epoch in 0..train.max_epochs {
         for i in (1..order.len()).rev() {
-            let j = ((rng.uniform() * (i + 1) as f64) as usize).min(i);
+            let j = rng.below(i + 1);
             order.swap(i, j);
         }
         let mut total = 0.0;
@@ -1062,7 +1062,7 @@ pub fn validation_split(
     };
     let mut order: Vec<usize> = (0..units.len()).collect();
     for i in (1..order.len()).rev() {
-        let j = ((rng.uniform() * (i + 1) as f64) as usize).min(i);
+        let j = rng.below(i + 1);
         order.swap(i, j);
     }
     let classes = labels.iter().copied().max().map_or(0, |m| m as usize + 1);

@@ -141,6 +141,11 @@ impl Binned {
         }
         Self { codes, cuts, n }
     }
+
+    /// Every sample's bin of feature `f`.
+    fn column(&self, f: usize) -> &[u8] {
+        &self.codes[f * self.n..][..self.n]
+    }
 }
 
 /// A threshold between `lo` and `hi` (lo < hi) that sends `lo` left and
@@ -205,7 +210,7 @@ impl Grower<'_> {
                 };
                 continue;
             };
-            let codes = &self.binned.codes[split.feature * self.binned.n..][..self.binned.n];
+            let codes = self.binned.column(split.feature);
             let mid = a + partition(&mut samples[a..b], |s| codes[s as usize] <= split.bin);
             let (left, right) = (tree.nodes.len(), tree.nodes.len() + 1);
             tree.nodes.push(leaf_placeholder());
@@ -232,11 +237,10 @@ impl Grower<'_> {
             if tried >= self.params.mtry {
                 break;
             }
-            let pick =
-                drawn + ((self.rng.uniform() * (dim - drawn) as f64) as usize).min(dim - drawn - 1);
+            let pick = drawn + self.rng.below(dim - drawn);
             self.features.swap(drawn, pick);
             let f = self.features[drawn];
-            let codes = &self.binned.codes[f * self.binned.n..][..self.binned.n];
+            let codes = self.binned.column(f);
             let found = if node.len() < SORT_BELOW {
                 self.split_sorted(node, codes, counts)
             } else {
@@ -433,9 +437,7 @@ impl Forest {
             .into_par_iter()
             .map(|t| {
                 let mut rng = NormalRng::new(tree_seed(params.seed, t));
-                let samples: Vec<u32> = (0..n)
-                    .map(|_| ((rng.uniform() * n as f64) as usize).min(n - 1) as u32)
-                    .collect();
+                let samples: Vec<u32> = (0..n).map(|_| rng.below(n) as u32).collect();
                 Grower {
                     binned: &binned,
                     y: &index,

@@ -89,7 +89,7 @@ pub fn nested_subsets(train: &LabelImage, spec: &LabelCurveSpec) -> Vec<CurveSub
                     .collect();
                 let count = pixels.len();
                 for i in 0..count {
-                    let j = i + ((rng.uniform() * (count - i) as f64) as usize).min(count - i - 1);
+                    let j = i + rng.below(count - i);
                     pixels.swap(i, j);
                 }
                 pixels

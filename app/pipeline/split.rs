@@ -50,7 +50,7 @@ pub fn sparse_split(reference: &LabelImage, split: &SparseSplit) -> (LabelImage,
             .min(count);
         // Partial Fisher-Yates: the first `take` entries are the sample.
         for i in 0..take {
-            let j = i + ((rng.uniform() * (count - i) as f64) as usize).min(count - i - 1);
+            let j = i + rng.below(count - i);
             pixels.swap(i, j);
         }
         for &p in &pixels[..take] {

@@ -136,7 +136,7 @@ impl BatchSampler {
     }
 
     fn below(&mut self, n: usize) -> usize {
-        ((self.rng.uniform() * n as f64) as usize).min(n.saturating_sub(1))
+        self.rng.below(n)
     }
 
     fn next_index(&mut self, pool: &PatchPool) -> usize {

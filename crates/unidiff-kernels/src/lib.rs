@@ -1212,6 +1212,14 @@ impl UNet {
         (group >= 2 && n >= 2 * group && rayon::current_num_threads() >= 2).then_some(group)
     }
 
+    /// The image ranges `a..b` of a batch of `n` split into groups of
+    /// `group` (the last one shorter), in parallel.
+    fn image_groups(n: usize, group: usize) -> impl IndexedParallelIterator<Item = (usize, usize)> {
+        (0..n.div_ceil(group))
+            .into_par_iter()
+            .map(move |g| (g * group, ((g + 1) * group).min(n)))
+    }
+
     /// [`UNet::forward_blocks`] without a visitor, the batch split as
     /// [`UNet::split_group`] says, the groups' forwards side by side: a
     /// small group's activations stay in its core's cache, where a whole
@@ -1225,10 +1233,8 @@ impl UNet {
             return self.forward_blocks(x, emb, stop_after, &mut |_, _| {});
         };
         let _pool = PoolScope::enter();
-        let parts: Vec<Act> = (0..n.div_ceil(group))
-            .into_par_iter()
-            .map(|g| {
-                let (a, b) = (g * group, ((g + 1) * group).min(n));
+        let parts: Vec<Act> = Self::image_groups(n, group)
+            .map(|(a, b)| {
                 let xs = x.images(a, b);
                 self.forward_blocks(xs, &emb[a * d..b * d], stop_after, &mut |_, _| {})
             })

@@ -843,25 +843,19 @@ impl Trainer {
             ));
         };
         let _pool = super::PoolScope::enter();
-        let groups: Vec<(Act, GroupTape)> = (0..n.div_ceil(group))
-            .into_par_iter()
-            .map(|g| {
-                let (a, b) = (g * group, ((g + 1) * group).min(n));
+        let groups: Vec<(Act, (usize, GroupTape))> = UNet::image_groups(n, group)
+            .map(|(a, b)| {
                 let x = x.images(a, b);
-                self.forward_group(x, &t[a..b], &y[a..b], seed, (a, n), self.checkpoint)
+                let (out, tape) =
+                    self.forward_group(x, &t[a..b], &y[a..b], seed, (a, n), self.checkpoint)?;
+                Ok((out, (a, tape)))
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, KernelError>>()?;
         drop(x);
-        let (outs, tapes): (Vec<Act>, Vec<GroupTape>) = groups.into_iter().unzip();
+        let (outs, groups): (Vec<Act>, Vec<(usize, GroupTape)>) = groups.into_iter().unzip();
         let out = Act::concat_images(&outs)
             .ok_or(KernelError::Layout("the groups' outputs differ in shape"))?;
-        let firsts = (0..tapes.len()).map(|g| g * group);
-        Ok((
-            out,
-            TrainTape {
-                groups: firsts.zip(tapes).collect(),
-            },
-        ))
+        Ok((out, TrainTape { groups }))
     }
 
     /// The training forward of the images `x`, `(first, batch)`: their

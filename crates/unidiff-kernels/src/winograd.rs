@@ -798,7 +798,7 @@ mod lanes_x86 {
 
     #[target_feature(enable = "avx2,fma")]
     fn load8(values: &[f32]) -> __m256 {
-        let v: &Lanes = values[..LANES].try_into().unwrap_or(&[0.0; LANES]);
+        let v = &values[..LANES];
         // SAFETY: `v` is eight f32 values.
         unsafe { _mm256_loadu_ps(v.as_ptr()) }
     }
@@ -826,8 +826,11 @@ mod lanes_x86 {
         dst: &mut [f32],
         blocks: &mut Vec<f32>,
     ) {
-        if tc == 0 || A > LANES {
-            return super::input_tiles_body::<true, M, A>(f, grid, src, t0, tc, dst);
+        // A tile's row is one load of eight values, transposed with seven
+        // others.
+        const { assert!(A <= LANES) };
+        if tc == 0 {
+            return;
         }
         let (h, w, tw) = (grid.h, grid.w, grid.tw);
         let pw = M * (tw - 1) + LANES;
