@@ -3,10 +3,11 @@
 //! only place where the CLI and the app meet.
 
 use clap::Parser;
-use unidiff_studio::base::{data_dir::data_dir, logging};
+use unidiff_studio::base::{allocator, data_dir::data_dir, logging};
 use unidiff_studio::{cli, ui};
 
 fn main() -> std::process::ExitCode {
+    allocator::keep_freed_memory();
     let args = cli::Cli::parse();
     logging::init(Some(&data_dir()));
     let checked = args.check().and_then(|()| {

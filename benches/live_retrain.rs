@@ -91,6 +91,8 @@ fn wait_for_map(h: &mut Harness<'_, StudioApp>) -> (f64, f64) {
 }
 
 fn main() {
+    // As the app's main does.
+    unidiff_studio::base::allocator::keep_freed_memory();
     let stride: usize = std::env::var("STRIDE")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -206,6 +206,7 @@ struct Report {
 }
 
 fn main() -> ExitCode {
+    unidiff_studio::base::allocator::keep_freed_memory();
     let args = Args::parse();
     match run(&args) {
         Ok(report) => {

@@ -213,6 +213,9 @@ fn spawn_worker<R: Send + 'static>(
                     message: panic_words(&panic_message(payload.as_ref())),
                 });
             }
+            // What the job freed goes back to the system while the app
+            // waits for the next request.
+            crate::base::allocator::give_back_freed_memory();
         }
     });
     spawned
