@@ -62,11 +62,17 @@ pub fn check_whole_read(
     bytes_per_sample: usize,
 ) -> Result<(), ReadError> {
     let need = width as u128 * height as u128 * bands as u128 * bytes_per_sample as u128;
-    let Some(available) = available_bytes() else {
+    let Some(mut available) = available_bytes() else {
         return Ok(());
     };
-    let may = (available as f64 * SHARE) as u128;
-    if need <= may {
+    let may = |available: u64| (available as f64 * SHARE) as u128;
+    if need > may(available) {
+        // Memory this process freed and keeps for reuse (base::allocator)
+        // counts as taken in the system's figure: give it back, look again.
+        crate::base::allocator::give_back_freed_memory();
+        available = available_bytes().unwrap_or(available);
+    }
+    if need <= may(available) {
         return Ok(());
     }
     Err(ReadError::TooBig {
