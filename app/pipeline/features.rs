@@ -169,8 +169,13 @@ pub fn concat_features_host(
 /// the explorer's projection and the benchmark all take features here.
 pub struct FeatureExtractor<'a, B: UNetOps> {
     model: &'a UNet<B>,
-    /// The host copy of the weights, when the host forward runs.
-    host: Option<HostUNet>,
+    /// Whether the host forward runs.
+    host_forward: bool,
+    /// The host copy of the weights, when the host forward runs: made in
+    /// `new`, or at the first batch of features for `deferred` (a live
+    /// update whose features are all kept needs none, and the paper's
+    /// backbone takes most of a second to copy).
+    host: std::sync::OnceLock<HostUNet>,
     schedule: Schedule,
     spec: FeatureSpec,
     /// The noise image, 3 x p x p, and as a tensor (1, 3, p, p).
@@ -188,12 +193,22 @@ impl<'a, B: UNetOps> FeatureExtractor<'a, B> {
         noise_values: Vec<f32>,
         device: &B::Device,
     ) -> Result<Self, HostWeightsError> {
-        let host = if B::ON_HOST {
-            Some(host_unet(model)?)
-        } else {
-            None
-        };
-        Ok(Self::with_host(model, host, spec, noise_values, device))
+        let extractor = Self::with_host(model, B::ON_HOST, spec, noise_values, device);
+        if B::ON_HOST {
+            extractor.host()?;
+        }
+        Ok(extractor)
+    }
+
+    /// [`Self::new`] with the host copy of the weights made when the first
+    /// features are asked for (its error comes from [`Self::features`]).
+    pub fn deferred(
+        model: &'a UNet<B>,
+        spec: FeatureSpec,
+        noise_values: Vec<f32>,
+        device: &B::Device,
+    ) -> Self {
+        Self::with_host(model, B::ON_HOST, spec, noise_values, device)
     }
 
     /// The extractor running burn's forward whatever the backend.
@@ -203,12 +218,12 @@ impl<'a, B: UNetOps> FeatureExtractor<'a, B> {
         noise_values: Vec<f32>,
         device: &B::Device,
     ) -> Self {
-        Self::with_host(model, None, spec, noise_values, device)
+        Self::with_host(model, false, spec, noise_values, device)
     }
 
     fn with_host(
         model: &'a UNet<B>,
-        host: Option<HostUNet>,
+        host_forward: bool,
         spec: FeatureSpec,
         noise_values: Vec<f32>,
         device: &B::Device,
@@ -217,7 +232,8 @@ impl<'a, B: UNetOps> FeatureExtractor<'a, B> {
         let noise = Tensor::from_data(TensorData::new(noise_values.clone(), [1, 3, p, p]), device);
         Self {
             model,
-            host,
+            host_forward,
+            host: std::sync::OnceLock::new(),
             schedule: Schedule::cosine(1000),
             spec,
             noise_values,
@@ -228,7 +244,16 @@ impl<'a, B: UNetOps> FeatureExtractor<'a, B> {
 
     /// Whether the host forward runs.
     pub fn on_host(&self) -> bool {
-        self.host.is_some()
+        self.host_forward
+    }
+
+    /// The host copy of the weights, made on first use.
+    fn host(&self) -> Result<&HostUNet, HostWeightsError> {
+        if let Some(host) = self.host.get() {
+            return Ok(host);
+        }
+        let host = host_unet(self.model)?;
+        Ok(self.host.get_or_init(|| host))
     }
 
     /// The concatenated features (N, M C_L, P, P) of the same N patches in
@@ -239,9 +264,9 @@ impl<'a, B: UNetOps> FeatureExtractor<'a, B> {
         inputs: Vec<(Modality, Vec<f32>)>,
     ) -> Result<Tensor<B, 4>, HostWeightsError> {
         let p = self.spec.size;
-        if let Some(host) = &self.host {
+        if self.host_forward {
             let (values, shape) = concat_features_host(
-                host,
+                self.host()?,
                 &self.schedule,
                 &inputs,
                 p,

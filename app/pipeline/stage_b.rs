@@ -347,8 +347,9 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
         block: cfg.block,
         size: p,
     };
-    let extractor = FeatureExtractor::new(model, spec, noise_values, device)
-        .map_err(|e| StageBError::Backbone(e.to_string()))?;
+    // The host copy of the weights waits for the first patch that needs
+    // the backbone: after a stroke every patch may come from the store.
+    let extractor = FeatureExtractor::deferred(model, spec, noise_values, device);
     let features = |ids: &[usize]| -> Result<Tensor<B::InnerBackend, 4>, StageBError> {
         let inputs = images
             .iter()
