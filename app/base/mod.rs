@@ -1,6 +1,7 @@
 //! The few things every layer shares and that belong to none: the
-//! allocator's policy, cancelling work, the seeded random generator, number formatting, the thread count,
-//! the data folder, the log and its step lines. Depends on nothing else in the crate.
+//! allocator's policy, cancelling work, the seeded random generator, number
+//! formatting, the thread count, the data folder, the log and its step
+//! lines. Depends on nothing else in the crate.
 
 pub mod allocator;
 pub mod cancel;
