@@ -5,13 +5,15 @@
 //! applied. Prints one JSON line: seconds of the first run and of the run
 //! after the stroke (job time, and stroke to new map including the 0.8 s
 //! pause that waits for the user to stop painting), and stroke to the first
-//! map (the preview from patches that cover the scene once).
+//! map (the preview from patches that cover the scene once), and the map's
+//! scores on the demo's test labels after each run.
 //!
 //! Run: `cargo bench --bench live_retrain` (add `--profile test` to share
 //! the test build); `STRIDE=16` for the method's overlap (default 32);
 //! `BACKBONE=random` for the paper's ImageNet-64 layout (random weights; with
 //! `UNIDIFF_STUDIO_FEATURE_CACHE_MIB=6000` every patch's features stay),
-//! `BACKBONE=/path/to/checkpoint.pt` for a checkpoint.
+//! `BACKBONE=/path/to/checkpoint.pt` for a checkpoint;
+//! `LIVE_KEEPS_FIRST_LAYER=0` for live updates that train the whole head.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop on the first surprise
 
 use std::time::{Duration, Instant};
@@ -142,10 +144,21 @@ fn main() {
         app.store.classify_settings.stride = Some(stride);
         app.store.classify_settings.baseline = false;
         app.store.auto_classify = true;
+        app.store.classify_settings.live_keeps_first_layer =
+            std::env::var("LIVE_KEEPS_FIRST_LAYER").map_or(true, |v| v != "0");
     }
     paint(&mut h, 1, &dry[..12.min(dry.len())]);
     paint(&mut h, 2, &water[..12.min(water.len())]);
     let (_, first) = wait_for_map(&mut h);
+    let first_scores = h
+        .state()
+        .store
+        .session
+        .as_ref()
+        .and_then(|s| s.result.as_ref())
+        .and_then(|r| r.outcome.mlp.as_ref())
+        .and_then(|(m, _)| m.metrics.as_ref())
+        .map(|m| (m.oa, m.mf1));
     let first_job = h
         .state()
         .store
@@ -170,6 +183,7 @@ fn main() {
             .and_then(|s| s.result.as_ref())
             .expect("a result");
         let o = r.outcome.mlp.as_ref().map(|(_, o)| o);
+        let scored = r.outcome.mlp.as_ref().and_then(|(m, _)| m.metrics.as_ref());
         let cached = o.map_or(0, |o| o.cached_patches);
         retrains.push(serde_json::json!({
             "stroke_to_first_map_s": to_first_map,
@@ -181,6 +195,10 @@ fn main() {
             "training_vectors": o.map(|o| o.training_vectors),
             "head_epochs": o.map(|o| o.head.epochs),
             "patches_from_store": cached,
+            "patches_from_first_layer_outputs": o.map(|o| o.first_layer_patches),
+            "first_layer_kept": o.map(|o| o.head.first_layer_kept),
+            "test_oa": scored.map(|m| m.oa),
+            "test_mf1": scored.map(|m| m.mf1),
             "backbone_kept": r.backbone_kept,
             "head_warm_started": r.warm_started,
         }));
@@ -192,8 +210,10 @@ fn main() {
             "backbone": backbone,
             "threads": rayon::current_num_threads(),
             "stride": stride,
+            "live_keeps_first_layer": h.state().store.classify_settings.live_keeps_first_layer,
             "first_run_s": first,
             "first_job_s": first_job,
+            "first_test_oa_mf1": first_scores,
             "after_a_stroke": retrains,
         })
     );

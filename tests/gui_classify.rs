@@ -611,6 +611,10 @@ fn live_retraining_reuses_the_features_of_the_last_run() {
         assert!(r.warm_started);
         let out = &r.outcome.mlp.as_ref().unwrap().1;
         assert_eq!(out.head.epochs, unidiff_studio::jobs::classify::LIVE_EPOCHS);
+        // ... the whole head: the tiny backbone's 96 channels are narrower
+        // than the head's first layer (128), so that layer is not kept.
+        assert!(!out.head.first_layer_kept);
+        assert_eq!(out.first_layer_patches, 0);
         // No held-out comparison from a head that saw every label.
         assert!(out.held_out_prediction.is_none());
     }

@@ -1112,6 +1112,70 @@ fn stage_b_maps_the_demo_window_deterministically() {
         / (n * n) as f64;
     eprintln!("the first map agrees with the merged one on {agree:.3} of the pixels");
     assert!(agree > 0.8, "{agree}");
+
+    // A head narrower than the features keeps its first-layer outputs in
+    // the store; a live update from it that keeps its first layer maps
+    // every patch from them, and (no epoch: the same head) to the same map.
+    let narrow = StageBConfig {
+        mlp: unidiff_studio::pipeline::classifier::MlpConfig {
+            hidden: vec![16, 8],
+        },
+        ..cfg.clone()
+    };
+    let narrow_run = StageBRun {
+        model: &model,
+        backbone: "tiny, seed 3",
+        images: &images,
+        train_labels: &train,
+        cfg: &narrow,
+        held_out: None,
+    };
+    let stored = |run: &StageBRun<'_, B>, store: &mut FeatureStore| {
+        run_stage_b_stored::<AB>(run, &device, &CancelFlag::new(), &mut |_| {}, store).unwrap()
+    };
+    let full = stored(&narrow_run, &mut store);
+    assert_eq!(full.first_layer_patches, 0);
+    assert!(!full.head.first_layer_kept);
+    let patches = PatchGrid::new(n, n, 32, 16).len();
+    let live_cfg = |max_epochs| StageBConfig {
+        head: HeadTrainConfig {
+            warm_start: full.host_head.clone(),
+            keep_first_layer: true,
+            max_epochs,
+            ..narrow.head.clone()
+        },
+        ..narrow.clone()
+    };
+    let same_head = live_cfg(0);
+    let live = stored(
+        &StageBRun {
+            cfg: &same_head,
+            ..narrow_run
+        },
+        &mut store,
+    );
+    assert!(live.head.first_layer_kept);
+    assert_eq!(live.first_layer_patches, patches);
+    assert_eq!(live.prediction.class_map, full.prediction.class_map);
+    // A few epochs: still every patch from the first layer's outputs.
+    let trained = live_cfg(3);
+    let live = stored(
+        &StageBRun {
+            cfg: &trained,
+            ..narrow_run
+        },
+        &mut store,
+    );
+    assert_eq!((live.head.epochs, live.first_layer_patches), (3, patches));
+    let agree = live
+        .prediction
+        .class_map
+        .iter()
+        .zip(&full.prediction.class_map)
+        .filter(|(a, b)| a == b)
+        .count() as f64
+        / (n * n) as f64;
+    assert!(agree > 0.8, "{agree}");
 }
 
 /// The three renderings of a window of the demo scene.

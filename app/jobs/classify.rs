@@ -15,14 +15,13 @@ use super::loaded_backbone::LoadedBackbone;
 use super::{JobContext, JobEvent, on_device_else_cpu};
 use crate::model::backbone::BackboneSpec;
 use crate::model::device::{DeviceChoice, DeviceReport, Resolved, resolve};
-use crate::model::host_unet::HeadMlp;
 use crate::model::lean_ops::UNetAutodiff;
 use crate::pipeline::Modality;
 use crate::pipeline::baseline::ForestConfig;
 use crate::pipeline::classification::{
     Classification, ClassificationSettings, ClassifierChoice, classify_scene_stored,
 };
-use crate::pipeline::classifier::{HeadTrainConfig, MlpConfig};
+use crate::pipeline::classifier::{HeadTrainConfig, HostHead, MlpConfig};
 use crate::pipeline::feature_store::FeatureStore;
 use crate::pipeline::stage_b::StageBConfig;
 use crate::products::renderings::Renderings;
@@ -52,6 +51,11 @@ pub struct ClassifySettings {
     /// MLP head trained again on nested subsets); empty: no curve.
     #[serde(default)]
     pub label_curve: Vec<usize>,
+    /// A live update keeps the head's standardisation and first layer and
+    /// trains the layers after it, where that layer narrows the features
+    /// (see `HeadTrainConfig::keep_first_layer`); false: the whole head
+    /// continues.
+    pub live_keeps_first_layer: bool,
 }
 
 impl Default for ClassifySettings {
@@ -72,6 +76,7 @@ impl Default for ClassifySettings {
             },
             device: DeviceChoice::Auto,
             label_curve: Vec::new(),
+            live_keeps_first_layer: true,
         }
     }
 }
@@ -105,11 +110,11 @@ pub const LIVE_EPOCHS: usize = 50;
 /// update to continue from.
 #[derive(Default)]
 pub struct LastHead {
-    trained: Option<(String, Arc<HeadMlp>)>,
+    trained: Option<(String, Arc<HostHead>)>,
 }
 
 impl LastHead {
-    fn for_key(&self, key: &str) -> Option<Arc<HeadMlp>> {
+    fn for_key(&self, key: &str) -> Option<Arc<HostHead>> {
         self.trained
             .as_ref()
             .filter(|(k, _)| k == key)
@@ -306,6 +311,10 @@ fn classify_on<B: UNetAutodiff>(
     if let (true, true, Some(weights)) = (req.live, single, last_head.for_key(&head_key)) {
         settings.stage_b.head.warm_start = Some(weights);
         settings.stage_b.head.max_epochs = LIVE_EPOCHS;
+        // As a rule its standardisation and first layer stay: only the
+        // layers after it train, and the scene's first-layer outputs kept
+        // in the store serve the map.
+        settings.stage_b.head.keep_first_layer = s.live_keeps_first_layer;
         // The held-out comparison needs heads that never saw the held-out
         // labels, trained afresh: left to Classify.
         settings.held_out_check = false;
@@ -403,11 +412,8 @@ fn classify_on<B: UNetAutodiff>(
         .nth(keep)
         .ok_or_else(|| anyhow::anyhow!("nothing to run"))?;
     let mlp_out = outcome.mlp.as_ref().map(|(_, o)| o);
-    if let (true, Some(weights)) = (
-        single,
-        mlp_out.and_then(|o| o.host_head.as_ref().map(|h| Arc::new(h.mlp().clone()))),
-    ) {
-        last_head.trained = Some((head_key, weights));
+    if let (true, Some(head)) = (single, mlp_out.and_then(|o| o.host_head.clone())) {
+        last_head.trained = Some((head_key, head));
     }
     let warm_started = mlp_out.is_some_and(|o| o.head.warm_started);
     let classes = crate::scene::named_classes(outcome.classes, &[]);

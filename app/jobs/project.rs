@@ -516,6 +516,7 @@ impl OpenedProject {
                     classes_without_training: Vec::new(),
                     training_vectors: 0,
                     cached_patches: 0,
+                    first_layer_patches: 0,
                     validation: ValidationSplit::None,
                     head: HeadTrainReport {
                         epochs: 0,
@@ -523,6 +524,7 @@ impl OpenedProject {
                         train_loss: Vec::new(),
                         validation_accuracy: Vec::new(),
                         warm_started: false,
+                        first_layer_kept: false,
                     },
                     seconds_features: 0.0,
                     seconds_training: 0.0,

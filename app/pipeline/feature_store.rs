@@ -49,6 +49,16 @@ pub struct FeatureStore {
     /// Keep the prediction pass's features too (across runs), not only the
     /// labelled patches' (within one run).
     keep_all: bool,
+    /// One head's first-layer outputs per patch.
+    first_layer: Option<FirstLayerOutputs>,
+}
+
+/// A head's first-layer outputs (d_1 x P x P per patch), for the head of
+/// one first-layer id ([`super::classifier::HostHead::first_layer_id`]).
+#[derive(Debug)]
+struct FirstLayerOutputs {
+    head: u64,
+    patches: Vec<Option<Vec<f32>>>,
 }
 
 impl FeatureStore {
@@ -79,6 +89,7 @@ impl FeatureStore {
             self.patches = vec![None; patches];
             self.dim = 0;
             self.bytes = 0;
+            self.first_layer = None;
         }
     }
 
@@ -88,6 +99,7 @@ impl FeatureStore {
         self.patches.clear();
         self.dim = 0;
         self.bytes = 0;
+        self.first_layer = None;
     }
 
     pub fn keeps_all(&self) -> bool {
@@ -129,12 +141,78 @@ impl FeatureStore {
         self.patches.get(patch).and_then(Option::as_deref)
     }
 
+    /// The first-layer outputs of `patch` for the head `head`, if kept.
+    pub fn first_layer(&self, head: u64, patch: usize) -> Option<&[f32]> {
+        self.first_layer
+            .as_ref()
+            .filter(|f| f.head == head)
+            .and_then(|f| f.patches.get(patch))
+            .and_then(Option::as_deref)
+    }
+
+    /// Keeps the first-layer outputs of `patch` for the head `head` if
+    /// they fit the budget (with the features); another head's are dropped
+    /// first. True when kept.
+    pub fn put_first_layer(&mut self, head: u64, patch: usize, values: Vec<f32>) -> bool {
+        if patch >= self.patches.len() {
+            return false;
+        }
+        self.retain_first_layer(head);
+        let outputs = self.first_layer.get_or_insert_with(|| FirstLayerOutputs {
+            head,
+            patches: vec![None; self.patches.len()],
+        });
+        let old = outputs.patches[patch].as_ref().map_or(0, |v| 4 * v.len());
+        let size = 4 * values.len();
+        if self.bytes - old + size > self.budget {
+            return false;
+        }
+        outputs.patches[patch] = Some(values);
+        self.bytes = self.bytes - old + size;
+        true
+    }
+
+    /// Patches whose first-layer outputs for the head `head` are kept.
+    pub fn first_layer_count(&self, head: u64) -> usize {
+        self.first_layer
+            .as_ref()
+            .filter(|f| f.head == head)
+            .map_or(0, |f| f.patches.iter().flatten().count())
+    }
+
+    /// Drops the first-layer outputs kept for any head but `head`.
+    pub fn retain_first_layer(&mut self, head: u64) {
+        if self.first_layer.as_ref().is_some_and(|f| f.head != head) {
+            self.drop_first_layer();
+        }
+    }
+
+    /// Drops the first-layer outputs kept.
+    fn drop_first_layer(&mut self) {
+        if let Some(f) = self.first_layer.take() {
+            let held: usize = f.patches.iter().flatten().map(|v| 4 * v.len()).sum();
+            self.bytes -= held;
+        }
+    }
+
     /// Keeps the features of `patch` (D x P x P values of `dim` channels)
     /// if they fit the budget; true when kept.
     pub fn put(&mut self, patch: usize, dim: usize, values: &[f32]) -> bool {
+        self.put_leaving(patch, dim, values, 0)
+    }
+
+    /// As [`Self::put`], if `reserve` bytes of the budget stay free after
+    /// it (room kept for a head's first-layer outputs).
+    pub fn put_leaving(
+        &mut self,
+        patch: usize,
+        dim: usize,
+        values: &[f32],
+        reserve: usize,
+    ) -> bool {
         let size = 4 * values.len();
         if patch >= self.patches.len()
-            || self.bytes + size > self.budget
+            || self.bytes + size + reserve > self.budget
             || (self.dim != 0 && self.dim != dim)
         {
             return false;
@@ -174,6 +252,10 @@ mod tests {
         assert!(store.put(1, 2, &[0.5, -1.0, 0.25, 8.0]));
         // A third patch does not fit the 32 bytes.
         assert!(!store.put(2, 2, &[0.0; 4]));
+        assert!(
+            !store.put_leaving(1, 2, &[0.0; 4], 4),
+            "no room left to keep"
+        );
         assert_eq!((store.stored(), store.bytes(), store.dim()), (2, 32, 2));
         let mut out = Vec::new();
         assert!(store.read_into(1, &mut out));
@@ -186,6 +268,40 @@ mod tests {
         assert_eq!(store.stored(), 2);
         store.prepare(key(200), 3);
         assert_eq!((store.stored(), store.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn keeps_one_heads_first_layer_outputs_within_the_same_budget() {
+        let mut store = FeatureStore::across_runs(4 * 10);
+        store.prepare(key(300), 3);
+        assert!(store.put(0, 2, &[1.0, 2.0, 3.0, 4.0]));
+        assert!(store.put_first_layer(7, 0, vec![0.5, 0.25]));
+        assert!(store.put_first_layer(7, 1, vec![1.5, 2.5]));
+        // 16 + 8 + 8 bytes held; 12 more do not fit the 40.
+        assert!(!store.put_first_layer(7, 2, vec![0.0; 3]));
+        assert_eq!(store.bytes(), 32);
+        assert_eq!(store.first_layer(7, 1), Some(&[1.5, 2.5][..]));
+        assert_eq!(
+            (store.first_layer_count(7), store.first_layer_count(8)),
+            (2, 0)
+        );
+        assert_eq!(store.first_layer(8, 1), None, "another head's");
+        assert_eq!(store.first_layer(7, 2), None);
+        // Another head's outputs replace them.
+        assert!(store.put_first_layer(8, 2, vec![9.0; 4]));
+        assert_eq!(store.first_layer(7, 0), None);
+        assert_eq!(store.bytes(), 32);
+        // Replacing a patch's outputs counts them once.
+        assert!(store.put_first_layer(8, 2, vec![1.0; 4]));
+        assert_eq!(store.bytes(), 32);
+        store.retain_first_layer(8);
+        assert_eq!(store.bytes(), 32);
+        store.retain_first_layer(9);
+        assert_eq!((store.first_layer(8, 2), store.bytes()), (None, 16));
+        assert!(store.put_first_layer(8, 2, vec![1.0; 4]));
+        // Other features drop them with the features.
+        store.prepare(key(200), 3);
+        assert_eq!((store.first_layer(8, 2), store.bytes()), (None, 0));
     }
 
     #[test]

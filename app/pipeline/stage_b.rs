@@ -14,8 +14,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::classifier::{
-    HeadData, HeadTrainConfig, HeadTrainReport, HostHead, MlpConfig, TrainedHead, ValidationSplit,
-    train_head, validation_split,
+    HeadData, HeadTrainConfig, HeadTrainReport, HostHead, MlpConfig, PatchInput, TrainedHead,
+    ValidationSplit, train_head, validation_split,
 };
 use super::feature_store::{FeatureKey, FeatureStore, images_fingerprint};
 use super::features::{FeatureExtractor, FeatureSpec, patch_values};
@@ -117,6 +117,9 @@ pub struct StageBOutput {
     pub training_vectors: usize,
     /// Patches whose features were kept from the training pass.
     pub cached_patches: usize,
+    /// Patches mapped from the head's first-layer outputs kept in the
+    /// store (a live update that kept the first layer).
+    pub first_layer_patches: usize,
     pub validation: ValidationSplit,
     pub head: HeadTrainReport,
     pub seconds_features: f64,
@@ -519,8 +522,28 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
         None
     };
     let mut canvas = ProbabilityCanvas::new(grid, classes);
+    // The head's first-layer outputs (kept by an earlier run with the same
+    // first layer) stand in for a patch's features, except for the label
+    // curve's heads, which need the features.
+    let first_id = host_head.as_ref().map(HostHead::first_layer_id);
+    let mapped_from_store = |store: &FeatureStore, n: usize| {
+        store.contains(n)
+            || (curve_heads.is_empty()
+                && first_id.is_some_and(|id| store.first_layer(id, n).is_some()))
+    };
+    if let Some(id) = first_id {
+        // Another head's outputs are of no more use.
+        store.retain_first_layer(id);
+    }
     let (mut kept, fresh): (Vec<usize>, Vec<usize>) =
-        (0..grid.len()).partition(|&n| store.contains(n));
+        (0..grid.len()).partition(|&n| mapped_from_store(store, n));
+    // Room the store keeps free for the first-layer outputs of every patch
+    // (narrower than the features: a live update then needs features only
+    // for the labelled patches).
+    let first_layer_bytes = host_head
+        .as_ref()
+        .filter(|h| store.keeps_all() && h.first_layer_width() < dim)
+        .map_or(0, |h| 4 * h.first_layer_width() * p * p);
     // Every patch kept (a run after a stroke): the patches that cover the
     // scene once go first, and their map is sent out as a preview before
     // the overlapping patches are merged in.
@@ -551,6 +574,7 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
                 .map(|ids| (ids, false)),
         );
     let mut predicted = 0;
+    let mut first_layer_patches = 0;
     for (ids, from_cache) in batches {
         if cancel.is_cancelled() {
             return Err(StageBError::Cancelled);
@@ -571,7 +595,10 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
                 if store.keeps_all() {
                     let per = d * p * p;
                     for (b, &n) in ids.iter().enumerate() {
-                        store.put(n, d, &values[b * per..(b + 1) * per]);
+                        let missing =
+                            grid.len() - first_id.map_or(0, |id| store.first_layer_count(id));
+                        let reserve = missing * first_layer_bytes;
+                        store.put_leaving(n, d, &values[b * per..(b + 1) * per], reserve);
                     }
                 }
                 let batch = if host_head.is_some() {
@@ -611,11 +638,41 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
             seconds_curve_mapping += t_curve.elapsed().as_secs_f64();
         }
         let host = match (&host_head, batch) {
-            (Some(h), BatchFeatures::Stored) => {
-                let stored: Vec<&[f32]> = ids.iter().filter_map(|&n| store.get(n)).collect();
-                h.probabilities_of(&stored, p * p)
+            (Some(h), batch @ (BatchFeatures::Stored | BatchFeatures::Host(_))) => {
+                // Each patch from the head's kept first-layer outputs, else
+                // from its features (whose first-layer outputs are kept
+                // where the store keeps everything and they are narrower).
+                let first_id = first_id.unwrap_or_else(|| h.first_layer_id());
+                let keep_first = first_layer_bytes > 0;
+                let (probs, firsts) = {
+                    let inputs: Vec<PatchInput<'_>> = match &batch {
+                        BatchFeatures::Host(values) => values
+                            .chunks_exact((d * p * p).max(1))
+                            .map(PatchInput::Features)
+                            .collect(),
+                        _ => ids
+                            .iter()
+                            .filter_map(|&n| {
+                                store
+                                    .first_layer(first_id, n)
+                                    .map(PatchInput::FirstLayer)
+                                    .or_else(|| store.get(n).map(PatchInput::Features))
+                            })
+                            .collect(),
+                    };
+                    first_layer_patches += inputs
+                        .iter()
+                        .filter(|i| matches!(i, PatchInput::FirstLayer(_)))
+                        .count();
+                    h.probabilities_of_inputs(&inputs, p * p, keep_first)
+                };
+                for (&n, first) in ids.iter().zip(firsts) {
+                    if let Some(first) = first {
+                        store.put_first_layer(first_id, n, first);
+                    }
+                }
+                probs
             }
-            (Some(h), BatchFeatures::Host(values)) => h.patch_probabilities(&values, d, p * p),
             (_, batch) => {
                 let bs = ids.len();
                 let upload = |values| {
@@ -674,6 +731,7 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
         classes_without_training,
         training_vectors: labels.len(),
         cached_patches: kept.len(),
+        first_layer_patches,
         validation,
         head: head_report,
         seconds_features,

@@ -65,10 +65,20 @@ impl ResultsWindow {
             .show(ctx, |ui| {
                 ui.label(RichText::new(&r.backbone).small().weak());
                 if r.warm_started {
+                    let kept = r
+                        .outcome
+                        .mlp
+                        .as_ref()
+                        .is_some_and(|(_, o)| o.head.first_layer_kept);
                     ui.label(
                         RichText::new(format!(
-                            "live update: the MLP continued from the last map's head for {} epochs (no held-out comparison); Classify trains a fresh one",
-                            crate::jobs::classify::LIVE_EPOCHS
+                            "live update: the MLP continued from the last map's head for {} epochs{} (no held-out comparison); Classify trains a fresh one",
+                            crate::jobs::classify::LIVE_EPOCHS,
+                            if kept {
+                                ", its first layer kept as it was"
+                            } else {
+                                ""
+                            }
                         ))
                         .small(),
                     );

@@ -114,9 +114,6 @@ impl StageBPanel {
             ui.label("seed");
             ui.add(egui::DragValue::new(&mut s.seed));
         });
-        if settings != cx.store.classify_settings {
-            cx.send(AppCommand::SetClassifySettings(Box::new(settings)));
-        }
         let mut auto = cx.store.auto_classify;
         if ui
             .checkbox(&mut auto, "classify again after each stroke")
@@ -124,6 +121,24 @@ impl StageBPanel {
             .changed()
         {
             cx.send(AppCommand::SetAutoClassify(auto));
+        }
+        if auto {
+            ui.indent("live update", |ui| {
+                ui.checkbox(
+                    &mut settings.live_keeps_first_layer,
+                    "keep the head's first layer",
+                )
+                .on_hover_text(
+                    "after a stroke, only the layers after the head's first one train again, \
+                     and the map reuses that layer's outputs: several times faster with a \
+                     backbone wider than that layer (the paper's: 1,152 channels against 128); \
+                     with a narrower one the whole head continues. Classify still trains the \
+                     whole head",
+                );
+            });
+        }
+        if settings != cx.store.classify_settings {
+            cx.send(AppCommand::SetClassifySettings(Box::new(settings)));
         }
         if ui.button("Timestep explorer…").clicked() {
             cx.send(AppCommand::ShowWindow(Window::Explorer));

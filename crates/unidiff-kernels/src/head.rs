@@ -157,6 +157,22 @@ impl HeadMlp {
         inv_std: &[f32],
         scratch: &mut Vec<f32>,
     ) -> Vec<f32> {
+        let n = x.len() / mean.len().max(1);
+        let first = self.first_layer_columns(x, mean, inv_std, scratch);
+        self.probabilities_from_first_columns(first, n)
+    }
+
+    /// The first layer's outputs (before its ReLU) for the columns of `x`
+    /// (`d_in x n`), standardised as in [`Self::column_probabilities`]:
+    /// `d_1 x n`. What [`Self::probabilities_from_first_columns`] takes, so
+    /// that a head whose first layer stays fixed can keep them.
+    pub fn first_layer_columns(
+        &self,
+        x: &[f32],
+        mean: &[f32],
+        inv_std: &[f32],
+        scratch: &mut Vec<f32>,
+    ) -> Vec<f32> {
         let d = mean.len();
         let n = x.len() / d.max(1);
         // The standardisation folded into the first layer (W' = diag(s) W,
@@ -183,7 +199,14 @@ impl HeadMlp {
                 (f64::from(first.bias[j]) - shift) as f32
             })
             .collect();
-        let mut h = columns_through_weights(scratch, &bias, d, x, n);
+        columns_through_weights(scratch, &bias, d, x, n)
+    }
+
+    /// Class probabilities (`K x n`) of `n` columns from the first layer's
+    /// outputs ([`Self::first_layer_columns`]): the rest of the MLP in eval
+    /// mode and a softmax.
+    pub fn probabilities_from_first_columns(&self, first: Vec<f32>, n: usize) -> Vec<f32> {
+        let mut h = first;
         for (i, (_, norm)) in self.hidden.iter().enumerate() {
             let std = norm.running_std();
             for (k, row) in h.chunks_exact_mut(n.max(1)).enumerate() {
@@ -216,17 +239,52 @@ impl HeadMlp {
         h
     }
 
+    /// The first layer's outputs (before its ReLU) for rows x (`n x d_in`,
+    /// standardised): `n x d_1`, what a trainer with the first layer frozen
+    /// ([`HeadTrainer::with_first_layer_frozen`]) and
+    /// [`Self::logits_from_first`] take.
+    pub fn first_layer_rows(&self, x: &[f32]) -> Vec<f32> {
+        self.hidden_or_out(0).forward(x)
+    }
+
+    /// Logits in eval mode from the first layer's outputs (rows, as
+    /// [`Self::first_layer_rows`] gives them).
+    pub fn logits_from_first(&self, first: &[f32]) -> Vec<f32> {
+        let Some(((_, norm), rest)) = self.hidden.split_first() else {
+            return first.to_vec();
+        };
+        let mut h: Vec<f32> = first.iter().map(|v| v.max(0.0)).collect();
+        norm.eval(&mut h);
+        for (l, norm) in rest {
+            h = l.forward(&h);
+            for v in h.iter_mut() {
+                *v = v.max(0.0);
+            }
+            norm.eval(&mut h);
+        }
+        self.out.forward(&h)
+    }
+
+    /// The first layer's weights and bias (the output layer's when there is
+    /// no hidden layer).
+    pub fn first_layer(&self) -> &HeadLinear {
+        self.hidden_or_out(0)
+    }
+
     /// Layer `i` of the chain: the hidden layers, then the output layer.
     fn hidden_or_out(&self, i: usize) -> &HeadLinear {
         self.hidden.get(i).map_or(&self.out, |(l, _)| l)
     }
 
-    /// Every trained tensor, in one fixed order.
-    fn params_mut(&mut self) -> Vec<&mut [f32]> {
+    /// Every trained tensor, in one fixed order; without the first hidden
+    /// layer's weights and bias when `first_frozen`.
+    fn params_mut(&mut self, first_frozen: bool) -> Vec<&mut [f32]> {
         let mut out: Vec<&mut [f32]> = Vec::new();
-        for (l, n) in &mut self.hidden {
-            out.push(&mut l.weight);
-            out.push(&mut l.bias);
+        for (i, (l, n)) in self.hidden.iter_mut().enumerate() {
+            if !(first_frozen && i == 0) {
+                out.push(&mut l.weight);
+                out.push(&mut l.bias);
+            }
             out.push(&mut n.gamma);
             out.push(&mut n.beta);
         }
@@ -244,10 +302,13 @@ struct HiddenTape {
     std: Vec<f32>,
 }
 
-/// Trains a [`HeadMlp`] step by step.
+/// Trains a [`HeadMlp`] step by step: every layer, or all but the first
+/// hidden layer's weights and bias (its BatchNorm still trains), on rows
+/// given as that layer's outputs.
 pub struct HeadTrainer {
     mlp: HeadMlp,
     adam: Adam,
+    first_frozen: bool,
 }
 
 impl HeadTrainer {
@@ -257,7 +318,26 @@ impl HeadTrainer {
         Self {
             mlp,
             adam: Adam::new(0.9, 0.999, epsilon).with_weight_decay(weight_decay),
+            first_frozen: false,
         }
+    }
+
+    /// As [`Self::new`], with the first hidden layer's weights and bias kept
+    /// as they are: [`Self::step`] then takes that layer's outputs
+    /// ([`HeadMlp::first_layer_rows`]) instead of the features, so the
+    /// widest product of the head is made once per row, not once per step.
+    /// A head without hidden layers trains whole.
+    pub fn with_first_layer_frozen(mlp: HeadMlp, epsilon: f32, weight_decay: f32) -> Self {
+        let first_frozen = !mlp.hidden.is_empty();
+        Self {
+            first_frozen,
+            ..Self::new(mlp, epsilon, weight_decay)
+        }
+    }
+
+    /// Whether [`Self::step`] takes the first layer's outputs.
+    pub fn first_frozen(&self) -> bool {
+        self.first_frozen
     }
 
     /// The head as trained so far.
@@ -265,14 +345,20 @@ impl HeadTrainer {
         &self.mlp
     }
 
-    /// One step on rows `x` (`n x d_in`, n >= 2) with 0-based classes `y`:
-    /// the batch's mean cross-entropy before the step.
+    /// One step on rows `x` (`n x d_in`, n >= 2; with the first layer
+    /// frozen, its outputs, `n x d_1`) with 0-based classes `y`: the batch's
+    /// mean cross-entropy before the step.
     pub fn step(&mut self, x: &[f32], y: &[i64], lr: f32) -> f32 {
         let n = y.len();
+        let first_frozen = self.first_frozen;
         let mut tapes = Vec::with_capacity(self.mlp.hidden.len());
         let mut h = x.to_vec();
-        for (l, norm) in &mut self.mlp.hidden {
-            let pre_relu = l.forward(&h);
+        for (i, (l, norm)) in self.mlp.hidden.iter_mut().enumerate() {
+            let pre_relu = if first_frozen && i == 0 {
+                h.clone()
+            } else {
+                l.forward(&h)
+            };
             let c = l.d_out;
             let relu: Vec<f32> = pre_relu.iter().map(|v| v.max(0.0)).collect();
             let mut mean = vec![0f32; c];
@@ -342,7 +428,7 @@ impl HeadTrainer {
         }
         let mut grads: Vec<Vec<f32>> = Vec::new();
         let (dw, db, mut dh) = self.mlp.out.backward(&h, &d_logits, true);
-        let mut layer_grads: Vec<[Vec<f32>; 4]> = Vec::with_capacity(tapes.len());
+        let mut layer_grads: Vec<Vec<Vec<f32>>> = Vec::with_capacity(tapes.len());
         for (depth, ((l, norm), tape)) in self.mlp.hidden.iter().zip(tapes).enumerate().rev() {
             let c = l.d_out;
             let mut dgamma = vec![0f32; c];
@@ -359,6 +445,12 @@ impl HeadTrainer {
                     m2[j] += dxn * xn;
                 }
             }
+            if first_frozen && depth == 0 {
+                // The frozen layer's weights take no step and its input
+                // needs no gradient.
+                layer_grads.push(vec![dgamma, dbeta]);
+                break;
+            }
             let mut da = vec![0f32; n * c];
             for (((darow, drow), xrow), arow) in da
                 .chunks_exact_mut(c)
@@ -373,7 +465,7 @@ impl HeadTrainer {
                 }
             }
             let (dw, db, dx) = l.backward(&tape.input, &da, depth > 0);
-            layer_grads.push([dw, db, dgamma, dbeta]);
+            layer_grads.push(vec![dw, db, dgamma, dbeta]);
             dh = dx;
         }
         for g in layer_grads.into_iter().rev() {
@@ -381,7 +473,116 @@ impl HeadTrainer {
         }
         grads.push(dw);
         grads.push(db);
-        self.adam.step(lr, self.mlp.params_mut(), &grads);
+        self.adam
+            .step(lr, self.mlp.params_mut(first_frozen), &grads);
         (loss / n as f64) as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values in [-1, 1) from a fixed linear congruential sequence.
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn linear(d_in: usize, d_out: usize, seed: u64) -> HeadLinear {
+        HeadLinear {
+            weight: values(d_in * d_out, seed),
+            bias: values(d_out, seed + 1),
+            d_in,
+            d_out,
+        }
+    }
+
+    fn norm(c: usize, seed: u64) -> HeadNorm {
+        HeadNorm {
+            gamma: values(c, seed).iter().map(|v| 1.0 + 0.2 * v).collect(),
+            beta: values(c, seed + 1),
+            running_mean: values(c, seed + 2).iter().map(|v| v.abs()).collect(),
+            running_var: values(c, seed + 3).iter().map(|v| 0.5 + v.abs()).collect(),
+            momentum: 0.1,
+            epsilon: 1e-5,
+        }
+    }
+
+    /// 24 -> 8 -> 6 -> 3 classes.
+    fn head() -> HeadMlp {
+        HeadMlp {
+            hidden: vec![
+                (linear(24, 8, 1), norm(8, 11)),
+                (linear(8, 6, 3), norm(6, 21)),
+            ],
+            out: linear(6, 3, 5),
+        }
+    }
+
+    #[test]
+    fn the_first_layers_outputs_lead_to_the_same_results_bit_for_bit() {
+        let mlp = head();
+        let n = 40;
+        let x = values(n * 24, 7);
+        assert_eq!(
+            mlp.logits_from_first(&mlp.first_layer_rows(&x)),
+            mlp.logits(&x)
+        );
+        // Channel-major, with a standardisation folded in.
+        let columns = values(24 * n, 9);
+        let mean = values(24, 13);
+        let inv_std: Vec<f32> = values(24, 17).iter().map(|v| 0.5 + v.abs()).collect();
+        let mut scratch = Vec::new();
+        let whole = mlp.column_probabilities(&columns, &mean, &inv_std, &mut scratch);
+        let first = mlp.first_layer_columns(&columns, &mean, &inv_std, &mut scratch);
+        assert_eq!(first.len(), 8 * n);
+        assert_eq!(mlp.probabilities_from_first_columns(first, n), whole);
+        for column in 0..n {
+            let sum: f32 = (0..3).map(|k| whole[k * n + column]).sum();
+            assert!((sum - 1.0).abs() < 1e-5, "column {column}: {sum}");
+        }
+    }
+
+    #[test]
+    fn a_frozen_first_layer_keeps_its_weights_and_trains_the_rest_as_a_whole_step_would() {
+        let n = 32;
+        let x = values(n * 24, 19);
+        let y: Vec<i64> = (0..n as i64).map(|i| i % 3).collect();
+        let mut whole = HeadTrainer::new(head(), 1e-8, 5e-4);
+        let mut frozen = HeadTrainer::with_first_layer_frozen(head(), 1e-8, 5e-4);
+        assert!(frozen.first_frozen() && !whole.first_frozen());
+        let first = head().first_layer_rows(&x);
+        let loss_whole = whole.step(&x, &y, 1e-2);
+        let loss_frozen = frozen.step(&first, &y, 1e-2);
+        // The same forward pass, and the same gradients for every tensor but
+        // the first layer's (Adam steps each tensor on its own).
+        assert_eq!(loss_whole, loss_frozen);
+        let (w, f) = (whole.mlp(), frozen.mlp());
+        assert_eq!(f.hidden[0].0, head().hidden[0].0, "the frozen layer moved");
+        assert_ne!(w.hidden[0].0, head().hidden[0].0);
+        assert_eq!(f.hidden[0].1, w.hidden[0].1);
+        assert_eq!(f.hidden[1], w.hidden[1]);
+        assert_eq!(f.out, w.out);
+        // Further steps lower the loss with the first layer still fixed.
+        let mut last = loss_frozen;
+        for _ in 0..200 {
+            last = frozen.step(&first, &y, 1e-2);
+        }
+        assert!(last < 0.5 * loss_frozen, "{loss_frozen} -> {last}");
+        assert_eq!(frozen.mlp().hidden[0].0, head().hidden[0].0);
+        // A head without hidden layers has no layer to freeze.
+        let bare = HeadMlp {
+            hidden: Vec::new(),
+            out: linear(24, 3, 5),
+        };
+        assert!(!HeadTrainer::with_first_layer_frozen(bare, 1e-8, 0.0).first_frozen());
     }
 }
