@@ -181,20 +181,9 @@ impl HostHead {
     /// one after another; patches in parallel, each read where it lies (the
     /// feature store's patches are not copied first).
     pub fn probabilities_of(&self, patches: &[&[f32]], pp: usize) -> Vec<f32> {
-        let k = self.mlp.out.d_out;
-        let mut out = vec![0f32; patches.len() * k * pp];
-        out.par_chunks_mut((k * pp).max(1))
-            .zip(patches)
-            .for_each_init(Vec::new, |scratch, (dst, src)| {
-                let probs = self.mlp.column_probabilities(
-                    src,
-                    &self.scaler.mean,
-                    &self.scaler.inv_std,
-                    scratch,
-                );
-                dst.copy_from_slice(&probs);
-            });
-        out
+        let inputs: Vec<PatchInput<'_>> =
+            patches.iter().map(|&p| PatchInput::Features(p)).collect();
+        self.probabilities_of_inputs(&inputs, pp, false).0
     }
 
     /// What a head's first layer computes depends on: its weights, its

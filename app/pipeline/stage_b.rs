@@ -637,12 +637,11 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
             }
             seconds_curve_mapping += t_curve.elapsed().as_secs_f64();
         }
-        let host = match (&host_head, batch) {
-            (Some(h), batch @ (BatchFeatures::Stored | BatchFeatures::Host(_))) => {
+        let host = match (host_head.as_ref().zip(first_id), batch) {
+            (Some((h, first_id)), batch @ (BatchFeatures::Stored | BatchFeatures::Host(_))) => {
                 // Each patch from the head's kept first-layer outputs, else
                 // from its features (whose first-layer outputs are kept
                 // where the store keeps everything and they are narrower).
-                let first_id = first_id.unwrap_or_else(|| h.first_layer_id());
                 let keep_first = first_layer_bytes > 0;
                 let (probs, firsts) = {
                     let inputs: Vec<PatchInput<'_>> = match &batch {

@@ -130,15 +130,7 @@ pub struct HeadMlp {
 impl HeadMlp {
     /// Logits of rows x in eval mode (BatchNorm with running statistics).
     pub fn logits(&self, x: &[f32]) -> Vec<f32> {
-        let mut h = x.to_vec();
-        for (l, norm) in &self.hidden {
-            h = l.forward(&h);
-            for v in h.iter_mut() {
-                *v = v.max(0.0);
-            }
-            norm.eval(&mut h);
-        }
-        self.out.forward(&h)
+        self.logits_from_first(&self.first_layer_rows(x))
     }
 
     /// Class probabilities of the columns of `x` (`d_in x n`, channel-major
