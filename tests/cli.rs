@@ -1080,3 +1080,73 @@ fn a_killed_run_leaves_no_output_and_the_next_run_cleans_up() {
     assert!(out.join("run.json").is_file());
     assert!(hidden().is_empty(), "{:?}", hidden());
 }
+
+/// A cube declared 8000 x 8000 x 60 (15.4 GB as f32; a VRT without
+/// sources, read as zeros) given to `run` in a process whose memory is
+/// limited below that — by `ulimit -v` always, by a cgroup where this
+/// machine lets the test make one — is refused before any sample is read:
+/// exit 1 and a message naming the file and the limit, never an abort.
+#[test]
+fn run_is_refused_under_the_process_memory_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let vrt = dir.path().join("big_cube.vrt");
+    let bands: String = (1..=60)
+        .map(|b| format!("<VRTRasterBand dataType=\"Float32\" band=\"{b}\"/>"))
+        .collect();
+    std::fs::write(
+        &vrt,
+        format!("<VRTDataset rasterXSize=\"8000\" rasterYSize=\"8000\">{bands}</VRTDataset>"),
+    )
+    .unwrap();
+    let exe = env!("CARGO_BIN_EXE_unidiff-studio");
+    let run_under = |prefix: &str| {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "{prefix} exec \"$0\" run --backbone tiny-random --hsi \"$1\" --train-labels \"$1\" --out \"$2\""
+            ))
+            .arg(exe)
+            .arg(&vrt)
+            .arg(dir.path().join("out"))
+            .env("UNIDIFF_STUDIO_DATA_DIR", dir.path().join("data"))
+            .env_remove(unidiff_studio::io::memory::MEMORY_ENV)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(1), "{prefix}: {text}");
+        assert!(
+            text.contains("big_cube.vrt") && text.contains("15.4 GB"),
+            "{prefix}: {text}"
+        );
+        assert!(!dir.path().join("out").exists(), "nothing written");
+        text
+    };
+    let text = run_under("ulimit -v 4000000;");
+    assert!(text.contains("ulimit -v"), "{text}");
+
+    // A cgroup of 3 GB (v2 memory.max, else v1 memory.limit_in_bytes).
+    let name = format!("unidiff_test_{}", std::process::id());
+    let made = [
+        ("/sys/fs/cgroup", "memory.max"),
+        ("/sys/fs/cgroup/memory", "memory.limit_in_bytes"),
+    ]
+    .iter()
+    .find_map(|(root, file)| {
+        let group = std::path::Path::new(root).join(&name);
+        std::fs::create_dir(&group).ok()?;
+        // A real cgroup folder comes with its controller's files.
+        if group.join(file).is_file() && std::fs::write(group.join(file), "3000000000").is_ok() {
+            Some(group)
+        } else {
+            let _ = std::fs::remove_dir_all(&group);
+            None
+        }
+    });
+    let Some(group) = made else {
+        println!("skipped: no cgroup can be made here; the ulimit case ran");
+        return;
+    };
+    let text = run_under(&format!("echo $$ > {}/cgroup.procs &&", group.display()));
+    let _ = std::fs::remove_dir(&group);
+    assert!(text.contains("the cgroup's memory limit"), "{text}");
+}

@@ -41,13 +41,21 @@ pub enum ReadError {
     #[error("{path}: {message}")]
     Format { path: PathBuf, message: String },
     #[error(
-        "{path}: {width} x {height} pixels x {bands} bands take {need} to read whole, more than the {available} of memory available (UNIDIFF_STUDIO_MEMORY_MIB sets it): map a scene this size with `unidiff-studio predict --model M --tile 1024`, which reads it in windows"
+        "{path}: {width} x {height} pixels x {bands} bands take {need} to read whole, more than the {available}; UNIDIFF_STUDIO_MEMORY_MIB sets what a read may take. Map a scene this size with `unidiff-studio predict --model M --tile 1024`, which reads it in windows"
     )]
     TooBig {
         path: PathBuf,
         width: usize,
         height: usize,
         bands: usize,
+        need: String,
+        available: String,
+    },
+    #[error(
+        "{path}: the system refused the {need} needed to read it ({available}): free memory, raise the limit or map it with `unidiff-studio predict --model M --tile 1024`, which reads it in windows"
+    )]
+    AllocationRefused {
+        path: PathBuf,
         need: String,
         available: String,
     },
