@@ -1,7 +1,10 @@
 """Reference numbers for app/metrics/area_accuracy.rs: Olofsson et al. (2014),
 Remote Sensing of Environment 148: 42-57, equations 2-10 (stratified
 estimator, map classes as strata), written out in numpy from the paper's
-equations, on fixed inputs. Writes tests/fixtures/area_accuracy/reference.json.
+equations, on fixed inputs, and each proportion's 95 % Wilson score
+interval at the effective sample size p(1-p)/SE^2 (the number of points the
+estimate rests on where SE is 0), areas' intervals the proportions' times the
+total. Writes tests/fixtures/area_accuracy/reference.json.
 
     python3 scripts/area_accuracy_reference.py
 """
@@ -9,6 +12,22 @@ import json
 import pathlib
 
 import numpy as np
+
+
+Z = 1.96
+
+
+def wilson(p, se, points):
+    """[lo, hi] of the Wilson score interval at the effective sample size;
+    None where the estimate rests on no point (not defined)."""
+    if points == 0 or not np.isfinite(se) or not np.isfinite(p):
+        return None
+    p = min(max(p, 0.0), 1.0)
+    n = p * (1 - p) / se**2 if se > 0 and 0 < p < 1 else float(points)
+    d = 1 + Z**2 / n
+    centre = (p + Z**2 / (2 * n)) / d
+    half = Z / d * np.sqrt(p * (1 - p) / n + Z**2 / (4 * n**2))
+    return [float(max(centre - half, 0.0)), float(min(centre + half, 1.0))]
 
 
 def estimate(strata, sample):
@@ -40,15 +59,23 @@ def estimate(strata, sample):
             area[i] ** 2 * rate[i, j] * (1 - rate[i, j]) / (n_i[i] - 1) for i in range(k) if i != j
         )
         v_producers[j] = (own + producers[j] ** 2 * others) / n_hat_j[j] ** 2
+    used = int(n.sum())
+    overall_ci = wilson(overall, np.sqrt(v_overall), used)
+    users_ci = [wilson(u, np.sqrt(v), m) for u, v, m in zip(users, v_users, n_i)]
+    producers_ci = [wilson(a, np.sqrt(v), used) for a, v in zip(producers, v_producers)]
+    p_j_ci = [wilson(a, s, used) for a, s in zip(p_j, se_p_j)]
     return {
         "classes": classes,
         "total_area": total,
         "error_matrix": p.tolist(),
-        "overall": [overall, float(np.sqrt(v_overall))],
-        "users": [[float(u), float(np.sqrt(v))] for u, v in zip(users, v_users)],
-        "producers": [[float(a), float(np.sqrt(v))] for a, v in zip(producers, v_producers)],
-        "area_proportion": [[float(a), float(s)] for a, s in zip(p_j, se_p_j)],
-        "area": [[float(a * total), float(s * total)] for a, s in zip(p_j, se_p_j)],
+        "overall": [overall, float(np.sqrt(v_overall)), overall_ci],
+        "users": [[float(u), float(np.sqrt(v)), ci] for u, v, ci in zip(users, v_users, users_ci)],
+        "producers": [[float(a), float(np.sqrt(v)), ci] for a, v, ci in zip(producers, v_producers, producers_ci)],
+        "area_proportion": [[float(a), float(s), ci] for a, s, ci in zip(p_j, se_p_j, p_j_ci)],
+        "area": [
+            [float(a * total), float(s * total), None if ci is None else [ci[0] * total, ci[1] * total]]
+            for a, s, ci in zip(p_j, se_p_j, p_j_ci)
+        ],
     }
 
 
@@ -69,6 +96,11 @@ def main():
             r = m if rng.random() < 0.8 else int(rng.integers(1, 7))
             sample.append((m, r))
     cases.append({"name": "five strata, a reference-only class", "strata": strata, "sample": sample})
+    # A tiny sample where the normal interval leaves [0, 1]: two strata of
+    # three points, one of them all correct (SE 0).
+    strata = {1: 900.0, 2: 100.0}
+    sample = [(1, 1), (1, 1), (1, 1), (2, 2), (2, 1), (2, 1)]
+    cases.append({"name": "six points", "strata": strata, "sample": sample})
     out = []
     for case in cases:
         out.append(

@@ -75,15 +75,22 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<()> {
     write_bytes(&path, format!("{text}\n").as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     println!(
-        "overall accuracy {:.4} (SE {}), {} sample points; wrote {}",
+        "overall accuracy {:.4} (SE {}, 95 % interval {}), {} sample points; wrote {}",
         estimates.overall.value,
         estimates
             .overall
             .se
             .map_or("undefined".to_string(), |s| format!("{s:.4}")),
+        estimates
+            .overall
+            .ci95
+            .map_or("undefined".to_string(), |[lo, hi]| format!(
+                "{lo:.4}-{hi:.4}"
+            )),
         estimates.sample_size,
         path.display()
     );
+    println!("intervals: {}", estimates.interval_method);
     for note in &estimates.notes {
         println!("note: {note}");
     }

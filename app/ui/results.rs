@@ -462,6 +462,7 @@ fn sample_accuracy_ui(
     for note in &e.notes {
         ui.label(RichText::new(note).small());
     }
+    ui.label(RichText::new(&e.interval_method).small().weak());
 }
 
 /// The label curve: OA and mF1 of every draw as points, their means as
