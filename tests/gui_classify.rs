@@ -1518,6 +1518,8 @@ fn a_project_saved_moved_and_reopened_gives_back_labels_settings_model_and_map()
         app.store.adapt_settings.steps = 7;
         app.store.layers.get_mut(LayerId::Pauli).unwrap().visible = true;
         app.store.layers.get_mut(LayerId::Prgb).unwrap().opacity = 0.5;
+        // A stretch moved by hand: values no f32 holds exactly.
+        app.store.layers.get_mut(LayerId::Pca).unwrap().lo = [0.1, 0.15, 0.2];
     }
     paint(&mut h, 1, &dry);
     paint(&mut h, 2, &water);
@@ -1568,6 +1570,41 @@ fn a_project_saved_moved_and_reopened_gives_back_labels_settings_model_and_map()
         )
     };
     let before = snapshot(&h);
+
+    // An autosave written right after the save holds what the project
+    // holds: opening the project again at once offers nothing (the offer
+    // compares content, not times).
+    h.state_mut().autosave_now();
+    let autosaves = h.state().store.data_dir.join("autosave");
+    let written = std::fs::read_dir(&autosaves)
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.path().join("autosave.json").is_file())
+        })
+        .unwrap_or(false);
+    assert!(written, "an autosave in {}", autosaves.display());
+    {
+        // The project opened again from the command line, as a user does.
+        let options = AppOptions {
+            demo: false,
+            files: vec![project.clone()],
+            data_dir: Some(h.state().store.data_dir.clone()),
+        };
+        let mut again = Harness::builder()
+            .with_size(vec2(1400.0, 1000.0))
+            .wgpu()
+            .build_eframe(move |cc| StudioApp::new(cc, options));
+        wait_loaded(&mut again);
+        assert_eq!(
+            again.state().store.project.as_deref(),
+            Some(project.as_path())
+        );
+        assert!(
+            again.state().store.recovery.is_none(),
+            "no recovery offered after a save and an open: {:?}",
+            again.state().store.recovery.as_ref().map(|r| &r.differs)
+        );
+    }
 
     // Closing the project: nothing unsaved, so nothing asked.
     h.state_mut()

@@ -1,8 +1,11 @@
 //! Autosave of the label layers (and, for a project, its settings and
 //! view): every 30 s while they change and on exit,
 //! into a folder of the app's data directory named after the scene, each file
-//! written atomically (temp + rename) and the manifest last. On start the app
-//! offers an autosave newer than the user's saved label files.
+//! written atomically (temp + rename) and the manifest last, with a SHA-256
+//! of each label layer. On start the app offers an autosave newer than the
+//! user's saved label files only where its content differs from what was
+//! just opened (the labels' hashes, the project's settings), never on a time
+//! stamp alone ([`Recovery::differences`]).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -67,6 +70,21 @@ pub struct AutosaveManifest {
     /// That project's settings and view, as the app writes them.
     #[serde(default)]
     pub settings: Option<serde_json::Value>,
+    /// SHA-256 of the training and test layers written ([`labels_sha256`];
+    /// absent in autosaves made before it, then hashed from the files).
+    #[serde(default)]
+    pub train_sha256: Option<String>,
+    #[serde(default)]
+    pub test_sha256: Option<String>,
+}
+
+/// A label layer's content as a hash: its size and its classes.
+pub fn labels_sha256(labels: &LabelImage) -> String {
+    let mut h = Sha256::new();
+    h.update((labels.grid.width as u64).to_le_bytes());
+    h.update((labels.grid.height as u64).to_le_bytes());
+    h.update(&labels.data);
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The label layers and classes to write.
@@ -114,6 +132,8 @@ pub fn write_autosave(dir: &Path, snap: &AutosaveSnapshot) -> anyhow::Result<()>
         labels_revision: snap.labels_revision,
         project: snap.project.clone(),
         settings: snap.settings.clone(),
+        train_sha256: snap.train.as_ref().map(labels_sha256),
+        test_sha256: snap.test.as_ref().map(labels_sha256),
     };
     let json = serde_json::to_vec_pretty(&manifest)?;
     write_bytes(&dir.join("autosave.json"), &json)
@@ -128,6 +148,8 @@ pub struct Recovery {
     pub manifest: AutosaveManifest,
     pub train: Option<LabelImage>,
     pub test: Option<LabelImage>,
+    /// What differs from the scene just opened ([`Recovery::differences`]).
+    pub differs: Vec<String>,
 }
 
 impl Recovery {
@@ -136,6 +158,47 @@ impl Recovery {
             LabelLayer::Train => self.train.as_ref(),
             LabelLayer::Test => self.test.as_ref(),
         }
+    }
+
+    /// The hash of an autosaved layer: the manifest's, else the file's.
+    fn layer_sha256(&self, layer: LabelLayer) -> Option<String> {
+        let kept = match layer {
+            LabelLayer::Train => &self.manifest.train_sha256,
+            LabelLayer::Test => &self.manifest.test_sha256,
+        };
+        kept.clone()
+            .or_else(|| self.labels(layer).map(labels_sha256))
+    }
+
+    /// What the autosave holds that differs from what was just opened, in
+    /// words ("training labels", "the project's settings"); empty: nothing
+    /// to offer. A layer differs when its hash does (a layer the scene lacks
+    /// differs when it has a label); the settings when the caller, who
+    /// knows their type, says they do (`settings_differ`).
+    pub fn differences(
+        &self,
+        opened: impl Fn(LabelLayer) -> Option<String>,
+        settings_differ: bool,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        for layer in LabelLayer::ALL {
+            let Some(saved) = self.layer_sha256(layer) else {
+                continue;
+            };
+            let differs = match opened(layer) {
+                Some(now) => now != saved,
+                None => self
+                    .labels(layer)
+                    .is_some_and(|l| l.data.iter().any(|&c| c != 0)),
+            };
+            if differs {
+                out.push(layer.name().to_string());
+            }
+        }
+        if settings_differ {
+            out.push("the project's settings".into());
+        }
+        out
     }
 
     /// When it was written, as "N s / min / h ago".
@@ -185,6 +248,7 @@ pub fn find_recovery(dir: &Path, grid: &PixelGrid) -> Option<Recovery> {
         manifest,
         train,
         test,
+        differs: Vec::new(),
     })
 }
 
@@ -230,6 +294,30 @@ mod tests {
         assert_eq!(rec.manifest.labels_revision, 7);
         assert_eq!(rec.manifest.settings, snap.settings);
         assert!(rec.test.is_none());
+        // The offer rests on content: the same labels are nothing to offer,
+        // whatever the times.
+        let same = |l: LabelLayer| (l == LabelLayer::Train).then(|| labels_sha256(&train));
+        assert!(rec.differences(same, false).is_empty());
+        assert_eq!(
+            rec.differences(same, true),
+            vec!["the project's settings".to_string()]
+        );
+        let mut painted = train.clone();
+        painted.data[6] = 1;
+        let differs = rec.differences(
+            |l| (l == LabelLayer::Train).then(|| labels_sha256(&painted)),
+            false,
+        );
+        assert_eq!(differs, vec!["training labels".to_string()]);
+        // A scene opened without the layer: the autosave's labels differ.
+        assert_eq!(
+            rec.differences(|_| None, false),
+            vec!["training labels".to_string()]
+        );
+        // An autosave from before the hashes: hashed from its files.
+        let mut old = rec.clone();
+        old.manifest.train_sha256 = None;
+        assert!(old.differences(same, false).is_empty());
         // Saving the user's file afterwards makes the autosave stale.
         std::thread::sleep(Duration::from_millis(20));
         save_labels(&saved, &train, &snap.classes).unwrap();

@@ -20,7 +20,7 @@ use super::store::Store;
 use super::views::{ViewContext, Views};
 use crate::jobs::{Jobs, LoadRequest, LoadedScene};
 use crate::scene::{LabelLayer, PixelRect};
-use crate::session::autosave::{autosave_dir, data_dir, find_recovery};
+use crate::session::autosave::{autosave_dir, data_dir, find_recovery, labels_sha256};
 use crate::session::{Command, Session};
 
 /// How the app was started.
@@ -346,18 +346,24 @@ impl StudioApp {
             .scene
             .grid()
             .and_then(|g| find_recovery(&autosave_dir(&self.store.data_dir, &session.sources), g))
-            .filter(|r| {
-                LabelLayer::ALL.iter().any(|&l| {
-                    r.labels(l)
-                        .zip(session.scene.labels(l))
-                        .is_some_and(|(a, b)| a.data != b.data)
-                }) || (settings.is_some()
-                    && r.manifest.project == self.store.project
-                    && r.manifest.settings.is_some()
-                    && r.manifest.settings != settings)
+            .and_then(|mut r| {
+                let settings_differ = r.manifest.project == self.store.project
+                    && r.manifest.settings.as_ref().is_some_and(|kept| {
+                        super::project::autosaved_settings_differ(&self.store, kept)
+                    });
+                r.differs = r.differences(
+                    |l| session.scene.labels(l).map(labels_sha256),
+                    settings_differ,
+                );
+                (!r.differs.is_empty()).then_some(r)
             });
         if let Some(r) = &self.store.recovery {
-            log::info!("autosave found: {} ({})", r.dir.display(), r.age());
+            log::info!(
+                "autosave found: {} ({}; differs: {})",
+                r.dir.display(),
+                r.age(),
+                r.differs.join(", ")
+            );
         }
         if !same_grid {
             // A sample's points were placed on the old scene's grid.

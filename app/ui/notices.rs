@@ -23,11 +23,11 @@ impl Notices {
         capturing: bool,
     ) {
         if cx.store.recovery.is_some() {
-            let age = cx
+            let (age, differs) = cx
                 .store
                 .recovery
                 .as_ref()
-                .map(|r| r.age())
+                .map(|r| (r.age(), r.differs.join(" and ")))
                 .unwrap_or_default();
             let mut choice = None;
             egui::Window::new("Recover autosaved labels?")
@@ -36,7 +36,7 @@ impl Notices {
                 .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
                 .show(ctx, |ui| {
                     ui.label(format!(
-                        "Labels of this scene were autosaved {age} and differ from the ones just opened."
+                        "This scene's {differs} were autosaved {age} and differ from what was just opened."
                     ));
                     ui.horizontal(|ui| {
                         if ui.button("Recover").clicked() {

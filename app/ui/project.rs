@@ -51,6 +51,21 @@ pub fn project_settings(store: &Store) -> Option<serde_json::Value> {
     .ok()
 }
 
+/// Whether an autosave's settings (`kept`) differ from the open project's
+/// in what a classification or an adaptation uses: read back as their
+/// types (a JSON number written from an f32 is the same f32 again), the
+/// view aside (which layers are shown is no reason to offer a recovery).
+/// Settings that no longer read (an older app's) are no offer either.
+pub fn autosaved_settings_differ(store: &Store, kept: &serde_json::Value) -> bool {
+    match serde_json::from_value::<AutosavedSettings>(kept.clone()) {
+        Ok(kept) => kept.stage_b != store.classify_settings || kept.stage_a != store.adapt_settings,
+        Err(e) => {
+            log::info!("the autosave's settings do not read as this app's ({e}): not compared");
+            false
+        }
+    }
+}
+
 impl StudioApp {
     /// Reads a project file and opens its scene; the rest of the project
     /// comes back when the scene has loaded.
