@@ -172,3 +172,177 @@ fn rgb_geotiff_keeps_its_crs_and_nodata() {
     assert_eq!(zeros, 0);
     assert!(cube.band(0).iter().any(|v| v.is_nan()));
 }
+
+/// The elements of a PolSARpro folder written as one GeoTIFF, each band
+/// described by its element's name (as PolSARpro and SNAP export them), on
+/// the folder's grid.
+fn matrix_geotiff(folder: &std::path::Path, elements: &[&str], out: &std::path::Path) {
+    use gdal::Metadata;
+    use gdal::raster::Buffer;
+    let planes: Vec<(unidiff_studio::io::raster::RasterHeader, Vec<f32>)> = elements
+        .iter()
+        .map(|e| {
+            unidiff_studio::io::raster::read_bands(&folder.join(format!("{e}.bin")), None).unwrap()
+        })
+        .collect();
+    let (w, h) = (planes[0].0.grid.width, planes[0].0.grid.height);
+    let driver = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+    let ds = driver
+        .create_with_band_type::<f32, _>(out, w, h, elements.len())
+        .unwrap();
+    for (b, (name, (_, data))) in elements.iter().zip(&planes).enumerate() {
+        let mut band = ds.rasterband(b + 1).unwrap();
+        band.set_description(name).unwrap();
+        let mut buffer = Buffer::new((w, h), data.clone());
+        band.write((0, 0), (w, h), &mut buffer).unwrap();
+    }
+}
+
+/// T3, C3 and C2 matrices as GeoTIFFs (band descriptions `T11, T22, …`)
+/// are read as their PolSARpro folders are: the same diagonal, the same
+/// off-diagonal parts, the same Pauli rendering and the same forest map on
+/// every element; a raster whose extra bands name no element says which
+/// bands it left out.
+#[test]
+fn polsar_matrices_as_geotiffs_read_as_their_folders() {
+    use unidiff_studio::pipeline::baseline::{ForestConfig, pixel_features, random_forest_map};
+    use unidiff_studio::scene::{LabelImage, Scene};
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[&str], usize); 3] = [
+        (
+            "polsar_manitoba/full_pol/T3",
+            &[
+                "T11", "T22", "T33", "T12_real", "T12_imag", "T13_real", "T13_imag", "T23_real",
+                "T23_imag",
+            ],
+            9,
+        ),
+        (
+            "polsar_manitoba/full_pol/C3",
+            &[
+                "C11", "C12_real", "C12_imag", "C13_real", "C13_imag", "C22", "C23_real",
+                "C23_imag", "C33",
+            ],
+            9,
+        ),
+        (
+            "polsar_manitoba/dual_pol/C2_VVVH",
+            &["C11", "C12_real", "C12_imag", "C22"],
+            4,
+        ),
+    ];
+    for (rel, elements, columns) in cases {
+        let folder = shared_or_skip!(rel);
+        let tif = dir.path().join(format!("{}.tif", elements.len()));
+        matrix_geotiff(&folder, elements, &tif);
+        let a = open_sar(&folder, SarScaleChoice::Auto).unwrap();
+        let b = open_sar(&tif, SarScaleChoice::Auto).unwrap();
+        assert_eq!(b.source_scale, PowerScale::Linear, "{rel}");
+        assert!(
+            b.scale_reason.contains("matrix by band description"),
+            "{}",
+            b.scale_reason
+        );
+        let diagonal = |s: &unidiff_studio::scene::SarImage| match &s.kind {
+            SarKind::DualPol { c11, c22 } => vec![c11.clone(), c22.clone()],
+            SarKind::QuadPol { t11, t22, t33 } => vec![t11.clone(), t22.clone(), t33.clone()],
+        };
+        let (da, db) = (diagonal(&a), diagonal(&b));
+        assert_eq!(da.len(), db.len(), "{rel}");
+        for (x, y) in da.iter().zip(&db) {
+            assert!(
+                x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()),
+                "{rel}: the diagonal differs"
+            );
+        }
+        assert_eq!(a.off_diagonal.len(), columns - da.len(), "{rel}");
+        for ((na, va), (nb, vb)) in a.off_diagonal.iter().zip(&b.off_diagonal) {
+            assert_eq!(na, nb, "{rel}");
+            assert!(
+                va.iter().zip(vb).all(|(p, q)| p.to_bits() == q.to_bits()),
+                "{rel} {na}"
+            );
+        }
+        // Read in windows (as `predict` reads), the same elements.
+        let window = unidiff_studio::scene::Window {
+            row0: 17,
+            col0: 5,
+            height: 40,
+            width: 33,
+        };
+        let part = unidiff_studio::io::windowed::WindowedScene::open(None, Some(&tif))
+            .unwrap()
+            .read(window)
+            .unwrap();
+        let part = part.sar.unwrap();
+        let whole = b.window(window);
+        assert_eq!(diagonal(&part), diagonal(&whole), "{rel}: a window");
+        assert_eq!(part.off_diagonal, whole.off_diagonal, "{rel}: a window");
+        let (pa, pb) = (
+            render_pauli(&a, PauliSettings::default()).unwrap(),
+            render_pauli(&b, PauliSettings::default()).unwrap(),
+        );
+        assert!(pa.data == pb.data, "{rel}: the Pauli rendering differs");
+        // A forest on every element, trained on every 37th pixel labelled
+        // by the quartile of its first diagonal element.
+        let first = &da[0];
+        let mut sorted: Vec<f64> = first.iter().copied().filter(|v| v.is_finite()).collect();
+        sorted.sort_by(f64::total_cmp);
+        let quartile =
+            |v: f64| 1 + (1..4).filter(|&q| v > sorted[q * sorted.len() / 4]).count() as u8;
+        let train = LabelImage {
+            grid: a.grid.clone(),
+            data: first
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    if i % 37 == 0 && v.is_finite() {
+                        quartile(v)
+                    } else {
+                        0
+                    }
+                })
+                .collect(),
+        };
+        let cfg = ForestConfig {
+            trees: 20,
+            ..ForestConfig::default()
+        };
+        let mut maps = Vec::new();
+        for sar in [a, b] {
+            let mut t = train.clone();
+            t.grid = sar.grid.clone();
+            let scene = Scene::from_layers(None, Some(sar), Some(t.clone()), None).unwrap();
+            let features = pixel_features(&scene).unwrap();
+            assert_eq!(features.dim, columns, "{rel}: every element to the forest");
+            maps.push(random_forest_map(&features, &t, &cfg).unwrap());
+        }
+        assert!(maps[0] == maps[1], "{rel}: the forest maps differ");
+    }
+
+    // Three bands that name no element: two read by position, the third said.
+    let folder = shared_or_skip!("polsar_manitoba/dual_pol/C2_VVVH");
+    let plain = dir.path().join("three.tif");
+    matrix_geotiff(&folder, &["C11", "C22", "C12_real"], &plain);
+    {
+        let ds = gdal::Dataset::open_ex(
+            &plain,
+            gdal::DatasetOptions {
+                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        for b in 1..=3 {
+            use gdal::Metadata;
+            ds.rasterband(b).unwrap().set_description("").unwrap();
+        }
+    }
+    let sar = open_sar(&plain, SarScaleChoice::Linear).unwrap();
+    assert!(sar.off_diagonal.is_empty());
+    assert!(
+        sar.scale_reason.contains("bands 3 of 3 not used"),
+        "{}",
+        sar.scale_reason
+    );
+}

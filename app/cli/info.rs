@@ -5,8 +5,8 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::InfoArgs;
-use crate::io::{mat, npy, polsar, raster};
-use crate::scene::{PixelGrid, SarKind};
+use crate::io::{mat, npy, polsar, raster, sar_matrix};
+use crate::scene::PixelGrid;
 
 fn grid_json(grid: &PixelGrid) -> Value {
     json!({
@@ -44,14 +44,10 @@ fn class_counts(values: &[f32]) -> Option<Value> {
 fn describe(path: &Path) -> anyhow::Result<Value> {
     if path.is_dir() {
         let sar = polsar::read_polsar_folder(path)?;
-        let kind = match &sar.kind {
-            SarKind::DualPol { .. } => "dual-pol C2 (C11, C22)",
-            SarKind::QuadPol { .. } => "quad-pol (T11, T22, T33)",
-        };
         return Ok(json!({
             "path": path.display().to_string(),
             "format": "PolSARpro folder",
-            "content": kind,
+            "content": sar.scale_reason,
             "grid": grid_json(&sar.grid),
             "values": "linear",
         }));
@@ -93,9 +89,22 @@ fn describe(path: &Path) -> anyhow::Result<Value> {
         let max = w.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         json!({"count": w.len(), "min_nm": min, "max_nm": max, "source": h.wavelength_source})
     });
+    // What a SAR read takes of these bands: a matrix by band description.
+    let content = sar_matrix::matrix_bands(&h.band_names).map(|m| {
+        format!(
+            "{} polarimetric matrix; read as SAR: {}",
+            if m.kind == sar_matrix::MatrixKind::C2 {
+                "dual- or compact-pol"
+            } else {
+                "quad-pol"
+            },
+            m.describe()
+        )
+    });
     Ok(json!({
         "path": path.display().to_string(),
         "format": h.driver,
+        "content": content,
         "grid": grid_json(&h.grid),
         "bands": h.band_count,
         "dtype": h.dtype,
@@ -145,8 +154,8 @@ fn print_text(v: &Value) {
         Some(_) => println!("  wavelengths: unknown"),
         None => {}
     }
-    if let Some(c) = v.get("content") {
-        println!("  content: {}", c.as_str().unwrap_or_default());
+    if let Some(c) = v.get("content").and_then(Value::as_str) {
+        println!("  content: {c}");
     }
     for sd in v["subdatasets"].as_array().into_iter().flatten() {
         println!(

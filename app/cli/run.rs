@@ -183,6 +183,19 @@ fn hashed(path: &Path) -> anyhow::Result<serde_json::Value> {
     Ok(json!({ "path": path.display().to_string(), "sha256": sha }))
 }
 
+/// The SAR elements the forests read, by name.
+fn sar_columns(sar: &crate::scene::SarImage) -> Vec<String> {
+    let diagonal: &[&str] = match sar.kind {
+        crate::scene::SarKind::DualPol { .. } => &["C11", "C22"],
+        crate::scene::SarKind::QuadPol { .. } => &["T11", "T22", "T33"],
+    };
+    diagonal
+        .iter()
+        .map(|s| s.to_string())
+        .chain(sar.off_diagonal.iter().map(|(n, _)| n.clone()))
+        .collect()
+}
+
 /// Opens the inputs, checks their grids and renders the modalities.
 pub fn prepare(args: &RunInputs) -> anyhow::Result<Prepared> {
     let mut args = args.clone();
@@ -253,6 +266,23 @@ pub fn prepare(args: &RunInputs) -> anyhow::Result<Prepared> {
         log::info!("note: {note}");
     }
     let mut scene = opened.scene;
+    // How each raster was read, beside its hash: what a reader of run.json
+    // needs to know that nothing was dropped.
+    if let Some(hsi) = &scene.hsi
+        && let Some(entry) = inputs.get_mut("hsi")
+    {
+        let empty = (0..hsi.bands).filter(|&b| hsi.band_is_empty(b)).count();
+        entry["read"] = json!(format!(
+            "all {} bands; {empty} of them without a valid sample (left out of the forests)",
+            hsi.bands
+        ));
+    }
+    if let Some(sar) = &scene.sar
+        && let Some(entry) = inputs.get_mut("sar")
+    {
+        entry["read"] = json!(format!("{}: {}", sar.kind_name(), sar.scale_reason));
+        entry["to_the_classifiers"] = json!(sar_columns(sar));
+    }
     let highest = [&scene.train_labels, &scene.test_labels]
         .into_iter()
         .flatten()

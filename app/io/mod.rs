@@ -15,6 +15,7 @@ pub mod open;
 pub mod polsar;
 pub mod raster;
 pub mod sample_points;
+pub mod sar_matrix;
 pub mod scene_files;
 pub mod sieve;
 pub mod staged_folder;

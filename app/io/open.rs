@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::error::ReadError;
 use super::mat::{self, GridArray};
-use super::{npy, polsar, raster};
+use super::{npy, polsar, raster, sar_matrix};
 use crate::scene::{HsiCube, LabelImage, PixelGrid, PowerScale, SarImage, SarKind};
 
 /// MATLAB variable names of the benchmark, in the order they are tried.
@@ -134,8 +134,12 @@ pub(crate) fn to_linear(values: &[f32], scale: PowerScale) -> Vec<f64> {
         .collect()
 }
 
-/// The (co-pol, cross-pol) bands of a SAR raster and how they were found;
-/// a raster of fewer than two bands is refused.
+/// How a SAR read says that bands of its raster were left out.
+pub const UNUSED_BANDS_NOTE: &str =
+    "not used (name T3, C3 or C2 elements in the band descriptions to have a matrix read whole)";
+
+/// The (co-pol, cross-pol) bands of a SAR raster and how they were found,
+/// the bands left out said; a raster of fewer than two bands is refused.
 pub(crate) fn polarisation_bands(
     path: &Path,
     header: &raster::RasterHeader,
@@ -149,7 +153,25 @@ pub(crate) fn polarisation_bands(
             ),
         ));
     }
-    Ok(dual_pol_bands(&header.band_names))
+    let (co, cross, mut note) = dual_pol_bands(&header.band_names);
+    let unused: Vec<String> = (0..header.band_count)
+        .filter(|&b| b != co && b != cross)
+        .map(
+            |b| match header.band_names.get(b).filter(|n| !n.is_empty()) {
+                Some(name) => format!("{} ({name})", b + 1),
+                None => (b + 1).to_string(),
+            },
+        )
+        .collect();
+    if !unused.is_empty() {
+        note.push_str(&format!(
+            "; bands {} of {} {UNUSED_BANDS_NOTE}",
+            unused.join(", "),
+            header.band_count
+        ));
+        log::warn!("{}: {note}", path.display());
+    }
+    Ok((co, cross, note))
 }
 
 /// Picks (co-pol, cross-pol) band indices from band names, else (0, 1).
@@ -204,6 +226,9 @@ pub fn open_sar(path: &Path, choice: SarScaleChoice) -> Result<SarImage, ReadErr
         }
         None => {
             let header = raster::read_header(path)?;
+            if let Some(layout) = sar_matrix::matrix_bands(&header.band_names) {
+                return read_sar_matrix(path, &layout);
+            }
             let (co, cross, note) = polarisation_bands(path, &header)?;
             let (header, data) = raster::read_bands(path, Some(&[co, cross]))?;
             hints.extend(header.band_names.iter().cloned());
@@ -234,6 +259,36 @@ pub fn open_sar(path: &Path, choice: SarScaleChoice) -> Result<SarImage, ReadErr
         kind,
         source_scale: scale,
         scale_reason: format!("{reason}; {band_note}"),
+        off_diagonal: Vec::new(),
+    })
+}
+
+/// A raster holding a polarimetric matrix (T3, C3, C2 by band
+/// description): every element read at once, linear as the matrices are.
+fn read_sar_matrix(path: &Path, layout: &sar_matrix::MatrixBands) -> Result<SarImage, ReadError> {
+    let (header, data) = raster::read_bands(path, Some(&layout.bands()))?;
+    let n = header.grid.len();
+    let (kind, off_diagonal) = sar_matrix::matrix_from_planes(path, layout, &data, n)?;
+    let diagonal_empty = match &kind {
+        SarKind::DualPol { c11, c22 } => [c11, c22].iter().any(|v| v.iter().all(|x| x.is_nan())),
+        SarKind::QuadPol { t11, t22, t33 } => {
+            [t11, t22, t33].iter().any(|v| v.iter().all(|x| x.is_nan()))
+        }
+    };
+    if diagonal_empty {
+        return Err(ReadError::format(
+            path,
+            "a diagonal element of the matrix has no valid samples (all nodata or NaN)",
+        ));
+    }
+    let note = format!("linear matrix elements; {}", layout.describe());
+    log::info!("{}: {note}", path.display());
+    Ok(SarImage {
+        grid: header.grid,
+        kind,
+        source_scale: PowerScale::Linear,
+        scale_reason: note,
+        off_diagonal,
     })
 }
 

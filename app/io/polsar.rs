@@ -1,13 +1,15 @@
 //! PolSARpro folders: one float32 ENVI `.bin` + `.hdr` per matrix element.
 //! T3 and C3 folders give the quad-pol coherency diagonal, C2 folders (dual-
-//! or compact-pol) the dual-pol covariance diagonal. All values are linear.
+//! or compact-pol) the dual-pol covariance diagonal, and every off-diagonal
+//! part found goes to the classifiers beside it. All values are linear.
 
 use std::path::Path;
 
 use super::error::ReadError;
 use super::raster;
+use super::sar_matrix::{MatrixBands, MatrixKind, matrix_from_planes};
 use crate::scene::grid::is_unit_transform;
-use crate::scene::{PixelGrid, PowerScale, SarImage, SarKind};
+use crate::scene::{PixelGrid, PowerScale, SarImage};
 
 fn element(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
     let p = dir.join(format!("{name}.bin"));
@@ -18,7 +20,7 @@ fn read_element(
     dir: &Path,
     name: &str,
     grid: &mut Option<PixelGrid>,
-) -> Result<Vec<f64>, ReadError> {
+) -> Result<Vec<f32>, ReadError> {
     let path = element(dir, name).ok_or_else(|| ReadError::NotFound {
         path: dir.join(format!("{name}.bin")),
     })?;
@@ -37,7 +39,7 @@ fn read_element(
         }
         None => *grid = Some(header.grid),
     }
-    Ok(data.into_iter().map(f64::from).collect())
+    Ok(data)
 }
 
 fn has_real_transform(g: &PixelGrid) -> bool {
@@ -56,43 +58,65 @@ pub fn read_polsar_folder(dir: &Path) -> Result<SarImage, ReadError> {
             path: dir.to_path_buf(),
         });
     }
-    let mut grid = None;
-    let (kind, what) = if element(dir, "T11").is_some() {
-        let t11 = read_element(dir, "T11", &mut grid)?;
-        let t22 = read_element(dir, "T22", &mut grid)?;
-        let t33 = read_element(dir, "T33", &mut grid)?;
-        (SarKind::QuadPol { t11, t22, t33 }, "T3 folder")
+    let kind = if element(dir, "T11").is_some() {
+        MatrixKind::T3
     } else if element(dir, "C33").is_some() {
-        let c11 = read_element(dir, "C11", &mut grid)?;
-        let c22 = read_element(dir, "C22", &mut grid)?;
-        let c33 = read_element(dir, "C33", &mut grid)?;
-        let c13 = read_element(dir, "C13_real", &mut grid)?;
-        // k_L = [HH, sqrt2 HV, VV] -> Pauli diagonal.
-        let t11 = (0..c11.len())
-            .map(|i| 0.5 * (c11[i] + c33[i] + 2.0 * c13[i]))
-            .collect();
-        let t22 = (0..c11.len())
-            .map(|i| 0.5 * (c11[i] + c33[i] - 2.0 * c13[i]))
-            .collect();
-        (SarKind::QuadPol { t11, t22, t33: c22 }, "C3 folder")
+        MatrixKind::C3
     } else if element(dir, "C11").is_some() {
-        let c11 = read_element(dir, "C11", &mut grid)?;
-        let c22 = read_element(dir, "C22", &mut grid)?;
-        (SarKind::DualPol { c11, c22 }, "C2 folder")
+        MatrixKind::C2
     } else {
         return Err(ReadError::format(
             dir,
             "not a PolSARpro folder (no T11.bin or C11.bin)",
         ));
     };
+    // The diagonal (and C13_real for a C3 folder) must be there; the other
+    // off-diagonal parts are read where they are, the missing ones said.
+    let (diagonal, off) = kind.elements();
+    let mut grid = None;
+    let mut data = Vec::new();
+    for name in diagonal {
+        data.extend(read_element(dir, name, &mut grid)?);
+    }
+    let mut off_diagonal = Vec::new();
+    let mut missing = Vec::new();
+    for name in off {
+        if element(dir, name).is_some() || *name == "C13_real" {
+            data.extend(read_element(dir, name, &mut grid)?);
+            off_diagonal.push((name.to_string(), diagonal.len() + off_diagonal.len()));
+        } else {
+            missing.push(*name);
+        }
+    }
+    let layout = MatrixBands {
+        kind,
+        diagonal: (0..diagonal.len()).collect(),
+        off_diagonal,
+        unused: Vec::new(),
+    };
+    let n = grid.as_ref().map_or(0, |g| g.len());
+    let (sar_kind, off_diagonal) = matrix_from_planes(dir, &layout, &data, n)?;
+    let mut what = format!(
+        "PolSARpro {} folder: linear matrix elements, {} for the Pauli rendering",
+        kind.name(),
+        diagonal.join(", ")
+    );
+    if !off_diagonal.is_empty() {
+        let names: Vec<&str> = off_diagonal.iter().map(|(n, _)| n.as_str()).collect();
+        what.push_str(&format!("; {} also to the classifiers", names.join(", ")));
+    }
+    if !missing.is_empty() {
+        what.push_str(&format!("; not in the folder: {}", missing.join(", ")));
+    }
     let mut grid = grid.ok_or_else(|| ReadError::format(dir, "no matrix element read"))?;
     if !has_real_transform(&grid) {
         grid = PixelGrid::plain(grid.width, grid.height);
     }
     Ok(SarImage {
         grid,
-        kind,
+        kind: sar_kind,
         source_scale: PowerScale::Linear,
-        scale_reason: format!("PolSARpro {what}: linear matrix elements"),
+        scale_reason: what,
+        off_diagonal,
     })
 }

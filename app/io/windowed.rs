@@ -12,6 +12,7 @@ use gdal::Dataset;
 use super::error::ReadError;
 use super::open::{SarScaleChoice, decide_scale_counted, polarisation_bands, to_linear};
 use super::raster::{RasterHeader, open_for_windows, read_window};
+use super::sar_matrix::{MatrixBands, matrix_bands, matrix_from_planes};
 use crate::scene::{HsiCube, PixelGrid, PowerScale, SarImage, SarKind, Scene, Window};
 
 /// Rows per block of the SAR's scale pass.
@@ -36,10 +37,19 @@ struct WindowedHsi {
 struct WindowedSar {
     path: PathBuf,
     ds: Dataset,
-    /// Co- and cross-pol bands, 0-based.
-    bands: [usize; 2],
-    scale: PowerScale,
+    layout: SarLayout,
     reason: String,
+}
+
+/// How a SAR raster's bands are read: two polarisations in a scale, or a
+/// polarimetric matrix (linear) named in its band descriptions.
+enum SarLayout {
+    /// Co- and cross-pol bands, 0-based.
+    Polarisations {
+        bands: [usize; 2],
+        scale: PowerScale,
+    },
+    Matrix(MatrixBands),
 }
 
 /// The HSI and SAR of one scene, read in windows.
@@ -96,7 +106,10 @@ impl WindowedScene {
     /// Bytes one pixel of the scene takes as read (f32 cube, f64 SAR).
     pub fn bytes_per_pixel(&self) -> usize {
         self.hsi.as_ref().map_or(0, |h| 4 * h.header.band_count)
-            + self.sar.as_ref().map_or(0, |_| 16)
+            + self.sar.as_ref().map_or(0, |s| match &s.layout {
+                SarLayout::Polarisations { .. } => 16,
+                SarLayout::Matrix(m) => 8 * m.bands().len(),
+            })
     }
 
     /// The scene's layers inside `window` (on the window's grid).
@@ -121,16 +134,28 @@ impl WindowedScene {
             .sar
             .as_ref()
             .map(|s| {
-                let data = read_window(&s.path, &s.ds, &s.bands, window)?;
                 let n = window.height * window.width;
+                let (kind, source_scale, off_diagonal) = match &s.layout {
+                    SarLayout::Polarisations { bands, scale } => {
+                        let data = read_window(&s.path, &s.ds, bands, window)?;
+                        let kind = SarKind::DualPol {
+                            c11: to_linear(&data[..n], *scale),
+                            c22: to_linear(&data[n..], *scale),
+                        };
+                        (kind, *scale, Vec::new())
+                    }
+                    SarLayout::Matrix(layout) => {
+                        let data = read_window(&s.path, &s.ds, &layout.bands(), window)?;
+                        let (kind, off) = matrix_from_planes(&s.path, layout, &data, n)?;
+                        (kind, PowerScale::Linear, off)
+                    }
+                };
                 Ok::<_, ReadError>(Arc::new(SarImage {
                     grid: grid.clone(),
-                    kind: SarKind::DualPol {
-                        c11: to_linear(&data[..n], s.scale),
-                        c22: to_linear(&data[n..], s.scale),
-                    },
-                    source_scale: s.scale,
+                    kind,
+                    source_scale,
                     scale_reason: s.reason.clone(),
+                    off_diagonal,
                 }))
             })
             .transpose()?;
@@ -146,6 +171,18 @@ impl WindowedScene {
 /// The SAR raster's polarisation bands and scale, and its grid.
 fn open_sar_windows(path: &Path) -> Result<(WindowedSar, PixelGrid), ReadError> {
     let (ds, header) = open_for_windows(path)?;
+    if let Some(layout) = matrix_bands(&header.band_names) {
+        let reason = format!("linear matrix elements; {}", layout.describe());
+        return Ok((
+            WindowedSar {
+                path: path.to_path_buf(),
+                ds,
+                layout: SarLayout::Matrix(layout),
+                reason,
+            },
+            header.grid,
+        ));
+    }
     let (co, cross, note) = polarisation_bands(path, &header)?;
     let mut hints = vec![
         path.file_name()
@@ -170,8 +207,10 @@ fn open_sar_windows(path: &Path) -> Result<(WindowedSar, PixelGrid), ReadError> 
         WindowedSar {
             path: path.to_path_buf(),
             ds,
-            bands: [co, cross],
-            scale,
+            layout: SarLayout::Polarisations {
+                bands: [co, cross],
+                scale,
+            },
             reason: format!("{reason}; {note}"),
         },
         header.grid,

@@ -201,6 +201,19 @@ pub fn load(
             }
         }
     }
+    // A SAR raster read as a matrix, or with bands left out, says so.
+    if let Some(sar) = &scene.sar
+        && (!sar.off_diagonal.is_empty()
+            || sar
+                .scale_reason
+                .contains(crate::io::open::UNUSED_BANDS_NOTE))
+    {
+        warnings.push(format!(
+            "SAR read as {}: {}",
+            sar.kind_name(),
+            sar.scale_reason
+        ));
+    }
     if scene
         .hsi
         .as_ref()

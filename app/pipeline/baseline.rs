@@ -89,6 +89,10 @@ pub fn pixel_features(scene: &Scene) -> Result<PixelFeatures, BaselineError> {
                 columns.push(("T33 dB".into(), db(t33)));
             }
         }
+        // The off-diagonal parts as read (signed, linear).
+        for (name, values) in &sar.off_diagonal {
+            columns.push((name.clone(), values.iter().map(|&v| v as f32).collect()));
+        }
     }
     let n = columns
         .first()

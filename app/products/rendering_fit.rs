@@ -232,6 +232,7 @@ mod tests {
                 kind: SarKind::DualPol { c11, c22 },
                 source_scale: PowerScale::Linear,
                 scale_reason: String::new(),
+                off_diagonal: Vec::new(),
             })),
             train_labels: None,
             test_labels: None,

@@ -39,7 +39,14 @@ pub struct SarImage {
     pub source_scale: PowerScale,
     /// Why that scale was chosen (metadata, data range, or the user's choice).
     pub scale_reason: String,
+    /// The matrix's off-diagonal parts read with it ("T12_real", …; linear,
+    /// as read), given to the classifiers beside the diagonal; empty for a
+    /// raster of VV and VH.
+    pub off_diagonal: OffDiagonal,
 }
+
+/// A matrix's off-diagonal parts by name ("T12_real", …), each a plane.
+pub type OffDiagonal = Vec<(String, Vec<f64>)>;
 
 impl SarImage {
     /// "dual-pol" or "quad-pol".

@@ -99,6 +99,11 @@ impl SarImage {
             kind,
             source_scale: self.source_scale,
             scale_reason: self.scale_reason.clone(),
+            off_diagonal: self
+                .off_diagonal
+                .iter()
+                .map(|(name, v)| (name.clone(), cut(v, width, w)))
+                .collect(),
         }
     }
 }
