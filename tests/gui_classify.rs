@@ -1712,3 +1712,171 @@ fn a_project_saved_moved_and_reopened_gives_back_labels_settings_model_and_map()
         "the autosaved labels"
     );
 }
+
+/// A project keeps every result of the last classification: the MLP's map
+/// and both forests', the held-out comparison, a clean-up step with its
+/// cleaned map, and a validation sample's accuracy; opened in a fresh app,
+/// each comes back as it was.
+#[test]
+fn a_project_keeps_the_forests_the_clean_up_and_the_sample_accuracy() {
+    use unidiff_studio::ui::app::FileAction;
+    use unidiff_studio::ui::command::CleanRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, test) = corner_harness(dir.path());
+    paint(&mut h, 1, &blocks_of_in(&test, 128, 1, 2, 11));
+    paint(&mut h, 2, &blocks_of_in(&test, 128, 2, 2, 11));
+    {
+        let s = &mut h.state_mut().store.classify_settings;
+        s.t = 0;
+        s.stride = Some(32);
+        s.baseline = true;
+    }
+    h.run_steps(2);
+    classify_to_the_end(&mut h);
+    h.state_mut()
+        .handle(AppCommand::CleanMap(CleanRequest::Majority { k: 3 }));
+    common::wait_tasks(&mut h);
+    h.run_steps(2);
+    // A validation sample, every point labelled as the map says, scored.
+    let sample_path = dir.path().join("sample.gpkg");
+    h.state_mut().handle(AppCommand::FilePicked(
+        FileAction::ValidationSample { per_class: 3 },
+        sample_path.clone(),
+    ));
+    common::wait_tasks(&mut h);
+    h.run_steps(2);
+    let (map, width) = {
+        let s = h.state().store.session.as_ref().unwrap();
+        let r = s.result.as_ref().unwrap();
+        (
+            r.class_map().unwrap().to_vec(),
+            s.scene.grid().unwrap().width,
+        )
+    };
+    let n = h.state().store.sample.as_ref().unwrap().points.len();
+    for _ in 0..n {
+        let truth = {
+            let s = h.state().store.sample.as_ref().unwrap();
+            let p = s.points[s.current];
+            map[p.row * width + p.col]
+        };
+        h.state_mut()
+            .handle(AppCommand::SetSampleReference(Some(truth)));
+    }
+    common::wait_tasks(&mut h);
+    h.state_mut()
+        .handle(AppCommand::ScoreWithSample(sample_path.clone()));
+    common::wait_tasks(&mut h);
+    h.run_steps(2);
+    h.state_mut().handle(AppCommand::CloseSample);
+    h.run_steps(2);
+
+    let kept = |h: &Harness<'_, StudioApp>| {
+        let app = h.state();
+        let r = app
+            .store
+            .session
+            .as_ref()
+            .unwrap()
+            .result
+            .as_ref()
+            .unwrap_or_else(|| panic!("no result; messages {:?}", app.store.messages));
+        let maps: Vec<(ClassifierChoice, Vec<u8>)> = ClassifierChoice::ALL
+            .into_iter()
+            .filter_map(|c| r.outcome.result(c).map(|m| (c, m.class_map.clone())))
+            .collect();
+        let scores: Vec<Option<f64>> = ClassifierChoice::ALL
+            .into_iter()
+            .map(|c| {
+                r.outcome
+                    .result(c)
+                    .and_then(|m| m.metrics.as_ref())
+                    .map(|m| m.oa)
+            })
+            .collect();
+        let cleaned: Vec<(ClassifierChoice, Vec<u8>, usize)> = r
+            .cleaned
+            .iter()
+            .map(|c| (c.source, c.class_map.to_vec(), c.changed))
+            .collect();
+        let areas = r.areas.len();
+        let sample = r
+            .sample_accuracy
+            .as_ref()
+            .map(|(name, a)| (name.clone(), a.reference.clone(), a.estimates.clone()));
+        let comparison = r.outcome.recommendation.clone();
+        (maps, scores, cleaned, areas, sample, comparison, r.shown)
+    };
+    let before = kept(&h);
+    assert_eq!(before.0.len(), 3, "the MLP and both forests");
+    assert_eq!(before.2.len(), 1, "one clean-up step");
+    assert!(before.5.is_some(), "a held-out comparison");
+    assert!(before.4.is_some(), "{:?}", h.state().store.messages);
+    h.state_mut()
+        .handle(AppCommand::SaveProjectAs(dir.path().join("kept")));
+    common::wait_tasks(&mut h);
+    let project = dir.path().join("kept.udproj");
+    assert!(project.is_file(), "{:?}", h.state().store.messages);
+    let options = AppOptions {
+        demo: false,
+        files: vec![project.clone()],
+        data_dir: Some(h.state().store.data_dir.clone()),
+    };
+    drop(h);
+    let mut again = Harness::builder()
+        .with_size(vec2(1400.0, 1000.0))
+        .wgpu()
+        .build_eframe(move |cc| StudioApp::new(cc, options));
+    wait_loaded(&mut again);
+    let after = kept(&again);
+    assert_eq!(before.0, after.0, "every classifier's map");
+    assert_eq!(before.1, after.1, "their scores on the test labels");
+    assert_eq!(before.2, after.2, "the clean-up step and its map");
+    assert_eq!(before.3, after.3, "each map's areas");
+    // JSON keeps each f64 to within an ulp or two (serde_json's default
+    // parsing), the rest exactly.
+    let (a, b) = (before.4.unwrap(), after.4.unwrap());
+    assert_eq!(
+        (&a.0, &a.1),
+        (&b.0, &b.1),
+        "the sample and the map it scored"
+    );
+    json_close(
+        &serde_json::to_value(&a.2).unwrap(),
+        &serde_json::to_value(&b.2).unwrap(),
+        "the sample's accuracy",
+    );
+    assert_eq!(before.5, after.5, "the held-out comparison");
+    assert_eq!(before.6, after.6, "the map shown");
+}
+
+/// The same JSON, numbers to 1e-12 relative.
+fn json_close(a: &serde_json::Value, b: &serde_json::Value, what: &str) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-12 * x.abs().max(1.0),
+                "{what}: {x} vs {y}"
+            );
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{what}");
+            for (p, q) in x.iter().zip(y) {
+                json_close(p, q, what);
+            }
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            assert_eq!(
+                x.keys().collect::<Vec<_>>(),
+                y.keys().collect::<Vec<_>>(),
+                "{what}"
+            );
+            for (k, p) in x {
+                json_close(p, &y[k], &format!("{what}.{k}"));
+            }
+        }
+        _ => assert_eq!(a, b, "{what}"),
+    }
+}

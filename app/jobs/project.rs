@@ -2,8 +2,11 @@
 //! moved. The JSON file holds the scene's input paths (relative to the
 //! project file, with the absolute path as a fallback), the class table,
 //! the pRGB bands, the Stage A and Stage B settings with the backbone and
-//! adapter, and the app's view settings; a data folder beside it holds the
-//! label layers and the last result as GeoTIFFs and the trained model.
+//! adapter, the app's view settings, and of the last classification the
+//! held-out comparison and the validation sample's accuracy; a data folder
+//! beside it holds the label layers, every classifier's map of the last
+//! result (with the MLP's uncertainty) and each clean-up step's map as
+//! GeoTIFFs, and the trained model.
 //!
 //! Saving is atomic: the data go into a new folder first, then the project
 //! file is replaced by rename (that is the moment the save happens), then
@@ -21,6 +24,7 @@ use crate::io::classmap::write_class_map;
 use crate::io::geotiff::write_f32_geotiff;
 use crate::io::open_labels;
 use crate::io::raster::read_bands;
+use crate::metrics::area_accuracy::AreaAccuracy;
 use crate::metrics::areas::class_areas;
 use crate::metrics::summary::MetricsSummary;
 use crate::model::backbone::BackboneSpec;
@@ -29,9 +33,12 @@ use crate::pipeline::classification::{
     Classification, ClassifierChoice, ClassifierResult, scoring_labels,
 };
 use crate::pipeline::classifier::{HeadTrainReport, ValidationSplit};
+use crate::pipeline::cleanup::{CleanStep, CleanedMap, StepScores};
+use crate::pipeline::held_out::Recommendation;
 use crate::pipeline::model_bundle::ModelBundle;
 use crate::pipeline::predict::MergedPrediction;
 use crate::pipeline::stage_b::StageBOutput;
+use crate::pipeline::validation_sample::SampleAccuracy;
 use crate::scene::{ClassInfo, LabelImage, PixelGrid};
 use crate::session::{ClassificationResult, SceneSources};
 
@@ -146,6 +153,49 @@ pub struct SavedResult {
     pub current: bool,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The run's other classifiers' maps (the forests beside the MLP).
+    #[serde(default)]
+    pub others: Vec<SavedMap>,
+    /// Every classifier's score on the held-out training labels.
+    #[serde(default)]
+    pub recommendation: Option<Recommendation>,
+    /// Clean-up steps in the order applied, each with its map.
+    #[serde(default)]
+    pub cleaned: Vec<SavedCleaning>,
+    /// The validation sample's accuracy, and which map it scored.
+    #[serde(default)]
+    pub sample_accuracy: Option<SavedSampleAccuracy>,
+}
+
+/// Another classifier's map of the same run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SavedMap {
+    pub classifier: ClassifierChoice,
+    /// In the data folder, relative to the project file.
+    pub class_map: PathBuf,
+    pub uncertainty: Option<PathBuf>,
+    pub seconds: f64,
+}
+
+/// A clean-up step as saved: what it did and its map.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SavedCleaning {
+    pub source: ClassifierChoice,
+    pub step: CleanStep,
+    /// In the data folder, relative to the project file.
+    pub class_map: PathBuf,
+    pub changed: usize,
+    pub scores: Option<StepScores>,
+}
+
+/// The area-adjusted accuracy from a validation sample, as saved.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SavedSampleAccuracy {
+    /// The map it scored, in words ("mlp", "cleaned mlp", …).
+    pub map_name: String,
+    pub reference: ProjectPath,
+    pub area_unit: String,
+    pub estimates: AreaAccuracy,
 }
 
 /// What a `.udproj` file holds.
@@ -195,6 +245,20 @@ pub struct ResultSnapshot {
     pub seconds: f64,
     pub current: bool,
     pub warnings: Vec<String>,
+    /// The other classifiers' maps: (classifier, map, uncertainty, seconds).
+    pub others: Vec<OtherMap>,
+    pub recommendation: Option<Recommendation>,
+    pub cleaned: Vec<CleanedMap>,
+    pub sample_accuracy: Option<(String, SampleAccuracy)>,
+}
+
+/// Another classifier's result to save: its map, uncertainty and time.
+#[derive(Debug, Clone)]
+pub struct OtherMap {
+    pub classifier: ClassifierChoice,
+    pub class_map: Vec<u8>,
+    pub uncertainty: Option<(Vec<f32>, Vec<f32>)>,
+    pub seconds: f64,
 }
 
 impl ResultSnapshot {
@@ -215,6 +279,24 @@ impl ResultSnapshot {
             seconds: result.seconds,
             current: result.labels_revision == labels_revision,
             warnings: result.outcome.warnings.clone(),
+            others: ClassifierChoice::ALL
+                .into_iter()
+                .filter(|&c| c != result.shown)
+                .filter_map(|c| {
+                    result.outcome.result(c).map(|r| OtherMap {
+                        classifier: c,
+                        class_map: r.class_map.clone(),
+                        uncertainty: r
+                            .uncertainty
+                            .as_ref()
+                            .map(|u| (u.max_probability.clone(), u.entropy.clone())),
+                        seconds: r.seconds,
+                    })
+                })
+                .collect(),
+            recommendation: result.outcome.recommendation.clone(),
+            cleaned: result.cleaned.clone(),
+            sample_accuracy: result.sample_accuracy.clone(),
         })
     }
 }
@@ -315,6 +397,50 @@ pub fn save_project(path: &Path, snap: &ProjectSnapshot) -> anyhow::Result<Saved
             bundle.write(&file)?;
             model = Some(rel);
         }
+        let mut others = Vec::new();
+        for other in &r.others {
+            let name = other.classifier.name();
+            let (file, rel) = in_project(&format!("class_map_{name}.tif"));
+            write_class_map(&file, &other.class_map, &snap.grid, &snap.classes)
+                .with_context(|| format!("cannot write the project's map {}", file.display()))?;
+            let uncertainty = match &other.uncertainty {
+                Some((p, e)) => {
+                    let (file, rel) = in_project(&format!("uncertainty_{name}.tif"));
+                    write_f32_geotiff(&file, &[("max_probability", p), ("entropy", e)], &snap.grid)
+                        .with_context(|| format!("cannot write {}", file.display()))?;
+                    Some(rel)
+                }
+                None => None,
+            };
+            others.push(SavedMap {
+                classifier: other.classifier,
+                class_map: rel,
+                uncertainty,
+                seconds: other.seconds,
+            });
+        }
+        let mut cleaned = Vec::new();
+        for (i, c) in r.cleaned.iter().enumerate() {
+            let (file, rel) = in_project(&format!("cleaned_{i}.tif"));
+            write_class_map(&file, &c.class_map, &snap.grid, &snap.classes)
+                .with_context(|| format!("cannot write the project's map {}", file.display()))?;
+            cleaned.push(SavedCleaning {
+                source: c.source,
+                step: c.step,
+                class_map: rel,
+                changed: c.changed,
+                scores: c.scores,
+            });
+        }
+        let sample_accuracy = r
+            .sample_accuracy
+            .as_ref()
+            .map(|(map_name, a)| SavedSampleAccuracy {
+                map_name: map_name.clone(),
+                reference: ProjectPath::new(dir, &a.reference),
+                area_unit: a.area_unit.to_string(),
+                estimates: a.estimates.clone(),
+            });
         result = Some(SavedResult {
             classifier: r.classifier,
             class_map: rel,
@@ -325,6 +451,10 @@ pub fn save_project(path: &Path, snap: &ProjectSnapshot) -> anyhow::Result<Saved
             seconds: r.seconds,
             current: r.current,
             warnings: r.warnings.clone(),
+            others,
+            recommendation: r.recommendation.clone(),
+            cleaned,
+            sample_accuracy,
         });
     }
     let file_of = |p: Option<&PathBuf>| p.map(|p| ProjectPath::new(dir, p));
@@ -442,6 +572,112 @@ impl OpenedProject {
         let Some(saved) = &self.file.result else {
             return Ok(None);
         };
+        let (scored, excluded) = match (test, train) {
+            (Some(t), Some(l)) => {
+                let (s, e) = scoring_labels(t, l);
+                (Some(s), e)
+            }
+            (Some(t), None) => (Some(t.data.clone()), 0),
+            _ => (None, 0),
+        };
+        let mut outcome = Classification {
+            classes: saved.classes,
+            modalities: saved.modalities.clone(),
+            warnings: saved.warnings.clone(),
+            classifier: saved.classifier,
+            mlp: None,
+            forest: None,
+            filter_forest: None,
+            test_pixels_excluded: excluded,
+            recommendation: saved.recommendation.clone(),
+            label_curve: None,
+        };
+        let mut areas = Vec::new();
+        let shown = SavedMap {
+            classifier: saved.classifier,
+            class_map: saved.class_map.clone(),
+            uncertainty: saved.uncertainty.clone(),
+            seconds: saved.seconds,
+        };
+        for map in std::iter::once(&shown).chain(&saved.others) {
+            let result = self.read_map(map, grid, scored.as_deref(), saved.classes)?;
+            areas.push((
+                map.classifier,
+                class_areas(&result.class_map, grid, &self.file.classes),
+            ));
+            match map.classifier {
+                ClassifierChoice::Mlp => {
+                    let stage_b = restored_stage_b(&result, saved.classes);
+                    outcome.mlp = Some((result, stage_b));
+                }
+                ClassifierChoice::Rf => outcome.forest = Some(result),
+                ClassifierChoice::FilterRf => outcome.filter_forest = Some(result),
+            }
+        }
+        let model = match &self.file.model {
+            Some(rel) => {
+                let path = self.data_file(rel);
+                ModelBundle::read(&path)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            }
+            None => Err("the project holds no trained model".to_string()),
+        };
+        let mut cleaned = Vec::new();
+        for c in &saved.cleaned {
+            let path = self.data_file(&c.class_map);
+            let map = open_labels(&path)?;
+            grid.check_same("the scene", &map.grid, &path.display().to_string())
+                .context("the project's cleaned map does not fit the scene")?;
+            cleaned.push(CleanedMap {
+                source: c.source,
+                step: c.step,
+                areas: class_areas(&map.data, grid, &self.file.classes),
+                class_map: Arc::new(map.data),
+                changed: c.changed,
+                scores: c.scores,
+            });
+        }
+        let sample_accuracy = saved.sample_accuracy.as_ref().map(|s| {
+            (
+                s.map_name.clone(),
+                SampleAccuracy {
+                    reference: s.reference.resolve(self.dir()),
+                    area_unit: if s.area_unit == "ha" { "ha" } else { "pixels" },
+                    estimates: s.estimates.clone(),
+                },
+            )
+        });
+        Ok(Some(ClassificationResult {
+            outcome,
+            ablation: Vec::new(),
+            backbone: saved.backbone.clone(),
+            backbone_kept: false,
+            // A result saved after the labels changed stays marked as older.
+            labels_revision: if saved.current {
+                labels_revision
+            } else {
+                labels_revision.wrapping_sub(1)
+            },
+            seconds: saved.seconds,
+            areas,
+            warm_started: false,
+            shown: saved.classifier,
+            model,
+            sample_accuracy,
+            cleaned,
+        }))
+    }
+
+    /// One saved map read back with its uncertainty, scored on the test
+    /// labels (`scored`) as the run scored it.
+    fn read_map(
+        &self,
+        saved: &SavedMap,
+        grid: &PixelGrid,
+        scored: Option<&[u8]>,
+        classes: usize,
+    ) -> anyhow::Result<ClassifierResult> {
         let map_path = self.data_file(&saved.class_map);
         let map = open_labels(&map_path)?;
         grid.check_same("the scene", &map.grid, &map_path.display().to_string())
@@ -466,102 +702,46 @@ impl OpenedProject {
             }
             None => None,
         };
-        let model = match &self.file.model {
-            Some(rel) => {
-                let path = self.data_file(rel);
-                ModelBundle::read(&path)
-                    .map(Arc::new)
-                    .map_err(|e| e.to_string())
-            }
-            None => Err("the project holds no trained model".to_string()),
-        };
-        let (scored, excluded) = match (test, train) {
-            (Some(t), Some(l)) => {
-                let (s, e) = scoring_labels(t, l);
-                (Some(s), e)
-            }
-            (Some(t), None) => (Some(t.data.clone()), 0),
-            _ => (None, 0),
-        };
-        let metrics = scored
-            .as_deref()
-            .map(|t| MetricsSummary::from_labels(t, &map.data, saved.classes));
-        let result = ClassifierResult {
-            class_map: map.data.clone(),
-            uncertainty: uncertainty.clone(),
+        let metrics = scored.map(|t| MetricsSummary::from_labels(t, &map.data, classes));
+        Ok(ClassifierResult {
+            class_map: map.data,
+            uncertainty,
             metrics,
             seconds: saved.seconds,
-        };
-        let mut outcome = Classification {
-            classes: saved.classes,
-            modalities: saved.modalities.clone(),
-            warnings: saved.warnings.clone(),
-            classifier: saved.classifier,
-            mlp: None,
-            forest: None,
-            filter_forest: None,
-            test_pixels_excluded: excluded,
-            recommendation: None,
-            label_curve: None,
-        };
-        match saved.classifier {
-            ClassifierChoice::Mlp => {
-                let stage_b = StageBOutput {
-                    prediction: uncertainty.unwrap_or(MergedPrediction {
-                        class_map: map.data.clone(),
-                        max_probability: Vec::new(),
-                        entropy: Vec::new(),
-                    }),
-                    classes: saved.classes,
-                    classes_without_training: Vec::new(),
-                    training_vectors: 0,
-                    cached_patches: 0,
-                    first_layer_patches: 0,
-                    validation: ValidationSplit::None,
-                    head: HeadTrainReport {
-                        epochs: 0,
-                        best_epoch: 0,
-                        train_loss: Vec::new(),
-                        validation_accuracy: Vec::new(),
-                        warm_started: false,
-                        first_layer_kept: false,
-                    },
-                    seconds_features: 0.0,
-                    seconds_training: 0.0,
-                    seconds_prediction: 0.0,
-                    held_out_prediction: None,
-                    host_head: None,
-                    label_curve: Vec::new(),
-                    seconds_label_curve: 0.0,
-                };
-                outcome.mlp = Some((result, stage_b));
-            }
-            ClassifierChoice::Rf => outcome.forest = Some(result),
-            ClassifierChoice::FilterRf => outcome.filter_forest = Some(result),
-        }
-        let areas = vec![(
-            saved.classifier,
-            class_areas(&map.data, grid, &self.file.classes),
-        )];
-        Ok(Some(ClassificationResult {
-            outcome,
-            ablation: Vec::new(),
-            backbone: saved.backbone.clone(),
-            backbone_kept: false,
-            // A result saved after the labels changed stays marked as older.
-            labels_revision: if saved.current {
-                labels_revision
-            } else {
-                labels_revision.wrapping_sub(1)
-            },
-            seconds: saved.seconds,
-            areas,
+        })
+    }
+}
+
+/// The MLP's Stage B output of a restored result: its prediction, nothing
+/// of the training (which a project does not keep).
+fn restored_stage_b(result: &ClassifierResult, classes: usize) -> StageBOutput {
+    StageBOutput {
+        prediction: result.uncertainty.clone().unwrap_or(MergedPrediction {
+            class_map: result.class_map.clone(),
+            max_probability: Vec::new(),
+            entropy: Vec::new(),
+        }),
+        classes,
+        classes_without_training: Vec::new(),
+        training_vectors: 0,
+        cached_patches: 0,
+        first_layer_patches: 0,
+        validation: ValidationSplit::None,
+        head: HeadTrainReport {
+            epochs: 0,
+            best_epoch: 0,
+            train_loss: Vec::new(),
+            validation_accuracy: Vec::new(),
             warm_started: false,
-            shown: saved.classifier,
-            model,
-            sample_accuracy: None,
-            cleaned: Vec::new(),
-        }))
+            first_layer_kept: false,
+        },
+        seconds_features: 0.0,
+        seconds_training: 0.0,
+        seconds_prediction: 0.0,
+        held_out_prediction: None,
+        host_head: None,
+        label_curve: Vec::new(),
+        seconds_label_curve: 0.0,
     }
 }
 
@@ -640,6 +820,28 @@ mod tests {
             PathBuf::from("/x/my.udproj")
         );
         assert!(is_project_file(Path::new("a.UDPROJ")));
+    }
+
+    /// A project saved before results kept the forests, clean-up steps
+    /// and the sample's accuracy reads as it did: its one map, nothing else.
+    #[test]
+    fn a_project_from_before_the_kept_results_reads_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("old.udproj");
+        std::fs::write(
+            &p,
+            br#"{"version": 1, "title": "x", "hsi": null, "sar": null, "classes": [],
+                "train_labels": null, "test_labels": null,
+                "result": {"classifier": "rf", "class_map": "old_data/save-1/class_map.tif",
+                           "uncertainty": null, "classes": 2, "modalities": [],
+                           "backbone": "tiny", "seconds": 1.5, "current": true}}"#,
+        )
+        .unwrap();
+        let opened = read_project(&p).unwrap();
+        let saved = opened.file.result.unwrap();
+        assert_eq!(saved.classifier, ClassifierChoice::Rf);
+        assert!(saved.others.is_empty() && saved.cleaned.is_empty());
+        assert!(saved.recommendation.is_none() && saved.sample_accuracy.is_none());
     }
 
     #[test]

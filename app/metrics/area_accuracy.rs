@@ -21,7 +21,7 @@
 //! cover the rest of the map, said so); a stratum with one point has no
 //! variance (SE None, said so) — never NaN.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The 95 % normal quantile.
 const Z95: f64 = 1.96;
@@ -73,7 +73,7 @@ pub fn wilson_interval(p: f64, n: f64) -> [f64; 2] {
 }
 
 /// An estimate with its standard error and 95 % interval, where defined.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Estimate {
     pub value: f64,
     pub se: Option<f64>,
@@ -101,7 +101,7 @@ impl Estimate {
 }
 
 /// The estimates.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AreaAccuracy {
     /// Class values, the order of every per-class list and of the matrix.
     pub classes: Vec<u8>,
@@ -124,8 +124,10 @@ pub struct AreaAccuracy {
     /// Each class's estimated area (units of the strata areas).
     pub area: Vec<Estimate>,
     /// How the intervals are made ([`INTERVAL_METHOD`]).
+    #[serde(default)]
     pub interval_method: String,
     /// Points needed for an overall accuracy SE of 0.01 (eq. 13).
+    #[serde(default)]
     pub points_needed_overall: usize,
     /// What was left out, why some SEs are missing, and where the sample is
     /// smaller than a usual precision needs.

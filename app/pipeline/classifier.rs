@@ -1251,7 +1251,7 @@ mod tests {
 }
 
 /// How the early-stopping vectors were chosen.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum ValidationSplit {
     /// Whole spatial blocks (side `block` pixels) of training labels.
     SpatialBlocks { block: usize, blocks: usize },

@@ -15,7 +15,7 @@ use crate::products::majority::majority_filter;
 use crate::scene::{ClassInfo, PixelGrid};
 
 /// One clean-up step.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum CleanStep {
     /// GDAL's sieve: regions (4- or 8-connected) under `min_pixels` take
     /// the class of their largest neighbour; `hectares` is the unit as the
@@ -113,7 +113,7 @@ pub struct ScoringLabels {
 }
 
 /// Accuracy on the test labels before and after one step.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StepScores {
     pub oa_before: f64,
     pub oa_after: f64,

@@ -71,7 +71,7 @@ pub fn held_out_split(train: &LabelImage, seed: u64) -> Option<HeldOutSplit> {
 }
 
 /// One classifier's score on the held-out training labels.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct HeldOutScore {
     pub classifier: ClassifierChoice,
     pub oa: f64,
@@ -99,7 +99,7 @@ impl HeldOutScore {
 }
 
 /// The scores of every classifier of a run on the same held-out pixels.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Recommendation {
     pub scores: Vec<HeldOutScore>,
     /// The best kappa (then OA; then the order of `scores`).
