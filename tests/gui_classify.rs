@@ -1275,6 +1275,11 @@ fn apply_model_to_scenes_maps_the_training_scene_as_the_classification_did() {
 /// The corner scene with two blocks of each class painted, classified by
 /// the MLP alone (t = 0, stride 32).
 fn classified_corner(dir: &Path) -> Harness<'static, StudioApp> {
+    classified_corner_with(dir, false)
+}
+
+/// The same, with both forests beside the MLP when `baseline`.
+fn classified_corner_with(dir: &Path, baseline: bool) -> Harness<'static, StudioApp> {
     let (mut h, test) = corner_harness(dir);
     paint(&mut h, 1, &blocks_of_in(&test, 128, 1, 2, 11));
     paint(&mut h, 2, &blocks_of_in(&test, 128, 2, 2, 11));
@@ -1282,7 +1287,7 @@ fn classified_corner(dir: &Path) -> Harness<'static, StudioApp> {
         let s = &mut h.state_mut().store.classify_settings;
         s.t = 0;
         s.stride = Some(32);
-        s.baseline = false;
+        s.baseline = baseline;
     }
     h.run_steps(2);
     classify_to_the_end(&mut h);
@@ -1722,17 +1727,7 @@ fn a_project_keeps_the_forests_the_clean_up_and_the_sample_accuracy() {
     use unidiff_studio::ui::app::FileAction;
     use unidiff_studio::ui::command::CleanRequest;
     let dir = tempfile::tempdir().unwrap();
-    let (mut h, test) = corner_harness(dir.path());
-    paint(&mut h, 1, &blocks_of_in(&test, 128, 1, 2, 11));
-    paint(&mut h, 2, &blocks_of_in(&test, 128, 2, 2, 11));
-    {
-        let s = &mut h.state_mut().store.classify_settings;
-        s.t = 0;
-        s.stride = Some(32);
-        s.baseline = true;
-    }
-    h.run_steps(2);
-    classify_to_the_end(&mut h);
+    let mut h = classified_corner_with(dir.path(), true);
     h.state_mut()
         .handle(AppCommand::CleanMap(CleanRequest::Majority { k: 3 }));
     common::wait_tasks(&mut h);

@@ -381,8 +381,8 @@ impl Default for HeadTrainConfig {
     }
 }
 
-/// What training did.
-#[derive(Debug, Clone, Serialize)]
+/// What training did (Default: nothing yet).
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct HeadTrainReport {
     pub epochs: usize,
     pub best_epoch: usize,
@@ -631,14 +631,7 @@ fn epochs<T: HeadTraining>(
         })
         .collect();
     let mut rng = NormalRng::new(train.seed ^ 0x5EED);
-    let mut report = HeadTrainReport {
-        epochs: 0,
-        best_epoch: 0,
-        train_loss: Vec::new(),
-        validation_accuracy: Vec::new(),
-        warm_started: false,
-        first_layer_kept: false,
-    };
+    let mut report = HeadTrainReport::default();
     let mut best: Option<(f64, T::Snapshot)> = None;
     let mut since_best = 0;
     let mut order = train_idx;
