@@ -185,13 +185,10 @@ fn hashed(path: &Path) -> anyhow::Result<serde_json::Value> {
 
 /// The SAR elements the forests read, by name.
 fn sar_columns(sar: &crate::scene::SarImage) -> Vec<String> {
-    let diagonal: &[&str] = match sar.kind {
-        crate::scene::SarKind::DualPol { .. } => &["C11", "C22"],
-        crate::scene::SarKind::QuadPol { .. } => &["T11", "T22", "T33"],
-    };
-    diagonal
-        .iter()
-        .map(|s| s.to_string())
+    sar.kind
+        .diagonal()
+        .into_iter()
+        .map(|(name, _)| name.to_string())
         .chain(sar.off_diagonal.iter().map(|(n, _)| n.clone()))
         .collect()
 }

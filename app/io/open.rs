@@ -269,13 +269,11 @@ fn read_sar_matrix(path: &Path, layout: &sar_matrix::MatrixBands) -> Result<SarI
     let (header, data) = raster::read_bands(path, Some(&layout.bands()))?;
     let n = header.grid.len();
     let (kind, off_diagonal) = sar_matrix::matrix_from_planes(path, layout, &data, n)?;
-    let diagonal_empty = match &kind {
-        SarKind::DualPol { c11, c22 } => [c11, c22].iter().any(|v| v.iter().all(|x| x.is_nan())),
-        SarKind::QuadPol { t11, t22, t33 } => {
-            [t11, t22, t33].iter().any(|v| v.iter().all(|x| x.is_nan()))
-        }
-    };
-    if diagonal_empty {
+    if kind
+        .diagonal()
+        .iter()
+        .any(|(_, v)| v.iter().all(|x| x.is_nan()))
+    {
         return Err(ReadError::format(
             path,
             "a diagonal element of the matrix has no valid samples (all nodata or NaN)",

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::error::ReadError;
 use super::raster;
-use super::sar_matrix::{MatrixBands, MatrixKind, matrix_from_planes};
+use super::sar_matrix::{MatrixBands, MatrixKind, classifiers_note, matrix_from_planes};
 use crate::scene::grid::is_unit_transform;
 use crate::scene::{PixelGrid, PowerScale, SarImage};
 
@@ -101,10 +101,7 @@ pub fn read_polsar_folder(dir: &Path) -> Result<SarImage, ReadError> {
         kind.name(),
         diagonal.join(", ")
     );
-    if !off_diagonal.is_empty() {
-        let names: Vec<&str> = off_diagonal.iter().map(|(n, _)| n.as_str()).collect();
-        what.push_str(&format!("; {} also to the classifiers", names.join(", ")));
-    }
+    what.push_str(&classifiers_note(&off_diagonal));
     if !missing.is_empty() {
         what.push_str(&format!("; not in the folder: {}", missing.join(", ")));
     }

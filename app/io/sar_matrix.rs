@@ -80,10 +80,7 @@ impl MatrixBands {
             diagonal.join(", "),
             join_bands(&self.diagonal)
         );
-        if !self.off_diagonal.is_empty() {
-            let names: Vec<&str> = self.off_diagonal.iter().map(|(n, _)| n.as_str()).collect();
-            text.push_str(&format!("; {} also to the classifiers", names.join(", ")));
-        }
+        text.push_str(&classifiers_note(&self.off_diagonal));
         if !self.unused.is_empty() {
             text.push_str(&format!(
                 "; bands {} are no matrix element and are not read",
@@ -92,6 +89,16 @@ impl MatrixBands {
         }
         text
     }
+}
+
+/// "; T12_real, T12_imag also to the classifiers" for the off-diagonal
+/// parts read (nothing when there are none).
+pub(crate) fn classifiers_note<T>(parts: &[(String, T)]) -> String {
+    if parts.is_empty() {
+        return String::new();
+    }
+    let names: Vec<&str> = parts.iter().map(|(n, _)| n.as_str()).collect();
+    format!("; {} also to the classifiers", names.join(", "))
 }
 
 fn join_bands(bands: &[usize]) -> String {

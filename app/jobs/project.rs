@@ -245,7 +245,7 @@ pub struct ResultSnapshot {
     pub seconds: f64,
     pub current: bool,
     pub warnings: Vec<String>,
-    /// The other classifiers' maps: (classifier, map, uncertainty, seconds).
+    /// The other classifiers' maps.
     pub others: Vec<OtherMap>,
     pub recommendation: Option<Recommendation>,
     pub cleaned: Vec<CleanedMap>,
@@ -261,6 +261,14 @@ pub struct OtherMap {
     pub seconds: f64,
 }
 
+/// A result's max probability and entropy planes, where it has them.
+fn uncertainty_planes(result: &ClassifierResult) -> Option<(Vec<f32>, Vec<f32>)> {
+    result
+        .uncertainty
+        .as_ref()
+        .map(|u| (u.max_probability.clone(), u.entropy.clone()))
+}
+
 impl ResultSnapshot {
     /// The map shown of `result` and what to keep of it (None: no map).
     pub fn of(result: &ClassificationResult, labels_revision: u64) -> Option<Self> {
@@ -268,10 +276,7 @@ impl ResultSnapshot {
         Some(Self {
             classifier: result.shown,
             class_map: shown.class_map.clone(),
-            uncertainty: shown
-                .uncertainty
-                .as_ref()
-                .map(|u| (u.max_probability.clone(), u.entropy.clone())),
+            uncertainty: uncertainty_planes(shown),
             model: result.model.as_ref().ok().cloned(),
             classes: result.outcome.classes,
             modalities: result.outcome.modalities.clone(),
@@ -286,10 +291,7 @@ impl ResultSnapshot {
                     result.outcome.result(c).map(|r| OtherMap {
                         classifier: c,
                         class_map: r.class_map.clone(),
-                        uncertainty: r
-                            .uncertainty
-                            .as_ref()
-                            .map(|u| (u.max_probability.clone(), u.entropy.clone())),
+                        uncertainty: uncertainty_planes(r),
                         seconds: r.seconds,
                     })
                 })
@@ -379,19 +381,28 @@ pub fn save_project(path: &Path, snap: &ProjectSnapshot) -> anyhow::Result<Saved
     };
     let mut model = None;
     let mut result = None;
-    if let Some(r) = &snap.result {
-        let (file, rel) = in_project("class_map.tif");
-        write_class_map(&file, &r.class_map, &snap.grid, &snap.classes)
+    // A class map (`class_map{suffix}.tif`) and its uncertainty planes
+    // (`uncertainty{suffix}.tif`), as the project names them.
+    let write_map = |suffix: &str,
+                     class_map: &[u8],
+                     uncertainty: &Option<(Vec<f32>, Vec<f32>)>|
+     -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
+        let (file, rel) = in_project(&format!("class_map{suffix}.tif"));
+        write_class_map(&file, class_map, &snap.grid, &snap.classes)
             .with_context(|| format!("cannot write the project's map {}", file.display()))?;
-        let uncertainty = match &r.uncertainty {
+        let uncertainty = match uncertainty {
             Some((p, e)) => {
-                let (file, rel) = in_project("uncertainty.tif");
+                let (file, rel) = in_project(&format!("uncertainty{suffix}.tif"));
                 write_f32_geotiff(&file, &[("max_probability", p), ("entropy", e)], &snap.grid)
                     .with_context(|| format!("cannot write {}", file.display()))?;
                 Some(rel)
             }
             None => None,
         };
+        Ok((rel, uncertainty))
+    };
+    if let Some(r) = &snap.result {
+        let (rel, uncertainty) = write_map("", &r.class_map, &r.uncertainty)?;
         if let Some(bundle) = &r.model {
             let (file, rel) = in_project("model.udmodel");
             bundle.write(&file)?;
@@ -399,19 +410,8 @@ pub fn save_project(path: &Path, snap: &ProjectSnapshot) -> anyhow::Result<Saved
         }
         let mut others = Vec::new();
         for other in &r.others {
-            let name = other.classifier.name();
-            let (file, rel) = in_project(&format!("class_map_{name}.tif"));
-            write_class_map(&file, &other.class_map, &snap.grid, &snap.classes)
-                .with_context(|| format!("cannot write the project's map {}", file.display()))?;
-            let uncertainty = match &other.uncertainty {
-                Some((p, e)) => {
-                    let (file, rel) = in_project(&format!("uncertainty_{name}.tif"));
-                    write_f32_geotiff(&file, &[("max_probability", p), ("entropy", e)], &snap.grid)
-                        .with_context(|| format!("cannot write {}", file.display()))?;
-                    Some(rel)
-                }
-                None => None,
-            };
+            let suffix = format!("_{}", other.classifier.name());
+            let (rel, uncertainty) = write_map(&suffix, &other.class_map, &other.uncertainty)?;
             others.push(SavedMap {
                 classifier: other.classifier,
                 class_map: rel,
@@ -625,10 +625,7 @@ impl OpenedProject {
         };
         let mut cleaned = Vec::new();
         for c in &saved.cleaned {
-            let path = self.data_file(&c.class_map);
-            let map = open_labels(&path)?;
-            grid.check_same("the scene", &map.grid, &path.display().to_string())
-                .context("the project's cleaned map does not fit the scene")?;
+            let map = self.read_class_map(&c.class_map, grid)?;
             cleaned.push(CleanedMap {
                 source: c.source,
                 step: c.step,
@@ -669,6 +666,15 @@ impl OpenedProject {
         }))
     }
 
+    /// A class map of the data folder, checked to fit the scene.
+    fn read_class_map(&self, rel: &Path, grid: &PixelGrid) -> anyhow::Result<LabelImage> {
+        let path = self.data_file(rel);
+        let map = open_labels(&path)?;
+        grid.check_same("the scene", &map.grid, &path.display().to_string())
+            .context("the project's map does not fit the scene")?;
+        Ok(map)
+    }
+
     /// One saved map read back with its uncertainty, scored on the test
     /// labels (`scored`) as the run scored it.
     fn read_map(
@@ -678,10 +684,7 @@ impl OpenedProject {
         scored: Option<&[u8]>,
         classes: usize,
     ) -> anyhow::Result<ClassifierResult> {
-        let map_path = self.data_file(&saved.class_map);
-        let map = open_labels(&map_path)?;
-        grid.check_same("the scene", &map.grid, &map_path.display().to_string())
-            .context("the project's map does not fit the scene")?;
+        let map = self.read_class_map(&saved.class_map, grid)?;
         let uncertainty = match &saved.uncertainty {
             Some(rel) => {
                 let path = self.data_file(rel);

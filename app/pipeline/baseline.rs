@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::forest::{Forest, ForestParams};
 
-use crate::scene::{LabelImage, SarKind, Scene};
+use crate::scene::{LabelImage, Scene};
 
 /// Settings of the forest.
 #[derive(Debug, Clone, Serialize)]
@@ -78,16 +78,8 @@ pub fn pixel_features(scene: &Scene) -> Result<PixelFeatures, BaselineError> {
                 })
                 .collect()
         };
-        match &sar.kind {
-            SarKind::DualPol { c11, c22 } => {
-                columns.push(("C11 dB".into(), db(c11)));
-                columns.push(("C22 dB".into(), db(c22)));
-            }
-            SarKind::QuadPol { t11, t22, t33 } => {
-                columns.push(("T11 dB".into(), db(t11)));
-                columns.push(("T22 dB".into(), db(t22)));
-                columns.push(("T33 dB".into(), db(t33)));
-            }
+        for (name, values) in sar.kind.diagonal() {
+            columns.push((format!("{name} dB"), db(values)));
         }
         // The off-diagonal parts as read (signed, linear).
         for (name, values) in &sar.off_diagonal {

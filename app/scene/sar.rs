@@ -48,6 +48,17 @@ pub struct SarImage {
 /// A matrix's off-diagonal parts by name ("T12_real", …), each a plane.
 pub type OffDiagonal = Vec<(String, Vec<f64>)>;
 
+impl SarKind {
+    /// The diagonal's planes by name: C11, C22 (dual-pol) or T11, T22, T33
+    /// (quad-pol).
+    pub fn diagonal(&self) -> Vec<(&'static str, &[f64])> {
+        match self {
+            SarKind::DualPol { c11, c22 } => vec![("C11", c11), ("C22", c22)],
+            SarKind::QuadPol { t11, t22, t33 } => vec![("T11", t11), ("T22", t22), ("T33", t33)],
+        }
+    }
+}
+
 impl SarImage {
     /// "dual-pol" or "quad-pol".
     pub fn kind_name(&self) -> &'static str {

@@ -84,7 +84,7 @@ pub fn labels_sha256(labels: &LabelImage) -> String {
     h.update((labels.grid.width as u64).to_le_bytes());
     h.update((labels.grid.height as u64).to_le_bytes());
     h.update(&labels.data);
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    format!("{:x}", h.finalize())
 }
 
 /// The label layers and classes to write.
