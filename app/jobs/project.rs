@@ -335,6 +335,116 @@ pub struct SavedLabels {
     pub test: Option<PathBuf>,
 }
 
+/// A save's data folder: where each file is written, and the path the
+/// project file names it by (`NAME_data/save-…/file`).
+struct DataFolder<'a> {
+    dir: &'a Path,
+    rel: &'a Path,
+    grid: &'a PixelGrid,
+    classes: &'a [ClassInfo],
+}
+
+impl DataFolder<'_> {
+    /// (where `name` is written, as the project names it).
+    fn file(&self, name: &str) -> (PathBuf, PathBuf) {
+        (self.dir.join(name), self.rel.join(name))
+    }
+
+    /// A class map (`class_map{suffix}.tif`) and its uncertainty planes
+    /// (`uncertainty{suffix}.tif`), as the project names them.
+    fn write_map(
+        &self,
+        suffix: &str,
+        class_map: &[u8],
+        uncertainty: &Option<(Vec<f32>, Vec<f32>)>,
+    ) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
+        let rel = self.write_class_map(&format!("class_map{suffix}.tif"), class_map)?;
+        let uncertainty = match uncertainty {
+            Some((p, e)) => {
+                let (file, rel) = self.file(&format!("uncertainty{suffix}.tif"));
+                write_f32_geotiff(&file, &[("max_probability", p), ("entropy", e)], self.grid)
+                    .with_context(|| format!("cannot write {}", file.display()))?;
+                Some(rel)
+            }
+            None => None,
+        };
+        Ok((rel, uncertainty))
+    }
+
+    /// A class map as `name`; the path the project names it by.
+    fn write_class_map(&self, name: &str, class_map: &[u8]) -> anyhow::Result<PathBuf> {
+        let (file, rel) = self.file(name);
+        write_class_map(&file, class_map, self.grid, self.classes)
+            .with_context(|| format!("cannot write the project's map {}", file.display()))?;
+        Ok(rel)
+    }
+}
+
+/// The last result written into the data folder: every classifier's map,
+/// the clean-up steps' maps, the model; what the project file says of it,
+/// and the model's path. `project_dir` anchors the sample's path.
+fn save_result(
+    r: &ResultSnapshot,
+    folder: &DataFolder<'_>,
+    project_dir: &Path,
+) -> anyhow::Result<(SavedResult, Option<PathBuf>)> {
+    let (rel, uncertainty) = folder.write_map("", &r.class_map, &r.uncertainty)?;
+    let model = match &r.model {
+        Some(bundle) => {
+            let (file, rel) = folder.file("model.udmodel");
+            bundle.write(&file)?;
+            Some(rel)
+        }
+        None => None,
+    };
+    let mut others = Vec::new();
+    for other in &r.others {
+        let suffix = format!("_{}", other.classifier.name());
+        let (rel, uncertainty) = folder.write_map(&suffix, &other.class_map, &other.uncertainty)?;
+        others.push(SavedMap {
+            classifier: other.classifier,
+            class_map: rel,
+            uncertainty,
+            seconds: other.seconds,
+        });
+    }
+    let mut cleaned = Vec::new();
+    for (i, c) in r.cleaned.iter().enumerate() {
+        cleaned.push(SavedCleaning {
+            source: c.source,
+            step: c.step,
+            class_map: folder.write_class_map(&format!("cleaned_{i}.tif"), &c.class_map)?,
+            changed: c.changed,
+            scores: c.scores,
+        });
+    }
+    let sample_accuracy = r
+        .sample_accuracy
+        .as_ref()
+        .map(|(map_name, a)| SavedSampleAccuracy {
+            map_name: map_name.clone(),
+            reference: ProjectPath::new(project_dir, &a.reference),
+            area_unit: a.area_unit.to_string(),
+            estimates: a.estimates.clone(),
+        });
+    let result = SavedResult {
+        classifier: r.classifier,
+        class_map: rel,
+        uncertainty,
+        classes: r.classes,
+        modalities: r.modalities.clone(),
+        backbone: r.backbone.clone(),
+        seconds: r.seconds,
+        current: r.current,
+        warnings: r.warnings.clone(),
+        others,
+        recommendation: r.recommendation.clone(),
+        cleaned,
+        sample_accuracy,
+    };
+    Ok((result, model))
+}
+
 /// Writes `snap` as the project `path` (see the module's first lines for
 /// the order that keeps it whole).
 pub fn save_project(path: &Path, snap: &ProjectSnapshot) -> anyhow::Result<SavedLabels> {
@@ -363,12 +473,17 @@ pub fn save_project(path: &Path, snap: &ProjectSnapshot) -> anyhow::Result<Saved
     // (`NAME_data/save-…/file`, beside the project file by construction).
     let save_rel = PathBuf::from(root.file_name().unwrap_or_default())
         .join(save_dir.file_name().unwrap_or_default());
-    let in_project = |name: &str| (save_dir.join(name), save_rel.join(name));
+    let folder = DataFolder {
+        dir: &save_dir,
+        rel: &save_rel,
+        grid: &snap.grid,
+        classes: &snap.classes,
+    };
     let write_labels = |layer: &Option<LabelImage>, name: &str| -> anyhow::Result<_> {
         let Some(l) = layer else {
             return Ok(None);
         };
-        let (file, rel) = in_project(name);
+        let (file, rel) = folder.file(name);
         write_class_map(&file, &l.data, &l.grid, &snap.classes)
             .with_context(|| format!("cannot write the project's labels {}", file.display()))?;
         Ok(Some((file, rel)))
@@ -379,84 +494,13 @@ pub fn save_project(path: &Path, snap: &ProjectSnapshot) -> anyhow::Result<Saved
         train: train.as_ref().map(|(file, _)| file.clone()),
         test: test.as_ref().map(|(file, _)| file.clone()),
     };
-    let mut model = None;
-    let mut result = None;
-    // A class map (`class_map{suffix}.tif`) and its uncertainty planes
-    // (`uncertainty{suffix}.tif`), as the project names them.
-    let write_map = |suffix: &str,
-                     class_map: &[u8],
-                     uncertainty: &Option<(Vec<f32>, Vec<f32>)>|
-     -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
-        let (file, rel) = in_project(&format!("class_map{suffix}.tif"));
-        write_class_map(&file, class_map, &snap.grid, &snap.classes)
-            .with_context(|| format!("cannot write the project's map {}", file.display()))?;
-        let uncertainty = match uncertainty {
-            Some((p, e)) => {
-                let (file, rel) = in_project(&format!("uncertainty{suffix}.tif"));
-                write_f32_geotiff(&file, &[("max_probability", p), ("entropy", e)], &snap.grid)
-                    .with_context(|| format!("cannot write {}", file.display()))?;
-                Some(rel)
-            }
-            None => None,
-        };
-        Ok((rel, uncertainty))
+    let (result, model) = match &snap.result {
+        Some(r) => {
+            let (result, model) = save_result(r, &folder, dir)?;
+            (Some(result), model)
+        }
+        None => (None, None),
     };
-    if let Some(r) = &snap.result {
-        let (rel, uncertainty) = write_map("", &r.class_map, &r.uncertainty)?;
-        if let Some(bundle) = &r.model {
-            let (file, rel) = in_project("model.udmodel");
-            bundle.write(&file)?;
-            model = Some(rel);
-        }
-        let mut others = Vec::new();
-        for other in &r.others {
-            let suffix = format!("_{}", other.classifier.name());
-            let (rel, uncertainty) = write_map(&suffix, &other.class_map, &other.uncertainty)?;
-            others.push(SavedMap {
-                classifier: other.classifier,
-                class_map: rel,
-                uncertainty,
-                seconds: other.seconds,
-            });
-        }
-        let mut cleaned = Vec::new();
-        for (i, c) in r.cleaned.iter().enumerate() {
-            let (file, rel) = in_project(&format!("cleaned_{i}.tif"));
-            write_class_map(&file, &c.class_map, &snap.grid, &snap.classes)
-                .with_context(|| format!("cannot write the project's map {}", file.display()))?;
-            cleaned.push(SavedCleaning {
-                source: c.source,
-                step: c.step,
-                class_map: rel,
-                changed: c.changed,
-                scores: c.scores,
-            });
-        }
-        let sample_accuracy = r
-            .sample_accuracy
-            .as_ref()
-            .map(|(map_name, a)| SavedSampleAccuracy {
-                map_name: map_name.clone(),
-                reference: ProjectPath::new(dir, &a.reference),
-                area_unit: a.area_unit.to_string(),
-                estimates: a.estimates.clone(),
-            });
-        result = Some(SavedResult {
-            classifier: r.classifier,
-            class_map: rel,
-            uncertainty,
-            classes: r.classes,
-            modalities: r.modalities.clone(),
-            backbone: r.backbone.clone(),
-            seconds: r.seconds,
-            current: r.current,
-            warnings: r.warnings.clone(),
-            others,
-            recommendation: r.recommendation.clone(),
-            cleaned,
-            sample_accuracy,
-        });
-    }
     let file_of = |p: Option<&PathBuf>| p.map(|p| ProjectPath::new(dir, p));
     let backbone_files = BackboneFiles {
         checkpoint: match &snap.stage_b.backbone {

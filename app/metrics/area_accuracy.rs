@@ -98,6 +98,16 @@ impl Estimate {
         });
         Self { value, se, ci95 }
     }
+
+    /// A proportion's estimate, SE and interval times `total` (an area from
+    /// an area proportion: its interval within [0, total]).
+    fn times(&self, total: f64) -> Self {
+        Self {
+            value: self.value * total,
+            se: self.se.map(|s| s * total),
+            ci95: self.ci95.map(|[lo, hi]| [lo * total, hi * total]),
+        }
+    }
 }
 
 /// The estimates.
@@ -134,16 +144,11 @@ pub struct AreaAccuracy {
     pub notes: Vec<String>,
 }
 
-/// The stratified estimates from the mapped area of each map class
-/// (`strata`: value, area; value 0 is ignored) and the sample's (map class,
-/// reference class) pairs.
-pub fn area_adjusted_accuracy(strata: &[(u8, f64)], sample: &[(u8, u8)]) -> AreaAccuracy {
+/// What the sample holds that the estimator leaves out, in words: points
+/// on unmapped pixels, without a reference class, or in map classes
+/// without mapped area (`strata`: the mapped classes).
+fn left_out_notes(strata: &[(u8, f64)], sample: &[(u8, u8)]) -> Vec<String> {
     let mut notes = Vec::new();
-    let strata: Vec<(u8, f64)> = strata
-        .iter()
-        .copied()
-        .filter(|&(v, a)| v != 0 && a > 0.0)
-        .collect();
     let unmapped = sample.iter().filter(|(m, _)| *m == 0).count();
     let unlabelled = sample.iter().filter(|(m, r)| *m != 0 && *r == 0).count();
     if unmapped > 0 {
@@ -168,6 +173,19 @@ pub fn area_adjusted_accuracy(strata: &[(u8, f64)], sample: &[(u8, u8)]) -> Area
             dedup(not_stratum)
         ));
     }
+    notes
+}
+
+/// The stratified estimates from the mapped area of each map class
+/// (`strata`: value, area; value 0 is ignored) and the sample's (map class,
+/// reference class) pairs.
+pub fn area_adjusted_accuracy(strata: &[(u8, f64)], sample: &[(u8, u8)]) -> AreaAccuracy {
+    let strata: Vec<(u8, f64)> = strata
+        .iter()
+        .copied()
+        .filter(|&(v, a)| v != 0 && a > 0.0)
+        .collect();
+    let mut notes = left_out_notes(&strata, sample);
     let used: Vec<(u8, u8)> = sample
         .iter()
         .copied()
@@ -283,15 +301,9 @@ pub fn area_adjusted_accuracy(strata: &[(u8, f64)], sample: &[(u8, u8)]) -> Area
             Estimate::proportion(value, var, used.len())
         })
         .collect();
-    // Areas: each proportion's estimate, SE and interval times the total,
-    // so an interval stays within [0, total].
     let area: Vec<Estimate> = area_proportion
         .iter()
-        .map(|p| Estimate {
-            value: p.value * total_area,
-            se: p.se.map(|s| s * total_area),
-            ci95: p.ci95.map(|[lo, hi]| [lo * total_area, hi * total_area]),
-        })
+        .map(|p| p.times(total_area))
         .collect();
     // Producer's accuracy (eq. 3, variance eq. 7) with N_i. the mapped
     // areas and N_.j = sum_i N_i. r_ij the estimated reference areas.
@@ -323,7 +335,6 @@ pub fn area_adjusted_accuracy(strata: &[(u8, f64)], sample: &[(u8, u8)]) -> Area
         &mapped,
         &n_row,
         &users_rate,
-        used.len(),
         points_needed_overall,
     ));
     AreaAccuracy {
@@ -351,9 +362,9 @@ fn sample_size_notes(
     mapped: &[f64],
     n_row: &[usize],
     users_rate: &[f64],
-    used: usize,
     needed_overall: usize,
 ) -> Vec<String> {
+    let used: usize = n_row.iter().sum();
     let mut notes = Vec::new();
     if used < needed_overall {
         notes.push(format!(

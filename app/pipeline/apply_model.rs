@@ -231,6 +231,33 @@ impl Source {
     }
 }
 
+/// The windows `predict` reads (a tile and its margin of one patch) must
+/// fit what this process may use, its limits too; said in the log.
+fn check_windows_fit(args: &ApplyRequest, patch: usize, s: &WindowedScene) -> anyhow::Result<()> {
+    let side = args.tile + 2 * patch;
+    let named = args
+        .hsi
+        .as_deref()
+        .or(args.sar.as_deref())
+        .unwrap_or(&args.model);
+    crate::io::memory::check_whole_read(named, side, side, s.bytes_per_pixel().div_ceil(4), 4)
+        .with_context(|| {
+            format!(
+                "a window of --tile {} does not fit in memory: give a smaller --tile",
+                args.tile
+            )
+        })?;
+    let grid = s.grid();
+    let whole = (grid.width * grid.height * s.bytes_per_pixel()) as u128;
+    log::info!(
+        "[..] {} x {} pixels ({} as read whole; read here in windows of about {side} x {side})",
+        grid.width,
+        grid.height,
+        size_words(whole),
+    );
+    Ok(())
+}
+
 pub fn apply_model(
     args: &ApplyRequest,
     cancel: &CancelFlag,
@@ -267,29 +294,7 @@ pub fn apply_model(
         .check(&source.read(corner).map_err(anyhow::Error::msg)?)
         .with_context(|| format!("the model {} cannot map this scene", args.model.display()))?;
     if let Source::Windows(s) = &source {
-        // A window must fit what this process may use (its limits too).
-        let side = args.tile + 2 * bundle.patch;
-        let named = args
-            .hsi
-            .as_deref()
-            .or(args.sar.as_deref())
-            .unwrap_or(&args.model);
-        crate::io::memory::check_whole_read(named, side, side, s.bytes_per_pixel().div_ceil(4), 4)
-            .with_context(|| {
-                format!(
-                    "a window of --tile {} does not fit in memory: give a smaller --tile",
-                    args.tile
-                )
-            })?;
-        let whole = (grid.width * grid.height * s.bytes_per_pixel()) as u128;
-        log::info!(
-            "[..] {} x {} pixels ({} as read whole; read here in windows of about {} x {})",
-            grid.width,
-            grid.height,
-            size_words(whole),
-            args.tile + 2 * bundle.patch,
-            args.tile + 2 * bundle.patch,
-        );
+        check_windows_fit(args, bundle.patch, s)?;
     }
     step.done();
 
