@@ -166,6 +166,7 @@ fn classify_from_the_app_matches_the_headless_run() {
     let oa_text = format!("{:.4}", m.oa);
     let (oa, kappa, mf1) = (m.oa, m.kappa, m.mf1);
     let class_map = mlp.class_map.clone();
+    let labels_revision = result.labels_revision;
     let train = s.scene.train_labels.clone().unwrap();
     let classes = s.classes.clone();
     // The painted pixels lie on the reference layer: they are not scored.
@@ -381,7 +382,38 @@ fn classify_from_the_app_matches_the_headless_run() {
     let again = unidiff_studio::io::open_labels(&exported.join("results-1/classmap.tif")).unwrap();
     assert_eq!(again.data, written.data);
     let last = &h.state().store.messages.last().unwrap().text;
-    assert!(last.contains("results-1"), "{last}");
+    assert!(
+        last.contains("results-1") && last.contains("--from-json"),
+        "{last}"
+    );
+
+    // The export's run.json says where and how the result was made, keeps
+    // the labels it was made from, and reruns headless to the same maps.
+    let record = read_json(&exported.join("run.json"));
+    assert_eq!(record["made_in"], "app");
+    assert_eq!(record["trigger"], "Classify");
+    assert_eq!(record["labels_revision"], labels_revision);
+    assert_eq!(record["settings"]["stage_b"]["t"], 0);
+    assert_eq!(
+        record["inputs"]["train_labels"]["path"],
+        "labels/train_labels.tif"
+    );
+    let kept = unidiff_studio::io::open_labels(&exported.join("labels/train_labels.tif")).unwrap();
+    assert_eq!(kept.data, train.data);
+    let rerun = dir.path().join("rerun");
+    rerun_from_json(&exported, &rerun);
+    for sub in ["", "baseline_rf", "baseline_filter_rf"] {
+        let map = |d: &Path| {
+            unidiff_studio::io::open_labels(&d.join(sub).join("classmap.tif"))
+                .unwrap()
+                .data
+        };
+        assert_eq!(map(&rerun), map(&exported), "{sub}");
+    }
+    let again = read_json(&rerun.join("run.json"));
+    assert_eq!(again["made_in"], "command line");
+    assert_eq!(again["settings"], record["settings"]);
+    assert_eq!(again["metrics"], record["metrics"]);
 }
 
 fn wait_for_result(h: &mut Harness<'_, StudioApp>, revision: u64) {
@@ -626,6 +658,76 @@ fn live_retraining_reuses_the_features_of_the_last_run() {
     assert!(differ > 0, "the new labels changed the map");
     eprintln!(
         "live retraining, 128 x 128, stride 32, {patches} patches: first run {first_seconds:.1} s, after a stroke {second_seconds:.1} s"
+    );
+
+    // Its export says it was a live update whose head continued, with the
+    // settings a Classify would run; `run --from-json` runs those, and
+    // gives the map that Classify gives in the app on the same labels.
+    let exported = dir.path().join("exported");
+    h.state_mut()
+        .handle(AppCommand::ExportResults(exported.clone()));
+    common::wait_tasks(&mut h);
+    let record = read_json(&exported.join("run.json"));
+    assert_eq!(record["made_in"], "app");
+    assert_eq!(record["trigger"], "live update");
+    assert_eq!(record["labels_revision"], second);
+    assert_eq!(
+        record["settings"]["stage_b"]["head"]["max_epochs"],
+        unidiff_studio::jobs::classify::LIVE_EPOCHS
+    );
+    assert_eq!(
+        record["settings_of_classify"]["stage_b"]["head"]["max_epochs"],
+        200
+    );
+    let rerun = dir.path().join("rerun");
+    rerun_from_json(&exported, &rerun);
+    h.state_mut().store.auto_classify = false;
+    h.state_mut().handle(AppCommand::Classify);
+    h.run_steps(2);
+    step_until(&mut h, Duration::from_secs(300), "classification", |a| {
+        a.jobs.classifying.is_none()
+    });
+    h.run_steps(2);
+    let (map_classify, _, _) = mlp(&h);
+    {
+        let r = h.state().store.session.as_ref().unwrap();
+        let r = r.result.as_ref().unwrap();
+        assert!(!r.warm_started, "Classify trains a fresh head");
+        assert_eq!(r.labels_revision, second);
+    }
+    let rerun_map = unidiff_studio::io::open_labels(&rerun.join("classmap.tif"))
+        .unwrap()
+        .data;
+    let differ = rerun_map
+        .iter()
+        .zip(&map_classify)
+        .filter(|(a, b)| a != b)
+        .count();
+    assert_eq!(
+        differ, 0,
+        "the rerun of a live update is the app's Classify: {differ} pixels differ"
+    );
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{e}: {path:?}")))
+        .unwrap()
+}
+
+/// `unidiff-studio run --from-json exported/run.json --out rerun`.
+fn rerun_from_json(exported: &Path, rerun: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_unidiff-studio"))
+        .arg("run")
+        .arg("--from-json")
+        .arg(exported.join("run.json"))
+        .arg("--out")
+        .arg(rerun)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 

@@ -153,32 +153,68 @@ fn demo_run_writes_a_checked_map_and_beats_the_majority_class() {
     assert!(log.contains("held-out training pixels"), "{log}");
 }
 
+/// Tries `run --from-json` on a copy of `record` changed by `change`; the
+/// run's log.
+fn rerun_changed(
+    dir: &Path,
+    record: &serde_json::Value,
+    change: impl FnOnce(&mut serde_json::Value),
+) -> String {
+    let mut changed = record.clone();
+    change(&mut changed);
+    let path = dir.join("changed.json");
+    std::fs::write(&path, serde_json::to_vec(&changed).unwrap()).unwrap();
+    let out = bin()
+        .arg("run")
+        .arg("--from-json")
+        .arg(&path)
+        .arg("--out")
+        .arg(dir.join("never"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!dir.join("never").exists());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
-fn a_sar_only_run_twice_gives_the_same_map() {
-    // No HSI: the run falls back to the SAR modality alone; the same
-    // command twice gives the same map.
+fn a_sar_only_run_and_its_rerun_from_run_json_give_the_same_map() {
+    // No HSI: the run falls back to the SAR modality alone; the run again
+    // from its run.json (inputs checked by SHA-256, the recorded split,
+    // seed and settings) gives the same map.
     let dir = tempfile::tempdir().unwrap();
-    let maps: Vec<Vec<u8>> = ["a", "b"]
+    let first = dir.path().join("a");
+    let rerun = dir.path().join("b");
+    ok(bin()
+        .args(["run", "--backbone", "tiny-random", "--sar"])
+        .arg(demo("Spain_7370579_S1Hand.tif"))
+        .arg("--train-labels")
+        .arg(demo("Spain_7370579_LabelHand.tif"))
+        .args([
+            "--label-offset",
+            "1",
+            "--split-fraction",
+            "0.005",
+            "--stride",
+            "32",
+        ])
+        .args(["--no-baseline", "--seed", "5", "--out"])
+        .arg(&first)
+        .output()
+        .unwrap());
+    let record = read_json(&first.join("run.json"));
+    assert_eq!(record["made_in"], "command line");
+    ok(bin()
+        .arg("run")
+        .arg("--from-json")
+        .arg(first.join("run.json"))
+        .arg("--out")
+        .arg(&rerun)
+        .output()
+        .unwrap());
+    let maps: Vec<Vec<u8>> = [&first, &rerun]
         .iter()
-        .map(|name| {
-            let out = dir.path().join(name);
-            ok(bin()
-                .args(["run", "--backbone", "tiny-random", "--sar"])
-                .arg(demo("Spain_7370579_S1Hand.tif"))
-                .arg("--train-labels")
-                .arg(demo("Spain_7370579_LabelHand.tif"))
-                .args([
-                    "--label-offset",
-                    "1",
-                    "--split-fraction",
-                    "0.005",
-                    "--stride",
-                    "32",
-                ])
-                .args(["--no-baseline", "--seed", "5", "--out"])
-                .arg(&out)
-                .output()
-                .unwrap());
+        .map(|out| {
             let run = read_json(&out.join("run.json"));
             assert_eq!(run["modalities"], serde_json::json!(["sar"]));
             assert!(
@@ -190,6 +226,35 @@ fn a_sar_only_run_twice_gives_the_same_map() {
         })
         .collect();
     assert_eq!(maps[0], maps[1]);
+    let again = read_json(&rerun.join("run.json"));
+    for key in ["settings", "split", "inputs", "backbone_spec", "classes"] {
+        assert_eq!(again[key], record[key], "{key}");
+    }
+
+    // A changed input, a missing one or a record without the backbone's
+    // spec is refused before any work, naming the file.
+    let log = rerun_changed(dir.path(), &record, |r| {
+        r["inputs"]["train_labels"]["sha256"] = "0".repeat(64).into();
+    });
+    assert!(
+        log.contains("not the file the run was made from") && log.contains("LabelHand"),
+        "{log}"
+    );
+    let log = rerun_changed(dir.path(), &record, |r| {
+        r["inputs"]["sar"]["path"] = "gone/S1.tif".into();
+    });
+    assert!(
+        log.contains("gone/S1.tif") && log.contains("not found"),
+        "{log}"
+    );
+    let log = rerun_changed(dir.path(), &record, |r| {
+        r.as_object_mut().unwrap().remove("backbone_spec");
+    });
+    assert!(log.contains("backbone_spec"), "{log}");
+    let log = rerun_changed(dir.path(), &record, |r| {
+        r["settings"]["stage_b"]["t"] = 1000.into();
+    });
+    assert!(log.contains("t 1000"), "{log}");
 }
 
 /// `run --label-curve`: a row per n with the spread over the draws; a

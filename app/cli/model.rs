@@ -77,7 +77,7 @@ pub fn load_config(spec: &str) -> anyhow::Result<UNetConfig> {
 }
 
 /// The backbone options shared by `adapt`, `run` and `sweep`.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct BackboneArgs {
     /// guided-diffusion checkpoint (.pt or .safetensors).
     #[arg(long, conflicts_with = "backbone")]

@@ -21,10 +21,8 @@ use crate::base::thousands;
 use crate::io::atomic::check_output_file;
 use crate::io::staged_folder::StagedFolder;
 use crate::io::{SceneFiles, open_scene};
-use crate::metrics::export::metrics_json;
 use crate::metrics::summary::MetricsSummary;
 use crate::model::backbone::{BackboneInfo, BackboneSpec, load_backbone};
-use crate::model::checkpoint::file_sha256;
 use crate::pipeline::Modality;
 use crate::pipeline::baseline::ForestConfig;
 use crate::pipeline::classification::{
@@ -34,8 +32,12 @@ use crate::pipeline::classifier::{HeadTrainConfig, MlpConfig};
 use crate::pipeline::export::{write_run_outputs, write_run_record};
 use crate::pipeline::label_curve::{LabelCurve, LabelCurveSpec, Spread};
 use crate::pipeline::model_bundle::{ModelBundle, TrainedRun};
+use crate::pipeline::run_record::{
+    MadeFrom, Origin, RecordParts, Reproducible, hashed, how_read, run_record, say_how_read,
+};
 use crate::pipeline::split::{SparseSplit, sparse_split};
 use crate::pipeline::stage_b::{StageBConfig, StageBProgress};
+use crate::products::prgb::RgbRequest;
 use crate::products::renderings::{RenderSettings, Renderings, render_all};
 use crate::scene::Scene;
 use crate::scene::named_classes;
@@ -150,6 +152,12 @@ pub struct RunArgs {
     /// Seeded draws per point of --label-curve (the spread of each point).
     #[arg(long, default_value_t = crate::pipeline::label_curve::DEFAULT_REPEATS)]
     pub label_curve_draws: usize,
+    /// Rerun what a run.json records (the app's "Export results…" or a
+    /// `run`): the same inputs, found beside it or where recorded and
+    /// checked by SHA-256, the same split, classes, backbone and settings;
+    /// a live update of the app is rerun as its Classify.
+    #[arg(long, conflicts_with_all = ["demo", "hsi", "sar", "train_labels", "test_labels", "split_fraction", "classifier", "t", "label_curve"])]
+    pub from_json: Option<PathBuf>,
     /// Output folder: written under a hidden name beside it and renamed
     /// into place when whole; an existing folder with files is refused
     /// unless --overwrite.
@@ -169,6 +177,8 @@ pub struct RunArgs {
 pub struct Prepared {
     pub scene: Scene,
     pub renderings: Renderings,
+    /// How the renderings were made (the model bundle makes them so).
+    pub render_settings: RenderSettings,
     pub spec: BackboneSpec,
     pub modalities: Vec<Modality>,
     pub class_names: Vec<String>,
@@ -178,23 +188,19 @@ pub struct Prepared {
     pub seconds_products: f64,
 }
 
-fn hashed(path: &Path) -> anyhow::Result<serde_json::Value> {
-    let sha = file_sha256(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(json!({ "path": path.display().to_string(), "sha256": sha }))
-}
-
-/// The SAR elements the forests read, by name.
-fn sar_columns(sar: &crate::scene::SarImage) -> Vec<String> {
-    sar.kind
-        .diagonal()
-        .into_iter()
-        .map(|(name, _)| name.to_string())
-        .chain(sar.off_diagonal.iter().map(|(n, _)| n.clone()))
-        .collect()
-}
-
 /// Opens the inputs, checks their grids and renders the modalities.
 pub fn prepare(args: &RunInputs) -> anyhow::Result<Prepared> {
+    prepare_with(args, RenderSettings::default(), None, None)
+}
+
+/// [`prepare`] with the renderings' settings and, from a run.json, the
+/// split and backbone it recorded (instead of the flags').
+pub fn prepare_with(
+    args: &RunInputs,
+    render: RenderSettings,
+    recorded_split: Option<SparseSplit>,
+    recorded_spec: Option<BackboneSpec>,
+) -> anyhow::Result<Prepared> {
     let mut args = args.clone();
     if args.demo {
         let (hsi, sar, labels) = demo_paths()?;
@@ -213,7 +219,10 @@ pub fn prepare(args: &RunInputs) -> anyhow::Result<Prepared> {
         }
     }
     let modalities = parse_modalities(&args.modalities)?;
-    let spec = args.backbone.spec(args.seed)?;
+    let spec = match recorded_spec {
+        Some(spec) => spec,
+        None => args.backbone.spec(args.seed)?,
+    };
     let train_path = args
         .train_labels
         .as_ref()
@@ -236,15 +245,18 @@ pub fn prepare(args: &RunInputs) -> anyhow::Result<Prepared> {
         ("test_labels", &args.test_labels),
     ] {
         if let Some(p) = path {
-            inputs.insert(name.into(), hashed(p)?);
+            inputs.insert(name.into(), hashed(p, p)?);
         }
     }
     inputs.insert("label_offset".into(), json!(args.label_offset));
-    let split = args.split_fraction.map(|fraction| SparseSplit {
+    if let Some(field) = &args.class_field {
+        inputs.insert("class_field".into(), json!(field));
+    }
+    let split = recorded_split.or(args.split_fraction.map(|fraction| SparseSplit {
         fraction,
         seed: args.seed,
         ..SparseSplit::default()
-    });
+    }));
     if split.is_some() && args.test_labels.is_some() {
         bail!("give either --test-labels or --split-fraction, not both");
     }
@@ -263,23 +275,7 @@ pub fn prepare(args: &RunInputs) -> anyhow::Result<Prepared> {
         log::info!("note: {note}");
     }
     let mut scene = opened.scene;
-    // How each raster was read, beside its hash: what a reader of run.json
-    // needs to know that nothing was dropped.
-    if let Some(hsi) = &scene.hsi
-        && let Some(entry) = inputs.get_mut("hsi")
-    {
-        let empty = (0..hsi.bands).filter(|&b| hsi.band_is_empty(b)).count();
-        entry["read"] = json!(format!(
-            "all {} bands; {empty} of them without a valid sample (left out of the forests)",
-            hsi.bands
-        ));
-    }
-    if let Some(sar) = &scene.sar
-        && let Some(entry) = inputs.get_mut("sar")
-    {
-        entry["read"] = json!(format!("{}: {}", sar.kind_name(), sar.scale_reason));
-        entry["to_the_classifiers"] = json!(sar_columns(sar));
-    }
+    say_how_read(&how_read(&scene), &mut inputs);
     let highest = [&scene.train_labels, &scene.test_labels]
         .into_iter()
         .flatten()
@@ -303,11 +299,12 @@ pub fn prepare(args: &RunInputs) -> anyhow::Result<Prepared> {
     let seconds_load = step.done();
 
     let step = Step::start("rendering the modalities");
-    let renderings = render_all(&scene, RenderSettings::default(), |_| {})?;
+    let renderings = render_all(&scene, render, |_| {})?;
     let seconds_products = step.done();
     Ok(Prepared {
         scene,
         renderings,
+        render_settings: render,
         spec,
         modalities,
         class_names: args.class_names.clone(),
@@ -406,15 +403,6 @@ pub fn backbone_on_cpu(
     Ok((model, info))
 }
 
-fn short_metrics(m: &Option<MetricsSummary>) -> serde_json::Value {
-    match m {
-        Some(m) => {
-            json!({ "oa": m.oa, "aa": m.aa, "kappa": m.kappa, "mf1": m.mf1, "miou": m.miou })
-        }
-        None => serde_json::Value::Null,
-    }
-}
-
 /// A cancel flag that Ctrl-C sets.
 pub fn cancel_on_ctrl_c() -> CancelFlag {
     let cancel = CancelFlag::new();
@@ -509,22 +497,25 @@ fn print_label_curve(curve: &LabelCurve) {
     }
 }
 
-pub fn run(args: &RunArgs) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let Some(classifier) = ClassifierChoice::parse(&args.classifier) else {
-        bail!(
-            "unknown classifier '{}' (mlp, rf, filter-rf)",
-            args.classifier
-        );
-    };
+/// What `run` classifies and how: from the flags, or from a run.json.
+struct RunPlan {
+    prepared: Prepared,
+    settings: ClassificationSettings,
+    model: crate::model::UNet<Flex>,
+    info: BackboneInfo,
+}
+
+/// The classifier a `--classifier` names.
+fn classifier_named(name: &str) -> anyhow::Result<ClassifierChoice> {
+    ClassifierChoice::parse(name)
+        .with_context(|| format!("unknown classifier '{name}' (mlp, rf, filter-rf)"))
+}
+
+/// The plan of `run` from its flags.
+fn plan_from_flags(args: &RunArgs) -> anyhow::Result<RunPlan> {
+    let classifier = classifier_named(&args.classifier)?;
     if args.trees == 0 {
         bail!("--trees 0: a random forest needs at least one tree");
-    }
-    // Where the results go, checked before any work.
-    let staged = StagedFolder::prepare(&args.out, args.overwrite)?;
-    if let Some(model_path) = &args.save_model {
-        check_output_file(model_path)
-            .with_context(|| format!("--save-model {}", model_path.display()))?;
     }
     let label_curve = if args.label_curve.is_empty() {
         None
@@ -563,6 +554,105 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             ..ForestConfig::default()
         },
     };
+    Ok(RunPlan {
+        prepared,
+        settings,
+        model,
+        info,
+    })
+}
+
+/// The plan of `run --from-json`: the recorded inputs (found beside the
+/// record or as recorded, each checked against its SHA-256), split,
+/// classes, pRGB bands, backbone and settings.
+fn plan_from_record(record_path: &Path) -> anyhow::Result<RunPlan> {
+    let record = Reproducible::read(record_path)?;
+    let files = record.located_inputs(record_path)?;
+    if record.settings_of_classify.is_some() {
+        log::warn!(
+            "{} records a live update of the app whose MLP head continued from the previous one: rerun as Classify would run it on the same labels",
+            record_path.display()
+        );
+    }
+    let settings = record.rerun_settings().clone();
+    let inputs = RunInputs {
+        demo: false,
+        hsi: files.hsi,
+        sar: files.sar,
+        train_labels: files.train_labels,
+        test_labels: files.test_labels,
+        label_offset: record.inputs.label_offset,
+        class_field: record.inputs.class_field.clone(),
+        split_fraction: None,
+        class_names: record.classes.clone(),
+        backbone: BackboneArgs::default(),
+        modalities: settings
+            .modalities
+            .iter()
+            .map(|m| m.name().to_string())
+            .collect(),
+        block: Some(settings.stage_b.block),
+        mlp: "berlin".into(),
+        validation_fraction: settings.stage_b.validation_fraction,
+        no_standardize: !settings.stage_b.head.standardize,
+        stride: Some(settings.stage_b.stride),
+        batch_patches: Some(settings.stage_b.batch_patches),
+        seed: settings.stage_b.head.seed,
+        max_epochs: settings.stage_b.head.max_epochs,
+    };
+    let mut render = RenderSettings::default();
+    if let Some(bands) = record.prgb_bands {
+        render.rgb = RgbRequest::Bands(bands);
+    }
+    let prepared = prepare_with(
+        &inputs,
+        render,
+        record.split,
+        Some(record.backbone_spec.clone()),
+    )?;
+    let (model, info) = backbone_on_cpu(&prepared.spec)?;
+    if info.checkpoint_sha256 != record.backbone.checkpoint_sha256 {
+        bail!(
+            "{}: the backbone {} is not the one the run was made with ({} has SHA-256 {:?}, the record says {:?})",
+            record_path.display(),
+            info.name,
+            record.backbone.name,
+            info.checkpoint_sha256,
+            record.backbone.checkpoint_sha256
+        );
+    }
+    settings
+        .check(&info.config)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", record_path.display()))?;
+    Ok(RunPlan {
+        prepared,
+        settings,
+        model,
+        info,
+    })
+}
+
+pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    if args.from_json.is_none() {
+        // The flags' own mistakes, said before any file is touched.
+        classifier_named(&args.classifier)?;
+    }
+    // Where the results go, checked before any work.
+    let staged = StagedFolder::prepare(&args.out, args.overwrite)?;
+    if let Some(model_path) = &args.save_model {
+        check_output_file(model_path)
+            .with_context(|| format!("--save-model {}", model_path.display()))?;
+    }
+    let RunPlan {
+        prepared,
+        settings,
+        model,
+        info,
+    } = match &args.from_json {
+        Some(record) => plan_from_record(record)?,
+        None => plan_from_flags(args)?,
+    };
     let train = prepared
         .scene
         .train_labels
@@ -575,7 +665,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         .map_or(0, |l| l.labelled());
     log::info!(
         "[..] {train} training pixels, {test} test pixels; Stage B at t = {}, block {}",
-        args.t,
+        settings.stage_b.t,
         settings.stage_b.block
     );
     let step = Step::start("classifying (Ctrl-C cancels)");
@@ -599,68 +689,46 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             .collect();
     let seconds_export = step.done();
 
-    let names: Vec<String> = named_classes(outcome.classes, &prepared.class_names)
-        .into_iter()
-        .map(|c| c.name)
-        .collect();
-    let stage_b = outcome.mlp.as_ref().map(|(r, out)| {
-        json!({
-            "training_vectors": out.training_vectors,
-            "classes_without_training": out.classes_without_training,
-            "validation": out.validation,
-            "head": out.head,
-            "seconds": r.seconds,
-            "metrics": short_metrics(&r.metrics),
-        })
-    });
-    let record = json!({
-        "software": format!("unidiff-studio {}", env!("CARGO_PKG_VERSION")),
-        "command": std::env::args().collect::<Vec<_>>(),
-        "backend": "cpu (the host forward of unidiff-kernels for the frozen U-Net, burn-flex for the head; f32)",
-        "threads": rayon::current_num_threads(),
-        "backbone": info,
-        "inputs": prepared.inputs,
-        "split": prepared.split,
-        "classes": names,
-        "modalities": outcome.modalities.iter().map(|m| m.name()).collect::<Vec<_>>(),
-        "settings": settings,
-        "warnings": outcome.warnings,
-        "test_pixels_excluded": outcome.test_pixels_excluded,
-        "stage_b": stage_b,
-        "random_forest": outcome.forest.as_ref().map(|r| json!({
-            "seconds": r.seconds,
-            "metrics": short_metrics(&r.metrics),
-        })),
-        "filter_random_forest": outcome.filter_forest.as_ref().map(|r| json!({
-            "seconds": r.seconds,
-            "metrics": short_metrics(&r.metrics),
-        })),
-        "result_classifier": outcome.classifier,
-        "recommendation": outcome.recommendation,
-        "label_curve": outcome.label_curve,
-        "metrics": outcome.main_result().and_then(|r| r.metrics.as_ref()).map(|m| metrics_json(m, &names)),
-        "outputs": written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-        "seconds": {
-            "load": prepared.seconds_load,
-            "products": prepared.seconds_products,
-            "features": outcome.mlp.as_ref().map(|(_, o)| o.seconds_features),
-            "training": outcome.mlp.as_ref().map(|(_, o)| o.seconds_training),
-            "prediction": outcome.mlp.as_ref().map(|(_, o)| o.seconds_prediction),
-            "random_forest": outcome.forest.as_ref().map(|r| r.seconds),
-            "filter_random_forest": outcome.filter_forest.as_ref().map(|r| r.seconds),
-            "label_curve": outcome.label_curve.as_ref().map(|c| c.seconds),
-            "export": seconds_export,
-            "total": started.elapsed().as_secs_f64(),
+    let made = MadeFrom {
+        origin: Origin::CommandLine {
+            command: std::env::args().collect(),
         },
-        "peak_rss_mib": peak_rss_mib(),
-    });
+        spec: prepared.spec.clone(),
+        info: info.clone(),
+        settings: settings.clone(),
+        classify_settings: None,
+        prgb_bands: prepared.renderings.prgb.as_ref().map(|(_, b)| b.bands),
+        backend: crate::pipeline::run_record::CPU_BACKEND.into(),
+    };
+    let record = run_record(
+        &RecordParts {
+            made: &made,
+            inputs: prepared.inputs.clone(),
+            split: prepared.split.as_ref(),
+            class_names: &prepared.class_names,
+            outputs: &written,
+            seconds: json!({
+                "load": prepared.seconds_load,
+                "products": prepared.seconds_products,
+                "features": outcome.mlp.as_ref().map(|(_, o)| o.seconds_features),
+                "training": outcome.mlp.as_ref().map(|(_, o)| o.seconds_training),
+                "prediction": outcome.mlp.as_ref().map(|(_, o)| o.seconds_prediction),
+                "random_forest": outcome.forest.as_ref().map(|r| r.seconds),
+                "filter_random_forest": outcome.filter_forest.as_ref().map(|r| r.seconds),
+                "label_curve": outcome.label_curve.as_ref().map(|c| c.seconds),
+                "export": seconds_export,
+                "total": started.elapsed().as_secs_f64(),
+            }),
+        },
+        &outcome,
+    );
     if let Some(model_path) = &args.save_model {
         let bundle = ModelBundle::from_run(&TrainedRun {
             spec: &prepared.spec,
             info: &info,
             scene: &prepared.scene,
             renderings: &prepared.renderings,
-            render_settings: RenderSettings::default(),
+            render_settings: prepared.render_settings,
             stage_b: &settings.stage_b,
             outcome: &outcome,
             classes: named_classes(outcome.classes, &prepared.class_names),

@@ -23,6 +23,7 @@ use crate::pipeline::classification::{
 };
 use crate::pipeline::classifier::{HeadTrainConfig, HostHead, MlpConfig};
 use crate::pipeline::feature_store::FeatureStore;
+use crate::pipeline::run_record::{CPU_BACKEND, LabelsUsed, MadeFrom, Origin, how_read};
 use crate::pipeline::stage_b::StageBConfig;
 use crate::products::renderings::Renderings;
 use crate::scene::Scene;
@@ -189,6 +190,9 @@ pub struct Classified {
     /// The trained model, for "Save model…" and `predict`; or why the run
     /// has none.
     pub model: Result<Arc<ModelBundle>, String>,
+    /// What the kept outcome was made from (backbone, settings, labels),
+    /// for the exported run.json.
+    pub made_from: Arc<MadeFrom>,
 }
 
 /// Runs the classification; sends progress, then Classified, Failed or
@@ -308,7 +312,11 @@ fn classify_on<B: UNetAutodiff>(
     );
     let mut settings = settings;
     let single = req.subsets.is_empty() && req.timesteps.is_empty();
+    // What a Classify runs on these labels, kept for a live update's record.
+    let classify_settings = settings.clone();
+    let mut continued = false;
     if let (true, true, Some(weights)) = (req.live, single, last_head.for_key(&head_key)) {
+        continued = true;
         settings.stage_b.head.warm_start = Some(weights);
         settings.stage_b.head.max_epochs = LIVE_EPOCHS;
         // As a rule its standardisation and first layer stay: only the
@@ -342,6 +350,7 @@ fn classify_on<B: UNetAutodiff>(
     let mut ablation = Vec::new();
     let mut sweep = Vec::new();
     let mut outcomes = Vec::new();
+    let mut settings_of_run = Vec::new();
     for (i, (subset, t)) in runs.into_iter().enumerate() {
         let mut settings = settings.clone();
         let mut prefix = String::new();
@@ -402,12 +411,17 @@ fn classify_on<B: UNetAutodiff>(
             });
         }
         outcomes.push(outcome);
+        settings_of_run.push(settings);
     }
     // The map shown: the best timestep of a sweep, else the last run.
     let keep = best_of(&sweep)
         .and_then(|b| sweep.iter().position(|p| p.t == b.t))
         .unwrap_or(outcomes.len().saturating_sub(1));
     let outcome = outcomes
+        .into_iter()
+        .nth(keep)
+        .ok_or_else(|| anyhow::anyhow!("nothing to run"))?;
+    let kept_settings = settings_of_run
         .into_iter()
         .nth(keep)
         .ok_or_else(|| anyhow::anyhow!("nothing to run"))?;
@@ -447,7 +461,29 @@ fn classify_on<B: UNetAutodiff>(
         .map(Arc::new)
         .map_err(|e| e.to_string())
     };
+    let made_from = Arc::new(MadeFrom {
+        origin: Origin::App {
+            live: req.live,
+            labels_revision: req.labels_revision,
+            labels: Box::new(LabelsUsed {
+                train: req.scene.train_labels.clone(),
+                test: req.scene.test_labels.clone(),
+            }),
+            read: how_read(&req.scene),
+        },
+        spec: s.backbone.clone(),
+        info: info.clone(),
+        settings: kept_settings,
+        classify_settings: continued.then_some(classify_settings),
+        prgb_bands: req.renderings.prgb.as_ref().map(|(_, b)| b.bands),
+        backend: match device.resolved {
+            Resolved::Cpu => CPU_BACKEND.to_string(),
+            #[allow(unreachable_patterns)] // with a GPU feature
+            _ => format!("{}: {}", device.resolved.name(), device.why),
+        },
+    });
     Ok(Classified {
+        made_from,
         model,
         warm_started,
         device: device.why.clone(),

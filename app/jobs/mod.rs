@@ -30,7 +30,7 @@ pub use classify::{Classified, ClassifyRequest, ClassifySettings};
 pub use download::{Fetched, GetRequest};
 pub use features::{ProjectRequest, Projection};
 pub use load::{LoadRequest, LoadedScene};
-pub use tasks::{Task, TaskDone, TaskKind};
+pub use tasks::{ResultsExport, Task, TaskDone, TaskKind};
 
 /// Wakes the UI when an event arrives.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;

@@ -707,6 +707,7 @@ impl OpenedProject {
             model,
             sample_accuracy,
             cleaned,
+            made_from: None,
         }))
     }
 

@@ -7,6 +7,7 @@
 //! queued. Every task ends with `TaskDone` or `Failed` naming its file.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 
@@ -17,10 +18,93 @@ use crate::model::backbone::{BackboneSpec, adapter_fits, spec_for_checkpoint};
 use crate::pipeline::classification::{Classification, ClassifierChoice};
 use crate::pipeline::cleanup::{CleanStep, CleanedMap, ScoringLabels, clean_map};
 use crate::pipeline::noised::stage_b_input;
+use crate::pipeline::run_record::MadeFrom;
 use crate::products::prgb::{RgbBands, render_prgb};
 use crate::scene::{ClassInfo, HsiCube, LabelImage, LabelLayer, PixelGrid, Rgb8Image};
 use crate::session::autosave::{AutosaveSnapshot, write_autosave};
 use crate::session::label_files::{LoadedLabels, load_labels, save_labels};
+
+/// What "Export results…" writes: a classification with its clean-up steps,
+/// and what it was made from for run.json.
+pub struct ResultsExport {
+    pub outcome: Classification,
+    /// Clean-up steps of the maps: each classifier's last cleaned map goes
+    /// beside its own.
+    pub cleaned: Vec<CleanedMap>,
+    pub grid: PixelGrid,
+    pub classes: Vec<ClassInfo>,
+    /// None for a result reopened from a project.
+    pub made_from: Option<Arc<MadeFrom>>,
+    /// The scene's HSI and SAR files.
+    pub hsi: Option<PathBuf>,
+    pub sar: Option<PathBuf>,
+    /// How long the classification took.
+    pub seconds: f64,
+}
+
+/// Writes an export whole (under a hidden name, then put in place; a folder
+/// that already holds files keeps them and gets the results in a new
+/// subfolder): the maps and metrics as `run` writes them, the cleaned maps,
+/// the label layers the classification used and run.json, last.
+fn export_results(dir: &std::path::Path, e: &ResultsExport) -> anyhow::Result<TaskDone> {
+    use crate::pipeline::export::{app_inputs, write_cleaned_maps, write_run_outputs};
+    use crate::pipeline::run_record::{LabelsUsed, Origin, RecordParts, run_record};
+    let staged = StagedFolder::prepare(&export_folder(dir)?, false)?;
+    let names: Vec<String> = e.classes.iter().map(|c| c.name.clone()).collect();
+    let mut files = write_run_outputs(staged.path(), &e.outcome, &e.grid, &names)?;
+    files.extend(write_cleaned_maps(
+        staged.path(),
+        &e.outcome,
+        &e.cleaned,
+        &e.grid,
+        &names,
+    )?);
+    let record = match e.made_from.as_deref() {
+        Some(made) => {
+            let (none, nothing_read) = (LabelsUsed::default(), serde_json::Map::new());
+            let (labels, read) = match &made.origin {
+                Origin::App { labels, read, .. } => (&**labels, read),
+                Origin::CommandLine { .. } => (&none, &nothing_read),
+            };
+            let (inputs, label_files) = app_inputs(
+                staged.path(),
+                &[("hsi", e.hsi.as_deref()), ("sar", e.sar.as_deref())],
+                labels,
+                read,
+                &e.classes,
+            )?;
+            files.extend(label_files);
+            let outputs: Vec<PathBuf> = files.iter().map(|p| staged.final_path(p)).collect();
+            run_record(
+                &RecordParts {
+                    made,
+                    inputs,
+                    split: None,
+                    class_names: &names,
+                    outputs: &outputs,
+                    seconds: serde_json::json!({ "classification": e.seconds }),
+                },
+                &e.outcome,
+            )
+        }
+        None => serde_json::json!({
+            "software": format!("unidiff-studio {}", env!("CARGO_PKG_VERSION")),
+            "made_in": "app",
+            "reopened_from_a_project": NOT_RERUNNABLE,
+            "result_classifier": e.outcome.classifier,
+            "outputs": files.iter().map(|p| staged.final_path(p).display().to_string()).collect::<Vec<_>>(),
+        }),
+    };
+    crate::pipeline::export::write_run_record(staged.path(), &record)?;
+    Ok(TaskDone::ResultsExported {
+        files: files.len() + 1,
+        rerunnable: e.made_from.is_some(),
+        dir: staged.commit()?,
+    })
+}
+
+/// Why an export of a reopened result has no settings to rerun.
+const NOT_RERUNNABLE: &str = "a project keeps the maps, not the settings and labels they were made with: classify again to export a run.json that `unidiff-studio run --from-json` reruns";
 
 /// One piece of file or raster work.
 pub enum Task {
@@ -43,12 +127,7 @@ pub enum Task {
     /// classification into a folder, as `unidiff-studio run` writes them.
     ExportResults {
         dir: PathBuf,
-        outcome: Box<Classification>,
-        /// Clean-up steps of the maps: each classifier's last cleaned map
-        /// goes beside its own.
-        cleaned: Vec<CleanedMap>,
-        grid: PixelGrid,
-        class_names: Vec<String>,
+        export: Box<ResultsExport>,
     },
     /// One clean-up step (sieve, majority) on a map.
     CleanMap {
@@ -256,6 +335,8 @@ pub enum TaskDone {
     ResultsExported {
         dir: PathBuf,
         files: usize,
+        /// Its run.json holds what `run --from-json` needs.
+        rerunnable: bool,
     },
     PolygonsExported {
         path: PathBuf,
@@ -373,35 +454,7 @@ fn perform(task: &Task) -> anyhow::Result<TaskDone> {
                 revision: *revision,
             }
         }
-        Task::ExportResults {
-            dir,
-            outcome,
-            cleaned,
-            grid,
-            class_names,
-        } => {
-            // Written whole under a hidden name, then put in place; a
-            // folder that already holds files keeps them and gets the
-            // results in a new subfolder.
-            let staged = StagedFolder::prepare(&export_folder(dir)?, false)?;
-            let mut files = crate::pipeline::export::write_run_outputs(
-                staged.path(),
-                outcome,
-                grid,
-                class_names,
-            )?;
-            files.extend(crate::pipeline::export::write_cleaned_maps(
-                staged.path(),
-                outcome,
-                cleaned,
-                grid,
-                class_names,
-            )?);
-            TaskDone::ResultsExported {
-                dir: staged.commit()?,
-                files: files.len(),
-            }
-        }
+        Task::ExportResults { dir, export } => export_results(dir, export)?,
         Task::CleanMap {
             source,
             before,

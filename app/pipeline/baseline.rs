@@ -12,7 +12,8 @@ use super::forest::{Forest, ForestParams};
 use crate::scene::{LabelImage, Scene};
 
 /// Settings of the forest.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ForestConfig {
     pub trees: u16,
     /// Deepest tree (None = grow until pure).

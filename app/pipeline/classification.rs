@@ -79,7 +79,7 @@ impl ClassifierChoice {
 }
 
 /// What to run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ClassificationSettings {
     /// Requested modalities, in concatenation order; those whose input is
     /// missing are left out with a note.
@@ -93,6 +93,58 @@ pub struct ClassificationSettings {
     pub stage_b: StageBConfig,
     /// Settings of both forests.
     pub forest: ForestConfig,
+}
+
+impl ClassificationSettings {
+    /// Whether these settings can run on a backbone of `config`: the
+    /// timestep, block, patch and stride, the head and the forests; the
+    /// first thing that cannot, in words (settings read from a file are
+    /// checked as those of a command line are).
+    pub fn check(&self, config: &crate::model::config::UNetConfig) -> Result<(), String> {
+        let s = &self.stage_b;
+        if !(0..1000).contains(&s.t) {
+            return Err(format!("t {}: the timestep must be in 0..999", s.t));
+        }
+        config.feature_block(Some(s.block))?;
+        if s.patch != config.image_size {
+            return Err(format!(
+                "patch {}: this backbone takes patches of {}",
+                s.patch, config.image_size
+            ));
+        }
+        if s.stride == 0 || s.stride > s.patch {
+            return Err(format!("stride {}: must be in 1..={}", s.stride, s.patch));
+        }
+        if s.batch_patches == 0 {
+            return Err("a batch needs at least one patch".into());
+        }
+        if s.head.max_epochs == 0 {
+            return Err("the head needs at least one epoch".into());
+        }
+        if s.mlp.hidden.contains(&0) {
+            return Err("a hidden layer of the MLP needs at least one unit".into());
+        }
+        if !(0.0..0.9).contains(&s.validation_fraction) {
+            return Err(format!(
+                "validation fraction {}: must be in 0..0.9 (0 = no early stopping)",
+                s.validation_fraction
+            ));
+        }
+        if let Some(curve) = &s.label_curve {
+            super::label_curve::LabelCurveSpec::new(
+                curve.per_class.clone(),
+                curve.repeats,
+                curve.seed,
+            )?;
+        }
+        if self.forest.trees == 0 {
+            return Err("a random forest needs at least one tree".into());
+        }
+        if self.modalities.is_empty() {
+            return Err("no modality to take features from".into());
+        }
+        Ok(())
+    }
 }
 
 /// One classifier's result.

@@ -35,7 +35,7 @@ use crate::model::lean_ops::UNetOps;
 use crate::model::tensor_read::{TensorReadError, f32_values, i64_values};
 
 /// Hidden layer widths of the MLP.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct MlpConfig {
     pub hidden: Vec<usize>,
 }
@@ -335,7 +335,8 @@ impl<B: Backend> Mlp<B> {
 }
 
 /// Settings of the head's training.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct HeadTrainConfig {
     pub lr: f64,
     pub weight_decay: f64,

@@ -2,12 +2,14 @@
 //! names, `.qml`), the probability / entropy GeoTIFF, `map.png`, metrics
 //! and, for the random-forest baseline, the same under `baseline_rf/`.
 //! Every file is written atomically; `run.json` is written last by the
-//! caller, so a folder with a `run.json` is a complete run.
+//! caller, so a folder with a `run.json` is a complete run. An export of the
+//! app also writes the label layers it was made from ([`app_inputs`]).
 
 use std::path::{Path, PathBuf};
 
 use super::classification::{Classification, ClassifierChoice, ClassifierResult};
 use super::cleanup::CleanedMap;
+use super::run_record::{LabelsUsed, hashed, say_how_read};
 use crate::io::atomic::write_bytes;
 use crate::io::classmap::write_class_map;
 use crate::io::geotiff::{WriteError, write_f32_geotiff, write_rgb_png};
@@ -164,4 +166,44 @@ pub fn write_run_record(dir: &Path, record: &serde_json::Value) -> std::io::Resu
     let text = serde_json::to_string_pretty(record).map_err(std::io::Error::other)?;
     write_bytes(&path, format!("{text}\n").as_bytes())?;
     Ok(path)
+}
+
+/// run.json's `inputs` for a classification of the app: the scene's files
+/// (`hsi`, `sar`: absolute path and SHA-256, how each was read) and the
+/// label layers as the classification took them, written into
+/// `dir/labels/` (`train_labels.tif`, `test_labels.tif`, with the class
+/// table) and recorded by their path inside `dir`. Returns the inputs and
+/// the label files written.
+pub fn app_inputs(
+    dir: &Path,
+    scene_files: &[(&str, Option<&Path>)],
+    labels: &LabelsUsed,
+    read: &serde_json::Map<String, serde_json::Value>,
+    classes: &[ClassInfo],
+) -> anyhow::Result<(serde_json::Value, Vec<PathBuf>)> {
+    let mut inputs = serde_json::Map::new();
+    for (name, path) in scene_files {
+        if let Some(path) = path {
+            let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+            inputs.insert((*name).into(), hashed(path, &absolute)?);
+        }
+    }
+    say_how_read(read, &mut inputs);
+    let mut written = Vec::new();
+    for (name, layer) in [
+        ("train_labels", &labels.train),
+        ("test_labels", &labels.test),
+    ] {
+        let Some(layer) = layer else {
+            continue;
+        };
+        let relative = Path::new("labels").join(format!("{name}.tif"));
+        let path = dir.join(&relative);
+        std::fs::create_dir_all(dir.join("labels"))?;
+        write_class_map(&path, &layer.data, &layer.grid, classes)?;
+        inputs.insert(name.into(), hashed(&path, &relative)?);
+        written.push(path);
+    }
+    inputs.insert("label_offset".into(), serde_json::json!(0));
+    Ok((serde_json::Value::Object(inputs), written))
 }

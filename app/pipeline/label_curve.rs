@@ -17,7 +17,7 @@ use crate::scene::LabelImage;
 pub const DEFAULT_REPEATS: usize = 3;
 
 /// Which subsets to train on.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct LabelCurveSpec {
     /// Labels per class of each point, ascending, without repeats.
     pub per_class: Vec<usize>,

@@ -20,6 +20,7 @@ pub mod noised;
 pub mod patch_grid;
 pub mod patches;
 pub mod predict;
+pub mod run_record;
 pub mod split;
 pub mod stage_a;
 pub mod stage_b;

@@ -9,7 +9,8 @@ use crate::base::NormalRng;
 use crate::scene::LabelImage;
 
 /// How the training pixels are drawn.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct SparseSplit {
     /// Share of each class's labelled pixels taken for training.
     pub fraction: f64,

@@ -33,7 +33,8 @@ use crate::products::Rgb8Image;
 use crate::scene::LabelImage;
 
 /// Settings of a Stage B run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct StageBConfig {
     pub t: i64,
     pub block: usize,

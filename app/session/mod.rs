@@ -90,6 +90,9 @@ pub struct ClassificationResult {
     /// Clean-up steps (sieve, majority) of each classifier's map, in the
     /// order applied; the last of the shown classifier's is the cleaned map.
     pub cleaned: Vec<crate::pipeline::cleanup::CleanedMap>,
+    /// What it was made from (backbone, settings, the labels as they were),
+    /// for the exported run.json; None for a result reopened from a project.
+    pub made_from: Option<std::sync::Arc<crate::pipeline::run_record::MadeFrom>>,
 }
 
 impl ClassificationResult {

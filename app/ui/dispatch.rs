@@ -15,7 +15,7 @@ use super::desktop::CloseState;
 use super::layers::LayerId;
 use super::view_transform::{MAX_ZOOM, MIN_ZOOM};
 use super::views::Window;
-use crate::jobs::{ClassifyRequest, LoadRequest, Task, TaskDone, TaskKind};
+use crate::jobs::{ClassifyRequest, LoadRequest, ResultsExport, Task, TaskDone, TaskKind};
 use crate::scene::LabelLayer;
 use crate::session::label_files::is_vector_labels;
 
@@ -469,7 +469,8 @@ impl StudioApp {
 
     /// Writes the last classification as `unidiff-studio run` does: class
     /// map GeoTIFF (+ .qml, colour table, names), probability.tif, map.png,
-    /// metrics.json / .csv, the forest's under `baseline_rf/`.
+    /// metrics.json / .csv, the forest's under `baseline_rf/`, the labels it
+    /// was made from and run.json.
     fn export_results(&mut self, dir: PathBuf) {
         let Some(s) = &self.store.session else {
             return;
@@ -480,10 +481,16 @@ impl StudioApp {
         };
         let task = Task::ExportResults {
             dir,
-            outcome: Box::new(r.outcome.clone()),
-            cleaned: r.cleaned.clone(),
-            grid: grid.clone(),
-            class_names: s.classes.iter().map(|c| c.name.clone()).collect(),
+            export: Box::new(ResultsExport {
+                outcome: r.outcome.clone(),
+                cleaned: r.cleaned.clone(),
+                grid: grid.clone(),
+                classes: s.classes.clone(),
+                made_from: r.made_from.clone(),
+                hsi: s.sources.hsi.clone(),
+                sar: s.sources.sar.clone(),
+                seconds: r.seconds,
+            }),
         };
         self.jobs.start_task(task);
     }
@@ -909,9 +916,22 @@ impl StudioApp {
                 }
                 self.info(format!("saved {} to {}", layer.name(), path.display()));
             }
-            TaskDone::ResultsExported { dir, files } => {
-                self.info(format!("exported {files} files to {}", dir.display()))
-            }
+            TaskDone::ResultsExported {
+                dir,
+                files,
+                rerunnable,
+            } => self.info(if rerunnable {
+                format!(
+                    "exported {files} files to {}; `unidiff-studio run --from-json {}` reruns it headless",
+                    dir.display(),
+                    dir.join("run.json").display()
+                )
+            } else {
+                format!(
+                    "exported {files} files to {} (a result reopened from a project: its run.json holds no settings to rerun; classify again for one that does)",
+                    dir.display()
+                )
+            }),
             TaskDone::PolygonsExported {
                 path,
                 polygons,

@@ -85,6 +85,7 @@ impl StudioApp {
                             model: result.model,
                             sample_accuracy: None,
                             cleaned: Vec::new(),
+                            made_from: Some(result.made_from),
                         });
                     }
                     self.map.dirty.insert(LayerId::ClassMap, Dirty::All);
