@@ -1945,6 +1945,27 @@ fn a_project_keeps_the_forests_the_clean_up_and_the_sample_accuracy() {
     );
     assert_eq!(before.5, after.5, "the held-out comparison");
     assert_eq!(before.6, after.6, "the map shown");
+
+    // Exported from the reopened project, the result still reruns headless
+    // to the same maps: the project kept its settings and labels.
+    let exported = dir.path().join("exported");
+    again
+        .state_mut()
+        .handle(AppCommand::ExportResults(exported.clone()));
+    common::wait_tasks(&mut again);
+    let record = read_json(&exported.join("run.json"));
+    assert_eq!(record["made_in"], "app");
+    assert_eq!(record["trigger"], "Classify");
+    let rerun = dir.path().join("rerun");
+    rerun_from_json(&exported, &rerun);
+    for sub in ["", "baseline_rf", "baseline_filter_rf"] {
+        let map = |d: &Path| {
+            unidiff_studio::io::open_labels(&d.join(sub).join("classmap.tif"))
+                .unwrap()
+                .data
+        };
+        assert_eq!(map(&rerun), map(&exported), "{sub}");
+    }
 }
 
 /// The same JSON, numbers to 1e-12 relative.

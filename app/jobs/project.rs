@@ -3,10 +3,11 @@
 //! project file, with the absolute path as a fallback), the class table,
 //! the pRGB bands, the Stage A and Stage B settings with the backbone and
 //! adapter, the app's view settings, and of the last classification the
-//! held-out comparison and the validation sample's accuracy; a data folder
-//! beside it holds the label layers, every classifier's map of the last
-//! result (with the MLP's uncertainty) and each clean-up step's map as
-//! GeoTIFFs, and the trained model.
+//! held-out comparison, the validation sample's accuracy and what it was made
+//! from (backbone, settings: an export's run.json); a data folder beside it
+//! holds the label layers, every classifier's map of the last result (with
+//! the MLP's uncertainty), each clean-up step's map and the label layers the
+//! result was made from as GeoTIFFs, and the trained model.
 //!
 //! Saving is atomic: the data go into a new folder first, then the project
 //! file is replaced by rename (that is the moment the save happens), then
@@ -37,6 +38,7 @@ use crate::pipeline::cleanup::{CleanStep, CleanedMap, StepScores};
 use crate::pipeline::held_out::Recommendation;
 use crate::pipeline::model_bundle::ModelBundle;
 use crate::pipeline::predict::MergedPrediction;
+use crate::pipeline::run_record::{LabelsUsed, MadeFrom, Origin};
 use crate::pipeline::stage_b::StageBOutput;
 use crate::pipeline::validation_sample::SampleAccuracy;
 use crate::scene::{ClassInfo, LabelImage, PixelGrid};
@@ -165,6 +167,18 @@ pub struct SavedResult {
     /// The validation sample's accuracy, and which map it scored.
     #[serde(default)]
     pub sample_accuracy: Option<SavedSampleAccuracy>,
+    /// What it was made from, for an export's run.json.
+    #[serde(default)]
+    pub made_from: Option<SavedMadeFrom>,
+}
+
+/// What a result was made from, as saved: `run_record::KeptMadeFrom` and the
+/// label layers it was made from in the data folder.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SavedMadeFrom {
+    pub kept: serde_json::Value,
+    pub train_labels: Option<PathBuf>,
+    pub test_labels: Option<PathBuf>,
 }
 
 /// Another classifier's map of the same run.
@@ -250,6 +264,7 @@ pub struct ResultSnapshot {
     pub recommendation: Option<Recommendation>,
     pub cleaned: Vec<CleanedMap>,
     pub sample_accuracy: Option<(String, SampleAccuracy)>,
+    pub made_from: Option<Arc<MadeFrom>>,
 }
 
 /// Another classifier's result to save: its map, uncertainty and time.
@@ -297,6 +312,7 @@ impl ResultSnapshot {
                 })
                 .collect(),
             recommendation: result.outcome.recommendation.clone(),
+            made_from: result.made_from.clone(),
             cleaned: result.cleaned.clone(),
             sample_accuracy: result.sample_accuracy.clone(),
         })
@@ -427,7 +443,12 @@ fn save_result(
             area_unit: a.area_unit.to_string(),
             estimates: a.estimates.clone(),
         });
+    let made_from = match &r.made_from {
+        Some(made) => Some(save_made_from(made, folder)?),
+        None => None,
+    };
     let result = SavedResult {
+        made_from,
         classifier: r.classifier,
         class_map: rel,
         uncertainty,
@@ -443,6 +464,25 @@ fn save_result(
         sample_accuracy,
     };
     Ok((result, model))
+}
+
+/// What `made` holds, with the label layers it was made from written into
+/// the data folder.
+fn save_made_from(made: &MadeFrom, folder: &DataFolder<'_>) -> anyhow::Result<SavedMadeFrom> {
+    let mut saved = SavedMadeFrom {
+        kept: serde_json::to_value(made.kept())?,
+        train_labels: None,
+        test_labels: None,
+    };
+    if let Origin::App { labels, .. } = &made.origin {
+        if let Some(l) = &labels.train {
+            saved.train_labels = Some(folder.write_class_map("made_from_train.tif", &l.data)?);
+        }
+        if let Some(l) = &labels.test {
+            saved.test_labels = Some(folder.write_class_map("made_from_test.tif", &l.data)?);
+        }
+    }
+    Ok(saved)
 }
 
 /// Writes `snap` as the project `path` (see the module's first lines for
@@ -707,8 +747,27 @@ impl OpenedProject {
             model,
             sample_accuracy,
             cleaned,
-            made_from: None,
+            made_from: match &saved.made_from {
+                Some(m) => Some(Arc::new(self.read_made_from(m, grid)?)),
+                None => None,
+            },
         }))
+    }
+
+    /// What a saved result was made from, its label layers read back.
+    fn read_made_from(&self, saved: &SavedMadeFrom, grid: &PixelGrid) -> anyhow::Result<MadeFrom> {
+        let kept = serde_json::from_value(saved.kept.clone())
+            .context("the project's record of how its result was made cannot be read")?;
+        let layer = |rel: &Option<PathBuf>| -> anyhow::Result<Option<LabelImage>> {
+            rel.as_ref()
+                .map(|r| self.read_class_map(r, grid))
+                .transpose()
+        };
+        let labels = LabelsUsed {
+            train: layer(&saved.train_labels)?,
+            test: layer(&saved.test_labels)?,
+        };
+        Ok(MadeFrom::from_kept(kept, labels))
     }
 
     /// A class map of the data folder, checked to fit the scene.

@@ -33,7 +33,7 @@ pub struct ResultsExport {
     pub cleaned: Vec<CleanedMap>,
     pub grid: PixelGrid,
     pub classes: Vec<ClassInfo>,
-    /// None for a result reopened from a project.
+    /// None for a result reopened from a project saved without it.
     pub made_from: Option<Arc<MadeFrom>>,
     /// The scene's HSI and SAR files.
     pub hsi: Option<PathBuf>,
@@ -104,7 +104,7 @@ fn export_results(dir: &std::path::Path, e: &ResultsExport) -> anyhow::Result<Ta
 }
 
 /// Why an export of a reopened result has no settings to rerun.
-const NOT_RERUNNABLE: &str = "a project keeps the maps, not the settings and labels they were made with: classify again to export a run.json that `unidiff-studio run --from-json` reruns";
+const NOT_RERUNNABLE: &str = "the project was saved by a version that kept the maps but not the settings and labels they were made with: classify again to export a run.json that `unidiff-studio run --from-json` reruns";
 
 /// One piece of file or raster work.
 pub enum Task {

@@ -38,7 +38,7 @@ pub enum BackboneSpec {
 pub const RANDOM_BACKBONES: [&str; 2] = ["random", "tiny-random"];
 
 /// What was built, for run records and the UI.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct BackboneInfo {
     /// `model.pt`, or `tiny-random:0`.
     pub name: String,

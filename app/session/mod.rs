@@ -91,7 +91,8 @@ pub struct ClassificationResult {
     /// order applied; the last of the shown classifier's is the cleaned map.
     pub cleaned: Vec<crate::pipeline::cleanup::CleanedMap>,
     /// What it was made from (backbone, settings, the labels as they were),
-    /// for the exported run.json; None for a result reopened from a project.
+    /// for the exported run.json and the project; None for a result
+    /// reopened from a project saved without it.
     pub made_from: Option<std::sync::Arc<crate::pipeline::run_record::MadeFrom>>,
 }
 

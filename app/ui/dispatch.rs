@@ -928,7 +928,7 @@ impl StudioApp {
                 )
             } else {
                 format!(
-                    "exported {files} files to {} (a result reopened from a project: its run.json holds no settings to rerun; classify again for one that does)",
+                    "exported {files} files to {} (a result reopened from a project saved by an older version: its run.json holds no settings to rerun; classify again for one that does)",
                     dir.display()
                 )
             }),
