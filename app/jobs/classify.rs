@@ -13,7 +13,7 @@ use burn::backend::{Autodiff, Flex};
 
 use super::loaded_backbone::LoadedBackbone;
 use super::{JobContext, JobEvent, on_device_else_cpu};
-use crate::model::backbone::BackboneSpec;
+use crate::model::backbone::{BackboneInfo, BackboneSpec};
 use crate::model::device::{DeviceChoice, DeviceReport, Resolved, resolve};
 use crate::model::lean_ops::UNetAutodiff;
 use crate::pipeline::Modality;
@@ -79,6 +79,53 @@ impl Default for ClassifySettings {
             label_curve: Vec::new(),
             live_keeps_first_layer: true,
         }
+    }
+}
+
+impl ClassifySettings {
+    /// The classification these panel settings ask for on a backbone of
+    /// `config`: the block and stride it allows, the head's 200 epochs, the
+    /// held-out check (a live update changes the head's part).
+    pub fn classification_settings(
+        &self,
+        config: &crate::model::UNetConfig,
+    ) -> anyhow::Result<ClassificationSettings> {
+        let s = self;
+        let block = config.feature_block(s.block).map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(
+            (0..1000).contains(&s.t),
+            "t {}: the timestep must be in 0..999",
+            s.t
+        );
+        let patch = config.image_size;
+        let stride = s.stride.unwrap_or(patch / 2).clamp(1, patch);
+        Ok(ClassificationSettings {
+            modalities: s.modalities.clone(),
+            classifier: s.classifier,
+            baseline: s.baseline,
+            held_out_check: true,
+            stage_b: StageBConfig {
+                t: s.t,
+                block,
+                mlp: MlpConfig {
+                    hidden: s.mlp_hidden.clone(),
+                },
+                head: HeadTrainConfig {
+                    seed: s.seed,
+                    max_epochs: 200,
+                    ..HeadTrainConfig::default()
+                },
+                patch,
+                stride,
+                batch_patches: crate::pipeline::stage_b::default_batch_patches(patch),
+                noise_seed: s.seed,
+                ..StageBConfig::default()
+            },
+            forest: ForestConfig {
+                seed: s.seed,
+                ..ForestConfig::default()
+            },
+        })
     }
 }
 
@@ -256,15 +303,8 @@ fn classify_on<B: UNetAutodiff>(
     let (model, info, backbone_kept) =
         loaded.get::<B::InnerBackend>(&s.backbone, device.resolved.name(), device_handle)?;
     let info = info.clone();
-    let block = info
-        .config
-        .feature_block(s.block)
-        .map_err(anyhow::Error::msg)?;
-    anyhow::ensure!(
-        (0..1000).contains(&s.t),
-        "t {}: the timestep must be in 0..999",
-        s.t
-    );
+    let settings = s.classification_settings(&info.config)?;
+    let (block, stride) = (settings.stage_b.block, settings.stage_b.stride);
     let backbone_id = format!(
         "{} {:?} {:?} on {}",
         info.name,
@@ -272,35 +312,6 @@ fn classify_on<B: UNetAutodiff>(
         info.adapter,
         device.resolved.name()
     );
-    let patch = info.config.image_size;
-    let stride = s.stride.unwrap_or(patch / 2).clamp(1, patch);
-    let settings = ClassificationSettings {
-        modalities: s.modalities.clone(),
-        classifier: s.classifier,
-        baseline: s.baseline,
-        held_out_check: true,
-        stage_b: StageBConfig {
-            t: s.t,
-            block,
-            mlp: MlpConfig {
-                hidden: s.mlp_hidden.clone(),
-            },
-            head: HeadTrainConfig {
-                seed: s.seed,
-                max_epochs: 200,
-                ..HeadTrainConfig::default()
-            },
-            patch,
-            stride,
-            batch_patches: crate::pipeline::stage_b::default_batch_patches(patch),
-            noise_seed: s.seed,
-            ..StageBConfig::default()
-        },
-        forest: ForestConfig {
-            seed: s.seed,
-            ..ForestConfig::default()
-        },
-    };
     // A live update continues from the last head on the same features.
     let head_key = format!(
         "{backbone_id} t {} block {block} stride {stride} seed {} {:?} {:?} {} classes",
@@ -461,27 +472,13 @@ fn classify_on<B: UNetAutodiff>(
         .map(Arc::new)
         .map_err(|e| e.to_string())
     };
-    let made_from = Arc::new(MadeFrom {
-        origin: Origin::App {
-            live: req.live,
-            labels_revision: req.labels_revision,
-            labels: Box::new(LabelsUsed {
-                train: req.scene.train_labels.clone(),
-                test: req.scene.test_labels.clone(),
-            }),
-            read: how_read(&req.scene),
-        },
-        spec: s.backbone.clone(),
-        info: info.clone(),
-        settings: kept_settings,
-        classify_settings: continued.then_some(classify_settings),
-        prgb_bands: req.renderings.prgb.as_ref().map(|(_, b)| b.bands),
-        backend: match device.resolved {
-            Resolved::Cpu => CPU_BACKEND.to_string(),
-            #[allow(unreachable_patterns)] // with a GPU feature
-            _ => format!("{}: {}", device.resolved.name(), device.why),
-        },
-    });
+    let made_from = Arc::new(made_from(
+        req,
+        info.clone(),
+        device,
+        kept_settings,
+        continued.then_some(classify_settings),
+    ));
     Ok(Classified {
         made_from,
         model,
@@ -496,4 +493,35 @@ fn classify_on<B: UNetAutodiff>(
         labels_revision: req.labels_revision,
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// What a classification of `req` was made from, for its run.json.
+fn made_from(
+    req: &ClassifyRequest,
+    info: BackboneInfo,
+    device: &DeviceReport,
+    settings: ClassificationSettings,
+    classify_settings: Option<ClassificationSettings>,
+) -> MadeFrom {
+    MadeFrom {
+        origin: Origin::App {
+            live: req.live,
+            labels_revision: req.labels_revision,
+            labels: Box::new(LabelsUsed {
+                train: req.scene.train_labels.clone(),
+                test: req.scene.test_labels.clone(),
+            }),
+            read: how_read(&req.scene),
+        },
+        spec: req.settings.backbone.clone(),
+        info,
+        settings,
+        classify_settings,
+        prgb_bands: req.renderings.prgb.as_ref().map(|(_, b)| b.bands),
+        backend: match device.resolved {
+            Resolved::Cpu => CPU_BACKEND.to_string(),
+            #[allow(unreachable_patterns)] // with a GPU feature
+            _ => format!("{}: {}", device.resolved.name(), device.why),
+        },
+    }
 }
