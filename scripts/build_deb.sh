@@ -36,6 +36,11 @@ install -Dm644 assets/icons/unidiff-studio-256.png "$root/usr/share/icons/hicolo
 for f in assets/demo/*; do
   install -Dm644 "$f" "$root/usr/share/$name/demo/$(basename "$f")"
 done
+# The QGIS Processing provider, where QGIS finds system plugins.
+for f in packaging/qgis/unidiff_studio/*; do
+  [ -f "$f" ] || continue
+  install -Dm644 "$f" "$root/usr/share/qgis/python/plugins/unidiff_studio/$(basename "$f")"
+done
 install -Dm644 packaging/copyright "$root/usr/share/doc/$name/copyright"
 install -Dm644 README.md "$root/usr/share/doc/$name/README.md"
 
@@ -57,6 +62,7 @@ Maintainer: UniDiff Studio developers <unidiff-studio@users.noreply.github.com>
 Installed-Size: $size
 Depends: $depends
 Recommends: gdal-bin
+Suggests: qgis
 Section: science
 Priority: optional
 Description: land-cover mapping from hyperspectral and SAR rasters
@@ -65,6 +71,8 @@ Description: land-cover mapping from hyperspectral and SAR rasters
  features of a pretrained diffusion U-Net and a small classifier, beside a
  random forest. Maps, class areas and accuracy export to GeoTIFF and
  GeoPackage for QGIS; a saved model maps other scenes and whole regions.
+ Its headless tools are in QGIS's Processing toolbox (provider "UniDiff
+ Studio", enabled in QGIS's plugin manager).
 EOF
 
 mkdir -p "$out"

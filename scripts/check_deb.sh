@@ -39,6 +39,21 @@ test -s "$work/demo/run/run.json"
 test -s "$work/demo/renderings/prgb.png"
 echo "[ok] installed headless demo ($(grep -c . "$work/headless.log") log lines)"
 
+# QGIS finds the installed provider with no setting (where QGIS is installed).
+qgis_process=$(command -v qgis_process.bin || command -v qgis_process || true)
+if [ -n "$qgis_process" ]; then
+  mkdir -p "$work/qgis-home" "$work/runtime" && chmod 700 "$work/runtime"
+  HOME="$work/qgis-home" XDG_RUNTIME_DIR="$work/runtime" QT_QPA_PLATFORM=offscreen PATH="/usr/bin:/bin" \
+    "$qgis_process" plugins enable unidiff_studio >"$work/qgis.log" 2>&1
+  HOME="$work/qgis-home" XDG_RUNTIME_DIR="$work/runtime" QT_QPA_PLATFORM=offscreen PATH="/usr/bin:/bin" \
+    "$qgis_process" list >>"$work/qgis.log" 2>&1
+  grep -q "unidiff:predict" "$work/qgis.log" ||
+    { cat "$work/qgis.log"; echo "check_deb: QGIS does not list the installed provider" >&2; exit 1; }
+  echo "[ok] QGIS lists the installed provider"
+else
+  echo "skipped: QGIS is not installed: the installed provider is not checked"
+fi
+
 # The installed app in a window: wait for the demo to open, then a screenshot.
 cat > "$work/window.sh" <<'INNER'
 set -euo pipefail

@@ -34,6 +34,10 @@ case "${1:-}" in
     cargo fmt --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo test --workspace
+    # The QGIS provider through qgis_process (says "skipped" without QGIS).
+    if [ -x /usr/bin/python3 ]; then
+      /usr/bin/python3 packaging/qgis/check_provider.py target/debug/unidiff-studio
+    fi
     ;;
   *)
     echo "usage: bash scripts/dev.sh demo|test" >&2

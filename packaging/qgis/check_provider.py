@@ -24,7 +24,7 @@ DEMO = os.path.join(ROOT, "assets", "demo")
 S2 = os.path.join(DEMO, "Spain_7370579_S2Hand.tif")
 S1 = os.path.join(DEMO, "Spain_7370579_S1Hand.tif")
 MASK = os.path.join(DEMO, "Spain_7370579_LabelHand.tif")
-ALGORITHMS = ["classify", "postprocess", "predict", "render", "sample", "stats", "vectorize"]
+ALGORITHMS = ["classify", "layergroup", "postprocess", "predict", "render", "sample", "stats", "vectorize"]
 VOLATILE = {"peak_rss_mib", "command", "threads", "outputs", "files"}
 
 
@@ -231,7 +231,19 @@ def check_bad_input(env, work):
     text = done.stdout + done.stderr
     assert done.returncode != 0 and "not a model.udmodel" in text and "predict failed" in text, text
     assert not os.path.exists(os.path.join(work, "p", "classmap.tif"))
-    print("[ok] a missing binary and the binary's errors are said")
+    # Layers on different grids: the binary's grid message, shown.
+    from osgeo import gdal
+
+    crop = os.path.join(work, "crop é.tif")
+    gdal.Translate(crop, MASK, srcWin=[0, 0, 100, 80])
+    done = run(
+        [qgis_process(), "run", "unidiff:stats", "--", f"CLASSMAP={MASK}", f"REFERENCE={crop}", f"OUTPUT={work}/s"],
+        env, expect_ok=False,
+    )
+    text = done.stdout + done.stderr
+    assert done.returncode != 0 and "stats failed" in text and "100" in text and "512" in text, text
+    assert not os.path.exists(os.path.join(work, "s", "accuracy.json"))
+    print("[ok] a missing binary, a file that is not a model and layers on other grids are said")
 
 
 IN_QGIS = r'''
@@ -277,11 +289,40 @@ try:
 except QgsProcessingException as e:
     assert "not a file on disk" in str(e), str(e)
 print("[ok] a memory layer is refused with the reason")
+
+# A results folder as a layer group: results.qlr with paths relative to the
+# folder, added to the project, and read again from a moved copy.
+from qgis.core import QgsLayerDefinition, QgsProject
+import shutil
+run_folder = os.path.join(work, "from the cli", "run")
+project = QgsProject.instance()
+context = QgsProcessingContext()
+context.setProject(project)
+result = processing.run("unidiff:layergroup", {"FOLDER": run_folder}, context=context)
+qlr = result["OUTPUT"]
+assert qlr == os.path.join(run_folder, "results.qlr"), qlr
+names = sorted(l.name() for l in project.mapLayers().values())
+assert "class map" in names and "filter-rf class map" in names and "polygons" in names, names
+shown = [n.name() for n in project.layerTreeRoot().findLayers() if n.isVisible()]
+assert shown == ["class map"], shown
+moved = os.path.join(work, "moved results")
+shutil.copytree(run_folder, moved)
+other = QgsProject()
+ok, message = QgsLayerDefinition.loadLayerDefinition(
+    os.path.join(moved, "results.qlr"), other, other.layerTreeRoot())
+assert ok, message
+sources = sorted(l.source() for l in other.mapLayers().values())
+assert all(s.startswith(moved) for s in sources) and all(l.isValid() for l in other.mapLayers().values()), sources
+print(f"[ok] a results folder as a layer group of {len(names)} layers (results.qlr, movable)")
+other.clear()
+project.clear()
+del other
 app.exitQgis()
 '''
 
 
 def main():
+    os.environ["GDAL_PAM_ENABLED"] = "NO"
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     binary = os.path.abspath(sys.argv[1])
@@ -295,6 +336,8 @@ def main():
         # (pyenv, a venv) would be taken for it.
         PATH="/usr/bin:/bin:" + os.environ.get("PATH", ""),
         QT_QPA_PLATFORM="offscreen",
+        # QGIS would keep raster statistics as .aux.xml beside the demo's files.
+        GDAL_PAM_ENABLED="NO",
         HOME=os.path.join(work, "home"),
         XDG_RUNTIME_DIR=os.path.join(work, "runtime"),
         QGIS_PLUGINPATH=HERE,
@@ -311,8 +354,10 @@ def main():
     script = os.path.join(work, "in_qgis.py")
     with open(script, "w") as f:
         f.write(IN_QGIS)
-    done = run([sys.executable, script, HERE, model, S2, S1, work], env)
+    done = run([sys.executable, script, HERE, model, S2, S1, work], env, expect_ok=False)
     print(done.stdout.strip())
+    if done.returncode != 0:
+        sys.exit(f"FAILED in QGIS (exit {done.returncode}):\n{done.stderr[-3000:]}")
     shutil.rmtree(work)
 
 

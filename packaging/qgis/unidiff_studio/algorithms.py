@@ -2,7 +2,8 @@
 (`unidiff:predict`, `unidiff:classify`, `unidiff:stats`, `unidiff:sample`,
 `unidiff:postprocess`, `unidiff:vectorize`, `unidiff:render`): QGIS
 parameters in, the command's arguments out, its files as the outputs QGIS
-loads. Each writes exactly what the command line writes."""
+loads. Each writes exactly what the command line writes. And
+`unidiff:layergroup`: a results folder as one layer group (results.qlr)."""
 
 import os
 
@@ -381,4 +382,70 @@ class Render(UnidiffAlgorithm):
         return {"OUTPUT": out, "FOLDER": out}
 
 
-ALL = [Predict, Classify, Stats, Sample, Postprocess, Vectorize, Render]
+class LayerGroup(UnidiffAlgorithm):
+    command = "layergroup"
+    title = "Results folder as a layer group"
+    help = (
+        "A folder that 'Export results…' in the app, `unidiff-studio run` or `predict` "
+        "wrote, as one layer group: the class map (styled by its .qml: colours and "
+        "class names), the cleaned map, the probability and entropy, the polygons and "
+        "the other classifiers' maps. Writes the group as a layer definition "
+        "(results.qlr in the folder, with paths relative to it: drag it into any "
+        "project, also after moving the folder) and adds it to this project."
+    )
+
+    def flags(self):
+        # Layers are made and added on QGIS's main thread.
+        return super().flags() | QgsProcessingAlgorithm.FlagNoThreading
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
+        self.addParameter(
+            QgsProcessingParameterFile("FOLDER", "Results folder", behavior=QgsProcessingParameterFile.Folder)
+        )
+        self.addOutput(QgsProcessingOutputFile("OUTPUT", "Layer definition (results.qlr)"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
+        from qgis.core import QgsLayerDefinition, QgsLayerTreeGroup, QgsRasterLayer, QgsVectorLayer
+
+        folder = self.parameterAsFile(parameters, "FOLDER", context)
+        layers = []
+        for sub, label in [("", "")] + [
+            (d, d.replace("baseline_", "").replace("_", "-") + " ")
+            for d in sorted(os.listdir(folder))
+            if d.startswith("baseline_") and os.path.isdir(os.path.join(folder, d))
+        ]:
+            base = os.path.join(folder, sub)
+            for name, title in (
+                ("classmap_cleaned.tif", "cleaned class map"),
+                ("classmap.tif", "class map"),
+                ("probability.tif", "probability and entropy"),
+            ):
+                path = os.path.join(base, name)
+                if os.path.exists(path):
+                    layers.append(QgsRasterLayer(path, label + title, "gdal"))
+            gpkg = os.path.join(base, "classmap.gpkg")
+            if os.path.exists(gpkg):
+                layers.append(QgsVectorLayer(f"{gpkg}|layername=landcover", label + "polygons", "ogr"))
+        if not layers:
+            raise QgsProcessingException(f"{folder} holds no classmap.tif: not a results folder")
+        for layer in layers:
+            if not layer.isValid():
+                raise QgsProcessingException(f"{layer.source()}: QGIS cannot open it")
+        group = QgsLayerTreeGroup(f"UniDiff results: {os.path.basename(os.path.normpath(folder))}")
+        for i, layer in enumerate(layers):
+            # Only the delivered map shows: the first, the cleaned one if any.
+            group.addLayer(layer).setItemVisibilityChecked(i == 0)
+        qlr = os.path.join(folder, "results.qlr")
+        ok, message = QgsLayerDefinition.exportLayerDefinition(qlr, [group])
+        if not ok:
+            raise QgsProcessingException(f"cannot write {qlr}: {message}")
+        feedback.pushInfo(f"wrote {qlr} ({len(layers)} layers)")
+        project = context.project()
+        if project is not None:
+            ok, message = QgsLayerDefinition.loadLayerDefinition(qlr, project, project.layerTreeRoot())
+            if not ok:
+                raise QgsProcessingException(f"cannot add {qlr} to the project: {message}")
+        return {"OUTPUT": qlr}
+
+
+ALL = [Predict, Classify, Stats, Sample, Postprocess, Vectorize, Render, LayerGroup]
