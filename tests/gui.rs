@@ -997,7 +997,7 @@ fn request_close(h: &mut Harness<'_, StudioApp>) {
 
 #[test]
 fn the_title_says_what_is_open_and_closing_with_unsaved_labels_asks_first() {
-    use unidiff_studio::ui::desktop::CloseState;
+    use unidiff_studio::ui::vocabulary::CloseState;
     let dir = tempfile::tempdir().unwrap();
     let mut h = with_demo(dir.path());
     h.run_steps(2);
@@ -1054,7 +1054,7 @@ fn the_title_says_what_is_open_and_closing_with_unsaved_labels_asks_first() {
 
 #[test]
 fn without_a_file_dialog_the_app_says_so_and_takes_a_typed_path() {
-    use unidiff_studio::ui::app::FileAction;
+    use unidiff_studio::ui::FileAction;
     let dir = tempfile::tempdir().unwrap();
     let mut h = with_demo(dir.path());
     // What rfd reports when neither a portal nor zenity answers.

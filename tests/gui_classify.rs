@@ -855,7 +855,7 @@ fn the_label_curve_from_the_panel_shows_accuracy_against_labels() {
 #[test]
 fn export_polygons_writes_the_shown_map_as_a_geopackage() {
     use gdal::vector::LayerAccess;
-    use unidiff_studio::ui::app::FileAction;
+    use unidiff_studio::ui::FileAction;
     let dir = tempfile::tempdir().unwrap();
     let mut h = classified_corner(dir.path());
     h.get_by_label("Export polygons…");
@@ -1014,7 +1014,7 @@ fn export_polygons_writes_the_shown_map_as_a_geopackage() {
 fn cleanup_steps_make_a_cleaned_layer_that_exports_and_undoes() {
     use gdal::vector::LayerAccess;
     use unidiff_studio::pipeline::cleanup::CleanStep;
-    use unidiff_studio::ui::app::FileAction;
+    use unidiff_studio::ui::FileAction;
     let dir = tempfile::tempdir().unwrap();
     let mut h = classified_corner(dir.path());
     let (raw, grid) = {
@@ -1192,7 +1192,7 @@ fn cleanup_steps_make_a_cleaned_layer_that_exports_and_undoes() {
 #[test]
 fn a_validation_sample_is_labelled_in_the_app_and_scores_the_map() {
     use unidiff_studio::io::sample_points::{REFERENCE_FIELD, read_sample_points};
-    use unidiff_studio::ui::app::FileAction;
+    use unidiff_studio::ui::FileAction;
     let dir = tempfile::tempdir().unwrap();
     let mut h = classified_corner(dir.path());
     let sample_path = dir.path().join("sample.gpkg");
@@ -1300,7 +1300,7 @@ fn a_validation_sample_is_labelled_in_the_app_and_scores_the_map() {
 #[test]
 fn apply_model_to_scenes_maps_the_training_scene_as_the_classification_did() {
     use unidiff_studio::jobs::SceneInputs;
-    use unidiff_studio::ui::views::Window;
+    use unidiff_studio::ui::vocabulary::Window;
     let dir = tempfile::tempdir().unwrap();
     let mut h = classified_corner(dir.path());
     let map = {
@@ -1770,7 +1770,7 @@ fn a_project_saved_moved_and_reopened_gives_back_labels_settings_model_and_map()
     assert!(h.state().store.session.is_some());
     assert_eq!(
         h.state().store.close_state,
-        unidiff_studio::ui::desktop::CloseState::Asking
+        unidiff_studio::ui::vocabulary::CloseState::Asking
     );
     h.state_mut().handle(AppCommand::KeepOpen);
 
@@ -1826,7 +1826,7 @@ fn a_project_saved_moved_and_reopened_gives_back_labels_settings_model_and_map()
 /// each comes back as it was.
 #[test]
 fn a_project_keeps_the_forests_the_clean_up_and_the_sample_accuracy() {
-    use unidiff_studio::ui::app::FileAction;
+    use unidiff_studio::ui::FileAction;
     use unidiff_studio::ui::command::CleanRequest;
     let dir = tempfile::tempdir().unwrap();
     let mut h = classified_corner_with(dir.path(), true);

@@ -17,9 +17,11 @@ use super::layers::LayerId;
 use super::map_view::MapView;
 use super::prefs::{PREFS_KEY, Prefs, RecentScene};
 use super::store::Store;
-use super::views::{ViewContext, Views};
+use super::view_context::ViewContext;
+use super::views::Views;
+use super::vocabulary::{Dirty, Message};
 use crate::jobs::{Jobs, LoadRequest, LoadedScene};
-use crate::scene::{LabelLayer, PixelRect};
+use crate::scene::LabelLayer;
 use crate::session::autosave::{autosave_dir, data_dir, find_recovery, labels_sha256};
 use crate::session::{Command, Session};
 
@@ -33,111 +35,6 @@ pub struct AppOptions {
     /// Where autosaves go (default: the app's data folder).
     pub data_dir: Option<PathBuf>,
 }
-
-/// The painting tool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tool {
-    /// Click shows the pixel in the inspector.
-    Inspect,
-    Brush,
-    Eraser,
-}
-
-/// A message shown in the window until closed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Message {
-    pub error: bool,
-    pub text: String,
-    /// When it was posted: information disappears after
-    /// [`Message::INFO_SECONDS`]; errors stay until closed.
-    pub posted: std::time::Instant,
-}
-
-impl Message {
-    pub const INFO_SECONDS: f32 = 8.0;
-
-    /// Whether an information message has been shown long enough.
-    pub fn expired(&self, now: std::time::Instant) -> bool {
-        !self.error && now.duration_since(self.posted).as_secs_f32() > Self::INFO_SECONDS
-    }
-}
-
-/// A load or classification in progress.
-#[derive(Debug, Clone)]
-pub struct Loading {
-    pub generation: u64,
-    pub step: String,
-    pub fraction: f32,
-    pub started: Instant,
-}
-
-impl Loading {
-    pub(crate) fn started(generation: u64) -> Self {
-        Self {
-            generation,
-            step: "starting".into(),
-            fraction: 0.0,
-            started: Instant::now(),
-        }
-    }
-}
-
-/// What part of a layer's texture must be uploaded.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Dirty {
-    All,
-    Rect(PixelRect),
-}
-
-/// A file picked in a native dialog, and what it is for.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FileAction {
-    OpenHsi,
-    OpenSar,
-    OpenLabels(LabelLayer),
-    SaveLabels(LabelLayer),
-    /// A folder for the class map, probabilities and metrics.
-    ExportResults,
-    /// A GeoPackage for the shown class map as polygons.
-    ExportPolygons {
-        /// Also one multipolygon per class.
-        dissolve: bool,
-    },
-    /// A GeoPackage for a validation sample of the shown map, this many
-    /// points per class.
-    ValidationSample {
-        per_class: usize,
-    },
-    /// A labelled validation sample to score the shown map with.
-    SampleAccuracy,
-    /// A validation sample (GeoPackage) to label in the app.
-    LabelSample,
-    /// Scene `index`'s HSI (or, with `sar`, SAR) image for "Apply model to
-    /// scenes".
-    ApplyInput {
-        index: usize,
-        sar: bool,
-    },
-    /// The output folder of "Apply model to scenes".
-    ApplyOut,
-    /// A `.udmodel` file to apply.
-    ApplyModelFile,
-    /// A guided-diffusion checkpoint (.pt / .safetensors) as the backbone.
-    ImportCheckpoint,
-    /// A Stage A adapter for the backbone.
-    LoadAdapter,
-    /// A PNG of the map as shown, with its legend.
-    ExportViewPng,
-    /// A `.udmodel` file for the trained model.
-    SaveModel,
-    /// A `.udproj` project to open.
-    OpenProject,
-    /// Where to save the project.
-    SaveProjectAs,
-}
-
-/// Counts of the 256 values of each of a rendering's three channels.
-pub type ChannelHistograms = [[u32; 256]; 3];
 
 /// The application: the store the views read, the jobs, the map widget,
 /// the views, and the command queue that connects them.
@@ -339,7 +236,7 @@ impl StudioApp {
         if let Some(project) = project {
             self.apply_project(&mut session, project);
         }
-        let settings = super::project::project_settings(&self.store);
+        let settings = super::project_settings::project_settings(&self.store);
         self.autosaver
             .opened(session.labels_revision, settings.clone());
         self.store.recovery = session
@@ -349,7 +246,7 @@ impl StudioApp {
             .and_then(|mut r| {
                 let settings_differ = r.manifest.project == self.store.project
                     && r.manifest.settings.as_ref().is_some_and(|kept| {
-                        super::project::autosaved_settings_differ(&self.store, kept)
+                        super::project_settings::autosaved_settings_differ(&self.store, kept)
                     });
                 r.differs = r.differences(
                     |l| session.scene.labels(l).map(labels_sha256),
@@ -616,5 +513,16 @@ impl eframe::App for StudioApp {
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
         self.autosave_now();
+    }
+}
+
+impl StudioApp {
+    pub(crate) fn shortcut_context(&self) -> super::shortcuts::ShortcutContext {
+        super::shortcuts::ShortcutContext {
+            has_scene: self.store.session.is_some(),
+            classes: self.store.session.as_ref().map_or(0, |s| s.classes.len()),
+            adapting: self.jobs.adapting.is_some(),
+            labelling_sample: self.store.sample.is_some(),
+        }
     }
 }

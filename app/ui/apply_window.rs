@@ -6,9 +6,9 @@
 
 use eframe::egui::{self, RichText};
 
-use super::app::FileAction;
 use super::command::AppCommand;
-use super::views::ViewContext;
+use super::view_context::ViewContext;
+use super::vocabulary::FileAction;
 
 /// Whether the window is open (its settings live in the store).
 #[derive(Default)]

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use super::job_status::JobStatus;
-use super::project::project_settings;
+use super::project_settings::project_settings;
 use super::store::Store;
 use crate::jobs::Task;
 use crate::session::autosave::{AutosaveSnapshot, autosave_dir, autosave_interval, write_autosave};

@@ -7,9 +7,9 @@
 use eframe::egui::{self, RichText};
 use egui_plot::{Line, Plot, PlotPoints};
 
-use super::app::FileAction;
 use super::command::AppCommand;
-use super::views::ViewContext;
+use super::view_context::ViewContext;
+use super::vocabulary::FileAction;
 use crate::jobs::AdaptSettings;
 use crate::jobs::backbone::{BackboneSpec, DeviceChoice, UNetConfig, file_name, stage_a_counts};
 use crate::pipeline::Modality;

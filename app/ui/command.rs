@@ -1,6 +1,6 @@
 //! Every effect a widget, a shortcut, a file dialog or a drop can ask for,
 //! as one [`AppCommand`] sent through one queue ([`CommandSender`]) and run
-//! in one place ([`StudioApp::handle`](super::app::StudioApp::handle), in
+//! in one place ([`StudioApp::handle`](crate::ui::StudioApp::handle), in
 //! `dispatch.rs`). Widgets read state and send commands; they never change
 //! the session or start work themselves.
 
@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::app::{FileAction, Tool};
 use super::layers::{LayerId, LayerState};
-use super::views::Window;
+use super::vocabulary::Window;
+use super::vocabulary::{FileAction, Tool};
 use crate::jobs::{AdaptSettings, ClassifySettings, GetRequest, LoadRequest, Waker};
 use crate::pipeline::classification::ClassifierChoice;
 use crate::products::Rgb8Image;

@@ -9,12 +9,13 @@ use std::path::PathBuf;
 use crate::pipeline::cleanup::{CleanStep, CleanedMap, ScoringLabels};
 use crate::scene::{ClassInfo, PixelGrid};
 
-use super::app::{Dirty, FileAction, Loading, StudioApp};
+use super::app::StudioApp;
 use super::command::{AppCommand, CleanRequest};
-use super::desktop::CloseState;
 use super::layers::LayerId;
 use super::view_transform::{MAX_ZOOM, MIN_ZOOM};
-use super::views::Window;
+use super::vocabulary::CloseState;
+use super::vocabulary::Window;
+use super::vocabulary::{Dirty, FileAction, Loading};
 use crate::jobs::{ClassifyRequest, LoadRequest, ResultsExport, Task, TaskDone, TaskKind};
 use crate::scene::LabelLayer;
 use crate::session::label_files::is_vector_labels;
@@ -182,8 +183,8 @@ impl StudioApp {
             }
             AppCommand::SelectClass(value) => {
                 self.store.active_class = value;
-                if self.store.tool == super::app::Tool::Inspect {
-                    self.store.tool = super::app::Tool::Brush;
+                if self.store.tool == super::vocabulary::Tool::Inspect {
+                    self.store.tool = super::vocabulary::Tool::Brush;
                 }
             }
             AppCommand::ToggleLayer(id) => self.store.layers.toggle(id),

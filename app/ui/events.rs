@@ -4,9 +4,10 @@
 //! become messages. [`JobStatus::poll`](super::job_status::JobStatus::poll)
 //! has already cleared the job's progress.
 
-use super::app::{Dirty, StudioApp};
+use super::app::StudioApp;
 use super::command::AppCommand;
 use super::layers::LayerId;
+use super::vocabulary::Dirty;
 use crate::jobs::{JobEvent, JobKind};
 use crate::session::ClassificationResult;
 

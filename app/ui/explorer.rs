@@ -10,7 +10,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
 
 use super::command::AppCommand;
 use super::layers::LayerId;
-use super::views::ViewContext;
+use super::view_context::ViewContext;
 use crate::jobs::classify::{SweepPoint, best_of, sweep_timesteps};
 use crate::jobs::{ProjectRequest, Projection};
 use crate::pipeline::Modality;

@@ -5,7 +5,7 @@
 use eframe::egui::{self, RichText};
 use egui_plot::{Line, Plot, PlotPoints};
 
-use super::views::ViewContext;
+use super::view_context::ViewContext;
 use crate::scene::{LabelLayer, SarKind};
 
 /// (name, linear value) of each SAR channel at pixel index `i`.

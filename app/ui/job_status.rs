@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::app::Loading;
+use super::vocabulary::Loading;
 use crate::jobs::{JobEvent, JobKind, Jobs, Task, TaskKind};
 
 /// The jobs running and the tasks queued.

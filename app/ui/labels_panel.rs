@@ -4,9 +4,9 @@
 
 use eframe::egui;
 
-use super::app::Tool;
 use super::command::AppCommand;
-use super::views::ViewContext;
+use super::view_context::ViewContext;
+use super::vocabulary::Tool;
 use crate::scene::LabelLayer;
 use crate::session::Command;
 

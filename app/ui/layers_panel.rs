@@ -5,10 +5,10 @@
 use eframe::egui::{self, Color32, RichText};
 use egui_plot::{Line, Plot, PlotPoints, VLine};
 
-use super::app::ChannelHistograms;
 use super::command::AppCommand;
 use super::layers::{LayerId, source_value};
-use super::views::ViewContext;
+use super::view_context::ViewContext;
+use super::vocabulary::ChannelHistograms;
 
 /// The left panel.
 #[derive(Default)]

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use eframe::egui::{self, Color32, Key, PointerButton, Pos2, Rect, Sense, Stroke, Vec2, vec2};
 use eframe::egui_wgpu;
 
-use super::app::{Dirty, Tool};
 use super::command::{AppCommand, CommandSender};
 use super::gpu_map::{GpuUpload, MapFrame, MapPaint, TileDraw, TileUpload};
 use super::layers::LayerId;
@@ -21,6 +20,7 @@ use super::map_tiles::{
 };
 use super::store::Store;
 use super::view_transform::ViewTransform;
+use super::vocabulary::{Dirty, Tool};
 use crate::scene::{Brush, LabelLayer, PixelRect};
 use crate::session::{Command, Session};
 
@@ -292,7 +292,7 @@ impl MapView {
                 Color32::WHITE,
             );
         }
-        super::view_export::map_legend(store, &painter, rect);
+        super::legend::map_legend(store, &painter, rect);
         if matches!(store.tool, Tool::Brush | Tool::Eraser)
             && let Some(p) = response.hover_pos()
         {

@@ -3,9 +3,10 @@
 
 use eframe::egui;
 
-use super::app::FileAction;
 use super::command::AppCommand;
-use super::views::{ViewContext, Window};
+use super::view_context::ViewContext;
+use super::vocabulary::FileAction;
+use super::vocabulary::Window;
 use crate::jobs::LoadRequest;
 use crate::scene::LabelLayer;
 use crate::session::Command;

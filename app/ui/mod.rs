@@ -6,6 +6,7 @@ pub mod app;
 mod apply_window;
 mod autosaver;
 mod backbone_panel;
+mod close_dialog;
 pub mod command;
 pub mod cpu_map;
 pub mod desktop;
@@ -18,6 +19,7 @@ pub mod job_status;
 mod labels_panel;
 pub mod layers;
 mod layers_panel;
+mod legend;
 pub mod map_tiles;
 pub mod map_view;
 mod menu_bar;
@@ -25,6 +27,7 @@ mod notices;
 pub mod path_prompt;
 pub mod prefs;
 pub mod project;
+mod project_settings;
 mod results;
 mod sample_window;
 pub mod shortcuts;
@@ -32,12 +35,15 @@ mod stage_b_panel;
 mod start_page;
 mod status_bar;
 pub mod store;
+pub mod view_context;
 mod view_export;
 pub mod view_transform;
 pub mod views;
+pub mod vocabulary;
 
-pub use app::{AppOptions, FileAction, StudioApp, Tool};
+pub use app::{AppOptions, StudioApp};
 pub use command::AppCommand;
+pub use vocabulary::{FileAction, Tool};
 
 /// Opens the window and runs until it closes: wgpu first, glow if wgpu
 /// cannot start.

@@ -5,7 +5,7 @@
 use eframe::egui::{self, RichText};
 
 use super::command::AppCommand;
-use super::views::ViewContext;
+use super::view_context::ViewContext;
 
 /// The messages and the autosave offer.
 #[derive(Default)]

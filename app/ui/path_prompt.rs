@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use eframe::egui::{self, RichText};
 
-use super::app::FileAction;
 use super::command::AppCommand;
-use super::views::ViewContext;
+use super::view_context::ViewContext;
+use super::vocabulary::FileAction;
 
 /// Completions listed under the field at most.
 const MAX_COMPLETIONS: usize = 12;

@@ -9,7 +9,7 @@ use eframe::egui::{self, Color32, RichText};
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, Points};
 
 use super::command::{AppCommand, CleanRequest};
-use super::views::ViewContext;
+use super::view_context::ViewContext;
 use crate::metrics::area_accuracy::Estimate;
 use crate::metrics::summary::MetricsSummary;
 use crate::pipeline::label_curve::{CurveRow, LabelCurve, Spread};
@@ -194,7 +194,7 @@ impl ResultsWindow {
                             .on_hover_text("a stratified random sample of the shown map (the map classes as strata) as GeoPackage points with an empty `reference` field, to label here (the sample window opens) or in QGIS")
                             .clicked()
                         {
-                            cx.send(AppCommand::PickFile(super::app::FileAction::ValidationSample {
+                            cx.send(AppCommand::PickFile(super::vocabulary::FileAction::ValidationSample {
                                 per_class: self.sample_per_class,
                             }));
                         }
@@ -203,14 +203,14 @@ impl ResultsWindow {
                             .on_hover_text("open a sample's points (GeoPackage) in the sample window to label them here")
                             .clicked()
                         {
-                            cx.send(AppCommand::PickFile(super::app::FileAction::LabelSample));
+                            cx.send(AppCommand::PickFile(super::vocabulary::FileAction::LabelSample));
                         }
                         if ui
                             .button("Accuracy from sample…")
                             .on_hover_text("the shown map's overall, user's and producer's accuracy and class areas with 95 % intervals from a labelled sample (Olofsson et al. 2014)")
                             .clicked()
                         {
-                            cx.send(AppCommand::PickFile(super::app::FileAction::SampleAccuracy));
+                            cx.send(AppCommand::PickFile(super::vocabulary::FileAction::SampleAccuracy));
                         }
                     });
                     if let Some((map, accuracy)) = &r.sample_accuracy {
@@ -228,14 +228,14 @@ impl ResultsWindow {
                         .on_hover_text("class map GeoTIFF, probabilities, metrics JSON and CSV")
                         .clicked()
                     {
-                        cx.send(AppCommand::PickFile(super::app::FileAction::ExportResults));
+                        cx.send(AppCommand::PickFile(super::vocabulary::FileAction::ExportResults));
                     }
                     if ui
                         .button("Export polygons…")
                         .on_hover_text("the shown map (after its clean-up steps) as polygons in a GeoPackage: class, name and area (ha) per polygon, in the scene's CRS")
                         .clicked()
                     {
-                        cx.send(AppCommand::PickFile(super::app::FileAction::ExportPolygons {
+                        cx.send(AppCommand::PickFile(super::vocabulary::FileAction::ExportPolygons {
                             dissolve: self.dissolve_polygons,
                         }));
                     }
@@ -249,21 +249,21 @@ impl ResultsWindow {
                         Err(why) => model.on_disabled_hover_text(why.as_str()),
                     };
                     if model.clicked() {
-                        cx.send(AppCommand::PickFile(super::app::FileAction::SaveModel));
+                        cx.send(AppCommand::PickFile(super::vocabulary::FileAction::SaveModel));
                     }
                     if ui
                         .add_enabled(r.model.is_ok(), egui::Button::new("Apply to scenes…"))
                         .on_hover_text("map other scenes of any size with this model (File → Apply model to scenes…)")
                         .clicked()
                     {
-                        cx.send(AppCommand::ShowWindow(super::views::Window::Apply));
+                        cx.send(AppCommand::ShowWindow(super::vocabulary::Window::Apply));
                     }
                     if ui
                         .button("Export view as PNG…")
                         .on_hover_text("the map as shown, with its legend")
                         .clicked()
                     {
-                        cx.send(AppCommand::PickFile(super::app::FileAction::ExportViewPng));
+                        cx.send(AppCommand::PickFile(super::vocabulary::FileAction::ExportViewPng));
                     }
                 });
                 let shown = r.outcome.result(r.shown).or(r.outcome.main_result());

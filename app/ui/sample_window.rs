@@ -9,7 +9,7 @@
 use eframe::egui::{self, Color32, RichText};
 
 use super::command::AppCommand;
-use super::views::ViewContext;
+use super::view_context::ViewContext;
 
 /// The window is open while the store holds a sample.
 #[derive(Default)]

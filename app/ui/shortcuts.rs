@@ -4,9 +4,9 @@
 
 use eframe::egui::{self, Key, Modifiers};
 
-use super::app::{FileAction, StudioApp, Tool};
 use super::command::AppCommand;
 use super::layers::LayerId;
+use super::vocabulary::{FileAction, Tool};
 use crate::session::Command;
 
 /// Screen points one arrow key press pans.
@@ -20,17 +20,6 @@ pub struct ShortcutContext {
     pub adapting: bool,
     /// A validation sample is open: digits label its point on show.
     pub labelling_sample: bool,
-}
-
-impl StudioApp {
-    pub(crate) fn shortcut_context(&self) -> ShortcutContext {
-        ShortcutContext {
-            has_scene: self.store.session.is_some(),
-            classes: self.store.session.as_ref().map_or(0, |s| s.classes.len()),
-            adapting: self.jobs.adapting.is_some(),
-            labelling_sample: self.store.sample.is_some(),
-        }
-    }
 }
 
 /// The commands of the keys pressed this frame (the keys are consumed).

@@ -5,7 +5,8 @@
 use eframe::egui;
 
 use super::command::AppCommand;
-use super::views::{ViewContext, Window};
+use super::view_context::ViewContext;
+use super::vocabulary::Window;
 use crate::pipeline::classification::ClassifierChoice;
 
 /// Stage B's settings and runs.

@@ -3,9 +3,9 @@
 
 use eframe::egui::{self, RichText};
 
-use super::app::FileAction;
 use super::command::AppCommand;
-use super::views::ViewContext;
+use super::view_context::ViewContext;
+use super::vocabulary::FileAction;
 
 /// What the map's place shows before a scene is open.
 #[derive(Default)]

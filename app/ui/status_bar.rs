@@ -4,10 +4,10 @@
 
 use eframe::egui::{self, RichText};
 
-use super::app::Tool;
 use super::command::AppCommand;
 use super::layers::LayerId;
-use super::views::ViewContext;
+use super::view_context::ViewContext;
+use super::vocabulary::Tool;
 use crate::scene::LabelLayer;
 
 /// The bar along the window's bottom.

@@ -7,10 +7,10 @@
 
 use std::path::PathBuf;
 
-use super::app::{Message, Tool};
-use super::desktop::{ClosePurpose, CloseState};
 use super::layers::{LayerId, LayerStack};
 use super::prefs::Prefs;
+use super::vocabulary::{ClosePurpose, CloseState};
+use super::vocabulary::{Message, Tool};
 use crate::jobs::apply::ApplySettings;
 use crate::jobs::scene_preview::ScenePreview;
 use crate::jobs::{AdaptSettings, AppliedScenes, ClassifySettings, GetRequest};

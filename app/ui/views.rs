@@ -1,51 +1,8 @@
 //! The panels and windows around the map, one struct each with its own
-//! `ui()` (as in egui's demo app). A view reads the store and the jobs
-//! through a [`ViewContext`] and asks for every effect with an
-//! [`AppCommand`]; what is its own (a window open, a histogram worked out
-//! once) it keeps itself.
-
-use super::command::{AppCommand, CommandSender};
-use super::job_status::JobStatus;
-use super::map_view::MapView;
-use super::store::Store;
-
-/// What a view reads, and where it sends commands.
-pub struct ViewContext<'a> {
-    pub store: &'a Store,
-    pub jobs: &'a JobStatus,
-    pub map: &'a MapView,
-    commands: &'a CommandSender,
-}
-
-impl<'a> ViewContext<'a> {
-    pub fn new(
-        store: &'a Store,
-        jobs: &'a JobStatus,
-        map: &'a MapView,
-        commands: &'a CommandSender,
-    ) -> Self {
-        Self {
-            store,
-            jobs,
-            map,
-            commands,
-        }
-    }
-
-    /// Asks for an effect (run after the frame's layout).
-    pub fn send(&self, command: AppCommand) {
-        self.commands.send(command);
-    }
-}
-
-/// A window the app opens on request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Window {
-    Results,
-    Explorer,
-    Shortcuts,
-    Apply,
-}
+//! `ui()` (as in egui's demo app), gathered in [`Views`]. A view reads the
+//! store and the jobs through a `ViewContext` (`view_context.rs`) and asks
+//! for every effect with an `AppCommand`; what is its own (a window open, a
+//! histogram worked out once) it keeps itself.
 
 /// Every panel and window of the app.
 #[derive(Default)]
@@ -65,5 +22,5 @@ pub struct Views {
     pub shortcuts: super::notices::ShortcutsWindow,
     pub notices: super::notices::Notices,
     pub path_prompt: super::path_prompt::PathPromptWindow,
-    pub close: super::desktop::CloseDialog,
+    pub close: super::close_dialog::CloseDialog,
 }
