@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::checkpoint::CheckpointError;
 use super::config::UNetConfig;
 use super::params::ParamSource;
-use super::trainable::is_stage_a_trainable;
+use super::params::is_stage_a_trainable;
 use super::unet::UNet;
 
 /// Counts of a U-Net configuration.

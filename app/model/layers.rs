@@ -4,10 +4,10 @@
 
 use burn::module::Param;
 use burn::prelude::*;
+use burn::tensor::TensorData;
 use burn::tensor::ops::PadMode;
-use burn::tensor::{DType, FloatDType, TensorData};
 
-use super::lean_ops::UNetOps;
+use super::lean_ops::{UNetOps, to_dtype, to_f32};
 use super::params::{Init, ParamLoader};
 
 /// A 2-D convolution with bias and "same" padding (1x1 or 3x3).
@@ -34,7 +34,7 @@ impl<B: Backend> Conv<B> {
     }
 
     /// The weights take no gradient here: the U-Net never trains a
-    /// convolution (see [`super::trainable`]).
+    /// convolution (see `trainable.rs`).
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4>
     where
         B: UNetOps,
@@ -185,20 +185,6 @@ pub fn in_f32<B: Backend, const D: usize>(
 ) -> Tensor<B, D> {
     let dtype = x.dtype();
     to_dtype(f(to_f32(x)), dtype)
-}
-
-/// `x` in f32 (itself when it is already).
-pub fn to_f32<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    to_dtype(x, DType::F32)
-}
-
-/// `x` in `dtype` (itself when it is already).
-pub fn to_dtype<B: Backend, const D: usize>(x: Tensor<B, D>, dtype: DType) -> Tensor<B, D> {
-    if x.dtype() == dtype {
-        x
-    } else {
-        x.cast(FloatDType::from(dtype))
-    }
 }
 
 /// guided-diffusion's `timestep_embedding`: [cos(t f_k), sin(t f_k)] with

@@ -23,8 +23,6 @@ use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor};
 use burn::tensor::{TensorMetadata, TensorPrimitive, activation};
 
-use super::layers::{to_dtype, to_f32};
-
 /// Largest number of T x T score elements one chunk of the attention core
 /// materialises at once (64 MiB in f32).
 const SCORES_PER_CHUNK: usize = 1 << 24;
@@ -33,7 +31,7 @@ const SCORES_PER_CHUNK: usize = 1 << 24;
 /// documentation). The provided methods are the plain forward passes.
 pub trait UNetOps: Backend {
     /// The backend computes on the host CPU: inference runs through
-    /// [`super::host_unet::HostUNet`], which is several times faster there.
+    /// `host_unet::HostUNet`, which is several times faster there.
     const ON_HOST: bool = false;
 
     /// softmax over keys of (q^T k), applied to v: q, k, v are (N, ch, T)
@@ -385,6 +383,23 @@ where
     T: burn::tensor::backend::AutodiffBackend + UNetOps,
     T::InnerBackend: UNetOps,
 {
+}
+
+/// `x` in f32 (itself when it is already).
+pub fn to_f32<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    to_dtype(x, burn::tensor::DType::F32)
+}
+
+/// `x` in `dtype` (itself when it is already).
+pub fn to_dtype<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    dtype: burn::tensor::DType,
+) -> Tensor<B, D> {
+    if x.dtype() == dtype {
+        x
+    } else {
+        x.cast(burn::tensor::FloatDType::from(dtype))
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 
 use super::checkpoint::{CheckpointError, CheckpointTensors};
-use super::trainable::is_stage_a_trainable;
 use crate::base::NormalRng;
 
 /// How a freshly initialised tensor is drawn (the reference fixtures' recipe).
@@ -237,5 +236,32 @@ impl<'a, B: Backend> ParamLoader<'a, B> {
             misshaped_count: self.misshaped.len(),
             details: details.join("\n"),
         })
+    }
+}
+
+/// True for the parameters Stage A adapts.
+pub fn is_stage_a_trainable(name: &str) -> bool {
+    name == "label_emb.weight"
+        || (name.starts_with("output_blocks.") && name.contains(".emb_layers."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_label_emb_and_output_emb_layers_train() {
+        assert!(is_stage_a_trainable("label_emb.weight"));
+        assert!(is_stage_a_trainable(
+            "output_blocks.3.2.emb_layers.1.weight"
+        ));
+        assert!(!is_stage_a_trainable(
+            "input_blocks.1.0.emb_layers.1.weight"
+        ));
+        assert!(!is_stage_a_trainable("middle_block.0.emb_layers.1.bias"));
+        assert!(!is_stage_a_trainable(
+            "output_blocks.3.0.out_layers.3.weight"
+        ));
+        assert!(!is_stage_a_trainable("time_embed.0.weight"));
     }
 }
