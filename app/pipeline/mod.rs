@@ -1,5 +1,10 @@
-//! The method end to end: the patch grid of method.md section 3, the
-//! modalities, the Stage A patch pool and the Stage A adaptation loop.
+//! The method end to end and what stands beside it: the patch grid
+//! (method.md section 3) and the modalities, Stage A (its patch pool and
+//! adaptation loop), Stage B (features, the head, merged predictions, the
+//! feature store), the random forests and their features, one
+//! classification with its held-out comparison and label curve, trained
+//! model bundles and their application to scenes in tiles, the map's
+//! clean-up, validation samples, and the run's record (`run.json`).
 
 pub mod apply_model;
 pub mod baseline;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::cube::HsiCube;
 use super::grid::{GridMismatch, PixelGrid};
-use super::labels::LabelImage;
+use super::label_image::LabelImage;
 use super::sar::SarImage;
 
 /// The layers of one study area on one grid.
@@ -47,18 +47,18 @@ impl Scene {
     }
 
     /// The label layer `layer`, if the scene has it.
-    pub fn labels(&self, layer: super::edit::LabelLayer) -> Option<&LabelImage> {
+    pub fn labels(&self, layer: super::label_image::LabelLayer) -> Option<&LabelImage> {
         match layer {
-            super::edit::LabelLayer::Train => self.train_labels.as_ref(),
-            super::edit::LabelLayer::Test => self.test_labels.as_ref(),
+            super::label_image::LabelLayer::Train => self.train_labels.as_ref(),
+            super::label_image::LabelLayer::Test => self.test_labels.as_ref(),
         }
     }
 
     /// The label layer `layer` for editing.
-    pub fn labels_mut(&mut self, layer: super::edit::LabelLayer) -> Option<&mut LabelImage> {
+    pub fn labels_mut(&mut self, layer: super::label_image::LabelLayer) -> Option<&mut LabelImage> {
         match layer {
-            super::edit::LabelLayer::Train => self.train_labels.as_mut(),
-            super::edit::LabelLayer::Test => self.test_labels.as_mut(),
+            super::label_image::LabelLayer::Train => self.train_labels.as_mut(),
+            super::label_image::LabelLayer::Test => self.test_labels.as_mut(),
         }
     }
 

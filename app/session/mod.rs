@@ -1,7 +1,10 @@
 //! The open session the app shows: one scene with its renderings, the class
-//! list, the label layers being painted and their undo history, and where
-//! each came from. The UI reads it and changes it only through [`Command`]s
-//! (`apply`), so every change is one place, testable without a window.
+//! list, the label layers being painted and their undo history, where each
+//! came from, and the last classification with what it was made from and
+//! its clean-up steps. The UI reads it and changes its labels only through
+//! [`Command`]s (`apply`), so every such change is one place, testable
+//! without a window. Beside it: label files, the autosave and the labelling
+//! of a validation sample.
 
 pub mod autosave;
 pub mod label_files;
@@ -11,7 +14,7 @@ use std::path::PathBuf;
 
 use crate::products::renderings::Renderings;
 use crate::scene::ClassInfo;
-use crate::scene::edit::{Edit, relabel};
+use crate::scene::label_edits::{Edit, relabel};
 use crate::scene::{Brush, LabelImage, LabelLayer, PixelRect, Scene, Stroke, UndoHistory};
 
 /// The files a session was opened from.

@@ -125,7 +125,7 @@ pub enum AppCommand {
     Adapt,
     CancelAdapt,
     /// The explorer's feature projection at its t and block.
-    Project(Box<crate::jobs::ProjectRequest>),
+    ProjectFeatures(Box<crate::jobs::ProjectRequest>),
     CancelProjection,
     /// Cancel Stage A, the classification and the projection (Esc).
     CancelJobs,

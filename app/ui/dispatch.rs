@@ -15,7 +15,7 @@ use super::layers::LayerId;
 use super::view_transform::{MAX_ZOOM, MIN_ZOOM};
 use super::vocabulary::CloseState;
 use super::vocabulary::Window;
-use super::vocabulary::{Dirty, FileAction, Loading};
+use super::vocabulary::{Dirty, FileAction, JobProgress};
 use crate::jobs::{ClassifyRequest, LoadRequest, ResultsExport, Task, TaskDone, TaskKind};
 use crate::scene::LabelLayer;
 use crate::session::label_files::is_vector_labels;
@@ -94,7 +94,7 @@ impl StudioApp {
             }
             AppCommand::GetBackbone(request) => {
                 let generation = self.jobs.workers.download(*request);
-                self.jobs.downloading = Some(Loading::started(generation));
+                self.jobs.downloading = Some(JobProgress::started(generation));
             }
             AppCommand::CancelGetBackbone => self.jobs.workers.cancel_download(),
             AppCommand::UseAdapter(None) => {
@@ -140,9 +140,9 @@ impl StudioApp {
             AppCommand::CancelClassify => self.jobs.workers.cancel_classify(),
             AppCommand::Adapt => self.adapt(),
             AppCommand::CancelAdapt => self.jobs.workers.cancel_adapt(),
-            AppCommand::Project(request) => {
+            AppCommand::ProjectFeatures(request) => {
                 let generation = self.jobs.workers.project(*request);
-                self.jobs.projecting = Some(Loading::started(generation));
+                self.jobs.projecting = Some(JobProgress::started(generation));
             }
             AppCommand::CancelProjection => self.jobs.workers.cancel_features(),
             AppCommand::CancelJobs => {
@@ -234,7 +234,7 @@ impl StudioApp {
     /// Starts loading a scene in the background.
     pub(crate) fn open(&mut self, request: LoadRequest) {
         let generation = self.jobs.workers.load(request);
-        self.jobs.loading = Some(Loading::started(generation));
+        self.jobs.loading = Some(JobProgress::started(generation));
     }
 
     /// Adds a file to the open scene (or opens it alone), or does with it
@@ -630,7 +630,7 @@ impl StudioApp {
         match self.store.apply_settings.request(session_model) {
             Ok(request) => {
                 let generation = self.jobs.workers.apply(request);
-                self.jobs.applying = Some(Loading::started(generation));
+                self.jobs.applying = Some(JobProgress::started(generation));
             }
             Err(why) => self.error(why),
         }
@@ -753,7 +753,7 @@ impl StudioApp {
         self.jobs.classifying_revision = s.labels_revision;
         self.jobs.classifying_live = live;
         let generation = self.jobs.workers.classify(request);
-        self.jobs.classifying = Some(Loading::started(generation));
+        self.jobs.classifying = Some(JobProgress::started(generation));
     }
 
     /// Starts Stage A on the open scene with the panel's settings; the
@@ -788,7 +788,7 @@ impl StudioApp {
         };
         self.store.adapt_curve.clear();
         let generation = self.jobs.workers.adapt(request);
-        self.jobs.adapting = Some(Loading::started(generation));
+        self.jobs.adapting = Some(JobProgress::started(generation));
     }
 
     /// Takes the autosaved labels (one undo step per layer).

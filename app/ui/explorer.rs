@@ -369,7 +369,7 @@ impl Explorer {
                 .as_ref()
                 .and_then(|s| rendering_of(&s.renderings, modality).cloned());
             if let Some(image) = image {
-                cx.send(AppCommand::Project(Box::new(ProjectRequest {
+                cx.send(AppCommand::ProjectFeatures(Box::new(ProjectRequest {
                     image,
                     modality,
                     t: t as i64,

@@ -8,21 +8,21 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::vocabulary::Loading;
+use super::vocabulary::JobProgress;
 use crate::jobs::{JobEvent, JobKind, Jobs, Task, TaskKind};
 
 /// The jobs running and the tasks queued.
 pub struct JobStatus {
     /// The worker threads (requests go in, events come back).
     pub workers: Jobs,
-    pub loading: Option<Loading>,
-    pub classifying: Option<Loading>,
-    pub adapting: Option<Loading>,
-    pub downloading: Option<Loading>,
+    pub loading: Option<JobProgress>,
+    pub classifying: Option<JobProgress>,
+    pub adapting: Option<JobProgress>,
+    pub downloading: Option<JobProgress>,
     /// The explorer's feature projection.
-    pub projecting: Option<Loading>,
+    pub projecting: Option<JobProgress>,
     /// A trained model mapping other scenes.
-    pub applying: Option<Loading>,
+    pub applying: Option<JobProgress>,
     /// File and raster tasks queued or running, by generation.
     pub(crate) tasks: HashMap<u64, TaskKind>,
     /// The classification running is a live update after a stroke.
@@ -58,7 +58,7 @@ impl JobStatus {
     }
 
     /// The progress slot of a kind of job (tasks have none).
-    fn slot(&mut self, kind: JobKind) -> Option<&mut Option<Loading>> {
+    fn slot(&mut self, kind: JobKind) -> Option<&mut Option<JobProgress>> {
         match kind {
             JobKind::Load => Some(&mut self.loading),
             JobKind::Classify => Some(&mut self.classifying),

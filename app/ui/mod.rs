@@ -31,6 +31,7 @@ mod project_settings;
 mod results;
 mod sample_window;
 pub mod shortcuts;
+mod shortcuts_window;
 mod stage_b_panel;
 mod start_page;
 mod status_bar;

@@ -19,7 +19,7 @@ pub struct Views {
     pub sample: super::sample_window::SampleWindow,
     pub apply: super::apply_window::ApplyWindow,
     pub explorer: super::explorer::Explorer,
-    pub shortcuts: super::notices::ShortcutsWindow,
+    pub shortcuts: super::shortcuts_window::ShortcutsWindow,
     pub notices: super::notices::Notices,
     pub path_prompt: super::path_prompt::PathPromptWindow,
     pub close: super::close_dialog::CloseDialog,

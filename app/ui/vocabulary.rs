@@ -36,16 +36,16 @@ impl Message {
     }
 }
 
-/// A load or classification in progress.
+/// A background job in progress (a load, classification, Stage A run, download, projection or application): its step, how far it is, since when.
 #[derive(Debug, Clone)]
-pub struct Loading {
+pub struct JobProgress {
     pub generation: u64,
     pub step: String,
     pub fraction: f32,
     pub started: Instant,
 }
 
-impl Loading {
+impl JobProgress {
     pub(crate) fn started(generation: u64) -> Self {
         Self {
             generation,

@@ -1,4 +1,5 @@
-//! A label layer: one uint8 class per pixel, 0 = unlabelled, classes 1..K.
+//! A label layer: one uint8 class per pixel, 0 = unlabelled, classes 1..K
+//! ([`LabelImage`]), and which of the two layers it is ([`LabelLayer`]).
 
 use super::grid::PixelGrid;
 
@@ -39,5 +40,23 @@ impl LabelImage {
     /// The largest class value present (K).
     pub fn max_class(&self) -> u8 {
         self.data.iter().copied().max().unwrap_or(0)
+    }
+}
+
+/// Which label layer an edit applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum LabelLayer {
+    Train,
+    Test,
+}
+
+impl LabelLayer {
+    pub const ALL: [LabelLayer; 2] = [LabelLayer::Train, LabelLayer::Test];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LabelLayer::Train => "training labels",
+            LabelLayer::Test => "test labels",
+        }
     }
 }

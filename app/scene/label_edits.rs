@@ -5,25 +5,7 @@
 use std::collections::HashMap;
 
 use super::assemble::Scene;
-use super::labels::LabelImage;
-
-/// Which label layer an edit applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum LabelLayer {
-    Train,
-    Test,
-}
-
-impl LabelLayer {
-    pub const ALL: [LabelLayer; 2] = [LabelLayer::Train, LabelLayer::Test];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            LabelLayer::Train => "training labels",
-            LabelLayer::Test => "test labels",
-        }
-    }
-}
+use super::label_image::{LabelImage, LabelLayer};
 
 /// A rectangle of pixels, `x1`/`y1` exclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
