@@ -294,7 +294,7 @@ fn main() {
             seed: 0,
             device: app.store.classify_settings.device,
         };
-        app.handle(AppCommand::Project(Box::new(request)));
+        app.handle(AppCommand::ProjectFeatures(Box::new(request)));
     }
     let while_projecting = pan_while(&mut h, 600, |app| app.jobs.projecting.as_ref().map(|_| ()));
     h.state_mut().jobs.workers.cancel_features();
