@@ -324,25 +324,8 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
         cfg,
         held_out,
     } = *run;
-    let (h, w) = images
-        .first()
-        .map(|(_, i)| (i.height, i.width))
-        .ok_or(StageBError::NoModality)?;
-    if (h, w) != (train_labels.grid.height, train_labels.grid.width) {
-        return Err(StageBError::SizeMismatch {
-            found: (h, w),
-            labels: (train_labels.grid.height, train_labels.grid.width),
-        });
-    }
-    let classes = train_labels.max_class() as usize;
-    if classes == 0 {
-        return Err(StageBError::NoLabels);
-    }
-    let hist = train_labels.histogram();
-    let classes_without_training = (1..=classes)
-        .filter(|&k| hist[k] == 0)
-        .map(|k| k as u8)
-        .collect();
+    let checked = checked_inputs(images, train_labels)?;
+    let (h, w, classes) = (checked.height, checked.width, checked.classes);
     let grid = PatchGrid::new(h, w, cfg.patch, cfg.stride);
     let p = grid.patch;
     let noise_values = super::noised::stage_b_noise(cfg.noise_seed, p);
@@ -366,45 +349,409 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
 
     // Pass 1: labelled pixels of the patches that hold any.
     let t0 = Instant::now();
-    let labelled_patches: Vec<usize> = (0..grid.len())
-        .filter(|&n| {
-            let (r0, c0) = grid.top_left(n);
-            (0..p * p).any(|i| {
-                grid.scene_pixel(r0 + i / p, c0 + i % p)
-                    .is_some_and(|(r, c)| train_labels.data[r * w + c] != 0)
-            })
-        })
-        .collect();
-    store.prepare(
-        FeatureKey {
-            backbone: backbone.to_string(),
-            t: cfg.t,
-            block: cfg.block,
-            patch: p,
-            stride: grid.stride,
-            noise_seed: cfg.noise_seed,
-            modalities: images.iter().map(|(m, _)| *m).collect(),
-            images: images_fingerprint(images),
-        },
-        grid.len(),
-    );
+    let labelled_patches = labelled_patches(&grid, train_labels);
+    store.prepare(feature_key(backbone, cfg, &grid, images), grid.len());
     let on_gpu = !<B::InnerBackend as UNetOps>::ON_HOST;
-    let mut clock = RunClock::new(
-        (0..grid.len()).filter(|&n| !store.contains(n)).count(),
-        on_gpu,
+    let mut forward = Forward {
+        features: &features,
+        clock: RunClock::new(
+            (0..grid.len()).filter(|&n| !store.contains(n)).count(),
+            on_gpu,
+        ),
+        first_use: FirstUse::of::<B::InnerBackend>(device),
+    };
+    let (gathered, dim) = labelled_pass(
+        &labelled_patches,
+        cfg.batch_patches,
+        (&grid, train_labels),
+        store,
+        &mut forward,
+        (cancel, progress),
+    )?;
+    let seconds_features = t0.elapsed().as_secs_f64();
+    if cancel.is_cancelled() {
+        return Err(StageBError::Cancelled);
+    }
+
+    let t1 = Instant::now();
+    progress(&forward.clock.progress(PHASE_TRAINING, 0, 1));
+    let labelled = LabelledVectors {
+        features: &gathered.vectors,
+        dim,
+        labels: &gathered.labels,
+        pixels: &gathered.pixels,
+        width: w,
+    };
+    let TrainedHeads {
+        head,
+        report: head_report,
+        validation,
+        held_out_prediction,
+    } = train_heads::<B>(&labelled, classes, cfg, held_out, device)?;
+    let seconds_training = t1.elapsed().as_secs_f64();
+
+    // The label curve's heads, side by side, on subsets of the same vectors.
+    let t_curve = Instant::now();
+    let (curve_subsets, curve_heads) =
+        train_curve_heads::<B>(&labelled, train_labels, classes, cfg, device)?;
+    let seconds_curve_training = t_curve.elapsed().as_secs_f64();
+
+    // Pass 2: every patch, batch by batch, into the probability canvas.
+    let t2 = Instant::now();
+    let on_host = <B::InnerBackend as UNetOps>::ON_HOST;
+    let host_head = on_host.then(|| head.on_host()).transpose()?;
+    // The head's first-layer outputs (kept by an earlier run with the same
+    // first layer) stand in for a patch's features, except for the label
+    // curve's heads, which need the features.
+    let first_id = host_head.as_ref().map(HostHead::first_layer_id);
+    let (kept, fresh, preview_len) =
+        prediction_order(store, &grid, first_id, curve_heads.is_empty());
+    // Room the store keeps free for the first-layer outputs of every patch
+    // (narrower than the features: a live update then needs features only
+    // for the labelled patches).
+    let first_layer_bytes = host_head
+        .as_ref()
+        .filter(|h| store.keeps_all() && h.first_layer_width() < dim)
+        .map_or(0, |h| 4 * h.first_layer_width() * p * p);
+    // Exact now: labelled patches that did not fit the store go again.
+    forward.clock.forwards_left = fresh.len();
+    let heads = SceneHeads {
+        head: &head,
+        host_head: host_head.as_ref(),
+        first_id,
+        first_layer_bytes,
+        curve_heads: &curve_heads,
+    };
+    let mapped = prediction_pass::<B>(
+        (&kept, &fresh, preview_len),
+        &heads,
+        (grid, dim, classes, cfg.batch_patches),
+        store,
+        &mut forward,
+        device,
+        (cancel, progress),
+    )?;
+    let seconds_curve_mapping = mapped.seconds_curve_mapping;
+    let prediction = mapped.canvas.finish();
+    let label_curve = curve_subsets
+        .into_iter()
+        .zip(&mapped.curve_canvases)
+        .map(|(subset, canvas)| (subset, canvas.finish().class_map))
+        .collect();
+    Ok(StageBOutput {
+        prediction,
+        classes,
+        classes_without_training: checked.without_training,
+        training_vectors: gathered.labels.len(),
+        cached_patches: kept.len(),
+        first_layer_patches: mapped.first_layer_patches,
+        validation,
+        head: head_report,
+        seconds_features,
+        seconds_training,
+        seconds_prediction: t2.elapsed().as_secs_f64() - seconds_curve_mapping,
+        held_out_prediction,
+        host_head: host_head.map(Arc::new),
+        label_curve,
+        seconds_label_curve: seconds_curve_training + seconds_curve_mapping,
+    })
+}
+
+/// The scene's size, its classes and those without a training pixel.
+struct CheckedInputs {
+    height: usize,
+    width: usize,
+    classes: usize,
+    without_training: Vec<u8>,
+}
+
+/// [`CheckedInputs`], once the renderings and the labels are checked to fit.
+fn checked_inputs(
+    images: &[(Modality, &Rgb8Image)],
+    train_labels: &LabelImage,
+) -> Result<CheckedInputs, StageBError> {
+    let (h, w) = images
+        .first()
+        .map(|(_, i)| (i.height, i.width))
+        .ok_or(StageBError::NoModality)?;
+    if (h, w) != (train_labels.grid.height, train_labels.grid.width) {
+        return Err(StageBError::SizeMismatch {
+            found: (h, w),
+            labels: (train_labels.grid.height, train_labels.grid.width),
+        });
+    }
+    let classes = train_labels.max_class() as usize;
+    if classes == 0 {
+        return Err(StageBError::NoLabels);
+    }
+    let hist = train_labels.histogram();
+    let without = (1..=classes)
+        .filter(|&k| hist[k] == 0)
+        .map(|k| k as u8)
+        .collect();
+    Ok(CheckedInputs {
+        height: h,
+        width: w,
+        classes,
+        without_training: without,
+    })
+}
+
+/// What the store's features are of: backbone, timestep, block, grid,
+/// noise, modalities and images.
+fn feature_key(
+    backbone: &str,
+    cfg: &StageBConfig,
+    grid: &PatchGrid,
+    images: &[(Modality, &Rgb8Image)],
+) -> FeatureKey {
+    let p = grid.patch;
+    FeatureKey {
+        backbone: backbone.to_string(),
+        t: cfg.t,
+        block: cfg.block,
+        patch: p,
+        stride: grid.stride,
+        noise_seed: cfg.noise_seed,
+        modalities: images.iter().map(|(m, _)| *m).collect(),
+        images: images_fingerprint(images),
+    }
+}
+
+/// The run's head, how its training went, and the held-out comparison's
+/// prediction of the held-out labels.
+struct TrainedHeads<B: Backend> {
+    head: TrainedHead<B>,
+    report: HeadTrainReport,
+    validation: ValidationSplit,
+    held_out_prediction: Option<Vec<u8>>,
+}
+
+/// The head on the labelled vectors (a validation part held back when the
+/// settings ask for early stopping) and, side by side, the held-out
+/// comparison's head and its prediction (each on one core on the CPU path).
+fn train_heads<B: UNetAutodiff>(
+    labelled: &LabelledVectors<'_>,
+    classes: usize,
+    cfg: &StageBConfig,
+    held_out: Option<&HeldOutSplit>,
+    device: &B::Device,
+) -> Result<TrainedHeads<B::InnerBackend>, StageBError> {
+    let (validation_mask, validation) = validation_split(
+        labelled.pixels,
+        labelled.labels,
+        cfg.validation_fraction,
+        cfg.validation_block,
+        cfg.head.seed,
     );
-    let mut first_use = FirstUse::of::<B::InnerBackend>(device);
-    let mut vectors = Vec::new();
-    let mut labels = Vec::new();
-    let mut pixels = Vec::new();
-    let mut dim = store.dim();
-    let mut done = 0;
-    for ids in labelled_patches.chunks(cfg.batch_patches.max(1)) {
+    let data = HeadData {
+        features: labelled.features,
+        dim: labelled.dim,
+        labels: labelled.labels,
+        classes,
+        validation: &validation_mask,
+    };
+    let (trained, held_out_prediction) = rayon::join(
+        || train_head::<B>(&data, &cfg.mlp, &cfg.head, device),
+        || {
+            held_out
+                .map(|split| predict_held_out::<B>(labelled, split, classes, cfg, device))
+                .transpose()
+        },
+    );
+    let (head, report) = trained?;
+    Ok(TrainedHeads {
+        head,
+        report,
+        validation,
+        held_out_prediction: held_out_prediction?,
+    })
+}
+
+/// The label curve's subsets of the training labels and a head trained on
+/// each, side by side (none without a curve).
+fn train_curve_heads<B: UNetAutodiff>(
+    labelled: &LabelledVectors<'_>,
+    train_labels: &LabelImage,
+    classes: usize,
+    cfg: &StageBConfig,
+    device: &B::Device,
+) -> Result<(Vec<CurveSubset>, Vec<HostHead>), StageBError> {
+    let subsets = cfg
+        .label_curve
+        .as_ref()
+        .map(|spec| nested_subsets(train_labels, spec))
+        .unwrap_or_default();
+    let heads = subsets
+        .par_iter()
+        .map(|subset| train_subset_head::<B>(labelled, subset, classes, cfg, device))
+        .collect::<Result<_, _>>()?;
+    Ok((subsets, heads))
+}
+
+/// The heads that map the scene in pass 2, and where their inputs lie.
+struct SceneHeads<'a, B: Backend> {
+    head: &'a TrainedHead<B>,
+    /// The head on the host (CPU backends): it reads stored features and
+    /// first-layer outputs.
+    host_head: Option<&'a HostHead>,
+    first_id: Option<u64>,
+    /// Room the store keeps free for each patch's first-layer outputs.
+    first_layer_bytes: usize,
+    curve_heads: &'a [HostHead],
+}
+
+/// What pass 2 made: the scene's probabilities, each curve head's, how
+/// many patches came from first-layer outputs, the curve's share of the
+/// time.
+struct PassTwo {
+    canvas: ProbabilityCanvas,
+    curve_canvases: Vec<ProbabilityCanvas>,
+    first_layer_patches: usize,
+    seconds_curve_mapping: f64,
+}
+
+/// Pass 2: every patch, batch by batch, into the probability canvas: the
+/// `kept` patches (in the store) first, then the `fresh` ones through the
+/// backbone; with `preview_len`, the map of that many first patches is sent
+/// as a preview.
+fn prediction_pass<B: UNetAutodiff>(
+    (kept, fresh, preview_len): (&[usize], &[usize], Option<usize>),
+    heads: &SceneHeads<'_, B::InnerBackend>,
+    (grid, dim, classes, batch_patches): (PatchGrid, usize, usize, usize),
+    store: &mut FeatureStore,
+    forward: &mut Forward<'_, B::InnerBackend>,
+    device: &B::Device,
+    (cancel, progress): (&CancelFlag, &mut dyn FnMut(&StageBProgress)),
+) -> Result<PassTwo, StageBError> {
+    let p = grid.patch;
+    let SceneHeads {
+        head,
+        host_head,
+        first_id,
+        first_layer_bytes,
+        curve_heads,
+    } = *heads;
+    let mut canvas = ProbabilityCanvas::new(grid, classes);
+    let mut curve_canvases: Vec<ProbabilityCanvas> = curve_heads
+        .iter()
+        .map(|_| ProbabilityCanvas::new(grid, classes))
+        .collect();
+    // The curve's share of the prediction pass (its heads on each batch).
+    let mut seconds_curve_mapping = 0.0;
+    let mut preview = preview_len.map(|n| (n, ProbabilityCanvas::new(grid, classes)));
+    let batches = kept
+        .chunks(batch_patches.max(1))
+        .map(|ids| (ids, true))
+        .chain(fresh.chunks(batch_patches.max(1)).map(|ids| (ids, false)));
+    let mut predicted = 0;
+    let mut first_layer_patches = 0;
+    for (ids, from_cache) in batches {
         if cancel.is_cancelled() {
             return Err(StageBError::Cancelled);
         }
-        // Features of this chunk: from the store, or computed (and kept
-        // there while they fit).
+        let (batch, d) = if from_cache {
+            (BatchFeatures::Stored, dim)
+        } else {
+            let f = forward.run(ids, progress)?;
+            let d = f.dims()[1];
+            let reserve = |store: &FeatureStore| {
+                let missing = grid.len() - first_id.map_or(0, |id| store.first_layer_count(id));
+                missing * first_layer_bytes
+            };
+            let batch = fresh_batch(f, ids, p, host_head.is_some(), store, reserve)?;
+            (batch, d)
+        };
+        if !curve_heads.is_empty() {
+            let t_curve = Instant::now();
+            let shape = (d, p, classes);
+            map_curve_batch(curve_heads, &mut curve_canvases, &batch, ids, shape, store)?;
+            seconds_curve_mapping += t_curve.elapsed().as_secs_f64();
+        }
+        let host = match (host_head.zip(first_id), batch) {
+            (Some((h, first_id)), batch @ (BatchFeatures::Stored | BatchFeatures::Host(_))) => {
+                let keep_first = first_layer_bytes > 0;
+                let (probs, from_first) =
+                    host_head_batch(h, first_id, &batch, ids, (d, p), keep_first, store);
+                first_layer_patches += from_first;
+                probs
+            }
+            (_, batch) => device_head_batch::<B>(head, batch, ids, (d, p, classes), store, device)?,
+        };
+        let per = classes * p * p;
+        for (b, &n) in ids.iter().enumerate() {
+            let probabilities = &host[b * per..(b + 1) * per];
+            canvas.add_patch(n, probabilities);
+            if let Some((left, first)) = &mut preview
+                && *left > 0
+            {
+                first.add_patch(n, probabilities);
+                *left -= 1;
+            }
+        }
+        predicted += ids.len();
+        if let Some((0, first)) = &preview {
+            let mut news = forward.clock.progress(PHASE_PREVIEW, predicted, grid.len());
+            news.preview = Some(Arc::new(first.finish().class_map));
+            progress(&news);
+            preview = None;
+        }
+        progress(&forward.clock.progress(PHASE_SCENE, predicted, grid.len()));
+    }
+    Ok(PassTwo {
+        canvas,
+        curve_canvases,
+        first_layer_patches,
+        seconds_curve_mapping,
+    })
+}
+
+/// The features (N, D, P, P) of a batch of patches, by their ids.
+type PatchFeatures<'a, B> = dyn Fn(&[usize]) -> Result<Tensor<B, 4>, StageBError> + 'a;
+
+/// The backbone's forward on a batch of patches, with the run's clock (its
+/// ETA) and the notice of a device's first use (its kernels compiling).
+struct Forward<'a, B: Backend> {
+    features: &'a PatchFeatures<'a, B>,
+    clock: RunClock,
+    first_use: FirstUse,
+}
+
+impl<B: Backend> Forward<'_, B> {
+    /// The features (N, D, P, P) of patches `ids`.
+    fn run(
+        &mut self,
+        ids: &[usize],
+        progress: &mut dyn FnMut(&StageBProgress),
+    ) -> Result<Tensor<B, 4>, StageBError> {
+        self.first_use.announce(&self.clock, progress);
+        let tf = Instant::now();
+        let f = (self.features)(ids)?;
+        self.clock.forwarded(ids.len(), tf.elapsed().as_secs_f64());
+        self.first_use.done();
+        Ok(f)
+    }
+}
+
+/// Pass 1: the features of the patches that hold labels, batch by batch
+/// (from the store, or computed and kept there while they fit), and the
+/// vectors of their labelled pixels; with the features' width.
+fn labelled_pass<B: Backend>(
+    labelled_patches: &[usize],
+    batch_patches: usize,
+    (grid, train_labels): (&PatchGrid, &LabelImage),
+    store: &mut FeatureStore,
+    forward: &mut Forward<'_, B>,
+    (cancel, progress): (&CancelFlag, &mut dyn FnMut(&StageBProgress)),
+) -> Result<(Gathered, usize), StageBError> {
+    let p = grid.patch;
+    let mut gathered = Gathered::default();
+    let mut dim = store.dim();
+    let mut done = 0;
+    for ids in labelled_patches.chunks(batch_patches.max(1)) {
+        if cancel.is_cancelled() {
+            return Err(StageBError::Cancelled);
+        }
         let fresh: Vec<usize> = ids
             .iter()
             .copied()
@@ -412,11 +759,7 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
             .collect();
         let mut fresh_host = Vec::new();
         if !fresh.is_empty() {
-            first_use.announce(&clock, progress);
-            let tf = Instant::now();
-            let f = features(&fresh)?;
-            clock.forwarded(fresh.len(), tf.elapsed().as_secs_f64());
-            first_use.done();
+            let f = forward.run(&fresh, progress)?;
             dim = f.dims()[1];
             fresh_host = f32_values(f, "the labelled patches' features")?;
         }
@@ -435,313 +778,259 @@ pub fn run_stage_b_stored<B: UNetAutodiff>(
                     values
                 }
             };
-            let (r0, c0) = grid.top_left(n);
-            for y in 0..p {
-                for x in 0..p {
-                    let Some((r, c)) = grid.scene_pixel(r0 + y, c0 + x) else {
-                        continue;
-                    };
-                    let label = train_labels.data[r * w + c];
-                    if label == 0 {
-                        continue;
-                    }
-                    vectors.extend((0..d).map(|k| patch[(k * p + y) * p + x]));
-                    labels.push(i64::from(label) - 1);
-                    pixels.push((r, c));
-                }
-            }
+            gathered.push_patch(grid, n, patch, d, train_labels);
         }
         done += ids.len();
-        progress(&clock.progress(PHASE_LABELLED, done, labelled_patches.len()));
+        progress(
+            &forward
+                .clock
+                .progress(PHASE_LABELLED, done, labelled_patches.len()),
+        );
     }
-    let seconds_features = t0.elapsed().as_secs_f64();
-    if cancel.is_cancelled() {
-        return Err(StageBError::Cancelled);
+    Ok((gathered, dim))
+}
+
+/// A computed batch's features (N, D, P, P) as the head takes them: read
+/// back for the host head (and kept in a store that keeps every patch,
+/// leaving `reserve` bytes for the first-layer outputs still to come), else
+/// left on the device.
+fn fresh_batch<B: Backend>(
+    f: Tensor<B, 4>,
+    ids: &[usize],
+    p: usize,
+    host_head: bool,
+    store: &mut FeatureStore,
+    reserve: impl Fn(&FeatureStore) -> usize,
+) -> Result<BatchFeatures<B>, StageBError> {
+    if !store.keeps_all() && !host_head {
+        return Ok(BatchFeatures::Device(f));
     }
-
-    let t1 = Instant::now();
-    let (validation_mask, validation) = validation_split(
-        &pixels,
-        &labels,
-        cfg.validation_fraction,
-        cfg.validation_block,
-        cfg.head.seed,
-    );
-    let data = HeadData {
-        features: &vectors,
-        dim,
-        labels: &labels,
-        classes,
-        validation: &validation_mask,
-    };
-    progress(&clock.progress(PHASE_TRAINING, 0, 1));
-    let labelled = LabelledVectors {
-        features: &vectors,
-        dim,
-        labels: &labels,
-        pixels: &pixels,
-        width: w,
-    };
-    // The head and the held-out comparison's head train side by side (each
-    // on one core on the CPU path).
-    let (trained, held_out_prediction) = rayon::join(
-        || train_head::<B>(&data, &cfg.mlp, &cfg.head, device),
-        || {
-            held_out
-                .map(|split| predict_held_out::<B>(&labelled, split, classes, cfg, device))
-                .transpose()
-        },
-    );
-    let (head, head_report) = trained?;
-    let held_out_prediction = held_out_prediction?;
-    let seconds_training = t1.elapsed().as_secs_f64();
-
-    // The label curve's heads, side by side, on subsets of the same vectors.
-    let t_curve = Instant::now();
-    let curve_subsets = cfg
-        .label_curve
-        .as_ref()
-        .map(|spec| nested_subsets(train_labels, spec))
-        .unwrap_or_default();
-    let curve_heads: Vec<HostHead> = curve_subsets
-        .par_iter()
-        .map(|subset| train_subset_head::<B>(&labelled, subset, classes, cfg, device))
-        .collect::<Result<_, _>>()?;
-    let mut curve_canvases: Vec<ProbabilityCanvas> = curve_heads
-        .iter()
-        .map(|_| ProbabilityCanvas::new(grid, classes))
-        .collect();
-    let seconds_curve_training = t_curve.elapsed().as_secs_f64();
-    // The curve's share of the prediction pass (its heads on each batch).
-    let mut seconds_curve_mapping = 0.0;
-
-    // Pass 2: every patch, batch by batch, into the probability canvas.
-    let t2 = Instant::now();
-    let host_head = if <B::InnerBackend as UNetOps>::ON_HOST {
-        Some(head.on_host()?)
+    let d = f.dims()[1];
+    let values = f32_values(f.clone(), "the scene's features")?;
+    if store.keeps_all() {
+        let per = d * p * p;
+        for (b, &n) in ids.iter().enumerate() {
+            let leave = reserve(store);
+            store.put_leaving(n, d, &values[b * per..(b + 1) * per], leave);
+        }
+    }
+    Ok(if host_head {
+        BatchFeatures::Host(values)
     } else {
-        None
-    };
-    let mut canvas = ProbabilityCanvas::new(grid, classes);
-    // The head's first-layer outputs (kept by an earlier run with the same
-    // first layer) stand in for a patch's features, except for the label
-    // curve's heads, which need the features.
-    let first_id = host_head.as_ref().map(HostHead::first_layer_id);
-    let mapped_from_store = |store: &FeatureStore, n: usize| {
-        store.contains(n)
-            || (curve_heads.is_empty()
-                && first_id.is_some_and(|id| store.first_layer(id, n).is_some()))
-    };
+        BatchFeatures::Device(f)
+    })
+}
+
+/// The patches that hold at least one training label.
+fn labelled_patches(grid: &PatchGrid, train_labels: &LabelImage) -> Vec<usize> {
+    let (p, w) = (grid.patch, train_labels.grid.width);
+    (0..grid.len())
+        .filter(|&n| {
+            let (r0, c0) = grid.top_left(n);
+            (0..p * p).any(|i| {
+                grid.scene_pixel(r0 + i / p, c0 + i % p)
+                    .is_some_and(|(r, c)| train_labels.data[r * w + c] != 0)
+            })
+        })
+        .collect()
+}
+
+/// What pass 1 gathers: one feature vector per (patch, labelled pixel in
+/// it), its 0-based class and its scene pixel.
+#[derive(Default)]
+struct Gathered {
+    vectors: Vec<f32>,
+    labels: Vec<i64>,
+    pixels: Vec<(usize, usize)>,
+}
+
+impl Gathered {
+    /// The labelled pixels of patch `n`, whose features (D, P, P) are `patch`.
+    fn push_patch(
+        &mut self,
+        grid: &PatchGrid,
+        n: usize,
+        patch: &[f32],
+        d: usize,
+        train_labels: &LabelImage,
+    ) {
+        let (p, w) = (grid.patch, train_labels.grid.width);
+        let (r0, c0) = grid.top_left(n);
+        for y in 0..p {
+            for x in 0..p {
+                let Some((r, c)) = grid.scene_pixel(r0 + y, c0 + x) else {
+                    continue;
+                };
+                let label = train_labels.data[r * w + c];
+                if label == 0 {
+                    continue;
+                }
+                self.vectors
+                    .extend((0..d).map(|k| patch[(k * p + y) * p + x]));
+                self.labels.push(i64::from(label) - 1);
+                self.pixels.push((r, c));
+            }
+        }
+    }
+}
+
+/// Pass 2's order: the patches whose features (or, with no label curve,
+/// the head's first-layer outputs) the store has, then those to compute;
+/// when every patch is in the store, the patches that cover the scene once
+/// go first, and their map is sent out as a preview (of that many patches)
+/// before the overlapping patches are merged in. Another head's first-layer
+/// outputs are dropped from the store: they are of no more use.
+fn prediction_order(
+    store: &mut FeatureStore,
+    grid: &PatchGrid,
+    first_id: Option<u64>,
+    no_curve: bool,
+) -> (Vec<usize>, Vec<usize>, Option<usize>) {
     if let Some(id) = first_id {
-        // Another head's outputs are of no more use.
         store.retain_first_layer(id);
     }
+    let mapped_from_store = |store: &FeatureStore, n: usize| {
+        store.contains(n)
+            || (no_curve && first_id.is_some_and(|id| store.first_layer(id, n).is_some()))
+    };
     let (mut kept, fresh): (Vec<usize>, Vec<usize>) =
         (0..grid.len()).partition(|&n| mapped_from_store(store, n));
-    // Room the store keeps free for the first-layer outputs of every patch
-    // (narrower than the features: a live update then needs features only
-    // for the labelled patches).
-    let first_layer_bytes = host_head
-        .as_ref()
-        .filter(|h| store.keeps_all() && h.first_layer_width() < dim)
-        .map_or(0, |h| 4 * h.first_layer_width() * p * p);
-    // Every patch kept (a run after a stroke): the patches that cover the
-    // scene once go first, and their map is sent out as a preview before
-    // the overlapping patches are merged in.
-    let mut preview = None;
+    let mut preview_len = None;
     if fresh.is_empty() {
         let first = grid.covering_subset();
         if first.len() < kept.len() {
-            let mut in_first = vec![false; grid.len()];
-            for &n in &first {
-                in_first[n] = true;
-            }
-            kept = first
-                .iter()
-                .copied()
-                .chain(kept.into_iter().filter(|&n| !in_first[n]))
-                .collect();
-            preview = Some((first.len(), ProbabilityCanvas::new(grid, classes)));
+            kept = covering_first(&first, kept, grid.len());
+            preview_len = Some(first.len());
         }
     }
-    // Exact now: labelled patches that did not fit the store go again.
-    clock.forwards_left = fresh.len();
-    let batches = kept
-        .chunks(cfg.batch_patches.max(1))
-        .map(|ids| (ids, true))
-        .chain(
-            fresh
-                .chunks(cfg.batch_patches.max(1))
-                .map(|ids| (ids, false)),
-        );
-    let mut predicted = 0;
-    let mut first_layer_patches = 0;
-    for (ids, from_cache) in batches {
-        if cancel.is_cancelled() {
-            return Err(StageBError::Cancelled);
+    (kept, fresh, preview_len)
+}
+
+/// `kept` with the patches of `first` (which cover the scene once) first.
+fn covering_first(first: &[usize], kept: Vec<usize>, patches: usize) -> Vec<usize> {
+    let mut in_first = vec![false; patches];
+    for &n in first {
+        in_first[n] = true;
+    }
+    first
+        .iter()
+        .copied()
+        .chain(kept.into_iter().filter(|&n| !in_first[n]))
+        .collect()
+}
+
+/// The label curve's heads on one prediction batch, each into its canvas;
+/// `shape` is (D, P, K).
+fn map_curve_batch<B: Backend>(
+    curve_heads: &[HostHead],
+    curve_canvases: &mut [ProbabilityCanvas],
+    batch: &BatchFeatures<B>,
+    ids: &[usize],
+    (d, p, classes): (usize, usize, usize),
+    store: &FeatureStore,
+) -> Result<(), StageBError> {
+    let read_back;
+    let values: Option<&Vec<f32>> = match batch {
+        BatchFeatures::Stored => None,
+        BatchFeatures::Host(values) => Some(values),
+        BatchFeatures::Device(f) => {
+            read_back = f32_values(f.clone(), "the scene's features")?;
+            Some(&read_back)
         }
-        let (batch, d) = if from_cache {
-            (BatchFeatures::Stored, dim)
-        } else {
-            first_use.announce(&clock, progress);
-            let tf = Instant::now();
-            let f = features(ids)?;
-            clock.forwarded(ids.len(), tf.elapsed().as_secs_f64());
-            first_use.done();
-            let d = f.dims()[1];
-            if !store.keeps_all() && host_head.is_none() {
-                (BatchFeatures::Device(f), d)
-            } else {
-                let values = f32_values(f.clone(), "the scene's features")?;
-                if store.keeps_all() {
-                    let per = d * p * p;
-                    for (b, &n) in ids.iter().enumerate() {
-                        let missing =
-                            grid.len() - first_id.map_or(0, |id| store.first_layer_count(id));
-                        let reserve = missing * first_layer_bytes;
-                        store.put_leaving(n, d, &values[b * per..(b + 1) * per], reserve);
-                    }
-                }
-                let batch = if host_head.is_some() {
-                    BatchFeatures::Host(values)
-                } else {
-                    BatchFeatures::Device(f)
-                };
-                (batch, d)
-            }
-        };
-        if !curve_heads.is_empty() {
-            let t_curve = Instant::now();
-            let read_back;
-            let values: Option<&Vec<f32>> = match &batch {
-                BatchFeatures::Stored => None,
-                BatchFeatures::Host(values) => Some(values),
-                BatchFeatures::Device(f) => {
-                    read_back = f32_values(f.clone(), "the scene's features")?;
-                    Some(&read_back)
-                }
-            };
-            let stored: Vec<&[f32]> = if values.is_none() {
-                ids.iter().filter_map(|&n| store.get(n)).collect()
-            } else {
-                Vec::new()
-            };
-            for (h, canvas) in curve_heads.iter().zip(&mut curve_canvases) {
-                let probs = match values {
-                    Some(values) => h.patch_probabilities(values, d, p * p),
-                    None => h.probabilities_of(&stored, p * p),
-                };
-                let per = classes * p * p;
-                for (b, &n) in ids.iter().enumerate() {
-                    canvas.add_patch(n, &probs[b * per..(b + 1) * per]);
-                }
-            }
-            seconds_curve_mapping += t_curve.elapsed().as_secs_f64();
-        }
-        let host = match (host_head.as_ref().zip(first_id), batch) {
-            (Some((h, first_id)), batch @ (BatchFeatures::Stored | BatchFeatures::Host(_))) => {
-                // Each patch from the head's kept first-layer outputs, else
-                // from its features (whose first-layer outputs are kept
-                // where the store keeps everything and they are narrower).
-                let keep_first = first_layer_bytes > 0;
-                let (probs, firsts) = {
-                    let inputs: Vec<PatchInput<'_>> = match &batch {
-                        BatchFeatures::Host(values) => values
-                            .chunks_exact((d * p * p).max(1))
-                            .map(PatchInput::Features)
-                            .collect(),
-                        _ => ids
-                            .iter()
-                            .filter_map(|&n| {
-                                store
-                                    .first_layer(first_id, n)
-                                    .map(PatchInput::FirstLayer)
-                                    .or_else(|| store.get(n).map(PatchInput::Features))
-                            })
-                            .collect(),
-                    };
-                    first_layer_patches += inputs
-                        .iter()
-                        .filter(|i| matches!(i, PatchInput::FirstLayer(_)))
-                        .count();
-                    h.probabilities_of_inputs(&inputs, p * p, keep_first)
-                };
-                for (&n, first) in ids.iter().zip(firsts) {
-                    if let Some(first) = first {
-                        store.put_first_layer(first_id, n, first);
-                    }
-                }
-                probs
-            }
-            (_, batch) => {
-                let bs = ids.len();
-                let upload = |values| {
-                    Tensor::<B::InnerBackend, 4>::from_data(
-                        TensorData::new(values, [bs, d, p, p]),
-                        device,
-                    )
-                };
-                let f = match batch {
-                    BatchFeatures::Device(f) => f,
-                    BatchFeatures::Host(values) => upload(values),
-                    BatchFeatures::Stored => {
-                        let mut values = Vec::with_capacity(bs * d * p * p);
-                        for &n in ids {
-                            store.read_into(n, &mut values);
-                        }
-                        upload(values)
-                    }
-                };
-                let rows = f.permute([0, 2, 3, 1]).reshape([bs * p * p, d]);
-                let probs = softmax(head.forward(rows), 1)
-                    .reshape([bs, p, p, classes])
-                    .permute([0, 3, 1, 2]);
-                f32_values(probs, "the class probabilities")?
-            }
+    };
+    let stored: Vec<&[f32]> = if values.is_none() {
+        ids.iter().filter_map(|&n| store.get(n)).collect()
+    } else {
+        Vec::new()
+    };
+    for (h, canvas) in curve_heads.iter().zip(curve_canvases) {
+        let probs = match values {
+            Some(values) => h.patch_probabilities(values, d, p * p),
+            None => h.probabilities_of(&stored, p * p),
         };
         let per = classes * p * p;
         for (b, &n) in ids.iter().enumerate() {
-            let probabilities = &host[b * per..(b + 1) * per];
-            canvas.add_patch(n, probabilities);
-            if let Some((left, first)) = &mut preview
-                && *left > 0
-            {
-                first.add_patch(n, probabilities);
-                *left -= 1;
-            }
+            canvas.add_patch(n, &probs[b * per..(b + 1) * per]);
         }
-        predicted += ids.len();
-        if let Some((0, first)) = &preview {
-            let mut news = clock.progress(PHASE_PREVIEW, predicted, grid.len());
-            news.preview = Some(Arc::new(first.finish().class_map));
-            progress(&news);
-            preview = None;
-        }
-        progress(&clock.progress(PHASE_SCENE, predicted, grid.len()));
     }
-    let prediction = canvas.finish();
-    let label_curve = curve_subsets
-        .into_iter()
-        .zip(&curve_canvases)
-        .map(|(subset, canvas)| (subset, canvas.finish().class_map))
-        .collect();
-    Ok(StageBOutput {
-        prediction,
-        classes,
-        classes_without_training,
-        training_vectors: labels.len(),
-        cached_patches: kept.len(),
-        first_layer_patches,
-        validation,
-        head: head_report,
-        seconds_features,
-        seconds_training,
-        seconds_prediction: t2.elapsed().as_secs_f64() - seconds_curve_mapping,
-        held_out_prediction,
-        host_head: host_head.map(Arc::new),
-        label_curve,
-        seconds_label_curve: seconds_curve_training + seconds_curve_mapping,
-    })
+    Ok(())
+}
+
+/// One batch's class probabilities through the host head: each patch from
+/// the head's kept first-layer outputs, else from its features (whose
+/// first-layer outputs are kept where the store keeps everything and they
+/// are narrower: `keep_first`). Returns the probabilities and how many
+/// patches came from first-layer outputs.
+fn host_head_batch<B: Backend>(
+    h: &HostHead,
+    first_id: u64,
+    batch: &BatchFeatures<B>,
+    ids: &[usize],
+    (d, p): (usize, usize),
+    keep_first: bool,
+    store: &mut FeatureStore,
+) -> (Vec<f32>, usize) {
+    let (probs, firsts, from_first) = {
+        let inputs: Vec<PatchInput<'_>> = match batch {
+            BatchFeatures::Host(values) => values
+                .chunks_exact((d * p * p).max(1))
+                .map(PatchInput::Features)
+                .collect(),
+            _ => ids
+                .iter()
+                .filter_map(|&n| {
+                    store
+                        .first_layer(first_id, n)
+                        .map(PatchInput::FirstLayer)
+                        .or_else(|| store.get(n).map(PatchInput::Features))
+                })
+                .collect(),
+        };
+        let from_first = inputs
+            .iter()
+            .filter(|i| matches!(i, PatchInput::FirstLayer(_)))
+            .count();
+        let (probs, firsts) = h.probabilities_of_inputs(&inputs, p * p, keep_first);
+        (probs, firsts, from_first)
+    };
+    for (&n, first) in ids.iter().zip(firsts) {
+        if let Some(first) = first {
+            store.put_first_layer(first_id, n, first);
+        }
+    }
+    (probs, from_first)
+}
+
+/// One batch's class probabilities through burn's head on the device;
+/// `shape` is (D, P, K).
+fn device_head_batch<B: UNetAutodiff>(
+    head: &TrainedHead<B::InnerBackend>,
+    batch: BatchFeatures<B::InnerBackend>,
+    ids: &[usize],
+    (d, p, classes): (usize, usize, usize),
+    store: &FeatureStore,
+    device: &B::Device,
+) -> Result<Vec<f32>, StageBError> {
+    let bs = ids.len();
+    let upload = |values| {
+        Tensor::<B::InnerBackend, 4>::from_data(TensorData::new(values, [bs, d, p, p]), device)
+    };
+    let f = match batch {
+        BatchFeatures::Device(f) => f,
+        BatchFeatures::Host(values) => upload(values),
+        BatchFeatures::Stored => {
+            let mut values = Vec::with_capacity(bs * d * p * p);
+            for &n in ids {
+                store.read_into(n, &mut values);
+            }
+            upload(values)
+        }
+    };
+    let rows = f.permute([0, 2, 3, 1]).reshape([bs * p * p, d]);
+    let probs = softmax(head.forward(rows), 1)
+        .reshape([bs, p, p, classes])
+        .permute([0, 3, 1, 2]);
+    Ok(f32_values(probs, "the class probabilities")?)
 }
 
 /// One prediction batch's features (N, D, P, P): in the feature store (the
