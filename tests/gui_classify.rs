@@ -401,15 +401,7 @@ fn classify_from_the_app_matches_the_headless_run() {
     let kept = unidiff_studio::io::open_labels(&exported.join("labels/train_labels.tif")).unwrap();
     assert_eq!(kept.data, train.data);
     let rerun = dir.path().join("rerun");
-    rerun_from_json(&exported, &rerun);
-    for sub in ["", "baseline_rf", "baseline_filter_rf"] {
-        let map = |d: &Path| {
-            unidiff_studio::io::open_labels(&d.join(sub).join("classmap.tif"))
-                .unwrap()
-                .data
-        };
-        assert_eq!(map(&rerun), map(&exported), "{sub}");
-    }
+    rerun_to_the_same_maps(&exported, &rerun);
     let again = read_json(&rerun.join("run.json"));
     assert_eq!(again["made_in"], "command line");
     assert_eq!(again["settings"], record["settings"]);
@@ -712,6 +704,20 @@ fn live_retraining_reuses_the_features_of_the_last_run() {
 fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{e}: {path:?}")))
         .unwrap()
+}
+
+/// `run --from-json` of an export gives its maps (the asked-for
+/// classifier's and both forests').
+fn rerun_to_the_same_maps(exported: &Path, rerun: &Path) {
+    rerun_from_json(exported, rerun);
+    for sub in ["", "baseline_rf", "baseline_filter_rf"] {
+        let map = |d: &Path| {
+            unidiff_studio::io::open_labels(&d.join(sub).join("classmap.tif"))
+                .unwrap()
+                .data
+        };
+        assert_eq!(map(rerun), map(exported), "{sub}");
+    }
 }
 
 /// `unidiff-studio run --from-json exported/run.json --out rerun`.
@@ -1957,15 +1963,7 @@ fn a_project_keeps_the_forests_the_clean_up_and_the_sample_accuracy() {
     assert_eq!(record["made_in"], "app");
     assert_eq!(record["trigger"], "Classify");
     let rerun = dir.path().join("rerun");
-    rerun_from_json(&exported, &rerun);
-    for sub in ["", "baseline_rf", "baseline_filter_rf"] {
-        let map = |d: &Path| {
-            unidiff_studio::io::open_labels(&d.join(sub).join("classmap.tif"))
-                .unwrap()
-                .data
-        };
-        assert_eq!(map(&rerun), map(&exported), "{sub}");
-    }
+    rerun_to_the_same_maps(&exported, &rerun);
 }
 
 /// The same JSON, numbers to 1e-12 relative.

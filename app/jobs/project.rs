@@ -172,8 +172,8 @@ pub struct SavedResult {
     pub made_from: Option<SavedMadeFrom>,
 }
 
-/// What a result was made from, as saved: `run_record::KeptMadeFrom` and the
-/// label layers it was made from in the data folder.
+/// What a result was made from, as saved: `run_record::MadeFrom` as JSON
+/// (without its label layers) and those layers in the data folder.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SavedMadeFrom {
     pub kept: serde_json::Value,
@@ -470,7 +470,7 @@ fn save_result(
 /// the data folder.
 fn save_made_from(made: &MadeFrom, folder: &DataFolder<'_>) -> anyhow::Result<SavedMadeFrom> {
     let mut saved = SavedMadeFrom {
-        kept: serde_json::to_value(made.kept())?,
+        kept: serde_json::to_value(made)?,
         train_labels: None,
         test_labels: None,
     };
@@ -756,7 +756,7 @@ impl OpenedProject {
 
     /// What a saved result was made from, its label layers read back.
     fn read_made_from(&self, saved: &SavedMadeFrom, grid: &PixelGrid) -> anyhow::Result<MadeFrom> {
-        let kept = serde_json::from_value(saved.kept.clone())
+        let mut made: MadeFrom = serde_json::from_value(saved.kept.clone())
             .context("the project's record of how its result was made cannot be read")?;
         let layer = |rel: &Option<PathBuf>| -> anyhow::Result<Option<LabelImage>> {
             rel.as_ref()
@@ -767,7 +767,10 @@ impl OpenedProject {
             train: layer(&saved.train_labels)?,
             test: layer(&saved.test_labels)?,
         };
-        Ok(MadeFrom::from_kept(kept, labels))
+        if let Origin::App { labels: kept, .. } = &mut made.origin {
+            **kept = labels;
+        }
+        Ok(made)
     }
 
     /// A class map of the data folder, checked to fit the scene.

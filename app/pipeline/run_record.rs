@@ -22,7 +22,8 @@ pub const CPU_BACKEND: &str =
     "cpu (the host forward of unidiff-kernels for the frozen U-Net, burn-flex for the head; f32)";
 
 /// The label layers a classification of the app was trained and scored on,
-/// as they were when it started (the session may have changed since).
+/// as they were when it started (the session may have changed since). Not
+/// serialised: a project writes them as rasters of its own.
 #[derive(Debug, Clone, Default)]
 pub struct LabelsUsed {
     pub train: Option<LabelImage>,
@@ -30,7 +31,7 @@ pub struct LabelsUsed {
 }
 
 /// Where a classification was made and how it was started.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
 pub enum Origin {
     /// `unidiff-studio run` with these arguments.
     CommandLine { command: Vec<String> },
@@ -40,6 +41,7 @@ pub enum Origin {
     App {
         live: bool,
         labels_revision: u64,
+        #[serde(skip)]
         labels: Box<LabelsUsed>,
         /// [`how_read`] of the scene.
         read: serde_json::Map<String, Value>,
@@ -47,8 +49,8 @@ pub enum Origin {
 }
 
 /// Everything about a classification beside its result that its record
-/// needs.
-#[derive(Debug, Clone)]
+/// needs (a project keeps it as JSON, its label layers as rasters).
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
 pub struct MadeFrom {
     pub origin: Origin,
     pub spec: BackboneSpec,
@@ -62,80 +64,6 @@ pub struct MadeFrom {
     /// The pRGB rendering's bands (0-based), when there is one.
     pub prgb_bands: Option<[usize; 3]>,
     /// The device and backend, in words.
-    pub backend: String,
-}
-
-impl MadeFrom {
-    /// The settings a rerun runs: a Classify's.
-    pub fn rerun_settings(&self) -> &ClassificationSettings {
-        self.classify_settings.as_ref().unwrap_or(&self.settings)
-    }
-
-    /// What a project keeps of it beside the label layers, which it writes
-    /// as rasters of its own.
-    pub fn kept(&self) -> KeptMadeFrom {
-        let (command, live, labels_revision, read) = match &self.origin {
-            Origin::CommandLine { command } => {
-                (Some(command.clone()), false, 0, Default::default())
-            }
-            Origin::App {
-                live,
-                labels_revision,
-                read,
-                ..
-            } => (None, *live, *labels_revision, read.clone()),
-        };
-        KeptMadeFrom {
-            command,
-            live,
-            labels_revision,
-            read,
-            spec: self.spec.clone(),
-            info: self.info.clone(),
-            settings: self.settings.clone(),
-            classify_settings: self.classify_settings.clone(),
-            prgb_bands: self.prgb_bands,
-            backend: self.backend.clone(),
-        }
-    }
-
-    /// Made again from what a project kept and its label layers.
-    pub fn from_kept(kept: KeptMadeFrom, labels: LabelsUsed) -> Self {
-        let origin = match kept.command {
-            Some(command) => Origin::CommandLine { command },
-            None => Origin::App {
-                live: kept.live,
-                labels_revision: kept.labels_revision,
-                labels: Box::new(labels),
-                read: kept.read,
-            },
-        };
-        Self {
-            origin,
-            spec: kept.spec,
-            info: kept.info,
-            settings: kept.settings,
-            classify_settings: kept.classify_settings,
-            prgb_bands: kept.prgb_bands,
-            backend: kept.backend,
-        }
-    }
-}
-
-/// [`MadeFrom`] as a project file keeps it, without the label layers.
-#[derive(Debug, Clone, serde::Serialize, Deserialize)]
-pub struct KeptMadeFrom {
-    /// The command line's arguments (None: made in the app).
-    pub command: Option<Vec<String>>,
-    pub live: bool,
-    pub labels_revision: u64,
-    /// [`how_read`] of the scene.
-    pub read: serde_json::Map<String, Value>,
-    pub spec: BackboneSpec,
-    pub info: BackboneInfo,
-    pub settings: ClassificationSettings,
-    pub classify_settings: Option<ClassificationSettings>,
-    pub prgb_bands: Option<[usize; 3]>,
     pub backend: String,
 }
 

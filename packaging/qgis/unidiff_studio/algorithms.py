@@ -76,6 +76,18 @@ class UnidiffAlgorithm(QgsProcessingAlgorithm):
         layer = self.parameterAsLayer(parameters, name, context)
         return layer_file(layer, what)
 
+    def add_scene_parameters(self):
+        self.addParameter(QgsProcessingParameterRasterLayer("HSI", "Hyperspectral / multispectral cube", optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer("SAR", "SAR image", optional=True))
+
+    def scene_arguments(self, parameters, context):
+        """`--hsi H --sar S` of the scene's layers (one of them at least)."""
+        hsi = self.raster(parameters, "HSI", context, "HSI")
+        sar = self.raster(parameters, "SAR", context, "SAR")
+        if hsi is None and sar is None:
+            raise QgsProcessingException("give the scene's cube (HSI) and/or its SAR image")
+        return (["--hsi", hsi] if hsi else []) + (["--sar", sar] if sar else [])
+
     def folder(self, parameters, name, context):
         path = self.parameterAsString(parameters, name, context)
         if path == QgsProcessing.TEMPORARY_OUTPUT or not path:
@@ -103,8 +115,7 @@ class Predict(UnidiffAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
         self.addParameter(QgsProcessingParameterFile("MODEL", "Trained model", extension="udmodel"))
-        self.addParameter(QgsProcessingParameterRasterLayer("HSI", "Hyperspectral / multispectral cube", optional=True))
-        self.addParameter(QgsProcessingParameterRasterLayer("SAR", "SAR image", optional=True))
+        self.add_scene_parameters()
         self.addParameter(
             QgsProcessingParameterNumber("TILE", "Tile side (pixels)", QgsProcessingParameterNumber.Integer, 1024, minValue=1)
         )
@@ -115,14 +126,9 @@ class Predict(UnidiffAlgorithm):
         self.addOutput(QgsProcessingOutputFile("AREAS", "Class areas (CSV)"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
-        hsi = self.raster(parameters, "HSI", context, "HSI")
-        sar = self.raster(parameters, "SAR", context, "SAR")
-        if hsi is None and sar is None:
-            raise QgsProcessingException("give the scene's cube (HSI) and/or its SAR image")
         out = self.folder(parameters, "OUTPUT", context)
         args = ["predict", "--model", self.parameterAsFile(parameters, "MODEL", context)]
-        args += ["--hsi", hsi] if hsi else []
-        args += ["--sar", sar] if sar else []
+        args += self.scene_arguments(parameters, context)
         args += ["--tile", self.parameterAsInt(parameters, "TILE", context)]
         if self.parameterAsBool(parameters, "NO_POLYGONS", context):
             args.append("--no-polygons")
@@ -151,8 +157,7 @@ class Classify(UnidiffAlgorithm):
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
-        self.addParameter(QgsProcessingParameterRasterLayer("HSI", "Hyperspectral / multispectral cube", optional=True))
-        self.addParameter(QgsProcessingParameterRasterLayer("SAR", "SAR image", optional=True))
+        self.add_scene_parameters()
         self.addParameter(QgsProcessingParameterMapLayer("TRAIN_LABELS", "Training labels (raster, points or polygons)"))
         self.addParameter(QgsProcessingParameterMapLayer("TEST_LABELS", "Test labels", optional=True))
         self.addParameter(QgsProcessingParameterString("CLASS_FIELD", "Class field of vector labels", optional=True))
@@ -179,14 +184,8 @@ class Classify(UnidiffAlgorithm):
         self.addOutput(QgsProcessingOutputVectorLayer("METRICS", "Metrics (table)"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
-        hsi = self.raster(parameters, "HSI", context, "HSI")
-        sar = self.raster(parameters, "SAR", context, "SAR")
-        if hsi is None and sar is None:
-            raise QgsProcessingException("give the scene's cube (HSI) and/or its SAR image")
         out = self.folder(parameters, "OUTPUT", context)
-        args = ["run"]
-        args += ["--hsi", hsi] if hsi else []
-        args += ["--sar", sar] if sar else []
+        args = ["run"] + self.scene_arguments(parameters, context)
         args += ["--train-labels", self.any_layer(parameters, "TRAIN_LABELS", context, "training labels")]
         test = self.any_layer(parameters, "TEST_LABELS", context, "test labels")
         args += ["--test-labels", test] if test else []
@@ -358,22 +357,15 @@ class Render(UnidiffAlgorithm):
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
-        self.addParameter(QgsProcessingParameterRasterLayer("HSI", "Hyperspectral / multispectral cube", optional=True))
-        self.addParameter(QgsProcessingParameterRasterLayer("SAR", "SAR image", optional=True))
+        self.add_scene_parameters()
         self.addParameter(QgsProcessingParameterString("RGB_BANDS", "pRGB bands r,g,b (0-based; empty: chosen)", optional=True))
         self.addParameter(QgsProcessingParameterEnum("PRESET", "pRGB preset", PRESETS, defaultValue=0))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Output folder"))
         self.addOutput(QgsProcessingOutputFolder("FOLDER", "Renderings"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
-        hsi = self.raster(parameters, "HSI", context, "HSI")
-        sar = self.raster(parameters, "SAR", context, "SAR")
-        if hsi is None and sar is None:
-            raise QgsProcessingException("give a cube (HSI) and/or a SAR image")
         out = self.folder(parameters, "OUTPUT", context)
-        args = ["render"]
-        args += ["--hsi", hsi] if hsi else []
-        args += ["--sar", sar] if sar else []
+        args = ["render"] + self.scene_arguments(parameters, context)
         bands = self.parameterAsString(parameters, "RGB_BANDS", context)
         args += ["--rgb-bands", bands] if bands else []
         preset = PRESETS[self.parameterAsEnum(parameters, "PRESET", context)]
