@@ -48,7 +48,7 @@ use crate::scene::named_classes;
 pub type Cpu = Autodiff<Flex>;
 
 /// Inputs, backbone and Stage B settings shared by `run` and `sweep`.
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct RunInputs {
     /// Run on the bundled demo scene (Sentinel-1/2 Spain_7370579, water
     /// mask as reference, a seeded 0.5 % of it for training, the tiny
@@ -505,15 +505,21 @@ struct RunPlan {
     info: BackboneInfo,
 }
 
+/// Where `run`'s plan comes from: its flags (with the classifier they
+/// name) or a run.json.
+enum PlanSource<'a> {
+    Flags(ClassifierChoice),
+    Record(&'a Path),
+}
+
 /// The classifier a `--classifier` names.
 fn classifier_named(name: &str) -> anyhow::Result<ClassifierChoice> {
     ClassifierChoice::parse(name)
         .with_context(|| format!("unknown classifier '{name}' (mlp, rf, filter-rf)"))
 }
 
-/// The plan of `run` from its flags.
-fn plan_from_flags(args: &RunArgs) -> anyhow::Result<RunPlan> {
-    let classifier = classifier_named(&args.classifier)?;
+/// The plan of `run` from its flags (`classifier`: its `--classifier`).
+fn plan_from_flags(args: &RunArgs, classifier: ClassifierChoice) -> anyhow::Result<RunPlan> {
     if args.trees == 0 {
         bail!("--trees 0: a random forest needs at least one tree");
     }
@@ -575,30 +581,22 @@ fn plan_from_record(record_path: &Path) -> anyhow::Result<RunPlan> {
         );
     }
     let settings = record.rerun_settings().clone();
+    // What `prepare_with` reads; the Stage B flags stay unset (the
+    // recorded settings replace them), as do the backbone and the split.
     let inputs = RunInputs {
-        demo: false,
         hsi: files.hsi,
         sar: files.sar,
         train_labels: files.train_labels,
         test_labels: files.test_labels,
         label_offset: record.inputs.label_offset,
         class_field: record.inputs.class_field.clone(),
-        split_fraction: None,
         class_names: record.classes.clone(),
-        backbone: BackboneArgs::default(),
         modalities: settings
             .modalities
             .iter()
             .map(|m| m.name().to_string())
             .collect(),
-        block: Some(settings.stage_b.block),
-        mlp: "berlin".into(),
-        validation_fraction: settings.stage_b.validation_fraction,
-        no_standardize: !settings.stage_b.head.standardize,
-        stride: Some(settings.stage_b.stride),
-        batch_patches: Some(settings.stage_b.batch_patches),
-        seed: settings.stage_b.head.seed,
-        max_epochs: settings.stage_b.head.max_epochs,
+        ..RunInputs::default()
     };
     let mut render = RenderSettings::default();
     if let Some(bands) = record.prgb_bands {
@@ -634,10 +632,11 @@ fn plan_from_record(record_path: &Path) -> anyhow::Result<RunPlan> {
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    if args.from_json.is_none() {
-        // The flags' own mistakes, said before any file is touched.
-        classifier_named(&args.classifier)?;
-    }
+    // The flags' own mistakes, said before any file is touched.
+    let source = match &args.from_json {
+        Some(record) => PlanSource::Record(record),
+        None => PlanSource::Flags(classifier_named(&args.classifier)?),
+    };
     // Where the results go, checked before any work.
     let staged = StagedFolder::prepare(&args.out, args.overwrite)?;
     if let Some(model_path) = &args.save_model {
@@ -649,9 +648,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         settings,
         model,
         info,
-    } = match &args.from_json {
-        Some(record) => plan_from_record(record)?,
-        None => plan_from_flags(args)?,
+    } = match source {
+        PlanSource::Record(record) => plan_from_record(record)?,
+        PlanSource::Flags(classifier) => plan_from_flags(args, classifier)?,
     };
     let train = prepared
         .scene

@@ -360,8 +360,8 @@ fn classify_on<B: UNetAutodiff>(
     let n_runs = runs.len();
     let mut ablation = Vec::new();
     let mut sweep = Vec::new();
+    // Each run's outcome with the settings it ran with.
     let mut outcomes = Vec::new();
-    let mut settings_of_run = Vec::new();
     for (i, (subset, t)) in runs.into_iter().enumerate() {
         let mut settings = settings.clone();
         let mut prefix = String::new();
@@ -421,18 +421,13 @@ fn classify_on<B: UNetAutodiff>(
                 class_map: r.class_map.clone(),
             });
         }
-        outcomes.push(outcome);
-        settings_of_run.push(settings);
+        outcomes.push((outcome, settings));
     }
     // The map shown: the best timestep of a sweep, else the last run.
     let keep = best_of(&sweep)
         .and_then(|b| sweep.iter().position(|p| p.t == b.t))
         .unwrap_or(outcomes.len().saturating_sub(1));
-    let outcome = outcomes
-        .into_iter()
-        .nth(keep)
-        .ok_or_else(|| anyhow::anyhow!("nothing to run"))?;
-    let kept_settings = settings_of_run
+    let (outcome, kept_settings) = outcomes
         .into_iter()
         .nth(keep)
         .ok_or_else(|| anyhow::anyhow!("nothing to run"))?;
